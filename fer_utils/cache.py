@@ -1,0 +1,209 @@
+"""The on-disk face cache: uint8 face shards, an index table (one row per face) and a skipped table.
+
+Layout of one cache folder (one per dataset × preprocessing config, named by a hash of the config)::
+
+    config.json              preprocessing config and its key
+    shards/<name>.npy        faces, shape (n, size, size), uint8 (memory-mapped when read)
+    shards/<name>.json       the shard's index rows, skipped items and finished item keys
+    index.csv, skipped.csv   tables written by :meth:`FaceCacheWriter.close` for people and pandas
+
+A shard's ``.json`` is written last, through a temporary name and a rename, so a shard either exists
+whole or not at all: an interrupted run resumes with the items no finished shard mentions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import ordered_labels
+
+INDEX_SORT_COLUMNS = ["media_path", "frame_index"]
+SKIPPED_COLUMNS = ["media_path", "reason"]
+
+
+def config_key(config: dict) -> str:
+    """Short stable hash of a preprocessing config (changing any value gives a new cache)."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def cache_dir_for(cache_root: str | os.PathLike, dataset: str, config: dict) -> Path:
+    """The cache folder of ``dataset`` under ``cache_root`` for this preprocessing config."""
+    return Path(cache_root) / f"{dataset}-{config_key(config)}"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file through a temporary name and a rename."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
+
+
+class FaceCacheWriter:
+    """Append faces item by item; shards are flushed every ``shard_size`` faces.
+
+    Args:
+        cache_dir: the cache folder (created if missing).
+        config: the preprocessing config; a folder holding another config is refused.
+        shard_size: faces per shard file.
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike, config: dict, shard_size: int = 512):
+        self.cache_dir = Path(cache_dir)
+        self.shard_dir = self.cache_dir / "shards"
+        self.shard_dir.mkdir(parents=True, exist_ok=True)
+        self.config = dict(config)
+        self.key = config_key(self.config)
+        config_path = self.cache_dir / "config.json"
+        if config_path.exists():
+            stored = json.loads(config_path.read_text())
+            if stored.get("key") != self.key:
+                raise ValueError(
+                    f"{self.cache_dir} holds a cache made with another config (key {stored.get('key')}, "
+                    f"this config is {self.key}); use another folder"
+                )
+        else:
+            atomic_write_text(config_path, json.dumps({"key": self.key, "config": self.config}, indent=2))
+        self.shard_size = shard_size
+        self._faces: list[np.ndarray] = []
+        self._rows: list[dict] = []
+        self._skipped: list[dict] = []
+        self._items: list[str] = []
+
+    def done_items(self) -> set[str]:
+        """Item keys (media paths) already in a finished shard."""
+        done: set[str] = set()
+        for meta in _read_shard_metas(self.shard_dir):
+            done.update(meta["items"])
+        return done | set(self._items)
+
+    def add(self, item: str, faces: np.ndarray | None, rows: Sequence[dict], skipped_reason: str | None = None):
+        """Record one finished item: its faces (n, H, W) with one index row each, or a skip reason."""
+        faces = np.zeros((0, 0, 0), np.uint8) if faces is None else np.asarray(faces, dtype=np.uint8)
+        if len(faces) != len(rows):
+            raise ValueError(f"{item}: {len(faces)} faces but {len(rows)} index rows")
+        if len(faces):
+            self._faces.extend(faces)
+            self._rows.extend(dict(row) for row in rows)
+        if skipped_reason:
+            self._skipped.append({"media_path": item, "reason": skipped_reason})
+        self._items.append(item)
+        if len(self._rows) >= self.shard_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered items as one shard (faces first, then the json that marks it finished)."""
+        if not self._items:
+            return
+        name = f"shard-{uuid.uuid4().hex[:16]}"
+        faces = np.stack(self._faces) if self._faces else np.zeros((0, 1, 1), np.uint8)
+        _atomic_save_npy(self.shard_dir / f"{name}.npy", faces)
+        meta = {"items": self._items, "index": self._rows, "skipped": self._skipped}
+        atomic_write_text(self.shard_dir / f"{name}.json", json.dumps(meta, default=_json_default))
+        self._faces, self._rows, self._skipped, self._items = [], [], [], []
+
+    def close(self) -> FaceCache:
+        """Flush, write ``index.csv`` / ``skipped.csv`` and return the finished cache."""
+        self.flush()
+        cache = FaceCache(self.cache_dir)
+        cache.index.drop(columns=["shard", "offset"]).to_csv(self.cache_dir / ".index.csv.tmp", index=False)
+        os.replace(self.cache_dir / ".index.csv.tmp", self.cache_dir / "index.csv")
+        cache.skipped.to_csv(self.cache_dir / ".skipped.csv.tmp", index=False)
+        os.replace(self.cache_dir / ".skipped.csv.tmp", self.cache_dir / "skipped.csv")
+        return cache
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def _read_shard_metas(shard_dir: Path) -> Iterable[dict]:
+    for meta_path in sorted(shard_dir.glob("shard-*.json")):
+        meta = json.loads(meta_path.read_text())
+        meta["name"] = meta_path.stem
+        yield meta
+
+
+class FaceCache:
+    """Read side of a face cache: ``index`` (DataFrame, one row per face, ``face_id`` = row number),
+    ``skipped`` (DataFrame) and :meth:`faces` to gather face pixels without loading the whole cache."""
+
+    def __init__(self, cache_dir: str | os.PathLike):
+        self.cache_dir = Path(cache_dir)
+        config_path = self.cache_dir / "config.json"
+        if not config_path.exists():
+            raise ValueError(f"{self.cache_dir} is not a face cache (no config.json); run `fer preprocess` first")
+        stored = json.loads(config_path.read_text())
+        self.key: str = stored["key"]
+        self.config: dict = stored["config"]
+        rows, skipped = [], []
+        self._shard_names: list[str] = []
+        for meta in _read_shard_metas(self.cache_dir / "shards"):
+            shard_number = len(self._shard_names)
+            self._shard_names.append(meta["name"])
+            for offset, row in enumerate(meta["index"]):
+                rows.append({**row, "shard": shard_number, "offset": offset})
+            skipped.extend(meta["skipped"])
+        index = pd.DataFrame(rows)
+        if len(index):
+            sort_cols = [c for c in INDEX_SORT_COLUMNS if c in index.columns]
+            index = index.sort_values(sort_cols, kind="stable").reset_index(drop=True)
+        index.insert(0, "face_id", np.arange(len(index)))
+        self.index: pd.DataFrame = index
+        self.skipped: pd.DataFrame = (
+            pd.DataFrame(skipped, columns=SKIPPED_COLUMNS).sort_values("media_path").reset_index(drop=True)
+        )
+        self._mmaps: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config["image_size"])
+
+    @property
+    def labels(self) -> list[str]:
+        """Label names present, in canonical order (class index = position)."""
+        return ordered_labels(self.index["label"]) if len(self.index) else []
+
+    def _shard(self, number: int) -> np.ndarray:
+        if number not in self._mmaps:
+            path = self.cache_dir / "shards" / f"{self._shard_names[number]}.npy"
+            self._mmaps[number] = np.load(path, mmap_mode="r")
+        return self._mmaps[number]
+
+    def faces(self, face_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Face pixels (n, size, size) uint8 for the given face ids, in the given order."""
+        face_ids = np.asarray(face_ids, dtype=np.int64)
+        size = self.image_size
+        out = np.empty((len(face_ids), size, size), np.uint8)
+        if not len(face_ids):
+            return out
+        shards = self.index["shard"].to_numpy()[face_ids]
+        offsets = self.index["offset"].to_numpy()[face_ids]
+        for shard in np.unique(shards):
+            where = np.nonzero(shards == shard)[0]
+            out[where] = self._shard(int(shard))[offsets[where]]
+        return out
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_mmaps"] = {}
+        return state

