@@ -39,7 +39,9 @@ def to_gray_face(image: np.ndarray, image_size: int) -> np.ndarray:
     return cv2.resize(image, (image_size, image_size), interpolation=interpolation).astype(np.uint8)
 
 
-def process_sample(sample: Sample, config: PreprocessConfig) -> tuple[np.ndarray | None, list[dict], str | None]:
+def process_sample(
+    sample: Sample, config: PreprocessConfig
+) -> tuple[np.ndarray | None, list[dict], str | None]:
     """One sample → (faces, index rows, skip reason)."""
     if config.detector != "none":
         raise ValueError(f"detector {config.detector!r} is not available in this version")
@@ -88,3 +90,25 @@ def preprocess(
 
 def default_cache_root() -> Path:
     return Path(os.environ.get("FER_CACHE_ROOT", "cache"))
+
+
+def add_cli(subparsers) -> None:
+    """Register ``fer preprocess`` (placeholder until the full dataset options land)."""
+    parser = subparsers.add_parser("preprocess", help="media → face cache (datasets, frames, dlib faces)")
+    parser.add_argument("--dataset", default="folder")
+    parser.add_argument("--root")
+    parser.add_argument("--cache-root", default=None)
+    parser.set_defaults(func=_run_cli)
+
+
+def _run_cli(args) -> int:
+    from .datasets import folder_samples
+
+    if not args.root:
+        raise ValueError("--root is required")
+    samples, skipped = folder_samples(args.root, args.dataset)
+    cache = preprocess(
+        samples, args.cache_root or default_cache_root(), PreprocessConfig(detector="none"), skipped=skipped
+    )
+    print(cache.cache_dir)
+    return 0
