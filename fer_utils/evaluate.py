@@ -1,0 +1,109 @@
+"""Metrics of a run: frame-level and video-level scores, per class and per sample attribute."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+#: Sample attributes that get their own breakdown when a test set has two or more values of them.
+ATTRIBUTE_COLUMNS = (
+    "subject",
+    "intensity",
+    "view",
+    "level",
+    "vocal_channel",
+    "modality",
+    "statement",
+    "gender",
+)
+
+
+def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict:
+    """Accuracy, macro/weighted F1, per-class precision/recall/F1/support and the confusion matrix.
+
+    Args:
+        y_true, y_pred: label names.
+        labels: class order of the per-class table and the matrix (rows true, columns predicted).
+    """
+    labels = list(labels)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "weighted_f1": float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
+        "support": int(len(y_true)),
+        "per_class": {
+            label: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, label in enumerate(labels)
+        },
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def probability_columns(labels: Sequence[str]) -> list[str]:
+    return [f"prob_{label}" for label in labels]
+
+
+def predictions_table(
+    index_rows: pd.DataFrame, probabilities: np.ndarray, labels: Sequence[str]
+) -> pd.DataFrame:
+    """One row per face: its index row, true and predicted label, confidence and class probabilities."""
+    labels = list(labels)
+    table = index_rows.drop(columns=["shard", "offset"], errors="ignore").reset_index(drop=True).copy()
+    table = table.rename(columns={"label": "true_label"})
+    predicted = np.asarray(probabilities).argmax(axis=1)
+    table["predicted_label"] = np.asarray(labels)[predicted]
+    table["confidence"] = np.asarray(probabilities).max(axis=1)
+    table["correct"] = table["true_label"] == table["predicted_label"]
+    for column, values in zip(probability_columns(labels), np.asarray(probabilities).T, strict=True):
+        table[column] = values
+    return table
+
+
+def video_level(predictions: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
+    """Aggregate faces to videos by the mean of their class probabilities."""
+    columns = probability_columns(labels)
+    grouped = predictions.groupby("video_id", sort=True)
+    videos = grouped[columns].mean()
+    videos["true_label"] = grouped["true_label"].first()
+    videos["faces"] = grouped.size()
+    videos["predicted_label"] = np.asarray(labels)[videos[columns].to_numpy().argmax(axis=1)]
+    return videos.reset_index()
+
+
+def evaluate_predictions(predictions: pd.DataFrame, labels: Sequence[str]) -> dict:
+    """Frame-level metrics, video-level metrics (when faces share videos) and per-attribute breakdowns."""
+    labels = list(labels)
+    result = {
+        "frame": classification_metrics(predictions["true_label"], predictions["predicted_label"], labels)
+    }
+    result["video"] = None
+    if "video_id" in predictions.columns and predictions["video_id"].nunique() < len(predictions):
+        videos = video_level(predictions, labels)
+        result["video"] = classification_metrics(videos["true_label"], videos["predicted_label"], labels)
+    breakdown = {}
+    for column in ATTRIBUTE_COLUMNS:
+        if column not in predictions.columns or predictions[column].nunique(dropna=True) < 2:
+            continue
+        breakdown[column] = {
+            str(value): {
+                "accuracy": float(accuracy_score(part["true_label"], part["predicted_label"])),
+                "macro_f1": float(
+                    f1_score(part["true_label"], part["predicted_label"], average="macro", zero_division=0)
+                ),
+                "support": int(len(part)),
+            }
+            for value, part in predictions.groupby(column, sort=True)
+        }
+    result["by_attribute"] = breakdown
+    return result

@@ -1,0 +1,60 @@
+"""The paper's light-weight 2D CNN (Ding, Tang, Lu)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def build_paper_cnn(
+    num_classes: int,
+    image_size: int = 180,
+    dropout: Sequence[float] = (0.3, 0.3, 0.3),
+    l1: float = 0.0,
+):
+    """Build the paper's CNN.
+
+    Input ``image_size × image_size × 1`` grayscale (uint8 0–255 or float), rescaled to [0, 1]; three
+    3×3 ReLU ``same`` convolutions (16, 64, 64 filters), each followed by 2×2 max pooling and a
+    dropout layer; flatten; ``Dense(16, relu)`` with an L1 kernel regularizer of factor ``l1`` (none
+    when 0); ``Dense(num_classes, softmax)``. At 180×180 and 8 classes: 542,136 parameters.
+
+    Args:
+        num_classes: number of emotion classes (≥ 2).
+        image_size: side of the square face crops.
+        dropout: the three dropout rates, one after each pooling layer.
+        l1: L1 factor on the 16-unit dense layer's kernel.
+
+    Returns:
+        An uncompiled ``keras.Model``.
+    """
+    import keras
+    from keras import layers, regularizers
+
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    if image_size < 8:
+        raise ValueError(f"image_size must be at least 8, got {image_size}")
+    dropout = tuple(float(rate) for rate in dropout)
+    if len(dropout) != 3:
+        raise ValueError(f"dropout needs three rates (one per convolution block), got {dropout}")
+    for rate in dropout:
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"dropout rates must be in [0, 1), got {rate}")
+    if l1 < 0:
+        raise ValueError(f"l1 must be ≥ 0, got {l1}")
+
+    inputs = keras.Input(shape=(image_size, image_size, 1), name="face")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    for block, (filters, rate) in enumerate(zip((16, 64, 64), dropout, strict=True), start=1):
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{block}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{block}")(x)
+        x = layers.Dropout(rate, name=f"dropout{block}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(
+        16,
+        activation="relu",
+        kernel_regularizer=regularizers.L1(l1) if l1 > 0 else None,
+        name="dense",
+    )(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="emotion")(x)
+    return keras.Model(inputs, outputs, name="paper_cnn")

@@ -1,0 +1,117 @@
+"""Plotly figures shared by the notebooks, the dashboard and the reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+NORMALIZATIONS = (None, "true", "pred")
+
+
+def normalize_matrix(matrix: Sequence[Sequence[int]], normalize: str | None = None) -> np.ndarray:
+    """Counts as they are (None), row-normalised (``'true'``, recall) or column-normalised (``'pred'``,
+    precision); empty rows/columns give 0."""
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+    counts = np.asarray(matrix, dtype=float)
+    if normalize is None:
+        return counts
+    axis = 1 if normalize == "true" else 0
+    totals = counts.sum(axis=axis, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def confusion_figure(
+    matrix, labels: Sequence[str], normalize: str | None = None, title: str = "Confusion matrix"
+):
+    """Heatmap of a confusion matrix (rows true, columns predicted) with the values written in the cells."""
+    import plotly.graph_objects as go
+
+    values = normalize_matrix(matrix, normalize)
+    text = [[f"{v:.0f}" if normalize is None else f"{v:.2f}" for v in row] for row in values]
+    figure = go.Figure(
+        go.Heatmap(
+            z=values,
+            x=list(labels),
+            y=list(labels),
+            text=text,
+            texttemplate="%{text}",
+            colorscale="Blues",
+            hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>",
+        )
+    )
+    subtitle = {None: "counts", "true": "row-normalised (recall)", "pred": "column-normalised (precision)"}[
+        normalize
+    ]
+    figure.update_layout(
+        title=f"{title} — {subtitle}",
+        xaxis_title="predicted",
+        yaxis_title="true",
+        yaxis_autorange="reversed",
+        width=560,
+        height=520,
+    )
+    return figure
+
+
+def curves_figure(history: pd.DataFrame, title: str = "Training curves"):
+    """Accuracy and loss per epoch: train, validation (model selection) and, when recorded, the
+    held-out test part as the paper plotted it (never used for selection)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("accuracy", "loss"))
+    series = (
+        ("", "train", "#1f77b4", "solid"),
+        ("val_", "validation", "#ff7f0e", "solid"),
+        ("test_", "held-out test (paper's view, not used for selection)", "#2ca02c", "dot"),
+    )
+    for column, metric in enumerate(("accuracy", "loss"), start=1):
+        for prefix, name, color, dash in series:
+            key = f"{prefix}{metric}"
+            if key not in history.columns:
+                continue
+            figure.add_trace(
+                go.Scatter(
+                    x=history["epoch"],
+                    y=history[key],
+                    name=name,
+                    legendgroup=name,
+                    showlegend=column == 1,
+                    line={"color": color, "dash": dash},
+                    mode="lines+markers",
+                ),
+                row=1,
+                col=column,
+            )
+        figure.update_xaxes(title_text="epoch", row=1, col=column)
+    figure.update_layout(title=title, height=400, legend={"orientation": "h", "y": -0.25})
+    return figure
+
+
+def metrics_table(metrics: dict, level: str = "frame") -> pd.DataFrame:
+    """Per-class precision / recall / F1 / support, plus macro and weighted rows."""
+    scores = metrics[level]
+    table = pd.DataFrame(scores["per_class"]).T[["precision", "recall", "f1", "support"]]
+    table["support"] = table["support"].astype(int)
+    table.index.name = "class"
+    return table
+
+
+def summary_table(metrics: dict) -> pd.DataFrame:
+    """Headline numbers of a run (frame and, when present, video level) as a one-column table."""
+    rows = {
+        "protocol": metrics["protocol"],
+        "parameters": f"{metrics['num_params']:,}",
+        "test faces": metrics["frame"]["support"],
+        "accuracy (frame)": round(metrics["frame"]["accuracy"], 4),
+        "macro F1 (frame)": round(metrics["frame"]["macro_f1"], 4),
+        "weighted F1 (frame)": round(metrics["frame"]["weighted_f1"], 4),
+    }
+    if metrics.get("video"):
+        rows["accuracy (video)"] = round(metrics["video"]["accuracy"], 4)
+        rows["macro F1 (video)"] = round(metrics["video"]["macro_f1"], 4)
+    rows["stalled"] = metrics.get("stalled", False)
+    return pd.DataFrame({"value": rows})

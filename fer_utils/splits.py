@@ -1,0 +1,201 @@
+"""Evaluation protocols: which faces train, which validate (model selection) and which test.
+
+- ``paper``: stratified random 80/20 over face images, as the paper did (frames of one video can land
+  on both sides, so scores are optimistic);
+- ``video``: 80/20 grouped by video id (no video on both sides);
+- ``subject``: grouped by subject (actor / speaker / identity), subject-independent;
+- ``fixed``: a split given by the dataset (``split`` column, e.g. FER2013 train/validation/test).
+
+The validation part is always carved from the training side, grouped like the protocol, and the test
+part is never used for model selection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+
+PROTOCOLS = ("paper", "video", "subject", "fixed")
+GROUP_COLUMN = {"paper": None, "video": "video_id", "subject": "subject", "fixed": None}
+
+
+@dataclass(frozen=True)
+class Split:
+    """Face ids of each part of one split (ids are ``face_id`` values of a cache index)."""
+
+    protocol: str
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    fold: int | None = None
+    n_folds: int | None = None
+
+    def parts(self) -> pd.DataFrame:
+        """One row per face id: ``face_id, part``."""
+        frames = [pd.DataFrame({"face_id": ids, "part": part}) for part, ids in self._named()]
+        return pd.concat(frames, ignore_index=True).sort_values("face_id", ignore_index=True)
+
+    def _named(self):
+        return (("train", self.train), ("validation", self.validation), ("test", self.test))
+
+    def sizes(self) -> dict[str, int]:
+        return {part: int(len(ids)) for part, ids in self._named()}
+
+
+def membership_hash(index: pd.DataFrame, face_ids: np.ndarray) -> str:
+    """Hash of a set of faces by (media path, frame index), independent of cache layout and order."""
+    rows = index.set_index("face_id").loc[np.sort(face_ids)]
+    keys = sorted(
+        f"{path}#{frame}" for path, frame in zip(rows["media_path"], rows["frame_index"], strict=True)
+    )
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+
+
+def _groups(index: pd.DataFrame, protocol: str) -> np.ndarray | None:
+    column = GROUP_COLUMN[protocol]
+    if column is None:
+        return None
+    values = index[column] if column in index.columns else pd.Series([None] * len(index))
+    if values.isna().any() or (values.astype(str) == "").any():
+        missing = int(values.isna().sum())
+        raise ValueError(
+            f"protocol {protocol!r} needs a {column} for every face, but {missing} faces have none "
+            f"(this dataset has no {column} ids; use protocol 'paper' or 'video')"
+        )
+    groups = values.astype(str).to_numpy()
+    if len(np.unique(groups)) < 2:
+        raise ValueError(
+            f"protocol {protocol!r} needs at least 2 distinct {column} values, found {np.unique(groups)}"
+        )
+    return groups
+
+
+def _holdout(
+    positions: np.ndarray,
+    labels: np.ndarray,
+    groups: np.ndarray | None,
+    size: float,
+    seed: int,
+    fold: int = 0,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Split ``positions`` into (keep, held_out, n_folds); grouped and stratified when groups are given."""
+    if groups is None:
+        counts = pd.Series(labels).value_counts()
+        smaller_side = len(labels) * min(size, 1 - size)
+        stratify = labels if counts.min() >= 2 and smaller_side >= len(counts) else None
+        keep, held = train_test_split(positions, test_size=size, random_state=seed, stratify=stratify)
+        return np.sort(keep), np.sort(held), round(1 / size)
+    n_groups = len(np.unique(groups))
+    n_folds = max(2, min(round(1 / size), n_groups))
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for number, (keep, held) in enumerate(splitter.split(positions, labels, groups)):
+        if number == fold % n_folds:
+            return positions[keep], positions[held], n_folds
+    raise AssertionError("unreachable")
+
+
+def make_split(
+    index: pd.DataFrame,
+    protocol: str = "paper",
+    test_size: float = 0.2,
+    validation_size: float = 0.1,
+    seed: int = 0,
+    fold: int = 0,
+) -> Split:
+    """Split a cache index by protocol.
+
+    Args:
+        index: face index with ``face_id, label`` and the protocol's group column.
+        protocol: one of :data:`PROTOCOLS`.
+        test_size: test fraction (grouped protocols use ``round(1/test_size)`` folds, fewer when there
+            are fewer groups, e.g. SAVEE's 4 speakers give 4 folds of one speaker each).
+        validation_size: fraction of the training side kept for model selection.
+        seed: random seed of the split.
+        fold: which fold is the test part (grouped protocols; k-fold by subject iterates it).
+
+    Returns:
+        The :class:`Split`; :func:`check_leakage` has passed on it.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    if not 0 < test_size < 1 or not 0 <= validation_size < 1:
+        raise ValueError(
+            f"test_size must be in (0, 1) and validation_size in [0, 1), got {test_size}, {validation_size}"
+        )
+    if index.empty:
+        raise ValueError("the face index is empty: nothing to split")
+    labels = index["label"].astype(str).to_numpy()
+    if len(np.unique(labels)) < 2:
+        raise ValueError(
+            f"a classifier needs at least 2 classes, this data has only {np.unique(labels).tolist()}"
+        )
+    face_ids = index["face_id"].to_numpy()
+    positions = np.arange(len(index))
+    if protocol == "fixed":
+        if "split" not in index.columns:
+            raise ValueError(
+                "protocol 'fixed' needs a 'split' column (e.g. folder_samples(..., split_dirs=True))"
+            )
+        parts = index["split"].astype(str).str.lower().to_numpy()
+        test = positions[np.isin(parts, ["test", "privatetest"])]
+        validation = positions[np.isin(parts, ["validation", "val", "publictest"])]
+        train = positions[np.isin(parts, ["train", "training"])]
+        if not len(test) or not len(train):
+            raise ValueError(
+                f"protocol 'fixed' needs train and test parts, found splits {sorted(set(parts))}"
+            )
+        groups, n_folds = None, None
+    else:
+        groups = _groups(index, protocol)
+        train, test, n_folds = _holdout(positions, labels, groups, test_size, seed, fold)
+        validation = np.array([], dtype=int)
+    if not len(validation) and validation_size > 0:
+        inner_groups = None
+        if groups is not None:
+            inner_groups = groups[train]
+            if len(np.unique(inner_groups)) < 3:  # too few subjects left: validate on held-out videos
+                inner_groups = index["video_id"].astype(str).to_numpy()[train]
+        keep, held, _ = _holdout(train, labels[train], inner_groups, validation_size, seed + 1)
+        train, validation = keep, held
+    split = Split(
+        protocol, face_ids[train], face_ids[validation], face_ids[test], fold if n_folds else None, n_folds
+    )
+    check_leakage(index, split)
+    return split
+
+
+def subject_folds(index: pd.DataFrame, n_folds: int | None = None, seed: int = 0, **kwargs) -> list[Split]:
+    """k-fold by subject: every subject is in the test part of exactly one fold."""
+    subjects = _groups(index, "subject")
+    n_subjects = len(np.unique(subjects))
+    n_folds = n_folds or min(5, n_subjects)
+    if not 2 <= n_folds <= n_subjects:
+        raise ValueError(
+            f"n_folds must be between 2 and the number of subjects ({n_subjects}), got {n_folds}"
+        )
+    return [
+        make_split(index, "subject", test_size=1 / n_folds, seed=seed, fold=fold, **kwargs)
+        for fold in range(n_folds)
+    ]
+
+
+def check_leakage(index: pd.DataFrame, split: Split) -> None:
+    """Raise ValueError if a face, or under ``video``/``subject`` a video/subject, is on two sides."""
+    sides = [set(split.train), set(split.validation), set(split.test)]
+    if (sides[0] & sides[2]) or (sides[1] & sides[2]) or (sides[0] & sides[1]):
+        raise ValueError("leakage: a face id is in more than one part of the split")
+    column = GROUP_COLUMN.get(split.protocol)
+    if column is None:
+        return
+    by_id = index.set_index("face_id")[column].astype(str)
+    test_groups = set(by_id.loc[split.test])
+    train_groups = set(by_id.loc[np.concatenate([split.train, split.validation])])
+    shared = test_groups & train_groups
+    if shared:
+        raise ValueError(
+            f"leakage under protocol {split.protocol!r}: {column} on both sides: {sorted(shared)[:5]}"
+        )
