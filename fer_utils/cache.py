@@ -91,7 +91,9 @@ class FaceCacheWriter:
             done.update(meta["items"])
         return done | set(self._items)
 
-    def add(self, item: str, faces: np.ndarray | None, rows: Sequence[dict], skipped_reason: str | None = None):
+    def add(
+        self, item: str, faces: np.ndarray | None, rows: Sequence[dict], skipped_reason: str | None = None
+    ):
         """Record one finished item: its faces (n, H, W) with one index row each, or a skip reason."""
         faces = np.zeros((0, 0, 0), np.uint8) if faces is None else np.asarray(faces, dtype=np.uint8)
         if len(faces) != len(rows):
@@ -148,7 +150,9 @@ class FaceCache:
         self.cache_dir = Path(cache_dir)
         config_path = self.cache_dir / "config.json"
         if not config_path.exists():
-            raise ValueError(f"{self.cache_dir} is not a face cache (no config.json); run `fer preprocess` first")
+            raise ValueError(
+                f"{self.cache_dir} is not a face cache (no config.json); run `fer preprocess` first"
+            )
         stored = json.loads(config_path.read_text())
         self.key: str = stored["key"]
         self.config: dict = stored["config"]
@@ -207,3 +211,36 @@ class FaceCache:
         state = self.__dict__.copy()
         state["_mmaps"] = {}
         return state
+
+
+def write_array_cache(
+    cache_dir: str | os.PathLike,
+    faces: np.ndarray,
+    labels: Sequence[str],
+    subjects: Sequence[str] | None = None,
+    video_ids: Sequence[str] | None = None,
+    dataset: str = "arrays",
+) -> FaceCache:
+    """A face cache from in-memory arrays (faces ``(n, s, s)`` uint8 and their label names), so that
+    training runs on data that did not come from files."""
+    faces = np.asarray(faces)
+    if faces.ndim != 3 or faces.shape[1] != faces.shape[2]:
+        raise ValueError(f"faces must have shape (n, size, size), got {faces.shape}")
+    if len(labels) != len(faces):
+        raise ValueError(f"{len(faces)} faces but {len(labels)} labels")
+    writer = FaceCacheWriter(
+        cache_dir, {"dataset": dataset, "image_size": int(faces.shape[1]), "source": "arrays"}
+    )
+    for number, (face, label) in enumerate(zip(faces, labels, strict=True)):
+        item = f"{dataset}/{number:08d}"
+        row = {
+            "dataset": dataset,
+            "media_path": item,
+            "label": str(label),
+            "subject": None if subjects is None else str(subjects[number]),
+            "video_id": item if video_ids is None else str(video_ids[number]),
+            "frame_index": number,
+            "timestamp": 0.0,
+        }
+        writer.add(item, face[None], [row])
+    return writer.close()

@@ -115,3 +115,16 @@ def summary_table(metrics: dict) -> pd.DataFrame:
         rows["macro F1 (video)"] = round(metrics["video"]["macro_f1"], 4)
     rows["stalled"] = metrics.get("stalled", False)
     return pd.DataFrame({"value": rows})
+
+
+def setup_notebook_rendering() -> None:
+    """Render plotly figures so they work offline in JupyterLab, Voila and exported HTML alike
+    (the mimetype for live frontends plus plotly.js embedded once for static HTML)."""
+    import plotly.io as pio
+
+    pio.renderers.default = "plotly_mimetype+notebook"
+
+
+def attribute_table(groups: dict) -> pd.DataFrame:
+    """A ``metrics['by_attribute'][name]`` mapping as a table (one row per attribute value)."""
+    return pd.DataFrame(groups).T[["accuracy", "macro_f1", "support"]].astype({"support": int})
