@@ -110,7 +110,9 @@ def folder_samples(
     """
     root = require_root(root, dataset)
     suffixes = suffixes or (IMAGE_SUFFIXES | VIDEO_SUFFIXES)
-    pattern = re.compile(FILENAME_PATTERNS.get(filename_pattern, filename_pattern)) if filename_pattern else None
+    pattern = (
+        re.compile(FILENAME_PATTERNS.get(filename_pattern, filename_pattern)) if filename_pattern else None
+    )
     split_folders = sorted(p for p in root.iterdir() if p.is_dir()) if split_dirs else [root]
     samples: list[Sample] = []
     skipped: list[SkippedItem] = []
@@ -125,13 +127,18 @@ def folder_samples(
                 continue
             files = sorted(p for p in class_folder.iterdir() if p.suffix.lower() in suffixes)
             if not files:
-                skipped.append(SkippedItem(str(class_folder), "empty class folder (no media files)"))
+                raise ValueError(
+                    f"{dataset}: class folder {class_folder} is empty (no {', '.join(sorted(suffixes))} files); "
+                    "remove it or fill it"
+                )
             for path in files:
                 subject, video_id = None, f"{split_folder.name}/{class_folder.name}/{path.stem}"
                 if pattern:
                     match = pattern.match(path.stem)
                     if not match:
-                        skipped.append(SkippedItem(str(path), f"name does not match pattern {pattern.pattern}"))
+                        skipped.append(
+                            SkippedItem(str(path), f"name does not match pattern {pattern.pattern}")
+                        )
                         continue
                     groups = match.groupdict()
                     subject = groups.get("subject")
