@@ -83,6 +83,7 @@ class FaceCacheWriter:
         self._rows: list[dict] = []
         self._skipped: list[dict] = []
         self._items: list[str] = []
+        self._stats: list[dict] = []
 
     def done_items(self) -> set[str]:
         """Item keys (media paths) already in a finished shard."""
@@ -92,9 +93,15 @@ class FaceCacheWriter:
         return done | set(self._items)
 
     def add(
-        self, item: str, faces: np.ndarray | None, rows: Sequence[dict], skipped_reason: str | None = None
+        self,
+        item: str,
+        faces: np.ndarray | None,
+        rows: Sequence[dict],
+        skipped_reason: str | None = None,
+        stats: dict | None = None,
     ):
-        """Record one finished item: its faces (n, H, W) with one index row each, or a skip reason."""
+        """Record one finished item: its faces (n, H, W) with one index row each, or a skip reason;
+        ``stats`` (optional) is one row of per-item figures (e.g. frames sampled, frames with a face)."""
         faces = np.zeros((0, 0, 0), np.uint8) if faces is None else np.asarray(faces, dtype=np.uint8)
         if len(faces) != len(rows):
             raise ValueError(f"{item}: {len(faces)} faces but {len(rows)} index rows")
@@ -103,6 +110,8 @@ class FaceCacheWriter:
             self._rows.extend(dict(row) for row in rows)
         if skipped_reason:
             self._skipped.append({"media_path": item, "reason": skipped_reason})
+        if stats:
+            self._stats.append({"media_path": item, **stats})
         self._items.append(item)
         if len(self._rows) >= self.shard_size:
             self.flush()
@@ -114,9 +123,9 @@ class FaceCacheWriter:
         name = f"shard-{uuid.uuid4().hex[:16]}"
         faces = np.stack(self._faces) if self._faces else np.zeros((0, 1, 1), np.uint8)
         _atomic_save_npy(self.shard_dir / f"{name}.npy", faces)
-        meta = {"items": self._items, "index": self._rows, "skipped": self._skipped}
+        meta = {"items": self._items, "index": self._rows, "skipped": self._skipped, "stats": self._stats}
         atomic_write_text(self.shard_dir / f"{name}.json", json.dumps(meta, default=_json_default))
-        self._faces, self._rows, self._skipped, self._items = [], [], [], []
+        self._faces, self._rows, self._skipped, self._items, self._stats = [], [], [], [], []
 
     def close(self) -> FaceCache:
         """Flush, write ``index.csv`` / ``skipped.csv`` and return the finished cache."""
@@ -126,6 +135,9 @@ class FaceCacheWriter:
         os.replace(self.cache_dir / ".index.csv.tmp", self.cache_dir / "index.csv")
         cache.skipped.to_csv(self.cache_dir / ".skipped.csv.tmp", index=False)
         os.replace(self.cache_dir / ".skipped.csv.tmp", self.cache_dir / "skipped.csv")
+        if len(cache.stats):
+            cache.stats.to_csv(self.cache_dir / ".stats.csv.tmp", index=False)
+            os.replace(self.cache_dir / ".stats.csv.tmp", self.cache_dir / "stats.csv")
         return cache
 
 
@@ -156,7 +168,7 @@ class FaceCache:
         stored = json.loads(config_path.read_text())
         self.key: str = stored["key"]
         self.config: dict = stored["config"]
-        rows, skipped = [], []
+        rows, skipped, stats = [], [], []
         self._shard_names: list[str] = []
         for meta in _read_shard_metas(self.cache_dir / "shards"):
             shard_number = len(self._shard_names)
@@ -164,6 +176,7 @@ class FaceCache:
             for offset, row in enumerate(meta["index"]):
                 rows.append({**row, "shard": shard_number, "offset": offset})
             skipped.extend(meta["skipped"])
+            stats.extend(meta.get("stats", []))
         index = pd.DataFrame(rows)
         if len(index):
             sort_cols = [c for c in INDEX_SORT_COLUMNS if c in index.columns]
@@ -173,6 +186,10 @@ class FaceCache:
         self.skipped: pd.DataFrame = (
             pd.DataFrame(skipped, columns=SKIPPED_COLUMNS).sort_values("media_path").reset_index(drop=True)
         )
+        #: Per-item figures recorded by the writer (one row per item; empty for caches without them).
+        self.stats: pd.DataFrame = pd.DataFrame(stats)
+        if len(self.stats):
+            self.stats = self.stats.sort_values("media_path", kind="stable").reset_index(drop=True)
         self._mmaps: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
