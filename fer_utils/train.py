@@ -129,6 +129,18 @@ def _cap_per_class(index: pd.DataFrame, face_ids: np.ndarray, cap: int | None, s
     return np.sort(kept.index.to_numpy())
 
 
+def stall_reason(history: pd.DataFrame, majority_rate: float) -> str | None:
+    """Why a run counts as not having learned (best training accuracy within :data:`STALL_MARGIN` of
+    the majority-class rate), or None when it learned."""
+    best = float(history["accuracy"].max())
+    if best >= majority_rate + STALL_MARGIN:
+        return None
+    return (
+        f"best training accuracy {best:.3f} stayed within {STALL_MARGIN} of the majority-class rate "
+        f"{majority_rate:.3f}: the network did not learn (try another seed, a lower learning rate or more epochs)"
+    )
+
+
 def _held_out_callback(dataset, targets):
     """Keras callback adding ``test_loss`` / ``test_accuracy`` (the paper's curves against the held-out
     20 %) to each epoch's logs; it never influences training or model selection."""
@@ -282,8 +294,7 @@ def train_run(
 
     train_labels = index.set_index("face_id").loc[train_ids, "label"]
     majority_rate = float(train_labels.value_counts(normalize=True).max())
-    best_train_accuracy = float(history["accuracy"].max())
-    stalled = best_train_accuracy < majority_rate + STALL_MARGIN
+    stalled = stall_reason(history, majority_rate)
     metrics = {
         "status": "complete",
         "dataset": run_config["dataset"],
@@ -293,19 +304,13 @@ def train_run(
         "split": run_config["split"],
         "majority_rate": majority_rate,
         "final_train_accuracy": float(history["accuracy"].iloc[-1]),
-        "best_train_accuracy": best_train_accuracy,
+        "best_train_accuracy": float(history["accuracy"].max()),
         "best_epoch": int(history["val_accuracy"].idxmax()) + 1,
         "best_val_accuracy": float(history["val_accuracy"].max()),
         "epochs_run": int(len(history)),
         "train_seconds": round(train_seconds, 2),
-        "stalled": bool(stalled),
-        "stalled_reason": (
-            f"best training accuracy {best_train_accuracy:.3f} stayed within {STALL_MARGIN} of the "
-            f"majority-class rate {majority_rate:.3f}: the network did not learn (try another seed, a lower "
-            "learning rate or more epochs)"
-            if stalled
-            else None
-        ),
+        "stalled": stalled is not None,
+        "stalled_reason": stalled,
         **evaluate_predictions(predictions, labels),
     }
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))

@@ -30,3 +30,14 @@ def pyfeat_media():
 def fer2013_root():
     """FER2013 as train/validation/test class folders of 48×48 faces."""
     return _require(shared_data_root() / "fer2013", "FER2013")
+
+
+@pytest.fixture(scope="session")
+def fer2013_small_cache(fer2013_root, tmp_path_factory):
+    """A real face cache: 30 FER2013 faces per class and split (≈ 620 faces, 48×48)."""
+    from fer_utils.train import image_folder_cache
+
+    root = tmp_path_factory.mktemp("fer2013_cache")
+    return image_folder_cache(
+        fer2013_root, root, image_size=48, split_dirs=True, max_per_class=30, progress=False
+    )

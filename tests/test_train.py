@@ -1,0 +1,165 @@
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer_utils.cache import FaceCache, write_array_cache
+from fer_utils.model import build_paper_cnn
+from fer_utils.runs import list_runs, load_run
+from fer_utils.splits import membership_hash
+from fer_utils.train import TrainConfig, image_folder_cache, make_dataset, stall_reason, train_run
+
+
+@pytest.fixture(scope="module")
+def small_run(fer2013_small_cache, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "paper"
+    return train_run(fer2013_small_cache.cache_dir, run_dir, protocol="paper", epochs=2, seed=0, verbose=0)
+
+
+def test_run_directory_has_every_artifact(small_run, fer2013_small_cache):
+    for name in ("config.json", "history.csv", "model.keras", "split.csv", "metrics.json", "predictions.csv"):
+        assert (small_run.path / name).exists(), name
+    metrics, config = small_run.metrics, small_run.config
+    assert metrics["status"] == "complete" and metrics["protocol"] == "paper"
+    assert metrics["num_params"] == build_paper_cnn(7, image_size=48).count_params() == 83_367
+    assert set(small_run.history.columns) == {
+        "epoch", "accuracy", "loss", "val_accuracy", "val_loss", "test_accuracy", "test_loss"
+    }  # fmt: skip
+    assert len(small_run.history) == 2
+    split = pd.read_csv(small_run.path / "split.csv")
+    assert split["face_id"].is_unique
+    test_ids = split.loc[split["part"] == "test", "face_id"].to_numpy()
+    assert config["split"]["test"] == len(test_ids) == len(small_run.predictions)
+    assert config["split"]["test_hash"] == membership_hash(fer2013_small_cache.index, test_ids)
+    assert sorted(small_run.predictions["face_id"]) == sorted(test_ids)
+    assert np.asarray(metrics["frame"]["confusion_matrix"]).sum() == len(test_ids)
+    probabilities = small_run.predictions[[f"prob_{label}" for label in small_run.labels]].to_numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
+    accuracy = (small_run.predictions["true_label"] == small_run.predictions["predicted_label"]).mean()
+    assert metrics["frame"]["accuracy"] == pytest.approx(accuracy)
+    assert isinstance(metrics["stalled"], bool)
+
+
+def test_same_seed_same_metrics(small_run, fer2013_small_cache, tmp_path):
+    again = train_run(
+        fer2013_small_cache.cache_dir, tmp_path / "again", protocol="paper", epochs=2, seed=0, verbose=0
+    )
+    assert again.metrics["frame"] == small_run.metrics["frame"]
+    pd.testing.assert_frame_equal(again.history, small_run.history)
+
+
+def test_an_existing_run_is_not_overwritten_by_accident(small_run, fer2013_small_cache):
+    with pytest.raises(ValueError, match="already holds a complete run"):
+        train_run(fer2013_small_cache.cache_dir, small_run.path, epochs=1)
+
+
+def test_streaming_and_in_memory_pipelines_give_the_same_batches(fer2013_small_cache):
+    cache = fer2013_small_cache
+    ids = cache.index["face_id"].to_numpy()[:100]
+    targets = np.arange(100) % 7
+    in_memory = list(make_dataset(cache, ids, targets, 16, shuffle=True, seed=5).as_numpy_iterator())
+    streamed = list(
+        make_dataset(cache, ids, targets, 16, shuffle=True, seed=5, in_memory_limit_mb=0).as_numpy_iterator()
+    )
+    assert len(in_memory) == len(streamed) == 7
+    for (faces_a, labels_a), (faces_b, labels_b) in zip(in_memory, streamed, strict=True):
+        np.testing.assert_array_equal(labels_a, labels_b)
+        np.testing.assert_array_equal(faces_a, faces_b)
+    unshuffled, _ = next(make_dataset(cache, ids, targets, 16, in_memory_limit_mb=0).as_numpy_iterator())
+    np.testing.assert_array_equal(unshuffled[..., 0], cache.faces(ids[:16]))
+
+
+def test_resize_on_the_fly(fer2013_small_cache):
+    ids = fer2013_small_cache.index["face_id"].to_numpy()[:8]
+    faces, _ = next(make_dataset(fer2013_small_cache, ids, np.zeros(8), 8, image_size=32).as_numpy_iterator())
+    assert faces.shape == (8, 32, 32, 1)
+
+
+def test_stall_reason():
+    history = pd.DataFrame({"accuracy": [0.30, 0.31, 0.32]})
+    assert "did not learn" in stall_reason(history, majority_rate=0.29)
+    assert stall_reason(pd.DataFrame({"accuracy": [0.3, 0.6, 0.9]}), majority_rate=0.29) is None
+
+
+def test_training_from_arrays_on_separable_faces(tmp_path):
+    from skimage.data import astronaut
+
+    face = cv2.resize(cv2.cvtColor(astronaut()[0:220, 140:330], cv2.COLOR_RGB2GRAY), (32, 32))
+    rng = np.random.default_rng(0)
+    faces, labels = [], []
+    for i in range(120):
+        noisy = np.clip(face.astype(int) + rng.normal(0, 8, face.shape), 0, 255).astype(np.uint8)
+        label = "happy" if i % 2 else "sad"
+        faces.append(noisy if label == "happy" else noisy[::-1])  # sad = upside-down face
+        labels.append(label)
+    cache = write_array_cache(tmp_path / "cache", np.stack(faces), labels)
+    run = train_run(cache.cache_dir, tmp_path / "run", epochs=8, batch_size=16, seed=0, verbose=0)
+    assert run.labels == ["happy", "sad"]
+    assert run.metrics["frame"]["accuracy"] >= 0.9
+
+
+def test_bad_inputs_give_clear_errors(fer2013_small_cache, tmp_path):
+    with pytest.raises(ValueError, match="unknown protocol"):
+        TrainConfig(protocol="random")
+    with pytest.raises(ValueError, match="subject"):
+        train_run(fer2013_small_cache.cache_dir, tmp_path / "subject", protocol="subject", epochs=1)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        one_class = write_array_cache(tmp_path / "one", np.zeros((10, 16, 16), np.uint8), ["happy"] * 10)
+        train_run(one_class.cache_dir, tmp_path / "one_run", epochs=1)
+    with pytest.raises(ValueError, match="not a face cache"):
+        train_run(tmp_path / "nowhere", tmp_path / "r", epochs=1)
+    with pytest.raises(ValueError, match="dropout"):
+        train_run(fer2013_small_cache.cache_dir, tmp_path / "bad_dropout", epochs=1, dropout=(0.3, 1.5, 0.3))
+
+
+def test_image_folder_records_undecodable_images_and_rejects_empty_classes(fer2013_root, tmp_path):
+    root = tmp_path / "faces"
+    for label in ("happy", "sad"):
+        (root / label).mkdir(parents=True)
+        for source in sorted((fer2013_root / "train" / label).iterdir())[:3]:
+            (root / label / source.name).write_bytes(source.read_bytes())
+    (root / "sad" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    cache = image_folder_cache(root, tmp_path / "cache", image_size=48, progress=False)
+    assert len(cache) == 6
+    assert cache.skipped["media_path"].str.endswith("broken.jpg").tolist() == [True]
+    assert "decode" in cache.skipped["reason"].iloc[0]
+    (root / "angry").mkdir()
+    with pytest.raises(ValueError, match="empty"):
+        image_folder_cache(root, tmp_path / "cache2", image_size=48, progress=False)
+
+
+def test_list_runs_reports_unfinished_and_malformed_runs(small_run, tmp_path):
+    import shutil
+
+    shutil.copytree(small_run.path, tmp_path / "good")
+    shutil.copytree(small_run.path, tmp_path / "broken")
+    (tmp_path / "broken" / "metrics.json").write_text("{not json")
+    shutil.copytree(small_run.path, tmp_path / "unfinished")
+    (tmp_path / "unfinished" / "metrics.json").unlink()
+    runs, problems = list_runs(tmp_path)
+    assert [run.name for run in runs] == ["good"]
+    assert "malformed" in problems["broken"] and "unfinished" in problems["unfinished"]
+    assert load_run(tmp_path / "good").metrics == small_run.metrics
+
+
+@pytest.mark.slow
+def test_fer_train_learns_real_faces(fer2013_root, tmp_path):
+    """The paper CNN through `fer train` on a class-balanced FER2013 subset beats the majority rate 1.5×."""
+    command = [
+        sys.executable, "-m", "fer_utils.cli", "train", "--images", str(fer2013_root), "--split-dirs",
+        "--image-size", "48", "--cache-root", str(tmp_path / "cache"), "--run-dir", str(tmp_path / "run"),
+        "--protocol", "fixed", "--epochs", "15", "--train-faces-per-class", "1000", "--seed", "0",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1500)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    test_labels = FaceCache(json.loads((tmp_path / "run" / "config.json").read_text())["cache_dir"]).index
+    test_labels = test_labels[test_labels["split"] == "test"]["label"]
+    majority = test_labels.value_counts(normalize=True).max()
+    assert metrics["split"]["test"] == 3589
+    print(f"FER2013 test accuracy {metrics['frame']['accuracy']:.4f}, majority rate {majority:.4f}")
+    assert metrics["frame"]["accuracy"] >= 1.5 * majority
