@@ -1,0 +1,45 @@
+"""notebooks/02_training.ipynb under papermill, in a real Jupyter kernel."""
+
+import json
+
+import nbformat
+import papermill
+import pytest
+
+from fer_utils.config import NOTEBOOKS_DIR
+
+
+def outputs_text(notebook) -> str:
+    parts = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            parts.append(output.get("text", ""))
+            parts.append(output.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)
+
+
+def test_training_notebook_writes_the_run_it_displays(fer2013_small_cache, tmp_path):
+    run_dir = tmp_path / "run"
+    executed = tmp_path / "02_training.ipynb"
+    papermill.execute_notebook(
+        str(NOTEBOOKS_DIR / "02_training.ipynb"),
+        str(executed),
+        parameters={"cache_dir": str(fer2013_small_cache.cache_dir), "epochs": 2, "run_dir": str(run_dir)},
+        kernel_name="python3",
+        cwd=str(tmp_path),
+        progress_bar=False,
+    )
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    text = outputs_text(nbformat.read(executed, as_version=4))
+    assert f"test accuracy {metrics['frame']['accuracy']:.4f}" in text
+    assert f"macro F1 {metrics['frame']['macro_f1']:.4f}" in text
+    summary_line = next(line for line in text.splitlines() if line.startswith("accuracy (frame)"))
+    assert float(summary_line.split()[-1]) == pytest.approx(round(metrics["frame"]["accuracy"], 4))
+    assert "83,367" in text  # the model summary at 48×48, 7 classes
+    html_figures = [
+        output
+        for cell in nbformat.read(executed, as_version=4).cells
+        for output in cell.get("outputs", [])
+        if "application/vnd.plotly.v1+json" in output.get("data", {})
+    ]
+    assert len(html_figures) >= 3  # curves + two confusion matrices
