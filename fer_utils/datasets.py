@@ -153,3 +153,360 @@ def folder_samples(
     if not samples:
         raise ValueError(f"{dataset}: no media files ({', '.join(sorted(suffixes))}) under {root}")
     return samples, skipped
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Video dataset specs: RAVDESS, SAVEE, MEAD
+# ---------------------------------------------------------------------------------------------------------
+
+AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".m4a", ".aac", ".ogg"}
+
+#: Reason prefixes of the skipped table (the text after ``:`` gives the detail).
+REASON_LAYOUT = "name does not match the layout"
+REASON_UNKNOWN_EMOTION = "unknown emotion code"
+
+#: RAVDESS emotion codes (third field of the file name).
+RAVDESS_EMOTIONS = {
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fearful",
+    "07": "disgust",
+    "08": "surprised",
+}
+RAVDESS_MODALITIES = {"01": "full-av", "02": "video-only", "03": "audio-only"}
+RAVDESS_CHANNELS = {"01": "speech", "02": "song"}
+RAVDESS_INTENSITIES = {"01": "normal", "02": "strong"}
+RAVDESS_STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
+_RAVDESS_NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
+_RAVDESS_ACTOR_FOLDER = re.compile(r"^Actor_(\d\d)$", re.IGNORECASE)
+
+#: SAVEE emotion codes (letters before the clip number) and speakers.
+SAVEE_EMOTIONS = {
+    "a": "angry",
+    "d": "disgust",
+    "f": "fearful",
+    "h": "happy",
+    "n": "neutral",
+    "sa": "sad",
+    "su": "surprised",
+}
+SAVEE_SPEAKERS = ("DC", "JE", "JK", "KL")
+_SAVEE_NAME = re.compile(r"^([a-z]+)(\d{1,2})$", re.IGNORECASE)
+
+#: MEAD emotion folder names, views and intensity levels.
+MEAD_EMOTIONS = {
+    "neutral": "neutral",
+    "happy": "happy",
+    "sad": "sad",
+    "angry": "angry",
+    "fear": "fearful",
+    "disgusted": "disgust",
+    "surprised": "surprised",
+    "contempt": "contempt",
+}
+MEAD_VIEWS = ("front", "left_30", "left_60", "right_30", "right_60", "top", "down")
+MEAD_LEVELS = (1, 2, 3)
+_MEAD_LEVEL_FOLDER = re.compile(r"^level_(\d+)$")
+_MEAD_IDENTITY = re.compile(r"^([MW])\d+", re.IGNORECASE)
+
+MANUAL_DOWNLOADS = {
+    "ravdess": """RAVDESS (Livingstone & Russo 2018, CC BY-NC-SA 4.0) — 24 actors, 8 emotions.
+  Where:   https://zenodo.org/record/1188976 (no login).
+  Which:   Video_Speech_Actor_01.zip … Video_Speech_Actor_24.zip (and Video_Song_Actor_XX.zip for song;
+           about 24 GB in all). The Audio_*.zip archives hold no video and are not needed.
+  Unpack:  every archive into one folder, giving <root>/Actor_01/01-01-01-01-01-01-01.mp4 … ;
+           then pass that folder as --root.
+  Names:   MM-VV-EE-II-SS-RR-AA.mp4 = modality (01 full-AV, 02 video-only, 03 audio-only), vocal channel
+           (01 speech, 02 song), emotion (01 neutral, 02 calm, 03 happy, 04 sad, 05 angry, 06 fearful,
+           07 disgust, 08 surprised), intensity (01 normal, 02 strong), statement, repetition, actor
+           (odd = male).""",
+    "savee": """SAVEE (Surrey Audio-Visual Expressed Emotion; Haq & Jackson) — 4 male speakers, 7 emotions.
+  Where:   http://kahlan.eps.surrey.ac.uk/savee/ (free registration; the site mails a download link).
+  Which:   AudioVisualClip.zip (the audio-visual .avi clips; AudioData / VideoData are not needed).
+  Unpack:  into a folder giving <root>/AudioVisualClip/DC/a01.avi … (speakers DC, JE, JK, KL);
+           pass <root> (or <root>/AudioVisualClip) as --root.
+  Names:   <code><nn>.avi with codes a anger, d disgust, f fear, h happiness, n neutral, sa sadness,
+           su surprise (n01–n30, the others 01–15).""",
+    "mead": """MEAD (Multi-view Emotional Audio-visual Dataset; Wang et al., ECCV 2020) — 60 actors, 8 emotions,
+  3 intensity levels, 7 camera views.
+  Where:   https://wywu.github.io/projects/MEAD/MEAD.html (Google Drive / Baidu links per identity).
+  Which:   for each identity (M003, W009, …) its video.tar (several GB each; audio.tar is not needed).
+  Unpack:  each identity's video.tar inside a folder named after the identity, giving
+           <root>/M003/video/front/angry/level_1/001.mp4 … ; pass <root> as --root.
+  Names:   <identity>/video/<view>/<emotion>/level_<k>/<nnn>.mp4 with views front, left_30, left_60,
+           right_30, right_60, top, down; emotions angry, contempt, disgusted, fear, happy, neutral, sad,
+           surprised; levels 1–3 (neutral has level 1 only).""",
+    "folder": """Class folders (any dataset already sorted by emotion, e.g. FER2013 or your own clips).
+  Layout:  <root>/<emotion>/<file> with images (.jpg, .png, …) or videos (.mp4, .avi, …); emotion folder
+           names such as angry, disgust, fear, happy, neutral, sad, surprise, contempt, calm.
+  Nothing to download: point --root at the folder.""",
+    "fer2013": """FER2013 (Goodfellow et al. 2013) as class folders of 48×48 gray faces.
+  Where:   https://www.kaggle.com/datasets/msambare/fer2013 (Kaggle login), or ../shared/data/fer2013.
+  Layout:  <root>/{train,validation,test}/<emotion>/*.jpg (the split folders are kept as a fixed split).
+  Faces are already cropped: use --detector none.""",
+}
+
+
+def manual_download(dataset: str) -> str:
+    """Where to get a dataset, which archive and where to unpack it (text for people)."""
+    key = dataset.lower()
+    if key not in MANUAL_DOWNLOADS:
+        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    return MANUAL_DOWNLOADS[key]
+
+
+def _require_dataset_root(root: str | Path, dataset: str) -> Path:
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        problem = "does not exist" if not path.exists() else "is not a folder"
+        raise ValueError(f"{dataset}: dataset root {path} {problem}.\n\n{manual_download(dataset)}")
+    return path
+
+
+def _no_match_error(dataset: str, root: Path, expected: str) -> ValueError:
+    return ValueError(
+        f"{dataset}: no file under {root} matches the layout {expected}.\n\n{manual_download(dataset)}"
+    )
+
+
+def _media_files(root: Path):
+    """Regular files and video-named folders under root, hidden entries left out, sorted."""
+    for path in sorted(root.rglob("*")):
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        if path.is_file() or (path.is_dir() and path.suffix.lower() in VIDEO_SUFFIXES):
+            yield path
+
+
+def _as_set(values, allowed: dict | tuple, what: str, by_name: bool = True) -> set[str]:
+    """Normalise option values (codes or names) to the allowed codes."""
+    if isinstance(values, str | int):
+        values = [values]
+    codes = set()
+    names = {v: k for k, v in allowed.items()} if isinstance(allowed, dict) and by_name else {}
+    for value in values:
+        text = str(value).strip().lower()
+        if isinstance(allowed, dict) and text.zfill(2) in allowed:
+            codes.add(text.zfill(2))
+        elif text in names:
+            codes.add(names[text])
+        elif not isinstance(allowed, dict) and text in {str(a).lower() for a in allowed}:
+            codes.add(text)
+        else:
+            known = sorted(allowed.values()) if isinstance(allowed, dict) else list(allowed)
+            raise ValueError(f"unknown {what} {value!r}; choose from {known}")
+    return codes
+
+
+def ravdess_samples(
+    root: str | Path,
+    modalities=("full-av",),
+    channels=("speech",),
+) -> tuple[list[Sample], list[SkippedItem]]:
+    """RAVDESS: ``Actor_XX/MM-VV-EE-II-SS-RR-AA.mp4``.
+
+    Audio files (.wav, modality 03) are ignored. Full-AV (01) and video-only (02) files of one recording
+    share a ``video_id`` (same pixels), so a video-grouped split never puts them on both sides.
+
+    Args:
+        root: folder holding the ``Actor_XX`` folders.
+        modalities: ``"full-av"`` / ``"video-only"`` (or codes ``01``/``02``); default full-AV only, as
+            the video-only files repeat the same pictures.
+        channels: ``"speech"`` and/or ``"song"`` (or codes ``01``/``02``); default speech.
+
+    Returns:
+        (samples, skipped); subject = ``actor_XX``; extras: modality, vocal_channel, intensity,
+        statement, repetition, actor, gender.
+    """
+    root = _require_dataset_root(root, "ravdess")
+    modality_codes = _as_set(modalities, RAVDESS_MODALITIES, "RAVDESS modality")
+    if "03" in modality_codes:
+        raise ValueError("RAVDESS modality 03 is audio-only: it has no faces")
+    channel_codes = _as_set(channels, RAVDESS_CHANNELS, "RAVDESS vocal channel")
+    samples, skipped = [], []
+    matched = 0
+    for path in _media_files(root):
+        suffix = path.suffix.lower()
+        if suffix in AUDIO_SUFFIXES:
+            continue
+        match = _RAVDESS_NAME.match(path.stem)
+        if suffix not in VIDEO_SUFFIXES or not match:
+            skipped.append(
+                SkippedItem(str(path), f"{REASON_LAYOUT}: expected Actor_XX/MM-VV-EE-II-SS-RR-AA.mp4")
+            )
+            continue
+        modality, channel, emotion, intensity, statement, repetition, actor = match.groups()
+        matched += 1
+        if modality == "03":
+            continue
+        folder = _RAVDESS_ACTOR_FOLDER.match(path.parent.name)
+        problems = []
+        if modality not in RAVDESS_MODALITIES:
+            problems.append(f"modality {modality}")
+        if channel not in RAVDESS_CHANNELS:
+            problems.append(f"vocal channel {channel}")
+        if intensity not in RAVDESS_INTENSITIES:
+            problems.append(f"intensity {intensity}")
+        if statement not in RAVDESS_STATEMENTS or repetition not in ("01", "02") or actor == "00":
+            problems.append("statement/repetition/actor out of range")
+        if folder and folder.group(1) != actor:
+            problems.append(f"actor {actor} inside folder {path.parent.name}")
+        if problems:
+            skipped.append(SkippedItem(str(path), f"{REASON_LAYOUT}: {', '.join(problems)}"))
+            continue
+        if emotion not in RAVDESS_EMOTIONS:
+            skipped.append(SkippedItem(str(path), f"{REASON_UNKNOWN_EMOTION}: {emotion} (RAVDESS 01–08)"))
+            continue
+        if modality not in modality_codes or channel not in channel_codes:
+            continue
+        extras = {
+            "modality": RAVDESS_MODALITIES[modality],
+            "vocal_channel": RAVDESS_CHANNELS[channel],
+            "intensity": RAVDESS_INTENSITIES[intensity],
+            "statement": int(statement),
+            "repetition": int(repetition),
+            "actor": int(actor),
+            "gender": "male" if int(actor) % 2 else "female",
+        }
+        video_id = f"ravdess/{channel}-{emotion}-{intensity}-{statement}-{repetition}-{actor}"
+        samples.append(
+            Sample("ravdess", str(path), RAVDESS_EMOTIONS[emotion], f"actor_{actor}", video_id, extras)
+        )
+    if not matched and not samples:
+        raise _no_match_error("ravdess", root, "Actor_XX/MM-VV-EE-II-SS-RR-AA.mp4")
+    return samples, skipped
+
+
+def savee_samples(root: str | Path) -> tuple[list[Sample], list[SkippedItem]]:
+    """SAVEE: ``AudioVisualClip/<speaker>/<code><nn>.avi`` (speakers DC, JE, JK, KL; 7 emotions).
+
+    Args:
+        root: the folder holding ``AudioVisualClip`` (or that folder itself).
+
+    Returns:
+        (samples, skipped); subject = speaker; extras: speaker, clip.
+    """
+    root = _require_dataset_root(root, "savee")
+    if (root / "AudioVisualClip").is_dir():
+        root = root / "AudioVisualClip"
+    speakers = {s.lower(): s for s in SAVEE_SPEAKERS}
+    samples, skipped = [], []
+    matched = 0
+    for path in _media_files(root):
+        suffix = path.suffix.lower()
+        if suffix in AUDIO_SUFFIXES:
+            continue
+        expected = f"AudioVisualClip/<{'|'.join(SAVEE_SPEAKERS)}>/<code><nn>.avi"
+        match = _SAVEE_NAME.match(path.stem)
+        speaker = speakers.get(path.parent.name.lower())
+        if suffix not in VIDEO_SUFFIXES or not match or not speaker:
+            skipped.append(SkippedItem(str(path), f"{REASON_LAYOUT}: expected {expected}"))
+            continue
+        code, number = match.group(1).lower(), int(match.group(2))
+        matched += 1
+        if code not in SAVEE_EMOTIONS:
+            known = ", ".join(f"{k} {v}" for k, v in SAVEE_EMOTIONS.items())
+            skipped.append(SkippedItem(str(path), f"{REASON_UNKNOWN_EMOTION}: {code} (SAVEE {known})"))
+            continue
+        video_id = f"savee/{speaker}_{code}{number:02d}"
+        extras = {"speaker": speaker, "clip": number}
+        samples.append(Sample("savee", str(path), SAVEE_EMOTIONS[code], speaker, video_id, extras))
+    if not matched:
+        raise _no_match_error("savee", root, "AudioVisualClip/<speaker>/<code><nn>.avi")
+    return samples, skipped
+
+
+def mead_samples(
+    root: str | Path, views=("front",), levels=MEAD_LEVELS
+) -> tuple[list[Sample], list[SkippedItem]]:
+    """MEAD: ``<identity>/video/<view>/<emotion>/level_<k>/<nnn>.mp4``.
+
+    Args:
+        root: the folder holding the identity folders (M003, W009, …).
+        views: camera views to take (default the frontal one); any of :data:`MEAD_VIEWS`.
+        levels: intensity levels to take (1–3).
+
+    Returns:
+        (samples, skipped); subject = identity; extras: view, level, clip, gender, recording (the
+        utterance across views, for grouping).
+    """
+    root = _require_dataset_root(root, "mead")
+    view_set = _as_set(views, MEAD_VIEWS, "MEAD view")
+    level_set = {int(level) for level in ([levels] if isinstance(levels, int | str) else levels)}
+    if not level_set <= set(MEAD_LEVELS):
+        raise ValueError(f"MEAD levels must be among {MEAD_LEVELS}, got {sorted(level_set)}")
+    expected = "<identity>/video/<view>/<emotion>/level_<k>/<nnn>.mp4"
+    samples, skipped = [], []
+    matched = 0
+    for path in _media_files(root):
+        suffix = path.suffix.lower()
+        if suffix in AUDIO_SUFFIXES:
+            continue
+        parts = path.relative_to(root).parts
+        level_match = _MEAD_LEVEL_FOLDER.match(parts[-2]) if len(parts) >= 6 else None
+        if suffix not in VIDEO_SUFFIXES or not level_match or parts[-5].lower() != "video":
+            skipped.append(SkippedItem(str(path), f"{REASON_LAYOUT}: expected {expected}"))
+            continue
+        identity, view, emotion_name = parts[-6], parts[-4].lower(), parts[-3].lower()
+        level = int(level_match.group(1))
+        matched += 1
+        if view not in MEAD_VIEWS or level not in MEAD_LEVELS or not path.stem.isdigit():
+            detail = f"view {view!r}" if view not in MEAD_VIEWS else f"level {level} / clip {path.stem!r}"
+            skipped.append(SkippedItem(str(path), f"{REASON_LAYOUT}: {detail}; expected {expected}"))
+            continue
+        if emotion_name not in MEAD_EMOTIONS:
+            known = ", ".join(MEAD_EMOTIONS)
+            skipped.append(SkippedItem(str(path), f"{REASON_UNKNOWN_EMOTION}: {emotion_name} (MEAD {known})"))
+            continue
+        if view not in view_set or level not in level_set:
+            continue
+        gender = _MEAD_IDENTITY.match(identity)
+        recording = f"mead/{identity}/{emotion_name}/level_{level}/{path.stem}"
+        extras = {
+            "view": view,
+            "level": level,
+            "clip": int(path.stem),
+            "gender": {"m": "male", "w": "female"}[gender.group(1).lower()] if gender else None,
+            "recording": recording,
+        }
+        video_id = f"mead/{identity}/{view}/{emotion_name}/level_{level}/{path.stem}"
+        samples.append(Sample("mead", str(path), MEAD_EMOTIONS[emotion_name], identity, video_id, extras))
+    if not matched:
+        raise _no_match_error("mead", root, expected)
+    return samples, skipped
+
+
+#: Dataset names accepted by :func:`dataset_samples` and ``fer preprocess --dataset``.
+DATASETS = ("ravdess", "savee", "mead", "folder", "fer2013")
+
+
+def dataset_samples(dataset: str, root: str | Path, **options) -> tuple[list[Sample], list[SkippedItem]]:
+    """Samples of a named dataset layout.
+
+    Args:
+        dataset: one of :data:`DATASETS`.
+        root: dataset folder.
+        **options: the spec's options (RAVDESS ``modalities``/``channels``, MEAD ``views``/``levels``,
+            folder ``split_dirs``/``filename_pattern``); None values are ignored.
+
+    Returns:
+        (samples, skipped).
+    """
+    options = {key: value for key, value in options.items() if value is not None}
+    name = dataset.lower()
+    if name == "ravdess":
+        return ravdess_samples(root, **options)
+    if name == "savee":
+        return savee_samples(root, **options)
+    if name == "mead":
+        return mead_samples(root, **options)
+    if name == "fer2013":
+        _require_dataset_root(root, "fer2013")
+        return folder_samples(root, "fer2013", split_dirs=True, **options)
+    if name == "folder":
+        _require_dataset_root(root, "folder")
+        return folder_samples(root, "folder", **options)
+    raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")

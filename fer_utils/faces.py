@@ -1,0 +1,227 @@
+"""Face detection and cropping with dlib: box → (optional eye-level alignment) → gray crop, uint8.
+
+Detectors: ``"hog"`` (dlib's frontal HOG detector, as the paper), ``"cnn"`` (dlib's MMOD CNN from the
+``face-recognition-models`` package; slow on CPU, more robust to pose) and ``"none"`` (the whole image
+is the face: already-cropped datasets). dlib objects are not picklable, so each process builds its own
+detector on first use (:func:`get_detector` caches them per process).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+DETECTORS = ("hog", "cnn", "none")
+
+_MODELS: dict[str, object] = {}
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A face rectangle in the coordinates of the full-resolution frame."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float = 0.0
+
+    @property
+    def area(self) -> int:
+        return self.w * self.h
+
+
+def get_detector(name: str):
+    """The dlib detector ``"hog"`` or ``"cnn"``, built once per process."""
+    if name not in ("hog", "cnn"):
+        raise ValueError(f"unknown face detector {name!r}; choose one of {DETECTORS}")
+    if name not in _MODELS:
+        import dlib
+
+        if name == "hog":
+            _MODELS[name] = dlib.get_frontal_face_detector()
+        else:
+            import face_recognition_models
+
+            _MODELS[name] = dlib.cnn_face_detection_model_v1(
+                face_recognition_models.cnn_face_detector_model_location()
+            )
+    return _MODELS[name]
+
+
+def get_landmark_predictor():
+    """dlib's 68-point shape predictor (``face-recognition-models``), built once per process."""
+    if "landmarks68" not in _MODELS:
+        import dlib
+        import face_recognition_models
+
+        _MODELS["landmarks68"] = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+    return _MODELS["landmarks68"]
+
+
+def detect_faces(
+    gray: np.ndarray, detector: str = "hog", upsample: int = 0, detect_width: int | None = None
+) -> list[FaceBox]:
+    """Face boxes in a gray (or BGR) frame, largest first.
+
+    Args:
+        gray: the frame, uint8.
+        detector: ``"hog"`` or ``"cnn"``.
+        upsample: dlib's upsampling passes (each doubles the size; finds smaller faces, ~4× slower).
+        detect_width: detect on a copy downscaled to this width (boxes mapped back); None = full size.
+
+    Returns:
+        Boxes in full-frame coordinates, sorted by area, largest first.
+    """
+    import cv2
+
+    if upsample < 0:
+        raise ValueError(f"upsample must be ≥ 0, got {upsample}")
+    model = get_detector(detector)
+    scale = 1.0
+    image = gray
+    if detect_width and gray.shape[1] > detect_width:
+        scale = detect_width / gray.shape[1]
+        size = (detect_width, max(1, round(gray.shape[0] * scale)))
+        image = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    image = np.ascontiguousarray(image)
+    if detector == "hog":
+        rects, scores, _ = model.run(image, upsample, 0.0)
+        found = list(zip(rects, scores, strict=True))
+    else:
+        found = [(d.rect, d.confidence) for d in model(image, upsample)]
+    boxes = [
+        FaceBox(
+            round(rect.left() / scale),
+            round(rect.top() / scale),
+            round(rect.width() / scale),
+            round(rect.height() / scale),
+            float(score),
+        )
+        for rect, score in found
+    ]
+    return sorted(boxes, key=lambda box: (-box.area, -box.score))
+
+
+def eye_angle(gray: np.ndarray, box: FaceBox) -> float:
+    """Angle (degrees) of the line between the eye centres, from the 68 dlib landmarks."""
+    import dlib
+
+    shape = get_landmark_predictor()(
+        np.ascontiguousarray(gray), dlib.rectangle(box.x, box.y, box.x + box.w, box.y + box.h)
+    )
+    points = np.array([(shape.part(i).x, shape.part(i).y) for i in range(36, 48)], dtype=float)
+    left_eye, right_eye = points[:6].mean(axis=0), points[6:].mean(axis=0)
+    return math.degrees(math.atan2(right_eye[1] - left_eye[1], right_eye[0] - left_eye[0]))
+
+
+def crop_face(
+    gray: np.ndarray, box: FaceBox, image_size: int, margin: float = 0.0, angle: float = 0.0
+) -> np.ndarray:
+    """Square gray crop around ``box`` resized to ``image_size``², uint8.
+
+    Args:
+        gray: full frame (BGR frames are converted).
+        box: the face box.
+        image_size: side of the output.
+        margin: extra border as a fraction of the box side on each side (0.1 = 10 %).
+        angle: rotate by this angle (degrees) about the box centre first, levelling the eyes.
+
+    Returns:
+        (image_size, image_size) uint8; parts outside the frame are black.
+    """
+    import cv2
+
+    if margin < 0:
+        raise ValueError(f"margin must be ≥ 0, got {margin}")
+    if gray.ndim == 3:
+        gray = cv2.cvtColor(gray, cv2.COLOR_BGR2GRAY)
+    side = max(box.w, box.h) * (1.0 + 2.0 * margin)
+    centre_x, centre_y = box.x + box.w / 2.0, box.y + box.h / 2.0
+    if not angle:
+        left, top = round(centre_x - side / 2), round(centre_y - side / 2)
+        side_px = max(1, round(side))
+        crop = _padded_crop(gray, left, top, side_px)
+        interpolation = cv2.INTER_AREA if side_px > image_size else cv2.INTER_LINEAR
+        return cv2.resize(crop, (image_size, image_size), interpolation=interpolation)
+    # One affine warp: rotate about the box centre, scale the square to the output, translate.
+    scale = image_size / side
+    matrix = cv2.getRotationMatrix2D((centre_x, centre_y), angle, scale)
+    matrix[0, 2] += image_size / 2.0 - centre_x
+    matrix[1, 2] += image_size / 2.0 - centre_y
+    source = gray
+    if scale < 0.5:  # pre-shrink so the linear warp does not alias
+        source = cv2.resize(gray, None, fx=2 * scale, fy=2 * scale, interpolation=cv2.INTER_AREA)
+        shrink = np.array([[1 / (2 * scale), 0, 0], [0, 1 / (2 * scale), 0]])
+        matrix = matrix @ np.vstack([shrink, [0, 0, 1]])
+    return cv2.warpAffine(
+        source, matrix, (image_size, image_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+    )
+
+
+def _padded_crop(gray: np.ndarray, left: int, top: int, side: int) -> np.ndarray:
+    height, width = gray.shape[:2]
+    x0, y0, x1, y1 = max(left, 0), max(top, 0), min(left + side, width), min(top + side, height)
+    crop = gray[y0:y1, x0:x1]
+    if crop.shape[:2] == (side, side):
+        return crop
+    out = np.zeros((side, side), dtype=gray.dtype)
+    out[y0 - top : y0 - top + crop.shape[0], x0 - left : x0 - left + crop.shape[1]] = crop
+    return out
+
+
+def to_gray_face(image: np.ndarray, image_size: int) -> np.ndarray:
+    """A whole (already-cropped) image as a gray ``image_size``² face, uint8."""
+    import cv2
+
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    interpolation = cv2.INTER_AREA if min(image.shape[:2]) > image_size else cv2.INTER_LINEAR
+    return cv2.resize(image, (image_size, image_size), interpolation=interpolation).astype(np.uint8)
+
+
+@dataclass
+class FaceCrop:
+    """A face found in a frame: the crop, its box, and the alignment angle applied."""
+
+    face: np.ndarray
+    box: FaceBox
+    angle: float = 0.0
+
+
+def extract_face(
+    gray: np.ndarray,
+    image_size: int = 180,
+    detector: str = "hog",
+    upsample: int = 0,
+    detect_width: int | None = None,
+    margin: float = 0.0,
+    align: bool = False,
+) -> FaceCrop | None:
+    """Detect the largest face of a frame and crop it (None when no face is found).
+
+    Args:
+        gray: the frame (gray or BGR uint8).
+        image_size: side of the output crop.
+        detector: ``"hog"``, ``"cnn"`` or ``"none"`` (the whole image is the face).
+        upsample: dlib upsampling passes.
+        detect_width: detect on a copy downscaled to this width; None = full resolution.
+        margin: extra border around the box, fraction of its side.
+        align: level the eyes with the 68-landmark predictor before cropping.
+
+    Returns:
+        A :class:`FaceCrop` or None.
+    """
+    if detector not in DETECTORS:
+        raise ValueError(f"unknown face detector {detector!r}; choose one of {DETECTORS}")
+    if detector == "none":
+        height, width = gray.shape[:2]
+        return FaceCrop(to_gray_face(gray, image_size), FaceBox(0, 0, width, height))
+    boxes = detect_faces(gray, detector, upsample, detect_width)
+    if not boxes:
+        return None
+    box = boxes[0]
+    angle = eye_angle(gray, box) if align else 0.0
+    return FaceCrop(crop_face(gray, box, image_size, margin, angle), box, angle)

@@ -1,0 +1,110 @@
+"""One small parallel map for every stage: local processes by default, a Dask cluster on request.
+
+Results come back as they complete (not in input order), with at most ``window`` items in flight, so
+memory stays bounded however many items there are (MEAD: ~28k clips). ``func`` must be picklable (a
+module-level function or a :func:`functools.partial` of one); objects that do not pickle (dlib models)
+belong in a per-process cache inside the worker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+
+def default_workers() -> int:
+    """All cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def parallel_map(
+    func: Callable[[Any], Any],
+    items: Iterable[Any],
+    workers: int | None = None,
+    scheduler: str | Any | None = None,
+    window: int | None = None,
+) -> Iterator[Any]:
+    """Apply ``func`` to every item in parallel and yield the results as they complete.
+
+    Args:
+        func: picklable function of one item; include the item (or its key) in the result if the
+            caller needs to know which result is which.
+        items: any iterable; consumed lazily.
+        workers: local worker processes (default: all cores); 1 runs in this process, in order.
+            Ignored with a scheduler.
+        scheduler: a Dask distributed scheduler address (``"tcp://host:8786"``) or a
+            ``distributed.Client``; None = local processes.
+        window: most items in flight at once (default 4 per worker).
+
+    Returns:
+        An iterator of results. An exception raised by ``func`` is re-raised here after the pending
+        work is cancelled.
+    """
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be ≥ 1, got {workers}")
+    if window is not None and window < 1:
+        raise ValueError(f"window must be ≥ 1, got {window}")
+    if scheduler is not None:
+        return _dask_map(func, items, scheduler, window)
+    workers = workers or default_workers()
+    if workers == 1:
+        return (func(item) for item in items)
+    return _process_map(func, items, workers, window or 4 * workers)
+
+
+def _process_map(func, items, workers: int, window: int) -> Iterator[Any]:
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    iterator = iter(items)
+    executor = ProcessPoolExecutor(max_workers=workers)
+    pending = set()
+    try:
+        for item in iterator:
+            pending.add(executor.submit(func, item))
+            if len(pending) >= window:
+                break
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+                for item in iterator:
+                    pending.add(executor.submit(func, item))
+                    break
+    finally:
+        for future in pending:
+            future.cancel()
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _dask_map(func, items, scheduler, window: int | None) -> Iterator[Any]:
+    from distributed import Client, as_completed
+
+    own_client = isinstance(scheduler, str)
+    client = Client(scheduler) if own_client else scheduler
+    try:
+        if window is None:
+            threads = sum(client.nthreads().values()) or 1
+            window = 4 * threads
+        iterator = iter(items)
+        first = [
+            client.submit(func, item, pure=False) for _, item in zip(range(window), iterator, strict=False)
+        ]
+        completed = as_completed(first)
+        try:
+            for future in completed:
+                result = future.result()
+                future.release()
+                for item in iterator:
+                    completed.add(client.submit(func, item, pure=False))
+                    break
+                yield result
+        finally:
+            for future in list(completed.futures):
+                future.cancel()
+    finally:
+        if own_client:
+            client.close()
