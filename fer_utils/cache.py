@@ -131,7 +131,9 @@ class FaceCacheWriter:
         """Flush, write ``index.csv`` / ``skipped.csv`` and return the finished cache."""
         self.flush()
         cache = FaceCache(self.cache_dir)
-        cache.index.drop(columns=["shard", "offset"]).to_csv(self.cache_dir / ".index.csv.tmp", index=False)
+        cache.index.drop(columns=["shard", "offset"], errors="ignore").to_csv(
+            self.cache_dir / ".index.csv.tmp", index=False
+        )
         os.replace(self.cache_dir / ".index.csv.tmp", self.cache_dir / "index.csv")
         cache.skipped.to_csv(self.cache_dir / ".skipped.csv.tmp", index=False)
         os.replace(self.cache_dir / ".skipped.csv.tmp", self.cache_dir / "skipped.csv")

