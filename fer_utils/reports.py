@@ -1,0 +1,140 @@
+"""Static results report: papermill executes ``notebooks/04_results.ipynb`` in report mode
+(``interactive=False``) and nbconvert turns it into one self-contained HTML file.
+
+The HTML hides the code cells (a research report shows results, not plumbing; the notebook itself
+holds the code) and inlines plotly.js once, so the file opens offline.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from .config import NOTEBOOKS_DIR, REPORTS_DIR
+
+RESULTS_NOTEBOOK = NOTEBOOKS_DIR / "04_results.ipynb"
+DEFAULT_REPORT = REPORTS_DIR / "results.html"
+
+
+def execute_results_notebook(
+    runs_dir: str | os.PathLike,
+    output_notebook: str | os.PathLike,
+    notebook: str | os.PathLike = RESULTS_NOTEBOOK,
+    timeout_s: int = 1800,
+) -> Path:
+    """Run the results notebook with papermill in report mode.
+
+    Args:
+        runs_dir: folder of run directories.
+        output_notebook: where the executed notebook is written.
+        notebook: the results notebook.
+        timeout_s: per-cell execution limit.
+
+    Returns:
+        The executed notebook's path.
+    """
+    import papermill
+
+    runs_dir = Path(runs_dir).expanduser().resolve()
+    if not runs_dir.is_dir():
+        raise ValueError(f"runs folder {runs_dir} does not exist")
+    notebook = Path(notebook)
+    if not notebook.exists():
+        raise ValueError(f"results notebook {notebook} is missing")
+    output_notebook = Path(output_notebook)
+    output_notebook.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(
+        str(notebook),
+        str(output_notebook),
+        parameters={"runs_dir": str(runs_dir), "initial_run": "", "interactive": False},
+        kernel_name="python3",
+        cwd=str(notebook.parent),
+        progress_bar=False,
+        execution_timeout=timeout_s,
+    )
+    return output_notebook
+
+
+def notebook_to_html(
+    executed_notebook: str | os.PathLike, html_path: str | os.PathLike, hide_code: bool = True
+) -> Path:
+    """Convert an executed notebook to a standalone HTML file.
+
+    Args:
+        executed_notebook: a notebook with outputs.
+        html_path: the HTML file to write (folders are created).
+        hide_code: leave out code cells' input and prompts (outputs and markdown stay).
+
+    Returns:
+        The HTML file's path.
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    notebook = nbformat.read(str(executed_notebook), as_version=4)
+    exporter = HTMLExporter(
+        exclude_input=hide_code, exclude_input_prompt=hide_code, exclude_output_prompt=hide_code
+    )
+    body, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": "FER results"}})
+    html_path = Path(html_path)
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = html_path.with_name(f".{html_path.name}.tmp")
+    tmp.write_text(body, encoding="utf-8")
+    os.replace(tmp, html_path)
+    return html_path
+
+
+def write_report(
+    runs_dir: str | os.PathLike,
+    html_path: str | os.PathLike = DEFAULT_REPORT,
+    keep_notebook: bool = False,
+    hide_code: bool = True,
+) -> Path:
+    """Execute the results notebook on ``runs_dir`` and write the HTML report.
+
+    Args:
+        runs_dir: folder of run directories.
+        html_path: the report to write (default ``reports/results.html``).
+        keep_notebook: also keep the executed notebook beside the report (same name, ``.ipynb``).
+        hide_code: hide code cells in the HTML.
+
+    Returns:
+        The report's path.
+    """
+    html_path = Path(html_path).expanduser().resolve()
+    if html_path.suffix.lower() not in {".html", ".htm"}:
+        raise ValueError(f"the report must be an .html file, got {html_path}")
+    if keep_notebook:
+        executed = execute_results_notebook(runs_dir, html_path.with_suffix(".ipynb"))
+        return notebook_to_html(executed, html_path, hide_code)
+    with tempfile.TemporaryDirectory(prefix="fer-report-") as folder:
+        executed = execute_results_notebook(runs_dir, Path(folder) / "04_results.executed.ipynb")
+        return notebook_to_html(executed, html_path, hide_code)
+
+
+def add_cli(subparsers) -> None:
+    """Register ``fer report RUNS_DIR``."""
+    parser = subparsers.add_parser(
+        "report",
+        help="execute the results notebook (papermill) and write a static HTML report",
+        description="Executes notebooks/04_results.ipynb on a runs folder and writes one HTML file "
+        "(code cells hidden, plotly inlined so it opens offline).",
+    )
+    parser.add_argument("runs_dir", help="folder of run directories (searched at any depth)")
+    parser.add_argument(
+        "--out", default=str(DEFAULT_REPORT), help=f"HTML file to write (default {DEFAULT_REPORT})"
+    )
+    parser.add_argument(
+        "--keep-notebook", action="store_true", help="keep the executed notebook beside the HTML"
+    )
+    parser.add_argument("--show-code", action="store_true", help="keep the code cells in the HTML")
+    parser.set_defaults(func=_cli_report)
+
+
+def _cli_report(args) -> int:
+    path = write_report(
+        args.runs_dir, args.out, keep_notebook=args.keep_notebook, hide_code=not args.show_code
+    )
+    print(path)
+    return 0
