@@ -196,7 +196,8 @@ def execute_run(task: dict) -> dict:
 
     run_dir = Path(task["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / ERROR_FILE).unlink(missing_ok=True)
+    for stale in (ERROR_FILE, "metrics.json"):  # only runs to (re)do get here
+        (run_dir / stale).unlink(missing_ok=True)
     started = time.perf_counter()
     failure = None
     try:
@@ -290,6 +291,7 @@ def run_grid(
     retry_failed: bool = True,
     cell_timeout: int | None = None,
     paper_l1: float = PAPER_L1,
+    include_stalled: bool = False,
     notebook: str | os.PathLike = TRAINING_NOTEBOOK,
     progress: bool = True,
 ) -> Ablation:
@@ -313,6 +315,7 @@ def run_grid(
         retry_failed: execute runs that failed before again (otherwise they stay failed).
         cell_timeout: seconds a notebook cell may take before the run is recorded as failed.
         paper_l1: the L1 factor of the paper's regularized configuration in the curves and verdict.
+        include_stalled: count runs that never learned in the means (default: counted apart).
         notebook: the training notebook to execute.
         progress: print one line per finished run.
 
@@ -441,7 +444,7 @@ def run_grid(
                     f" (elapsed {time.perf_counter() - started:.0f} s){note}",
                     flush=True,
                 )
-    result = analyze(out_dir, paper_l1=paper_l1)
+    result = analyze(out_dir, paper_l1=paper_l1, include_stalled=include_stalled)
     result.executions = pd.DataFrame(executions, columns=["name", "status", "seconds", "error"])
     return result
 
@@ -546,24 +549,37 @@ def collect_runs(out_dir: str | os.PathLike) -> pd.DataFrame:
     return table.sort_values(["last_two_dropout", "l1", "seed"], kind="stable").reset_index(drop=True)
 
 
-def summarize(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration (last-two dropout × L1): runs ok / failed, and mean and sd (ddof 1; NaN from a
-    single run) over the finished runs of every :data:`METRICS` column.
+def aggregated_runs(runs: pd.DataFrame, include_stalled: bool = False) -> pd.Series:
+    """Which runs enter the means: finished ones, without stalled runs (a run that never learned measures
+    the optimiser, not the regularization, and its "gap" of ~0 would pass for a cure) unless asked."""
+    finished = runs["status"] == "complete"
+    if include_stalled:
+        return finished
+    return finished & ~runs["stalled"].eq(True)
+
+
+def summarize(runs: pd.DataFrame, include_stalled: bool = False) -> pd.DataFrame:
+    """Per configuration (last-two dropout × L1): runs ok / stalled / failed, and mean and sd (ddof 1; NaN
+    from a single run) over the aggregated runs (:func:`aggregated_runs`) of every :data:`METRICS` column.
 
     Returns:
         One row per configuration, ordered by dropout then L1, with ``configuration, dropout,
-        last_two_dropout, l1, n_ok, n_failed, n_other, <metric>_mean, <metric>_sd, errors``.
+        last_two_dropout, l1, n_ok, n_stalled, n_failed, n_other, <metric>_mean, <metric>_sd, errors``
+        (``n_ok`` counts the aggregated runs).
     """
     rows = []
     runs = runs.dropna(subset=["last_two_dropout", "l1"])
+    runs = runs.assign(aggregated=aggregated_runs(runs, include_stalled))
     for (dropout, l1), group in runs.groupby(["last_two_dropout", "l1"], sort=True):
-        ok = group[group["status"] == "complete"]
+        ok = group[group["aggregated"]]
+        finished = group["status"] == "complete"
         row = {
             "configuration": config_label(dropout, l1),
             "dropout": f"{FIRST_DROPOUT:g}/{dropout:g}/{dropout:g}",
             "last_two_dropout": float(dropout),
             "l1": float(l1),
             "n_ok": len(ok),
+            "n_stalled": int((finished & group["stalled"].eq(True)).sum()),
             "n_failed": int((group["status"] == "failed").sum()),
             "n_other": int((~group["status"].isin(["complete", "failed"])).sum()),
         }
@@ -600,6 +616,7 @@ def format_table(summary: pd.DataFrame) -> pd.DataFrame:
             for m, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_sd"], strict=True)
         ]
     table["runs ok"] = summary["n_ok"].astype(int)
+    table["stalled"] = summary["n_stalled"].astype(int)
     table["failed"] = summary["n_failed"].astype(int)
     table["error"] = summary["errors"]
     return table
@@ -652,6 +669,14 @@ def make_verdict(
         failed_note = (
             " Configurations with failed runs: "
             + ", ".join(f"{row.configuration} ({row.n_failed} failed)" for row in failed.itertuples())
+            + "."
+        )
+    stalled = summary[summary.get("n_stalled", pd.Series(0, index=summary.index)) > 0]
+    if len(stalled):
+        failed_note += (
+            f" {int(stalled['n_stalled'].sum())} run(s) stalled (never left the majority-class rate) and are "
+            "left out of the means: "
+            + ", ".join(f"{row.configuration} ({row.n_stalled})" for row in stalled.itertuples())
             + "."
         )
     if usable.empty:
@@ -714,10 +739,11 @@ def make_verdict(
     }
 
 
-def load_histories(runs: pd.DataFrame) -> pd.DataFrame:
-    """The ``history.csv`` of every finished run, stacked with ``run_name, last_two_dropout, l1, seed``."""
+def load_histories(runs: pd.DataFrame, include_stalled: bool = False) -> pd.DataFrame:
+    """The ``history.csv`` of every aggregated run (:func:`aggregated_runs`), stacked with ``run_name,
+    last_two_dropout, l1, seed``."""
     frames = []
-    for row in runs[runs["status"] == "complete"].itertuples():
+    for row in runs[aggregated_runs(runs, include_stalled)].itertuples():
         history = pd.read_csv(Path(row.run_dir) / "history.csv")
         history.insert(0, "run_name", row.run_name)
         history["last_two_dropout"] = row.last_two_dropout
@@ -905,13 +931,19 @@ class Ablation:
         return "\n".join(parts) + "\n"
 
 
-def analyze(out_dir: str | os.PathLike, paper_l1: float | None = None, write: bool = True) -> Ablation:
+def analyze(
+    out_dir: str | os.PathLike,
+    paper_l1: float | None = None,
+    include_stalled: bool = False,
+    write: bool = True,
+) -> Ablation:
     """Read an ablation folder's runs and build (and, with ``write``, save) the table, figures and verdict.
 
     Args:
         out_dir: the ablation folder made by :func:`run_grid`.
         paper_l1: L1 factor of the paper's regularized configuration (default: the one in ``grid.json``,
             else :data:`PAPER_L1`).
+        include_stalled: count runs that never learned in the means and curves (default: counted apart).
         write: write ``runs.csv, table.csv, table.md, curves.html, gap_heatmap.html, summary.json``.
 
     Returns:
@@ -926,10 +958,10 @@ def analyze(out_dir: str | os.PathLike, paper_l1: float | None = None, write: bo
     runs = collect_runs(out_dir)
     if runs.empty:
         raise ValueError(f"{out_dir} holds no runs (expected {RUNS_FOLDER}/<run>/ folders or {GRID_FILE})")
-    summary = summarize(runs)
+    summary = summarize(runs, include_stalled)
     verdict = make_verdict(summary, paper_l1=paper_l1)
     figures = {
-        "curves": curves_figure(load_histories(runs), paper_l1=paper_l1),
+        "curves": curves_figure(load_histories(runs, include_stalled), paper_l1=paper_l1),
         "gap_heatmap": gap_heatmap_figure(summary),
     }
     result = Ablation(out_dir, runs, summary, format_table(summary), verdict, figures)
@@ -1004,6 +1036,9 @@ def add_cli(subparsers) -> None:
     )
     parser.add_argument("--rerun", action="store_true", help="execute finished runs again")
     parser.add_argument("--no-retry-failed", action="store_true", help="leave failed runs failed")
+    parser.add_argument(
+        "--include-stalled", action="store_true", help="count runs that never learned in the means"
+    )
     parser.set_defaults(func=_cli_ablate)
 
 
@@ -1030,6 +1065,7 @@ def _cli_ablate(args) -> int:
         retry_failed=not args.no_retry_failed,
         cell_timeout=args.cell_timeout,
         paper_l1=args.paper_l1,
+        include_stalled=args.include_stalled,
     )
     print(markdown_table(result.table))
     print(f"\nVerdict: {result.verdict['text']}")

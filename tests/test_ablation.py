@@ -19,7 +19,9 @@ from fer_utils.config import NOTEBOOKS_DIR
 # ------------------------------------------------------------------------------- hand-made run folders
 
 
-def make_finished_run(out_dir, dropout, l1, seed, train_acc, val_acc, test_acc=0.5, macro_f1=0.4, **config):
+def make_finished_run(
+    out_dir, dropout, l1, seed, train_acc, val_acc, test_acc=0.5, macro_f1=0.4, stalled=False, **config
+):
     """A finished run folder with the files train_run writes (only the fields the ablation reads)."""
     run = ablation.GridRun(dropout, l1, seed)
     run_dir = out_dir / ablation.RUNS_FOLDER / run.name
@@ -38,7 +40,7 @@ def make_finished_run(out_dir, dropout, l1, seed, train_acc, val_acc, test_acc=0
         json.dumps({"dropout": run.dropout, "l1": l1, "seed": seed, **config}, indent=2)
     )
     (run_dir / "metrics.json").write_text(
-        json.dumps({"frame": {"accuracy": test_acc, "macro_f1": macro_f1}, "stalled": False})
+        json.dumps({"frame": {"accuracy": test_acc, "macro_f1": macro_f1}, "stalled": stalled})
     )
     return run_dir
 
@@ -62,6 +64,7 @@ def hand_made_ablation(tmp_path):
     for (dropout, l1), seeds in histories.items():
         for seed, (train_acc, val_acc) in enumerate(seeds):
             make_finished_run(tmp_path, dropout, l1, seed, train_acc, val_acc, test_acc=0.5 + seed / 10)
+    make_finished_run(tmp_path, 0.3, 0.0, 2, [0.14, 0.14, 0.14], [0.14, 0.14, 0.14], stalled=True)
     make_failed_run(tmp_path, 1.5, 0.0, 0)
     make_failed_run(tmp_path, 1.5, 0.0, 1)
     return tmp_path, histories
@@ -86,8 +89,9 @@ def test_grid_runs_cover_every_cell_and_seed_with_the_paper_rates():
 def test_summary_is_mean_and_sd_over_seeds_of_each_runs_files(hand_made_ablation):
     out_dir, histories = hand_made_ablation
     runs = ablation.collect_runs(out_dir)
-    assert runs["status"].value_counts().to_dict() == {"complete": 4, "failed": 2}
+    assert runs["status"].value_counts().to_dict() == {"complete": 5, "failed": 2}
     summary = ablation.summarize(runs).set_index(["last_two_dropout", "l1"])
+    assert summary.loc[(0.3, 0.0), "n_stalled"] == 1  # counted apart, left out of the means below
     for (dropout, l1), seeds in histories.items():
         row = summary.loc[(dropout, l1)]
         final_gaps = [train[-1] - val[-1] for train, val in seeds]
@@ -104,6 +108,9 @@ def test_summary_is_mean_and_sd_over_seeds_of_each_runs_files(hand_made_ablation
     failed = summary.loc[(1.5, 0.0)]
     assert failed["n_ok"] == 0 and failed["n_failed"] == 2 and math.isnan(failed["val_accuracy_mean"])
     assert failed["errors"] == "ValueError: dropout rates must be in [0, 1), got 1.5"
+    with_stalled = ablation.summarize(runs, include_stalled=True).set_index(["last_two_dropout", "l1"])
+    assert with_stalled.loc[(0.3, 0.0), "n_ok"] == 3
+    assert with_stalled.loc[(0.3, 0.0), "final_gap_mean"] == pytest.approx((0.45 + 0.35 + 0.0) / 3)
 
 
 def test_table_shows_mean_sd_strings_and_errors(hand_made_ablation):
@@ -201,7 +208,8 @@ def test_analyze_writes_table_figures_and_summary(hand_made_ablation):
         assert path.exists() and path.stat().st_size > 0
     assert "plotly" in result.paths["curves"].read_text()[:5000].lower()
     summary = json.loads(result.paths["summary"].read_text())
-    assert summary["runs"] == {"complete": 4, "failed": 2}
+    assert summary["runs"] == {"complete": 5, "failed": 2}
+    assert "1 run(s) stalled" in summary["verdict"]["text"]
     assert [row["run_name"] for row in summary["failed"]] == [
         "dropout0.3-1.5-1.5_l1-0-seed0",
         "dropout0.3-1.5-1.5_l1-0-seed1",
