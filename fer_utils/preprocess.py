@@ -480,3 +480,61 @@ def print_summary(cache: FaceCache, stream=None) -> None:
             f"{report.resumed} already done",
             file=stream,
         )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tables for notebook 01
+# ---------------------------------------------------------------------------------------------------------
+
+
+def detection_rates(cache: FaceCache):
+    """Per-item face-detection figures: one row per processed item with ``sampled_frames`` (frames
+    searched), ``face_frames`` (with a face), ``rate`` (their ratio), ``faces`` kept, ``seconds`` and
+    ``reason`` (skip reason or empty), worst rate first.
+
+    Args:
+        cache: a face cache written by :func:`preprocess` (older caches without stats give an empty table).
+
+    Returns:
+        A pandas DataFrame.
+    """
+    import pandas as pd
+
+    stats = cache.stats.copy()
+    if not len(stats):
+        return pd.DataFrame(
+            columns=["media_path", "sampled_frames", "face_frames", "rate", "faces", "reason"]
+        )
+    stats["rate"] = (
+        stats["face_frames"] / stats["sampled_frames"].where(stats["sampled_frames"] > 0)
+    ).fillna(0.0)
+    reasons = dict(zip(cache.skipped["media_path"], cache.skipped["reason"], strict=True))
+    stats["reason"] = stats["media_path"].map(reasons).fillna("")
+    if len(cache):
+        labels = cache.index.drop_duplicates("media_path").set_index("media_path")
+        for column in ("label", "subject", "video_id"):
+            if column in labels:
+                stats[column] = stats["media_path"].map(labels[column])
+    return stats.sort_values(["rate", "media_path"], kind="stable").reset_index(drop=True)
+
+
+def face_grid(cache: FaceCache, per_class: int = 6, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """A few faces per class for a picture grid.
+
+    Args:
+        cache: the face cache.
+        per_class: faces per class (fewer where a class has fewer; the rest of its row stays black).
+        seed: which faces (random, reproducible).
+
+    Returns:
+        (faces (classes × per_class, size, size) uint8, class labels in canonical order).
+    """
+    labels = cache.labels
+    size = cache.image_size
+    grid = np.zeros((len(labels) * per_class, size, size), np.uint8)
+    rng = np.random.default_rng(seed)
+    for row, label in enumerate(labels):
+        ids = cache.index.loc[cache.index["label"] == label, "face_id"].to_numpy()
+        picked = np.sort(rng.choice(ids, size=min(per_class, len(ids)), replace=False))
+        grid[row * per_class : row * per_class + len(picked)] = cache.faces(picked)
+    return grid, labels

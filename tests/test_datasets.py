@@ -42,10 +42,17 @@ def ravdess_root(tmp_path):
     return root
 
 
-def test_ravdess_default_is_full_av_speech(ravdess_root):
+def test_ravdess_default_is_one_file_per_speech_recording(ravdess_root):
+    touch(ravdess_root / "Actor_02/02-01-04-01-01-01-02.mp4")  # video-only without its full-AV twin
     samples, skipped = ravdess_samples(ravdess_root)
     found = _by_name(samples)
-    assert sorted(found) == ["01-01-02-01-02-01-02.mp4", "01-01-05-02-01-02-01.mp4"]
+    # Full-AV where present, video-only where it is the only copy; song is left out by default.
+    assert sorted(found) == [
+        "01-01-02-01-02-01-02.mp4",
+        "01-01-05-02-01-02-01.mp4",
+        "02-01-04-01-01-01-02.mp4",
+    ]
+    assert found["02-01-04-01-01-01-02.mp4"].extras["modality"] == "video-only"
     angry = found["01-01-05-02-01-02-01.mp4"]
     assert (angry.label, angry.subject, angry.dataset) == ("angry", "actor_01", "ravdess")
     assert angry.extras["intensity"] == "strong"

@@ -13,24 +13,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from fixture_media import face_video, noface_video, place, touch
+from fixture_media import face_video, noface_video, touch
 
 from fer_utils.cache import FaceCache
 from fer_utils.cli import main as fer_main
-from fer_utils.datasets import Sample, dataset_samples
+from fer_utils.datasets import PYFEAT_RAVDESS_NAMES, Sample, dataset_samples, pyfeat_ravdess_tree
 from fer_utils.faces import detect_faces
 from fer_utils.parallel import parallel_map
-from fer_utils.preprocess import PreprocessConfig, preprocess, process_sample
+from fer_utils.preprocess import PreprocessConfig, detection_rates, face_grid, preprocess, process_sample
+from fer_utils.preprocess_bench import DEFAULT_SETTINGS, benchmark_preprocessing, format_benchmark
 
 TESTS_DIR = Path(__file__).resolve().parent
-
-REAL_CLIPS = {
-    "single_face.mp4": "Actor_01/01-01-03-01-01-01-01.mp4",
-    "WolfgangLanger_Pexels.mp4": "Actor_02/01-01-01-01-01-01-02.mp4",
-    "no_face.mp4": "Actor_03/01-01-04-01-01-01-03.mp4",
-    "face_noface.mov": "Actor_04/01-01-05-01-01-01-04.mov",
-    "noface_face.mov": "Actor_05/01-01-06-01-01-01-05.mov",
-}
 
 
 def _frame_at(path: str, index: int) -> np.ndarray:
@@ -44,14 +37,12 @@ def _frame_at(path: str, index: int) -> np.ndarray:
 
 
 def test_real_clips_in_a_ravdess_tree(pyfeat_media, tmp_path):
-    root = tmp_path / "ravdess"
-    for source, target in REAL_CLIPS.items():
-        place(pyfeat_media / source, root / target)
+    root = pyfeat_ravdess_tree(tmp_path / "ravdess", pyfeat_media)
     samples, skipped = dataset_samples("ravdess", root)
     assert len(samples) == 5 and not skipped
     cache = preprocess(samples, tmp_path / "cache", PreprocessConfig(), workers=2, progress=False)
 
-    by_source = {source: str(root / target) for source, target in REAL_CLIPS.items()}
+    by_source = {source: str(root / target) for source, target in PYFEAT_RAVDESS_NAMES.items()}
     counts = cache.index.groupby("media_path").size()
     assert counts[by_source["single_face.mp4"]] == 6
     assert counts[by_source["WolfgangLanger_Pexels.mp4"]] == 6
@@ -76,6 +67,14 @@ def test_real_clips_in_a_ravdess_tree(pyfeat_media, tmp_path):
     assert stats.loc[by_source["single_face.mp4"], "faces"] == 6
     assert set(cache.index["label"]) == {"happy", "neutral", "angry", "fearful"}
     assert cache.index["timestamp"].max() > 1000 and (cache.index["detector"] == "hog").all()
+
+    # Notebook tables: the per-clip detection rate (worst first) and a face grid per class.
+    rates = detection_rates(cache)
+    assert len(rates) == 5 and rates["media_path"][0] == by_source["no_face.mp4"] and rates["rate"][0] == 0
+    assert rates["reason"][0].startswith("no face") and (rates["rate"].iloc[-1] == 1.0)
+    assert set(rates.loc[rates["faces"] > 0, "label"]) == set(cache.labels)
+    grid, labels = face_grid(cache, per_class=3)
+    assert grid.shape == (len(labels) * 3, 180, 180) and labels == cache.labels
 
 
 def test_group_photo_yields_its_largest_face(pyfeat_media):
@@ -285,3 +284,18 @@ def test_cli_preprocess_prints_folder_counts_and_skips(tmp_path, capsys):
     assert f"cache: {cache_dir}" in out and "faces: 12 from 2 videos; skipped: 2" in out
     assert "skipped (no face): 1" in out and "skipped (unknown emotion code): 1" in out
     assert FaceCache(cache_dir).image_size == 64
+
+
+def test_benchmark_reports_every_setting(tmp_path):
+    face_video(tmp_path / "face.mp4")
+    noface_video(tmp_path / "empty_room.mp4")
+    result = benchmark_preprocessing(tmp_path, repeats=1)
+    assert set(result["settings"]) == set(DEFAULT_SETTINGS) and result["speedup_vs_naive"]["naive"] == 1.0
+    for row in result["settings"].values():
+        assert row["faces"] == 6 and row["clips_with_faces"] == 1 and row["clips_per_second_per_core"] > 0
+    assert result["settings"]["default"]["per_clip"]["empty_room.mp4"]["reason"].startswith("no face")
+    assert "| default |" in format_benchmark(result)
+    assert set(benchmark_preprocessing(tmp_path, quick=True)["settings"]) == {"naive", "default"}
+    (tmp_path / "no_clips").mkdir()
+    with pytest.raises(ValueError, match="no video files"):
+        benchmark_preprocessing(tmp_path / "no_clips")

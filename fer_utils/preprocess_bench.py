@@ -1,0 +1,172 @@
+"""Preprocessing throughput: clips per second per core and faces found, per setting.
+
+Each setting runs every clip of a folder in this process (one core), best of ``repeats`` per clip, after
+a warm-up that loads the dlib models, so the figures compare settings rather than start-up costs.
+The ``naive`` setting decodes and converts every frame and detects at full resolution with one
+upsampling pass on the 6 evenly spaced frames; ``default`` is :class:`PreprocessConfig` as shipped.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+from .datasets import VIDEO_SUFFIXES, Sample
+from .preprocess import NAIVE_CONFIG, PreprocessConfig, process_sample
+
+#: Settings compared by default: name → (config, decode every frame).
+DEFAULT_SETTINGS: dict[str, tuple[PreprocessConfig, bool]] = {
+    "naive": (NAIVE_CONFIG, True),
+    "default": (PreprocessConfig(), False),
+    "default, seek sampling": (PreprocessConfig(sampling="seek"), False),
+    "6 frames only (no candidates)": (PreprocessConfig(candidates_per_frame=1), False),
+    "detect at 400 px": (PreprocessConfig(detect_width=400), False),
+    "full resolution, upsample 1": (PreprocessConfig(detect_width=None, upsample=1), False),
+}
+
+
+def benchmark_preprocessing(
+    media_dir: str | os.PathLike,
+    settings: dict[str, tuple[PreprocessConfig, bool]] | None = None,
+    repeats: int = 3,
+    workers: int | None = None,
+    quick: bool = False,
+) -> dict:
+    """Time the preprocessing of every video in ``media_dir`` under several settings.
+
+    Args:
+        media_dir: folder of video files (e.g. ``../shared/data/pyfeat_media``).
+        settings: name → (config, decode every frame); default :data:`DEFAULT_SETTINGS`.
+        repeats: runs per clip (the fastest counts: the machine may be shared).
+        workers: when > 1, also time a parallel :func:`~fer_utils.preprocess.preprocess` run of the
+            default setting with this many processes.
+        quick: only ``naive`` and ``default``, one run per clip (for ``fer bench --quick``).
+
+    Returns:
+        ``{"clips": [...], "settings": {name: {clips_per_second_per_core, seconds, faces,
+        clips_with_faces, per_clip: {clip: {seconds, faces, sampled_frames, face_frames}}}},
+        "speedup_vs_naive": {name: x}, "parallel": {...} or None, "environment": {...}}``.
+    """
+    import cv2
+    import dlib
+
+    from .faces import get_detector
+
+    media_dir = Path(media_dir)
+    clips = sorted(p for p in media_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    if not clips:
+        raise ValueError(f"no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) in {media_dir}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be ≥ 1, got {repeats}")
+    settings = settings or DEFAULT_SETTINGS
+    if quick:
+        settings = {name: settings[name] for name in ("naive", "default") if name in settings} or settings
+        repeats = 1
+    for config, _ in settings.values():
+        if config.detector != "none":
+            get_detector(config.detector)  # model loading is not preprocessing
+    samples = [Sample("bench", str(p), "neutral", None, p.name) for p in clips]
+    process_sample(samples[0], PreprocessConfig(candidates_per_frame=1))  # warm-up of codecs and caches
+    results: dict[str, dict] = {}
+    for name, (config, decode_all) in settings.items():
+        per_clip = {}
+        for sample in samples:
+            best = None
+            for _ in range(repeats):
+                started = time.perf_counter()
+                item = process_sample(sample, config, decode_all=decode_all)
+                elapsed = time.perf_counter() - started
+                best = elapsed if best is None else min(best, elapsed)
+            per_clip[Path(sample.media_path).name] = {
+                "seconds": round(best, 4),
+                "faces": len(item.rows),
+                "sampled_frames": item.stats.get("sampled_frames", 0),
+                "face_frames": item.stats.get("face_frames", 0),
+                "reason": item.reason,
+            }
+        seconds = sum(clip["seconds"] for clip in per_clip.values())
+        results[name] = {
+            "clips_per_second_per_core": round(len(clips) / seconds, 3),
+            "seconds": round(seconds, 3),
+            "faces": sum(clip["faces"] for clip in per_clip.values()),
+            "clips_with_faces": sum(clip["faces"] > 0 for clip in per_clip.values()),
+            "config": config.to_dict(),
+            "decode_all_frames": decode_all,
+            "per_clip": per_clip,
+        }
+    speedup = {}
+    if "naive" in results:
+        base = results["naive"]["clips_per_second_per_core"]
+        speedup = {name: round(r["clips_per_second_per_core"] / base, 2) for name, r in results.items()}
+    return {
+        "media_dir": str(media_dir),
+        "clips": [p.name for p in clips],
+        "repeats": repeats,
+        "settings": results,
+        "speedup_vs_naive": speedup,
+        "parallel": _parallel_run(samples, workers) if workers and workers > 1 else None,
+        "environment": {
+            "python": platform.python_version(),
+            "opencv": cv2.__version__,
+            "dlib": dlib.__version__,
+            "cpus": os.cpu_count(),
+            "machine": platform.machine(),
+        },
+    }
+
+
+def _parallel_run(samples: list[Sample], workers: int) -> dict:
+    import tempfile
+
+    from .preprocess import preprocess
+
+    with tempfile.TemporaryDirectory() as cache_root:
+        cache = preprocess(samples, cache_root, PreprocessConfig(), workers=workers, progress=False)
+        report = cache.report
+        return {
+            "workers": workers,
+            "clips": report.processed,
+            "seconds": round(report.seconds, 3),
+            "clips_per_second": round(report.clips_per_second, 3),
+            "faces": report.faces,
+        }
+
+
+def format_benchmark(result: dict) -> str:
+    """The benchmark as a Markdown table for people."""
+    lines = [
+        f"Preprocessing throughput on {len(result['clips'])} clips of {result['media_dir']} "
+        f"(one core, best of {result['repeats']} per clip)",
+        "",
+        "| setting | clips/s per core | × naive | faces | clips with faces |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, row in result["settings"].items():
+        speedup = result["speedup_vs_naive"].get(name, float("nan"))
+        lines.append(
+            f"| {name} | {row['clips_per_second_per_core']:.2f} | {speedup:.1f} | {row['faces']} "
+            f"| {row['clips_with_faces']} |"
+        )
+    lines += [
+        "",
+        "| clip | " + " | ".join(result["settings"]) + " |",
+        "| --- |" + " ---: |" * len(result["settings"]),
+    ]
+    for clip in result["clips"]:
+        cells = [
+            f"{row['per_clip'][clip]['seconds']:.2f} s / {row['per_clip'][clip]['faces']}"
+            for row in result["settings"].values()
+        ]
+        lines.append(f"| {clip} | " + " | ".join(cells) + " |")
+    if result.get("parallel"):
+        par = result["parallel"]
+        lines += [
+            "",
+            f"Parallel default run: {par['clips']} clips on {par['workers']} processes in {par['seconds']} s "
+            f"= {par['clips_per_second']} clips/s, {par['faces']} faces.",
+        ]
+    env = result["environment"]
+    lines += ["", f"OpenCV {env['opencv']}, dlib {env['dlib']}, Python {env['python']}, {env['cpus']} CPUs."]
+    return "\n".join(lines)
