@@ -299,3 +299,37 @@ def test_benchmark_reports_every_setting(tmp_path):
     (tmp_path / "no_clips").mkdir()
     with pytest.raises(ValueError, match="no video files"):
         benchmark_preprocessing(tmp_path / "no_clips")
+
+
+@pytest.mark.slow
+def test_notebook_01_runs_on_the_real_clips(pyfeat_media, tmp_path):
+    import nbformat
+    import papermill
+
+    from fer_utils.config import NOTEBOOKS_DIR
+
+    source = NOTEBOOKS_DIR / "01_preprocessing.ipynb"
+    committed = nbformat.read(source, as_version=4)
+    assert all(not cell.get("outputs") for cell in committed.cells if cell.cell_type == "code")
+    output = tmp_path / "01.ipynb"
+    papermill.execute_notebook(
+        str(source),
+        str(output),
+        parameters={"cache_root": str(tmp_path / "cache"), "workers": 2},
+        kernel_name="python3",
+        cwd=str(tmp_path),
+        progress_bar=False,
+    )
+    executed = nbformat.read(output, as_version=4)
+    text = "\n".join(
+        out.get("text", "") for cell in executed.cells if cell.cell_type == "code" for out in cell.outputs
+    )
+    assert "faces: 24 from 4 videos; skipped: 1" in text and "{'no face': 1}" in text
+    figures = [
+        out
+        for cell in executed.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if "application/vnd.plotly.v1+json" in out.get("data", {})
+    ]
+    assert len(figures) >= 4
