@@ -703,7 +703,6 @@ class Dashboard:
     # -- layout ------------------------------------------------------------------------------------
 
     def _build(self, title, problems, initial_run):
-        import plotly.graph_objects as go
 
         widgets = self.widgets
         options = [(choice.label, i) for i, choice in enumerate(self.choices)]
@@ -722,8 +721,8 @@ class Dashboard:
         self.view_toggle.add_class("fer-view")
         self.level_toggle = widgets.ToggleButtons(options=list(LEVELS), value="frame", description="Level")
         self.level_toggle.add_class("fer-level")
-        self.heatmap = go.FigureWidget()
-        heatmap_box = widgets.Box([self.heatmap])
+        self.heatmap = None  # a go.FigureWidget, rebuilt for each view (see refresh_matrix)
+        self.heatmap_box = heatmap_box = widgets.Box()
         heatmap_box.add_class("fer-heatmap")
         self.true_menu = widgets.Dropdown(description="True", layout=widgets.Layout(width="230px"))
         self.pred_menu = widgets.Dropdown(description="Predicted", layout=widgets.Layout(width="230px"))
@@ -799,20 +798,13 @@ class Dashboard:
         self.widget.add_class("fer-dash")
 
         self.run_menu.observe(lambda change: self.select_run(change["new"]), names="value")
-        self.view_toggle.observe(lambda change: self.refresh_matrix(), names="value")
-        self.level_toggle.observe(lambda change: self.refresh_matrix(), names="value")
+        self.view_toggle.observe(lambda change: self._view_changed(), names="value")
+        self.level_toggle.observe(lambda change: self._view_changed(), names="value")
         self.true_menu.observe(lambda change: self._pair_changed(), names="value")
         self.pred_menu.observe(lambda change: self._pair_changed(), names="value")
         self.compare_menu.observe(lambda change: self.refresh_compare(), names="value")
         self.more_button.on_click(lambda _: self.show_more())
         self.select_run(self.run_menu.value)
-        self.sync_heatmap_state()
-
-    def sync_heatmap_state(self) -> None:
-        """Copy the heatmap's figure into its synced widget state. A ``FigureWidget`` sends later edits as
-        messages and refreshes its state only when displayed itself (``_repr_mimebundle_``); nested in a
-        box, edits made before the page connects (Voila) would otherwise be lost."""
-        self.heatmap._repr_mimebundle_()
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -867,17 +859,29 @@ class Dashboard:
         """Redraw the heatmap, the per-class table and the gallery for the current view and level."""
         metrics = self.choice.run.metrics
         level, normalize = self.level, self.normalize
-        figure = heatmap_figure(metrics, level, normalize, title=f"{level} level")
-        with self.heatmap.batch_update():
-            self.heatmap.data = ()
-            self.heatmap.add_trace(figure.data[0])
-            self.heatmap.layout = figure.layout
-        self.heatmap.data[0].on_click(self._heatmap_clicked)
-        self._mark_cell()
+        self._render_heatmap(heatmap_figure(metrics, level, normalize, title=f"{level} level"))
         self.per_class.value = per_class_html(metrics, level)
         self.show_cell(self.true_menu.value, self.pred_menu.value)
         if hasattr(self, "compare_menu"):
             self.refresh_compare()
+
+    def _render_heatmap(self, figure) -> None:
+        """Show ``figure`` in a new ``FigureWidget``. Its figure travels as the widget's initial state:
+        plotly's edit messages to a live FigureWidget (restyle, addTraces, relayout) were dropped now and
+        then in Voila 0.5 with anywidget, leaving a stale matrix, while a new widget always draws what
+        it holds."""
+        import plotly.graph_objects as go
+
+        previous = self.heatmap
+        self.heatmap = go.FigureWidget(figure)
+        self.heatmap.data[0].on_click(self._heatmap_clicked)
+        self.heatmap_box.children = (self.heatmap,)
+        if previous is not None:
+            previous.close()
+
+    def _view_changed(self) -> None:
+        if not self._busy:
+            self.refresh_matrix()
 
     def _heatmap_clicked(self, trace, points, state) -> None:
         if not points.xs:
@@ -888,22 +892,6 @@ class Dashboard:
         if not self._busy:
             self.show_cell(self.true_menu.value, self.pred_menu.value)
 
-    def _mark_cell(self) -> None:
-        labels = list(self.choice.run.metrics["labels"])
-        if self.true_menu.value not in labels or self.pred_menu.value not in labels:
-            return
-        row, column = labels.index(self.true_menu.value), labels.index(self.pred_menu.value)
-        self.heatmap.layout.shapes = [
-            {
-                "type": "rect",
-                "x0": column - 0.5,
-                "x1": column + 0.5,
-                "y0": row - 0.5,
-                "y1": row + 0.5,
-                "line": {"color": "#d62728", "width": 3},
-            }
-        ]
-
     def show_cell(self, true_label: str, predicted_label: str) -> pd.DataFrame:
         """Fill the gallery with the faces of one cell (first page) and return the cell's table."""
         run = self.choice.run
@@ -912,7 +900,6 @@ class Dashboard:
             self.true_menu.value, self.pred_menu.value = true_label, predicted_label
         finally:
             self._busy = False
-        self._mark_cell()
         self._faces = cell_faces(
             run.predictions, list(run.metrics["labels"]), true_label, predicted_label, self.level
         )

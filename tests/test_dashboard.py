@@ -1,0 +1,459 @@
+"""Dashboard logic without a browser: run labels and discovery, matrix views, the faces behind a cell
+(frame and video level), run differences, the literature table, the widget callbacks and the CLI.
+
+Fast tests build small run directories by the run-directory contract (metrics computed by
+``fer_utils.evaluate`` from the predictions they write); the slow tier uses real training runs on FER2013
+faces (:func:`real_runs_dir`, also used by the report and browser tests).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer_utils import dashboard
+from fer_utils.cache import FaceCache, FaceCacheWriter
+from fer_utils.evaluate import evaluate_predictions, predictions_table
+
+LABELS = ["neutral", "happy", "sad"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Helpers: small run directories by the contract
+# ----------------------------------------------------------------------------------------------------
+
+
+def make_cache(folder: Path, n_faces: int, size: int = 16) -> FaceCache:
+    """A face cache whose face i is filled with gray value i (so pixels identify the face)."""
+    writer = FaceCacheWriter(folder, {"dataset": "toy", "image_size": size}, shard_size=7)
+    for i in range(n_faces):
+        face = np.full((1, size, size), i % 256, np.uint8)
+        rows = [
+            {
+                "dataset": "toy",
+                "media_path": f"m{i:04d}",
+                "label": LABELS[i % 3],
+                "subject": "s1",
+                "video_id": f"v{i // 3}",
+                "frame_index": i % 3,
+            }
+        ]
+        writer.add(f"m{i:04d}", face, rows)
+    return writer.close()
+
+
+def make_run(
+    folder: Path,
+    cache: FaceCache,
+    probabilities: np.ndarray,
+    labels=LABELS,
+    seed: int = 0,
+    dropout=(0.3, 0.3, 0.3),
+    l1: float = 0.0,
+    dataset: str = "toy",
+    protocol: str = "paper",
+) -> Path:
+    """A finished run over the first len(probabilities) faces of ``cache``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    index = cache.index.iloc[: len(probabilities)]
+    predictions = predictions_table(index, probabilities, labels)
+    metrics = {
+        "status": "complete",
+        "dataset": dataset,
+        "protocol": protocol,
+        "labels": list(labels),
+        "num_params": 1234,
+        "split": {"train": 10, "validation": 2, "test": len(predictions)},
+        "stalled": False,
+        "stalled_reason": None,
+        "majority_rate": 0.34,
+        "best_epoch": 2,
+        **evaluate_predictions(predictions, labels),
+    }
+    config = {
+        "run_name": folder.name,
+        "dataset": dataset,
+        "cache_dir": str(cache.cache_dir),
+        "cache_key": cache.key,
+        "protocol": protocol,
+        "image_size": cache.image_size,
+        "epochs": 2,
+        "seed": seed,
+        "dropout": list(dropout),
+        "l1": l1,
+        "labels": list(labels),
+        "split": {"train": 10, "validation": 2, "test": len(predictions), "test_hash": "abc"},
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    pd.DataFrame(
+        {
+            "epoch": [1, 2],
+            "loss": [1.1, 0.9],
+            "accuracy": [0.4, 0.6],
+            "val_loss": [1.0, 0.95],
+            "val_accuracy": [0.5, 0.55],
+            "test_loss": [1.0, 0.97],
+            "test_accuracy": [0.45, 0.5],
+        }
+    ).to_csv(folder / "history.csv", index=False)
+    (folder / "model.keras").write_bytes(b"")
+    pd.DataFrame({"face_id": index["face_id"], "part": "test"}).to_csv(folder / "split.csv", index=False)
+    predictions.to_csv(folder / "predictions.csv", index=False)
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+def toy_probabilities(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.dirichlet(np.ones(len(LABELS)), size=n)
+
+
+@pytest.fixture()
+def toy_runs(tmp_path):
+    """Two finished runs (12 test faces in 4 videos of 3 frames), one unfinished, one malformed."""
+    cache = make_cache(tmp_path / "cache", 12)
+    runs = tmp_path / "runs"
+    make_run(runs / "b-run", cache, toy_probabilities(12, 1), seed=1, dropout=(0.3, 0.5, 0.5), l1=1e-3)
+    make_run(runs / "a-run", cache, toy_probabilities(12, 0))
+    unfinished = runs / "unfinished"
+    unfinished.mkdir()
+    shutil.copy(runs / "a-run" / "config.json", unfinished)
+    shutil.copy(runs / "a-run" / "split.csv", unfinished)
+    malformed = runs / "malformed"
+    shutil.copytree(runs / "a-run", malformed)
+    (malformed / "metrics.json").write_text('{"status": "compl')
+    return runs, cache
+
+
+# ----------------------------------------------------------------------------------------------------
+# Labels, discovery, parameters
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_run_label_names_dataset_protocol_and_configuration():
+    config = {"dataset": "ravdess", "protocol": "subject", "dropout": [0.3, 0.5, 0.5], "l1": 0.001, "seed": 0}
+    assert (
+        dashboard.run_label({**config, "image_size": 180})
+        == "ravdess · subject · drop(.3,.5,.5) l1=1e-3 · seed 0"
+    )
+    assert (
+        dashboard.run_label({**config, "image_size": 48, "l1": 0, "split": {"fold": 2}})
+        == "ravdess · subject · drop(.3,.5,.5) l1=0 48px · seed 0 fold 2"
+    )
+
+
+def test_collect_runs_sorts_labels_and_reports_unfinished_and_malformed(toy_runs):
+    runs, _ = toy_runs
+    choices, problems = dashboard.collect_runs(runs)
+    assert [c.name for c in choices] == ["a-run", "b-run"]  # dropout (.3,.3,.3) sorts first
+    assert choices[1].label == "toy · paper · drop(.3,.5,.5) l1=1e-3 16px · seed 1"
+    assert set(problems) == {"unfinished", "malformed"}
+    assert "metrics.json" in problems["unfinished"]
+    assert "malformed" in problems["malformed"]
+    assert dashboard.find_choice(choices, "b-run") == 1
+    assert dashboard.find_choice(choices, "nothing-like-it") == 0
+
+
+def test_duplicate_labels_are_made_unique_with_the_folder_name(tmp_path):
+    cache = make_cache(tmp_path / "cache", 6)
+    make_run(tmp_path / "runs" / "x", cache, toy_probabilities(6, 0))
+    make_run(tmp_path / "runs" / "y", cache, toy_probabilities(6, 1))
+    labels = [c.label for c in dashboard.collect_runs(tmp_path / "runs")[0]]
+    assert labels[0].endswith("· x") and labels[1].endswith("· y")
+
+
+def test_runs_dir_comes_from_the_parameter_then_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(dashboard.RUNS_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(dashboard.INITIAL_RUN_ENV, "run-7")
+    assert dashboard.resolve_runs_dir("") == tmp_path.resolve()
+    assert dashboard.resolve_runs_dir(tmp_path / "other") == (tmp_path / "other").resolve()
+    assert dashboard.resolve_initial_run("") == "run-7"
+    assert dashboard.resolve_initial_run("mine") == "mine"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Matrices and cells
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_matrix_views_counts_recall_and_precision():
+    metrics = {"frame": {"confusion_matrix": [[3, 1], [2, 2]]}, "video": None}
+    np.testing.assert_array_equal(dashboard.matrix_view(metrics, "frame", None), [[3, 1], [2, 2]])
+    np.testing.assert_allclose(dashboard.matrix_view(metrics, "frame", "true"), [[0.75, 0.25], [0.5, 0.5]])
+    np.testing.assert_allclose(dashboard.matrix_view(metrics, "frame", "pred"), [[0.6, 1 / 3], [0.4, 2 / 3]])
+    assert dashboard.format_cell(0.75, "true") == "0.75" and dashboard.format_cell(3.0, None) == "3"
+    with pytest.raises(ValueError, match="no video-level"):
+        dashboard.matrix_view(metrics, "video")
+    with pytest.raises(ValueError, match="level"):
+        dashboard.has_level(metrics, "clip")
+
+
+def test_cell_faces_match_every_cell_of_the_frame_matrix(toy_runs):
+    runs, _ = toy_runs
+    run = dashboard.collect_runs(runs)[0][0].run
+    matrix = np.asarray(run.metrics["frame"]["confusion_matrix"])
+    for i, true in enumerate(LABELS):
+        for j, predicted in enumerate(LABELS):
+            faces = dashboard.cell_faces(run.predictions, LABELS, true, predicted, "frame")
+            assert len(faces) == matrix[i, j]
+            assert list(faces["confidence"]) == sorted(faces["confidence"], reverse=True)
+            rows = run.predictions.set_index("face_id").loc[faces["face_id"]]
+            assert (rows["true_label"] == true).all() and (rows["predicted_label"] == predicted).all()
+            np.testing.assert_allclose(faces["confidence"], rows[f"prob_{predicted}"])
+    with pytest.raises(ValueError, match="unknown class"):
+        dashboard.cell_faces(run.predictions, LABELS, "contempt", "sad")
+
+
+def test_video_cells_show_one_representative_face_per_video(toy_runs):
+    runs, _ = toy_runs
+    run = dashboard.collect_runs(runs)[0][0].run
+    matrix = np.asarray(run.metrics["video"]["confusion_matrix"])
+    assert matrix.sum() == 4
+    seen = []
+    for i, true in enumerate(LABELS):
+        for j, predicted in enumerate(LABELS):
+            videos = dashboard.cell_faces(run.predictions, LABELS, true, predicted, "video")
+            assert len(videos) == matrix[i, j]
+            for video in videos.itertuples():
+                faces = run.predictions[run.predictions["video_id"] == video.video_id]
+                mean = faces[[f"prob_{label}" for label in LABELS]].mean()
+                assert mean.idxmax() == f"prob_{predicted}"
+                assert video.confidence == pytest.approx(mean.max())
+                assert video.faces == len(faces) == 3
+                best = faces.loc[faces[f"prob_{predicted}"].idxmax()]
+                assert (video.face_id, video.frame_index) == (best["face_id"], best["frame_index"])
+                seen.append(video.video_id)
+    assert sorted(seen) == ["v0", "v1", "v2", "v3"]
+
+
+def test_difference_matrix_subtracts_and_refuses_other_classes():
+    a = {"labels": ["x", "y"], "frame": {"confusion_matrix": [[3, 1], [0, 4]]}}
+    b = {"labels": ["x", "y"], "frame": {"confusion_matrix": [[2, 2], [1, 3]]}}
+    np.testing.assert_array_equal(dashboard.difference_matrix(a, b), [[1, -1], [-1, 1]])
+    np.testing.assert_allclose(
+        dashboard.difference_matrix(a, b, normalize="true"), [[0.25, -0.25], [-0.25, 0.25]]
+    )
+    with pytest.raises(ValueError, match="different classes"):
+        dashboard.difference_matrix(a, {**b, "labels": ["x", "z"]})
+
+
+def test_per_class_table_has_averages_matching_metrics(toy_runs):
+    runs, _ = toy_runs
+    metrics = dashboard.collect_runs(runs)[0][0].run.metrics
+    table = dashboard.per_class_table(metrics)
+    assert list(table.index) == [*LABELS, "macro avg", "weighted avg"]
+    assert table.loc["macro avg", "f1"] == pytest.approx(metrics["frame"]["macro_f1"])
+    assert table.loc["weighted avg", "f1"] == pytest.approx(metrics["frame"]["weighted_f1"])
+    assert table["support"].dtype.kind == "i" and table.loc["macro avg", "support"] == 12
+    assert '<td class="fer-num">12</td>' in dashboard.per_class_html(metrics)
+
+
+def test_face_png_round_trips():
+    face = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    decoded = cv2.imdecode(np.frombuffer(dashboard.face_png(face), np.uint8), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(decoded, face)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Literature
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_literature_rows_are_cited_and_plausible():
+    table = dashboard.load_literature()
+    assert len(table) >= 1
+    assert table["citation"].str.len().gt(20).all()
+    assert table["source_url"].str.startswith("https://").all()
+    assert table["accuracy_percent"].between(0, 100).all()
+    paper = table[table["model"].str.contains("Ding")]
+    assert set(paper["dataset"]) == {"ravdess", "savee"} and (paper["num_params"] == 542136).all()
+
+
+def test_literature_comparison_puts_runs_beside_the_papers(tmp_path):
+    cache = make_cache(tmp_path / "cache", 6)
+    make_run(tmp_path / "runs" / "r", cache, toy_probabilities(6, 0), dataset="ravdess", protocol="subject")
+    make_run(tmp_path / "runs" / "t", cache, toy_probabilities(6, 0), dataset="toy")
+    choices, _ = dashboard.collect_runs(tmp_path / "runs")
+    table = dashboard.literature_comparison(choices, "RAVDESS")
+    ours = table[table["source"] == "this suite"]
+    assert len(ours) == 1 and ours["num_params"].iloc[0] == 1234 and ours["protocol"].iloc[0] == "subject"
+    assert (table["source"] == "literature").sum() == (
+        dashboard.load_literature()["dataset"] == "ravdess"
+    ).sum()
+    assert list(table["accuracy_percent"]) == sorted(table["accuracy_percent"], reverse=True)
+    page = dashboard.literature_html(table, "ravdess")
+    assert "542,136" in page and 'class="fer-ours"' in page
+    assert "no literature row for toy" in dashboard.literature_html(
+        dashboard.literature_comparison(choices, "toy"), "toy"
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# The widget and its callbacks
+# ----------------------------------------------------------------------------------------------------
+
+
+def html_of(widget) -> str:
+    """All HTML text in a widget tree."""
+    text = getattr(widget, "value", "") if isinstance(getattr(widget, "value", None), str) else ""
+    return text + "".join(html_of(child) for child in getattr(widget, "children", ()))
+
+
+def test_missing_or_empty_runs_folder_gives_a_message_not_a_traceback(tmp_path):
+    page = html_of(dashboard.build_dashboard(tmp_path / "nope"))
+    assert "Cannot open the runs folder" in page and "does not exist" in page
+    (tmp_path / "empty").mkdir()
+    assert "No finished runs" in html_of(dashboard.build_dashboard(tmp_path / "empty"))
+
+
+def test_folder_of_broken_runs_only_lists_them(toy_runs):
+    runs, _ = toy_runs
+    shutil.rmtree(runs / "a-run")
+    shutil.rmtree(runs / "b-run")
+    page = html_of(dashboard.build_dashboard(runs))
+    assert "No finished runs" in page
+    assert "2 run folder(s) could not be opened" in page and "unfinished" in page and "malformed" in page
+
+
+def test_clicking_a_cell_fills_the_gallery_with_its_faces(toy_runs):
+    runs, cache = toy_runs
+    board = dashboard.Dashboard(runs, initial_run="a-run", gallery_page=2)
+    assert board.choice.name == "a-run"
+    run = board.choice.run
+    matrix = np.asarray(run.metrics["frame"]["confusion_matrix"])
+    i, j = np.unravel_index(matrix.argmax(), matrix.shape)
+    board._heatmap_clicked(None, type("Points", (), {"xs": [LABELS[j]], "ys": [LABELS[i]]})(), None)
+    assert (board.true_menu.value, board.pred_menu.value) == (LABELS[i], LABELS[j])
+    expected = dashboard.cell_faces(run.predictions, LABELS, LABELS[i], LABELS[j])
+    assert f'data-count="{matrix[i, j]}"' in board.gallery_title.value
+    while board.more_button.layout.display != "none":
+        board.show_more()
+    assert len(board.gallery.children) == matrix[i, j] >= 2
+    for item, face_id in zip(board.gallery.children, expected["face_id"], strict=True):
+        image, caption = item.children
+        pixels = cv2.imdecode(np.frombuffer(image.value, np.uint8), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(pixels, cache.faces([face_id])[0])
+        assert "p = " in caption.value and "frame " in caption.value
+
+
+def test_view_level_and_compare_callbacks(toy_runs):
+    runs, _ = toy_runs
+    board = dashboard.Dashboard(runs)
+    metrics = board.choice.run.metrics
+    np.testing.assert_array_equal(board.heatmap.data[0].z, metrics["frame"]["confusion_matrix"])
+    first_heatmap = board.heatmap
+    board.view_toggle.value = "recall (row-normalised)"
+    assert board.heatmap is not first_heatmap and board.heatmap_box.children == (board.heatmap,)
+    np.testing.assert_allclose(np.asarray(board.heatmap.data[0].z).sum(axis=1), 1.0)
+    board.level_toggle.value = "video"
+    assert np.asarray(board.heatmap.data[0].z).shape == (3, 3)
+    np.testing.assert_allclose(
+        board.heatmap.data[0].z, dashboard.matrix_view(metrics, "video", "true"), err_msg="video recall"
+    )
+    board.pred_menu.value = board.true_menu.value = "happy"
+    cell = dashboard.cell_faces(board.choice.run.predictions, LABELS, "happy", "happy", "video")
+    assert len(board.gallery.children) == len(cell)
+    assert "videos" in board.gallery_title.value
+    assert board.compare_menu.value == 1 and board.compare_box.layout.display == "flex"
+    assert "A</b> = " in board.compare_note.value and "seed 1" in board.compare_note.value
+    board.compare_menu.value = -1
+    assert board.compare_box.layout.display == "none"
+    board.run_menu.value = 1
+    assert board.choice.name == "b-run" and "seed 1" in board.header.value
+    assert "1,234" in board.header.value and "10 / 2 / 12" in board.header.value
+
+
+def test_gallery_without_the_face_cache_says_so(toy_runs):
+    runs, cache = toy_runs
+    shutil.rmtree(cache.cache_dir)
+    board = dashboard.Dashboard(runs)
+    board.show_cell("neutral", "neutral")
+    assert "cannot be opened" in board.status.value
+    assert all("no pixels" in item.children[0].value for item in board.gallery.children)
+
+
+def test_dashboard_cli_is_registered_and_checks_its_folder(tmp_path, capsys):
+    from fer_utils.cli import main
+
+    assert main(["dashboard", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    command = dashboard.voila_command(dashboard.DASHBOARD_NOTEBOOK, 8899, "127.0.0.1", open_browser=False)
+    assert command[1:3] == ["-m", "voila"] and "--Voila.ip=127.0.0.1" in command and "--no-browser" in command
+
+
+def test_results_notebook_is_committed_without_outputs_and_has_parameters():
+    import nbformat
+
+    notebook = nbformat.read(dashboard.DASHBOARD_NOTEBOOK, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", [])
+    assert all(not cell.outputs and cell.execution_count is None for cell in code)
+    assert "build_dashboard" in "".join(cell.source for cell in code)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Real runs (slow): a small FER2013 face cache, two short training runs
+# ----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def real_runs_dir(tmp_path_factory, fer2013_root):
+    """Two real runs (paper protocol, 48 px, 40 faces per FER2013 split × class, 5 epochs) under one
+    runs folder; built once per session even when several test modules import this fixture."""
+    from fer_utils.train import image_folder_cache, train_run
+
+    base = tmp_path_factory.getbasetemp() / "fer-dashboard-real"
+    runs = base / "runs"
+    specs = {
+        "fer2013-base": {"seed": 0},
+        "fer2013-reg": {"seed": 1, "dropout": (0.3, 0.5, 0.5), "l1": 1e-3},
+    }
+    if all((runs / name / "metrics.json").exists() for name in specs):
+        return runs
+    cache = image_folder_cache(
+        fer2013_root,
+        base / "cache",
+        image_size=48,
+        split_dirs=True,
+        max_per_class=40,
+        dataset="fer2013",
+        progress=False,
+    )
+    for name, overrides in specs.items():
+        train_run(
+            cache.cache_dir,
+            runs / name,
+            protocol="paper",
+            epochs=5,
+            batch_size=32,
+            verbose=0,
+            overwrite=True,
+            **overrides,
+        )
+    return runs
+
+
+@pytest.mark.slow
+def test_dashboard_on_real_runs_shows_the_cached_faces_of_each_cell(real_runs_dir):
+    board = dashboard.Dashboard(real_runs_dir, initial_run="fer2013-base")
+    run = board.choice.run
+    labels = list(run.metrics["labels"])
+    matrix = np.asarray(run.metrics["frame"]["confusion_matrix"])
+    np.testing.assert_array_equal(board.heatmap.data[0].z, matrix)
+    cache = FaceCache(run.config["cache_dir"])
+    for i, j in [(i, j) for i in range(len(labels)) for j in range(len(labels)) if matrix[i, j]][:4]:
+        faces = board.show_cell(labels[i], labels[j])
+        assert len(faces) == matrix[i, j]
+        shown = min(len(faces), board.gallery_page)
+        assert len(board.gallery.children) == shown
+        first = cv2.imdecode(np.frombuffer(board.gallery.children[0].children[0].value, np.uint8), 0)
+        np.testing.assert_array_equal(first, cache.faces([faces["face_id"].iloc[0]])[0])
+        assert cache.index.set_index("face_id").loc[faces["face_id"], "label"].eq(labels[i]).all()
+    assert board.level_toggle.disabled  # FER2013: every face is its own video
+    assert "fer2013" in board.literature.value and "83,367" in board.literature.value

@@ -1,0 +1,197 @@
+"""The dashboard in a real browser: Voila serves notebooks/04_results.ipynb on a free loopback port
+against a runs folder made by real training runs, and Debian's Chromium (headless, driven by Python
+playwright) checks the heatmap against metrics.json, clicks a cell, counts the gallery's faces and
+toggles the normalisation.
+
+Reproduce by hand: ``fer dashboard RUNS_DIR --port 8866`` and open http://127.0.0.1:8866/.
+Set ``FER_DASHBOARD_SCREENSHOT=/some/file.png`` to keep a copy of the screenshot outside the temp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_dashboard import real_runs_dir  # noqa: F401  (session fixture: real training runs)
+
+from fer_utils import dashboard
+from fer_utils.runs import load_run
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+HEATMAP = ".fer-heatmap .js-plotly-plot"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"voila exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.5)
+    raise TimeoutError(f"voila did not answer at {url} within {timeout_s} s")
+
+
+@pytest.fixture(scope="module")
+def playwright_module():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's Chromium (`apt-get install -y chromium`)")
+    return pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
+
+
+@pytest.fixture()
+def voila_url(real_runs_dir, tmp_path):  # noqa: F811
+    """Voila serving the results notebook for ``real_runs_dir`` (passed as $FER_RUNS_DIR)."""
+    port = free_port()
+    log = (tmp_path / "voila.log").open("w")
+    environment = {
+        **os.environ,
+        dashboard.RUNS_DIR_ENV: str(real_runs_dir),
+        dashboard.INITIAL_RUN_ENV: "fer2013-base",
+    }
+    command = dashboard.voila_command(dashboard.DASHBOARD_NOTEBOOK, port, "127.0.0.1", open_browser=False)
+    process = subprocess.Popen(command, env=environment, cwd=dashboard.NOTEBOOKS_DIR, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_http(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def heatmap_state(page) -> dict:
+    """The heatmap's values, cell texts and each cell's centre in page pixels."""
+    return page.evaluate(
+        """(selector) => {
+            const plot = document.querySelector(selector);
+            const trace = plot._fullData[0];
+            const xaxis = plot._fullLayout.xaxis, yaxis = plot._fullLayout.yaxis;
+            const box = plot.getBoundingClientRect();
+            return {
+                z: trace.z, text: trace.text, x: trace.x, y: trace.y,
+                title: plot._fullLayout.title.text,
+                columns: trace.x.map((_, i) => box.left + xaxis._offset + xaxis.l2p(i)),
+                rows: trace.y.map((_, i) => box.top + yaxis._offset + yaxis.l2p(i)),
+                drawnTexts: Array.from(plot.querySelectorAll('.hm text, g.textpoint text, .heatmaplayer text'))
+                    .map((node) => node.textContent),
+            };
+        }""",
+        HEATMAP,
+    )
+
+
+def test_dashboard_in_chromium(playwright_module, voila_url, real_runs_dir, tmp_path):  # noqa: F811
+    run = load_run(real_runs_dir / "fer2013-base")
+    labels = list(run.metrics["labels"])
+    matrix = np.asarray(run.metrics["frame"]["confusion_matrix"])
+    candidates = [(matrix[i, j], i, j) for i in range(len(labels)) for j in range(len(labels))]
+    count, row, column = max(c for c in candidates if 0 < c[0] <= dashboard.GALLERY_PAGE)
+
+    with playwright_module.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2400})
+            errors = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(voila_url, timeout=180_000)
+            page.wait_for_selector(f"{HEATMAP} .hm", timeout=180_000)
+            assert "fer2013-base" not in page.inner_text(".fer-problems")
+
+            state = heatmap_state(page)
+            assert len(state["z"]) * len(state["z"][0]) == len(labels) ** 2
+            assert state["x"] == labels and state["y"] == labels
+            assert state["z"][row][column] == matrix[row, column]
+            np.testing.assert_array_equal(state["z"], matrix)
+            assert str(count) in state["text"][row][column]
+            header = page.inner_text(".fer-run-header")
+            assert "fer2013" in header and "paper" in header and f"{run.metrics['num_params']:,}" in header
+
+            page.mouse.click(state["columns"][column], state["rows"][row])
+            page.wait_for_selector(f'.fer-cell-count[data-count="{count}"]', timeout=60_000)
+            title = page.inner_text(".fer-gallery-title")
+            assert f"true {labels[row]} → predicted {labels[column]}" in title
+            page.wait_for_function(
+                "(n) => document.querySelectorAll('.fer-gallery .fer-face img').length === n", arg=int(count)
+            )
+            assert page.locator(".fer-gallery .fer-face").count() == count
+
+            page.get_by_role("button", name="recall (row-normalised)").click()
+            recall = matrix[row, column] / matrix[row].sum()
+            page.wait_for_function(
+                """([selector, r, c, value]) => {
+                    const z = document.querySelector(selector)._fullData[0].z;
+                    return Math.abs(z[r][c] - value) < 1e-9;
+                }""",
+                arg=[HEATMAP, int(row), int(column), float(recall)],
+                timeout=60_000,
+            )
+            state = heatmap_state(page)
+            assert state["text"][row][column] == f"{recall:.2f}"
+            assert "recall" in state["title"]
+            np.testing.assert_allclose(np.asarray(state["z"]).sum(axis=1), 1.0)
+            page.wait_for_selector(".fer-curves .js-plotly-plot", timeout=60_000)
+            page.wait_for_selector(".fer-compare .js-plotly-plot", timeout=60_000)
+            page.wait_for_timeout(1000)
+
+            screenshot = tmp_path / "dashboard.png"
+            page.screenshot(path=str(screenshot), full_page=True)
+            assert screenshot.stat().st_size > 10_000
+            if os.environ.get("FER_DASHBOARD_SCREENSHOT"):
+                shutil.copy(screenshot, os.environ["FER_DASHBOARD_SCREENSHOT"])
+            assert not [e for e in errors if "Failed to initialize model" in e], errors
+        finally:
+            browser.close()
+
+
+def test_static_report_renders_offline_in_chromium(playwright_module, real_runs_dir, tmp_path):  # noqa: F811
+    from fer_utils.reports import write_report
+
+    report = write_report(real_runs_dir, tmp_path / "results.html")
+    with playwright_module.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto(report.as_uri(), wait_until="load", timeout=120_000)
+            # per run: counts + recall heatmaps and the curves
+            page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 6")
+            assert page.evaluate("typeof window.Plotly") == "object"
+            assert "build_dashboard" not in page.inner_text("body")
+        finally:
+            browser.close()
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-m", "browser", "-q"]))
