@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +80,34 @@ def fold_rescaling(model):
             weights[0] = (weights[0] * float(scale)).astype(weights[0].dtype)
         clone.set_weights(weights)
     return folded
+
+
+def logits_model(model):
+    """The same network with its final softmax removed (outputs logits).
+
+    int8 exports end at the logits: a quantized softmax outputs multiples of 1/256, which ties the
+    classes of a low-confidence face; the predictor applies the softmax in float instead.
+    """
+    import keras
+
+    last = model.layers[-1]
+    if not isinstance(last, keras.layers.Dense) or keras.activations.serialize(last.activation) != "softmax":
+        return model
+
+    def clone(layer):
+        config = layer.get_config()
+        if layer is last:
+            config["activation"] = "linear"
+        return layer.__class__.from_config(config)
+
+    logits = keras.models.clone_model(model, clone_function=clone)
+    logits.set_weights(model.get_weights())
+    return logits
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def _tflite_converter(model):
@@ -248,10 +276,13 @@ def export_model(
         raise ValueError(f"model has {model.output_shape[-1]} outputs but {len(labels)} labels were given")
     folded = fold_rescaling(model)
     path = Path(path)
+    outputs_logits = fmt == "tflite-int8"
     if fmt == "onnx":
         export_onnx(folded, path)
+    elif outputs_logits:
+        export_tflite(logits_model(folded), path, calibration_faces)
     else:
-        export_tflite(folded, path, calibration_faces if fmt == "tflite-int8" else None)
+        export_tflite(folded, path)
     image_size = int(model.input_shape[1])
     spec = {
         "format": fmt,
@@ -264,9 +295,17 @@ def export_model(
             "dtype": "uint8" if fmt == "tflite-int8" else "float32",
             "pixels": "gray face crop, raw 0-255 (the 1/255 rescaling is folded into the first convolution)",
         },
-        "output": {"dtype": "float32", "meaning": "class probabilities (softmax), order = labels"},
+        "output": {
+            "dtype": "float32",
+            "kind": "logits" if outputs_logits else "probabilities",
+            "meaning": (
+                "class logits (apply softmax), order = labels"
+                if outputs_logits
+                else "class probabilities (softmax), order = labels"
+            ),
+        },
         "rescale_folded": folded is not model,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         **(extra or {}),
     }
     if fmt == "tflite-int8":
@@ -348,7 +387,7 @@ class Predictor:
             return np.zeros((0, len(self.labels)), np.float32)
         parts = [self._run(faces[start : start + batch_size]) for start in range(0, len(faces), batch_size)]
         probabilities = np.concatenate(parts).astype(np.float32)
-        # int8 softmax outputs are multiples of 1/256: renormalize so every row sums to 1.
+        # Guard against rounding in exported runtimes: every row sums to 1.
         return probabilities / np.maximum(probabilities.sum(axis=1, keepdims=True), 1e-12)
 
 
@@ -417,6 +456,8 @@ class _TFLitePredictor(Predictor):
         if output.dtype != np.float32:
             scale, zero_point = self._output["quantization"]
             output = (output.astype(np.float32) - zero_point) * scale
+        if self.spec.get("output", {}).get("kind") == "logits":
+            output = _softmax(output)
         return output
 
 
