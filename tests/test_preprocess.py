@@ -170,6 +170,7 @@ def _kill_tree(root: Path, clips: int) -> None:
     touch(root / "Actor_01" / "01-01-09-01-01-01-01.mp4")  # unknown emotion: in the skipped table
 
 
+@pytest.mark.slow
 def test_kill_minus_9_then_resume_gives_the_same_cache(tmp_path):
     root = tmp_path / "ravdess"
     _kill_tree(root, clips=24)
