@@ -39,7 +39,7 @@ MODES = {
         "warmup": {1: 5, 64: 1},
         "repeats": {1: 25, 64: 4},
         "matmul_repeats": 5,
-        "faces_per_class": 24,
+        "faces_per_class": 16,
         "epochs": 2,
         "test_faces": 210,
     },
@@ -569,18 +569,22 @@ def benchmark_training(cache_dir: Path, train_ids, targets, mode: dict, save_to:
 
 
 def benchmark_preprocessing_section(media_dir: Path, quick: bool) -> dict:
-    """The preprocessing figures from :mod:`fer_utils.preprocess_bench` (skipped when unavailable)."""
-    import inspect
-
+    """The preprocessing figures of :func:`fer_utils.preprocess_bench.benchmark_preprocessing` (default
+    pipeline vs the naive one on the real clips), plus its Markdown table and the target's figures."""
     if not media_dir.is_dir():
         return {"skipped": f"media folder {media_dir} not found"}
     try:
-        from .preprocess_bench import benchmark_preprocessing
+        from .preprocess_bench import benchmark_preprocessing, format_benchmark
     except ImportError as error:
         return {"skipped": f"fer_utils.preprocess_bench is not available ({error})"}
-    parameters = inspect.signature(benchmark_preprocessing).parameters
-    kwargs = {"quick": quick} if "quick" in parameters else {}
-    return benchmark_preprocessing(media_dir, **kwargs)
+    result = benchmark_preprocessing(media_dir, quick=quick)
+    settings = result.get("settings", {})
+    if "default" in settings and "naive" in settings:
+        result["speedup"] = result["speedup_vs_naive"]["default"]
+        result["faces_default"] = settings["default"]["faces"]
+        result["faces_naive"] = settings["naive"]["faces"]
+    result["markdown"] = format_benchmark(result)
+    return result
 
 
 # ------------------------------------------------------------------------------------------ data
