@@ -79,11 +79,20 @@ class FaceCacheWriter:
         else:
             atomic_write_text(config_path, json.dumps({"key": self.key, "config": self.config}, indent=2))
         self.shard_size = shard_size
+        self._remove_unfinished_shards()
         self._faces: list[np.ndarray] = []
         self._rows: list[dict] = []
         self._skipped: list[dict] = []
         self._items: list[str] = []
         self._stats: list[dict] = []
+
+    def _remove_unfinished_shards(self) -> None:
+        """Delete what a killed run left half-written: temp files and face arrays whose json never came."""
+        for leftover in self.shard_dir.glob(".*.tmp*"):
+            leftover.unlink(missing_ok=True)
+        for faces in self.shard_dir.glob("shard-*.npy"):
+            if not faces.with_suffix(".json").exists():
+                faces.unlink(missing_ok=True)
 
     def done_items(self) -> set[str]:
         """Item keys (media paths) already in a finished shard."""
