@@ -229,17 +229,16 @@ def base_face() -> BaseFace:
         The cached :class:`BaseFace`.
     """
     import cv2
-    import dlib
-    import face_recognition_models
     from skimage import data
 
+    from .faces import get_detector, get_landmark_predictor
+
     photo = data.astronaut()
-    detections = dlib.get_frontal_face_detector()(photo, 1)
+    detections = get_detector("hog")(photo, 1)
     if not detections:
         raise RuntimeError("dlib found no face in skimage.data.astronaut(); the demo cannot be built")
     face_box = max(detections, key=lambda r: r.width() * r.height())
-    predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
-    shape = predictor(photo, face_box)
+    shape = get_landmark_predictor()(photo, face_box)
     landmarks = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
 
     # Canvas: a fixed window around the head (the person mask cuts the studio background away).
@@ -254,7 +253,7 @@ def base_face() -> BaseFace:
     person = ((hsv[..., 1] > 45) | (hsv[..., 2] < 120)).astype(np.uint8)
     person = cv2.morphologyEx(person, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
     person = cv2.morphologyEx(person, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(person)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(person)
     biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     person = (labels == biggest).astype(np.uint8)
     # Fill holes (teeth, eye whites, highlights) by flood-filling the background from the border.
@@ -376,9 +375,9 @@ class Actor:
 TONES = (
     (1.05, 1.02, 1.0),
     (0.95, 0.86, 0.80),
-    (0.80, 0.66, 0.56),
-    (0.66, 0.52, 0.42),
-    (0.52, 0.40, 0.33),
+    (0.82, 0.68, 0.58),
+    (0.72, 0.58, 0.48),
+    (0.62, 0.49, 0.40),
     (1.0, 0.95, 0.86),
 )
 
@@ -475,6 +474,23 @@ def _polygon_alpha(shape: tuple[int, int], points: np.ndarray, blur: float) -> n
     return cv2.GaussianBlur(layer.astype(np.float32) / 255.0, (0, 0), blur)[..., None]
 
 
+def _paint_brows(image: np.ndarray, landmarks: np.ndarray, colour: np.ndarray, width: float) -> None:
+    """Darken the brows in place along their landmarks (the photo's brows are light and thin; a darker
+    stroke makes their raising, lowering and drawing together as visible as in an expressive face)."""
+    import cv2
+
+    brows = landmarks[17:27]
+    left, top = np.maximum(np.floor(brows.min(axis=0)).astype(int) - 8, 0)
+    right, bottom = np.ceil(brows.max(axis=0)).astype(int) + 8
+    region = image[top:bottom, left:right, :3]
+    local = brows - np.array([left, top], dtype=np.float32)
+    layer = np.zeros(region.shape[:2], dtype=np.uint8)
+    strokes = [np.round(local[:5] * 4).astype(np.int32), np.round(local[5:] * 4).astype(np.int32)]
+    cv2.polylines(layer, strokes, False, 255, max(1, int(round(width))), cv2.LINE_AA, shift=2)
+    alpha = cv2.GaussianBlur(layer.astype(np.float32) / 255.0, (0, 0), 1.0)[..., None] * 0.6
+    image[top:bottom, left:right, :3] = region * (1 - alpha) + colour * alpha
+
+
 def _paint_mouth(
     image: np.ndarray,
     landmarks: np.ndarray,
@@ -557,6 +573,7 @@ def render_clip(
     toned = np.clip(face.image * gain + offset, 0, 255)
     lip_colour = np.clip(face.lip_colour * gain + offset, 0, 255)
     cavity_colour = np.clip(np.array([40.0, 12.0, 16.0], dtype=np.float32) * gain + offset, 0, 255)
+    brow_colour = np.clip(np.array([78.0, 50.0, 28.0], dtype=np.float32) * gain + offset, 0, 255)
     layers = np.ascontiguousarray(np.dstack([toned, face.mask * 255.0]), dtype=np.float32)
     background = _background(actor, width, height, seed)
 
@@ -569,6 +586,7 @@ def render_clip(
             warped = warp_canvas(layers, identity_field + expression_field * np.float32(strength))
             moved = face.landmarks + identity + expression * strength
             _paint_mouth(warped, moved, recipe, strength, lip_colour, cavity_colour)
+            _paint_brows(warped, moved, brow_colour, 0.07 * face.inter_ocular)
             if actor.mirrored:
                 warped = np.ascontiguousarray(warped[:, ::-1])
             canvases[strength] = warped
