@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import html
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -319,6 +318,43 @@ def per_class_table(metrics: dict, level: str = "frame") -> pd.DataFrame:
     combined = pd.concat([table, averages])
     combined["support"] = combined["support"].astype(int)
     return combined
+
+
+def runs_overview(choices: list[RunChoice]) -> pd.DataFrame:
+    """One row per finished run: protocol, test faces, frame / video accuracy %, macro F1, parameters and
+    whether it stalled (index: the run's menu label)."""
+    rows = []
+    for choice in choices:
+        metrics = choice.run.metrics
+        video = metrics.get("video")
+        rows.append(
+            {
+                "run": choice.label,
+                "protocol": metrics["protocol"],
+                "test faces": int(metrics["frame"].get("support", len(choice.run.predictions))),
+                "accuracy %": 100 * metrics["frame"]["accuracy"],
+                "video accuracy %": 100 * video["accuracy"] if video else np.nan,
+                "macro F1": metrics["frame"]["macro_f1"],
+                "parameters": int(metrics["num_params"]),
+                "stalled": "yes" if metrics.get("stalled") else "",
+            }
+        )
+    columns = [
+        "run",
+        "protocol",
+        "test faces",
+        "accuracy %",
+        "video accuracy %",
+        "macro F1",
+        "parameters",
+        "stalled",
+    ]
+    return pd.DataFrame(rows, columns=columns).set_index("run")
+
+
+def runs_overview_html(choices: list[RunChoice]) -> str:
+    """The runs overview as HTML."""
+    return table_html(runs_overview(choices), formats={"accuracy %": _percent, "video accuracy %": _percent})
 
 
 def load_literature(path: str | os.PathLike | None = None) -> pd.DataFrame:
@@ -767,6 +803,8 @@ class Dashboard:
         self.compare_box.add_class("fer-compare")
         self.literature = widgets.HTML()
         self.literature.add_class("fer-literature")
+        overview = widgets.HTML(runs_overview_html(self.choices))
+        overview.add_class("fer-overview")
 
         def section(text):
             return widgets.HTML(f"<h2>{text}</h2>")
@@ -793,6 +831,8 @@ class Dashboard:
                 self.compare_box,
                 section("The paper's Table I / II beside this suite's runs"),
                 self.literature,
+                section("All finished runs"),
+                overview,
             ]
         )
         self.widget.add_class("fer-dash")
@@ -970,7 +1010,7 @@ class Dashboard:
             video = html.escape(str(row.video_id))
             detail = f"frame {row.frame_index}"
             if "faces" in page.columns:
-                detail += f" · {row.faces} faces"
+                detail += f" · {row.faces} face" + ("s" if row.faces != 1 else "")
             caption = widgets.HTML(
                 f'<div class="fer-caption" title="{video}">{video}</div>'
                 f'<div class="fer-caption">{detail}</div>'
@@ -1066,6 +1106,12 @@ def display_report(runs_dir: str | os.PathLike | None = None) -> None:
             )
         )
         return
+    display(
+        HTML(
+            f"<h2>All finished runs in <code>{html.escape(str(runs_dir))}</code></h2>"
+            + runs_overview_html(choices)
+        )
+    )
     for choice in choices:
         metrics = choice.run.metrics
         display(HTML(f"<h2>{html.escape(choice.label)}</h2>" + header_html(choice)))
@@ -1126,7 +1172,15 @@ class _FigureShower:
 
 def voila_command(notebook: Path, port: int, host: str, open_browser: bool) -> list[str]:
     """The command line that serves ``notebook`` with Voila."""
-    command = [sys.executable, "-m", "voila", str(notebook), f"--port={port}", f"--Voila.ip={host}"]
+    command = [
+        sys.executable,
+        "-m",
+        "voila",
+        str(notebook),
+        f"--port={port}",
+        f"--Voila.ip={host}",
+        "--Voila.port_retries=0",  # fail clearly rather than serve on another port than the one printed
+    ]
     if not open_browser:
         command.append("--no-browser")
     return command
@@ -1163,7 +1217,7 @@ def _cli_dashboard(args) -> int:
         environment[INITIAL_RUN_ENV] = args.run
     command = voila_command(DASHBOARD_NOTEBOOK, args.port, args.host, not args.no_browser)
     print(f"serving {runs_dir} at http://{args.host}:{args.port}/ (Ctrl+C stops)", flush=True)
-    try:
-        return subprocess.call(command, env=environment, cwd=NOTEBOOKS_DIR)
-    except KeyboardInterrupt:
-        return 0
+    os.chdir(NOTEBOOKS_DIR)
+    # Voila replaces this process, so a signal that stops `fer dashboard` stops the server and its kernels.
+    os.execve(sys.executable, command, environment)
+    return 0  # not reached

@@ -457,3 +457,18 @@ def test_dashboard_on_real_runs_shows_the_cached_faces_of_each_cell(real_runs_di
         assert cache.index.set_index("face_id").loc[faces["face_id"], "label"].eq(labels[i]).all()
     assert board.level_toggle.disabled  # FER2013: every face is its own video
     assert "fer2013" in board.literature.value and "83,367" in board.literature.value
+
+
+def test_runs_overview_lists_every_finished_run(toy_runs):
+    runs, _ = toy_runs
+    choices, _ = dashboard.collect_runs(runs)
+    table = dashboard.runs_overview(choices)
+    assert list(table.index) == [c.label for c in choices]
+    for choice in choices:
+        row = table.loc[choice.label]
+        assert row["accuracy %"] == pytest.approx(100 * choice.run.metrics["frame"]["accuracy"])
+        assert row["video accuracy %"] == pytest.approx(100 * choice.run.metrics["video"]["accuracy"])
+        assert row["test faces"] == 12 and row["parameters"] == 1234
+    assert "<td>toy · paper · drop(.3,.5,.5) l1=1e-3 16px · seed 1</td>" in dashboard.runs_overview_html(
+        choices
+    )

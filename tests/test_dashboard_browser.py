@@ -86,7 +86,7 @@ def voila_url(real_runs_dir, tmp_path):  # noqa: F811
     finally:
         process.terminate()
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
