@@ -182,6 +182,23 @@ def to_gray_face(image: np.ndarray, image_size: int) -> np.ndarray:
     return cv2.resize(image, (image_size, image_size), interpolation=interpolation).astype(np.uint8)
 
 
+#: Contrast normalisation applied to a finished crop: none (the paper) or CLAHE (local histogram
+#: equalisation, which evens out lighting and brings out mouth and brow detail).
+EQUALIZATIONS = ("none", "clahe")
+
+
+def equalize_face(face: np.ndarray, method: str = "none") -> np.ndarray:
+    """Apply a contrast normalisation from :data:`EQUALIZATIONS` to a gray uint8 crop."""
+    if method not in EQUALIZATIONS:
+        raise ValueError(f"unknown equalization {method!r}; choose one of {EQUALIZATIONS}")
+    if method == "none":
+        return face
+    import cv2
+
+    tiles = max(2, min(8, face.shape[0] // 16))
+    return cv2.createCLAHE(clipLimit=2.0, tileGridSize=(tiles, tiles)).apply(face)
+
+
 @dataclass
 class FaceCrop:
     """A face found in a frame: the crop, its box, and the alignment angle applied."""
@@ -199,6 +216,7 @@ def extract_face(
     detect_width: int | None = None,
     margin: float = 0.0,
     align: bool = False,
+    equalize: str = "none",
 ) -> FaceCrop | None:
     """Detect the largest face of a frame and crop it (None when no face is found).
 
@@ -210,6 +228,7 @@ def extract_face(
         detect_width: detect on a copy downscaled to this width; None = full resolution.
         margin: extra border around the box, fraction of its side.
         align: level the eyes with the 68-landmark predictor before cropping.
+        equalize: contrast normalisation of the crop (:data:`EQUALIZATIONS`).
 
     Returns:
         A :class:`FaceCrop` or None.
@@ -218,10 +237,10 @@ def extract_face(
         raise ValueError(f"unknown face detector {detector!r}; choose one of {DETECTORS}")
     if detector == "none":
         height, width = gray.shape[:2]
-        return FaceCrop(to_gray_face(gray, image_size), FaceBox(0, 0, width, height))
+        return FaceCrop(equalize_face(to_gray_face(gray, image_size), equalize), FaceBox(0, 0, width, height))
     boxes = detect_faces(gray, detector, upsample, detect_width)
     if not boxes:
         return None
     box = boxes[0]
     angle = eye_angle(gray, box) if align else 0.0
-    return FaceCrop(crop_face(gray, box, image_size, margin, angle), box, angle)
+    return FaceCrop(equalize_face(crop_face(gray, box, image_size, margin, angle), equalize), box, angle)

@@ -28,7 +28,7 @@ import numpy as np
 
 from .cache import FaceCache, FaceCacheWriter, cache_dir_for
 from .datasets import DATASETS, Sample, SkippedItem
-from .faces import DETECTORS, extract_face, to_gray_face  # noqa: F401  (to_gray_face: re-exported)
+from .faces import DETECTORS, EQUALIZATIONS, extract_face, to_gray_face  # noqa: F401  (to_gray_face: re-exported)
 from .video import SAMPLING_METHODS, sample_frames
 
 #: Bumped when a code change alters the faces, so old caches are not reused.
@@ -56,6 +56,7 @@ class PreprocessConfig:
             with a face nearest its evenly spaced position (1 = exactly the evenly spaced frames).
         min_faces: a video with fewer faces is skipped (``"fewer faces than N"``).
         sampling: ``"grab"`` (frame-accurate sequential decoding) or ``"seek"``.
+        equalize: ``"none"`` (the paper) or ``"clahe"``: local histogram equalisation of each crop.
     """
 
     image_size: int = 180
@@ -68,10 +69,13 @@ class PreprocessConfig:
     candidates_per_frame: int = 3
     min_faces: int = 1
     sampling: str = "grab"
+    equalize: str = "none"
 
     def __post_init__(self):
         if self.detector not in DETECTORS:
             raise ValueError(f"unknown detector {self.detector!r}; choose one of {DETECTORS}")
+        if self.equalize not in EQUALIZATIONS:
+            raise ValueError(f"unknown equalize {self.equalize!r}; choose one of {EQUALIZATIONS}")
         if self.sampling not in SAMPLING_METHODS:
             raise ValueError(f"unknown sampling {self.sampling!r}; choose one of {SAMPLING_METHODS}")
         for name in ("image_size", "frames_per_video", "candidates_per_frame", "min_faces"):
@@ -151,6 +155,7 @@ def _process(sample: Sample, config: PreprocessConfig, decode_all: bool):
                 detect_width=config.detect_width,
                 margin=config.margin,
                 align=config.align,
+                equalize=config.equalize,
             )
         return found[position]
 
@@ -398,6 +403,9 @@ def add_cli(subparsers) -> None:
     )
     group.add_argument("--min-faces", type=int, default=defaults.min_faces, help="skip videos with fewer")
     group.add_argument("--sampling", choices=SAMPLING_METHODS, default=defaults.sampling)
+    group.add_argument(
+        "--equalize", choices=EQUALIZATIONS, default=defaults.equalize, help="contrast normalisation of crops"
+    )
     group = parser.add_argument_group("dataset options")
     group.add_argument("--modality", help="RAVDESS: full-av,video-only (default full-av)")
     group.add_argument("--channel", help="RAVDESS: speech,song (default speech)")
@@ -440,6 +448,7 @@ def _run_cli(args) -> int:
         candidates_per_frame=args.candidates,
         min_faces=args.min_faces,
         sampling=args.sampling,
+        equalize=args.equalize,
     )
     options = dataset_options_from_args(args)
     samples, skipped = dataset_samples(args.dataset, args.root, **options)

@@ -7,7 +7,7 @@ import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -251,7 +251,7 @@ def train_run(
             "test_hash": membership_hash(index, split.test),
         },
         "versions": _package_versions(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     atomic_write_text(run_dir / "config.json", json.dumps(run_config, indent=2, default=str))
     parts = split.parts()

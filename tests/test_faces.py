@@ -90,3 +90,20 @@ def test_none_detector_takes_the_whole_image_and_bad_names_fail():
     assert crop.face.shape == (64, 64) and crop.box == FaceBox(0, 0, 48, 48)
     with pytest.raises(ValueError, match="unknown face detector"):
         extract_face(image, detector="haar")
+
+
+def test_clahe_equalisation_brings_out_detail_on_a_real_face():
+    from skimage.data import astronaut
+
+    from fer_utils.faces import equalize_face, extract_face
+
+    bgr = cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR)
+    dull = (cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) * 0.4 + 60).astype(np.uint8)  # a flat, low-contrast frame
+    plain = extract_face(dull, image_size=64)
+    equalized = extract_face(dull, image_size=64, equalize="clahe")
+    assert plain is not None and equalized is not None
+    assert plain.box == equalized.box
+    assert equalized.face.std() > 1.3 * plain.face.std()
+    np.testing.assert_array_equal(equalize_face(plain.face, "none"), plain.face)
+    with pytest.raises(ValueError, match="equalization"):
+        equalize_face(plain.face, "histogram")
