@@ -4,7 +4,7 @@ The photo is ``skimage.data.astronaut()`` (public domain, shipped with scikit-im
 are moved by one fixed recipe per emotion (mouth corners up/down, lips apart, brows raised/lowered/drawn
 together, eyes widened/narrowed...) and the face is warped with a smooth thin-plate-spline displacement
 field built from those landmark moves. Synthetic "actors" differ in identity only: face shape (a second
-landmark warp), skin tone, mirror side, size, position in the frame and background. Each clip rises from
+landmark warp), skin tone, size, position in the frame and background. Each clip rises from
 neutral to the emotion's apex, with small head motion and sensor noise, and is written as
 ``OUT/Actor_XX/02-01-EE-II-SS-RR-XX.mp4`` (RAVDESS naming: video-only, speech channel) so the RAVDESS
 dataset spec reads it like the real corpus.
@@ -364,14 +364,15 @@ class Actor:
     shape_moves: tuple[Move, ...]
     tone: tuple[float, float, float]  # per-channel RGB gain on the person
     contrast: float
-    mirrored: bool
     inter_ocular_px: float  # eye distance in the output frame (face size)
     centre: tuple[float, float]  # face centre in the frame, as fractions of width and height
     background: tuple[tuple[float, float, float], tuple[float, float, float]]  # two RGB colours
     background_texture: str  # "gradient", "noise" or "stripes"
 
 
-#: Skin/hair tone gains from lighter to darker (RGB); actors pick one and jitter it.
+#: Skin/hair colour casts (RGB gains) from pale to brown; actors pick one and jitter it. Their brightness is
+#: then set separately in a narrow range: the pipeline works on gray faces, where a wide brightness range
+#: would make identity, not expression, dominate the pixels of this small synthetic set.
 TONES = (
     (1.05, 1.02, 1.0),
     (0.95, 0.86, 0.80),
@@ -380,6 +381,8 @@ TONES = (
     (0.62, 0.49, 0.40),
     (1.0, 0.95, 0.86),
 )
+#: Gray-level brightness (luma gain) range of an actor's face.
+BRIGHTNESS = (0.82, 1.02)
 
 
 def make_actor(number: int, seed: int = 0) -> Actor:
@@ -414,7 +417,9 @@ def make_actor(number: int, seed: int = 0) -> Actor:
         (LOWER_LIP_OUTER_MIDDLE, 0.0, -uniform(0.0, 0.04)),
     )
     base_tone = np.array(TONES[(number - 1 + seed) % len(TONES)])
-    tone = np.clip(base_tone * rng.uniform(0.94, 1.06, size=3), 0.3, 1.2)
+    cast = base_tone * rng.uniform(0.95, 1.05, size=3)
+    luma = float(cast @ np.array([0.299, 0.587, 0.114]))
+    tone = np.clip(cast / luma * rng.uniform(*BRIGHTNESS), 0.3, 1.3)
     hue = rng.uniform(0, 1, size=2)
     colours = []
     for h in hue:
@@ -424,8 +429,7 @@ def make_actor(number: int, seed: int = 0) -> Actor:
         number=number,
         shape_moves=shape_moves,
         tone=tuple(float(v) for v in tone),
-        contrast=uniform(0.85, 1.15),
-        mirrored=bool(number % 2 == 0),
+        contrast=uniform(0.9, 1.1),
         inter_ocular_px=uniform(48.0, 60.0),
         centre=(uniform(0.40, 0.60), uniform(0.47, 0.56)),
         background=(colours[0], colours[1]),
@@ -578,7 +582,7 @@ def render_clip(
     background = _background(actor, width, height, seed)
 
     face_centre = face.landmarks.mean(axis=0)
-    centre_x = face.mask.shape[1] - 1 - face_centre[0] if actor.mirrored else face_centre[0]
+    centre_x = face_centre[0]
     canvases: dict[float, np.ndarray] = {}  # expression strength → warped RGBA canvas (the apex repeats)
 
     def canvas_at(strength: float) -> np.ndarray:
@@ -587,8 +591,6 @@ def render_clip(
             moved = face.landmarks + identity + expression * strength
             _paint_mouth(warped, moved, recipe, strength, lip_colour, cavity_colour)
             _paint_brows(warped, moved, brow_colour, 0.07 * face.inter_ocular)
-            if actor.mirrored:
-                warped = np.ascontiguousarray(warped[:, ::-1])
             canvases[strength] = warped
         return canvases[strength]
 

@@ -125,7 +125,7 @@ def test_expression_rises_from_neutral_to_apex():
 
 def test_expressions_are_visible_to_dlib_landmarks():
     """Measured on dlib's 68 landmarks of the apex frame (in inter-ocular units): the drawn-on
-    expressions move the features the recipes say, for a plain and a mirrored actor."""
+    expressions move the features the recipes say, for two different actors."""
     import dlib
 
     predictor = get_landmark_predictor()
