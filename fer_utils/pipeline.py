@@ -174,7 +174,6 @@ def run_pipeline(config: PipelineConfig) -> dict:
                 "epochs": settings["epochs"],
                 "batch_size": settings["batch_size"],
                 "learning_rate": settings["learning_rate"],
-                "learning_rate": settings["learning_rate"],
                 "seed": config.seed,
                 "run_dir": str(run_dir),
             },
