@@ -36,19 +36,18 @@ def test_main_job_makes_every_artifact_and_learns_the_demo(tmp_path):
         )
 
     cache_index = pd.read_csv(result["cache_dir"] / "index.csv")
-    assert cache_index["subject"].nunique() == 4 and cache_index["label"].nunique() == 8
+    assert cache_index["subject"].nunique() == 6 and cache_index["label"].nunique() == 8
 
-    for protocol in ("paper", "subject"):
-        run_dir = out / "runs" / protocol
-        for artifact in (
-            "config.json",
-            "history.csv",
-            "model.keras",
-            "split.csv",
-            "metrics.json",
-            "predictions.csv",
-        ):
-            assert (run_dir / artifact).exists(), (protocol, artifact)
+    run_dir = out / "runs" / "subject"
+    for artifact in (
+        "config.json",
+        "history.csv",
+        "model.keras",
+        "split.csv",
+        "metrics.json",
+        "predictions.csv",
+    ):
+        assert (run_dir / artifact).exists(), artifact
     metrics = json.loads((out / "runs" / "subject" / "metrics.json").read_text())
     chance = 1 / len(metrics["labels"])
     print(f"demo, subject protocol: best validation accuracy {metrics['best_val_accuracy']:.3f}, "
