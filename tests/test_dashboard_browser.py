@@ -15,8 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -47,17 +45,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_http(url: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
+def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 120) -> None:
+    """Wait until Voila listens. (Not an HTTP GET of the page: each GET executes the notebook in a new
+    kernel, and retried GETs would pile kernels up.)"""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"voila exited with code {process.returncode}")
         try:
-            with urllib.request.urlopen(url, timeout=5):
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
                 return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
+        except OSError:
             time.sleep(0.5)
-    raise TimeoutError(f"voila did not answer at {url} within {timeout_s} s")
+    raise TimeoutError(f"voila did not listen on port {port} within {timeout_s} s")
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def voila_url(real_runs_dir, tmp_path):  # noqa: F811
     process = subprocess.Popen(command, env=environment, cwd=dashboard.NOTEBOOKS_DIR, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}/"
     try:
-        wait_for_http(url, process)
+        wait_for_port(port, process)
         yield url
     finally:
         process.terminate()
@@ -90,6 +90,22 @@ def voila_url(real_runs_dir, tmp_path):  # noqa: F811
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+def open_dashboard(page, url: str, errors: list[str], screenshot: Path) -> None:
+    """Load the page and wait for the heatmap. anywidget gives a widget model 2 s to load its JavaScript
+    (plotly.js, several MB); on a machine busy enough to miss that, the heatmap stays empty with
+    "[anywidget] Failed to initialize model" -- then the page is loaded once more, as a person would."""
+    for attempt in (1, 2):
+        page.goto(url, timeout=180_000)
+        try:
+            page.wait_for_selector(f"{HEATMAP} .hm", timeout=120_000)
+            return
+        except Exception:
+            page.screenshot(path=str(screenshot.with_name(f"failed-load-{attempt}.png")), full_page=True)
+            if attempt == 2 or not any("Failed to initialize model" in error for error in errors):
+                raise
+            errors.clear()
 
 
 def heatmap_state(page) -> dict:
@@ -126,8 +142,8 @@ def test_dashboard_in_chromium(playwright_module, voila_url, real_runs_dir, tmp_
             page = browser.new_page(viewport={"width": 1400, "height": 2400})
             errors = []
             page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(voila_url, timeout=180_000)
-            page.wait_for_selector(f"{HEATMAP} .hm", timeout=180_000)
+            screenshot = tmp_path / "dashboard.png"
+            open_dashboard(page, voila_url, errors, screenshot)
             assert "fer2013-base" not in page.inner_text(".fer-problems")
 
             state = heatmap_state(page)
@@ -152,7 +168,9 @@ def test_dashboard_in_chromium(playwright_module, voila_url, real_runs_dir, tmp_
             recall = matrix[row, column] / matrix[row].sum()
             page.wait_for_function(
                 """([selector, r, c, value]) => {
-                    const z = document.querySelector(selector)._fullData[0].z;
+                    const plot = document.querySelector(selector);  // null while the new widget renders
+                    if (!plot || !plot._fullData || !plot._fullData.length) return false;
+                    const z = plot._fullData[0].z;
                     return Math.abs(z[r][c] - value) < 1e-9;
                 }""",
                 arg=[HEATMAP, int(row), int(column), float(recall)],
@@ -166,7 +184,6 @@ def test_dashboard_in_chromium(playwright_module, voila_url, real_runs_dir, tmp_
             page.wait_for_selector(".fer-compare .js-plotly-plot", timeout=60_000)
             page.wait_for_timeout(1000)
 
-            screenshot = tmp_path / "dashboard.png"
             page.screenshot(path=str(screenshot), full_page=True)
             assert screenshot.stat().st_size > 10_000
             if os.environ.get("FER_DASHBOARD_SCREENSHOT"):
