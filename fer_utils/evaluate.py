@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 #: Sample attributes that get their own breakdown when a test set has two or more values of them.
 ATTRIBUTE_COLUMNS = (
@@ -28,6 +27,8 @@ def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels:
         y_true, y_pred: label names.
         labels: class order of the per-class table and the matrix (rows true, columns predicted).
     """
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
     labels = list(labels)
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=labels, zero_division=0
@@ -91,6 +92,8 @@ def evaluate_predictions(predictions: pd.DataFrame, labels: Sequence[str]) -> di
     if "video_id" in predictions.columns and predictions["video_id"].nunique() < len(predictions):
         videos = video_level(predictions, labels)
         result["video"] = classification_metrics(videos["true_label"], videos["predicted_label"], labels)
+    from sklearn.metrics import accuracy_score, f1_score
+
     breakdown = {}
     for column in ATTRIBUTE_COLUMNS:
         if column not in predictions.columns or predictions[column].nunique(dropna=True) < 2:

@@ -86,7 +86,7 @@ def curves_figure(history: pd.DataFrame, title: str = "Training curves"):
                 row=1,
                 col=column,
             )
-        figure.update_xaxes(title_text="epoch", row=1, col=column)
+        figure.update_xaxes(title_text="epoch", tickformat="d", row=1, col=column)
     figure.update_layout(title=title, height=400, legend={"orientation": "h", "y": -0.25})
     return figure
 

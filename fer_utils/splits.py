@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 PROTOCOLS = ("paper", "video", "subject", "fixed")
 GROUP_COLUMN = {"paper": None, "video": "video_id", "subject": "subject", "fixed": None}
@@ -83,6 +82,8 @@ def _holdout(
     fold: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Split ``positions`` into (keep, held_out, n_folds); grouped and stratified when groups are given."""
+    from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+
     if groups is None:
         counts = pd.Series(labels).value_counts()
         smaller_side = len(labels) * min(size, 1 - size)

@@ -204,6 +204,9 @@ def train_run(
     targets = index["label"].map(class_of).to_numpy(np.int32)
     image_size = config.image_size or cache.image_size
 
+    # oneDNN kernels roughly double CPU training speed; TensorFlow leaves them off on CPUs without
+    # AVX512-VNNI/BF16 (measured 4–6 vs ~50 img/s). Takes effect only if TensorFlow is not imported yet.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     import keras
     import tensorflow as tf
 
@@ -351,7 +354,18 @@ def image_folder_cache(
             for i in sorted(rng.permutation(len(members))[:max_per_class])
         ]
     config = PreprocessConfig(image_size=image_size, detector=detector)
-    return preprocess(samples, cache_root, config, dataset=dataset, skipped=skipped, progress=progress)
+    selection = {"split_dirs": split_dirs, "filename_pattern": filename_pattern}
+    if max_per_class:
+        selection |= {"max_per_class": max_per_class, "seed": seed}  # another subset is another cache
+    return preprocess(
+        samples,
+        cache_root,
+        config,
+        dataset=dataset,
+        skipped=skipped,
+        progress=progress,
+        dataset_options=selection,
+    )
 
 
 def add_cli(subparsers) -> None:

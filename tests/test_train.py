@@ -126,7 +126,7 @@ def test_image_folder_records_undecodable_images_and_rejects_empty_classes(fer20
     cache = image_folder_cache(root, tmp_path / "cache", image_size=48, progress=False)
     assert len(cache) == 6
     assert cache.skipped["media_path"].str.endswith("broken.jpg").tolist() == [True]
-    assert "decode" in cache.skipped["reason"].iloc[0]
+    assert cache.skipped["reason"].iloc[0].startswith("unreadable")
     (root / "angry").mkdir()
     with pytest.raises(ValueError, match="empty"):
         image_folder_cache(root, tmp_path / "cache2", image_size=48, progress=False)
@@ -163,3 +163,14 @@ def test_fer_train_learns_real_faces(fer2013_root, tmp_path):
     assert metrics["split"]["test"] == 3589
     print(f"FER2013 test accuracy {metrics['frame']['accuracy']:.4f}, majority rate {majority:.4f}")
     assert metrics["frame"]["accuracy"] >= 1.5 * majority
+
+
+def test_another_image_subset_is_another_cache(fer2013_root, tmp_path):
+    three = image_folder_cache(
+        fer2013_root, tmp_path, image_size=48, split_dirs=True, max_per_class=3, progress=False
+    )
+    four = image_folder_cache(
+        fer2013_root, tmp_path, image_size=48, split_dirs=True, max_per_class=4, progress=False
+    )
+    assert three.cache_dir != four.cache_dir
+    assert (len(three), len(four)) == (3 * 7 * 3, 4 * 7 * 3)
