@@ -15,6 +15,8 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
+
 from .datasets import VIDEO_SUFFIXES, Sample
 from .preprocess import NAIVE_CONFIG, PreprocessConfig, process_sample
 
@@ -103,6 +105,9 @@ def benchmark_preprocessing(
             "decode_all_frames": decode_all,
             "per_clip": per_clip,
         }
+    stages = {
+        name: stage_times(samples, *settings[name]) for name in ("naive", "default") if name in settings
+    }
     speedup = {}
     if "naive" in results:
         base = results["naive"]["clips_per_second_per_core"]
@@ -113,6 +118,7 @@ def benchmark_preprocessing(
         "repeats": repeats,
         "settings": results,
         "speedup_vs_naive": speedup,
+        "stages": stages,
         "parallel": _parallel_run(samples, workers) if workers and workers > 1 else None,
         "environment": {
             "python": platform.python_version(),
@@ -121,6 +127,55 @@ def benchmark_preprocessing(
             "cpus": os.cpu_count(),
             "machine": platform.machine(),
         },
+    }
+
+
+def stage_times(samples: list[Sample], config: PreprocessConfig, decode_all: bool) -> dict:
+    """Mean milliseconds per clip of each stage, each timed alone: decode (frame sampling), detect
+    (the detector on the ``frames_per_video`` evenly spaced frames), crop/resize, and write (one cache
+    shard of the crops)."""
+    import tempfile
+
+    from .cache import FaceCacheWriter
+    from .faces import crop_face, detect_faces
+    from .preprocess import _sample_every_frame
+    from .video import evenly_spaced, sample_frames
+
+    totals = {"decode": 0.0, "detect": 0.0, "crop_resize": 0.0, "write": 0.0}
+    with tempfile.TemporaryDirectory() as folder:
+        writer = FaceCacheWriter(folder, {"benchmark": "stages"})
+        for sample in samples:
+            started = time.perf_counter()
+            if decode_all:
+                sampled = _sample_every_frame(sample.media_path, config.frames_per_video)
+            else:
+                count = config.frames_per_video * config.candidates_per_frame
+                sampled = sample_frames(sample.media_path, count, method=config.sampling)
+            totals["decode"] += time.perf_counter() - started
+            if not sampled.frames:
+                continue
+            picked = [sampled.frames[i] for i in evenly_spaced(len(sampled.frames), config.frames_per_video)]
+            started = time.perf_counter()
+            found = [
+                (frame, detect_faces(frame.image, config.detector, config.upsample, config.detect_width))
+                for frame in picked
+            ]
+            totals["detect"] += time.perf_counter() - started
+            started = time.perf_counter()
+            crops = [
+                crop_face(frame.image, boxes[0], config.image_size, config.margin)
+                for frame, boxes in found
+                if boxes
+            ]
+            totals["crop_resize"] += time.perf_counter() - started
+            started = time.perf_counter()
+            if crops:
+                rows = [{"media_path": sample.media_path, "frame_index": i} for i in range(len(crops))]
+                writer.add(sample.media_path, np.stack(crops), rows)
+                writer.flush()
+            totals["write"] += time.perf_counter() - started
+    return {
+        f"{stage}_ms_per_clip": round(1000 * seconds / len(samples), 2) for stage, seconds in totals.items()
     }
 
 
@@ -168,6 +223,14 @@ def format_benchmark(result: dict) -> str:
             for row in result["settings"].values()
         ]
         lines.append(f"| {clip} | " + " | ".join(cells) + " |")
+    if result.get("stages"):
+        lines += ["", "| setting | decode ms/clip | detect ms/clip | crop+resize ms/clip | write ms/clip |"]
+        lines.append("| --- | ---: | ---: | ---: | ---: |")
+        for name, row in result["stages"].items():
+            lines.append(
+                f"| {name} | {row['decode_ms_per_clip']:.1f} | {row['detect_ms_per_clip']:.1f} "
+                f"| {row['crop_resize_ms_per_clip']:.1f} | {row['write_ms_per_clip']:.1f} |"
+            )
     if result.get("parallel"):
         par = result["parallel"]
         lines += [

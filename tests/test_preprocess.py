@@ -296,6 +296,16 @@ def test_benchmark_reports_every_setting(tmp_path):
         assert row["faces"] == 6 and row["clips_with_faces"] == 1 and row["clips_per_second_per_core"] > 0
     assert result["settings"]["default"]["per_clip"]["empty_room.mp4"]["reason"].startswith("no face")
     assert "| default |" in format_benchmark(result)
+    assert set(result["stages"]) == {"naive", "default"}
+    for stages in result["stages"].values():
+        assert set(stages) == {
+            "decode_ms_per_clip",
+            "detect_ms_per_clip",
+            "crop_resize_ms_per_clip",
+            "write_ms_per_clip",
+        }
+        assert all(ms > 0 for ms in stages.values())
+    assert "detect ms/clip" in format_benchmark(result)
     assert set(benchmark_preprocessing(tmp_path, quick=True)["settings"]) == {"naive", "default"}
     (tmp_path / "no_clips").mkdir()
     with pytest.raises(ValueError, match="no video files"):
