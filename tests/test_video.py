@@ -87,15 +87,26 @@ def test_overstated_frame_count_is_survived(pyfeat_media):
 def test_clip_far_shorter_than_announced_is_resampled(tmp_path, monkeypatch):
     import cv2
 
-    clip = face_video(tmp_path / "clip.mp4", frames=20)
-    real_get = cv2.VideoCapture.get
+    from fer_utils import video
 
-    class LyingCapture(cv2.VideoCapture):
+    clip = face_video(tmp_path / "clip.mp4", frames=20)
+    open_capture = video._open_capture
+
+    class LyingCapture:
+        """Delegates to a real capture but over-states the frame count 5× (a subclass of
+        cv2.VideoCapture crashes OpenCV 5 when collected, so this wraps one instead)."""
+
+        def __init__(self, capture):
+            self._capture = capture
+
+        def __getattr__(self, name):
+            return getattr(self._capture, name)
+
         def get(self, prop):
-            value = real_get(self, prop)
+            value = self._capture.get(prop)
             return value * 5 if prop == cv2.CAP_PROP_FRAME_COUNT else value
 
-    monkeypatch.setattr(cv2, "VideoCapture", LyingCapture)
+    monkeypatch.setattr(video, "_open_capture", lambda path: LyingCapture(open_capture(path)))
     sampled = sample_frames(clip, 6)
     assert sampled.reported_count == 100 and sampled.decoded_count == 20
     assert [f.index for f in sampled.frames] == evenly_spaced(20, 6)
