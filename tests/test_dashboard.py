@@ -272,7 +272,7 @@ def test_literature_rows_are_cited_and_plausible():
     assert table["source_url"].str.startswith("https://").all()
     assert table["accuracy_percent"].between(0, 100).all()
     paper = table[table["model"].str.contains("Ding")]
-    assert set(paper["dataset"]) == {"ravdess", "savee"} and (paper["num_params"] == 542136).all()
+    assert set(paper["dataset"]) == {"mead", "ravdess", "savee"} and (paper["num_params"] == 542136).all()
 
 
 def test_literature_comparison_puts_runs_beside_the_papers(tmp_path):
