@@ -607,13 +607,10 @@ def literature_html(table: pd.DataFrame, dataset: str = "") -> str:
 
 
 def run_curves_figure(history: pd.DataFrame):
-    """The run's training curves (:func:`fer_utils.plots.curves_figure`) with whole-number epoch ticks."""
+    """The run's training curves (:func:`fer_utils.plots.curves_figure`) sized for the dashboard."""
     from .plots import curves_figure
 
-    figure = curves_figure(history, title="Training curves")
-    if len(history) <= 30:
-        figure.update_xaxes(dtick=1 if len(history) <= 15 else 2)
-    return figure.update_layout(height=380)
+    return curves_figure(history, title="Training curves").update_layout(height=380)
 
 
 def heatmap_figure(metrics: dict, level: str, normalize: str | None, title: str, size: int = 520):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -86,7 +87,9 @@ def curves_figure(history: pd.DataFrame, title: str = "Training curves"):
                 row=1,
                 col=column,
             )
-        figure.update_xaxes(title_text="epoch", tickformat="d", row=1, col=column)
+        figure.update_xaxes(
+            title_text="epoch", tick0=1, dtick=max(1, math.ceil(len(history) / 15)), row=1, col=column
+        )
     figure.update_layout(title=title, height=400, legend={"orientation": "h", "y": -0.25})
     return figure
 
