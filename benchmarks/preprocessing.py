@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from fer_utils.config import shared_data_root
-from fer_utils.preprocess_bench import benchmark_preprocessing, format_benchmark
+from fer_utils.bench.preprocessing import benchmark_preprocessing, format_benchmark
+from fer_utils.paths import shared_data_root
 
 
 def main() -> None:

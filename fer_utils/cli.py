@@ -9,15 +9,16 @@ import sys
 
 #: Modules that contribute subcommands, in the order they appear in ``fer --help``.
 COMMAND_MODULES = (
-    "fer_utils.pipeline",  # run
-    "fer_utils.demo",  # demo-data
-    "fer_utils.preprocess",  # preprocess
-    "fer_utils.train",  # train
-    "fer_utils.ablation",  # ablate
-    "fer_utils.reports",  # report
-    "fer_utils.dashboard",  # dashboard
-    "fer_utils.bench",  # bench
-    "fer_utils.deploy",  # export, predict
+    "fer_utils.experiments.notebook_pipeline",  # run
+    "fer_utils.data.synthetic",  # demo-data
+    "fer_utils.faces.preprocess",  # preprocess
+    "fer_utils.training.train",  # train
+    "fer_utils.experiments.ablation",  # ablate
+    "fer_utils.viz.report",  # report
+    "fer_utils.viz.dashboard",  # dashboard
+    "fer_utils.bench.run",  # bench
+    "fer_utils.deploy.export",  # export
+    "fer_utils.deploy.predict",  # predict
 )
 
 

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_utils import ablation
-from fer_utils.cache import write_array_cache
-from fer_utils.config import NOTEBOOKS_DIR
+from fer_utils.experiments import ablation
+from fer_utils.faces.cache import write_array_cache
+from fer_utils.paths import NOTEBOOKS_DIR
 
 # ------------------------------------------------------------------------------- hand-made run folders
 

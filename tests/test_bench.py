@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from fer_utils import bench
+from fer_utils.bench import run as bench
 
 
 def test_multiply_adds_of_the_paper_cnn_are_counted_from_its_layers():
-    from fer_utils.model import build_paper_cnn
+    from fer_utils.training.model import build_paper_cnn
 
     layers = {
         row["layer"]: row["multiply_adds"] for row in bench.count_multiply_adds(build_paper_cnn(8, 180))

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from fer_utils.cache import FaceCache, FaceCacheWriter, cache_dir_for, config_key
+from fer_utils.faces.cache import FaceCache, FaceCacheWriter, cache_dir_for, config_key
 
 
 def rows_for(item, n):

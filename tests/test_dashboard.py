@@ -2,7 +2,7 @@
 (frame and video level), run differences, the literature table, the widget callbacks and the CLI.
 
 Fast tests build small run directories by the run-directory contract (metrics computed by
-``fer_utils.evaluate`` from the predictions they write); the slow tier uses real training runs on FER2013
+``fer_utils.training.evaluate`` from the predictions they write); the slow tier uses real training runs on FER2013
 faces (:func:`real_runs_dir`, also used by the report and browser tests).
 """
 
@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_utils import dashboard
-from fer_utils.cache import FaceCache, FaceCacheWriter
-from fer_utils.evaluate import evaluate_predictions, predictions_table
+from fer_utils.faces.cache import FaceCache, FaceCacheWriter
+from fer_utils.training.evaluate import evaluate_predictions, predictions_table
+from fer_utils.viz import dashboard
 
 LABELS = ["neutral", "happy", "sad"]
 
@@ -406,7 +406,7 @@ def test_results_notebook_is_committed_without_outputs_and_has_parameters():
 def real_runs_dir(tmp_path_factory, fer2013_root):
     """Two real runs (paper protocol, 48 px, 40 faces per FER2013 split × class, 5 epochs) under one
     runs folder; built once per session even when several test modules import this fixture."""
-    from fer_utils.train import image_folder_cache, train_run
+    from fer_utils.training.train import image_folder_cache, train_run
 
     base = tmp_path_factory.getbasetemp() / "fer-dashboard-real"
     runs = base / "runs"

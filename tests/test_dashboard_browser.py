@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 from test_dashboard import real_runs_dir  # noqa: F401  (session fixture: real training runs)
 
-from fer_utils import dashboard
-from fer_utils.runs import load_run
+from fer_utils.training.rundir import load_run
+from fer_utils.viz import dashboard
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -194,7 +194,7 @@ def test_dashboard_in_chromium(playwright_module, voila_url, real_runs_dir, tmp_
 
 
 def test_static_report_renders_offline_in_chromium(playwright_module, real_runs_dir, tmp_path):  # noqa: F811
-    from fer_utils.reports import write_report
+    from fer_utils.viz.report import write_report
 
     report = write_report(real_runs_dir, tmp_path / "results.html")
     with playwright_module.sync_playwright() as playwright:

@@ -7,7 +7,7 @@ import pytest
 from fixture_media import touch
 
 from fer_utils.cli import main as fer_main
-from fer_utils.datasets import (
+from fer_utils.data.datasets import (
     dataset_samples,
     manual_download,
     mead_samples,

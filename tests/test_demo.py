@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_utils import demo
 from fer_utils.cli import main
-from fer_utils.datasets import RAVDESS_EMOTIONS, ravdess_samples
-from fer_utils.faces import detect_faces, extract_face, get_landmark_predictor
-from fer_utils.video import evenly_spaced, sample_frames
+from fer_utils.data import synthetic as demo
+from fer_utils.data.datasets import RAVDESS_EMOTIONS, ravdess_samples
+from fer_utils.faces.detection import detect_faces, extract_face, get_landmark_predictor
+from fer_utils.faces.frames import evenly_spaced, sample_frames
 
 RAVDESS_PATH = re.compile(r"Actor_(\d\d)/02-01-(0[1-8])-(0[12])-(0[12])-(0[12])-(\d\d)\.mp4$")
 

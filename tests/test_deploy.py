@@ -16,7 +16,7 @@ def tiny_model():
     """An untrained paper CNN at 24×24 (fast to export; enough to check numerics, not accuracy)."""
     import keras
 
-    from fer_utils.model import build_paper_cnn
+    from fer_utils.training.model import build_paper_cnn
 
     keras.utils.set_random_seed(0)
     return build_paper_cnn(3, image_size=24)
@@ -34,7 +34,7 @@ def test_fold_rescaling_gives_the_same_outputs_without_the_rescaling_layer(tiny_
 def test_logits_model_drops_only_the_softmax(tiny_model):
     logits = deploy.logits_model(tiny_model)
     pixels = np.random.default_rng(1).integers(0, 256, (4, 24, 24, 1)).astype(np.float32)
-    np.testing.assert_allclose(deploy._softmax(np.asarray(logits(pixels))), tiny_model(pixels), atol=1e-5)
+    np.testing.assert_allclose(deploy.softmax(np.asarray(logits(pixels))), tiny_model(pixels), atol=1e-5)
 
 
 def test_float_exports_load_with_spec_and_match_keras(tiny_model, tmp_path):
@@ -75,7 +75,7 @@ def test_bad_arguments_are_clear_value_errors(tiny_model, tmp_path):
 @pytest.fixture(scope="module")
 def trained_run(fer2013_root, tmp_path_factory):
     """A paper CNN trained a few epochs on ~2,000 real FER2013 faces at 48×48 (learns above chance)."""
-    from fer_utils.train import image_folder_cache, train_run
+    from fer_utils.training.train import image_folder_cache, train_run
 
     root = tmp_path_factory.mktemp("deploy")
     cache = image_folder_cache(
@@ -86,7 +86,7 @@ def trained_run(fer2013_root, tmp_path_factory):
 
 
 def _test_faces(run):
-    from fer_utils.cache import FaceCache
+    from fer_utils.faces.cache import FaceCache
 
     split = pd.read_csv(run.path / "split.csv")
     ids = split.loc[split["part"] == "test", "face_id"].to_numpy()

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_utils.faces import (
+from fer_utils.faces.detection import (
     FaceBox,
     crop_face,
     detect_faces,
@@ -95,7 +95,7 @@ def test_none_detector_takes_the_whole_image_and_bad_names_fail():
 def test_clahe_equalisation_brings_out_detail_on_a_real_face():
     from skimage.data import astronaut
 
-    from fer_utils.faces import equalize_face, extract_face
+    from fer_utils.faces.detection import equalize_face, extract_face
 
     bgr = cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR)
     dull = (cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) * 0.4 + 60).astype(np.uint8)  # a flat, low-contrast frame

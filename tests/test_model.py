@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fer_utils.model import build_paper_cnn
+from fer_utils.training.model import build_paper_cnn
 
 
 @pytest.mark.parametrize(("classes", "expected"), [(8, 542_136), (7, 542_119)])

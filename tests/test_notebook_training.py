@@ -6,7 +6,7 @@ import nbformat
 import papermill
 import pytest
 
-from fer_utils.config import NOTEBOOKS_DIR
+from fer_utils.paths import NOTEBOOKS_DIR
 
 
 def outputs_text(notebook) -> str:

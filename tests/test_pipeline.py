@@ -6,7 +6,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from fer_utils.pipeline import PipelineConfig, run_pipeline
+from fer_utils.experiments.notebook_pipeline import PipelineConfig, run_pipeline
 
 
 @pytest.mark.slow

@@ -15,13 +15,19 @@ import numpy as np
 import pytest
 from fixture_media import face_video, noface_video, touch
 
-from fer_utils.cache import FaceCache
+from fer_utils.bench.preprocessing import DEFAULT_SETTINGS, benchmark_preprocessing, format_benchmark
 from fer_utils.cli import main as fer_main
-from fer_utils.datasets import PYFEAT_RAVDESS_NAMES, Sample, dataset_samples, pyfeat_ravdess_tree
-from fer_utils.faces import detect_faces
+from fer_utils.data.datasets import PYFEAT_RAVDESS_NAMES, Sample, dataset_samples, pyfeat_ravdess_tree
+from fer_utils.faces.cache import FaceCache
+from fer_utils.faces.detection import detect_faces
+from fer_utils.faces.preprocess import (
+    PreprocessConfig,
+    detection_rates,
+    face_grid,
+    preprocess,
+    process_sample,
+)
 from fer_utils.parallel import parallel_map
-from fer_utils.preprocess import PreprocessConfig, detection_rates, face_grid, preprocess, process_sample
-from fer_utils.preprocess_bench import DEFAULT_SETTINGS, benchmark_preprocessing, format_benchmark
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -154,8 +160,8 @@ def test_min_faces_and_config_key(tmp_path):
 
 KILL_SCRIPT = """
 import sys
-from fer_utils.datasets import dataset_samples
-from fer_utils.preprocess import PreprocessConfig, preprocess
+from fer_utils.data.datasets import dataset_samples
+from fer_utils.faces.preprocess import PreprocessConfig, preprocess
 samples, skipped = dataset_samples("ravdess", sys.argv[1])
 config = PreprocessConfig(upsample=1, detect_width=None)
 preprocess(samples, sys.argv[2], config, skipped=skipped, workers=2, shard_size=1, progress=False)
@@ -317,7 +323,7 @@ def test_notebook_01_runs_on_the_real_clips(pyfeat_media, tmp_path):
     import nbformat
     import papermill
 
-    from fer_utils.config import NOTEBOOKS_DIR
+    from fer_utils.paths import NOTEBOOKS_DIR
 
     source = NOTEBOOKS_DIR / "01_preprocessing.ipynb"
     committed = nbformat.read(source, as_version=4)

@@ -8,7 +8,7 @@ import tomllib
 
 import pytest
 
-from fer_utils.config import NOTEBOOKS_DIR, PROJECT_ROOT
+from fer_utils.paths import NOTEBOOKS_DIR, PROJECT_ROOT
 
 
 def requirement_names(requirements):

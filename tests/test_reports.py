@@ -8,8 +8,8 @@ import re
 import pytest
 from test_dashboard import real_runs_dir  # noqa: F401  (session fixture: real training runs)
 
-from fer_utils import reports
 from fer_utils.cli import main
+from fer_utils.viz import report as reports
 
 
 def test_report_refuses_a_missing_runs_folder_and_a_non_html_path(tmp_path, capsys):

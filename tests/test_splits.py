@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_utils.splits import Split, check_leakage, make_split, membership_hash, subject_folds
+from fer_utils.training.splits import Split, check_leakage, make_split, membership_hash, subject_folds
 
 
 def make_index(subjects=6, videos_per_subject=8, frames=6, labels=("happy", "sad", "angry", "neutral")):

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_utils.cache import FaceCache, write_array_cache
-from fer_utils.model import build_paper_cnn
-from fer_utils.runs import list_runs, load_run
-from fer_utils.splits import membership_hash
-from fer_utils.train import TrainConfig, image_folder_cache, make_dataset, stall_reason, train_run
+from fer_utils.faces.cache import FaceCache, write_array_cache
+from fer_utils.training.model import build_paper_cnn
+from fer_utils.training.rundir import list_runs, load_run
+from fer_utils.training.splits import membership_hash
+from fer_utils.training.train import TrainConfig, image_folder_cache, make_dataset, stall_reason, train_run
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from fixture_media import face_video, touch
 
-from fer_utils.video import evenly_spaced, sample_frames
+from fer_utils.faces.frames import evenly_spaced, sample_frames
 
 
 def test_evenly_spaced_includes_both_ends():
@@ -87,7 +87,7 @@ def test_overstated_frame_count_is_survived(pyfeat_media):
 def test_clip_far_shorter_than_announced_is_resampled(tmp_path, monkeypatch):
     import cv2
 
-    from fer_utils import video
+    from fer_utils.faces import frames as video
 
     clip = face_video(tmp_path / "clip.mp4", frames=20)
     open_capture = video._open_capture

@@ -13,7 +13,7 @@ is the median of repeated runs after warm-up, with min and max. Sections:
   TFLite model, whether XNNPACK runs them (timings with and without the delegate) and which ONNX Runtime
   kernels run (its profiler).
 * **rescale folding** — the 1/255 rescaling folded into the first convolution vs kept as an op.
-* **preprocessing** — from :func:`fer_utils.preprocess_bench.benchmark_preprocessing` on the real clips.
+* **preprocessing** — from :func:`fer_utils.bench.preprocessing.benchmark_preprocessing` on the real clips.
 * **training** — images/s of steady ``model.fit`` epochs: a default ``model.fit`` on NumPy arrays vs the
   suite's tuned settings fed from in-memory tensors and from the suite's ``tf.data`` pipeline.
 """
@@ -242,7 +242,7 @@ def _tile(faces: np.ndarray, batch: int) -> np.ndarray:
 
 
 def _tflite_timer(model_path: Path, threads: int, batch: int, faces: np.ndarray, xnnpack: bool = True):
-    from .deploy import tflite_interpreter
+    from fer_utils.deploy import tflite_interpreter
 
     interpreter = tflite_interpreter(model_path, threads, xnnpack=xnnpack)
     detail = interpreter.get_input_details()[0]
@@ -260,7 +260,7 @@ def _tflite_timer(model_path: Path, threads: int, batch: int, faces: np.ndarray,
 
 
 def _onnx_timer(model_path: Path, threads: int, batch: int, faces: np.ndarray):
-    from .deploy import onnx_session
+    from fer_utils.deploy import onnx_session
 
     session = onnx_session(model_path, threads)
     name = session.get_inputs()[0].name
@@ -270,7 +270,7 @@ def _onnx_timer(model_path: Path, threads: int, batch: int, faces: np.ndarray):
 
 def export_all(model, workdir: Path, calibration: np.ndarray, labels: list[str]) -> dict:
     """Export the benchmark model in every format (plus an ONNX int8 and an unfolded ONNX)."""
-    from .deploy import export_model, export_onnx
+    from fer_utils.deploy import export_model, export_onnx
 
     paths = {
         "tflite-fp32": export_model(model, "tflite", workdir / "model.tflite", labels),
@@ -358,7 +358,7 @@ def benchmark_accuracy(
     model_path: Path, paths: dict, faces: np.ndarray, labels_true: np.ndarray, labels: list[str]
 ) -> dict:
     """Agreement (same predicted class) and accuracy of each exported model vs Keras on test faces."""
-    from .deploy import load_predictor
+    from fer_utils.deploy import load_predictor
 
     keras_predictor = load_predictor(model_path)
     reference = keras_predictor.predict_proba(faces)
@@ -387,7 +387,7 @@ def benchmark_accuracy(
 
 def tflite_ops(model_path: Path) -> list[str]:
     """The operators of a TFLite model's main graph, in execution order (``DELEGATE`` = XNNPACK)."""
-    from .deploy import tflite_interpreter
+    from fer_utils.deploy import tflite_interpreter
 
     interpreter = tflite_interpreter(model_path, 1)
     interpreter.allocate_tensors()
@@ -396,7 +396,7 @@ def tflite_ops(model_path: Path) -> list[str]:
 
 def onnx_kernel_profile(model_path: Path, faces: np.ndarray, runs: int = 20) -> list[dict]:
     """Time per ONNX Runtime node kind at batch 1, one thread (from ORT's profiler), largest first."""
-    from .deploy import onnx_session
+    from fer_utils.deploy import onnx_session
 
     with tempfile.TemporaryDirectory() as folder:
         session = onnx_session(model_path, 1, profile_prefix=str(Path(folder) / "ort"))
@@ -474,7 +474,7 @@ def _train_worker(
     """In a fresh process: images/s of each ``model.fit`` epoch for one feeding style.
 
     ``feed``: ``"numpy"`` (arrays in RAM, Keras' own adapter), ``"memory"`` (a ``tf.data`` pipeline over
-    in-memory tensors) or ``"pipeline"`` (the suite's :func:`fer_utils.train.make_dataset` from the cache).
+    in-memory tensors) or ``"pipeline"`` (the suite's :func:`fer_utils.training.train.make_dataset` from the cache).
     ``tuned``: the suite's settings (oneDNN on, intra-op threads = cores, inter-op 1, tf.data's private
     thread pool) instead of TensorFlow's defaults.
     """
@@ -491,9 +491,9 @@ def _train_worker(
         tf.config.threading.set_inter_op_parallelism_threads(1)
     import keras
 
-    from .cache import FaceCache
-    from .model import build_paper_cnn
-    from .train import make_dataset
+    from fer_utils.faces.cache import FaceCache
+    from fer_utils.training.model import build_paper_cnn
+    from fer_utils.training.train import make_dataset
 
     keras.utils.set_random_seed(0)
     cache = FaceCache(cache_dir)
@@ -569,14 +569,14 @@ def benchmark_training(cache_dir: Path, train_ids, targets, mode: dict, save_to:
 
 
 def benchmark_preprocessing_section(media_dir: Path, quick: bool) -> dict:
-    """The preprocessing figures of :func:`fer_utils.preprocess_bench.benchmark_preprocessing` (default
+    """The preprocessing figures of :func:`fer_utils.bench.preprocessing.benchmark_preprocessing` (default
     pipeline vs the naive one on the real clips), plus its Markdown table and the target's figures."""
     if not media_dir.is_dir():
         return {"skipped": f"media folder {media_dir} not found"}
     try:
-        from .preprocess_bench import benchmark_preprocessing, format_benchmark
+        from fer_utils.bench.preprocessing import benchmark_preprocessing, format_benchmark
     except ImportError as error:
-        return {"skipped": f"fer_utils.preprocess_bench is not available ({error})"}
+        return {"skipped": f"fer_utils.bench.preprocessing is not available ({error})"}
     result = benchmark_preprocessing(media_dir, quick=quick)
     settings = result.get("settings", {})
     if "default" in settings and "naive" in settings:
@@ -596,8 +596,8 @@ def benchmark_data(cache_root: Path, faces_per_class: int, test_faces: int):
     Returns:
         (cache, train_ids, train_targets, test_ids, labels) or None.
     """
-    from .config import shared_data_root
-    from .train import image_folder_cache
+    from fer_utils.paths import shared_data_root
+    from fer_utils.training.train import image_folder_cache
 
     root = shared_data_root() / "fer2013"
     if not root.is_dir():
@@ -841,7 +841,7 @@ def run_benchmarks(
         The results dict (as written to ``benchmarks.json``).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from .config import shared_data_root
+    from fer_utils.paths import shared_data_root
 
     unknown = set(sections) - {"floor", "inference", "preprocessing", "training"}
     if unknown:
@@ -921,13 +921,13 @@ def _benchmark_model(run_dir, data, model_path: Path):
     """The model to benchmark, its labels, test faces (and labels) and int8 calibration faces."""
     import keras
 
-    from .model import build_paper_cnn
+    from fer_utils.training.model import build_paper_cnn
 
     if run_dir:
         import pandas as pd
 
-        from .cache import FaceCache
-        from .deploy import _as_batch, run_calibration_faces
+        from fer_utils.deploy import as_batch, run_calibration_faces
+        from fer_utils.faces.cache import FaceCache
 
         run_dir = Path(run_dir)
         config = json.loads((run_dir / "config.json").read_text())
@@ -935,7 +935,7 @@ def _benchmark_model(run_dir, data, model_path: Path):
         split = pd.read_csv(run_dir / "split.csv")
         test_ids = split.loc[split["part"] == "test", "face_id"].to_numpy()[: MODES["full"]["test_faces"]]
         cache = FaceCache(config["cache_dir"])
-        faces = _as_batch(np.asarray(cache.faces(test_ids)), int(config["image_size"]))[..., 0]
+        faces = as_batch(np.asarray(cache.faces(test_ids)), int(config["image_size"]))[..., 0]
         test_labels = cache.index.set_index("face_id").loc[test_ids, "label"].to_numpy()
         model.save(model_path)
         return model, list(config["labels"]), faces, test_labels, run_calibration_faces(run_dir)

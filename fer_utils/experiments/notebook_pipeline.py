@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import NOTEBOOKS_DIR
+from fer_utils.paths import NOTEBOOKS_DIR
 
 #: Paper settings for real datasets (6 frames, dlib HOG, 180×180), and a reduced size for the demo.
 #: The demo's faces share one identity and differ only in expression. At Keras' default learning rate
@@ -91,9 +91,9 @@ def run_pipeline(config: PipelineConfig) -> dict:
     Returns:
         Paths of what was made and the seconds each step took.
     """
-    from .cache import FaceCache, cache_dir_for
-    from .datasets import DATASETS
-    from .preprocess import PreprocessConfig, cache_config
+    from fer_utils.data.datasets import DATASETS
+    from fer_utils.faces.cache import FaceCache, cache_dir_for
+    from fer_utils.faces.preprocess import PreprocessConfig, cache_config
 
     out = Path(config.out_dir).resolve()
     settings = config.resolved()
@@ -105,7 +105,7 @@ def run_pipeline(config: PipelineConfig) -> dict:
 
     root = Path(config.root) if config.root else None
     if config.dataset == "demo":
-        from .demo import make_demo_dataset
+        from fer_utils.data.synthetic import make_demo_dataset
 
         root = root or out / "data"
         if not any(root.glob("Actor_*/*.mp4")):
@@ -199,7 +199,7 @@ def run_pipeline(config: PipelineConfig) -> dict:
     )
 
     results_notebook = out / "notebooks" / "04_results.ipynb"
-    from .reports import execute_results_notebook, notebook_to_html
+    from fer_utils.viz.report import execute_results_notebook, notebook_to_html
 
     t = time.perf_counter()
     print(f"→ 04_results.ipynb → {results_notebook}", flush=True)

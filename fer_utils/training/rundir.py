@@ -1,4 +1,4 @@
-"""Reading run directories written by :func:`fer_utils.train.train_run`."""
+"""Reading run directories written by :func:`fer_utils.training.train.train_run`."""
 
 from __future__ import annotations
 

@@ -231,7 +231,7 @@ def base_face() -> BaseFace:
     import cv2
     from skimage import data
 
-    from .faces import get_detector, get_landmark_predictor
+    from fer_utils.faces.detection import get_detector, get_landmark_predictor
 
     photo = data.astronaut()
     detections = get_detector("hog")(photo, 1)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import ordered_labels
+from fer_utils.paths import ordered_labels
 
 INDEX_SORT_COLUMNS = ["media_path", "frame_index"]
 SKIPPED_COLUMNS = ["media_path", "reason"]

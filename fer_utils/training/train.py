@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cache import FaceCache, atomic_write_text
-from .evaluate import evaluate_predictions, predictions_table
-from .splits import PROTOCOLS, make_split, membership_hash
+from fer_utils.faces.cache import FaceCache, atomic_write_text
+from fer_utils.training.evaluate import evaluate_predictions, predictions_table
+from fer_utils.training.splits import PROTOCOLS, make_split, membership_hash
 
 #: A run whose best training accuracy stays below majority rate + this margin is flagged as stalled.
 STALL_MARGIN = 0.05
@@ -176,7 +176,7 @@ def train_run(
         verbose: Keras fit verbosity (2 = one line per epoch).
 
     Returns:
-        The finished :class:`fer_utils.runs.Run`.
+        The finished :class:`fer_utils.training.rundir.Run`.
     """
     config = TrainConfig(**{**asdict(config or TrainConfig()), **overrides})
     run_dir = Path(run_dir)
@@ -212,7 +212,7 @@ def train_run(
 
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
-    from .model import build_paper_cnn
+    from fer_utils.training.model import build_paper_cnn
 
     datasets = {
         name: make_dataset(
@@ -317,7 +317,7 @@ def train_run(
         **evaluate_predictions(predictions, labels),
     }
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
-    from .runs import load_run
+    from fer_utils.training.rundir import load_run
 
     return load_run(run_dir)
 
@@ -338,8 +338,8 @@ def image_folder_cache(
 
     ``max_per_class`` keeps a seeded random subset of at most that many images per (split, class).
     """
-    from .datasets import folder_samples
-    from .preprocess import PreprocessConfig, preprocess
+    from fer_utils.data.datasets import folder_samples
+    from fer_utils.faces.preprocess import PreprocessConfig, preprocess
 
     dataset = dataset or Path(image_folder).name
     samples, skipped = folder_samples(image_folder, dataset, split_dirs, filename_pattern)

@@ -1,4 +1,4 @@
-"""Samples → face cache (see :mod:`fer_utils.cache`), in parallel, resumable, memory bounded.
+"""Samples → face cache (see :mod:`fer_utils.faces.cache`), in parallel, resumable, memory bounded.
 
 For each sample (video or image) :func:`process_sample` decodes ``frames_per_video ×
 candidates_per_frame`` evenly spaced candidate frames, looks for a face in them group by group and keeps
@@ -26,10 +26,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .cache import FaceCache, FaceCacheWriter, cache_dir_for
-from .datasets import DATASETS, Sample, SkippedItem
-from .faces import DETECTORS, EQUALIZATIONS, extract_face, to_gray_face  # noqa: F401  (to_gray_face: re-exported)
-from .video import SAMPLING_METHODS, sample_frames
+from fer_utils.data.datasets import DATASETS, Sample, SkippedItem
+from fer_utils.faces.cache import FaceCache, FaceCacheWriter, cache_dir_for
+from fer_utils.faces.detection import DETECTORS, EQUALIZATIONS, extract_face, to_gray_face  # noqa: F401  (to_gray_face: re-exported)
+from fer_utils.faces.frames import SAMPLING_METHODS, sample_frames
 
 #: Bumped when a code change alters the faces, so old caches are not reused.
 PIPELINE_VERSION = 1
@@ -215,7 +215,7 @@ def _sample_every_frame(path: str, count: int):
     """Naive baseline: decode and convert every frame, then keep the evenly spaced ones."""
     import cv2
 
-    from .video import Frame, SampledFrames, evenly_spaced, is_image
+    from fer_utils.faces.frames import Frame, SampledFrames, evenly_spaced, is_image
 
     if is_image(path) or not os.path.isfile(path):
         return sample_frames(path, count)
@@ -297,12 +297,12 @@ def preprocess(
         flush_seconds: also write a shard after this long, so a killed run loses little work.
 
     Returns:
-        The finished :class:`~fer_utils.cache.FaceCache`; ``cache.report`` holds a
+        The finished :class:`~fer_utils.faces.cache.FaceCache`; ``cache.report`` holds a
         :class:`PreprocessReport` of this call.
     """
     from tqdm.auto import tqdm
 
-    from .parallel import default_workers, parallel_map
+    from fer_utils.parallel import default_workers, parallel_map
 
     if not samples:
         raise ValueError("no samples to preprocess")
@@ -430,7 +430,7 @@ def dataset_options_from_args(args) -> dict:
 
 
 def _run_cli(args) -> int:
-    from .datasets import dataset_samples, manual_download
+    from fer_utils.data.datasets import dataset_samples, manual_download
 
     if args.help_dataset:
         print(manual_download(args.help_dataset))

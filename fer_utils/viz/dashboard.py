@@ -8,7 +8,7 @@ them to ipywidgets and plotly ``FigureWidget`` heatmaps. Heatmaps are kept out o
 kept (heatmap clicks only fire in it).
 
 Video-level cells: a video's prediction is the mean of its faces' class probabilities (as in
-:func:`fer_utils.evaluate.video_level`); the gallery shows one representative face per video, the
+:func:`fer_utils.training.evaluate.video_level`); the gallery shows one representative face per video, the
 video's face with the highest probability for the video's predicted class, captioned with the video's
 mean probability and its number of faces.
 
@@ -28,14 +28,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import NOTEBOOKS_DIR, PACKAGE_DIR, PROJECT_ROOT
+from fer_utils.paths import NOTEBOOKS_DIR, PROJECT_ROOT
 
 DASHBOARD_NOTEBOOK = NOTEBOOKS_DIR / "04_results.ipynb"
-LITERATURE_CSV = PACKAGE_DIR / "data" / "literature.csv"
+LITERATURE_CSV = Path(__file__).with_name("literature.csv")
 RUNS_DIR_ENV = "FER_RUNS_DIR"
 INITIAL_RUN_ENV = "FER_INITIAL_RUN"
 
-#: Matrix views: button label → ``normalize`` argument of :func:`fer_utils.plots.normalize_matrix`.
+#: Matrix views: button label → ``normalize`` argument of :func:`fer_utils.viz.figures.normalize_matrix`.
 VIEWS = {
     "counts": None,
     "recall (row-normalised)": "true",
@@ -57,7 +57,7 @@ class RunChoice:
     """A finished run with the label it has in the run menus."""
 
     label: str
-    run: object  # fer_utils.runs.Run
+    run: object  # fer_utils.training.rundir.Run
 
     @property
     def name(self) -> str:
@@ -144,7 +144,7 @@ def collect_runs(runs_dir: str | os.PathLike) -> tuple[list[RunChoice], dict[str
     Raises:
         ValueError: ``runs_dir`` does not exist.
     """
-    from .runs import list_runs
+    from fer_utils.training.rundir import list_runs
 
     runs, problems = list_runs(runs_dir)
     runs = sorted(runs, key=_sort_key)
@@ -192,7 +192,7 @@ def confusion_counts(metrics: dict, level: str = "frame") -> np.ndarray:
 def matrix_view(metrics: dict, level: str = "frame", normalize: str | None = None) -> np.ndarray:
     """The matrix shown for a view: counts, row-normalised (``'true'``, recall) or column-normalised
     (``'pred'``, precision)."""
-    from .plots import normalize_matrix
+    from fer_utils.viz.figures import normalize_matrix
 
     return normalize_matrix(confusion_counts(metrics, level), normalize)
 
@@ -206,7 +206,7 @@ def video_predictions(predictions: pd.DataFrame, labels: list[str]) -> pd.DataFr
     """One row per test video: true and predicted label (mean class probabilities over its faces), the
     video's confidence, its number of faces and a representative face (its face with the highest
     probability for the video's predicted class)."""
-    from .evaluate import probability_columns, video_level
+    from fer_utils.training.evaluate import probability_columns, video_level
 
     videos = video_level(predictions, labels)
     columns = probability_columns(labels)
@@ -296,7 +296,7 @@ def face_png(face: np.ndarray) -> bytes:
 
 def per_class_table(metrics: dict, level: str = "frame") -> pd.DataFrame:
     """Per-class precision / recall / F1 / support, then macro and weighted averages."""
-    from .plots import metrics_table
+    from fer_utils.viz.figures import metrics_table
 
     table = metrics_table(metrics, level)
     scores = metrics[level]
@@ -607,15 +607,15 @@ def literature_html(table: pd.DataFrame, dataset: str = "") -> str:
 
 
 def run_curves_figure(history: pd.DataFrame):
-    """The run's training curves (:func:`fer_utils.plots.curves_figure`) sized for the dashboard."""
-    from .plots import curves_figure
+    """The run's training curves (:func:`fer_utils.viz.figures.curves_figure`) sized for the dashboard."""
+    from fer_utils.viz.figures import curves_figure
 
     return curves_figure(history, title="Training curves").update_layout(height=380)
 
 
 def heatmap_figure(metrics: dict, level: str, normalize: str | None, title: str, size: int = 520):
     """The confusion heatmap of one run (plotly ``Figure``)."""
-    from .plots import confusion_figure
+    from fer_utils.viz.figures import confusion_figure
 
     figure = confusion_figure(confusion_counts(metrics, level), metrics["labels"], normalize, title=title)
     figure.update_layout(
@@ -963,7 +963,7 @@ class Dashboard:
         self.more_button.layout.display = "" if remaining > 0 else "none"
 
     def _cache(self):
-        from .cache import FaceCache
+        from fer_utils.faces.cache import FaceCache
 
         config = self.choice.run.config
         cache_dir = str(config.get("cache_dir", ""))

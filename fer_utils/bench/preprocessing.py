@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import VIDEO_SUFFIXES, Sample
-from .preprocess import NAIVE_CONFIG, PreprocessConfig, process_sample
+from fer_utils.data.datasets import VIDEO_SUFFIXES, Sample
+from fer_utils.faces.preprocess import NAIVE_CONFIG, PreprocessConfig, process_sample
 
 #: Settings compared by default: name → (config, decode every frame).
 DEFAULT_SETTINGS: dict[str, tuple[PreprocessConfig, bool]] = {
@@ -44,7 +44,7 @@ def benchmark_preprocessing(
         media_dir: folder of video files (e.g. ``../shared/data/pyfeat_media``).
         settings: name → (config, decode every frame); default :data:`DEFAULT_SETTINGS`.
         repeats: runs per clip (the fastest counts: the machine may be shared).
-        workers: when > 1, also time a parallel :func:`~fer_utils.preprocess.preprocess` run of the
+        workers: when > 1, also time a parallel :func:`~fer_utils.faces.preprocess.preprocess` run of the
             default setting with this many processes.
         quick: only ``naive`` and ``default``, one run per clip (for ``fer bench --quick``).
 
@@ -56,7 +56,7 @@ def benchmark_preprocessing(
     import cv2
     import dlib
 
-    from .faces import get_detector
+    from fer_utils.faces.detection import get_detector
 
     media_dir = Path(media_dir)
     clips = sorted(p for p in media_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
@@ -136,10 +136,10 @@ def stage_times(samples: list[Sample], config: PreprocessConfig, decode_all: boo
     shard of the crops)."""
     import tempfile
 
-    from .cache import FaceCacheWriter
-    from .faces import crop_face, detect_faces
-    from .preprocess import _sample_every_frame
-    from .video import evenly_spaced, sample_frames
+    from fer_utils.faces.cache import FaceCacheWriter
+    from fer_utils.faces.detection import crop_face, detect_faces
+    from fer_utils.faces.frames import evenly_spaced, sample_frames
+    from fer_utils.faces.preprocess import _sample_every_frame
 
     totals = {"decode": 0.0, "detect": 0.0, "crop_resize": 0.0, "write": 0.0}
     with tempfile.TemporaryDirectory() as folder:
@@ -182,7 +182,7 @@ def stage_times(samples: list[Sample], config: PreprocessConfig, decode_all: boo
 def _parallel_run(samples: list[Sample], workers: int) -> dict:
     import tempfile
 
-    from .preprocess import preprocess
+    from fer_utils.faces.preprocess import preprocess
 
     with tempfile.TemporaryDirectory() as cache_root:
         cache = preprocess(samples, cache_root, PreprocessConfig(), workers=workers, progress=False)

@@ -1,6 +1,6 @@
 """Dataset specs: each turns a dataset's folder layout into Samples (one per media item).
 
-Label names are canonical (see :data:`fer_utils.config.CANONICAL_LABELS`), mapped from each dataset's
+Label names are canonical (see :data:`fer_utils.paths.CANONICAL_LABELS`), mapped from each dataset's
 own codes in one table per dataset. Files that do not fit a layout become :class:`SkippedItem` rows
 rather than vanishing.
 """
@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .config import CANONICAL_LABELS
+from fer_utils.paths import CANONICAL_LABELS
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".flv", ".mpg", ".mpeg", ".m4v"}
@@ -539,7 +539,7 @@ def pyfeat_ravdess_tree(target: str | Path, media_dir: str | Path | None = None)
     """
     import shutil
 
-    from .config import shared_data_root
+    from fer_utils.paths import shared_data_root
 
     media_dir = Path(media_dir) if media_dir else shared_data_root() / "pyfeat_media"
     if not media_dir.is_dir():

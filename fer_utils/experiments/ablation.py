@@ -8,7 +8,7 @@ inside its run directory, so every number in the table can be opened and inspect
 Layout of an ablation folder::
 
     grid.json                       the grid and the training parameters it was run with
-    runs/<cell>-seed<k>/            a run directory (see fer_utils.train) plus
+    runs/<cell>-seed<k>/            a run directory (see fer_utils.training.train) plus
         02_training.ipynb           the executed notebook
         error.json                  only when the run failed: papermill's error cell
     runs.csv                        one row per run (status, error, scores, gaps)
@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cache import atomic_write_text
-from .config import NOTEBOOKS_DIR
+from fer_utils.faces.cache import atomic_write_text
+from fer_utils.paths import NOTEBOOKS_DIR
 
 #: The first dropout rate is never varied (the paper changed only the last two).
 FIRST_DROPOUT = 0.3
@@ -304,7 +304,7 @@ def run_grid(
         l1s: L1 factors on the dense layer.
         seeds: a count (seeds 0 … n−1) or a list of seeds.
         protocol, epochs, batch_size, learning_rate, train_faces_per_class, early_stopping_patience, fold:
-            passed to every run (see :class:`fer_utils.train.TrainConfig`).
+            passed to every run (see :class:`fer_utils.training.train.TrainConfig`).
         image_size: face side the runs train at (default: the cache's own size, no resizing).
         workers: parallel runs (default: one per core, at most one per pending run); ignored with
             ``scheduler``.
@@ -323,9 +323,9 @@ def run_grid(
         The :class:`Ablation` (also written into ``out_dir``), with ``executions`` listing what this
         call ran or skipped.
     """
-    from .cache import FaceCache
-    from .parallel import default_workers, parallel_map
-    from .splits import PROTOCOLS
+    from fer_utils.faces.cache import FaceCache
+    from fer_utils.parallel import default_workers, parallel_map
+    from fer_utils.training.splits import PROTOCOLS
 
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")

@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .config import NOTEBOOKS_DIR, REPORTS_DIR
+from fer_utils.paths import NOTEBOOKS_DIR, REPORTS_DIR
 
 RESULTS_NOTEBOOK = NOTEBOOKS_DIR / "04_results.ipynb"
 DEFAULT_REPORT = REPORTS_DIR / "results.html"

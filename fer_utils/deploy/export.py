@@ -1,0 +1,346 @@
+"""Export a trained run for low-power devices.
+
+``fer export RUN --format tflite|tflite-int8|onnx`` writes the model beside the run (``model.tflite``,
+``model_int8.tflite``, ``model.onnx``) with a small JSON spec of its input and labels
+(``<model file>.json``). Every export first folds the model's 1/255 rescaling into the first
+convolution's weights, so exported models take raw 0–255 gray pixels and spend no operation on scaling.
+``tflite-int8`` is full-integer post-training quantization (uint8 pixels in, float probabilities out),
+calibrated on faces of the run's training part.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from fer_utils.deploy.predictors import as_batch, quiet_tensorflow
+
+EXPORT_FORMATS = ("tflite", "tflite-int8", "onnx")
+EXPORT_FILE_NAMES = {"tflite": "model.tflite", "tflite-int8": "model_int8.tflite", "onnx": "model.onnx"}
+#: Faces drawn from the run's training part to calibrate int8 quantization.
+CALIBRATION_FACES = 256
+
+# --------------------------------------------------------------------------------------------- export
+
+
+def fold_rescaling(model):
+    """The same network with its ``Rescaling`` layer folded into the next convolution's kernel.
+
+    ``conv(x * s)`` equals ``conv'(x)`` with ``kernel' = kernel * s`` (exact for a zero offset, whatever
+    the padding), so the folded model takes raw pixels and gives the same outputs with one operation
+    fewer. A model without a ``Rescaling`` layer is returned unchanged.
+
+    Args:
+        model: a linear (single-chain) Keras model such as :func:`fer_utils.training.model.build_paper_cnn`.
+
+    Returns:
+        A new ``keras.Model`` (or ``model`` itself when there is nothing to fold).
+    """
+    import keras
+    from keras import layers
+
+    chain = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    rescale_at = [i for i, layer in enumerate(chain) if isinstance(layer, layers.Rescaling)]
+    if not rescale_at:
+        return model
+    position = rescale_at[0]
+    rescale = chain[position]
+    scale, offset = np.asarray(rescale.scale, dtype=np.float64), np.asarray(rescale.offset, dtype=np.float64)
+    if np.any(offset != 0) or scale.size != 1:
+        raise ValueError("only a scalar Rescaling with zero offset can be folded into a convolution")
+    if position + 1 >= len(chain) or not isinstance(chain[position + 1], layers.Conv2D):
+        raise ValueError("the Rescaling layer must be followed by a Conv2D to be folded")
+
+    inputs = keras.Input(shape=model.input_shape[1:], name=model.inputs[0].name.split(":")[0])
+    x = inputs
+    clones = []
+    for layer in chain:
+        if layer is rescale:
+            continue
+        clone = layer.__class__.from_config(layer.get_config())
+        x = clone(x)
+        clones.append((layer, clone))
+    folded = keras.Model(inputs, x, name=model.name)
+    for original, clone in clones:
+        weights = original.get_weights()
+        if original is chain[position + 1]:
+            weights[0] = (weights[0] * float(scale)).astype(weights[0].dtype)
+        clone.set_weights(weights)
+    return folded
+
+
+def logits_model(model):
+    """The same network with its final softmax removed (outputs logits).
+
+    int8 exports end at the logits: a quantized softmax outputs multiples of 1/256, which ties the
+    classes of a low-confidence face; the predictor applies the softmax in float instead.
+    """
+    import keras
+
+    last = model.layers[-1]
+    if not isinstance(last, keras.layers.Dense) or keras.activations.serialize(last.activation) != "softmax":
+        return model
+
+    def clone(layer):
+        config = layer.get_config()
+        if layer is last:
+            config["activation"] = "linear"
+        return layer.__class__.from_config(config)
+
+    logits = keras.models.clone_model(model, clone_function=clone)
+    logits.set_weights(model.get_weights())
+    return logits
+
+
+def _tflite_converter(model):
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_keras_model(model)
+
+
+def export_tflite(model, path: str | os.PathLike, calibration_faces: np.ndarray | None = None) -> Path:
+    """Write a TensorFlow Lite model: float32, or full-integer int8 when calibration faces are given.
+
+    Args:
+        model: Keras model taking ``(n, s, s, 1)`` pixels (fold the rescaling first for raw pixels).
+        path: output ``.tflite`` file.
+        calibration_faces: uint8 ``(n, s, s)`` faces for int8 post-training quantization (int8 input
+            is uint8 pixels, output float32 probabilities); None for float32.
+
+    Returns:
+        The written path.
+    """
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    converter = _tflite_converter(model)
+    if calibration_faces is not None:
+        faces = as_batch(np.asarray(calibration_faces), model.input_shape[1])
+        if not len(faces):
+            raise ValueError("int8 export needs at least one calibration face")
+
+        def representative_dataset():
+            for face in faces:
+                yield [face[None].astype(np.float32)]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.float32
+    content = converter.convert()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def export_onnx(model, path: str | os.PathLike, opset: int = 17) -> Path:
+    """Write an ONNX model (input ``face``: float32 ``(n, s, s, 1)``; output class probabilities).
+
+    Args:
+        model: Keras model.
+        path: output ``.onnx`` file.
+        opset: ONNX opset.
+
+    Returns:
+        The written path.
+    """
+    quiet_tensorflow()
+    import tensorflow as tf
+    import tf2onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    signature = (tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="face"),)
+    tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset, output_path=str(path))
+    return path
+
+
+def run_calibration_faces(
+    run_dir: str | os.PathLike, count: int = CALIBRATION_FACES, seed: int = 0
+) -> np.ndarray:
+    """Up to ``count`` faces of a run's training part (from its face cache), resized to the run's size.
+
+    Raises:
+        ValueError: when the run's face cache is gone (pass calibration faces explicitly then).
+    """
+    import pandas as pd
+
+    from fer_utils.faces.cache import FaceCache
+
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    cache_dir = Path(config.get("cache_dir", ""))
+    if not (cache_dir / "config.json").exists():
+        raise ValueError(
+            f"int8 calibration needs the run's face cache, but {cache_dir} is missing; "
+            "rebuild it with `fer preprocess` or pass --calibration-cache"
+        )
+    split = pd.read_csv(run_dir / "split.csv")
+    train_ids = split.loc[split["part"] == "train", "face_id"].to_numpy()
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(train_ids, size=min(count, len(train_ids)), replace=False))
+    faces = FaceCache(cache_dir).faces(chosen)
+    return as_batch(np.asarray(faces), int(config["image_size"]))[..., 0]
+
+
+def cache_calibration_faces(
+    cache_dir: str | os.PathLike, count: int = CALIBRATION_FACES, seed: int = 0
+) -> np.ndarray:
+    """Up to ``count`` faces drawn at random from a face cache (uint8 ``(n, s, s)``)."""
+    from fer_utils.faces.cache import FaceCache
+
+    cache = FaceCache(cache_dir)
+    if not len(cache):
+        raise ValueError(f"face cache {cache_dir} holds no faces")
+    ids = cache.index["face_id"].to_numpy()
+    chosen = np.sort(np.random.default_rng(seed).choice(ids, size=min(count, len(ids)), replace=False))
+    return np.asarray(cache.faces(chosen))
+
+
+def write_model_spec(model_path: Path, spec: dict) -> Path:
+    """Write ``<model file>.json`` beside an exported model."""
+    spec_path = model_path.with_name(model_path.name + ".json")
+    spec_path.write_text(json.dumps(spec, indent=2, default=str))
+    return spec_path
+
+
+def export_model(
+    model,
+    fmt: str,
+    path: str | os.PathLike,
+    labels: list[str],
+    calibration_faces: np.ndarray | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Export a Keras model (rescaling folded) in ``fmt`` to ``path`` with its JSON spec.
+
+    Args:
+        model: Keras model (or path to a ``.keras`` file).
+        fmt: one of :data:`EXPORT_FORMATS`.
+        path: output model file.
+        labels: class names in output order.
+        calibration_faces: uint8 faces, required for ``tflite-int8``.
+        extra: more keys for the spec (source run, preprocessing config).
+
+    Returns:
+        The model path.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    if fmt == "tflite-int8" and calibration_faces is None:
+        raise ValueError("tflite-int8 export needs calibration faces")
+    quiet_tensorflow()
+    if isinstance(model, str | os.PathLike):
+        import keras
+
+        model = keras.saving.load_model(model, compile=False)
+    if model.output_shape[-1] != len(labels):
+        raise ValueError(f"model has {model.output_shape[-1]} outputs but {len(labels)} labels were given")
+    folded = fold_rescaling(model)
+    path = Path(path)
+    outputs_logits = fmt == "tflite-int8"
+    if fmt == "onnx":
+        export_onnx(folded, path)
+    elif outputs_logits:
+        export_tflite(logits_model(folded), path, calibration_faces)
+    else:
+        export_tflite(folded, path)
+    image_size = int(model.input_shape[1])
+    spec = {
+        "format": fmt,
+        "model_file": path.name,
+        "labels": list(labels),
+        "image_size": image_size,
+        "input": {
+            "shape": [None, image_size, image_size, 1],
+            "layout": "NHWC",
+            "dtype": "uint8" if fmt == "tflite-int8" else "float32",
+            "pixels": "gray face crop, raw 0-255 (the 1/255 rescaling is folded into the first convolution)",
+        },
+        "output": {
+            "dtype": "float32",
+            "kind": "logits" if outputs_logits else "probabilities",
+            "meaning": (
+                "class logits (apply softmax), order = labels"
+                if outputs_logits
+                else "class probabilities (softmax), order = labels"
+            ),
+        },
+        "rescale_folded": folded is not model,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **(extra or {}),
+    }
+    if fmt == "tflite-int8":
+        spec["calibration_faces"] = int(len(calibration_faces))
+    write_model_spec(path, spec)
+    return path
+
+
+def export_run(
+    run_dir: str | os.PathLike,
+    fmt: str,
+    out: str | os.PathLike | None = None,
+    calibration_cache: str | os.PathLike | None = None,
+) -> Path:
+    """Export a run's ``model.keras`` beside the run (``fer export``).
+
+    Args:
+        run_dir: a run folder with ``model.keras`` and ``config.json``.
+        fmt: ``tflite``, ``tflite-int8`` or ``onnx``.
+        out: output file (default: :data:`EXPORT_FILE_NAMES` inside the run folder).
+        calibration_cache: a face cache to calibrate int8 from (default: the run's own training faces).
+
+    Returns:
+        The exported model path (its spec is ``<path>.json``).
+    """
+    run_dir = Path(run_dir)
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    for name in ("model.keras", "config.json"):
+        if not (run_dir / name).exists():
+            raise ValueError(f"{run_dir} is not a run folder: {name} is missing")
+    config = json.loads((run_dir / "config.json").read_text())
+    calibration = None
+    if fmt == "tflite-int8":
+        calibration = (
+            cache_calibration_faces(calibration_cache)
+            if calibration_cache
+            else run_calibration_faces(run_dir)
+        )
+    extra = {
+        "source_run": str(run_dir.resolve()),
+        "protocol": config.get("protocol"),
+        "preprocessing": config.get("preprocessing", {}),
+    }
+    return export_model(
+        run_dir / "model.keras",
+        fmt,
+        Path(out) if out else run_dir / EXPORT_FILE_NAMES[fmt],
+        list(config["labels"]),
+        calibration,
+        extra,
+    )
+
+
+def add_cli(subparsers) -> None:
+    """Register ``fer export``."""
+    export = subparsers.add_parser("export", help="export a run's model: TFLite (float / int8) or ONNX")
+    export.add_argument("run", help="run folder (with model.keras and config.json)")
+    export.add_argument("--format", required=True, choices=EXPORT_FORMATS, dest="fmt")
+    export.add_argument("--out", help="output model file (default: beside the run's model.keras)")
+    export.add_argument(
+        "--calibration-cache", help="face cache to calibrate int8 (default: the run's training faces)"
+    )
+    export.set_defaults(func=_export_cli)
+
+
+def _export_cli(args) -> int:
+    path = export_run(args.run, args.fmt, args.out, args.calibration_cache)
+    print(f"wrote {path} and {path.name}.json")
+    return 0

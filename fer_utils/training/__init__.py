@@ -1,0 +1,1 @@
+"""Face cache → trained model: splits by protocol, the paper CNN, training, evaluation and the run directory."""
