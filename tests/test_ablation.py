@@ -88,9 +88,9 @@ def test_grid_runs_cover_every_cell_and_seed_with_the_paper_rates():
 
 def test_summary_is_mean_and_sd_over_seeds_of_each_runs_files(hand_made_ablation):
     out_dir, histories = hand_made_ablation
-    runs = ablation.collect_runs(out_dir)
+    runs = ablation.runs_table(out_dir)
     assert runs["status"].value_counts().to_dict() == {"complete": 5, "failed": 2}
-    summary = ablation.summarize(runs).set_index(["last_two_dropout", "l1"])
+    summary = ablation.summarize_configurations(runs).set_index(["last_two_dropout", "l1"])
     assert summary.loc[(0.3, 0.0), "n_stalled"] == 1  # counted apart, left out of the means below
     for (dropout, l1), seeds in histories.items():
         row = summary.loc[(dropout, l1)]
@@ -108,14 +108,14 @@ def test_summary_is_mean_and_sd_over_seeds_of_each_runs_files(hand_made_ablation
     failed = summary.loc[(1.5, 0.0)]
     assert failed["n_ok"] == 0 and failed["n_failed"] == 2 and math.isnan(failed["val_accuracy_mean"])
     assert failed["errors"] == "ValueError: dropout rates must be in [0, 1), got 1.5"
-    with_stalled = ablation.summarize(runs, include_stalled=True).set_index(["last_two_dropout", "l1"])
+    with_stalled = ablation.summarize_configurations(runs, include_stalled=True).set_index(["last_two_dropout", "l1"])
     assert with_stalled.loc[(0.3, 0.0), "n_ok"] == 3
     assert with_stalled.loc[(0.3, 0.0), "final_gap_mean"] == pytest.approx((0.45 + 0.35 + 0.0) / 3)
 
 
 def test_table_shows_mean_sd_strings_and_errors(hand_made_ablation):
     out_dir, _ = hand_made_ablation
-    table = ablation.format_table(ablation.summarize(ablation.collect_runs(out_dir)))
+    table = ablation.format_table(ablation.summarize_configurations(ablation.runs_table(out_dir)))
     assert table["dropout"].tolist() == ["0.3/0.3/0.3", "0.3/0.5/0.5", "0.3/1.5/1.5"]
     assert table["final train−val gap"].iloc[0] == "0.400 ± 0.071"  # gaps 0.45 and 0.35
     assert table["validation accuracy (best)"].iloc[2] == "—"
@@ -170,26 +170,26 @@ def test_verdict_takes_the_smallest_gap_within_one_sd_of_the_best_accuracy():
 
 def test_curves_show_seed_bands_for_the_papers_two_configurations(hand_made_ablation):
     out_dir, histories = hand_made_ablation
-    loaded = ablation.load_histories(ablation.collect_runs(out_dir))
+    loaded = ablation.load_histories(ablation.runs_table(out_dir))
     band = ablation.seed_band(loaded, 0.3, 0.0, "accuracy")
     assert band["mean"].tolist() == pytest.approx([0.5, 0.75, 0.925])
     assert band["sd"].tolist() == pytest.approx(
         [0.0, np.std([0.8, 0.7], ddof=1), np.std([0.95, 0.9], ddof=1)]
     )
-    figure = ablation.curves_figure(loaded, paper_l1=0.001)
+    figure = ablation.configuration_curves_figure(loaded, paper_l1=0.001)
     # 2 configurations × (accuracy, loss) × (train, validation) × (band, mean line)
     assert len(figure.data) == 16
     titles = [annotation.text for annotation in figure.layout.annotations]
     assert "dropout 0.3/0.3/0.3 · L1 0" in titles and "dropout 0.3/0.5/0.5 · L1 0.001" in titles
     mean_line = next(trace for trace in figure.data if trace.name == "validation (mean of seeds)")
     assert list(mean_line.y) == pytest.approx([0.425, 0.575, 0.525])
-    empty = ablation.curves_figure(loaded, configurations=[(0.9, 0.0)])
+    empty = ablation.configuration_curves_figure(loaded, configurations=[(0.9, 0.0)])
     assert "no finished run" in [annotation.text for annotation in empty.layout.annotations]
 
 
 def test_gap_heatmap_covers_the_grid_and_marks_failed_cells(hand_made_ablation):
     out_dir, _ = hand_made_ablation
-    summary = ablation.summarize(ablation.collect_runs(out_dir))
+    summary = ablation.summarize_configurations(ablation.runs_table(out_dir))
     figure = ablation.gap_heatmap_figure(summary)
     final, largest = figure.data
     assert list(final.y) == ["0.3/0.3/0.3", "0.3/0.5/0.5", "0.3/1.5/1.5"] and list(final.x) == [

@@ -148,9 +148,9 @@ def test_run_label_names_dataset_protocol_and_configuration():
     )
 
 
-def test_collect_runs_sorts_labels_and_reports_unfinished_and_malformed(toy_runs):
+def test_run_choices_sorts_labels_and_reports_unfinished_and_malformed(toy_runs):
     runs, _ = toy_runs
-    choices, problems = dashboard.collect_runs(runs)
+    choices, problems = dashboard.run_choices(runs)
     assert [c.name for c in choices] == ["a-run", "b-run"]  # dropout (.3,.3,.3) sorts first
     assert choices[1].label == "toy · paper · drop(.3,.5,.5) l1=1e-3 16px · seed 1"
     assert set(problems) == {"unfinished", "malformed"}
@@ -164,7 +164,7 @@ def test_duplicate_labels_are_made_unique_with_the_folder_name(tmp_path):
     cache = make_cache(tmp_path / "cache", 6)
     make_run(tmp_path / "runs" / "x", cache, toy_probabilities(6, 0))
     make_run(tmp_path / "runs" / "y", cache, toy_probabilities(6, 1))
-    labels = [c.label for c in dashboard.collect_runs(tmp_path / "runs")[0]]
+    labels = [c.label for c in dashboard.run_choices(tmp_path / "runs")[0]]
     assert labels[0].endswith("· x") and labels[1].endswith("· y")
 
 
@@ -196,7 +196,7 @@ def test_matrix_views_counts_recall_and_precision():
 
 def test_cell_faces_match_every_cell_of_the_frame_matrix(toy_runs):
     runs, _ = toy_runs
-    run = dashboard.collect_runs(runs)[0][0].run
+    run = dashboard.run_choices(runs)[0][0].run
     matrix = np.asarray(run.metrics["frame"]["confusion_matrix"])
     for i, true in enumerate(LABELS):
         for j, predicted in enumerate(LABELS):
@@ -212,7 +212,7 @@ def test_cell_faces_match_every_cell_of_the_frame_matrix(toy_runs):
 
 def test_video_cells_show_one_representative_face_per_video(toy_runs):
     runs, _ = toy_runs
-    run = dashboard.collect_runs(runs)[0][0].run
+    run = dashboard.run_choices(runs)[0][0].run
     matrix = np.asarray(run.metrics["video"]["confusion_matrix"])
     assert matrix.sum() == 4
     seen = []
@@ -245,7 +245,7 @@ def test_difference_matrix_subtracts_and_refuses_other_classes():
 
 def test_per_class_table_has_averages_matching_metrics(toy_runs):
     runs, _ = toy_runs
-    metrics = dashboard.collect_runs(runs)[0][0].run.metrics
+    metrics = dashboard.run_choices(runs)[0][0].run.metrics
     table = dashboard.per_class_table(metrics)
     assert list(table.index) == [*LABELS, "macro avg", "weighted avg"]
     assert table.loc["macro avg", "f1"] == pytest.approx(metrics["frame"]["macro_f1"])
@@ -279,7 +279,7 @@ def test_literature_comparison_puts_runs_beside_the_papers(tmp_path):
     cache = make_cache(tmp_path / "cache", 6)
     make_run(tmp_path / "runs" / "r", cache, toy_probabilities(6, 0), dataset="ravdess", protocol="subject")
     make_run(tmp_path / "runs" / "t", cache, toy_probabilities(6, 0), dataset="toy")
-    choices, _ = dashboard.collect_runs(tmp_path / "runs")
+    choices, _ = dashboard.run_choices(tmp_path / "runs")
     table = dashboard.literature_comparison(choices, "RAVDESS")
     ours = table[table["source"] == "this suite"]
     assert len(ours) == 1 and ours["num_params"].iloc[0] == 1234 and ours["protocol"].iloc[0] == "subject"
@@ -461,7 +461,7 @@ def test_dashboard_on_real_runs_shows_the_cached_faces_of_each_cell(real_runs_di
 
 def test_runs_overview_lists_every_finished_run(toy_runs):
     runs, _ = toy_runs
-    choices, _ = dashboard.collect_runs(runs)
+    choices, _ = dashboard.run_choices(runs)
     table = dashboard.runs_overview(choices)
     assert list(table.index) == [c.label for c in choices]
     for choice in choices:

@@ -61,7 +61,7 @@ TUNED_TRAINING_ENV = {"TF_ENABLE_ONEDNN_OPTS": "1"}
 # ------------------------------------------------------------------------------------------ utilities
 
 
-def summarize(values_ms) -> dict:
+def timing_stats(values_ms) -> dict:
     """Median, min and max of a list of timings (ms) and how many there were."""
     values = [float(v) for v in values_ms]
     return {
@@ -73,7 +73,7 @@ def summarize(values_ms) -> dict:
 
 
 def time_calls(function, warmup: int, repeats: int) -> dict:
-    """Call ``function`` ``warmup`` times, then time ``repeats`` calls: :func:`summarize` in ms."""
+    """Call ``function`` ``warmup`` times, then time ``repeats`` calls: :func:`timing_stats` in ms."""
     for _ in range(warmup):
         function()
     timings = []
@@ -81,7 +81,7 @@ def time_calls(function, warmup: int, repeats: int) -> dict:
         start = time.perf_counter()
         function()
         timings.append((time.perf_counter() - start) * 1e3)
-    return summarize(timings)
+    return timing_stats(timings)
 
 
 def cpu_info() -> dict:
@@ -540,7 +540,7 @@ def _train_worker(
         "images": int(len(train_ids)),
         "epochs": epochs,
         "first_epoch_images_per_s": rates[0],
-        "steady_images_per_s": summarize(steady),
+        "steady_images_per_s": timing_stats(steady),
     }
 
 
@@ -619,7 +619,7 @@ def benchmark_data(cache_root: Path, faces_per_class: int, test_faces: int):
 
 
 def evaluate_targets(results: dict) -> list[dict]:
-    """The issue's targets as measured ratios: met (True/False) or None when not measured."""
+    """The speed targets (benchmarks/README.md, "targets") as measured ratios: met (True/False) or None when not measured."""
     targets = []
     inference = [row for row in results.get("inference", []) if row["batch"] == 1 and row["threads"] == 1]
     if inference:

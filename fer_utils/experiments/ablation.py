@@ -17,7 +17,7 @@ Layout of an ablation folder::
     gap_heatmap.html                the train − validation gap over the grid
     summary.json                    parameters, table, verdict, failed runs
 
-The analysis functions (:func:`collect_runs`, :func:`summarize`, :func:`make_verdict`, the figures) read
+The analysis functions (:func:`runs_table`, :func:`summarize_configurations`, :func:`make_verdict`, the figures) read
 only these files, so a grid can be re-analysed without training anything.
 
 The paper does not state its L1 factor in the text available to us; :data:`PAPER_L1` (1e-3, the grid's
@@ -519,7 +519,7 @@ RUN_COLUMNS = [
 ]
 
 
-def collect_runs(out_dir: str | os.PathLike) -> pd.DataFrame:
+def runs_table(out_dir: str | os.PathLike) -> pd.DataFrame:
     """The runs table of an ablation folder: one row per run of ``grid.json`` (or, without it, per
     folder under ``runs/``); runs that never started are listed as ``missing``."""
     out_dir = Path(out_dir)
@@ -558,7 +558,7 @@ def aggregated_runs(runs: pd.DataFrame, include_stalled: bool = False) -> pd.Ser
     return finished & ~runs["stalled"].eq(True)
 
 
-def summarize(runs: pd.DataFrame, include_stalled: bool = False) -> pd.DataFrame:
+def summarize_configurations(runs: pd.DataFrame, include_stalled: bool = False) -> pd.DataFrame:
     """Per configuration (last-two dropout × L1): runs ok / stalled / failed, and mean and sd (ddof 1; NaN
     from a single run) over the aggregated runs (:func:`aggregated_runs`) of every :data:`METRICS` column.
 
@@ -651,7 +651,7 @@ def make_verdict(
     (of the best configuration) of the best mean accuracy.
 
     Args:
-        summary: :func:`summarize` output.
+        summary: :func:`summarize_configurations` output.
         paper_l1: L1 factor of the paper's regularized configuration (compared with its baseline).
         accuracy: the accuracy that ranks configurations (validation: the test part never selects).
         gap: the overfitting measure minimised among the near-best (``final_gap`` or ``max_gap``).
@@ -767,7 +767,7 @@ def seed_band(histories: pd.DataFrame, last_two_dropout: float, l1: float, colum
     return band
 
 
-def curves_figure(
+def configuration_curves_figure(
     histories: pd.DataFrame,
     configurations: Sequence[tuple[float, float]] | None = None,
     paper_l1: float = PAPER_L1,
@@ -955,22 +955,22 @@ def analyze(
     grid = json.loads((out_dir / GRID_FILE).read_text()) if (out_dir / GRID_FILE).exists() else {}
     if paper_l1 is None:
         paper_l1 = float(grid.get("paper_l1", PAPER_L1))
-    runs = collect_runs(out_dir)
+    runs = runs_table(out_dir)
     if runs.empty:
         raise ValueError(f"{out_dir} holds no runs (expected {RUNS_FOLDER}/<run>/ folders or {GRID_FILE})")
-    summary = summarize(runs, include_stalled)
+    summary = summarize_configurations(runs, include_stalled)
     verdict = make_verdict(summary, paper_l1=paper_l1)
     figures = {
-        "curves": curves_figure(load_histories(runs, include_stalled), paper_l1=paper_l1),
+        "curves": configuration_curves_figure(load_histories(runs, include_stalled), paper_l1=paper_l1),
         "gap_heatmap": gap_heatmap_figure(summary),
     }
     result = Ablation(out_dir, runs, summary, format_table(summary), verdict, figures)
     if write:
-        result.paths = write_report(result, grid)
+        result.paths = write_ablation_files(result, grid)
     return result
 
 
-def write_report(result: Ablation, grid: dict | None = None) -> dict:
+def write_ablation_files(result: Ablation, grid: dict | None = None) -> dict:
     """Write the ablation's files into its folder; returns ``{name: path}``."""
     out_dir = result.out_dir
     paths = {

@@ -19,7 +19,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -29,7 +29,7 @@ import numpy as np
 from fer_utils.data.datasets import DATASETS, Sample, SkippedItem
 from fer_utils.faces.cache import FaceCache, FaceCacheWriter, cache_dir_for
 from fer_utils.faces.detection import DETECTORS, EQUALIZATIONS, extract_face, to_gray_face  # noqa: F401  (to_gray_face: re-exported)
-from fer_utils.faces.frames import SAMPLING_METHODS, sample_frames
+from fer_utils.faces.frames import SAMPLING_METHODS, SampledFrames, sample_frames
 
 #: Bumped when a code change alters the faces, so old caches are not reused.
 PIPELINE_VERSION = 1
@@ -94,11 +94,6 @@ class PreprocessConfig:
         return asdict(self)
 
 
-#: The paper-like but unoptimised setting used as the benchmark baseline: every frame decoded and
-#: converted, detection at full resolution with one upsampling pass, the 6 evenly spaced frames only.
-NAIVE_CONFIG = PreprocessConfig(detect_width=None, upsample=1, candidates_per_frame=1)
-
-
 class ProcessedItem(NamedTuple):
     """What a worker returns for one sample."""
 
@@ -109,13 +104,20 @@ class ProcessedItem(NamedTuple):
     stats: dict
 
 
-def process_sample(sample: Sample, config: PreprocessConfig, decode_all: bool = False) -> ProcessedItem:
+#: A frame source: ``(media path, count) → SampledFrames`` (see :func:`fer_utils.faces.frames.sample_frames`).
+FrameSource = Callable[[str, int], SampledFrames]
+
+
+def process_sample(
+    sample: Sample, config: PreprocessConfig, frame_source: FrameSource | None = None
+) -> ProcessedItem:
     """One sample → faces, index rows, a skip reason (or None) and per-item stats.
 
     Args:
         sample: the media item.
         config: the preprocessing config.
-        decode_all: decode and convert every frame (the naive baseline of the benchmark).
+        frame_source: how candidate frames are read (default: :func:`~fer_utils.faces.frames.sample_frames`
+            in gray with ``config.sampling``); the benchmark passes a naive decoder here.
 
     Returns:
         A :class:`ProcessedItem`; ``stats`` holds ``sampled_frames`` (frames searched for a face),
@@ -123,7 +125,7 @@ def process_sample(sample: Sample, config: PreprocessConfig, decode_all: bool = 
     """
     started = time.perf_counter()
     try:
-        faces, rows, reason, stats = _process(sample, config, decode_all)
+        faces, rows, reason, stats = _process(sample, config, frame_source)
     except Exception as error:  # one bad file must not stop a batch of thousands
         detail = traceback.format_exception_only(type(error), error)[-1].strip()
         faces, rows, reason = None, [], f"{REASON_ERROR}: {detail}"
@@ -132,13 +134,13 @@ def process_sample(sample: Sample, config: PreprocessConfig, decode_all: bool = 
     return ProcessedItem(sample.media_path, faces, rows, reason, stats)
 
 
-def _process(sample: Sample, config: PreprocessConfig, decode_all: bool):
+def _process(sample: Sample, config: PreprocessConfig, frame_source: FrameSource | None):
     wanted = config.frames_per_video
     candidates = wanted * (1 if config.detector == "none" else config.candidates_per_frame)
-    if decode_all:
-        sampled = _sample_every_frame(sample.media_path, candidates)
-    else:
+    if frame_source is None:
         sampled = sample_frames(sample.media_path, candidates, gray=True, method=config.sampling)
+    else:
+        sampled = frame_source(sample.media_path, candidates)
     stats = {"sampled_frames": 0, "face_frames": 0}
     if sampled.error:
         return None, [], sampled.error, stats
@@ -209,30 +211,6 @@ def _process(sample: Sample, config: PreprocessConfig, decode_all: bool):
             }
         )
     return np.stack(faces).astype(np.uint8), rows, None, stats
-
-
-def _sample_every_frame(path: str, count: int):
-    """Naive baseline: decode and convert every frame, then keep the evenly spaced ones."""
-    import cv2
-
-    from fer_utils.faces.frames import Frame, SampledFrames, evenly_spaced, is_image
-
-    if is_image(path) or not os.path.isfile(path):
-        return sample_frames(path, count)
-    capture = cv2.VideoCapture(path)
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(Frame(len(frames), capture.get(cv2.CAP_PROP_POS_MSEC), image))
-    capture.release()
-    if not frames:
-        return SampledFrames(error="no decodable frame")
-    picked = [frames[i] for i in evenly_spaced(len(frames), count)]
-    for frame in picked:
-        frame.image = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-    return SampledFrames(picked, reported_count=len(frames), decoded_count=len(frames))
 
 
 def cache_config(config: PreprocessConfig, dataset: str, dataset_options: dict | None = None) -> dict:

@@ -137,7 +137,7 @@ def _sort_key(run) -> tuple:
     )
 
 
-def collect_runs(runs_dir: str | os.PathLike) -> tuple[list[RunChoice], dict[str, str]]:
+def run_choices(runs_dir: str | os.PathLike) -> tuple[list[RunChoice], dict[str, str]]:
     """Finished runs under ``runs_dir`` as menu choices (sorted by dataset / protocol / configuration,
     labels made unique with the run folder's name) and, per unreadable run folder, why.
 
@@ -709,7 +709,7 @@ class Dashboard:
         self.status = widgets.HTML()
         self.status.add_class("fer-status")
         try:
-            self.choices, self.problems = collect_runs(self.runs_dir)
+            self.choices, self.problems = run_choices(self.runs_dir)
         except ValueError as error:
             self.choices, self.problems = [], {}
             self.status.value = message_html(
@@ -1090,7 +1090,7 @@ def display_report(runs_dir: str | os.PathLike | None = None) -> None:
     runs_dir = resolve_runs_dir(runs_dir)
     display(HTML(STYLE))
     try:
-        choices, problems = collect_runs(runs_dir)
+        choices, problems = run_choices(runs_dir)
     except ValueError as error:
         display(HTML(message_html(f"<b>Cannot open the runs folder:</b> {html.escape(str(error))}", "error")))
         return
