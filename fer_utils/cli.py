@@ -1,5 +1,10 @@
-"""The ``fer`` console command. Each stage module registers its own subcommands through
-``add_cli(subparsers)``, so the CLI drives exactly the functions the notebooks call."""
+"""The ``fer`` console command.
+
+:data:`COMMANDS` names each subcommand's module and one-line help. A module contributes its flags
+through ``add_arguments(parser)`` (which also sets ``func``), so the CLI drives exactly the functions
+the notebooks call. Only the module of the command being run is imported: ``fer --help`` loads none
+of them (no NumPy, pandas or TensorFlow), ``fer train …`` loads the training module only.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +12,61 @@ import argparse
 import importlib
 import sys
 
-#: Modules that contribute subcommands, in the order they appear in ``fer --help``.
-COMMAND_MODULES = (
-    "fer_utils.experiments.notebook_pipeline",  # run
-    "fer_utils.data.synthetic",  # demo-data
-    "fer_utils.faces.preprocess",  # preprocess
-    "fer_utils.training.train",  # train
-    "fer_utils.experiments.ablation",  # ablate
-    "fer_utils.viz.report",  # report
-    "fer_utils.viz.dashboard",  # dashboard
-    "fer_utils.bench.run",  # bench
-    "fer_utils.deploy.export",  # export
-    "fer_utils.deploy.predict",  # predict
-)
+#: Subcommand → (module with ``add_arguments``, one-line help), in the order of ``fer --help``.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": (
+        "fer_utils.experiments.notebook_pipeline",
+        "the main job: notebooks 01→04 on the demo dataset (default, offline) or a real dataset",
+    ),
+    "demo-data": (
+        "fer_utils.data.synthetic",
+        "write the synthetic RAVDESS-layout demo set (offline, seconds)",
+    ),
+    "preprocess": ("fer_utils.faces.preprocess", "media → face cache (datasets, frame sampling, dlib faces)"),
+    "train": ("fer_utils.training.train", "train and evaluate the paper CNN, writing a run directory"),
+    "ablate": (
+        "fer_utils.experiments.ablation",
+        "the paper's dropout / L1 study: a grid of papermill-executed training runs, with table and figures",
+    ),
+    "report": (
+        "fer_utils.viz.report",
+        "execute the results notebook (papermill) and write a static HTML report",
+    ),
+    "dashboard": ("fer_utils.viz.dashboard", "serve the results dashboard (Voila) for a runs folder"),
+    "bench": ("fer_utils.bench.run", "measure inference, preprocessing and training speed here"),
+    "export": ("fer_utils.deploy.export", "export a run's model: TFLite (float / int8) or ONNX"),
+    "predict": (
+        "fer_utils.deploy.predict",
+        "emotion timeline of a video, image or folder (CSV, label, HTML figure)",
+    ),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``fer`` parser; ``commands`` limits which subcommands get their flags (default: all), the
+    others are listed with their help only, so nothing else is imported."""
     parser = argparse.ArgumentParser(
         prog="fer", description="Facial emotion recognition from video: the notebook suite's command line."
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name == module_name:
-                continue
-            raise
-        module.add_cli(subparsers)
+    for name, (module_name, help_text) in COMMANDS.items():
+        subparser = subparsers.add_parser(name, help=help_text, description=help_text)
+        if commands is None or name in commands:
+            importlib.import_module(module_name).add_arguments(subparser)
     return parser
 
 
+def _command_in(argv: list[str]) -> str | None:
+    for token in argv:
+        if not token.startswith("-"):
+            return token if token in COMMANDS else None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _command_in(argv)
+    parser = build_parser([command] if command else [])
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

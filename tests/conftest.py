@@ -35,7 +35,7 @@ def fer2013_root():
 @pytest.fixture(scope="session")
 def fer2013_small_cache(fer2013_root, tmp_path_factory):
     """A real face cache: 30 FER2013 faces per class and split (≈ 620 faces, 48×48)."""
-    from fer_utils.training.train import image_folder_cache
+    from fer_utils.faces.preprocess import image_folder_cache
 
     root = tmp_path_factory.mktemp("fer2013_cache")
     return image_folder_cache(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import asdict
 
 import nbformat
 import numpy as np
@@ -15,6 +16,9 @@ import pytest
 from fer_utils.experiments import ablation
 from fer_utils.faces.cache import write_array_cache
 from fer_utils.paths import NOTEBOOKS_DIR
+from fer_utils.settings import field_names
+from fer_utils.training import rundir
+from fer_utils.training.train import TrainConfig
 
 # ------------------------------------------------------------------------------- hand-made run folders
 
@@ -22,10 +26,10 @@ from fer_utils.paths import NOTEBOOKS_DIR
 def make_finished_run(
     out_dir, dropout, l1, seed, train_acc, val_acc, test_acc=0.5, macro_f1=0.4, stalled=False, **config
 ):
-    """A finished run folder with the files train_run writes (only the fields the ablation reads)."""
+    """A finished run folder written by the run-directory writer (only the fields the ablation reads
+    are meaningful); ``config`` holds TrainConfig fields and other config.json keys (cache_key)."""
     run = ablation.GridRun(dropout, l1, seed)
     run_dir = out_dir / ablation.RUNS_FOLDER / run.name
-    run_dir.mkdir(parents=True)
     history = pd.DataFrame(
         {
             "epoch": np.arange(1, len(train_acc) + 1),
@@ -35,12 +39,14 @@ def make_finished_run(
             "val_accuracy": val_acc,
         }
     )
-    history.to_csv(run_dir / "history.csv", index=False)
-    (run_dir / "config.json").write_text(
-        json.dumps({"dropout": run.dropout, "l1": l1, "seed": seed, **config}, indent=2)
-    )
-    (run_dir / "metrics.json").write_text(
-        json.dumps({"frame": {"accuracy": test_acc, "macro_f1": macro_f1}, "stalled": stalled})
+    settings = {key: value for key, value in config.items() if key in field_names(TrainConfig)}
+    others = {key: value for key, value in config.items() if key not in settings}
+    training = TrainConfig(dropout=run.dropout, l1=l1, seed=seed, **settings)
+    rundir.write_run(
+        run_dir,
+        {**asdict(training), **others},
+        history,
+        {"frame": {"accuracy": test_acc, "macro_f1": macro_f1}, "stalled": stalled},
     )
     return run_dir
 
@@ -108,7 +114,9 @@ def test_summary_is_mean_and_sd_over_seeds_of_each_runs_files(hand_made_ablation
     failed = summary.loc[(1.5, 0.0)]
     assert failed["n_ok"] == 0 and failed["n_failed"] == 2 and math.isnan(failed["val_accuracy_mean"])
     assert failed["errors"] == "ValueError: dropout rates must be in [0, 1), got 1.5"
-    with_stalled = ablation.summarize_configurations(runs, include_stalled=True).set_index(["last_two_dropout", "l1"])
+    with_stalled = ablation.summarize_configurations(runs, include_stalled=True).set_index(
+        ["last_two_dropout", "l1"]
+    )
     assert with_stalled.loc[(0.3, 0.0), "n_ok"] == 3
     assert with_stalled.loc[(0.3, 0.0), "final_gap_mean"] == pytest.approx((0.45 + 0.35 + 0.0) / 3)
 
@@ -285,7 +293,7 @@ def test_cli_registers_fer_ablate():
             "2",
         ]
     )
-    assert args.func is ablation._cli_ablate
+    assert args.func is ablation.cli._cli_ablate
     assert args.dropouts == [0.3, 0.5] and args.l1s == [0.0, 0.001] and args.seeds == 2 and args.epochs == 15
 
 

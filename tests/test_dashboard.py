@@ -406,7 +406,8 @@ def test_results_notebook_is_committed_without_outputs_and_has_parameters():
 def real_runs_dir(tmp_path_factory, fer2013_root):
     """Two real runs (paper protocol, 48 px, 40 faces per FER2013 split × class, 5 epochs) under one
     runs folder; built once per session even when several test modules import this fixture."""
-    from fer_utils.training.train import image_folder_cache, train_run
+    from fer_utils.faces.preprocess import image_folder_cache
+    from fer_utils.training.train import train_run
 
     base = tmp_path_factory.getbasetemp() / "fer-dashboard-real"
     runs = base / "runs"

@@ -75,7 +75,8 @@ def test_bad_arguments_are_clear_value_errors(tiny_model, tmp_path):
 @pytest.fixture(scope="module")
 def trained_run(fer2013_root, tmp_path_factory):
     """A paper CNN trained a few epochs on ~2,000 real FER2013 faces at 48×48 (learns above chance)."""
-    from fer_utils.training.train import image_folder_cache, train_run
+    from fer_utils.faces.preprocess import image_folder_cache
+    from fer_utils.training.train import train_run
 
     root = tmp_path_factory.mktemp("deploy")
     cache = image_folder_cache(

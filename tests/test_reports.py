@@ -30,7 +30,7 @@ def test_report_of_an_empty_runs_folder_says_so(tmp_path):
 @pytest.mark.slow
 def test_report_of_real_runs_shows_every_run_without_code(real_runs_dir, tmp_path):  # noqa: F811
     report = tmp_path / "out" / "results.html"
-    assert main(["report", str(real_runs_dir), "--out", str(report), "--keep-notebook"]) == 0
+    assert main(["report", str(real_runs_dir), "--out", str(report.parent), "--keep-notebook"]) == 0
     page = report.read_text()
     executed = report.with_suffix(".ipynb")
     assert executed.exists()

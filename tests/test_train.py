@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 
 from fer_utils.faces.cache import FaceCache, write_array_cache
+from fer_utils.faces.preprocess import image_folder_cache
 from fer_utils.training.model import build_paper_cnn
 from fer_utils.training.rundir import list_runs, load_run
 from fer_utils.training.splits import membership_hash
-from fer_utils.training.train import TrainConfig, image_folder_cache, make_dataset, stall_reason, train_run
+from fer_utils.training.train import TrainConfig, make_dataset, stall_reason, train_run
 
 
 @pytest.fixture(scope="module")

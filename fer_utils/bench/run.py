@@ -20,6 +20,7 @@ is the median of repeated runs after warm-up, with min and max. Sections:
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -596,8 +597,8 @@ def benchmark_data(cache_root: Path, faces_per_class: int, test_faces: int):
     Returns:
         (cache, train_ids, train_targets, test_ids, labels) or None.
     """
+    from fer_utils.faces.preprocess import image_folder_cache
     from fer_utils.paths import shared_data_root
-    from fer_utils.training.train import image_folder_cache
 
     root = shared_data_root() / "fer2013"
     if not root.is_dir():
@@ -958,9 +959,7 @@ def _benchmark_model(run_dir, data, model_path: Path):
     return model, labels, faces, test_labels, np.asarray(cache.faces(calibration_ids))
 
 
-def add_cli(subparsers) -> None:
-    """Register ``fer bench``."""
-    parser = subparsers.add_parser("bench", help="measure inference, preprocessing and training speed here")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="a reduced run (under 3 minutes on 2 cores)")
     parser.add_argument(
         "--out", default="reports/benchmarks", help="output folder (default reports/benchmarks)"

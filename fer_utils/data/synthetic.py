@@ -763,13 +763,25 @@ def make_demo_dataset(
     return out_dir
 
 
-def add_cli(subparsers) -> None:
-    """Register ``fer demo-data``."""
-    parser = subparsers.add_parser(
-        "demo-data",
-        help="write the synthetic RAVDESS-layout demo set (offline, seconds)",
-        description="Write short synthetic RAVDESS-layout clips made from skimage's astronaut photo with "
-        "warped expressions. Synthetic: for seeing the pipeline work, not for measuring accuracy.",
+def ensure_demo_dataset(
+    root: str | os.PathLike, seed: int = 0, actors: int | None = None
+) -> tuple[Path, bool]:
+    """The demo set under ``root``, generated first when the folder holds no clip.
+
+    Returns:
+        ``(root, made)``: ``made`` is True when this call generated the clips.
+    """
+    root = Path(root)
+    if any(root.glob("Actor_*/*.mp4")):
+        return root, False
+    make_demo_dataset(root, seed=seed, **({"actors": actors} if actors else {}))
+    return root, True
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Write short synthetic RAVDESS-layout clips made from skimage's astronaut photo with "
+        "warped expressions. Synthetic: for seeing the pipeline work, not for measuring accuracy."
     )
     parser.add_argument("out", help="output folder (gets Actor_XX/ subfolders)")
     parser.add_argument("--actors", type=int, default=6, help="synthetic actors (4–24; default 6)")

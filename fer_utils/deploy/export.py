@@ -10,6 +10,7 @@ calibrated on faces of the run's training part.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from datetime import UTC, datetime
@@ -328,12 +329,14 @@ def export_run(
     )
 
 
-def add_cli(subparsers) -> None:
-    """Register ``fer export``."""
-    export = subparsers.add_parser("export", help="export a run's model: TFLite (float / int8) or ONNX")
+def add_arguments(export: argparse.ArgumentParser) -> None:
     export.add_argument("run", help="run folder (with model.keras and config.json)")
-    export.add_argument("--format", required=True, choices=EXPORT_FORMATS, dest="fmt")
-    export.add_argument("--out", help="output model file (default: beside the run's model.keras)")
+    export.add_argument("--format", required=True, choices=EXPORT_FORMATS, dest="fmt", help="model format")
+    export.add_argument(
+        "--out",
+        help="folder the model goes into, named by format "
+        f"({', '.join(EXPORT_FILE_NAMES.values())}; default: the run folder)",
+    )
     export.add_argument(
         "--calibration-cache", help="face cache to calibrate int8 (default: the run's training faces)"
     )
@@ -341,6 +344,7 @@ def add_cli(subparsers) -> None:
 
 
 def _export_cli(args) -> int:
-    path = export_run(args.run, args.fmt, args.out, args.calibration_cache)
+    out = Path(args.out) / EXPORT_FILE_NAMES[args.fmt] if args.out else None
+    path = export_run(args.run, args.fmt, out, args.calibration_cache)
     print(f"wrote {path} and {path.name}.json")
     return 0

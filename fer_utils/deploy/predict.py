@@ -8,6 +8,7 @@ figure (HTML).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from dataclasses import dataclass, field
@@ -15,7 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_utils.data.datasets import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fer_utils.deploy.predictors import Predictor, load_predictor
+from fer_utils.faces.detection import DETECTORS, extract_face
+from fer_utils.faces.frames import is_image, sample_frames
 
 # ------------------------------------------------------------------------------------------ predict media
 
@@ -64,8 +68,6 @@ class MediaPrediction:
 def _face_options(preprocessing: dict, detector: str | None) -> dict:
     """The training face pipeline's options accepted by :func:`fer_utils.faces.extract_face`."""
     import inspect
-
-    from fer_utils.faces.detection import extract_face
 
     accepted = set(inspect.signature(extract_face).parameters) - {"gray", "image_size"}
     options = {key: value for key, value in preprocessing.items() if key in accepted}
@@ -116,9 +118,6 @@ def predict_media(
         A :class:`MediaPrediction`.
     """
     import pandas as pd
-
-    from fer_utils.faces.detection import extract_face
-    from fer_utils.faces.frames import is_image, sample_frames
 
     media_path = str(media_path)
     preprocessing = dict(predictor.spec.get("preprocessing") or {})
@@ -237,8 +236,6 @@ def write_prediction(prediction: MediaPrediction, out_dir: str | os.PathLike, mo
 
 def media_in(path: str | os.PathLike) -> list[Path]:
     """The media files to predict: the file itself, or the videos and images of a folder (sorted)."""
-    from fer_utils.data.datasets import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-
     path = Path(path)
     if path.is_file():
         return [path]
@@ -251,19 +248,19 @@ def media_in(path: str | os.PathLike) -> list[Path]:
     return found
 
 
-def add_cli(subparsers) -> None:
-    """Register ``fer predict``."""
-    predict = subparsers.add_parser(
-        "predict", help="emotion timeline of a video, image or folder (CSV, label, HTML figure)"
-    )
+def add_arguments(predict: argparse.ArgumentParser) -> None:
     predict.add_argument("media", help="video, image or folder of them")
     predict.add_argument("--model", required=True, help="run folder, model.keras, .tflite or .onnx")
     predict.add_argument("--fps", type=float, help="sample this many frames per second (dense timeline)")
     predict.add_argument(
-        "--frames", type=int, help="evenly spaced frames per video (default: as in training)"
+        "--frames-per-video",
+        "--frames",
+        dest="frames",
+        type=int,
+        help="evenly spaced frames per video (default: as in training)",
     )
-    predict.add_argument("--detector", choices=("hog", "cnn"), help="face detector (default: as in training)")
-    predict.add_argument("--threads", type=int, help="CPU threads for TFLite / ONNX Runtime")
+    predict.add_argument("--detector", choices=DETECTORS, help="face detector (default: as in training)")
+    predict.add_argument("--threads", type=int, help="CPU threads of TFLite / ONNX Runtime (default: all)")
     predict.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
     predict.set_defaults(func=_predict_cli)
 

@@ -9,60 +9,84 @@ dataset (generated if absent, offline) or on a real dataset, leaving everything 
 
 Each step reads the files of the one before, so a rerun resumes: the face cache skips finished clips,
 finished training runs are kept, and the ablation skips finished grid cells.
+
+Settings: real datasets get the paper's, which are the defaults of :class:`PreprocessConfig` and
+:class:`TrainConfig`; the demo changes only what :data:`DEMO_PREPROCESS` and :data:`DEMO_TRAINING` name.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from fer_utils.data.datasets import DATASETS
+from fer_utils.data.synthetic import ensure_demo_dataset
+from fer_utils.experiments.ablation.grid import shared_training
+from fer_utils.faces.cache import FaceCache, cache_dir_for
+from fer_utils.faces.preprocess import PreprocessConfig, cache_config
 from fer_utils.paths import NOTEBOOKS_DIR
+from fer_utils.settings import add_arguments as add_config_arguments
+from fer_utils.settings import config_from_args, setting, values_from
+from fer_utils.training import rundir
+from fer_utils.training.train import TrainConfig
+from fer_utils.viz.report import execute_results_notebook, notebook_to_html
 
-#: Paper settings for real datasets (6 frames, dlib HOG, 180×180), and a reduced size for the demo.
 #: The demo's faces share one identity and differ only in expression. At Keras' default learning rate
-#: the CNN often stalls on them (loss stuck at ln(classes)); equalised crops (CLAHE), a learning rate of
-#: 5e-4 and batches of 16 make it leave that plateau within the 40 epochs.
-PAPER_DEFAULTS = {
-    "image_size": 180, "epochs": 30, "batch_size": 32, "learning_rate": 1e-3, "frames_per_video": 6, "detector": "hog", "equalize": "none"
-}  # fmt: skip
-DEMO_DEFAULTS = {
-    "image_size": 64, "epochs": 40, "batch_size": 16, "learning_rate": 5e-4, "frames_per_video": 6, "detector": "hog", "equalize": "clahe"
-}  # fmt: skip
+#: the CNN often stalls on them (loss stuck at ln(classes)); equalised 64×64 crops (CLAHE), a learning
+#: rate of 5e-4 and batches of 16 make it leave that plateau within the 40 epochs.
+DEMO_PREPROCESS = {"image_size": 64, "equalize": "clahe"}
+DEMO_TRAINING = {"epochs": 40, "batch_size": 16, "learning_rate": 5e-4}
 PROTOCOLS_REPORTED = ("paper", "video", "subject")
+#: TrainConfig fields the pipeline sets itself (per protocol / its own --seed) or that belong to
+#: preprocessing (the face size is PreprocessConfig's).
+PIPELINE_SETS = ("protocol", "seed", "image_size")
 
 
 @dataclass
 class PipelineConfig:
-    """Parameters of the main job (see ``fer run --help``)."""
+    """Parameters of the main job (see ``fer run --help``).
 
-    out_dir: str = "reports/demo"
-    dataset: str = "demo"  # demo | ravdess | savee | mead | folder
-    root: str | None = None  # dataset root (demo: <out>/data, generated when absent)
-    image_size: int | None = None
-    epochs: int | None = None
-    frames_per_video: int | None = None
-    detector: str | None = None
-    equalize: str | None = None
-    batch_size: int | None = None
-    learning_rate: float | None = None
-    protocols: tuple[str, ...] = PROTOCOLS_REPORTED
-    seed: int = 0
-    workers: int | None = None
-    ablation_dropouts: tuple[float, ...] = (0.3, 0.5)
-    ablation_l1s: tuple[float, ...] = (0.0, 1e-3)
-    ablation_seeds: int = 1
-    ablation_epochs: int | None = None
-    demo_actors: int | None = None
-    dataset_options: dict = field(default_factory=dict)
+    ``preprocess`` and ``training`` hold single :class:`PreprocessConfig` / :class:`TrainConfig` fields
+    over the dataset's defaults (the paper's, or the demo's).
+    """
 
-    def resolved(self) -> dict:
-        defaults = DEMO_DEFAULTS if self.dataset == "demo" else PAPER_DEFAULTS
-        return {
-            key: getattr(self, key) if getattr(self, key) is not None else value
-            for key, value in defaults.items()
-        }
+    out_dir: str | None = setting(None, help="output folder (default: reports/<dataset>)", flag="--out")
+    dataset: str = setting(
+        "demo", help="demo (offline, synthetic) or a real dataset", choices=("demo", *DATASETS)
+    )
+    root: str | None = setting(None, help="dataset root (demo: <out>/data, generated when absent)")
+    protocols: tuple[str, ...] = setting(
+        PROTOCOLS_REPORTED, help="one training run per protocol", choices=PROTOCOLS_REPORTED
+    )
+    seed: int = setting(0, help="seed of the demo data and of every training run")
+    workers: int | None = setting(
+        None, help="parallel processes (preprocessing, ablation runs; default: all cores)"
+    )
+    ablation_dropouts: tuple[float, ...] = setting((0.3, 0.5), help="the ablation's last-two dropout rates")
+    ablation_l1s: tuple[float, ...] = setting((0.0, 1e-3), help="the ablation's L1 factors")
+    ablation_seeds: int = setting(1, help="seeds per ablation configuration")
+    ablation_epochs: int | None = setting(None, help="epochs of each ablation run (default: --epochs)")
+    demo_actors: int | None = setting(None, help="demo only: number of synthetic actors (default 6)")
+    dataset_options: dict = setting(default_factory=dict, help="dataset spec options", cli=False)
+    preprocess: dict = setting(default_factory=dict, help="PreprocessConfig fields", cli=False)
+    training: dict = setting(default_factory=dict, help="TrainConfig fields", cli=False)
+
+    @property
+    def is_demo(self) -> bool:
+        return self.dataset == "demo"
+
+    def preprocess_config(self) -> PreprocessConfig:
+        return PreprocessConfig(**{**(DEMO_PREPROCESS if self.is_demo else {}), **self.preprocess})
+
+    def training_config(self) -> TrainConfig:
+        return TrainConfig(**{**(DEMO_TRAINING if self.is_demo else {}), **self.training, "seed": self.seed})
+
+    def output_folder(self) -> Path:
+        return Path(self.out_dir or f"reports/{self.dataset}").resolve()
 
 
 def _execute(notebook: str, output: Path, parameters: dict, cwd: Path) -> float:
@@ -91,116 +115,19 @@ def run_pipeline(config: PipelineConfig) -> dict:
     Returns:
         Paths of what was made and the seconds each step took.
     """
-    from fer_utils.data.datasets import DATASETS
-    from fer_utils.faces.cache import FaceCache, cache_dir_for
-    from fer_utils.faces.preprocess import PreprocessConfig, cache_config
-
-    out = Path(config.out_dir).resolve()
-    settings = config.resolved()
-    dataset = "ravdess" if config.dataset == "demo" else config.dataset
-    if config.dataset != "demo" and config.dataset not in DATASETS:
+    out = config.output_folder()
+    if not config.is_demo and config.dataset not in DATASETS:
         raise ValueError(f"unknown dataset {config.dataset!r}; choose demo or one of {', '.join(DATASETS)}")
     timings: dict[str, float] = {}
     started = time.perf_counter()
-
-    root = Path(config.root) if config.root else None
-    if config.dataset == "demo":
-        from fer_utils.data.synthetic import make_demo_dataset
-
-        root = root or out / "data"
-        if not any(root.glob("Actor_*/*.mp4")):
-            t = time.perf_counter()
-            kwargs = {"actors": config.demo_actors} if config.demo_actors else {}
-            make_demo_dataset(root, seed=config.seed, **kwargs)
-            timings["demo data"] = time.perf_counter() - t
-    elif root is None:
-        raise ValueError(
-            f"--root is required for dataset {config.dataset!r} (run `fer preprocess --help-dataset {dataset}`)"
-        )
-
-    cache_root = out / "cache"
-    preprocess_config = PreprocessConfig(
-        image_size=settings["image_size"],
-        frames_per_video=settings["frames_per_video"],
-        detector=settings["detector"],
-        equalize=settings["equalize"],
-    )
-    timings["01 preprocessing"] = _execute(
-        "01_preprocessing.ipynb",
-        out / "notebooks" / "01_preprocessing.ipynb",
-        {
-            "dataset": dataset,
-            "root": str(root),
-            "cache_root": str(cache_root),
-            **{
-                name: getattr(preprocess_config, name)
-                for name in (
-                    "image_size",
-                    "frames_per_video",
-                    "detector",
-                    "upsample",
-                    "detect_width",
-                    "margin",
-                    "align",
-                    "candidates_per_frame",
-                    "min_faces",
-                    "equalize",
-                )
-            },  # fmt: skip
-            "workers": config.workers,
-            "dataset_options": config.dataset_options,
-        },
-        out,
-    )
-    cache_dir = cache_dir_for(
-        cache_root, dataset, cache_config(preprocess_config, dataset, config.dataset_options)
-    )
-    cache = FaceCache(cache_dir)
-    if not len(cache):
-        raise ValueError(f"preprocessing found no faces (see {cache_dir / 'skipped.csv'})")
-
+    dataset, root = dataset_root(config, out, timings)
+    cache_dir = preprocessing_step(config, dataset, root, out, timings)
     runs_dir = out / "runs"
+    training = config.training_config()
     for protocol in config.protocols:
-        run_dir = runs_dir / protocol
-        if (run_dir / "metrics.json").exists():
-            print(f"→ 02_training ({protocol}): finished run kept: {run_dir}")
-            continue
-        timings[f"02 training ({protocol})"] = _execute(
-            "02_training.ipynb",
-            out / "notebooks" / f"02_training-{protocol}.ipynb",
-            {
-                "cache_dir": str(cache_dir),
-                "protocol": protocol,
-                "epochs": settings["epochs"],
-                "batch_size": settings["batch_size"],
-                "learning_rate": settings["learning_rate"],
-                "seed": config.seed,
-                "run_dir": str(run_dir),
-            },
-            out,
-        )
-
-    timings["03 ablation"] = _execute(
-        "03_regularization_ablation.ipynb",
-        out / "notebooks" / "03_regularization_ablation.ipynb",
-        {
-            "cache_dir": str(cache_dir),
-            "out_dir": str(runs_dir / "ablation"),
-            "protocol": "subject" if "subject" in config.protocols else config.protocols[0],
-            "epochs": config.ablation_epochs or settings["epochs"],
-            "batch_size": settings["batch_size"],
-            "learning_rate": settings["learning_rate"],
-            "dropouts": list(config.ablation_dropouts),
-            "l1s": list(config.ablation_l1s),
-            "seeds": config.ablation_seeds,
-            "workers": config.workers,
-        },
-        out,
-    )
-
+        training_step(training, protocol, cache_dir, runs_dir / protocol, out, timings)
+    ablation_step(config, training, cache_dir, runs_dir / "ablation", out, timings)
     results_notebook = out / "notebooks" / "04_results.ipynb"
-    from fer_utils.viz.report import execute_results_notebook, notebook_to_html
-
     t = time.perf_counter()
     print(f"→ 04_results.ipynb → {results_notebook}", flush=True)
     report = notebook_to_html(execute_results_notebook(runs_dir, results_notebook), out / "report.html")
@@ -216,54 +143,117 @@ def run_pipeline(config: PipelineConfig) -> dict:
     }
 
 
-def add_cli(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "run",
-        help="the main job: notebooks 01→04 on the demo dataset (default, offline) or a real dataset",
-        description="Runs preprocessing, training (one run per protocol), a small regularization ablation and "
-        "the results notebook + HTML report by papermill. Demo defaults: 64×64 CLAHE-equalised faces, 40 epochs, "
-        "batch 16, learning rate 5e-4; real datasets get the paper's (6 frames, dlib HOG, 180×180, no equalisation, 30 epochs).",
+def dataset_root(config: PipelineConfig, out: Path, timings: dict) -> tuple[str, Path]:
+    """The dataset layout and its root; the demo set is generated under ``<out>/data`` when absent."""
+    if config.is_demo:
+        t = time.perf_counter()
+        root, made = ensure_demo_dataset(
+            Path(config.root) if config.root else out / "data", config.seed, config.demo_actors
+        )
+        if made:
+            timings["demo data"] = time.perf_counter() - t
+        return "ravdess", root
+    if config.root is None:
+        raise ValueError(
+            f"--root is required for dataset {config.dataset!r} (run `fer preprocess --help-dataset {config.dataset}`)"
+        )
+    return config.dataset, Path(config.root)
+
+
+def preprocessing_step(config: PipelineConfig, dataset: str, root: Path, out: Path, timings: dict) -> Path:
+    """Notebook 01 → the face cache folder (ValueError when it holds no face)."""
+    cache_root = out / "cache"
+    preprocess_config = config.preprocess_config()
+    timings["01 preprocessing"] = _execute(
+        "01_preprocessing.ipynb",
+        out / "notebooks" / "01_preprocessing.ipynb",
+        {
+            "dataset": dataset,
+            "root": str(root),
+            "cache_root": str(cache_root),
+            **dataclasses.asdict(preprocess_config),
+            "workers": config.workers,
+            "dataset_options": config.dataset_options,
+        },
+        out,
     )
-    parser.add_argument("--dataset", default="demo", help="demo (default) | ravdess | savee | mead | folder")
-    parser.add_argument("--root", help="dataset root (demo: <out>/data, generated when absent)")
-    parser.add_argument("--out", default=None, help="output folder (default reports/<dataset>)")
-    parser.add_argument("--image-size", type=int)
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--frames", type=int, dest="frames_per_video")
-    parser.add_argument("--detector", choices=("hog", "cnn"))
-    parser.add_argument("--equalize", choices=("none", "clahe"), help="contrast normalisation of crops")
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--learning-rate", type=float)
-    parser.add_argument(
-        "--protocols", nargs="+", default=list(PROTOCOLS_REPORTED), choices=("paper", "video", "subject")
+    cache_dir = cache_dir_for(
+        cache_root, dataset, cache_config(preprocess_config, dataset, config.dataset_options)
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int)
-    parser.add_argument("--ablation-seeds", type=int, default=1)
-    parser.add_argument("--ablation-epochs", type=int)
-    parser.add_argument("--demo-actors", type=int, help="demo only: number of synthetic actors")
+    if not len(FaceCache(cache_dir)):
+        raise ValueError(f"preprocessing found no faces (see {cache_dir / 'skipped.csv'})")
+    return cache_dir
+
+
+def training_step(
+    training: TrainConfig, protocol: str, cache_dir: Path, run_dir: Path, out: Path, timings: dict
+) -> None:
+    """Notebook 02 for one protocol (a finished run is kept)."""
+    if rundir.is_finished(run_dir):
+        print(f"→ 02_training ({protocol}): finished run kept: {run_dir}")
+        return
+    parameters = {**shared_training(training), "protocol": protocol, "seed": training.seed}
+    timings[f"02 training ({protocol})"] = _execute(
+        "02_training.ipynb",
+        out / "notebooks" / f"02_training-{protocol}.ipynb",
+        {"cache_dir": str(cache_dir), **parameters, "run_dir": str(run_dir)},
+        out,
+    )
+
+
+def ablation_step(
+    config: PipelineConfig, training: TrainConfig, cache_dir: Path, out_dir: Path, out: Path, timings: dict
+) -> None:
+    """Notebook 03: the small regularization grid, on the subject protocol when it is reported."""
+    protocol = "subject" if "subject" in config.protocols else config.protocols[0]
+    training = dataclasses.replace(
+        training, protocol=protocol, epochs=config.ablation_epochs or training.epochs
+    )
+    timings["03 ablation"] = _execute(
+        "03_regularization_ablation.ipynb",
+        out / "notebooks" / "03_regularization_ablation.ipynb",
+        {
+            "cache_dir": str(cache_dir),
+            "out_dir": str(out_dir),
+            **shared_training(training),
+            "dropouts": list(config.ablation_dropouts),
+            "l1s": list(config.ablation_l1s),
+            "seeds": config.ablation_seeds,
+            "workers": config.workers,
+        },
+        out,
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``fer run``: :class:`PipelineConfig` flags, and every :class:`PreprocessConfig` and
+    :class:`TrainConfig` field as an override of the dataset's defaults."""
+    parser.description = (
+        "Runs preprocessing, training (one run per protocol), a small regularization ablation and the results "
+        "notebook + HTML report by papermill. Demo defaults: "
+        + ", ".join(f"{k} {v}" for k, v in {**DEMO_PREPROCESS, **DEMO_TRAINING}.items())
+        + "; real datasets get the paper's (the defaults below)."
+    )
+    add_config_arguments(parser.add_argument_group("the job (PipelineConfig)"), PipelineConfig)
+    add_config_arguments(
+        parser.add_argument_group("faces (PreprocessConfig)"), PreprocessConfig, overrides_only=True
+    )
+    add_config_arguments(
+        parser.add_argument_group("training (TrainConfig)"),
+        TrainConfig,
+        exclude=PIPELINE_SETS,
+        overrides_only=True,
+    )
     parser.set_defaults(func=_cli_run)
 
 
 def _cli_run(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    config = PipelineConfig(
-        out_dir=args.out or f"reports/{args.dataset}",
-        dataset=args.dataset,
-        root=args.root,
-        image_size=args.image_size,
-        epochs=args.epochs,
-        frames_per_video=args.frames_per_video,
-        detector=args.detector,
-        equalize=args.equalize,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        protocols=tuple(args.protocols),
-        seed=args.seed,
-        workers=args.workers,
-        ablation_seeds=args.ablation_seeds,
-        ablation_epochs=args.ablation_epochs,
-        demo_actors=args.demo_actors,
+    config = config_from_args(
+        PipelineConfig,
+        args,
+        preprocess=values_from(PreprocessConfig, args),
+        training={k: v for k, v in values_from(TrainConfig, args).items() if k not in PIPELINE_SETS},
     )
     result = run_pipeline(config)
     print("\nDone. Step times:")

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer_utils.files import atomic_write_text, temporary_name
 from fer_utils.paths import ordered_labels
 
 INDEX_SORT_COLUMNS = ["media_path", "frame_index"]
@@ -40,15 +41,8 @@ def cache_dir_for(cache_root: str | os.PathLike, dataset: str, config: dict) -> 
     return Path(cache_root) / f"{dataset}-{config_key(config)}"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file through a temporary name and a rename."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp.npy")
+    tmp = temporary_name(path, ".tmp.npy")
     np.save(tmp, array)
     os.replace(tmp, path)
 

@@ -14,6 +14,7 @@ are not published; upsampling 0 at 640 px finds the faces of RAVDESS/MEAD-sized 
 
 from __future__ import annotations
 
+import argparse
 import functools
 import os
 import sys
@@ -26,10 +27,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fer_utils.data.datasets import DATASETS, Sample, SkippedItem
+from fer_utils.data.datasets import DATASETS, Sample, SkippedItem, folder_samples
 from fer_utils.faces.cache import FaceCache, FaceCacheWriter, cache_dir_for
 from fer_utils.faces.detection import DETECTORS, EQUALIZATIONS, extract_face, to_gray_face  # noqa: F401  (to_gray_face: re-exported)
 from fer_utils.faces.frames import SAMPLING_METHODS, SampledFrames, sample_frames
+from fer_utils.settings import add_arguments as add_config_arguments
+from fer_utils.settings import config_from_args, setting
 
 #: Bumped when a code change alters the faces, so old caches are not reused.
 PIPELINE_VERSION = 1
@@ -43,33 +46,39 @@ REASON_ERROR = "error"
 class PreprocessConfig:
     """Everything that changes the faces in a cache (its hash names the cache folder).
 
-    Attributes:
-        image_size: side of the square gray crops (paper: 180).
-        frames_per_video: faces kept per video (paper: 6 evenly spaced frames).
-        detector: ``"hog"`` (dlib frontal HOG, the paper's), ``"cnn"`` (dlib MMOD; slow on CPU) or
-            ``"none"`` (the whole image is the face: already-cropped images).
-        upsample: dlib upsampling passes (0 default; 1 finds faces half as small, ~4× slower).
-        detect_width: detect on a copy downscaled to this width, boxes mapped back (None = full size).
-        margin: border added around the detector's box, as a fraction of its side.
-        align: level the eyes with dlib's 68-landmark predictor before cropping.
-        candidates_per_frame: candidate frames decoded per kept frame; each kept frame is the candidate
-            with a face nearest its evenly spaced position (1 = exactly the evenly spaced frames).
-        min_faces: a video with fewer faces is skipped (``"fewer faces than N"``).
-        sampling: ``"grab"`` (frame-accurate sequential decoding) or ``"seek"``.
-        equalize: ``"none"`` (the paper) or ``"clahe"``: local histogram equalisation of each crop.
+    Each field is also a flag of ``fer preprocess`` and ``fer run`` (via :mod:`fer_utils.settings`)
+    and a parameter of notebook 01; the defaults are the paper's pipeline.
     """
 
-    image_size: int = 180
-    frames_per_video: int = 6
-    detector: str = "hog"
-    upsample: int = 0
-    detect_width: int | None = 640
-    margin: float = 0.0
-    align: bool = False
-    candidates_per_frame: int = 3
-    min_faces: int = 1
-    sampling: str = "grab"
-    equalize: str = "none"
+    image_size: int = setting(180, help="side of the square gray crops in pixels (paper: 180)")
+    frames_per_video: int = setting(
+        6, help="faces kept per video (paper: 6 evenly spaced frames)", aliases=("--frames",)
+    )
+    detector: str = setting(
+        "hog",
+        help="face detector: hog (dlib frontal HOG, the paper's), cnn (dlib MMOD, slow on CPU), "
+        "none (the whole image is the face: already-cropped images)",
+        choices=DETECTORS,
+    )
+    upsample: int = setting(0, help="dlib upsampling passes (1 finds faces half as small, ~4× slower)")
+    detect_width: int | None = setting(
+        640, help="detect on a copy downscaled to this width, boxes mapped back (none: full resolution)"
+    )
+    margin: float = setting(0.0, help="border added around the detector's box, as a fraction of its side")
+    align: bool = setting(False, help="level the eyes with dlib's 68-landmark predictor before cropping")
+    candidates_per_frame: int = setting(
+        3,
+        help="candidate frames decoded per kept frame; each kept frame is the candidate with a face nearest "
+        "its evenly spaced position (1: exactly the evenly spaced frames)",
+        aliases=("--candidates",),
+    )
+    min_faces: int = setting(1, help="a video with fewer faces is skipped")
+    sampling: str = setting(
+        "grab", help="frame decoding: grab (frame-accurate, sequential) or seek", choices=SAMPLING_METHODS
+    )
+    equalize: str = setting(
+        "none", help="contrast normalisation of each crop: none (the paper) or clahe", choices=EQUALIZATIONS
+    )
 
     def __post_init__(self):
         if self.detector not in DETECTORS:
@@ -326,6 +335,49 @@ def preprocess(
     return cache
 
 
+def image_folder_cache(
+    image_folder: str | os.PathLike,
+    cache_root: str | os.PathLike,
+    image_size: int = 180,
+    split_dirs: bool = False,
+    filename_pattern: str | None = None,
+    detector: str = "none",
+    dataset: str | None = None,
+    max_per_class: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> FaceCache:
+    """Turn a class-folder image dataset into a face cache (``detector='none'`` for already-cropped faces).
+
+    ``max_per_class`` keeps a seeded random subset of at most that many images per (split, class).
+    """
+    dataset = dataset or Path(image_folder).name
+    samples, skipped = folder_samples(image_folder, dataset, split_dirs, filename_pattern)
+    if max_per_class:
+        rng = np.random.default_rng(seed)
+        groups: dict[tuple, list] = {}
+        for sample in samples:
+            groups.setdefault((sample.extras.get("split"), sample.label), []).append(sample)
+        samples = [
+            members[i]
+            for members in groups.values()
+            for i in sorted(rng.permutation(len(members))[:max_per_class])
+        ]
+    config = PreprocessConfig(image_size=image_size, detector=detector)
+    selection = {"split_dirs": split_dirs, "filename_pattern": filename_pattern}
+    if max_per_class:
+        selection |= {"max_per_class": max_per_class, "seed": seed}  # another subset is another cache
+    return preprocess(
+        samples,
+        cache_root,
+        config,
+        dataset=dataset,
+        skipped=skipped,
+        progress=progress,
+        dataset_options=selection,
+    )
+
+
 def skipped_summary(skipped_table) -> dict[str, int]:
     """Counts of skipped items by reason kind (the text before ``:``)."""
     if not len(skipped_table):
@@ -347,43 +399,19 @@ def _csv(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
-def add_cli(subparsers) -> None:
-    """Register ``fer preprocess``."""
-    import argparse
-
-    defaults = PreprocessConfig()
-    parser = subparsers.add_parser(
-        "preprocess",
-        help="media → face cache (datasets, frame sampling, dlib faces)",
-        description="Turn a dataset's videos/images into the face cache that training reads. "
-        "Resumable: run it again to finish an interrupted run.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``fer preprocess``: dataset and execution flags here; every :class:`PreprocessConfig` field as a flag."""
+    parser.description = (
+        "Turn a dataset's videos/images into the face cache that training reads. "
+        "Resumable: run it again to finish an interrupted run."
     )
-    parser.add_argument("--dataset", choices=DATASETS, default="folder", help="dataset layout")
+    parser.add_argument(
+        "--dataset", choices=DATASETS, default="folder", help="dataset layout (default: folder)"
+    )
     parser.add_argument("--root", help="dataset folder")
-    parser.add_argument("--cache-root", help="folder of face caches (default $FER_CACHE_ROOT or ./cache)")
+    parser.add_argument("--cache-root", help="folder of face caches (default: $FER_CACHE_ROOT or ./cache)")
     parser.add_argument("--help-dataset", metavar="NAME", help="print where to download a dataset, then exit")
-    group = parser.add_argument_group("faces")
-    group.add_argument("--frames", type=int, default=defaults.frames_per_video, help="faces kept per video")
-    group.add_argument("--detector", choices=DETECTORS, default=defaults.detector)
-    group.add_argument("--image-size", type=int, default=defaults.image_size)
-    group.add_argument("--upsample", type=int, default=defaults.upsample, help="dlib upsampling passes")
-    group.add_argument(
-        "--detect-width", type=int, default=defaults.detect_width, help="detection width in px; 0 = full size"
-    )
-    group.add_argument("--margin", type=float, default=defaults.margin, help="border, fraction of the box")
-    group.add_argument("--align", action="store_true", help="level the eyes (68 landmarks)")
-    group.add_argument(
-        "--candidates",
-        type=int,
-        default=defaults.candidates_per_frame,
-        help="candidate frames per kept frame",
-    )
-    group.add_argument("--min-faces", type=int, default=defaults.min_faces, help="skip videos with fewer")
-    group.add_argument("--sampling", choices=SAMPLING_METHODS, default=defaults.sampling)
-    group.add_argument(
-        "--equalize", choices=EQUALIZATIONS, default=defaults.equalize, help="contrast normalisation of crops"
-    )
+    add_config_arguments(parser.add_argument_group("faces (PreprocessConfig)"), PreprocessConfig)
     group = parser.add_argument_group("dataset options")
     group.add_argument("--modality", help="RAVDESS: full-av,video-only (default full-av)")
     group.add_argument("--channel", help="RAVDESS: speech,song (default speech)")
@@ -415,19 +443,7 @@ def _run_cli(args) -> int:
         return 0
     if not args.root:
         raise ValueError(f"--root is required.\n\n{manual_download(args.dataset)}")
-    config = PreprocessConfig(
-        image_size=args.image_size,
-        frames_per_video=args.frames,
-        detector=args.detector,
-        upsample=args.upsample,
-        detect_width=args.detect_width or None,
-        margin=args.margin,
-        align=args.align,
-        candidates_per_frame=args.candidates,
-        min_faces=args.min_faces,
-        sampling=args.sampling,
-        equalize=args.equalize,
-    )
+    config = config_from_args(PreprocessConfig, args)
     options = dataset_options_from_args(args)
     samples, skipped = dataset_samples(args.dataset, args.root, **options)
     if args.limit:

@@ -1,4 +1,17 @@
-"""Reading run directories written by :func:`fer_utils.training.train.train_run`."""
+"""The run directory: the one module that writes and reads a training run's files.
+
+Layout (see ARCHITECTURE.md, "Run directory")::
+
+    config.json       every parameter, cache key, preprocessing config, seed, versions, split sizes
+    split.csv         face id → part (train / validation / test)
+    history.csv       per-epoch loss / accuracy for train, validation and the held-out test part
+    model.keras       the best-validation checkpoint
+    predictions.csv   per test face: ids, true and predicted label, class probabilities
+    metrics.json      scores; written last: a run is finished exactly when it exists
+
+Every write is atomic (a temporary name, then a rename). ``config.json`` and ``metrics.json`` carry
+:data:`SCHEMA_VERSION`; readers accept files without it (written before the field existed).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +22,134 @@ from pathlib import Path
 
 import pandas as pd
 
-RUN_FILES = ("config.json", "history.csv", "model.keras", "metrics.json", "predictions.csv")
+from fer_utils.files import atomic_write_csv, atomic_write_json
+
+#: Bumped when a file's meaning changes; stored in config.json and metrics.json.
+SCHEMA_VERSION = 1
+
+CONFIG_FILE = "config.json"
+SPLIT_FILE = "split.csv"
+HISTORY_FILE = "history.csv"
+MODEL_FILE = "model.keras"
+PREDICTIONS_FILE = "predictions.csv"
+METRICS_FILE = "metrics.json"
+#: Files a finished run must hold (``split.csv`` is optional for readers: older runs lack it).
+RUN_FILES = (CONFIG_FILE, HISTORY_FILE, MODEL_FILE, METRICS_FILE, PREDICTIONS_FILE)
+#: Keys :func:`load_run` requires in metrics.json.
+REQUIRED_METRICS = ("labels", "frame", "protocol", "num_params")
+
+
+# ------------------------------------------------------------------------------------------------ writing
+
+
+def is_finished(run_dir: str | os.PathLike) -> bool:
+    """True when the run wrote its ``metrics.json`` (the last file of a run)."""
+    return (Path(run_dir) / METRICS_FILE).exists()
+
+
+class RunWriter:
+    """Writes one run directory, file by file, ``metrics.json`` last.
+
+    Args:
+        run_dir: the folder (created if needed).
+        overwrite: replace a finished run; otherwise a finished run raises ValueError.
+
+    Opening a writer un-finishes the folder (removes a stale ``metrics.json``), so an interrupted
+    run is never mistaken for a finished one.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, overwrite: bool = False):
+        self.path = Path(run_dir)
+        if is_finished(self.path) and not overwrite:
+            raise ValueError(
+                f"{self.path} already holds a complete run; pass --overwrite (overwrite=True in Python) "
+                "or choose another folder"
+            )
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / METRICS_FILE).unlink(missing_ok=True)
+
+    @property
+    def model_path(self) -> Path:
+        """Where the model checkpoint goes (Keras writes it itself)."""
+        return self.path / MODEL_FILE
+
+    def write_config(self, config: dict) -> None:
+        atomic_write_json(self.path / CONFIG_FILE, {"schema_version": SCHEMA_VERSION, **config}, default=str)
+
+    def write_split(self, parts: pd.DataFrame) -> None:
+        atomic_write_csv(self.path / SPLIT_FILE, parts)
+
+    def write_history(self, history: pd.DataFrame) -> None:
+        atomic_write_csv(self.path / HISTORY_FILE, history)
+
+    def write_predictions(self, predictions: pd.DataFrame) -> None:
+        atomic_write_csv(self.path / PREDICTIONS_FILE, predictions)
+
+    def write_metrics(self, metrics: dict) -> None:
+        """Write ``metrics.json``: from here on the run counts as finished."""
+        atomic_write_json(self.path / METRICS_FILE, {"schema_version": SCHEMA_VERSION, **metrics})
+
+
+def write_run(
+    run_dir: str | os.PathLike,
+    config: dict,
+    history: pd.DataFrame,
+    metrics: dict,
+    predictions: pd.DataFrame | None = None,
+    split: pd.DataFrame | None = None,
+    model_bytes: bytes | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a whole run in the order training does (tools and test fixtures that build runs
+    from tables); files given as None are left out."""
+    writer = RunWriter(run_dir, overwrite)
+    writer.write_config(config)
+    if split is not None:
+        writer.write_split(split)
+    writer.write_history(history)
+    if model_bytes is not None:
+        writer.model_path.write_bytes(model_bytes)
+    if predictions is not None:
+        writer.write_predictions(predictions)
+    writer.write_metrics(metrics)
+    return writer.path
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+
+def read_config(run_dir: str | os.PathLike) -> dict:
+    return json.loads((Path(run_dir) / CONFIG_FILE).read_text())
+
+
+def read_metrics(run_dir: str | os.PathLike) -> dict:
+    return json.loads((Path(run_dir) / METRICS_FILE).read_text())
+
+
+def read_history(run_dir: str | os.PathLike) -> pd.DataFrame:
+    return pd.read_csv(Path(run_dir) / HISTORY_FILE)
+
+
+def read_split(run_dir: str | os.PathLike) -> pd.DataFrame:
+    return pd.read_csv(Path(run_dir) / SPLIT_FILE)
+
+
+def read_predictions(run_dir: str | os.PathLike) -> pd.DataFrame:
+    return pd.read_csv(Path(run_dir) / PREDICTIONS_FILE, dtype={"subject": str, "video_id": str})
+
+
+def model_path(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir) / MODEL_FILE
+
+
+#: What a malformed run file raises while being read.
+READ_ERRORS = (
+    OSError,
+    json.JSONDecodeError,
+    pd.errors.ParserError,
+    pd.errors.EmptyDataError,
+    UnicodeDecodeError,
+)
 
 
 @dataclass
@@ -32,7 +172,7 @@ class Run:
 
     @property
     def model_path(self) -> Path:
-        return self.path / "model.keras"
+        return model_path(self.path)
 
     def summary(self) -> str:
         """One paragraph for a terminal: data, protocol, scores and a stall warning if any."""
@@ -65,20 +205,15 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     if missing:
         raise ValueError(f"run {path.name} is unfinished or incomplete: missing {', '.join(missing)}")
     try:
-        config = json.loads((path / "config.json").read_text())
-        metrics = json.loads((path / "metrics.json").read_text())
-        history = pd.read_csv(path / "history.csv")
-        predictions = pd.read_csv(path / "predictions.csv", dtype={"subject": str, "video_id": str})
-    except (
-        json.JSONDecodeError,
-        pd.errors.ParserError,
-        pd.errors.EmptyDataError,
-        UnicodeDecodeError,
-    ) as error:
+        config = read_config(path)
+        metrics = read_metrics(path)
+        history = read_history(path)
+        predictions = read_predictions(path)
+    except READ_ERRORS as error:
         raise ValueError(f"run {path.name} has a malformed file: {error}") from error
-    for key in ("labels", "frame", "protocol", "num_params"):
+    for key in REQUIRED_METRICS:
         if key not in metrics:
-            raise ValueError(f"run {path.name}: metrics.json lacks {key!r}")
+            raise ValueError(f"run {path.name}: {METRICS_FILE} lacks {key!r}")
     return Run(path, config, history, metrics, predictions)
 
 
@@ -91,12 +226,10 @@ def list_runs(runs_dir: str | os.PathLike) -> tuple[list[Run], dict[str, str]]:
     root = Path(runs_dir)
     if not root.is_dir():
         raise ValueError(f"runs folder {root} does not exist")
-    candidates = sorted(
-        {p.parent for pattern in ("config.json", "metrics.json") for p in root.rglob(pattern)}
-    )
+    candidates = sorted({p.parent for pattern in (CONFIG_FILE, METRICS_FILE) for p in root.rglob(pattern)})
     runs, problems = [], {}
     for folder in candidates:
-        if not (folder / "metrics.json").exists() and not (folder / "split.csv").exists():
+        if not is_finished(folder) and not (folder / SPLIT_FILE).exists():
             continue
         try:
             runs.append(load_run(folder))

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-import json
+import argparse
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from fer_utils.faces.cache import FaceCache, atomic_write_text
+from fer_utils.faces.cache import FaceCache
+from fer_utils.faces.preprocess import default_cache_root, image_folder_cache
+from fer_utils.settings import add_arguments as add_config_arguments
+from fer_utils.settings import config_from_args, setting
+from fer_utils.training import rundir
 from fer_utils.training.evaluate import evaluate_predictions, predictions_table
-from fer_utils.training.splits import PROTOCOLS, make_split, membership_hash
+from fer_utils.training.splits import PROTOCOLS, Split, make_split, membership_hash
 
 #: A run whose best training accuracy stays below majority rate + this margin is flagged as stalled.
 STALL_MARGIN = 0.05
@@ -23,23 +27,46 @@ STALL_MARGIN = 0.05
 
 @dataclass
 class TrainConfig:
-    """Every parameter of a training run (stored in the run's ``config.json``)."""
+    """Every parameter of a training run (stored in the run's ``config.json``).
 
-    protocol: str = "paper"
-    epochs: int = 30
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    seed: int = 0
-    dropout: tuple[float, float, float] = (0.3, 0.3, 0.3)
-    l1: float = 0.0
-    image_size: int | None = None  # None: the cache's size; otherwise faces are resized on the fly
-    test_size: float = 0.2
-    validation_size: float = 0.1
-    fold: int = 0
-    early_stopping_patience: int = 0  # 0: off (the best-validation checkpoint is still kept)
-    train_faces_per_class: int | None = None  # class-balanced cap on the training part (test untouched)
-    in_memory_limit_mb: int = 2048  # larger selections stream from the memory-mapped shards
-    extra: dict = field(default_factory=dict)  # free-form tags (e.g. ablation cell) kept with the run
+    Each field is also a flag of ``fer train`` and ``fer ablate`` (via :mod:`fer_utils.settings`): a new
+    field with ``setting(default, help=...)`` is a new option everywhere, with nothing else to edit.
+    """
+
+    protocol: str = setting(
+        "paper",
+        help="which faces are held out: paper (random faces), video (unseen clips), subject (unseen people), "
+        "fixed (the dataset's own split)",
+        choices=PROTOCOLS,
+    )
+    epochs: int = setting(30, help="passes over the training part")
+    batch_size: int = setting(32, help="faces per gradient step")
+    learning_rate: float = setting(1e-3, help="Adam learning rate")
+    seed: int = setting(0, help="seed of the split, the weights and the shuffling")
+    dropout: tuple[float, float, float] = setting(
+        (0.3, 0.3, 0.3), help="dropout after each of the three pooling layers", metavar=("D1", "D2", "D3")
+    )
+    l1: float = setting(0.0, help="L1 factor on the Dense(16) kernel (0: off)")
+    image_size: int | None = setting(
+        None, help="train at this face size, resized on the fly (none: the cache's own size)"
+    )
+    test_size: float = setting(0.2, help="fraction held out as the test part")
+    validation_size: float = setting(0.1, help="fraction of the training side used for model selection")
+    fold: int = setting(0, help="which fold is the test part under grouped protocols")
+    early_stopping_patience: int = setting(
+        0, help="stop after this many epochs without a better val_accuracy (0: off)", aliases=("--patience",)
+    )
+    train_faces_per_class: int | None = setting(
+        None, help="class-balanced cap on the training part; the test part is never reduced (none: all)"
+    )
+    in_memory_limit_mb: int = setting(
+        2048,
+        help="training parts larger than this stream from the memory-mapped shards (same results)",
+        checked=False,  # how faces are fed, not which: a rerun may change it
+    )
+    extra: dict = setting(
+        default_factory=dict, help="free-form tags (e.g. ablation cell) kept with the run", cli=False
+    )
 
     def __post_init__(self):
         self.dropout = tuple(float(rate) for rate in self.dropout)
@@ -164,13 +191,13 @@ def train_run(
     overwrite: bool = False,
     verbose: int = 2,
     **overrides,
-):
+) -> rundir.Run:
     """Train and evaluate the paper CNN on a face cache and write a run directory.
 
     Args:
         cache_dir: a face cache folder (``fer preprocess`` or :func:`image_folder_cache`).
-        run_dir: output folder (``config.json, history.csv, model.keras, split.csv, metrics.json,
-            predictions.csv``); ``metrics.json`` is written last and marks the run complete.
+        run_dir: output folder (see :mod:`fer_utils.training.rundir`); ``metrics.json`` is written
+            last and marks the run complete.
         config: the run's parameters; keyword ``overrides`` replace single fields.
         overwrite: replace a complete run already in ``run_dir`` (otherwise ValueError).
         verbose: Keras fit verbosity (2 = one line per epoch).
@@ -179,41 +206,13 @@ def train_run(
         The finished :class:`fer_utils.training.rundir.Run`.
     """
     config = TrainConfig(**{**asdict(config or TrainConfig()), **overrides})
-    run_dir = Path(run_dir)
-    if (run_dir / "metrics.json").exists() and not overwrite:
-        raise ValueError(
-            f"{run_dir} already holds a complete run; pass overwrite=True or choose another folder"
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "metrics.json").unlink(missing_ok=True)
-
-    cache = FaceCache(cache_dir)
-    if not len(cache):
-        raise ValueError(f"face cache {cache_dir} holds no faces (see its skipped.csv)")
-    index = cache.index
-    labels = cache.labels
-    if len(labels) < 2:
-        raise ValueError(f"a classifier needs at least 2 classes; cache {cache_dir} has only {labels}")
-    split = make_split(
-        index, config.protocol, config.test_size, config.validation_size, config.seed, config.fold
-    )
-    train_ids = _cap_per_class(index, split.train, config.train_faces_per_class, config.seed)
-    if not len(split.validation):
-        raise ValueError("the validation part is empty; set validation_size > 0 (model selection needs it)")
-    class_of = {label: i for i, label in enumerate(labels)}
-    targets = index["label"].map(class_of).to_numpy(np.int32)
+    writer = rundir.RunWriter(run_dir, overwrite)
+    cache = open_training_cache(cache_dir)
+    split, train_ids = split_faces(cache.index, config)
+    targets = class_targets(cache)
     image_size = config.image_size or cache.image_size
-
-    # oneDNN kernels roughly double CPU training speed; TensorFlow leaves them off on CPUs without
-    # AVX512-VNNI/BF16 (measured 4–6 vs ~50 img/s). Takes effect only if TensorFlow is not imported yet.
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
-    from fer_utils.training.model import build_paper_cnn
-
+    keras = _seeded_keras(config.seed)
+    parts = {"train": train_ids, "validation": split.validation, "test": split.test}
     datasets = {
         name: make_dataset(
             cache,
@@ -225,48 +224,130 @@ def train_run(
             image_size=image_size,
             in_memory_limit_mb=config.in_memory_limit_mb,
         )
-        for name, ids in (("train", train_ids), ("validation", split.validation), ("test", split.test))
+        for name, ids in parts.items()
     }
-    model = build_paper_cnn(len(labels), image_size, config.dropout, config.l1)
+    model = compiled_model(len(cache.labels), image_size, config)
+    run_config = run_config_record(writer.path, cache, config, image_size, split, train_ids)
+    writer.write_config(run_config)
+    writer.write_split(split_table(split, train_ids))
+    history, train_seconds = fit_model(
+        model, datasets, targets[split.test], config, writer.model_path, verbose
+    )
+    writer.write_history(history)
+    best = keras.models.load_model(writer.model_path)
+    probabilities = best.predict(datasets["test"], verbose=0)
+    faces = cache.index.set_index("face_id")
+    predictions = predictions_table(faces.loc[split.test].reset_index(), probabilities, cache.labels)
+    writer.write_predictions(predictions)
+    majority_rate = float(faces.loc[train_ids, "label"].value_counts(normalize=True).max())
+    metrics = run_metrics(
+        run_config, history, predictions, int(best.count_params()), majority_rate, train_seconds
+    )
+    writer.write_metrics(metrics)
+    return rundir.load_run(writer.path)
+
+
+def open_training_cache(cache_dir: str | os.PathLike) -> FaceCache:
+    """The face cache a run trains on; ValueError when it cannot train a classifier."""
+    cache = FaceCache(cache_dir)
+    if not len(cache):
+        raise ValueError(f"face cache {cache_dir} holds no faces (see its skipped.csv)")
+    if len(cache.labels) < 2:
+        raise ValueError(f"a classifier needs at least 2 classes; cache {cache_dir} has only {cache.labels}")
+    return cache
+
+
+def split_faces(index: pd.DataFrame, config: TrainConfig) -> tuple[Split, np.ndarray]:
+    """The protocol's split and the (optionally class-capped) training face ids."""
+    split = make_split(
+        index, config.protocol, config.test_size, config.validation_size, config.seed, config.fold
+    )
+    train_ids = _cap_per_class(index, split.train, config.train_faces_per_class, config.seed)
+    if not len(split.validation):
+        raise ValueError("the validation part is empty; set validation_size > 0 (model selection needs it)")
+    return split, train_ids
+
+
+def class_targets(cache: FaceCache) -> np.ndarray:
+    """Class index of every face of the cache (by face id = row), in ``cache.labels`` order."""
+    class_of = {label: i for i, label in enumerate(cache.labels)}
+    return cache.index["label"].map(class_of).to_numpy(np.int32)
+
+
+def _seeded_keras(seed: int):
+    """Import Keras with oneDNN on, seed everything and make TensorFlow ops deterministic."""
+    # oneDNN kernels roughly double CPU training speed; TensorFlow leaves them off on CPUs without
+    # AVX512-VNNI/BF16 (measured 4–6 vs ~50 img/s). Takes effect only if TensorFlow is not imported yet.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    return keras
+
+
+def compiled_model(classes: int, image_size: int, config: TrainConfig):
+    """The paper CNN with the config's dropout and L1, compiled with Adam and cross-entropy."""
+    import keras
+
+    from fer_utils.training.model import build_paper_cnn
+
+    model = build_paper_cnn(classes, image_size, config.dropout, config.l1)
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=["accuracy"],
     )
+    return model
+
+
+def run_config_record(
+    run_dir: Path, cache: FaceCache, config: TrainConfig, image_size: int, split: Split, train_ids: np.ndarray
+) -> dict:
+    """What ``config.json`` records: the parameters, the data they ran on and the split's sizes."""
     sizes = {
         "train": int(len(train_ids)),
         "validation": int(len(split.validation)),
         "test": int(len(split.test)),
     }
-    run_config = {
+    return {
         "run_name": run_dir.name,
         "dataset": str(cache.config.get("dataset", "")),
-        "cache_dir": str(Path(cache_dir).resolve()),
+        "cache_dir": str(Path(cache.cache_dir).resolve()),
         "cache_key": cache.key,
         "preprocessing": cache.config,
         **asdict(config),
         "image_size": image_size,
-        "labels": labels,
+        "labels": cache.labels,
         "split": {
             **sizes,
             "fold": split.fold,
             "n_folds": split.n_folds,
-            "test_hash": membership_hash(index, split.test),
+            "test_hash": membership_hash(cache.index, split.test),
         },
         "versions": _package_versions(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    atomic_write_text(run_dir / "config.json", json.dumps(run_config, indent=2, default=str))
+
+
+def split_table(split: Split, train_ids: np.ndarray) -> pd.DataFrame:
+    """``split.csv``: face id → part, with the training part as actually used (after the cap)."""
     parts = split.parts()
     parts = parts[parts["part"] != "train"]
-    parts = pd.concat([pd.DataFrame({"face_id": train_ids, "part": "train"}), parts]).sort_values("face_id")
-    parts.to_csv(run_dir / "split.csv", index=False)
+    return pd.concat([pd.DataFrame({"face_id": train_ids, "part": "train"}), parts]).sort_values("face_id")
+
+
+def fit_model(
+    model, datasets: dict, test_targets: np.ndarray, config: TrainConfig, model_path: Path, verbose: int
+) -> tuple[pd.DataFrame, float]:
+    """Fit with the best-validation checkpoint (and early stopping if asked); returns the per-epoch
+    history (with the held-out test curve) and the training seconds."""
+    import keras
 
     callbacks = [
-        _held_out_callback(datasets["test"], targets[split.test]),
-        keras.callbacks.ModelCheckpoint(
-            run_dir / "model.keras", monitor="val_accuracy", mode="max", save_best_only=True
-        ),
+        _held_out_callback(datasets["test"], test_targets),
+        keras.callbacks.ModelCheckpoint(model_path, monitor="val_accuracy", mode="max", save_best_only=True),
     ]
     if config.early_stopping_patience:
         callbacks.append(
@@ -286,24 +367,25 @@ def train_run(
     train_seconds = time.perf_counter() - started
     history = pd.DataFrame(fit.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
-    history.to_csv(run_dir / "history.csv", index=False)
+    return history, train_seconds
 
-    best = keras.models.load_model(run_dir / "model.keras")
-    probabilities = best.predict(datasets["test"], verbose=0)
-    predictions = predictions_table(
-        index.set_index("face_id").loc[split.test].reset_index(), probabilities, labels
-    )
-    predictions.to_csv(run_dir / "predictions.csv", index=False)
 
-    train_labels = index.set_index("face_id").loc[train_ids, "label"]
-    majority_rate = float(train_labels.value_counts(normalize=True).max())
+def run_metrics(
+    run_config: dict,
+    history: pd.DataFrame,
+    predictions: pd.DataFrame,
+    num_params: int,
+    majority_rate: float,
+    train_seconds: float,
+) -> dict:
+    """What ``metrics.json`` records: scores, the course of training and the stall flag."""
     stalled = stall_reason(history, majority_rate)
-    metrics = {
+    return {
         "status": "complete",
         "dataset": run_config["dataset"],
-        "protocol": config.protocol,
-        "labels": labels,
-        "num_params": int(best.count_params()),
+        "protocol": run_config["protocol"],
+        "labels": run_config["labels"],
+        "num_params": num_params,
         "split": run_config["split"],
         "majority_rate": majority_rate,
         "final_train_accuracy": float(history["accuracy"].iloc[-1]),
@@ -314,90 +396,33 @@ def train_run(
         "train_seconds": round(train_seconds, 2),
         "stalled": stalled is not None,
         "stalled_reason": stalled,
-        **evaluate_predictions(predictions, labels),
+        **evaluate_predictions(predictions, run_config["labels"]),
     }
-    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
-    from fer_utils.training.rundir import load_run
-
-    return load_run(run_dir)
 
 
-def image_folder_cache(
-    image_folder: str | os.PathLike,
-    cache_root: str | os.PathLike,
-    image_size: int = 180,
-    split_dirs: bool = False,
-    filename_pattern: str | None = None,
-    detector: str = "none",
-    dataset: str | None = None,
-    max_per_class: int | None = None,
-    seed: int = 0,
-    progress: bool = True,
-) -> FaceCache:
-    """Turn a class-folder image dataset into a face cache (``detector='none'`` for already-cropped faces).
-
-    ``max_per_class`` keeps a seeded random subset of at most that many images per (split, class).
-    """
-    from fer_utils.data.datasets import folder_samples
-    from fer_utils.faces.preprocess import PreprocessConfig, preprocess
-
-    dataset = dataset or Path(image_folder).name
-    samples, skipped = folder_samples(image_folder, dataset, split_dirs, filename_pattern)
-    if max_per_class:
-        rng = np.random.default_rng(seed)
-        groups: dict[tuple, list] = {}
-        for sample in samples:
-            groups.setdefault((sample.extras.get("split"), sample.label), []).append(sample)
-        samples = [
-            members[i]
-            for members in groups.values()
-            for i in sorted(rng.permutation(len(members))[:max_per_class])
-        ]
-    config = PreprocessConfig(image_size=image_size, detector=detector)
-    selection = {"split_dirs": split_dirs, "filename_pattern": filename_pattern}
-    if max_per_class:
-        selection |= {"max_per_class": max_per_class, "seed": seed}  # another subset is another cache
-    return preprocess(
-        samples,
-        cache_root,
-        config,
-        dataset=dataset,
-        skipped=skipped,
-        progress=progress,
-        dataset_options=selection,
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``fer train``: the data source and output here; every :class:`TrainConfig` field as a flag."""
+    source = parser.add_argument_group("data (one of --cache / --images)").add_mutually_exclusive_group(
+        required=True
     )
-
-
-def add_cli(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="train and evaluate the paper CNN, writing a run directory")
-    source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--cache", help="face cache folder made by `fer preprocess`")
     source.add_argument("--images", help="class-folder image dataset (turned into a face cache first)")
-    parser.add_argument("--split-dirs", action="store_true", help="--images has <split>/<class>/ folders")
-    parser.add_argument("--filename-pattern", help="regex with groups subject/video, or 'ck+'")
-    parser.add_argument(
-        "--max-per-class", type=int, help="with --images: at most this many images per split × class"
+    images = parser.add_argument_group("with --images")
+    images.add_argument("--split-dirs", action="store_true", help="--images has <split>/<class>/ folders")
+    images.add_argument("--filename-pattern", help="regex with groups subject/video, or 'ck+'")
+    images.add_argument("--max-per-class", type=int, help="at most this many images per split × class")
+    images.add_argument(
+        "--cache-root", help="where --images puts its face cache (default: $FER_CACHE_ROOT or ./cache)"
     )
-    parser.add_argument("--cache-root", default="cache", help="where --images puts its face cache")
-    parser.add_argument("--run-dir", required=True)
-    parser.add_argument("--protocol", default="paper", choices=PROTOCOLS)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dropout", type=float, nargs=3, default=(0.3, 0.3, 0.3), metavar=("D1", "D2", "D3"))
-    parser.add_argument("--l1", type=float, default=0.0)
-    parser.add_argument(
-        "--image-size", type=int, help="cache size for --images (default 180); resize for --cache"
+    images.add_argument(
+        "--cache-image-size",
+        type=int,
+        help="face size of the --images cache (default: --image-size, else 180)",
     )
-    parser.add_argument("--fold", type=int, default=0)
-    parser.add_argument("--test-size", type=float, default=0.2)
-    parser.add_argument("--validation-size", type=float, default=0.1)
-    parser.add_argument(
-        "--patience", type=int, default=0, help="early stopping patience on val_accuracy (0: off)"
-    )
-    parser.add_argument("--train-faces-per-class", type=int, help="class-balanced cap on the training part")
-    parser.add_argument("--overwrite", action="store_true")
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", "--run-dir", dest="out", required=True, help="the run folder to write")
+    output.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    add_config_arguments(parser.add_argument_group("training (TrainConfig)"), TrainConfig)
     parser.set_defaults(func=_cli_train)
 
 
@@ -406,8 +431,8 @@ def _cli_train(args) -> int:
     if args.images:
         cache = image_folder_cache(
             args.images,
-            args.cache_root,
-            image_size=args.image_size or 180,
+            args.cache_root or default_cache_root(),
+            image_size=args.cache_image_size or args.image_size or 180,
             split_dirs=args.split_dirs,
             filename_pattern=args.filename_pattern,
             max_per_class=args.max_per_class,
@@ -415,23 +440,6 @@ def _cli_train(args) -> int:
         )
         cache_dir = cache.cache_dir
         print(f"face cache: {cache_dir} ({len(cache)} faces, {len(cache.skipped)} skipped)")
-    run = train_run(
-        cache_dir,
-        args.run_dir,
-        protocol=args.protocol,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        dropout=tuple(args.dropout),
-        l1=args.l1,
-        image_size=None if args.images else args.image_size,
-        fold=args.fold,
-        test_size=args.test_size,
-        validation_size=args.validation_size,
-        early_stopping_patience=args.patience,
-        train_faces_per_class=args.train_faces_per_class,
-        overwrite=args.overwrite,
-    )
+    run = train_run(cache_dir, args.out, config_from_args(TrainConfig, args), overwrite=args.overwrite)
     print(run.summary())
     return 0

@@ -19,6 +19,7 @@ notebook's ``runs_dir`` parameter is empty.
 
 from __future__ import annotations
 
+import argparse
 import html
 import os
 import sys
@@ -1183,20 +1184,17 @@ def voila_command(notebook: Path, port: int, host: str, open_browser: bool) -> l
     return command
 
 
-def add_cli(subparsers) -> None:
-    """Register ``fer dashboard RUNS_DIR``."""
-    parser = subparsers.add_parser(
-        "dashboard",
-        help="serve the results dashboard (Voila) for a runs folder",
-        description="Serve notebooks/04_results.ipynb with Voila on a loopback address; the runs folder "
-        f"reaches the notebook through ${RUNS_DIR_ENV}.",
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Serve notebooks/04_results.ipynb with Voila on a loopback address; the runs folder "
+        f"reaches the notebook through ${RUNS_DIR_ENV}."
     )
     parser.add_argument("runs_dir", help="folder of run directories (searched at any depth)")
     parser.add_argument("--port", type=int, default=8866, help="port (default 8866)")
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, loopback only)"
     )
-    parser.add_argument("--run", help="run to open first (folder name)")
+    parser.add_argument("--initial-run", help="run to open first (its folder name)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a web browser")
     parser.set_defaults(func=_cli_dashboard)
 
@@ -1210,8 +1208,8 @@ def _cli_dashboard(args) -> int:
     if not DASHBOARD_NOTEBOOK.exists():
         raise ValueError(f"dashboard notebook {DASHBOARD_NOTEBOOK} is missing")
     environment = {**os.environ, RUNS_DIR_ENV: str(runs_dir)}
-    if args.run:
-        environment[INITIAL_RUN_ENV] = args.run
+    if args.initial_run:
+        environment[INITIAL_RUN_ENV] = args.initial_run
     command = voila_command(DASHBOARD_NOTEBOOK, args.port, args.host, not args.no_browser)
     print(f"serving {runs_dir} at http://{args.host}:{args.port}/ (Ctrl+C stops)", flush=True)
     os.chdir(NOTEBOOKS_DIR)

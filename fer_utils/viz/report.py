@@ -7,6 +7,7 @@ holds the code) and inlines plotly.js once, so the file opens offline.
 
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
 from pathlib import Path
@@ -113,17 +114,16 @@ def write_report(
         return notebook_to_html(executed, html_path, hide_code)
 
 
-def add_cli(subparsers) -> None:
-    """Register ``fer report RUNS_DIR``."""
-    parser = subparsers.add_parser(
-        "report",
-        help="execute the results notebook (papermill) and write a static HTML report",
-        description="Executes notebooks/04_results.ipynb on a runs folder and writes one HTML file "
-        "(code cells hidden, plotly inlined so it opens offline).",
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Executes notebooks/04_results.ipynb on a runs folder and writes one HTML file "
+        "(code cells hidden, plotly inlined so it opens offline)."
     )
     parser.add_argument("runs_dir", help="folder of run directories (searched at any depth)")
     parser.add_argument(
-        "--out", default=str(DEFAULT_REPORT), help=f"HTML file to write (default {DEFAULT_REPORT})"
+        "--out",
+        default=str(DEFAULT_REPORT.parent),
+        help=f"folder the report goes into, as {DEFAULT_REPORT.name} (default: {DEFAULT_REPORT.parent})",
     )
     parser.add_argument(
         "--keep-notebook", action="store_true", help="keep the executed notebook beside the HTML"
@@ -134,7 +134,10 @@ def add_cli(subparsers) -> None:
 
 def _cli_report(args) -> int:
     path = write_report(
-        args.runs_dir, args.out, keep_notebook=args.keep_notebook, hide_code=not args.show_code
+        args.runs_dir,
+        Path(args.out) / DEFAULT_REPORT.name,
+        keep_notebook=args.keep_notebook,
+        hide_code=not args.show_code,
     )
     print(path)
     return 0

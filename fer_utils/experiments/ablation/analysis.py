@@ -1,0 +1,349 @@
+"""The ablation's tables and verdict: one row per run, one per configuration, and which wins."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fer_utils.experiments.ablation.grid import (
+    ERROR_FILE,
+    EXECUTED_NOTEBOOK,
+    FIRST_DROPOUT,
+    GRID_FILE,
+    PAPER_BASELINE,
+    PAPER_DROPOUT,
+    PAPER_L1,
+    RUNS_FOLDER,
+    GridRun,
+    config_label,
+    error_message,
+    grid_runs,
+    read_error,
+    read_grid,
+)
+from fer_utils.training import rundir
+
+#: Per-run scores aggregated over seeds: column → (table heading, decimals).
+METRICS = {
+    "val_accuracy": ("validation accuracy (best)", 3),
+    "test_accuracy": ("test accuracy", 3),
+    "macro_f1": ("macro F1 (test)", 3),
+    "final_gap": ("final train−val gap", 3),
+    "max_gap": ("largest train−val gap", 3),
+    "epochs_to_best": ("epochs to best", 1),
+}
+
+
+_SHORT_NAMES = {
+    "val_accuracy": "validation accuracy",
+    "test_accuracy": "test accuracy",
+    "final_gap": "final train−validation gap",
+    "max_gap": "largest train−validation gap",
+}
+
+
+def run_record(run_dir: str | os.PathLike) -> dict:
+    """One row of the runs table, read from a run directory's files.
+
+    A finished run (``metrics.json``) gives its scores: best validation accuracy, test accuracy and macro
+    F1 (frame level), the train − validation accuracy gap at the last epoch and its largest value over the
+    epochs, epochs to the best validation accuracy. A failed run gives its error from ``error.json``.
+    """
+    run_dir = Path(run_dir)
+    row = {"run_name": run_dir.name, "run_dir": str(run_dir), "notebook": ""}
+    if (run_dir / EXECUTED_NOTEBOOK).exists():
+        row["notebook"] = str(run_dir / EXECUTED_NOTEBOOK)
+    if rundir.is_finished(run_dir):
+        try:
+            config = rundir.read_config(run_dir)
+            metrics = rundir.read_metrics(run_dir)
+            history = rundir.read_history(run_dir)
+        except rundir.READ_ERRORS as error:
+            return {**row, "status": "unreadable", "error": f"{type(error).__name__}: {error}"}
+        gap = history["accuracy"] - history["val_accuracy"]
+        best = int(history["val_accuracy"].to_numpy().argmax())
+        return {
+            **row,
+            "status": "complete",
+            "error": "",
+            "last_two_dropout": float(config["dropout"][1]),
+            "l1": float(config["l1"]),
+            "seed": int(config["seed"]),
+            "dropout": "/".join(f"{float(rate):g}" for rate in config["dropout"]),
+            "val_accuracy": float(history["val_accuracy"].iloc[best]),
+            "test_accuracy": float(metrics["frame"]["accuracy"]),
+            "macro_f1": float(metrics["frame"]["macro_f1"]),
+            "final_gap": float(gap.iloc[-1]),
+            "max_gap": float(gap.max()),
+            "epochs_to_best": int(history["epoch"].iloc[best]),
+            "epochs_run": len(history),
+            "stalled": bool(metrics.get("stalled", False)),
+        }
+    if (run_dir / ERROR_FILE).exists():
+        record = read_error(run_dir)
+        return {
+            **row,
+            "status": "failed",
+            "error": error_message(record),
+            "last_two_dropout": float(record["dropout"][1]),
+            "l1": float(record["l1"]),
+            "seed": int(record["seed"]),
+            "dropout": "/".join(f"{float(rate):g}" for rate in record["dropout"]),
+        }
+    return {**row, "status": "unfinished", "error": "no metrics.json and no error.json (interrupted?)"}
+
+
+RUN_COLUMNS = [
+    "run_name",
+    "status",
+    "error",
+    "dropout",
+    "last_two_dropout",
+    "l1",
+    "seed",
+    *METRICS,
+    "epochs_run",
+    "stalled",
+    "notebook",
+    "run_dir",
+]
+
+
+def runs_table(out_dir: str | os.PathLike) -> pd.DataFrame:
+    """The runs table of an ablation folder: one row per run of ``grid.json`` (or, without it, per
+    folder under ``runs/``); runs that never started are listed as ``missing``."""
+    out_dir = Path(out_dir)
+    runs_dir = out_dir / RUNS_FOLDER
+    planned: dict[str, GridRun] = {}
+    if (out_dir / GRID_FILE).exists():
+        grid = read_grid(out_dir)
+        planned = {run.name: run for run in grid_runs(grid["dropouts"], grid["l1s"], grid["seeds"])}
+    folders = sorted(p.name for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
+    names = list(planned) or folders
+    rows = []
+    for name in names:
+        if (runs_dir / name).is_dir():
+            row = run_record(runs_dir / name)
+        else:
+            row = {"run_name": name, "status": "missing", "error": "not run yet"}
+        if name in planned and "l1" not in row:
+            run = planned[name]
+            row.update(
+                last_two_dropout=run.last_two_dropout,
+                l1=run.l1,
+                seed=run.seed,
+                dropout="/".join(f"{rate:g}" for rate in run.dropout),
+            )
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    return table.sort_values(["last_two_dropout", "l1", "seed"], kind="stable").reset_index(drop=True)
+
+
+def aggregated_runs(runs: pd.DataFrame, include_stalled: bool = False) -> pd.Series:
+    """Which runs enter the means: finished ones, without stalled runs (a run that never learned measures
+    the optimiser, not the regularization, and its "gap" of ~0 would pass for a cure) unless asked."""
+    finished = runs["status"] == "complete"
+    if include_stalled:
+        return finished
+    return finished & ~runs["stalled"].eq(True)
+
+
+def summarize_configurations(runs: pd.DataFrame, include_stalled: bool = False) -> pd.DataFrame:
+    """Per configuration (last-two dropout × L1): runs ok / stalled / failed, and mean and sd (ddof 1; NaN
+    from a single run) over the aggregated runs (:func:`aggregated_runs`) of every :data:`METRICS` column.
+
+    Returns:
+        One row per configuration, ordered by dropout then L1, with ``configuration, dropout,
+        last_two_dropout, l1, n_ok, n_stalled, n_failed, n_other, <metric>_mean, <metric>_sd, errors``
+        (``n_ok`` counts the aggregated runs).
+    """
+    rows = []
+    runs = runs.dropna(subset=["last_two_dropout", "l1"])
+    runs = runs.assign(aggregated=aggregated_runs(runs, include_stalled))
+    for (dropout, l1), group in runs.groupby(["last_two_dropout", "l1"], sort=True):
+        ok = group[group["aggregated"]]
+        finished = group["status"] == "complete"
+        row = {
+            "configuration": config_label(dropout, l1),
+            "dropout": f"{FIRST_DROPOUT:g}/{dropout:g}/{dropout:g}",
+            "last_two_dropout": float(dropout),
+            "l1": float(l1),
+            "n_ok": len(ok),
+            "n_stalled": int((finished & group["stalled"].eq(True)).sum()),
+            "n_failed": int((group["status"] == "failed").sum()),
+            "n_other": int((~group["status"].isin(["complete", "failed"])).sum()),
+        }
+        for metric in METRICS:
+            values = ok[metric].astype(float)
+            row[f"{metric}_mean"] = float(values.mean()) if len(values) else math.nan
+            row[f"{metric}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        errors = group.loc[group["status"] != "complete", "error"].dropna().astype(str)
+        row["errors"] = "; ".join(dict.fromkeys(error for error in errors if error))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def mean_sd(mean: float, sd: float, decimals: int = 3) -> str:
+    """``"0.452 ± 0.012"``; ``"0.452"`` for a single run; ``"—"`` when there is no value."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "—"
+    if sd is None or (isinstance(sd, float) and math.isnan(sd)):
+        return f"{mean:.{decimals}f}"
+    return f"{mean:.{decimals}f} ± {sd:.{decimals}f}"
+
+
+def format_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary as the readable table: ``mean ± sd`` strings, runs ok / failed and errors."""
+    table = pd.DataFrame(
+        {
+            "dropout": summary["dropout"],
+            "L1": [f"{value:g}" for value in summary["l1"]],
+        }
+    )
+    for metric, (heading, decimals) in METRICS.items():
+        table[heading] = [
+            mean_sd(m, s, decimals)
+            for m, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_sd"], strict=True)
+        ]
+    table["runs ok"] = summary["n_ok"].astype(int)
+    table["stalled"] = summary["n_stalled"].astype(int)
+    table["failed"] = summary["n_failed"].astype(int)
+    table["error"] = summary["errors"]
+    return table
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown pipe table of a DataFrame (its index is not written)."""
+
+    def cell(value) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        "| " + " | ".join(cell(column) for column in table.columns) + " |",
+        "|" + "|".join("---" for _ in table.columns) + "|",
+    ]
+    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _find(summary: pd.DataFrame, last_two_dropout: float, l1: float) -> pd.Series | None:
+    hit = summary[np.isclose(summary["last_two_dropout"], last_two_dropout) & np.isclose(summary["l1"], l1)]
+    return None if hit.empty else hit.iloc[0]
+
+
+def make_verdict(
+    summary: pd.DataFrame,
+    paper_l1: float = PAPER_L1,
+    accuracy: str = "val_accuracy",
+    gap: str = "final_gap",
+) -> dict:
+    """Name the configuration with the smallest mean gap among those whose mean accuracy is within one sd
+    (of the best configuration) of the best mean accuracy.
+
+    Args:
+        summary: :func:`summarize_configurations` output.
+        paper_l1: L1 factor of the paper's regularized configuration (compared with its baseline).
+        accuracy: the accuracy that ranks configurations (validation: the test part never selects).
+        gap: the overfitting measure minimised among the near-best (``final_gap`` or ``max_gap``).
+
+    Returns:
+        ``{text (Markdown), best, chosen, threshold, candidates, paper}``; ``chosen`` is None when no
+        configuration has a finished run.
+    """
+    accuracy_name = _SHORT_NAMES.get(accuracy, accuracy)
+    gap_name = _SHORT_NAMES.get(gap, gap)
+    usable = summary[summary["n_ok"] > 0]
+    failed = summary[summary["n_failed"] > 0]
+    failed_note = ""
+    if len(failed):
+        failed_note = (
+            " Configurations with failed runs: "
+            + ", ".join(f"{row.configuration} ({row.n_failed} failed)" for row in failed.itertuples())
+            + "."
+        )
+    stalled = summary[summary.get("n_stalled", pd.Series(0, index=summary.index)) > 0]
+    if len(stalled):
+        failed_note += (
+            f" {int(stalled['n_stalled'].sum())} run(s) stalled (never left the majority-class rate) and are "
+            "left out of the means: "
+            + ", ".join(f"{row.configuration} ({row.n_stalled})" for row in stalled.itertuples())
+            + "."
+        )
+    if usable.empty:
+        return {
+            "text": "No configuration finished a run, so there is nothing to compare." + failed_note,
+            "best": None,
+            "chosen": None,
+            "threshold": None,
+            "candidates": [],
+            "paper": None,
+        }
+    best = usable.loc[usable[f"{accuracy}_mean"].idxmax()]
+    best_sd = best[f"{accuracy}_sd"]
+    best_sd = 0.0 if math.isnan(best_sd) else float(best_sd)
+    threshold = float(best[f"{accuracy}_mean"]) - best_sd
+    candidates = usable[usable[f"{accuracy}_mean"] >= threshold - 1e-12]
+    chosen = candidates.sort_values([f"{gap}_mean", f"{accuracy}_mean"], ascending=[True, False]).iloc[0]
+
+    def describe(row) -> str:
+        return (
+            f"{accuracy_name} {mean_sd(row[f'{accuracy}_mean'], row[f'{accuracy}_sd'])}, "
+            f"{gap_name} {mean_sd(row[f'{gap}_mean'], row[f'{gap}_sd'])} over {int(row['n_ok'])} run(s)"
+        )
+
+    text = [
+        f"Best {accuracy_name}: **{best['configuration']}** ({describe(best)}). "
+        f"{len(candidates)} of {len(usable)} configurations lie within one sd of it (≥ {threshold:.3f}); "
+        f"among them **{chosen['configuration']}** has the smallest {gap_name} ({describe(chosen)})."
+    ]
+    baseline = _find(usable, *PAPER_BASELINE)
+    regularized = _find(usable, PAPER_DROPOUT, paper_l1)
+    paper = None
+    if baseline is not None and regularized is not None:
+        gap_change = regularized[f"{gap}_mean"] - baseline[f"{gap}_mean"]
+        accuracy_change = regularized[f"{accuracy}_mean"] - baseline[f"{accuracy}_mean"]
+        paper = {
+            "baseline": baseline["configuration"],
+            "regularized": regularized["configuration"],
+            "gap_change": float(gap_change),
+            "accuracy_change": float(accuracy_change),
+        }
+        text.append(
+            f"The paper's fix ({regularized['configuration']} vs its baseline {baseline['configuration']}) "
+            f"{'narrows' if gap_change < 0 else 'does not narrow'} the {gap_name} "
+            f"({baseline[f'{gap}_mean']:.3f} → {regularized[f'{gap}_mean']:.3f}) and changes the "
+            f"{accuracy_name} by {accuracy_change:+.3f}."
+        )
+    text.append(
+        "Seeds are few, so differences smaller than the sd are not evidence either way."
+        if int(usable["n_ok"].min()) > 1
+        else "Some configurations have a single finished run: no sd, so read the differences as anecdotes."
+    )
+    return {
+        "text": " ".join(text) + failed_note,
+        "best": best["configuration"],
+        "chosen": chosen["configuration"],
+        "threshold": threshold,
+        "candidates": candidates["configuration"].tolist(),
+        "paper": paper,
+    }
+
+
+def load_histories(runs: pd.DataFrame, include_stalled: bool = False) -> pd.DataFrame:
+    """The ``history.csv`` of every aggregated run (:func:`aggregated_runs`), stacked with ``run_name,
+    last_two_dropout, l1, seed``."""
+    frames = []
+    for row in runs[aggregated_runs(runs, include_stalled)].itertuples():
+        history = rundir.read_history(row.run_dir)
+        history.insert(0, "run_name", row.run_name)
+        history["last_two_dropout"] = row.last_two_dropout
+        history["l1"] = row.l1
+        history["seed"] = row.seed
+        frames.append(history)
+    if not frames:
+        return pd.DataFrame(columns=["run_name", "epoch", "last_two_dropout", "l1", "seed"])
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,307 @@
+"""Executing the grid: one papermill run of notebook 02 per cell × seed, in parallel, resumable."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import re
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from fer_utils.experiments.ablation.grid import (
+    CHECKED_PARAMETERS,
+    ERROR_FILE,
+    EXECUTED_NOTEBOOK,
+    FIRST_DROPOUT,
+    GRID_FILE,
+    RUNS_FOLDER,
+    TRAINING_DEFAULTS,
+    TRAINING_NOTEBOOK,
+    GridConfig,
+    GridRun,
+    error_message,
+    grid_runs,
+    read_error,
+    seed_list,
+    shared_training,
+)
+from fer_utils.experiments.ablation.report import Ablation, analyze
+from fer_utils.faces.cache import FaceCache
+from fer_utils.files import atomic_write_json
+from fer_utils.parallel import default_workers, parallel_map
+from fer_utils.settings import field_names
+from fer_utils.training import rundir
+from fer_utils.training.train import TrainConfig
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@contextlib.contextmanager
+def _thread_environment(threads: int | None):
+    """Limit the TensorFlow / OpenMP threads of kernels started inside the block (they inherit the
+    environment), so parallel runs do not oversubscribe the cores."""
+    names = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+    saved = {name: os.environ.get(name) for name in (*names, "TF_CPP_MIN_LOG_LEVEL")}
+    if threads:
+        os.environ.update({name: str(threads) for name in names})
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def execute_run(task: dict) -> dict:
+    """Execute the training notebook for one grid run; never raises.
+
+    Args:
+        task: ``name``, ``run_dir``, ``notebook``, ``parameters`` (injected by papermill), ``threads``
+            (per-kernel thread cap or None), ``cell_timeout`` (seconds per cell or None) and ``grid``
+            (the run's grid coordinates, kept in ``error.json``).
+
+    Returns:
+        ``{name, status: complete | failed, seconds, error}``; a failure is also written to
+        ``<run_dir>/error.json`` with papermill's error cell (name, message, cell source, traceback).
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    run_dir = Path(task["run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (ERROR_FILE, rundir.METRICS_FILE):  # only runs to (re)do get here
+        (run_dir / stale).unlink(missing_ok=True)
+    started = time.perf_counter()
+    failure = None
+    try:
+        with _thread_environment(task.get("threads")):
+            papermill.execute_notebook(
+                str(task["notebook"]),
+                str(run_dir / EXECUTED_NOTEBOOK),
+                parameters=task["parameters"],
+                kernel_name="python3",
+                progress_bar=False,
+                cwd=str(run_dir),
+                execution_timeout=task.get("cell_timeout"),
+            )
+    except PapermillExecutionError as error:
+        failure = {
+            "ename": error.ename,
+            "evalue": error.evalue,
+            "cell_index": error.cell_index,
+            "cell_source": error.source,
+            "traceback": _ANSI.sub("", "\n".join(error.traceback or [])),
+        }
+    except Exception as error:  # a dead kernel, a cell timeout, a kernel that never started
+        failure = {"ename": type(error).__name__, "evalue": str(error), "cell_index": None}
+    else:
+        if not rundir.is_finished(run_dir):
+            failure = {
+                "ename": "MissingMetrics",
+                "evalue": "the notebook finished but wrote no metrics.json",
+                "cell_index": None,
+            }
+    seconds = round(time.perf_counter() - started, 1)
+    if failure is None:
+        return {"name": task["name"], "status": "complete", "seconds": seconds, "error": ""}
+    record = {
+        "run_name": task["name"],
+        "status": "failed",
+        **task.get("grid", {}),
+        "seconds": seconds,
+        **failure,
+    }
+    atomic_write_json(run_dir / ERROR_FILE, record, default=str)
+    return {
+        "name": task["name"],
+        "status": "failed",
+        "seconds": seconds,
+        "error": error_message(record),
+    }
+
+
+def _mismatches(config: dict, expected: dict) -> list[str]:
+    problems = []
+    for key, wanted in expected.items():
+        stored = config.get(key)
+        if isinstance(wanted, (list, tuple)) and isinstance(stored, (list, tuple)):
+            same = len(wanted) == len(stored) and all(
+                math.isclose(float(a), float(b)) for a, b in zip(wanted, stored, strict=True)
+            )
+        elif isinstance(wanted, float) and isinstance(stored, (int, float)):
+            same = math.isclose(wanted, float(stored))
+        else:
+            same = wanted == stored
+        if not same:
+            problems.append(f"{key} {stored!r} ≠ {wanted!r}")
+    return problems
+
+
+def run_grid(
+    cache_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    grid: GridConfig | None = None,
+    training: TrainConfig | None = None,
+    notebook: str | os.PathLike = TRAINING_NOTEBOOK,
+    progress: bool = True,
+    **options,
+) -> Ablation:
+    """Run the grid (one papermill execution of notebook 02 per cell × seed), then analyse it.
+
+    Args:
+        cache_dir: the face cache every run trains on.
+        out_dir: the ablation folder (see :mod:`fer_utils.experiments.ablation`).
+        grid: the grid and how it runs (:class:`GridConfig`: dropouts, L1s, seeds, workers, rerun …).
+        training: the parameters every run shares (:class:`~fer_utils.training.train.TrainConfig`; the
+            grid sets ``seed, dropout, l1`` per run). Default: TrainConfig with :data:`TRAINING_DEFAULTS`.
+            ``image_size`` None trains at the cache's own size.
+        notebook: the training notebook to execute.
+        progress: print one line per finished run.
+        options: single fields of either config by name (``seeds=2, epochs=3``), applied over them.
+
+    Returns:
+        The :class:`Ablation` (also written into ``out_dir``), with ``executions`` listing what this
+        call ran or skipped.
+    """
+    grid, training = grid_settings(grid, training, options)
+    notebook = Path(notebook)
+    if not notebook.exists():
+        raise ValueError(f"training notebook {notebook} not found")
+    cache = FaceCache(cache_dir)
+    if not len(cache):
+        raise ValueError(f"face cache {cache_dir} holds no faces")
+    training = dataclasses.replace(training, image_size=int(training.image_size or cache.image_size))
+    runs = grid_runs(grid.dropouts, grid.l1s, grid.seeds)
+    out_dir = Path(out_dir)
+    (out_dir / RUNS_FOLDER).mkdir(parents=True, exist_ok=True)
+    record = grid_record(Path(cache_dir), cache.key, runs, grid, training)
+    tasks, executions = plan_runs(runs, out_dir, record, grid, notebook)
+    atomic_write_json(out_dir / GRID_FILE, record)
+    if tasks:
+        executions += execute_tasks(tasks, grid, progress, skipped=len(executions))
+    result = analyze(out_dir, paper_l1=grid.paper_l1, include_stalled=grid.include_stalled)
+    result.executions = pd.DataFrame(executions, columns=["name", "status", "seconds", "error"])
+    return result
+
+
+def grid_settings(
+    grid: GridConfig | None, training: TrainConfig | None, options: dict
+) -> tuple[GridConfig, TrainConfig]:
+    """The two configs with single-field ``options`` applied (each name to the config that has it)."""
+    grid_fields, training_fields = set(field_names(GridConfig)), set(field_names(TrainConfig))
+    unknown = set(options) - grid_fields - training_fields
+    if unknown:
+        raise TypeError(f"run_grid() got unknown option(s): {', '.join(sorted(unknown))}")
+    grid = dataclasses.replace(grid or GridConfig(), **{k: v for k, v in options.items() if k in grid_fields})
+    overrides = {k: v for k, v in options.items() if k in training_fields}
+    if training is None:
+        training = TrainConfig(**{**TRAINING_DEFAULTS, **overrides})
+    else:
+        training = dataclasses.replace(training, **overrides)
+    return grid, training
+
+
+def grid_record(
+    cache_dir: Path, cache_key: str, runs: list[GridRun], grid: GridConfig, training: TrainConfig
+) -> dict:
+    """What ``grid.json`` records: the cache, the grid and the shared training parameters."""
+    return {
+        "cache_dir": str(cache_dir.resolve()),
+        "cache_key": cache_key,
+        "dropouts": sorted({run.last_two_dropout for run in runs}),
+        "l1s": sorted({run.l1 for run in runs}),
+        "seeds": seed_list(grid.seeds),
+        "first_dropout": FIRST_DROPOUT,
+        "paper_l1": float(grid.paper_l1),
+        "training": shared_training(training),
+        "runs": [run.name for run in runs],
+    }
+
+
+def plan_runs(
+    runs: list[GridRun], out_dir: Path, record: dict, grid: GridConfig, notebook: Path
+) -> tuple[list[dict], list[dict]]:
+    """The runs to execute (papermill tasks) and those skipped (finished, or failed and not retried).
+
+    Raises ValueError when a finished run was made with other parameters (see :data:`CHECKED_PARAMETERS`).
+    """
+    tasks, executions, stale = [], [], []
+    for run in runs:
+        run_dir = out_dir / RUNS_FOLDER / run.name
+        parameters = {**record["training"], "seed": run.seed, "dropout": run.dropout, "l1": run.l1}
+        if rundir.is_finished(run_dir) and not grid.rerun:
+            expected = {**parameters, "cache_key": record["cache_key"]}
+            problems = _mismatches(
+                rundir.read_config(run_dir), {key: expected[key] for key in CHECKED_PARAMETERS}
+            )
+            if problems:
+                stale.append(f"{run.name}: {', '.join(problems)}")
+            executions.append({"name": run.name, "status": "skipped (complete)", "seconds": 0.0, "error": ""})
+            continue
+        if (run_dir / ERROR_FILE).exists() and not grid.retry_failed and not grid.rerun:
+            error = error_message(read_error(run_dir))
+            executions.append(
+                {"name": run.name, "status": "skipped (failed)", "seconds": 0.0, "error": error}
+            )
+            continue
+        tasks.append(
+            {
+                "name": run.name,
+                "run_dir": str(run_dir.resolve()),
+                "notebook": str(notebook.resolve()),
+                # overwrite: finished runs were skipped above; this replaces a half-written one
+                "parameters": {
+                    "cache_dir": record["cache_dir"],
+                    "run_dir": str(run_dir.resolve()),
+                    "overwrite": True,
+                    **parameters,
+                },
+                "cell_timeout": grid.cell_timeout,
+                "grid": {"dropout": run.dropout, "l1": run.l1, "seed": run.seed},
+            }
+        )
+    if stale:
+        raise ValueError(
+            f"{out_dir} holds finished runs made with other parameters (use another folder, or --rerun):\n  "
+            + "\n  ".join(stale)
+        )
+    return tasks, executions
+
+
+def execute_tasks(tasks: list[dict], grid: GridConfig, progress: bool, skipped: int = 0) -> list[dict]:
+    """Execute the papermill tasks in parallel (local processes or Dask); one outcome per task."""
+    cores = default_workers()
+    workers = grid.workers
+    if grid.scheduler is None:
+        workers = min(workers or cores, len(tasks))
+        threads = grid.threads or max(1, cores // workers)
+    else:
+        threads = grid.threads
+    for task in tasks:
+        task["threads"] = threads
+    if progress:
+        where = f"Dask scheduler {grid.scheduler}" if grid.scheduler is not None else f"{workers} worker(s)"
+        print(
+            f"ablation: {len(tasks)} run(s) to execute, {skipped} skipped; {where}, "
+            f"{threads or 'default'} thread(s) per run",
+            flush=True,
+        )
+    started = time.perf_counter()
+    outcomes = []
+    for number, outcome in enumerate(parallel_map(execute_run, tasks, workers, grid.scheduler), start=1):
+        outcomes.append(outcome)
+        if progress:
+            note = f" — {outcome['error']}" if outcome["error"] else ""
+            print(
+                f"[{number}/{len(tasks)}] {outcome['name']}: {outcome['status']} in {outcome['seconds']:.0f} s"
+                f" (elapsed {time.perf_counter() - started:.0f} s){note}",
+                flush=True,
+            )
+    return outcomes
