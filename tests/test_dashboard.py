@@ -8,7 +8,6 @@ faces (:func:`real_runs_dir`, also used by the report and browser tests).
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pandas as pd
 import pytest
 
 from fer_utils.faces.cache import FaceCache, FaceCacheWriter
+from fer_utils.training import rundir
 from fer_utils.training.evaluate import evaluate_predictions, predictions_table
 from fer_utils.viz import dashboard
 
@@ -60,7 +60,6 @@ def make_run(
     protocol: str = "paper",
 ) -> Path:
     """A finished run over the first len(probabilities) faces of ``cache``."""
-    folder.mkdir(parents=True, exist_ok=True)
     index = cache.index.iloc[: len(probabilities)]
     predictions = predictions_table(index, probabilities, labels)
     metrics = {
@@ -90,8 +89,7 @@ def make_run(
         "labels": list(labels),
         "split": {"train": 10, "validation": 2, "test": len(predictions), "test_hash": "abc"},
     }
-    (folder / "config.json").write_text(json.dumps(config))
-    pd.DataFrame(
+    history = pd.DataFrame(
         {
             "epoch": [1, 2],
             "loss": [1.1, 0.9],
@@ -101,12 +99,9 @@ def make_run(
             "test_loss": [1.0, 0.97],
             "test_accuracy": [0.45, 0.5],
         }
-    ).to_csv(folder / "history.csv", index=False)
-    (folder / "model.keras").write_bytes(b"")
-    pd.DataFrame({"face_id": index["face_id"], "part": "test"}).to_csv(folder / "split.csv", index=False)
-    predictions.to_csv(folder / "predictions.csv", index=False)
-    (folder / "metrics.json").write_text(json.dumps(metrics))
-    return folder
+    )
+    split = pd.DataFrame({"face_id": index["face_id"], "part": "test"})
+    return rundir.write_run(folder, config, history, metrics, predictions, split, model_bytes=b"")
 
 
 def toy_probabilities(n: int, seed: int) -> np.ndarray:
@@ -123,11 +118,11 @@ def toy_runs(tmp_path):
     make_run(runs / "a-run", cache, toy_probabilities(12, 0))
     unfinished = runs / "unfinished"
     unfinished.mkdir()
-    shutil.copy(runs / "a-run" / "config.json", unfinished)
-    shutil.copy(runs / "a-run" / "split.csv", unfinished)
+    shutil.copy(runs / "a-run" / rundir.CONFIG_FILE, unfinished)
+    shutil.copy(runs / "a-run" / rundir.SPLIT_FILE, unfinished)
     malformed = runs / "malformed"
     shutil.copytree(runs / "a-run", malformed)
-    (malformed / "metrics.json").write_text('{"status": "compl')
+    (malformed / rundir.METRICS_FILE).write_text('{"status": "compl')  # deliberately broken
     return runs, cache
 
 

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_utils.training import rundir
+
 #: Rates of the benchmark in each mode: (warm-up calls, timed calls) per batch size, matmul repeats,
 #: training faces per class and epochs.
 MODES = {
@@ -871,7 +873,7 @@ def run_benchmarks(
     with tempfile.TemporaryDirectory(prefix="fer-bench-") as folder:
         workdir = Path(folder)
         data = benchmark_data(workdir / "cache", mode["faces_per_class"], mode["test_faces"])
-        model_path = workdir / "model.keras"
+        model_path = workdir / rundir.MODEL_FILE
         if "training" in sections:
             if data is None:
                 results["training"] = {"skipped": "FER2013 not found under the shared data root"}
@@ -925,15 +927,13 @@ def _benchmark_model(run_dir, data, model_path: Path):
     from fer_utils.training.model import build_paper_cnn
 
     if run_dir:
-        import pandas as pd
-
         from fer_utils.deploy import as_batch, run_calibration_faces
         from fer_utils.faces.cache import FaceCache
 
         run_dir = Path(run_dir)
-        config = json.loads((run_dir / "config.json").read_text())
-        model = keras.saving.load_model(run_dir / "model.keras", compile=False)
-        split = pd.read_csv(run_dir / "split.csv")
+        config = rundir.read_config(run_dir)
+        model = keras.saving.load_model(rundir.model_path(run_dir), compile=False)
+        split = rundir.read_split(run_dir)
         test_ids = split.loc[split["part"] == "test", "face_id"].to_numpy()[: MODES["full"]["test_faces"]]
         cache = FaceCache(config["cache_dir"])
         faces = as_batch(np.asarray(cache.faces(test_ids)), int(config["image_size"]))[..., 0]

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_utils.deploy.predictors import as_batch, quiet_tensorflow
+from fer_utils.training import rundir
 
 EXPORT_FORMATS = ("tflite", "tflite-int8", "onnx")
 EXPORT_FILE_NAMES = {"tflite": "model.tflite", "tflite-int8": "model_int8.tflite", "onnx": "model.onnx"}
@@ -170,19 +171,18 @@ def run_calibration_faces(
     Raises:
         ValueError: when the run's face cache is gone (pass calibration faces explicitly then).
     """
-    import pandas as pd
 
     from fer_utils.faces.cache import FaceCache
 
     run_dir = Path(run_dir)
-    config = json.loads((run_dir / "config.json").read_text())
+    config = rundir.read_config(run_dir)
     cache_dir = Path(config.get("cache_dir", ""))
     if not (cache_dir / "config.json").exists():
         raise ValueError(
             f"int8 calibration needs the run's face cache, but {cache_dir} is missing; "
             "rebuild it with `fer preprocess` or pass --calibration-cache"
         )
-    split = pd.read_csv(run_dir / "split.csv")
+    split = rundir.read_split(run_dir)
     train_ids = split.loc[split["part"] == "train", "face_id"].to_numpy()
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(train_ids, size=min(count, len(train_ids)), replace=False))
@@ -303,10 +303,10 @@ def export_run(
     run_dir = Path(run_dir)
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
-    for name in ("model.keras", "config.json"):
+    for name in (rundir.MODEL_FILE, rundir.CONFIG_FILE):
         if not (run_dir / name).exists():
             raise ValueError(f"{run_dir} is not a run folder: {name} is missing")
-    config = json.loads((run_dir / "config.json").read_text())
+    config = rundir.read_config(run_dir)
     calibration = None
     if fmt == "tflite-int8":
         calibration = (
@@ -320,7 +320,7 @@ def export_run(
         "preprocessing": config.get("preprocessing", {}),
     }
     return export_model(
-        run_dir / "model.keras",
+        rundir.model_path(run_dir),
         fmt,
         Path(out) if out else run_dir / EXPORT_FILE_NAMES[fmt],
         list(config["labels"]),

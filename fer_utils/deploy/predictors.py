@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_utils.training import rundir
+
 
 def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -167,7 +169,7 @@ class _OnnxPredictor(Predictor):
 
 def _keras_spec(model_path: Path) -> dict:
     """Labels and size of a ``.keras`` model from its run's ``config.json`` (or generic names)."""
-    config_path = model_path.parent / "config.json"
+    config_path = model_path.parent / rundir.CONFIG_FILE
     spec: dict = {"format": "keras", "model_file": model_path.name}
     if config_path.exists():
         config = json.loads(config_path.read_text())
@@ -195,7 +197,7 @@ def load_predictor(path: str | os.PathLike, num_threads: int | None = None) -> P
     """
     path = Path(path)
     if path.is_dir():
-        path = path / "model.keras"
+        path = rundir.model_path(path)
     if not path.exists():
         raise ValueError(f"model {path} does not exist")
     suffix = path.suffix.lower()

@@ -1,0 +1,96 @@
+"""Settings declared once: a config dataclass field is a CLI flag without any CLI code."""
+
+import argparse
+import dataclasses
+
+import pytest
+
+from fer_utils import settings
+from fer_utils.experiments.ablation import CHECKED_PARAMETERS, VARIED_FIELDS
+from fer_utils.faces.preprocess import PreprocessConfig
+from fer_utils.training.splits import PROTOCOLS
+from fer_utils.training.train import TrainConfig
+
+
+@dataclasses.dataclass
+class TrainConfigWithRecipe(TrainConfig):
+    """What the lead engineer will do next: one more field on TrainConfig, nothing else."""
+
+    recipe: str = settings.setting("paper", help="named training recipe", choices=("paper", "modern"))
+    warmup_epochs: int = settings.setting(0, help="epochs of linear learning-rate warm-up")
+    label_smoothing: float = settings.setting(0.0, help="label smoothing of the cross-entropy")
+    seeds: tuple[int, ...] = settings.setting((0,), help="seeds to train")
+
+
+def test_a_new_training_field_is_a_flag_with_help_choices_and_a_round_trip():
+    parser = argparse.ArgumentParser()
+    names = settings.add_arguments(parser, TrainConfigWithRecipe)
+    assert {"recipe", "warmup_epochs", "label_smoothing", "seeds"} <= set(names)
+    help_text = parser.format_help()
+    assert "--recipe {paper,modern}" in help_text and "named training recipe" in help_text
+    assert "--warmup-epochs" in help_text and "--label-smoothing" in help_text
+    args = parser.parse_args(
+        ["--recipe", "modern", "--warmup-epochs", "3", "--seeds", "1", "2", "--l1", "1e-3"]
+    )
+    config = settings.config_from_args(TrainConfigWithRecipe, args)
+    assert (config.recipe, config.warmup_epochs, config.seeds, config.l1) == ("modern", 3, (1, 2), 0.001)
+    assert config.learning_rate == TrainConfig().learning_rate  # untouched fields keep the dataclass default
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--recipe", "fancy"])
+
+
+def test_fer_train_and_fer_ablate_offer_every_train_config_field():
+    from fer_utils.cli import build_parser
+
+    parser = build_parser(["train", "ablate"])
+    subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    train_flags = set(subcommands["train"]._option_string_actions)
+    ablate_flags = set(subcommands["ablate"]._option_string_actions)
+    for field in settings.cli_fields(TrainConfig):
+        assert settings.flag_name(field) in train_flags, field.name
+        if field.name not in VARIED_FIELDS:
+            assert settings.flag_name(field) in ablate_flags, field.name
+    protocol = subcommands["ablate"]._option_string_actions["--protocol"]
+    assert tuple(protocol.choices) == tuple(PROTOCOLS)
+    assert subcommands["train"]._option_string_actions["--run-dir"].dest == "out"  # deprecated alias
+
+
+def test_train_cli_round_trips_into_train_config():
+    from fer_utils.cli import build_parser
+
+    args = build_parser(["train"]).parse_args(
+        ["train", "--cache", "c", "--out", "r", "--dropout", "0.3", "0.5", "0.5", "--patience", "4"]
+    )
+    config = settings.config_from_args(TrainConfig, args)
+    assert config.dropout == (0.3, 0.5, 0.5) and config.early_stopping_patience == 4
+    assert config == dataclasses.replace(TrainConfig(), dropout=(0.3, 0.5, 0.5), early_stopping_patience=4)
+
+
+def test_staleness_check_and_optional_values_derive_from_the_dataclasses():
+    assert set(CHECKED_PARAMETERS) == {
+        f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("extra", "in_memory_limit_mb")
+    } | {"cache_key"}
+    parser = argparse.ArgumentParser()
+    settings.add_arguments(parser, PreprocessConfig)
+    args = parser.parse_args(["--detect-width", "none", "--frames", "4", "--align"])
+    config = settings.config_from_args(PreprocessConfig, args)
+    assert config.detect_width is None and config.frames_per_video == 4 and config.align is True
+
+
+PROBE = """
+import sys
+from fer_utils.cli import main
+try:
+    main(["--help"])
+except SystemExit:
+    pass
+print(sorted(m for m in sys.modules if m.startswith(("fer_utils.", "numpy", "pandas"))))
+"""
+
+
+def test_fer_help_imports_no_stage_module():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "['fer_utils.cli']"
