@@ -34,3 +34,10 @@ def ordered_labels(labels) -> list[str]:
     """Sort label names canonically (unknown names last, alphabetically)."""
     rank = {name: i for i, name in enumerate(CANONICAL_LABELS)}
     return sorted(set(labels), key=lambda name: (rank.get(name, len(rank)), name))
+
+
+def project_path(path: str | os.PathLike) -> Path:
+    """``path`` as given when absolute, else relative to the project root (not to the working folder,
+    which is ``notebooks/`` in JupyterLab), so notebooks and the CLI agree on where things are."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path

@@ -23,12 +23,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fer_utils.data.datasets import DATASETS
+from fer_utils.data.datasets import DATASETS, dataset_samples
 from fer_utils.data.synthetic import ensure_demo_dataset
 from fer_utils.experiments.ablation.grid import shared_training
 from fer_utils.faces.cache import FaceCache, cache_dir_for
-from fer_utils.faces.preprocess import PreprocessConfig, cache_config
-from fer_utils.paths import NOTEBOOKS_DIR
+from fer_utils.faces.preprocess import PreprocessConfig, cache_config, image_folder_cache, preprocess
+from fer_utils.paths import NOTEBOOKS_DIR, project_path
 from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args, setting, values_from
 from fer_utils.training import rundir
@@ -87,6 +87,46 @@ class PipelineConfig:
 
     def output_folder(self) -> Path:
         return Path(self.out_dir or f"reports/{self.dataset}").resolve()
+
+
+DEMO_DIR = "reports/demo"
+
+
+def demo_cache(out_dir: str | os.PathLike = DEMO_DIR, seed: int = 0) -> FaceCache:
+    """The demo set's face cache under ``out_dir`` (project-relative), built when absent: what a
+    notebook opened without parameters trains on (the same data and settings as ``fer run``)."""
+    out = project_path(out_dir)
+    root, _ = ensure_demo_dataset(out / "data", seed)
+    samples, skipped = dataset_samples("ravdess", root)
+    return preprocess(
+        samples, out / "cache", PreprocessConfig(**DEMO_PREPROCESS), skipped=skipped, dataset="ravdess"
+    )
+
+
+def notebook_cache(
+    cache_dir: str = "",
+    image_folder: str = "",
+    cache_root: str = "cache",
+    image_size: int | None = None,
+    split_dirs: bool = False,
+    max_per_class: int | None = None,
+    seed: int = 0,
+) -> FaceCache:
+    """The face cache notebooks 02 and 03 train on: ``cache_dir``; else ``image_folder`` turned into a
+    cache under ``cache_root``; else the demo set's cache (:func:`demo_cache`). Paths are project-relative."""
+    if cache_dir:
+        return FaceCache(project_path(cache_dir))
+    if image_folder:
+        return image_folder_cache(
+            project_path(image_folder),
+            project_path(cache_root),
+            image_size=image_size or 180,
+            split_dirs=split_dirs,
+            max_per_class=max_per_class,
+            seed=seed,
+        )
+    print("no cache_dir or image_folder given: training on the synthetic demo set (reports/demo)")
+    return demo_cache(seed=seed)
 
 
 def _execute(notebook: str, output: Path, parameters: dict, cwd: Path) -> float:

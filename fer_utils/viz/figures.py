@@ -131,3 +131,26 @@ def setup_notebook_rendering() -> None:
 def attribute_table(groups: dict) -> pd.DataFrame:
     """A ``metrics['by_attribute'][name]`` mapping as a table (one row per attribute value)."""
     return pd.DataFrame(groups).T[["accuracy", "macro_f1", "support"]].astype({"support": int})
+
+
+def face_grid_figure(
+    grid: np.ndarray, grid_labels: list[str], per_row: int, title: str = "Faces per class (rows)"
+):
+    """The crops of :func:`fer_utils.faces.preprocess.face_grid` as one image grid, one class per row,
+    the class named once at the start of its row."""
+    import plotly.express as px
+
+    figure = px.imshow(
+        grid,
+        facet_col=0,
+        facet_col_wrap=per_row,
+        binary_string=True,
+        facet_row_spacing=0.02,
+        facet_col_spacing=0.01,
+        height=160 * len(grid_labels) + 60,
+    )
+    for annotation in figure.layout.annotations:
+        number = int(annotation.text.split("=")[-1])
+        annotation.text = grid_labels[number // per_row] if number % per_row == 0 else ""
+    figure.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
+    return figure.update_layout(title=title)
