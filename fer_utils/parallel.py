@@ -27,6 +27,7 @@ def parallel_map(
     workers: int | None = None,
     scheduler: str | Any | None = None,
     window: int | None = None,
+    start_method: str | None = None,
 ) -> Iterator[Any]:
     """Apply ``func`` to every item in parallel and yield the results as they complete.
 
@@ -39,6 +40,8 @@ def parallel_map(
         scheduler: a Dask distributed scheduler address (``"tcp://host:8786"``) or a
             ``distributed.Client``; None = local processes.
         window: most items in flight at once (default 4 per worker).
+        start_method: how local workers start (``"spawn"`` for work that imports TensorFlow, which is
+            not safe to fork once loaded); None = the platform's default.
 
     Returns:
         An iterator of results. An exception raised by ``func`` is re-raised here after the pending
@@ -53,14 +56,16 @@ def parallel_map(
     workers = workers or default_workers()
     if workers == 1:
         return (func(item) for item in items)
-    return _process_map(func, items, workers, window or 4 * workers)
+    return _process_map(func, items, workers, window or 4 * workers, start_method)
 
 
-def _process_map(func, items, workers: int, window: int) -> Iterator[Any]:
+def _process_map(func, items, workers: int, window: int, start_method: str | None = None) -> Iterator[Any]:
+    import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     iterator = iter(items)
-    executor = ProcessPoolExecutor(max_workers=workers)
+    context = multiprocessing.get_context(start_method) if start_method else None
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     pending = set()
     try:
         for item in iterator:

@@ -12,7 +12,7 @@ from fer_utils.faces.preprocess import image_folder_cache
 from fer_utils.training.model import build_paper_cnn
 from fer_utils.training.rundir import list_runs, load_run
 from fer_utils.training.splits import membership_hash
-from fer_utils.training.train import TrainConfig, make_dataset, stall_reason, train_run
+from fer_utils.training.train import TrainConfig, make_dataset, train_run
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,9 @@ def test_run_directory_has_every_artifact(small_run, fer2013_small_cache):
     assert metrics["status"] == "complete" and metrics["protocol"] == "paper"
     assert metrics["num_params"] == build_paper_cnn(7, image_size=48).count_params() == 83_367
     assert set(small_run.history.columns) == {
-        "epoch", "accuracy", "loss", "val_accuracy", "val_loss", "test_accuracy", "test_loss"
+        "epoch", "accuracy", "loss", "val_accuracy", "val_loss", "test_accuracy", "test_loss",
+        "val_macro_f1", "val_classes_predicted", "test_macro_f1", "test_classes_predicted",
+        "dead_units", "grad_norm",
     }  # fmt: skip
     assert len(small_run.history) == 2
     split = pd.read_csv(small_run.path / "split.csv")
@@ -80,10 +82,19 @@ def test_resize_on_the_fly(fer2013_small_cache):
     assert faces.shape == (8, 32, 32, 1)
 
 
-def test_stall_reason():
-    history = pd.DataFrame({"accuracy": [0.30, 0.31, 0.32]})
-    assert "did not learn" in stall_reason(history, majority_rate=0.29)
-    assert stall_reason(pd.DataFrame({"accuracy": [0.3, 0.6, 0.9]}), majority_rate=0.29) is None
+def test_health_flags_and_baselines_come_from_the_test_part(small_run):
+    metrics, predictions = small_run.metrics, small_run.predictions
+    counts = predictions["true_label"].value_counts()
+    assert metrics["baselines"]["majority_label"] == counts.index[0]
+    assert metrics["majority_rate"] == pytest.approx(counts.iloc[0] / len(predictions))
+    assert metrics["stalled"] == (metrics["frame"]["accuracy"] < metrics["majority_rate"] + 0.05)
+    assert isinstance(metrics["underfit"], bool) and metrics["converged"] == (
+        not metrics["stalled"] and not metrics["underfit"]
+    )
+    assert metrics["recipe"] == "paper" and metrics["selection_metric"] == "val_accuracy"
+    assert set(metrics["validation_classes_predicted"]) <= set(small_run.labels)
+    assert 0 <= metrics["diagnostics"]["final_dead_units"] <= 1
+    assert metrics["best_epoch"] == small_run.history["val_accuracy"].idxmax() + 1
 
 
 def test_training_from_arrays_on_separable_faces(tmp_path):
@@ -175,3 +186,74 @@ def test_another_image_subset_is_another_cache(fer2013_root, tmp_path):
     )
     assert three.cache_dir != four.cache_dir
     assert (len(three), len(four)) == (3 * 7 * 3, 4 * 7 * 3)
+
+
+def test_every_recipe_ingredient_runs_and_is_recorded(fer2013_small_cache, tmp_path):
+    run = train_run(
+        fer2013_small_cache.cache_dir,
+        tmp_path / "robust",
+        recipe="robust",
+        epochs=2,
+        augment=True,
+        label_smoothing=0.1,
+        class_weighting="balanced",
+        lr_schedule="cosine",
+        warmup_epochs=0.5,
+    )
+    settings = run.config["recipe_settings"]
+    assert run.config["recipe"] == "robust" and settings["input_scaling"] == "centered"
+    assert settings["augment"] and settings["label_smoothing"] == 0.1 and settings["lr_schedule"] == "cosine"
+    assert run.recipe == run.metrics["recipe_label"]
+    assert run.recipe.startswith("robust (") and "augment=True" in run.recipe
+    assert run.metrics["selection_metric"] == "val_macro_f1"
+    assert run.metrics["best_epoch"] == run.history["val_macro_f1"].idxmax() + 1
+    import keras
+
+    rescale = keras.models.load_model(run.model_path).get_layer("rescale")
+    assert (rescale.scale, rescale.offset) == (pytest.approx(1 / 127.5), -1.0)
+    assert run.metrics["num_params"] == 83_367  # same architecture and size as the paper recipe
+    with pytest.raises(ValueError, match="unknown recipe"):
+        TrainConfig(recipe="magic")
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="sometimes")
+
+
+def test_transfer_from_a_run(small_run, fer2013_small_cache, tmp_path):
+    run = train_run(
+        fer2013_small_cache.cache_dir,
+        tmp_path / "tuned",
+        init_from=str(small_run.path),
+        epochs=2,
+        freeze_epochs=1,
+    )
+    transfer = run.config["transfer"]
+    assert transfer["copied"] == ["conv1", "conv2", "conv3", "dense"]
+    assert transfer["head_classes_copied"] == small_run.labels and transfer["head_classes_new"] == []
+    assert len(run.history) == 2
+    with pytest.raises(ValueError, match="no model there"):
+        train_run(
+            fer2013_small_cache.cache_dir, tmp_path / "x", init_from=str(tmp_path / "nothing"), epochs=1
+        )
+    with pytest.raises(ValueError, match="init-from"):
+        TrainConfig(freeze_epochs=2)
+
+
+def test_seeds_give_one_run_each_and_a_summary(fer2013_small_cache, tmp_path):
+    from fer_utils.training.seeds import SEEDS_SUMMARY_FILE, SEEDS_TABLE_FILE, train_seeds
+
+    config = TrainConfig(epochs=1)
+    summary = train_seeds(fer2013_small_cache.cache_dir, tmp_path, config, [3, 4], workers=2, progress=False)
+    table = pd.read_csv(tmp_path / SEEDS_TABLE_FILE)
+    assert table["seed"].tolist() == [3, 4] and summary["runs"] == 2 and summary["seeds"] == [3, 4]
+    runs = [load_run(tmp_path / f"seed-{seed}") for seed in (3, 4)]
+    assert [run.config["seed"] for run in runs] == [3, 4]
+    assert all(run.config["threads"] == 1 for run in runs)  # two cores → two runs × one thread
+    accuracies = [run.metrics["frame"]["accuracy"] for run in runs]
+    stats = summary["scores"]["test_accuracy"]
+    assert stats["mean"] == pytest.approx(np.mean(accuracies))
+    assert stats["spread"] == pytest.approx(max(accuracies) - min(accuracies))
+    assert summary["converged"] + summary["stalled"] + summary["underfit"] == 2
+    assert json.loads((tmp_path / SEEDS_SUMMARY_FILE).read_text()) == summary
+    written = (tmp_path / "seed-3" / "metrics.json").stat().st_mtime_ns
+    train_seeds(fer2013_small_cache.cache_dir, tmp_path, config, [3, 4], workers=2, progress=False)
+    assert (tmp_path / "seed-3" / "metrics.json").stat().st_mtime_ns == written  # finished seeds are kept

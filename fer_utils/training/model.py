@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+#: How pixels 0–255 enter the network: ``unit`` → [0, 1] (the paper), ``centered`` → [−1, 1].
+INPUT_SCALINGS = ("unit", "centered")
+
 
 def build_paper_cnn(
     num_classes: int,
     image_size: int = 180,
     dropout: Sequence[float] = (0.3, 0.3, 0.3),
     l1: float = 0.0,
+    input_scaling: str = "unit",
 ):
     """Build the paper's CNN.
 
-    Input ``image_size × image_size × 1`` grayscale (uint8 0–255 or float), rescaled to [0, 1]; three
+    Input ``image_size × image_size × 1`` grayscale (uint8 0–255 or float), rescaled to [0, 1] (the
+    paper; ``input_scaling="centered"``: to [−1, 1], same layer and parameter count); three
     3×3 ReLU ``same`` convolutions (16, 64, 64 filters), each followed by 2×2 max pooling and a
     dropout layer; flatten; ``Dense(16, relu)`` with an L1 kernel regularizer of factor ``l1`` (none
     when 0); ``Dense(num_classes, softmax)``. At 180×180 and 8 classes: 542,136 parameters.
@@ -23,6 +28,7 @@ def build_paper_cnn(
         image_size: side of the square face crops.
         dropout: the three dropout rates, one after each pooling layer.
         l1: L1 factor on the 16-unit dense layer's kernel.
+        input_scaling: ``"unit"`` ([0, 1]) or ``"centered"`` ([−1, 1]).
 
     Returns:
         An uncompiled ``keras.Model``.
@@ -42,9 +48,14 @@ def build_paper_cnn(
             raise ValueError(f"dropout rates must be in [0, 1), got {rate}")
     if l1 < 0:
         raise ValueError(f"l1 must be ≥ 0, got {l1}")
+    if input_scaling not in INPUT_SCALINGS:
+        raise ValueError(f"input_scaling must be one of {', '.join(INPUT_SCALINGS)}, got {input_scaling!r}")
 
     inputs = keras.Input(shape=(image_size, image_size, 1), name="face")
-    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    if input_scaling == "centered":
+        x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
+    else:
+        x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     for block, (filters, rate) in enumerate(zip((16, 64, 64), dropout, strict=True), start=1):
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{block}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{block}")(x)

@@ -174,13 +174,27 @@ class Run:
     def model_path(self) -> Path:
         return model_path(self.path)
 
+    @property
+    def recipe(self) -> str:
+        """The recipe as applied (``paper`` for runs made before recipes existed)."""
+        return self.metrics.get("recipe_label") or self.metrics.get("recipe") or "paper"
+
+    @property
+    def health_warnings(self) -> list[str]:
+        """``stalled: …`` / ``underfit: …`` for a run that did not (fully) learn; empty otherwise."""
+        return [
+            f"{flag}: {self.metrics.get(f'{flag}_reason')}"
+            for flag in ("stalled", "underfit")
+            if self.metrics.get(flag)
+        ]
+
     def summary(self) -> str:
-        """One paragraph for a terminal: data, protocol, scores and a stall warning if any."""
+        """One paragraph for a terminal: data, protocol, recipe, scores and health warnings if any."""
         frame = self.metrics["frame"]
         split = self.metrics.get("split", {})
         lines = [
             f"run {self.path}",
-            f"  dataset {self.metrics.get('dataset')} · protocol {self.metrics['protocol']} · "
+            f"  dataset {self.metrics.get('dataset')} · protocol {self.metrics['protocol']} · recipe {self.recipe} · "
             f"train/val/test {split.get('train')}/{split.get('validation')}/{split.get('test')} faces · "
             f"{self.metrics['num_params']:,} parameters",
             f"  test accuracy {frame['accuracy']:.4f} · macro F1 {frame['macro_f1']:.4f} · "
@@ -191,8 +205,13 @@ class Run:
             lines.append(
                 f"  video level: accuracy {video['accuracy']:.4f} · macro F1 {video['macro_f1']:.4f}"
             )
-        if self.metrics.get("stalled"):
-            lines.append(f"  WARNING: stalled run: {self.metrics['stalled_reason']}")
+        baselines = self.metrics.get("baselines")
+        if baselines:
+            lines.append(
+                f"  baseline: always {baselines['majority_label']!r} scores {baselines['majority_rate']:.4f} "
+                f"(macro F1 {baselines['majority_macro_f1']:.4f})"
+            )
+        lines.extend(f"  WARNING: {warning}" for warning in self.health_warnings)
         return "\n".join(lines)
 
 

@@ -19,10 +19,19 @@ from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args, setting
 from fer_utils.training import rundir
 from fer_utils.training.evaluate import evaluate_predictions, predictions_table
+from fer_utils.training.health import health_flags, majority_baselines
+from fer_utils.training.model import INPUT_SCALINGS
+from fer_utils.training.recipes import (
+    CLASS_WEIGHTINGS,
+    LR_SCHEDULES,
+    RECIPE_FIELDS,
+    RECIPES,
+    SELECTION_METRICS,
+    Recipe,
+    recipe_label,
+    resolve_recipe,
+)
 from fer_utils.training.splits import PROTOCOLS, Split, make_split, membership_hash
-
-#: A run whose best training accuracy stays below majority rate + this margin is flagged as stalled.
-STALL_MARGIN = 0.05
 
 
 @dataclass
@@ -41,7 +50,51 @@ class TrainConfig:
     )
     epochs: int = setting(30, help="passes over the training part")
     batch_size: int = setting(32, help="faces per gradient step")
-    learning_rate: float = setting(1e-3, help="Adam learning rate")
+    recipe: str = setting(
+        "paper",
+        help="how to train: paper (as published) or robust (keeps the bottleneck alive; "
+        "docs/training_reliability.md). the flags whose default is 'the recipe's' override single ingredients",
+        choices=tuple(RECIPES),
+    )
+    learning_rate: float | None = setting(
+        None, help="Adam's (peak) learning rate (default: the recipe's; paper 1e-3)"
+    )
+    lr_schedule: str | None = setting(
+        None,
+        help="learning rate over the epochs (default: the recipe's; paper constant)",
+        choices=LR_SCHEDULES,
+    )
+    warmup_epochs: float | None = setting(
+        None, help="epochs of linear learning-rate warm-up from 0 (default: the recipe's; paper 0)"
+    )
+    input_scaling: str | None = setting(
+        None,
+        help="pixels to [0, 1] (unit) or [-1, 1] (centered) (default: the recipe's; paper unit)",
+        choices=INPUT_SCALINGS,
+    )
+    recycle_dead_units: bool | None = setting(
+        None,
+        help="re-initialise Dense(16) units that output 0 for every probe face, after each epoch "
+        "(default: the recipe's; paper off)",
+    )
+    augment: bool | None = setting(
+        None,
+        help="random mirror, rotation, zoom, shift, brightness and contrast of training faces "
+        "(default: the recipe's; paper off)",
+    )
+    label_smoothing: float | None = setting(
+        None, help="label smoothing of the loss (default: the recipe's; paper 0)"
+    )
+    class_weighting: str | None = setting(
+        None,
+        help="loss weights per class, balanced = inverse frequency (default: the recipe's; paper none)",
+        choices=CLASS_WEIGHTINGS,
+    )
+    selection_metric: str | None = setting(
+        None,
+        help="which validation score picks the kept epoch (default: the recipe's; paper val_accuracy)",
+        choices=SELECTION_METRICS,
+    )
     seed: int = setting(0, help="seed of the split, the weights and the shuffling")
     dropout: tuple[float, float, float] = setting(
         (0.3, 0.3, 0.3), help="dropout after each of the three pooling layers", metavar=("D1", "D2", "D3")
@@ -54,7 +107,9 @@ class TrainConfig:
     validation_size: float = setting(0.1, help="fraction of the training side used for model selection")
     fold: int = setting(0, help="which fold is the test part under grouped protocols")
     early_stopping_patience: int = setting(
-        0, help="stop after this many epochs without a better val_accuracy (0: off)", aliases=("--patience",)
+        0,
+        help="stop after this many epochs without a better selection metric (0: off)",
+        aliases=("--patience",),
     )
     train_faces_per_class: int | None = setting(
         None, help="class-balanced cap on the training part; the test part is never reduced (none: all)"
@@ -63,6 +118,17 @@ class TrainConfig:
         2048,
         help="training parts larger than this stream from the memory-mapped shards (same results)",
         checked=False,  # how faces are fed, not which: a rerun may change it
+    )
+    init_from: str | None = setting(
+        None,
+        help="start from this run folder or .keras model (same image size; new head rows for new classes)",
+    )
+    freeze_epochs: int = setting(0, help="with --init-from: epochs with the convolutions frozen first")
+    threads: int | None = setting(
+        None,
+        help="TensorFlow threads of this run (none: all cores); results can differ in the last digits "
+        "between thread counts, so it is recorded",
+        checked=False,
     )
     extra: dict = setting(
         default_factory=dict, help="free-form tags (e.g. ablation cell) kept with the run", cli=False
@@ -74,8 +140,13 @@ class TrainConfig:
             raise ValueError(f"unknown protocol {self.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be ≥ 1, got {self.epochs}, {self.batch_size}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        self.settings()  # validates the recipe and its overrides
+        if self.freeze_epochs < 0 or (self.freeze_epochs and not self.init_from):
+            raise ValueError("freeze_epochs needs --init-from and must be ≥ 0")
+
+    def settings(self) -> Recipe:
+        """The recipe's ingredients with this run's overrides applied."""
+        return resolve_recipe(self.recipe, {name: getattr(self, name) for name in RECIPE_FIELDS})
 
 
 def make_dataset(
@@ -87,11 +158,15 @@ def make_dataset(
     seed: int = 0,
     image_size: int | None = None,
     in_memory_limit_mb: int = 2048,
+    augment: bool = False,
+    one_hot_classes: int | None = None,
 ):
-    """A batched, prefetched ``tf.data.Dataset`` of ``(faces uint8 (b, s, s, 1), class index)``.
+    """A batched, prefetched ``tf.data.Dataset`` of ``(faces (b, s, s, 1), class index)`` (or one-hot
+    targets of ``one_hot_classes`` classes, which label smoothing needs).
 
     Small selections are gathered into memory once; larger ones stream batch by batch from the
-    memory-mapped shards (one gather per batch), so MEAD-scale caches never need to fit in RAM.
+    memory-mapped shards (one gather per batch), so MEAD-scale caches never need to fit in RAM. Faces are
+    uint8, or float32 0–255 when resized or augmented (:func:`fer_utils.training.augment.augment_batch`).
     """
     import tensorflow as tf
 
@@ -122,6 +197,12 @@ def make_dataset(
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
+    if augment:
+        from fer_utils.training.augment import augment_batch
+
+        dataset = dataset.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if one_hot_classes:
+        dataset = dataset.map(lambda faces, labels: (faces, tf.one_hot(labels, one_hot_classes)))
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -156,40 +237,12 @@ def _cap_per_class(index: pd.DataFrame, face_ids: np.ndarray, cap: int | None, s
     return np.sort(kept.index.to_numpy())
 
 
-def stall_reason(history: pd.DataFrame, majority_rate: float) -> str | None:
-    """Why a run counts as not having learned (best training accuracy within :data:`STALL_MARGIN` of
-    the majority-class rate), or None when it learned."""
-    best = float(history["accuracy"].max())
-    if best >= majority_rate + STALL_MARGIN:
-        return None
-    return (
-        f"best training accuracy {best:.3f} stayed within {STALL_MARGIN} of the majority-class rate "
-        f"{majority_rate:.3f}: the network did not learn (try another seed, a lower learning rate or more epochs)"
-    )
-
-
-def _held_out_callback(dataset, targets):
-    """Keras callback adding ``test_loss`` / ``test_accuracy`` (the paper's curves against the held-out
-    20 %) to each epoch's logs; it never influences training or model selection."""
-    import keras
-
-    class HeldOutCurve(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            probabilities = self.model.predict(dataset, verbose=0)
-            picked = np.clip(probabilities[np.arange(len(targets)), targets], 1e-7, 1.0)
-            regularization = float(sum(float(loss) for loss in self.model.losses))
-            logs["test_loss"] = float(-np.log(picked).mean()) + regularization
-            logs["test_accuracy"] = float((probabilities.argmax(axis=1) == targets).mean())
-
-    return HeldOutCurve()
-
-
 def train_run(
     cache_dir: str | os.PathLike,
     run_dir: str | os.PathLike,
     config: TrainConfig | None = None,
     overwrite: bool = False,
-    verbose: int = 2,
+    verbose: int = 0,
     **overrides,
 ) -> rundir.Run:
     """Train and evaluate the paper CNN on a face cache and write a run directory.
@@ -200,18 +253,19 @@ def train_run(
             last and marks the run complete.
         config: the run's parameters; keyword ``overrides`` replace single fields.
         overwrite: replace a complete run already in ``run_dir`` (otherwise ValueError).
-        verbose: Keras fit verbosity (2 = one line per epoch).
+        verbose: 0 silent, 1 one progress bar over the epochs with the last epoch's scores.
 
     Returns:
         The finished :class:`fer_utils.training.rundir.Run`.
     """
     config = TrainConfig(**{**asdict(config or TrainConfig()), **overrides})
+    settings = config.settings()
     writer = rundir.RunWriter(run_dir, overwrite)
     cache = open_training_cache(cache_dir)
     split, train_ids = split_faces(cache.index, config)
     targets = class_targets(cache)
     image_size = config.image_size or cache.image_size
-    keras = _seeded_keras(config.seed)
+    keras = _seeded_keras(config.seed, config.threads)
     parts = {"train": train_ids, "validation": split.validation, "test": split.test}
     datasets = {
         name: make_dataset(
@@ -223,26 +277,30 @@ def train_run(
             seed=config.seed,
             image_size=image_size,
             in_memory_limit_mb=config.in_memory_limit_mb,
+            augment=settings.augment and name == "train",
+            one_hot_classes=len(cache.labels) if settings.label_smoothing and name == "train" else None,
         )
         for name, ids in parts.items()
     }
-    model = compiled_model(len(cache.labels), image_size, config)
+    model, transfer = initial_model(cache.labels, image_size, config)
     run_config = run_config_record(writer.path, cache, config, image_size, split, train_ids)
-    writer.write_config(run_config)
+    writer.write_config({**run_config, "transfer": transfer})
     writer.write_split(split_table(split, train_ids))
-    history, train_seconds = fit_model(
-        model, datasets, targets[split.test], config, writer.model_path, verbose
-    )
-    writer.write_history(history)
+    probe = probe_faces(cache, train_ids, targets, image_size, config.seed)
+    part_targets = {name: targets[ids] for name, ids in parts.items()}
+    fitted = fit_model(model, datasets, part_targets, probe, config, writer.model_path, verbose)
+    writer.write_history(fitted.history)
     best = keras.models.load_model(writer.model_path)
     probabilities = best.predict(datasets["test"], verbose=0)
     faces = cache.index.set_index("face_id")
     predictions = predictions_table(faces.loc[split.test].reset_index(), probabilities, cache.labels)
     writer.write_predictions(predictions)
-    majority_rate = float(faces.loc[train_ids, "label"].value_counts(normalize=True).max())
-    metrics = run_metrics(
-        run_config, history, predictions, int(best.count_params()), majority_rate, train_seconds
-    )
+    validation_predicted = best.predict(datasets["validation"], verbose=0).argmax(axis=1)
+    validation_labels = {
+        "present": sorted(set(faces.loc[split.validation, "label"])),
+        "predicted": sorted({cache.labels[i] for i in validation_predicted}),
+    }
+    metrics = run_metrics(run_config, fitted, predictions, int(best.count_params()), validation_labels)
     writer.write_metrics(metrics)
     return rundir.load_run(writer.path)
 
@@ -274,7 +332,7 @@ def class_targets(cache: FaceCache) -> np.ndarray:
     return cache.index["label"].map(class_of).to_numpy(np.int32)
 
 
-def _seeded_keras(seed: int):
+def _seeded_keras(seed: int, threads: int | None = None):
     """Import Keras with oneDNN on, seed everything and make TensorFlow ops deterministic."""
     # oneDNN kernels roughly double CPU training speed; TensorFlow leaves them off on CPUs without
     # AVX512-VNNI/BF16 (measured 4–6 vs ~50 img/s). Takes effect only if TensorFlow is not imported yet.
@@ -282,35 +340,104 @@ def _seeded_keras(seed: int):
     import keras
     import tensorflow as tf
 
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # TensorFlow already ran ops in this process: its pools are fixed
+            pass
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     return keras
 
 
-def compiled_model(classes: int, image_size: int, config: TrainConfig):
-    """The paper CNN with the config's dropout and L1, compiled with Adam and cross-entropy."""
-    import keras
-
+def initial_model(labels: list[str], image_size: int, config: TrainConfig):
+    """The paper CNN for ``labels``, initialised from ``config.init_from`` when given; returns the model
+    and what the transfer copied (None without ``init_from``)."""
     from fer_utils.training.model import build_paper_cnn
 
-    model = build_paper_cnn(classes, image_size, config.dropout, config.l1)
+    settings = config.settings()
+    model = build_paper_cnn(len(labels), image_size, config.dropout, config.l1, settings.input_scaling)
+    if not config.init_from:
+        return model, None
+    import keras
+
+    from fer_utils.training.transfer import resolve_source, transfer_weights
+
+    path, source_labels = resolve_source(config.init_from)
+    source = keras.models.load_model(path, compile=False)
+    report = transfer_weights(source, model, source_labels, list(labels))
+    return model, {"source": str(path.resolve()), "source_labels": source_labels, **report}
+
+
+def compile_model(model, config: TrainConfig, steps_per_epoch: int, epochs: int) -> None:
+    """Adam with the recipe's learning rate, warm-up and schedule over ``epochs``; cross-entropy with
+    the recipe's label smoothing."""
+    import keras
+
+    settings = config.settings()
+    rate = settings.learning_rate
+    if settings.lr_schedule == "cosine" or settings.warmup_epochs:
+        warmup = int(round(settings.warmup_epochs * steps_per_epoch))
+        rate = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if warmup else settings.learning_rate,
+            decay_steps=max(1, epochs * steps_per_epoch - warmup),
+            alpha=1.0 if settings.lr_schedule == "constant" else 0.0,  # alpha 1: no decay after warm-up
+            warmup_target=settings.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
+        optimizer=keras.optimizers.Adam(rate),
+        loss=_loss(settings.label_smoothing),
         metrics=["accuracy"],
     )
-    return model
+
+
+def _loss(label_smoothing: float):
+    """Cross-entropy on class indices, or on one-hot targets when smoothing them."""
+    import keras
+
+    if label_smoothing:
+        return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+    return keras.losses.SparseCategoricalCrossentropy()
+
+
+def class_weights(train_targets: np.ndarray, classes: int, weighting: str) -> dict | None:
+    """Loss weight per class index: None, or inverse frequency normalised to mean 1 (``balanced``)."""
+    if weighting == "none":
+        return None
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(train_targets)
+    weights = compute_class_weight("balanced", classes=present, y=train_targets)
+    return {int(c): float(w) for c, w in zip(present, weights, strict=True)} | {
+        c: 1.0 for c in range(classes) if c not in present
+    }
+
+
+def probe_faces(cache: FaceCache, train_ids, targets, image_size: int, seed: int, size: int = 256):
+    """A fixed sample of training faces (float32, the run's image size) and their classes, on which the
+    diagnostics are measured and dead units are detected."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.choice(train_ids, size=min(size, len(train_ids)), replace=False))
+    faces = cache.faces(ids)[..., None].astype(np.float32)
+    if image_size != cache.image_size:
+        faces = tf.image.resize(faces, (image_size, image_size), antialias=True).numpy()
+    return faces, targets[ids]
 
 
 def run_config_record(
     run_dir: Path, cache: FaceCache, config: TrainConfig, image_size: int, split: Split, train_ids: np.ndarray
 ) -> dict:
-    """What ``config.json`` records: the parameters, the data they ran on and the split's sizes."""
+    """What ``config.json`` records: the parameters, the recipe as applied, the data and the split."""
     sizes = {
         "train": int(len(train_ids)),
         "validation": int(len(split.validation)),
         "test": int(len(split.test)),
     }
+    settings = config.settings()
     return {
         "run_name": run_dir.name,
         "dataset": str(cache.config.get("dataset", "")),
@@ -318,6 +445,8 @@ def run_config_record(
         "cache_key": cache.key,
         "preprocessing": cache.config,
         **asdict(config),
+        "recipe_settings": asdict(settings),
+        "recipe_label": recipe_label(config.recipe, settings),
         "image_size": image_size,
         "labels": cache.labels,
         "split": {
@@ -338,65 +467,143 @@ def split_table(split: Split, train_ids: np.ndarray) -> pd.DataFrame:
     return pd.concat([pd.DataFrame({"face_id": train_ids, "part": "train"}), parts]).sort_values("face_id")
 
 
+@dataclass
+class FitResult:
+    """What :func:`fit_model` hands on: the per-epoch history and what happened along the way."""
+
+    history: pd.DataFrame
+    seconds: float
+    initial_diagnostics: dict
+    recycled: list  # (epoch, units revived)
+    selection_metric: str
+
+
 def fit_model(
-    model, datasets: dict, test_targets: np.ndarray, config: TrainConfig, model_path: Path, verbose: int
-) -> tuple[pd.DataFrame, float]:
-    """Fit with the best-validation checkpoint (and early stopping if asked); returns the per-epoch
-    history (with the held-out test curve) and the training seconds."""
+    model,
+    datasets: dict,
+    targets: dict,
+    probe: tuple,
+    config: TrainConfig,
+    model_path: Path,
+    verbose: int = 0,
+) -> FitResult:
+    """Fit with the recipe; keep the epoch with the best validation score (``selection_metric``).
+
+    Every epoch's logs get the validation and held-out test scores and the bottleneck diagnostics
+    (:func:`fer_utils.training.callbacks.evaluation_callback`); the test scores only draw the paper's
+    curves. With ``freeze_epochs`` the convolutions stay frozen for the first epochs (transfer).
+    """
     import keras
 
+    from fer_utils.training.callbacks import (
+        bottleneck_diagnostics,
+        evaluation_callback,
+        progress_callback,
+        recycle_callback,
+    )
+
+    settings = config.settings()
+    monitor = settings.selection_metric
+    recycled: list = []
     callbacks = [
-        _held_out_callback(datasets["test"], test_targets),
-        keras.callbacks.ModelCheckpoint(model_path, monitor="val_accuracy", mode="max", save_best_only=True),
+        evaluation_callback(
+            {"val": datasets["validation"], "test": datasets["test"]},
+            {"val": targets["validation"], "test": targets["test"]},
+            *probe,
+        ),
+        keras.callbacks.ModelCheckpoint(model_path, monitor=monitor, mode="max", save_best_only=True),
     ]
+    if settings.recycle_dead_units:
+        callbacks.append(recycle_callback(probe[0], config.seed, recycled))
     if config.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor="val_accuracy", mode="max", patience=config.early_stopping_patience
+                monitor=monitor, mode="max", patience=config.early_stopping_patience
             )
         )
+    if verbose:
+        callbacks.append(progress_callback(config.epochs, Path(model_path).parent.name))
+    weights = class_weights(targets["train"], model.output_shape[-1], settings.class_weighting)
+    steps = int(datasets["train"].cardinality())
+    initial = bottleneck_diagnostics(model, *probe)
     started = time.perf_counter()
-    fit = model.fit(
-        datasets["train"],
-        validation_data=datasets["validation"],
-        epochs=config.epochs,
-        callbacks=callbacks,
-        shuffle=False,  # the tf.data pipeline shuffles (seeded)
-        verbose=verbose,
+    histories = []
+    phases = (
+        [(config.freeze_epochs, False), (config.epochs, True)]
+        if config.freeze_epochs
+        else [(config.epochs, True)]
     )
-    train_seconds = time.perf_counter() - started
-    history = pd.DataFrame(fit.history)
+    done = 0
+    for until, convolutions_trainable in phases:
+        for layer in model.layers:
+            if layer.name.startswith("conv"):
+                layer.trainable = convolutions_trainable
+        compile_model(model, config, steps, until - done)
+        fit = model.fit(
+            datasets["train"],
+            initial_epoch=done,
+            epochs=until,
+            callbacks=callbacks,
+            class_weight=weights,
+            shuffle=False,  # the tf.data pipeline shuffles (seeded)
+            verbose=0,
+        )
+        histories.append(pd.DataFrame(fit.history))
+        done = until
+    seconds = time.perf_counter() - started
+    for callback in callbacks:
+        getattr(callback, "close", lambda: None)()
+    history = pd.concat(histories, ignore_index=True)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
-    return history, train_seconds
+    return FitResult(history, seconds, initial, recycled, monitor)
 
 
 def run_metrics(
     run_config: dict,
-    history: pd.DataFrame,
+    fitted: FitResult,
     predictions: pd.DataFrame,
     num_params: int,
-    majority_rate: float,
-    train_seconds: float,
+    validation_labels: dict,
 ) -> dict:
-    """What ``metrics.json`` records: scores, the course of training and the stall flag."""
-    stalled = stall_reason(history, majority_rate)
+    """What ``metrics.json`` records: scores, baselines on the test part, the health flags and the
+    course of training."""
+    history = fitted.history
+    labels = run_config["labels"]
+    scores = evaluate_predictions(predictions, labels)
+    baselines = majority_baselines(predictions["true_label"], labels)
+    flags = health_flags(
+        scores["frame"], baselines, labels, validation_labels["present"], validation_labels["predicted"]
+    )
+    best_row = int(history[fitted.selection_metric].idxmax())
     return {
         "status": "complete",
         "dataset": run_config["dataset"],
         "protocol": run_config["protocol"],
-        "labels": run_config["labels"],
+        "recipe": run_config["recipe"],
+        "recipe_label": run_config["recipe_label"],
+        "labels": labels,
         "num_params": num_params,
         "split": run_config["split"],
-        "majority_rate": majority_rate,
+        "baselines": baselines,
+        "majority_rate": baselines["majority_rate"],
         "final_train_accuracy": float(history["accuracy"].iloc[-1]),
         "best_train_accuracy": float(history["accuracy"].max()),
-        "best_epoch": int(history["val_accuracy"].idxmax()) + 1,
-        "best_val_accuracy": float(history["val_accuracy"].max()),
+        "selection_metric": fitted.selection_metric,
+        "best_epoch": best_row + 1,
+        "best_val_accuracy": float(history["val_accuracy"].iloc[best_row]),
+        "best_val_macro_f1": float(history["val_macro_f1"].iloc[best_row]),
         "epochs_run": int(len(history)),
-        "train_seconds": round(train_seconds, 2),
-        "stalled": stalled is not None,
-        "stalled_reason": stalled,
-        **evaluate_predictions(predictions, run_config["labels"]),
+        "train_seconds": round(fitted.seconds, 2),
+        "diagnostics": {
+            "initial_dead_units": fitted.initial_diagnostics["dead_units"],
+            "initial_grad_norm": fitted.initial_diagnostics["grad_norm"],
+            "final_dead_units": float(history["dead_units"].iloc[-1]),
+            "max_dead_units": float(history["dead_units"].max()),
+            "recycled_units": [{"epoch": epoch, "units": units} for epoch, units in fitted.recycled],
+        },
+        "validation_classes_predicted": validation_labels["predicted"],
+        **flags,
+        **scores,
     }
 
 
@@ -422,6 +629,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output = parser.add_argument_group("output")
     output.add_argument("--out", "--run-dir", dest="out", required=True, help="the run folder to write")
     output.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    seeds = parser.add_argument_group("seeds")
+    seeds.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        metavar="SEED",
+        help="one run per seed in --out/seed-<k>, in parallel, plus seeds.csv / seeds.json "
+        "(mean ± sd, min, max, how many converged); --seed is then ignored",
+    )
+    seeds.add_argument(
+        "--workers", type=int, help="with --seeds: runs at once (default: one per core, 1 thread each)"
+    )
     add_config_arguments(parser.add_argument_group("training (TrainConfig)"), TrainConfig)
     parser.set_defaults(func=_cli_train)
 
@@ -440,6 +659,14 @@ def _cli_train(args) -> int:
         )
         cache_dir = cache.cache_dir
         print(f"face cache: {cache_dir} ({len(cache)} faces, {len(cache.skipped)} skipped)")
-    run = train_run(cache_dir, args.out, config_from_args(TrainConfig, args), overwrite=args.overwrite)
+    config = config_from_args(TrainConfig, args)
+    if args.seeds:
+        from fer_utils.training.seeds import describe_seeds, train_seeds
+
+        summary = train_seeds(cache_dir, args.out, config, args.seeds, args.workers, args.overwrite)
+        print(describe_seeds(summary))
+        print(f"runs and summary (seeds.csv, seeds.json) in {args.out}")
+        return 1 if summary["failed"] else 0
+    run = train_run(cache_dir, args.out, config, overwrite=args.overwrite, verbose=1)
     print(run.summary())
     return 0

@@ -81,7 +81,7 @@ GRID_FILE = "grid.json"
 RUNS_FOLDER = "runs"
 
 #: TrainConfig fields the grid sets per run; every other field is shared by all runs of a grid.
-VARIED_FIELDS = ("seed", "dropout", "l1")
+VARIED_FIELDS = ("seed", "dropout", "l1", "threads")
 #: The ablation's own training defaults (shorter than a full run); everything else is TrainConfig's.
 TRAINING_DEFAULTS = {"epochs": DEFAULT_EPOCHS}
 #: Training parameters a finished run must share with the grid to be reused by a rerun: every

@@ -1,0 +1,125 @@
+"""Keras callbacks of a training run: per-epoch evaluation and diagnostics, and a progress bar."""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Name of the paper CNN's 16-unit bottleneck layer (see :func:`fer_utils.training.model.build_paper_cnn`).
+BOTTLENECK_LAYER = "dense"
+
+
+def epoch_scores(probabilities: np.ndarray, targets: np.ndarray, regularization: float = 0.0) -> dict:
+    """Loss (cross-entropy + regularization), accuracy, macro F1 and the number of classes predicted."""
+    from sklearn.metrics import f1_score
+
+    predicted = probabilities.argmax(axis=1)
+    picked = np.clip(probabilities[np.arange(len(targets)), targets], 1e-7, 1.0)
+    return {
+        "loss": float(-np.log(picked).mean()) + regularization,
+        "accuracy": float((predicted == targets).mean()),
+        "macro_f1": float(f1_score(targets, predicted, average="macro", zero_division=0)),
+        "classes_predicted": int(len(np.unique(predicted))),
+    }
+
+
+def bottleneck_diagnostics(model, probe_faces: np.ndarray, probe_targets: np.ndarray) -> dict:
+    """Health of the network on a fixed probe of training faces (inference mode).
+
+    ``dead_units``: fraction of the bottleneck's ReLUs that output 0 for every probe face (they pass no
+    gradient, so they rarely recover); ``grad_norm``: global norm of the loss gradient over all weights.
+    """
+    import keras
+    import tensorflow as tf
+
+    bottleneck = keras.Model(model.inputs, model.get_layer(BOTTLENECK_LAYER).output)
+    activations = bottleneck.predict(probe_faces, verbose=0, batch_size=256)
+    with tf.GradientTape() as tape:
+        probabilities = model(probe_faces, training=False)
+        loss = keras.losses.sparse_categorical_crossentropy(probe_targets, probabilities)
+        loss = tf.reduce_mean(loss)
+    gradients = tape.gradient(loss, model.trainable_variables)
+    return {
+        "dead_units": float((activations.max(axis=0) <= 0).mean()),
+        "grad_norm": float(tf.linalg.global_norm([g for g in gradients if g is not None])),
+    }
+
+
+def evaluation_callback(datasets: dict, targets: dict, probe_faces, probe_targets):
+    """Callback adding, after each epoch, ``<part>_loss/_accuracy/_macro_f1/_classes_predicted`` for each
+    named dataset (``val`` for validation, ``test`` for the held-out part) and the bottleneck diagnostics.
+
+    It replaces Keras' own validation pass (one prediction per part and epoch) and must come before the
+    checkpoint callbacks that monitor its keys. The test scores only draw the paper's curves; they never
+    choose a model.
+    """
+    import keras
+
+    class EpochEvaluation(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            regularization = float(sum(float(loss) for loss in self.model.losses))
+            for part, dataset in datasets.items():
+                probabilities = self.model.predict(dataset, verbose=0)
+                scores = epoch_scores(probabilities, targets[part], regularization)
+                logs.update({f"{part}_{name}": value for name, value in scores.items()})
+            logs.update(bottleneck_diagnostics(self.model, probe_faces, probe_targets))
+
+    return EpochEvaluation()
+
+
+def progress_callback(epochs: int, description: str, position: int | None = None):
+    """One tqdm bar per run: epochs done, ETA and the last epoch's key scores."""
+    import keras
+    from tqdm.auto import tqdm
+
+    class EpochProgress(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            if not hasattr(self, "bar"):
+                self.bar = tqdm(total=epochs, desc=description, unit="epoch", position=position, leave=True)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            shown = {"loss": "loss", "accuracy": "acc", "val_accuracy": "val_acc", "val_macro_f1": "val_f1"}
+            self.bar.set_postfix(
+                {short: f"{logs[key]:.3f}" for key, short in shown.items() if key in logs}, refresh=False
+            )
+            self.bar.update(1)
+
+        def close(self):
+            if hasattr(self, "bar"):
+                self.bar.close()
+
+    return EpochProgress()
+
+
+def dead_units(model, probe_faces: np.ndarray) -> np.ndarray:
+    """Boolean mask of the bottleneck's ReLUs that output 0 for every probe face."""
+    import keras
+
+    bottleneck = keras.Model(model.inputs, model.get_layer(BOTTLENECK_LAYER).output)
+    return bottleneck.predict(probe_faces, verbose=0, batch_size=256).max(axis=0) <= 0
+
+
+def recycle_callback(probe_faces: np.ndarray, seed: int, log: list):
+    """Revive dead bottleneck units after each epoch (ReDo, Sokar et al. 2023): a unit that outputs 0 on
+    every probe face gets fresh Glorot-uniform input weights and a zero bias, and its outgoing weights
+    are zeroed so the revival does not disturb the current predictions. The architecture and parameter
+    count are unchanged. Each revival is appended to ``log`` as ``(epoch, units)``."""
+    import keras
+
+    class RecycleDeadUnits(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            dead = dead_units(self.model, probe_faces)
+            if not dead.any():
+                return
+            bottleneck, head = self.model.get_layer(BOTTLENECK_LAYER), self.model.layers[-1]
+            kernel, bias = bottleneck.get_weights()
+            head_kernel, head_bias = head.get_weights()
+            fresh = keras.initializers.GlorotUniform(seed=seed * 1000 + epoch)(kernel.shape)
+            kernel[:, dead] = np.asarray(fresh)[:, dead]
+            bias[dead] = 0.0
+            head_kernel[dead, :] = 0.0
+            bottleneck.set_weights([kernel, bias])
+            head.set_weights([head_kernel, head_bias])
+            log.append((epoch + 1, int(dead.sum())))
+
+    return RecycleDeadUnits()

@@ -1,0 +1,171 @@
+"""Seeds as a first-class axis: one run per seed, in parallel within the CPU budget, and a summary of
+the distribution (mean ± sd, min, max, how many converged) — never one lucky seed.
+
+Layout of a seeds folder::
+
+    seed-<k>/          a run directory per seed (fer_utils.training.rundir)
+    seeds.csv          one row per seed: scores and health flags
+    seeds.json         the distribution of each score and the counts of converged / stalled / underfit
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pandas as pd
+
+from fer_utils.files import atomic_write_csv, atomic_write_json
+from fer_utils.parallel import default_workers, parallel_map
+from fer_utils.training import rundir
+
+SEEDS_TABLE_FILE = "seeds.csv"
+SEEDS_SUMMARY_FILE = "seeds.json"
+#: Scores summarised over seeds: column → where it is in metrics.json.
+SEED_SCORES = {
+    "test_accuracy": ("frame", "accuracy"),
+    "test_macro_f1": ("frame", "macro_f1"),
+    "best_val_accuracy": ("best_val_accuracy",),
+    "best_val_macro_f1": ("best_val_macro_f1",),
+}
+
+
+def seed_run_name(seed: int) -> str:
+    return f"seed-{seed}"
+
+
+def plan_threads(runs: int, workers: int | None, threads: int | None) -> tuple[int, int]:
+    """``(parallel runs, TensorFlow threads per run)`` that fit the cores: by default as many runs at
+    once as cores (one thread each), which trains this small CNN faster than one run on all cores."""
+    cores = default_workers()
+    workers = max(1, min(workers or cores, runs))
+    return workers, threads or max(1, cores // workers)
+
+
+def _train_one(task: dict) -> dict:
+    """Worker: one seed's run (TensorFlow imported here, after the fork, with the run's thread count)."""
+    from fer_utils.training.train import TrainConfig, train_run
+
+    config = TrainConfig(**task["config"])
+    try:
+        run = train_run(task["cache_dir"], task["run_dir"], config, overwrite=task["overwrite"])
+    except Exception as error:  # one failed seed must not lose the others
+        return {"seed": config.seed, "run_dir": task["run_dir"], "error": f"{type(error).__name__}: {error}"}
+    return {"seed": config.seed, "run_dir": str(run.path), "error": None}
+
+
+def train_seeds(
+    cache_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config,
+    seeds: Iterable[int],
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Train ``config`` once per seed into ``out_dir/seed-<k>`` and summarise the distribution.
+
+    Finished seeds are kept (a rerun trains only what is missing) unless ``overwrite``. Returns the
+    summary written to ``seeds.json`` (see :func:`summarize_seeds`); failed seeds are listed there.
+    """
+    seeds = list(dict.fromkeys(int(seed) for seed in seeds))
+    if not seeds:
+        raise ValueError("give at least one seed")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    workers, threads = plan_threads(len(seeds), workers, config.threads)
+    tasks = [
+        {
+            "cache_dir": str(cache_dir),
+            "run_dir": str(out / seed_run_name(seed)),
+            "config": asdict(replace(config, seed=seed, threads=threads)),
+            "overwrite": overwrite,
+        }
+        for seed in seeds
+        if overwrite or not rundir.is_finished(out / seed_run_name(seed))
+    ]
+    failures = {}
+    results = parallel_map(_train_one, tasks, workers=workers, start_method="spawn")
+    if progress and tasks:
+        from tqdm.auto import tqdm
+
+        results = tqdm(
+            results, total=len(tasks), desc=f"{len(tasks)} seeds × {threads} thread(s)", unit="run"
+        )
+    for result in results:
+        if result["error"]:
+            failures[result["seed"]] = result["error"]
+    runs = [rundir.load_run(out / seed_run_name(seed)) for seed in seeds if seed not in failures]
+    return write_seed_summary(out, runs, failures)
+
+
+def seed_table(runs: Sequence[rundir.Run]) -> pd.DataFrame:
+    """One row per run: seed, recipe, scores and health flags."""
+    rows = []
+    for run in runs:
+        row = {"seed": run.config.get("seed"), "run": run.name, "recipe": run.recipe}
+        for column, keys in SEED_SCORES.items():
+            value = run.metrics
+            for key in keys:
+                value = value.get(key) if isinstance(value, dict) else None
+            row[column] = value
+        row |= {flag: bool(run.metrics.get(flag)) for flag in ("stalled", "underfit")}
+        row["converged"] = not (row["stalled"] or row["underfit"])
+        row["majority_rate"] = run.metrics.get("majority_rate")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarize_seeds(table: pd.DataFrame) -> dict:
+    """Per score: mean, sd (n − 1), min, max, spread (max − min); and the counts of runs."""
+    summary = {
+        "runs": int(len(table)),
+        "converged": int(table["converged"].sum()) if len(table) else 0,
+        "stalled": int(table["stalled"].sum()) if len(table) else 0,
+        "underfit": int(table["underfit"].sum()) if len(table) else 0,
+        "scores": {},
+    }
+    for column in SEED_SCORES:
+        values = pd.to_numeric(table.get(column, pd.Series(dtype=float)), errors="coerce").dropna()
+        if values.empty:
+            continue
+        summary["scores"][column] = {
+            "mean": float(values.mean()),
+            "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "min": float(values.min()),
+            "max": float(values.max()),
+            "spread": float(values.max() - values.min()),
+        }
+    return summary
+
+
+def write_seed_summary(out_dir: Path, runs: Sequence[rundir.Run], failures: dict | None = None) -> dict:
+    """Write ``seeds.csv`` and ``seeds.json`` for ``runs`` (all of one configuration)."""
+    table = seed_table(runs)
+    summary = summarize_seeds(table) | {
+        "seeds": [int(seed) for seed in table["seed"]] if len(table) else [],
+        "recipe": runs[0].recipe if runs else None,
+        "failed": {str(seed): error for seed, error in (failures or {}).items()},
+    }
+    atomic_write_csv(out_dir / SEEDS_TABLE_FILE, table)
+    atomic_write_json(out_dir / SEEDS_SUMMARY_FILE, summary)
+    return summary
+
+
+def describe_seeds(summary: dict) -> str:
+    """A terminal paragraph: test accuracy and macro F1 as mean ± sd [min–max] and the counts."""
+    lines = [
+        f"{summary['runs']} seeds ({summary.get('recipe')}): {summary['converged']} converged, "
+        f"{summary['stalled']} stalled, {summary['underfit']} underfit"
+    ]
+    for column in ("test_accuracy", "test_macro_f1"):
+        stats = summary["scores"].get(column)
+        if stats:
+            lines.append(
+                f"  {column.replace('_', ' ')}: {stats['mean']:.4f} ± {stats['sd']:.4f} "
+                f"[{stats['min']:.4f} – {stats['max']:.4f}]"
+            )
+    lines.extend(f"  seed {seed} FAILED: {error}" for seed, error in summary.get("failed", {}).items())
+    return "\n".join(lines)

@@ -1,0 +1,133 @@
+"""The pieces that make training reliable: recipes, augmentation, diagnostics, unit recycling, health
+flags and transfer (fast tier; the real-data convergence check is in test_train_real.py)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_utils.training.augment import AugmentConfig, augment_batch
+from fer_utils.training.callbacks import bottleneck_diagnostics, dead_units, recycle_callback
+from fer_utils.training.health import health_flags, stall_reason, majority_baselines, underfit_reason
+from fer_utils.training.model import build_paper_cnn
+from fer_utils.training.recipes import RECIPES
+from fer_utils.training.transfer import transfer_weights
+
+
+@pytest.fixture(scope="module")
+def faces():
+    """32 real 48×48 grayscale crops of the astronaut photo, shifted a little each."""
+    from skimage.data import astronaut
+
+    face = cv2.cvtColor(astronaut()[20:220, 150:330], cv2.COLOR_RGB2GRAY)
+    crops = [cv2.resize(face[i % 8 : 180 + i % 8, i % 5 : 170 + i % 5], (48, 48)) for i in range(32)]
+    return np.stack(crops)[..., None]
+
+
+def test_the_paper_recipe_is_the_published_setting():
+    paper = RECIPES["paper"]
+    assert (paper.learning_rate, paper.lr_schedule, paper.warmup_epochs) == (1e-3, "constant", 0.0)
+    assert (paper.input_scaling, paper.augment, paper.label_smoothing) == ("unit", False, 0.0)
+    assert not paper.recycle_dead_units and paper.class_weighting == "none"
+    assert paper.selection_metric == "val_accuracy"
+
+
+def test_augmentation_keeps_shape_range_and_changes_faces(faces):
+    import tensorflow as tf
+
+    tf.random.set_seed(0)
+    augmented, labels = augment_batch(tf.constant(faces), tf.range(32))
+    augmented = augmented.numpy()
+    assert augmented.shape == faces.shape and augmented.dtype == np.float32
+    assert augmented.min() >= 0 and augmented.max() <= 255
+    assert np.abs(augmented - faces).mean() > 5  # really changed
+    assert list(labels.numpy()) == list(range(32))
+
+
+def test_augmentation_without_changes_is_the_identity_and_flip_mirrors(faces):
+    import tensorflow as tf
+
+    still = AugmentConfig(
+        flip=False, max_rotation_degrees=0, max_scale=0, max_shift=0, max_brightness=0, max_contrast=0
+    )
+    same, _ = augment_batch(tf.constant(faces), tf.zeros(32), still)
+    np.testing.assert_allclose(same.numpy(), faces, atol=1e-3)
+    tf.random.set_seed(3)
+    flipped, _ = augment_batch(
+        tf.constant(faces), tf.zeros(32), AugmentConfig(**{**still.__dict__, "flip": True})
+    )
+    mirrored = [
+        np.allclose(out, face[:, ::-1], atol=1e-3) for out, face in zip(flipped.numpy(), faces, strict=True)
+    ]
+    unchanged = [np.allclose(out, face, atol=1e-3) for out, face in zip(flipped.numpy(), faces, strict=True)]
+    assert all(m or u for m, u in zip(mirrored, unchanged, strict=True))
+    assert 4 <= sum(mirrored) <= 28  # about half
+
+
+def _model_with_dead_units(units):
+    model = build_paper_cnn(2, image_size=48)
+    kernel, bias = model.get_layer("dense").get_weights()
+    bias[list(units)] = -1e3  # these ReLUs output 0 for any face
+    model.get_layer("dense").set_weights([kernel, bias])
+    return model
+
+
+def test_dead_units_and_diagnostics(faces):
+    model = _model_with_dead_units(range(5))
+    assert dead_units(model, faces)[:5].all()
+    diagnostics = bottleneck_diagnostics(model, faces.astype("float32"), np.arange(32) % 2)
+    assert diagnostics["dead_units"] >= 5 / 16
+    assert diagnostics["grad_norm"] > 0
+
+
+def test_recycling_revives_dead_units_without_changing_predictions(faces):
+    model = _model_with_dead_units(range(16))  # every unit dead: the model answers from the bias alone
+    before = model.predict(faces, verbose=0)
+    log = []
+    recycle = recycle_callback(faces, seed=0, log=log)
+    recycle.set_model(model)
+    recycle.on_epoch_end(0)
+    assert log == [(1, 16)]
+    assert not dead_units(model, faces).all()
+    np.testing.assert_allclose(model.predict(faces, verbose=0), before, atol=1e-6)
+
+
+def test_health_flags():
+    labels = ["happy", "sad", "angry"]
+    baselines = majority_baselines(["happy"] * 6 + ["sad"] * 3 + ["angry"], labels)
+    assert baselines["majority_label"] == "happy" and baselines["majority_rate"] == pytest.approx(0.6)
+    assert baselines["majority_macro_f1"] == pytest.approx((0.75 + 0 + 0) / 3)
+    assert "not 5% above always answering 'happy'" in stall_reason(0.62, baselines)
+    assert stall_reason(0.7, baselines) is None
+    assert "never predicts angry" in underfit_reason(0.9, 0.85, labels, labels, ["happy", "sad"])
+    assert "macro F1" in underfit_reason(0.8, 0.4, labels, labels, labels)
+    assert underfit_reason(0.8, 0.7, labels, labels, labels) is None
+    flags = health_flags({"accuracy": 0.8, "macro_f1": 0.7}, baselines, labels, labels, labels)
+    assert flags == {
+        "stalled": False,
+        "stalled_reason": None,
+        "underfit": False,
+        "underfit_reason": None,
+        "converged": True,
+    }
+    stalled = health_flags({"accuracy": 0.6, "macro_f1": 0.25}, baselines, labels, labels, ["happy"])
+    assert stalled["stalled"] and not stalled["underfit"] and not stalled["converged"]
+
+
+def test_transfer_copies_shared_layers_and_head_rows():
+    source = build_paper_cnn(3, image_size=48)
+    target = build_paper_cnn(4, image_size=48)
+    report = transfer_weights(source, target, ["happy", "sad", "angry"], ["neutral", "sad", "happy", "calm"])
+    assert report["copied"] == ["conv1", "conv2", "conv3", "dense"]
+    assert report["head_classes_copied"] == ["sad", "happy"] and report["head_classes_new"] == [
+        "neutral",
+        "calm",
+    ]
+    np.testing.assert_array_equal(
+        target.get_layer("conv2").get_weights()[0], source.get_layer("conv2").get_weights()[0]
+    )
+    source_kernel = source.get_layer("emotion").get_weights()[0]
+    target_kernel = target.get_layer("emotion").get_weights()[0]
+    np.testing.assert_array_equal(target_kernel[:, 2], source_kernel[:, 0])  # happy
+    np.testing.assert_array_equal(target_kernel[:, 1], source_kernel[:, 1])  # sad
+    with pytest.raises(ValueError, match="image size"):
+        transfer_weights(build_paper_cnn(3, image_size=64), target, ["a", "b", "c"], ["a", "b", "c", "d"])
