@@ -7,7 +7,7 @@ import pytest
 
 from fer_utils.training.augment import AugmentConfig, augment_batch
 from fer_utils.training.callbacks import bottleneck_diagnostics, dead_units, recycle_callback
-from fer_utils.training.health import health_flags, stall_reason, majority_baselines, underfit_reason
+from fer_utils.training.health import health_flags, majority_baselines, stall_reason, underfit_reason
 from fer_utils.training.model import build_paper_cnn
 from fer_utils.training.recipes import RECIPES
 from fer_utils.training.transfer import transfer_weights
