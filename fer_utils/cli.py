@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 #: Subcommand → (module with ``add_arguments``, one-line help), in the order of ``fer --help``.
@@ -27,6 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ablate": (
         "fer_utils.experiments.ablation",
         "the paper's dropout / L1 study: a grid of papermill-executed training runs, with table and figures",
+    ),
+    "study-recipes": (
+        "fer_utils.experiments.recipe_study",
+        "does each ingredient of the robust recipe earn its place? configurations × seeds, with a table",
     ),
     "report": (
         "fer_utils.viz.report",
@@ -64,6 +69,8 @@ def _command_in(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # TensorFlow's C++ info and warning lines are noise on a terminal; worker processes inherit this.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = sys.argv[1:] if argv is None else list(argv)
     command = _command_in(argv)
     parser = build_parser([command] if command else [])

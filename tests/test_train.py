@@ -257,3 +257,29 @@ def test_seeds_give_one_run_each_and_a_summary(fer2013_small_cache, tmp_path):
     written = (tmp_path / "seed-3" / "metrics.json").stat().st_mtime_ns
     train_seeds(fer2013_small_cache.cache_dir, tmp_path, config, [3, 4], workers=2, progress=False)
     assert (tmp_path / "seed-3" / "metrics.json").stat().st_mtime_ns == written  # finished seeds are kept
+
+
+def test_recipe_study_table_matches_its_seed_runs(fer2013_small_cache, tmp_path):
+    from fer_utils.experiments.recipe_study import folder_name, run_recipe_study
+
+    table = run_recipe_study(
+        fer2013_small_cache.cache_dir,
+        tmp_path,
+        TrainConfig(epochs=1),
+        seeds=[0],
+        configurations=["paper", "robust − recycling"],
+        workers=2,
+        progress=False,
+    )
+    assert table["configuration"].tolist() == ["paper", "robust − recycling"]
+    ablated = load_run(tmp_path / folder_name("robust − recycling") / "seed-0")
+    assert (
+        ablated.config["recipe"] == "robust"
+        and ablated.config["recipe_settings"]["recycle_dead_units"] is False
+    )
+    assert ablated.recipe == "robust (recycle_dead_units=False)"
+    row = table.set_index("configuration").loc["robust − recycling"]
+    assert row["test_accuracy_mean"] == pytest.approx(ablated.metrics["frame"]["accuracy"])
+    assert (tmp_path / "recipes.md").read_text().count("\n") == 4  # header, rule, two rows
+    with pytest.raises(ValueError, match="unknown configuration"):
+        run_recipe_study(fer2013_small_cache.cache_dir, tmp_path, TrainConfig(), [0], ["nonsense"])

@@ -70,35 +70,66 @@ def train_seeds(
     Finished seeds are kept (a rerun trains only what is missing) unless ``overwrite``. Returns the
     summary written to ``seeds.json`` (see :func:`summarize_seeds`); failed seeds are listed there.
     """
+    return train_seed_sets(cache_dir, {Path(out_dir): config}, seeds, workers, overwrite, progress)[
+        Path(out_dir)
+    ]
+
+
+def train_seed_sets(
+    cache_dir: str | os.PathLike,
+    configs: dict,
+    seeds: Iterable[int],
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """:func:`train_seeds` for several configurations (``{seeds folder: TrainConfig}``) sharing one pool
+    of workers, so no core idles between configurations. Returns ``{seeds folder: summary}``."""
     seeds = list(dict.fromkeys(int(seed) for seed in seeds))
     if not seeds:
         raise ValueError("give at least one seed")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    workers, threads = plan_threads(len(seeds), workers, config.threads)
+    folders = {Path(folder): config for folder, config in configs.items()}
+    pending = [
+        (folder, seed)
+        for seed in seeds
+        for folder in folders
+        if overwrite or not rundir.is_finished(folder / seed_run_name(seed))
+    ]
+    workers, threads = plan_threads(
+        max(1, len(pending)), workers, next(iter(folders.values())).threads if folders else None
+    )
     tasks = [
         {
             "cache_dir": str(cache_dir),
-            "run_dir": str(out / seed_run_name(seed)),
-            "config": asdict(replace(config, seed=seed, threads=threads)),
+            "run_dir": str(folder / seed_run_name(seed)),
+            "config": asdict(replace(folders[folder], seed=seed, threads=threads)),
             "overwrite": overwrite,
         }
-        for seed in seeds
-        if overwrite or not rundir.is_finished(out / seed_run_name(seed))
+        for folder, seed in pending
     ]
-    failures = {}
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
     results = parallel_map(_train_one, tasks, workers=workers, start_method="spawn")
     if progress and tasks:
         from tqdm.auto import tqdm
 
-        results = tqdm(
-            results, total=len(tasks), desc=f"{len(tasks)} seeds × {threads} thread(s)", unit="run"
-        )
+        results = tqdm(results, total=len(tasks), desc=f"{len(tasks)} runs × {threads} thread(s)", unit="run")
+    failures: dict = {folder: {} for folder in folders}
     for result in results:
         if result["error"]:
-            failures[result["seed"]] = result["error"]
-    runs = [rundir.load_run(out / seed_run_name(seed)) for seed in seeds if seed not in failures]
-    return write_seed_summary(out, runs, failures)
+            failures[Path(result["run_dir"]).parent][result["seed"]] = result["error"]
+    summaries = {}
+    for folder in folders:
+        runs = [rundir.load_run(folder / seed_run_name(s)) for s in seeds if s not in failures[folder]]
+        summaries[folder] = write_seed_summary(folder, runs, failures[folder])
+    return summaries
+
+
+def read_seed_summary(out_dir: str | os.PathLike) -> dict:
+    """A seeds folder's ``seeds.json``."""
+    import json
+
+    return json.loads((Path(out_dir) / SEEDS_SUMMARY_FILE).read_text())
 
 
 def seed_table(runs: Sequence[rundir.Run]) -> pd.DataFrame:

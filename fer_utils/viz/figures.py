@@ -94,6 +94,47 @@ def curves_figure(history: pd.DataFrame, title: str = "Training curves"):
     return figure
 
 
+#: Per-epoch diagnostics a run records (history.csv column → panel title).
+DIAGNOSTICS = {
+    "dead_units": "dead Dense(16) units (fraction)",
+    "grad_norm": "gradient norm (probe faces)",
+    "val_macro_f1": "validation macro F1",
+    "val_classes_predicted": "classes predicted on validation",
+}
+
+
+def diagnostics_figure(
+    history: pd.DataFrame, classes: int | None = None, title: str = "Training diagnostics"
+):
+    """The run's health per epoch: dead bottleneck units, gradient norm, validation macro F1 and how many
+    classes the model predicts (``classes``: the total, drawn as a line). Runs made before the
+    diagnostics existed get an empty figure with a note."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    present = [column for column in DIAGNOSTICS if column in history.columns]
+    figure = make_subplots(
+        rows=1, cols=max(1, len(present)), subplot_titles=[DIAGNOSTICS[c] for c in present]
+    )
+    for column_index, column in enumerate(present, start=1):
+        figure.add_trace(
+            go.Scatter(x=history["epoch"], y=history[column], mode="lines+markers", showlegend=False),
+            row=1,
+            col=column_index,
+        )
+        if column == "val_classes_predicted" and classes:
+            figure.add_hline(y=classes, line_dash="dot", row=1, col=column_index)
+        if column == "dead_units":
+            figure.update_yaxes(range=[-0.02, 1.02], row=1, col=column_index)
+        figure.update_xaxes(title_text="epoch", row=1, col=column_index)
+    if not present:
+        figure.add_annotation(
+            text="this run records no diagnostics (made before they existed)", showarrow=False
+        )
+    figure.update_layout(title=title, height=320)
+    return figure
+
+
 def metrics_table(metrics: dict, level: str = "frame") -> pd.DataFrame:
     """Per-class precision / recall / F1 / support, plus macro and weighted rows."""
     scores = metrics[level]
@@ -116,7 +157,14 @@ def summary_table(metrics: dict) -> pd.DataFrame:
     if metrics.get("video"):
         rows["accuracy (video)"] = round(metrics["video"]["accuracy"], 4)
         rows["macro F1 (video)"] = round(metrics["video"]["macro_f1"], 4)
+    if "recipe" in metrics:
+        rows["recipe"] = metrics.get("recipe_label") or metrics["recipe"]
+    baselines = metrics.get("baselines")
+    if baselines:
+        rows["always-majority baseline"] = f"{baselines['majority_rate']:.4f} ({baselines['majority_label']})"
     rows["stalled"] = metrics.get("stalled", False)
+    if "underfit" in metrics:
+        rows["underfit"] = metrics["underfit"]
     return pd.DataFrame({"value": rows})
 
 
