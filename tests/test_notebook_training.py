@@ -43,3 +43,46 @@ def test_training_notebook_writes_the_run_it_displays(fer2013_small_cache, tmp_p
         if "application/vnd.plotly.v1+json" in output.get("data", {})
     ]
     assert len(html_figures) >= 3  # curves + two confusion matrices
+
+
+def test_training_notebook_over_seeds_shows_the_distribution_and_the_median_seed(
+    fer2013_small_cache, tmp_path
+):
+    run_dir = tmp_path / "seeds"
+    executed = tmp_path / "02_seeds.ipynb"
+    papermill.execute_notebook(
+        str(NOTEBOOKS_DIR / "02_training.ipynb"),
+        str(executed),
+        parameters={
+            "cache_dir": str(fer2013_small_cache.cache_dir),
+            "epochs": 1,
+            "recipe": "robust",
+            "seeds": [0, 1],
+            "run_dir": str(run_dir),
+        },
+        kernel_name="python3",
+        cwd=str(tmp_path),
+        progress_bar=False,
+    )
+    summary = json.loads((run_dir / "seeds.json").read_text())
+    notebook = nbformat.read(executed, as_version=4)
+    text = outputs_text(notebook)
+    markdown = [
+        o["data"]["text/markdown"]
+        for c in notebook.cells
+        for o in c.get("outputs", [])
+        if "text/markdown" in o.get("data", {})
+    ]
+    assert summary["runs"] == 2 and "2 seeds (robust)" in text
+    assert any(m.startswith("The rest of this notebook shows the median seed: **seed-") for m in markdown)
+    assert "recipe robust" in text
+    figures = [
+        output["data"]["application/vnd.plotly.v1+json"]
+        for cell in nbformat.read(executed, as_version=4).cells
+        for output in cell.get("outputs", [])
+        if "application/vnd.plotly.v1+json" in output.get("data", {})
+    ]
+    titles = [
+        annotation["text"] for figure in figures for annotation in figure["layout"].get("annotations", [])
+    ]
+    assert "dead Dense(16) units (fraction)" in titles

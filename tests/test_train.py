@@ -283,3 +283,13 @@ def test_recipe_study_table_matches_its_seed_runs(fer2013_small_cache, tmp_path)
     assert (tmp_path / "recipes.md").read_text().count("\n") == 4  # header, rule, two rows
     with pytest.raises(ValueError, match="unknown configuration"):
         run_recipe_study(fer2013_small_cache.cache_dir, tmp_path, TrainConfig(), [0], ["nonsense"])
+
+
+def test_median_run_is_the_middle_seed(tmp_path):
+    from fer_utils.training.seeds import SEEDS_TABLE_FILE, median_run
+
+    pd.DataFrame(
+        {"seed": [0, 1, 2], "run": ["seed-0", "seed-1", "seed-2"], "test_accuracy": [0.9, 0.5, 0.7]}
+    ).to_csv(tmp_path / SEEDS_TABLE_FILE, index=False)
+    with pytest.raises(ValueError, match="seed-2"):  # the median (0.7) is read, here unfinished
+        median_run(tmp_path)

@@ -22,26 +22,34 @@ def epoch_scores(probabilities: np.ndarray, targets: np.ndarray, regularization:
     }
 
 
-def bottleneck_diagnostics(model, probe_faces: np.ndarray, probe_targets: np.ndarray) -> dict:
+def bottleneck_diagnostics(
+    model, probe_faces: np.ndarray, probe_targets: np.ndarray, bottleneck=None
+) -> dict:
     """Health of the network on a fixed probe of training faces (inference mode).
 
     ``dead_units``: fraction of the bottleneck's ReLUs that output 0 for every probe face (they pass no
     gradient, so they rarely recover); ``grad_norm``: global norm of the loss gradient over all weights.
+    ``bottleneck``: the model's :func:`bottleneck_model`, when the caller keeps one.
     """
     import keras
     import tensorflow as tf
 
-    bottleneck = keras.Model(model.inputs, model.get_layer(BOTTLENECK_LAYER).output)
-    activations = bottleneck.predict(probe_faces, verbose=0, batch_size=256)
+    bottleneck = bottleneck or bottleneck_model(model)
     with tf.GradientTape() as tape:
         probabilities = model(probe_faces, training=False)
-        loss = keras.losses.sparse_categorical_crossentropy(probe_targets, probabilities)
-        loss = tf.reduce_mean(loss)
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(probe_targets, probabilities))
     gradients = tape.gradient(loss, model.trainable_variables)
     return {
-        "dead_units": float((activations.max(axis=0) <= 0).mean()),
+        "dead_units": float(dead_units(model, probe_faces, bottleneck).mean()),
         "grad_norm": float(tf.linalg.global_norm([g for g in gradients if g is not None])),
     }
+
+
+def bottleneck_model(model):
+    """A model sharing ``model``'s layers that outputs the bottleneck's activations."""
+    import keras
+
+    return keras.Model(model.inputs, model.get_layer(BOTTLENECK_LAYER).output)
 
 
 def evaluation_callback(datasets: dict, targets: dict, probe_faces, probe_targets):
@@ -55,13 +63,17 @@ def evaluation_callback(datasets: dict, targets: dict, probe_faces, probe_target
     import keras
 
     class EpochEvaluation(keras.callbacks.Callback):
+        def set_model(self, model):
+            super().set_model(model)
+            self.bottleneck = bottleneck_model(model)
+
         def on_epoch_end(self, epoch, logs=None):
             regularization = float(sum(float(loss) for loss in self.model.losses))
             for part, dataset in datasets.items():
                 probabilities = self.model.predict(dataset, verbose=0)
                 scores = epoch_scores(probabilities, targets[part], regularization)
                 logs.update({f"{part}_{name}": value for name, value in scores.items()})
-            logs.update(bottleneck_diagnostics(self.model, probe_faces, probe_targets))
+            logs.update(bottleneck_diagnostics(self.model, probe_faces, probe_targets, self.bottleneck))
 
     return EpochEvaluation()
 
@@ -91,12 +103,10 @@ def progress_callback(epochs: int, description: str, position: int | None = None
     return EpochProgress()
 
 
-def dead_units(model, probe_faces: np.ndarray) -> np.ndarray:
+def dead_units(model, probe_faces: np.ndarray, bottleneck=None) -> np.ndarray:
     """Boolean mask of the bottleneck's ReLUs that output 0 for every probe face."""
-    import keras
-
-    bottleneck = keras.Model(model.inputs, model.get_layer(BOTTLENECK_LAYER).output)
-    return bottleneck.predict(probe_faces, verbose=0, batch_size=256).max(axis=0) <= 0
+    activations = (bottleneck or bottleneck_model(model))(probe_faces, training=False)
+    return np.asarray(activations).max(axis=0) <= 0
 
 
 def recycle_callback(probe_faces: np.ndarray, seed: int, log: list):
@@ -107,8 +117,12 @@ def recycle_callback(probe_faces: np.ndarray, seed: int, log: list):
     import keras
 
     class RecycleDeadUnits(keras.callbacks.Callback):
+        def set_model(self, model):
+            super().set_model(model)
+            self.bottleneck = bottleneck_model(model)
+
         def on_epoch_end(self, epoch, logs=None):
-            dead = dead_units(self.model, probe_faces)
+            dead = dead_units(self.model, probe_faces, self.bottleneck)
             if not dead.any():
                 return
             bottleneck, head = self.model.get_layer(BOTTLENECK_LAYER), self.model.layers[-1]

@@ -132,6 +132,20 @@ def read_seed_summary(out_dir: str | os.PathLike) -> dict:
     return json.loads((Path(out_dir) / SEEDS_SUMMARY_FILE).read_text())
 
 
+def read_seed_table(out_dir: str | os.PathLike) -> pd.DataFrame:
+    """A seeds folder's ``seeds.csv``."""
+    return pd.read_csv(Path(out_dir) / SEEDS_TABLE_FILE)
+
+
+def median_run(out_dir: str | os.PathLike) -> rundir.Run:
+    """The run whose test accuracy is the median of its seeds folder (the lower middle one for an even
+    count): the typical outcome, not the luckiest."""
+    table = read_seed_table(out_dir).sort_values(["test_accuracy", "seed"]).reset_index(drop=True)
+    if table.empty:
+        raise ValueError(f"{out_dir} holds no finished seed runs")
+    return rundir.load_run(Path(out_dir) / table["run"].iloc[(len(table) - 1) // 2])
+
+
 def seed_table(runs: Sequence[rundir.Run]) -> pd.DataFrame:
     """One row per run: seed, recipe, scores and health flags."""
     rows = []
