@@ -89,6 +89,8 @@ def train_seed_sets(
     if not seeds:
         raise ValueError("give at least one seed")
     folders = {Path(folder): config for folder, config in configs.items()}
+    if not overwrite:
+        refuse_other_settings(folders)
     pending = [
         (folder, seed)
         for seed in seeds
@@ -118,11 +120,35 @@ def train_seed_sets(
     for result in results:
         if result["error"]:
             failures[Path(result["run_dir"]).parent][result["seed"]] = result["error"]
-    summaries = {}
-    for folder in folders:
-        runs = [rundir.load_run(folder / seed_run_name(s)) for s in seeds if s not in failures[folder]]
-        summaries[folder] = write_seed_summary(folder, runs, failures[folder])
-    return summaries
+    return {
+        folder: write_seed_summary(folder, finished_seed_runs(folder), failures[folder]) for folder in folders
+    }
+
+
+def finished_seed_runs(folder: Path) -> list[rundir.Run]:
+    """Every finished ``seed-<k>`` run of a seeds folder, by seed (a folder's summary covers them all)."""
+    found = [path for path in Path(folder).glob("seed-*") if rundir.is_finished(path)]
+    return [rundir.load_run(path) for path in sorted(found, key=lambda path: int(path.name.split("-")[1]))]
+
+
+def refuse_other_settings(folders: dict) -> None:
+    """ValueError when a finished seed run in a folder was made with other settings than its config."""
+    from fer_utils.training.train import CHECKED_FIELDS, setting_mismatches
+
+    stale = []
+    for folder, config in folders.items():
+        for run in finished_seed_runs(folder):
+            expected = asdict(replace(config, seed=run.config.get("seed")))
+            if expected["image_size"] is None:  # "the cache's size": config.json records the size it was
+                expected["image_size"] = run.config.get("image_size")
+            problems = setting_mismatches(run.config, {key: expected[key] for key in CHECKED_FIELDS})
+            if problems:
+                stale.append(f"{run.path}: {', '.join(problems)}")
+    if stale:
+        raise ValueError(
+            "finished runs were made with other settings (choose another folder, or --overwrite):\n  "
+            + "\n  ".join(stale)
+        )
 
 
 def read_seed_summary(out_dir: str | os.PathLike) -> dict:

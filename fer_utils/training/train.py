@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -147,6 +148,34 @@ class TrainConfig:
     def settings(self) -> Recipe:
         """The recipe's ingredients with this run's overrides applied."""
         return resolve_recipe(self.recipe, {name: getattr(self, name) for name in RECIPE_FIELDS})
+
+
+#: TrainConfig fields that change a run's result (``checked=False`` marks those that cannot, e.g. how faces
+#: are fed): a finished run is reused only when it agrees on all of them.
+CHECKED_FIELDS = tuple(
+    field.name
+    for field in fields(TrainConfig)
+    if field.metadata.get("cli", True) and field.metadata.get("checked", True)
+)
+
+
+def setting_mismatches(recorded: dict, expected: dict) -> list[str]:
+    """``"name recorded ≠ expected"`` for each setting where a finished run's ``config.json`` differs
+    from what a rerun asks for (floats and sequences compared with a tolerance)."""
+    problems = []
+    for key, wanted in expected.items():
+        stored = recorded.get(key)
+        if isinstance(wanted, (list, tuple)) and isinstance(stored, (list, tuple)):
+            same = len(wanted) == len(stored) and all(
+                math.isclose(float(a), float(b)) for a, b in zip(wanted, stored, strict=True)
+            )
+        elif isinstance(wanted, float) and isinstance(stored, (int, float)):
+            same = math.isclose(wanted, float(stored))
+        else:
+            same = wanted == stored
+        if not same:
+            problems.append(f"{key} {stored!r} ≠ {wanted!r}")
+    return problems
 
 
 def make_dataset(

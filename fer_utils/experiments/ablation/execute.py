@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import re
 import time
@@ -35,7 +34,7 @@ from fer_utils.files import atomic_write_json
 from fer_utils.parallel import default_workers, parallel_map
 from fer_utils.settings import field_names
 from fer_utils.training import rundir
-from fer_utils.training.train import TrainConfig
+from fer_utils.training.train import TrainConfig, setting_mismatches
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -125,23 +124,6 @@ def execute_run(task: dict) -> dict:
         "seconds": seconds,
         "error": error_message(record),
     }
-
-
-def _mismatches(config: dict, expected: dict) -> list[str]:
-    problems = []
-    for key, wanted in expected.items():
-        stored = config.get(key)
-        if isinstance(wanted, (list, tuple)) and isinstance(stored, (list, tuple)):
-            same = len(wanted) == len(stored) and all(
-                math.isclose(float(a), float(b)) for a, b in zip(wanted, stored, strict=True)
-            )
-        elif isinstance(wanted, float) and isinstance(stored, (int, float)):
-            same = math.isclose(wanted, float(stored))
-        else:
-            same = wanted == stored
-        if not same:
-            problems.append(f"{key} {stored!r} ≠ {wanted!r}")
-    return problems
 
 
 def run_grid(
@@ -238,7 +220,7 @@ def plan_runs(
         parameters = {**record["training"], "seed": run.seed, "dropout": run.dropout, "l1": run.l1}
         if rundir.is_finished(run_dir) and not grid.rerun:
             expected = {**parameters, "cache_key": record["cache_key"]}
-            problems = _mismatches(
+            problems = setting_mismatches(
                 rundir.read_config(run_dir), {key: expected[key] for key in CHECKED_PARAMETERS}
             )
             if problems:

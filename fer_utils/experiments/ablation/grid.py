@@ -37,7 +37,7 @@ import numpy as np
 
 from fer_utils.paths import NOTEBOOKS_DIR
 from fer_utils.settings import setting
-from fer_utils.training.train import TrainConfig
+from fer_utils.training.train import CHECKED_FIELDS, TrainConfig
 
 #: The first dropout rate is never varied (the paper changed only the last two).
 FIRST_DROPOUT = 0.3
@@ -86,14 +86,7 @@ VARIED_FIELDS = ("seed", "dropout", "l1", "threads")
 TRAINING_DEFAULTS = {"epochs": DEFAULT_EPOCHS}
 #: Training parameters a finished run must share with the grid to be reused by a rerun: every
 #: TrainConfig field that can change a result (fields marked ``checked=False`` cannot), and the cache.
-CHECKED_PARAMETERS = (
-    *(
-        field.name
-        for field in dataclasses.fields(TrainConfig)
-        if field.metadata.get("cli", True) and field.metadata.get("checked", True)
-    ),
-    "cache_key",
-)
+CHECKED_PARAMETERS = (*CHECKED_FIELDS, "cache_key")
 
 
 @dataclass
