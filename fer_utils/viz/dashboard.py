@@ -430,30 +430,8 @@ def literature_comparison(
 # HTML pieces
 # ----------------------------------------------------------------------------------------------------
 
-STYLE = """
-<style>
-.fer-dash { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; }
-.fer-dash h2 { margin: 18px 0 6px 0; font-size: 19px; border-bottom: 1px solid #ddd; padding-bottom: 3px; }
-.fer-header { background: #f6f8fa; border: 1px solid #e1e4e8; border-radius: 6px; padding: 8px 14px; }
-.fer-header .fer-title { font-size: 17px; font-weight: 600; }
-.fer-header .fer-facts { color: #333; margin-top: 3px; }
-.fer-header .fer-facts b { color: #000; }
-.fer-message { border-radius: 6px; padding: 8px 14px; margin: 6px 0; }
-.fer-message.fer-error { background: #ffeef0; border: 1px solid #f5a3ad; }
-.fer-message.fer-warning { background: #fff8e1; border: 1px solid #f0d48a; }
-.fer-message.fer-info { background: #eef6ff; border: 1px solid #b6d4fe; }
-table.fer-table { border-collapse: collapse; font-size: 13px; }
-table.fer-table th, table.fer-table td { padding: 3px 10px; border-bottom: 1px solid #e5e5e5; text-align: left; }
-table.fer-table td.fer-num { text-align: right; font-variant-numeric: tabular-nums; }
-table.fer-table th { background: #f6f8fa; }
-table.fer-table tr.fer-avg td { color: #555; font-style: italic; }
-table.fer-table tr.fer-ours td { background: #eef6ff; }
-.fer-caption { font-size: 11px; line-height: 1.25; text-align: center; color: #333; width: 104px;
-  overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.fer-face img { image-rendering: pixelated; border-radius: 3px; }
-.fer-gallery-title { font-size: 13px; }
-</style>
-"""
+#: The dashboard's CSS (a ``<style>`` element, package data beside this module).
+STYLE = Path(__file__).with_name("dashboard_style.html").read_text()
 
 
 def message_html(text: str, kind: str = "info") -> str:
