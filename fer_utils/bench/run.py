@@ -705,18 +705,9 @@ def _fmt_ms(timing: dict) -> str:
     return f"{timing['median']:.2f} ({timing['min']:.2f}–{timing['max']:.2f})"
 
 
-def markdown_report(results: dict) -> str:
-    """The benchmark results as Markdown tables."""
-    machine = results["machine"]
-    features = ", ".join(name for name, on in machine["cpu"]["features"].items() if on) or "none"
-    lines = [
-        f"# Benchmarks ({results['mode']})",
-        "",
-        f"Machine: {machine['cpu']['model']}, {machine['cpu']['cores']} cores; features: {features}. "
-        f"Load average at start: {machine['load_average_start']}. Created {results['created']}.",
-        "Timings: median (min–max) of repeated runs after warm-up.",
-        "",
-    ]
+def _engine_sections(results: dict) -> list[str]:
+    """FLOP floor and inference-engine tables."""
+    lines: list[str] = []
     floor = results.get("floor")
     if floor:
         rates = floor["matmul_gflops"]
@@ -750,6 +741,12 @@ def markdown_report(results: dict) -> str:
                 f"{row['ratio_to_floor']:.2f} |"
             )
         lines.append("")
+    return lines
+
+
+def _accuracy_sections(results: dict) -> list[str]:
+    """Exported models' agreement, the int8 investigation and the rescale folding."""
+    lines: list[str] = []
     accuracy = results.get("accuracy")
     if accuracy and accuracy.get("rows"):
         lines += [
@@ -791,6 +788,12 @@ def markdown_report(results: dict) -> str:
             f"{_fmt_ms(folding['rescale_folded_ms'])} ms (saves {folding['saved_ms']:.2f} ms); {folding['note']}.",
             "",
         ]
+    return lines
+
+
+def _pipeline_sections(results: dict) -> list[str]:
+    """Preprocessing, training feeds and the speed targets."""
+    lines: list[str] = []
     preprocessing = results.get("preprocessing")
     if preprocessing:
         lines += ["## Preprocessing", ""]
@@ -831,6 +834,23 @@ def markdown_report(results: dict) -> str:
             met = {True: "yes", False: "**no**", None: "not measured"}[target["met"]]
             lines.append(f"| {target['target']} | {target['measured']} | {met} |")
         lines.append("")
+    return lines
+
+
+def markdown_report(results: dict) -> str:
+    """The benchmark results as Markdown tables."""
+    machine = results["machine"]
+    features = ", ".join(name for name, on in machine["cpu"]["features"].items() if on) or "none"
+    lines = [
+        f"# Benchmarks ({results['mode']})",
+        "",
+        f"Machine: {machine['cpu']['model']}, {machine['cpu']['cores']} cores; features: {features}. "
+        f"Load average at start: {machine['load_average_start']}. Created {results['created']}.",
+        "Timings: median (min–max) of repeated runs after warm-up.",
+        "",
+    ]
+    for section in (_engine_sections, _accuracy_sections, _pipeline_sections):
+        lines += section(results)
     return "\n".join(lines)
 
 

@@ -430,30 +430,8 @@ def literature_comparison(
 # HTML pieces
 # ----------------------------------------------------------------------------------------------------
 
-STYLE = """
-<style>
-.fer-dash { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; }
-.fer-dash h2 { margin: 18px 0 6px 0; font-size: 19px; border-bottom: 1px solid #ddd; padding-bottom: 3px; }
-.fer-header { background: #f6f8fa; border: 1px solid #e1e4e8; border-radius: 6px; padding: 8px 14px; }
-.fer-header .fer-title { font-size: 17px; font-weight: 600; }
-.fer-header .fer-facts { color: #333; margin-top: 3px; }
-.fer-header .fer-facts b { color: #000; }
-.fer-message { border-radius: 6px; padding: 8px 14px; margin: 6px 0; }
-.fer-message.fer-error { background: #ffeef0; border: 1px solid #f5a3ad; }
-.fer-message.fer-warning { background: #fff8e1; border: 1px solid #f0d48a; }
-.fer-message.fer-info { background: #eef6ff; border: 1px solid #b6d4fe; }
-table.fer-table { border-collapse: collapse; font-size: 13px; }
-table.fer-table th, table.fer-table td { padding: 3px 10px; border-bottom: 1px solid #e5e5e5; text-align: left; }
-table.fer-table td.fer-num { text-align: right; font-variant-numeric: tabular-nums; }
-table.fer-table th { background: #f6f8fa; }
-table.fer-table tr.fer-avg td { color: #555; font-style: italic; }
-table.fer-table tr.fer-ours td { background: #eef6ff; }
-.fer-caption { font-size: 11px; line-height: 1.25; text-align: center; color: #333; width: 104px;
-  overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.fer-face img { image-rendering: pixelated; border-radius: 3px; }
-.fer-gallery-title { font-size: 13px; }
-</style>
-"""
+#: The dashboard's CSS (a ``<style>`` element, package data beside this module).
+STYLE = Path(__file__).with_name("dashboard_style.html").read_text()
 
 
 def message_html(text: str, kind: str = "info") -> str:
@@ -737,72 +715,11 @@ class Dashboard:
     # -- layout ------------------------------------------------------------------------------------
 
     def _build(self, title, problems, initial_run):
-
+        self._build_run_and_matrix_controls(initial_run)
+        gallery_panel = self._build_gallery_panel()
+        overview = self._build_score_and_compare_widgets()
         widgets = self.widgets
-        options = [(choice.label, i) for i, choice in enumerate(self.choices)]
-        self.run_menu = widgets.Dropdown(
-            options=options,
-            value=find_choice(self.choices, initial_run),
-            description="Run",
-            layout=widgets.Layout(width="760px"),
-            style={"description_width": "60px"},
-        )
-        self.header = widgets.HTML()
-        self.header.add_class("fer-run-header")
-        self.view_toggle = widgets.ToggleButtons(
-            options=list(VIEWS), value="counts", description="View", style={"button_width": "200px"}
-        )
-        self.view_toggle.add_class("fer-view")
-        self.level_toggle = widgets.ToggleButtons(options=list(LEVELS), value="frame", description="Level")
-        self.level_toggle.add_class("fer-level")
-        self.heatmap = None  # a go.FigureWidget, rebuilt for each view (see refresh_matrix)
-        self.heatmap_box = heatmap_box = widgets.Box()
-        heatmap_box.add_class("fer-heatmap")
-        self.true_menu = widgets.Dropdown(description="True", layout=widgets.Layout(width="230px"))
-        self.pred_menu = widgets.Dropdown(description="Predicted", layout=widgets.Layout(width="230px"))
-        self.gallery_title = widgets.HTML()
-        self.gallery_title.add_class("fer-gallery-title")
-        self.gallery = widgets.Box(
-            layout=widgets.Layout(
-                display="flex", flex_flow="row wrap", align_content="flex-start", width="100%"
-            )
-        )
-        self.gallery.add_class("fer-gallery")
-        self.more_button = widgets.Button(description="show more", layout=widgets.Layout(display="none"))
-        gallery_panel = widgets.VBox(
-            [
-                widgets.HTML(
-                    "<b>Faces behind a cell</b> — click a cell of the matrix or pick the pair here; "
-                    "most confident first."
-                ),
-                widgets.HBox([self.true_menu, self.pred_menu]),
-                self.gallery_title,
-                self.gallery,
-                self.more_button,
-            ],
-            layout=widgets.Layout(flex="1 1 380px", min_width="380px", padding="0 0 0 16px"),
-        )
-        self.per_class = widgets.HTML()
-        self.per_class.add_class("fer-per-class")
-        self.curves = widgets.Output()
-        self.curves.add_class("fer-curves")
-        self.compare_menu = widgets.Dropdown(
-            description="Compare with",
-            style={"description_width": "100px"},
-            layout=widgets.Layout(width="760px"),
-        )
-        self.compare_note = widgets.HTML()
-        self.compare_a, self.compare_b, self.compare_diff = (
-            widgets.Output(layout=widgets.Layout(width="470px")) for _ in range(3)
-        )
-        self.compare_box = widgets.HBox(
-            [self.compare_a, self.compare_b, self.compare_diff], layout=widgets.Layout(flex_flow="row wrap")
-        )
-        self.compare_box.add_class("fer-compare")
-        self.literature = widgets.HTML()
-        self.literature.add_class("fer-literature")
-        overview = widgets.HTML(runs_overview_html(self.choices))
-        overview.add_class("fer-overview")
+        heatmap_box = self.heatmap_box
 
         def section(text):
             return widgets.HTML(f"<h2>{text}</h2>")
@@ -843,6 +760,83 @@ class Dashboard:
         self.compare_menu.observe(lambda change: self.refresh_compare(), names="value")
         self.more_button.on_click(lambda _: self.show_more())
         self.select_run(self.run_menu.value)
+
+    def _build_run_and_matrix_controls(self, initial_run) -> None:
+        """Run menu, header, view / level toggles and the heatmap's box."""
+        widgets = self.widgets
+        options = [(choice.label, i) for i, choice in enumerate(self.choices)]
+        self.run_menu = widgets.Dropdown(
+            options=options,
+            value=find_choice(self.choices, initial_run),
+            description="Run",
+            layout=widgets.Layout(width="760px"),
+            style={"description_width": "60px"},
+        )
+        self.header = widgets.HTML()
+        self.header.add_class("fer-run-header")
+        self.view_toggle = widgets.ToggleButtons(
+            options=list(VIEWS), value="counts", description="View", style={"button_width": "200px"}
+        )
+        self.view_toggle.add_class("fer-view")
+        self.level_toggle = widgets.ToggleButtons(options=list(LEVELS), value="frame", description="Level")
+        self.level_toggle.add_class("fer-level")
+        self.heatmap = None  # a go.FigureWidget, rebuilt for each view (see refresh_matrix)
+        self.heatmap_box = heatmap_box = widgets.Box()
+        heatmap_box.add_class("fer-heatmap")
+
+    def _build_gallery_panel(self):
+        """The true / predicted menus and the gallery of faces behind a matrix cell."""
+        widgets = self.widgets
+        self.true_menu = widgets.Dropdown(description="True", layout=widgets.Layout(width="230px"))
+        self.pred_menu = widgets.Dropdown(description="Predicted", layout=widgets.Layout(width="230px"))
+        self.gallery_title = widgets.HTML()
+        self.gallery_title.add_class("fer-gallery-title")
+        self.gallery = widgets.Box(
+            layout=widgets.Layout(
+                display="flex", flex_flow="row wrap", align_content="flex-start", width="100%"
+            )
+        )
+        self.gallery.add_class("fer-gallery")
+        self.more_button = widgets.Button(description="show more", layout=widgets.Layout(display="none"))
+        return widgets.VBox(
+            [
+                widgets.HTML(
+                    "<b>Faces behind a cell</b> — click a cell of the matrix or pick the pair here; "
+                    "most confident first."
+                ),
+                widgets.HBox([self.true_menu, self.pred_menu]),
+                self.gallery_title,
+                self.gallery,
+                self.more_button,
+            ],
+            layout=widgets.Layout(flex="1 1 380px", min_width="380px", padding="0 0 0 16px"),
+        )
+
+    def _build_score_and_compare_widgets(self):
+        """Per-class table, curves, the two-run comparison and the literature; returns the runs overview."""
+        widgets = self.widgets
+        self.per_class = widgets.HTML()
+        self.per_class.add_class("fer-per-class")
+        self.curves = widgets.Output()
+        self.curves.add_class("fer-curves")
+        self.compare_menu = widgets.Dropdown(
+            description="Compare with",
+            style={"description_width": "100px"},
+            layout=widgets.Layout(width="760px"),
+        )
+        self.compare_note = widgets.HTML()
+        self.compare_a, self.compare_b, self.compare_diff = (
+            widgets.Output(layout=widgets.Layout(width="470px")) for _ in range(3)
+        )
+        self.compare_box = widgets.HBox(
+            [self.compare_a, self.compare_b, self.compare_diff], layout=widgets.Layout(flex_flow="row wrap")
+        )
+        self.compare_box.add_class("fer-compare")
+        self.literature = widgets.HTML()
+        self.literature.add_class("fer-literature")
+        overview = widgets.HTML(runs_overview_html(self.choices))
+        overview.add_class("fer-overview")
+        return overview
 
     # -- state -------------------------------------------------------------------------------------
 

@@ -235,6 +235,53 @@ def _find(summary: pd.DataFrame, last_two_dropout: float, l1: float) -> pd.Serie
     return None if hit.empty else hit.iloc[0]
 
 
+def _left_out_note(summary: pd.DataFrame) -> str:
+    """The verdict's note on configurations with failed or stalled runs ('' when none)."""
+    note = ""
+    failed = summary[summary["n_failed"] > 0]
+    if len(failed):
+        note = (
+            " Configurations with failed runs: "
+            + ", ".join(f"{row.configuration} ({row.n_failed} failed)" for row in failed.itertuples())
+            + "."
+        )
+    stalled = summary[summary.get("n_stalled", pd.Series(0, index=summary.index)) > 0]
+    if len(stalled):
+        note += (
+            f" {int(stalled['n_stalled'].sum())} run(s) stalled (never left the majority-class rate) and are "
+            "left out of the means: "
+            + ", ".join(f"{row.configuration} ({row.n_stalled})" for row in stalled.itertuples())
+            + "."
+        )
+    return note
+
+
+def _paper_comparison(usable: pd.DataFrame, paper_l1: float, accuracy: str, gap: str) -> dict | None:
+    """The paper's fix against its baseline (changes of gap and accuracy, and a sentence as ``text``), or
+    None when either configuration has no finished run."""
+    accuracy_name = _SHORT_NAMES.get(accuracy, accuracy)
+    gap_name = _SHORT_NAMES.get(gap, gap)
+    baseline = _find(usable, *PAPER_BASELINE)
+    regularized = _find(usable, PAPER_DROPOUT, paper_l1)
+    if baseline is None or regularized is None:
+        return None
+    gap_change = regularized[f"{gap}_mean"] - baseline[f"{gap}_mean"]
+    accuracy_change = regularized[f"{accuracy}_mean"] - baseline[f"{accuracy}_mean"]
+    text = (
+        f"The paper's fix ({regularized['configuration']} vs its baseline {baseline['configuration']}) "
+        f"{'narrows' if gap_change < 0 else 'does not narrow'} the {gap_name} "
+        f"({baseline[f'{gap}_mean']:.3f} → {regularized[f'{gap}_mean']:.3f}) and changes the "
+        f"{accuracy_name} by {accuracy_change:+.3f}."
+    )
+    return {
+        "baseline": baseline["configuration"],
+        "regularized": regularized["configuration"],
+        "gap_change": float(gap_change),
+        "accuracy_change": float(accuracy_change),
+        "text": text,
+    }
+
+
 def make_verdict(
     summary: pd.DataFrame,
     paper_l1: float = PAPER_L1,
@@ -257,22 +304,7 @@ def make_verdict(
     accuracy_name = _SHORT_NAMES.get(accuracy, accuracy)
     gap_name = _SHORT_NAMES.get(gap, gap)
     usable = summary[summary["n_ok"] > 0]
-    failed = summary[summary["n_failed"] > 0]
-    failed_note = ""
-    if len(failed):
-        failed_note = (
-            " Configurations with failed runs: "
-            + ", ".join(f"{row.configuration} ({row.n_failed} failed)" for row in failed.itertuples())
-            + "."
-        )
-    stalled = summary[summary.get("n_stalled", pd.Series(0, index=summary.index)) > 0]
-    if len(stalled):
-        failed_note += (
-            f" {int(stalled['n_stalled'].sum())} run(s) stalled (never left the majority-class rate) and are "
-            "left out of the means: "
-            + ", ".join(f"{row.configuration} ({row.n_stalled})" for row in stalled.itertuples())
-            + "."
-        )
+    failed_note = _left_out_note(summary)
     if usable.empty:
         return {
             "text": "No configuration finished a run, so there is nothing to compare." + failed_note,
@@ -300,24 +332,9 @@ def make_verdict(
         f"{len(candidates)} of {len(usable)} configurations lie within one sd of it (≥ {threshold:.3f}); "
         f"among them **{chosen['configuration']}** has the smallest {gap_name} ({describe(chosen)})."
     ]
-    baseline = _find(usable, *PAPER_BASELINE)
-    regularized = _find(usable, PAPER_DROPOUT, paper_l1)
-    paper = None
-    if baseline is not None and regularized is not None:
-        gap_change = regularized[f"{gap}_mean"] - baseline[f"{gap}_mean"]
-        accuracy_change = regularized[f"{accuracy}_mean"] - baseline[f"{accuracy}_mean"]
-        paper = {
-            "baseline": baseline["configuration"],
-            "regularized": regularized["configuration"],
-            "gap_change": float(gap_change),
-            "accuracy_change": float(accuracy_change),
-        }
-        text.append(
-            f"The paper's fix ({regularized['configuration']} vs its baseline {baseline['configuration']}) "
-            f"{'narrows' if gap_change < 0 else 'does not narrow'} the {gap_name} "
-            f"({baseline[f'{gap}_mean']:.3f} → {regularized[f'{gap}_mean']:.3f}) and changes the "
-            f"{accuracy_name} by {accuracy_change:+.3f}."
-        )
+    paper = _paper_comparison(usable, paper_l1, accuracy, gap)
+    if paper is not None:
+        text.append(paper.pop("text"))
     text.append(
         "Seeds are few, so differences smaller than the sd are not evidence either way."
         if int(usable["n_ok"].min()) > 1
