@@ -257,7 +257,7 @@ def test_seeds_give_one_run_each_and_a_summary(fer2013_small_cache, tmp_path):
     written = (tmp_path / "seed-3" / "metrics.json").stat().st_mtime_ns
     train_seeds(fer2013_small_cache.cache_dir, tmp_path, config, [3, 4], workers=2, progress=False)
     assert (tmp_path / "seed-3" / "metrics.json").stat().st_mtime_ns == written  # finished seeds are kept
-    with pytest.raises(ValueError, match=r"other settings.*recipe 'paper' ≠ 'robust'"):
+    with pytest.raises(ValueError, match=r"(?s)other settings.*recipe 'paper' ≠ 'robust'"):
         train_seeds(fer2013_small_cache.cache_dir, tmp_path, TrainConfig(epochs=1, recipe="robust"), [3])
 
 
