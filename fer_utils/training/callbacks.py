@@ -49,7 +49,7 @@ def bottleneck_model(model):
     """A model sharing ``model``'s layers that outputs the bottleneck's activations."""
     import keras
 
-    return keras.Model(model.inputs, model.get_layer(BOTTLENECK_LAYER).output)
+    return keras.Model(model.input, model.get_layer(BOTTLENECK_LAYER).output)
 
 
 def evaluation_callback(datasets: dict, targets: dict, probe_faces, probe_targets):

@@ -133,7 +133,7 @@ def finished_seed_runs(folder: Path) -> list[rundir.Run]:
 
 def refuse_other_settings(folders: dict) -> None:
     """ValueError when a finished seed run in a folder was made with other settings than its config."""
-    from fer_utils.training.train import CHECKED_FIELDS, setting_mismatches
+    from fer_utils.training.train import effective_settings, setting_mismatches
 
     stale = []
     for folder, config in folders.items():
@@ -141,7 +141,7 @@ def refuse_other_settings(folders: dict) -> None:
             expected = asdict(replace(config, seed=run.config.get("seed")))
             if expected["image_size"] is None:  # "the cache's size": config.json records the size it was
                 expected["image_size"] = run.config.get("image_size")
-            problems = setting_mismatches(run.config, {key: expected[key] for key in CHECKED_FIELDS})
+            problems = setting_mismatches(effective_settings(run.config), effective_settings(expected))
             if problems:
                 stale.append(f"{run.path}: {', '.join(problems)}")
     if stale:

@@ -159,6 +159,16 @@ CHECKED_FIELDS = tuple(
 )
 
 
+def effective_settings(config: dict) -> dict:
+    """The :data:`CHECKED_FIELDS` of a run's settings (a ``config.json`` or ``asdict(TrainConfig)``), with
+    each recipe ingredient as applied: an unset learning rate under ``paper`` equals an explicit 1e-3,
+    and runs recorded before recipes existed count as ``paper``."""
+    known = {field.name for field in fields(TrainConfig)}
+    applied = TrainConfig(**{key: value for key, value in config.items() if key in known})
+    values = asdict(applied) | asdict(applied.settings())
+    return {key: values[key] for key in CHECKED_FIELDS}
+
+
 def setting_mismatches(recorded: dict, expected: dict) -> list[str]:
     """``"name recorded ≠ expected"`` for each setting where a finished run's ``config.json`` differs
     from what a rerun asks for (floats and sequences compared with a tolerance)."""

@@ -105,6 +105,9 @@ def run_label(config: dict, metrics: dict | None = None) -> str:
     dataset = config.get("dataset") or metrics.get("dataset") or "?"
     protocol = config.get("protocol") or metrics.get("protocol") or "?"
     parts = [str(dataset), str(protocol)]
+    recipe = metrics.get("recipe_label") or config.get("recipe_label") or config.get("recipe")
+    if recipe:
+        parts.append(str(recipe))
     dropout = config.get("dropout")
     setting = []
     if dropout is not None:
@@ -338,6 +341,7 @@ def runs_overview(choices: list[RunChoice]) -> pd.DataFrame:
                 "macro F1": metrics["frame"]["macro_f1"],
                 "parameters": int(metrics["num_params"]),
                 "stalled": "yes" if metrics.get("stalled") else "",
+                "underfit": "yes" if metrics.get("underfit") else "",
             }
         )
     columns = [
@@ -349,6 +353,7 @@ def runs_overview(choices: list[RunChoice]) -> pd.DataFrame:
         "macro F1",
         "parameters",
         "stalled",
+        "underfit",
     ]
     return pd.DataFrame(rows, columns=columns).set_index("run")
 
@@ -475,7 +480,10 @@ def header_html(choice: RunChoice) -> str:
     ]
     if metrics.get("video"):
         scores.append(f"video accuracy <b>{metrics['video']['accuracy']:.1%}</b>")
-    if metrics.get("majority_rate") is not None:
+    baselines = metrics.get("baselines")
+    if baselines:
+        scores.append(f"always {html.escape(baselines['majority_label'])}: {baselines['majority_rate']:.1%}")
+    elif metrics.get("majority_rate") is not None:
         scores.append(f"majority-class rate {metrics['majority_rate']:.1%}")
     text = (
         f'<div class="fer-header"><div class="fer-title">{html.escape(choice.label)}</div>'
@@ -483,10 +491,10 @@ def header_html(choice: RunChoice) -> str:
         f'<div class="fer-facts">{" · ".join(scores)} · folder <code>{html.escape(str(run.path))}</code></div>'
         "</div>"
     )
-    if metrics.get("stalled"):
-        text += message_html(
-            f"<b>Stalled run:</b> {html.escape(str(metrics.get('stalled_reason') or ''))}", "warning"
-        )
+    for flag, title in (("stalled", "Stalled run"), ("underfit", "Underfit run")):
+        if metrics.get(flag):
+            reason = html.escape(str(metrics.get(f"{flag}_reason") or ""))
+            text += message_html(f"<b>{title}:</b> {reason}", "warning")
     return text
 
 

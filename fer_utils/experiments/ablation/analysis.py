@@ -82,6 +82,7 @@ def run_record(run_dir: str | os.PathLike) -> dict:
             "epochs_to_best": int(history["epoch"].iloc[best]),
             "epochs_run": len(history),
             "stalled": bool(metrics.get("stalled", False)),
+            "underfit": bool(metrics.get("underfit", False)),
         }
     if (run_dir / ERROR_FILE).exists():
         record = read_error(run_dir)
@@ -108,6 +109,7 @@ RUN_COLUMNS = [
     *METRICS,
     "epochs_run",
     "stalled",
+    "underfit",
     "notebook",
     "run_dir",
 ]
@@ -174,6 +176,7 @@ def summarize_configurations(runs: pd.DataFrame, include_stalled: bool = False) 
             "l1": float(l1),
             "n_ok": len(ok),
             "n_stalled": int((finished & group["stalled"].eq(True)).sum()),
+            "n_underfit": int((finished & group["underfit"].eq(True)).sum()),
             "n_failed": int((group["status"] == "failed").sum()),
             "n_other": int((~group["status"].isin(["complete", "failed"])).sum()),
         }
@@ -211,6 +214,7 @@ def format_table(summary: pd.DataFrame) -> pd.DataFrame:
         ]
     table["runs ok"] = summary["n_ok"].astype(int)
     table["stalled"] = summary["n_stalled"].astype(int)
+    table["underfit"] = summary["n_underfit"].astype(int)
     table["failed"] = summary["n_failed"].astype(int)
     table["error"] = summary["errors"]
     return table

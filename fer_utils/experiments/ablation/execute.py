@@ -12,7 +12,6 @@ from pathlib import Path
 import pandas as pd
 
 from fer_utils.experiments.ablation.grid import (
-    CHECKED_PARAMETERS,
     ERROR_FILE,
     EXECUTED_NOTEBOOK,
     FIRST_DROPOUT,
@@ -34,7 +33,7 @@ from fer_utils.files import atomic_write_json
 from fer_utils.parallel import default_workers, parallel_map
 from fer_utils.settings import field_names
 from fer_utils.training import rundir
-from fer_utils.training.train import TrainConfig, setting_mismatches
+from fer_utils.training.train import TrainConfig, effective_settings, setting_mismatches
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -219,9 +218,10 @@ def plan_runs(
         run_dir = out_dir / RUNS_FOLDER / run.name
         parameters = {**record["training"], "seed": run.seed, "dropout": run.dropout, "l1": run.l1}
         if rundir.is_finished(run_dir) and not grid.rerun:
-            expected = {**parameters, "cache_key": record["cache_key"]}
+            recorded = rundir.read_config(run_dir)
             problems = setting_mismatches(
-                rundir.read_config(run_dir), {key: expected[key] for key in CHECKED_PARAMETERS}
+                {**effective_settings(recorded), "cache_key": recorded.get("cache_key")},
+                {**effective_settings(parameters), "cache_key": record["cache_key"]},
             )
             if problems:
                 stale.append(f"{run.name}: {', '.join(problems)}")
