@@ -16,6 +16,7 @@ import pandas as pd
 
 from fer_utils.faces.cache import FaceCache
 from fer_utils.faces.preprocess import default_cache_root, image_folder_cache
+from fer_utils.parallel import default_workers
 from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args, setting
 from fer_utils.training import rundir
@@ -486,6 +487,7 @@ def run_config_record(
         **asdict(config),
         "recipe_settings": asdict(settings),
         "recipe_label": recipe_label(config.recipe, settings),
+        "threads_used": config.threads or default_workers(),  # TensorFlow's intra-op default: every core
         "image_size": image_size,
         "labels": cache.labels,
         "split": {
