@@ -145,6 +145,8 @@ class TrainConfig:
         self.settings()  # validates the recipe and its overrides
         if self.freeze_epochs < 0 or (self.freeze_epochs and not self.init_from):
             raise ValueError("freeze_epochs needs --init-from and must be ≥ 0")
+        if self.freeze_epochs >= self.epochs:
+            raise ValueError(f"freeze_epochs ({self.freeze_epochs}) must be below epochs ({self.epochs})")
 
     def settings(self) -> Recipe:
         """The recipe's ingredients with this run's overrides applied."""
@@ -534,48 +536,17 @@ def fit_model(
     (:func:`fer_utils.training.callbacks.evaluation_callback`); the test scores only draw the paper's
     curves. With ``freeze_epochs`` the convolutions stay frozen for the first epochs (transfer).
     """
-    import keras
-
-    from fer_utils.training.callbacks import (
-        bottleneck_diagnostics,
-        evaluation_callback,
-        progress_callback,
-        recycle_callback,
-    )
+    from fer_utils.training.callbacks import bottleneck_diagnostics
 
     settings = config.settings()
-    monitor = settings.selection_metric
     recycled: list = []
-    callbacks = [
-        evaluation_callback(
-            {"val": datasets["validation"], "test": datasets["test"]},
-            {"val": targets["validation"], "test": targets["test"]},
-            *probe,
-        ),
-        keras.callbacks.ModelCheckpoint(model_path, monitor=monitor, mode="max", save_best_only=True),
-    ]
-    if settings.recycle_dead_units:
-        callbacks.append(recycle_callback(probe[0], config.seed, recycled))
-    if config.early_stopping_patience:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=monitor, mode="max", patience=config.early_stopping_patience
-            )
-        )
-    if verbose:
-        callbacks.append(progress_callback(config.epochs, Path(model_path).parent.name))
+    callbacks = training_callbacks(datasets, targets, probe, config, model_path, verbose, recycled)
     weights = class_weights(targets["train"], model.output_shape[-1], settings.class_weighting)
-    steps = int(datasets["train"].cardinality())
+    steps = math.ceil(len(targets["train"]) / config.batch_size)
     initial = bottleneck_diagnostics(model, *probe)
     started = time.perf_counter()
-    histories = []
-    phases = (
-        [(config.freeze_epochs, False), (config.epochs, True)]
-        if config.freeze_epochs
-        else [(config.epochs, True)]
-    )
-    done = 0
-    for until, convolutions_trainable in phases:
+    histories, done = [], 0
+    for until, convolutions_trainable in training_phases(config):
         for layer in model.layers:
             if layer.name.startswith("conv"):
                 layer.trainable = convolutions_trainable
@@ -596,7 +567,53 @@ def fit_model(
         getattr(callback, "close", lambda: None)()
     history = pd.concat(histories, ignore_index=True)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
-    return FitResult(history, seconds, initial, recycled, monitor)
+    return FitResult(history, seconds, initial, recycled, settings.selection_metric)
+
+
+def training_phases(config: TrainConfig) -> list[tuple[int, bool]]:
+    """``(last epoch, convolutions trainable)`` per ``fit`` call: frozen convolutions first when
+    ``freeze_epochs`` is set, then everything."""
+    if config.freeze_epochs:
+        return [(config.freeze_epochs, False), (config.epochs, True)]
+    return [(config.epochs, True)]
+
+
+def training_callbacks(
+    datasets: dict,
+    targets: dict,
+    probe: tuple,
+    config: TrainConfig,
+    model_path: Path,
+    verbose: int,
+    recycled: list,
+) -> list:
+    """Evaluation and diagnostics first (the others read its keys), then the best-epoch checkpoint,
+    dead-unit recycling, early stopping and the progress bar, as the config asks."""
+    import keras
+
+    from fer_utils.training.callbacks import evaluation_callback, progress_callback, recycle_callback
+
+    settings = config.settings()
+    monitor = settings.selection_metric
+    callbacks = [
+        evaluation_callback(
+            {"val": datasets["validation"], "test": datasets["test"]},
+            {"val": targets["validation"], "test": targets["test"]},
+            *probe,
+        ),
+        keras.callbacks.ModelCheckpoint(model_path, monitor=monitor, mode="max", save_best_only=True),
+    ]
+    if settings.recycle_dead_units:
+        callbacks.append(recycle_callback(probe[0], config.seed, recycled))
+    if config.early_stopping_patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor, mode="max", patience=config.early_stopping_patience
+            )
+        )
+    if verbose:
+        callbacks.append(progress_callback(config.epochs, Path(model_path).parent.name))
+    return callbacks
 
 
 def run_metrics(
