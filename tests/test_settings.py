@@ -13,30 +13,30 @@ from fer_utils.training.train import TrainConfig
 
 
 @dataclasses.dataclass
-class TrainConfigWithRecipe(TrainConfig):
-    """What the lead engineer will do next: one more field on TrainConfig, nothing else."""
+class TrainConfigWithOptimizer(TrainConfig):
+    """A new training option: one more field on TrainConfig, nothing else."""
 
-    recipe: str = settings.setting("paper", help="named training recipe", choices=("paper", "modern"))
-    warmup_epochs: int = settings.setting(0, help="epochs of linear learning-rate warm-up")
-    label_smoothing: float = settings.setting(0.0, help="label smoothing of the cross-entropy")
-    seeds: tuple[int, ...] = settings.setting((0,), help="seeds to train")
+    optimizer: str = settings.setting("adam", help="named optimizer", choices=("adam", "sgd"))
+    mixup_epochs: int = settings.setting(0, help="epochs of mixup at the start")
+    mixup_alpha: float = settings.setting(0.0, help="mixup's beta-distribution parameter")
+    probe_seeds: tuple[int, ...] = settings.setting((0,), help="seeds to probe")
 
 
 def test_a_new_training_field_is_a_flag_with_help_choices_and_a_round_trip():
     parser = argparse.ArgumentParser()
-    names = settings.add_arguments(parser, TrainConfigWithRecipe)
-    assert {"recipe", "warmup_epochs", "label_smoothing", "seeds"} <= set(names)
+    names = settings.add_arguments(parser, TrainConfigWithOptimizer)
+    assert {"optimizer", "mixup_epochs", "mixup_alpha", "probe_seeds"} <= set(names)
     help_text = parser.format_help()
-    assert "--recipe {paper,modern}" in help_text and "named training recipe" in help_text
-    assert "--warmup-epochs" in help_text and "--label-smoothing" in help_text
+    assert "--optimizer {adam,sgd}" in help_text and "named optimizer" in help_text
+    assert "--mixup-epochs" in help_text and "--mixup-alpha" in help_text
     args = parser.parse_args(
-        ["--recipe", "modern", "--warmup-epochs", "3", "--seeds", "1", "2", "--l1", "1e-3"]
+        ["--optimizer", "sgd", "--mixup-epochs", "3", "--probe-seeds", "1", "2", "--l1", "1e-3"]
     )
-    config = settings.config_from_args(TrainConfigWithRecipe, args)
-    assert (config.recipe, config.warmup_epochs, config.seeds, config.l1) == ("modern", 3, (1, 2), 0.001)
+    config = settings.config_from_args(TrainConfigWithOptimizer, args)
+    assert (config.optimizer, config.mixup_epochs, config.probe_seeds, config.l1) == ("sgd", 3, (1, 2), 0.001)
     assert config.learning_rate == TrainConfig().learning_rate  # untouched fields keep the dataclass default
     with pytest.raises(SystemExit):
-        parser.parse_args(["--recipe", "fancy"])
+        parser.parse_args(["--optimizer", "fancy"])
 
 
 def test_fer_train_and_fer_ablate_offer_every_train_config_field():
@@ -68,7 +68,9 @@ def test_train_cli_round_trips_into_train_config():
 
 def test_staleness_check_and_optional_values_derive_from_the_dataclasses():
     assert set(CHECKED_PARAMETERS) == {
-        f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("extra", "in_memory_limit_mb")
+        f.name
+        for f in dataclasses.fields(TrainConfig)
+        if f.name not in ("extra", "in_memory_limit_mb", "threads")
     } | {"cache_key"}
     parser = argparse.ArgumentParser()
     settings.add_arguments(parser, PreprocessConfig)
