@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from fer_utils.files import atomic_write_text, temporary_name
+from fer_utils.locks import LOCK_NAME, WriterLock
 from fer_utils.paths import ordered_labels
 
 INDEX_SORT_COLUMNS = ["media_path", "frame_index"]
@@ -54,12 +55,23 @@ class FaceCacheWriter:
         cache_dir: the cache folder (created if missing).
         config: the preprocessing config; a folder holding another config is refused.
         shard_size: faces per shard file.
+
+    The writer holds the cache's lock (:mod:`fer_utils.locks`) from opening until :meth:`close` or
+    :meth:`release`: a second writer on the same folder raises :class:`~fer_utils.locks.FolderBusy`.
     """
 
     def __init__(self, cache_dir: str | os.PathLike, config: dict, shard_size: int = 512):
         self.cache_dir = Path(cache_dir)
         self.shard_dir = self.cache_dir / "shards"
         self.shard_dir.mkdir(parents=True, exist_ok=True)
+        self.lock = WriterLock(self.cache_dir, self.cache_dir / LOCK_NAME, "fer preprocess").acquire()
+        try:
+            self._open(config, shard_size)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _open(self, config: dict, shard_size: int) -> None:
         self.config = dict(config)
         self.key = config_key(self.config)
         config_path = self.cache_dir / "config.json"
@@ -130,8 +142,24 @@ class FaceCacheWriter:
         atomic_write_text(self.shard_dir / f"{name}.json", json.dumps(meta, default=_json_default))
         self._faces, self._rows, self._skipped, self._items, self._stats = [], [], [], [], []
 
+    def release(self) -> None:
+        """Give the cache's lock back without finishing (after a failure); finished shards stay."""
+        self.lock.release()
+
+    def __enter__(self) -> FaceCacheWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
     def close(self) -> FaceCache:
-        """Flush, write ``index.csv`` / ``skipped.csv`` and return the finished cache."""
+        """Flush, write ``index.csv`` / ``skipped.csv``, give the lock back and return the finished cache."""
+        try:
+            return self._finish()
+        finally:
+            self.release()
+
+    def _finish(self) -> FaceCache:
         self.flush()
         cache = FaceCache(self.cache_dir)
         cache.index.drop(columns=["shard", "offset"], errors="ignore").to_csv(

@@ -312,6 +312,7 @@ def preprocess(
     started = last_flush = time.perf_counter()
     bar = tqdm(total=len(todo), desc=f"faces {dataset}", unit="clip", disable=not progress, smoothing=0.05)
     worker = functools.partial(process_sample, config=config)
+    completed = False
     try:
         for result in parallel_map(worker, todo, workers=report.workers, scheduler=scheduler):
             writer.add(result.media_path, result.faces, result.rows, result.reason, result.stats)
@@ -326,9 +327,12 @@ def preprocess(
             if time.perf_counter() - last_flush > flush_seconds:
                 writer.flush()
                 last_flush = time.perf_counter()
+        completed = True
     finally:
         bar.close()
         writer.flush()
+        if not completed:
+            writer.release()
     report.seconds = time.perf_counter() - started
     cache = writer.close()
     cache.report = report

@@ -1,0 +1,172 @@
+"""Issue 14, "nothing lost, nothing mixed": exclusive writers, runs replaced only when finished, reports
+that survive bad runs, predict outputs that never collide, and refused nonsense flags."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from fer_utils.cli import main as fer_main
+from fer_utils.faces.cache import FaceCacheWriter, write_array_cache
+from fer_utils.locks import FolderBusy
+from fer_utils.training import rundir
+from fer_utils.training.train import train_run
+
+HOLD = """
+import sys
+{setup}
+print("holding", flush=True)
+sys.stdin.readline()
+"""
+
+
+class Holder:
+    """Another process that opens a writer on a folder and holds it until told to finish."""
+
+    def __init__(self, setup: str):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(HOLD).format(setup=setup)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert self.process.stdout.readline().strip() == "holding"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.process.communicate("done\n", timeout=60)
+
+
+def tiny_cache(folder, n=40, size=16):
+    """Two separable classes of small faces (trains in seconds)."""
+    rng = np.random.default_rng(0)
+    faces, labels = [], []
+    for i in range(n):
+        label = ("happy", "sad")[i % 2]
+        face = rng.integers(0, 60, (size, size)).astype(np.uint8)
+        face[: size // 2] += 150 if label == "happy" else 0
+        faces.append(face)
+        labels.append(label)
+    return write_array_cache(folder, np.stack(faces), labels)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tiny_cache(tmp_path_factory.mktemp("tiny") / "cache")
+
+
+def quick_run(cache, run_dir, **overrides):
+    settings = {"epochs": 1, "batch_size": 16, "seed": 0, "verbose": 0, **overrides}
+    return train_run(cache.cache_dir, run_dir, **settings)
+
+
+# ------------------------------------------------------------------------------ 1. exclusive writers
+
+
+def test_a_second_cache_writer_is_refused_while_another_process_writes(tmp_path):
+    folder = tmp_path / "cache"
+    setup = (
+        "from fer_utils.faces.cache import FaceCacheWriter\n"
+        f"writer = FaceCacheWriter({str(folder)!r}, {{'image_size': 4}})"
+    )
+    with Holder(setup) as holder:
+        with pytest.raises(FolderBusy) as refused:
+            FaceCacheWriter(folder, {"image_size": 4})
+        message = str(refused.value)
+        assert "another fer preprocess is writing" in message and str(folder) in message
+        assert f"pid {holder.process.pid}" in message and "wait for it or choose another folder" in message
+    writer = FaceCacheWriter(folder, {"image_size": 4})  # free again once the holder is gone
+    writer.add("a.mp4", np.zeros((1, 4, 4), np.uint8), [{"media_path": "a.mp4", "frame_index": 0}])
+    assert len(writer.close()) == 1
+
+
+def test_a_second_fer_train_on_one_run_folder_is_refused(cache, tmp_path, capsys):
+    out = tmp_path / "run"
+    setup = f"from fer_utils.training.rundir import RunWriter\nwriter = RunWriter({str(out)!r})"
+    with Holder(setup) as holder:
+        code = fer_main(["train", "--cache", str(cache.cache_dir), "--out", str(out), "--epochs", "1"])
+        error = capsys.readouterr().err
+        assert code == 2
+        assert f"another fer train is writing {out}" in error and f"pid {holder.process.pid}" in error
+        assert not rundir.is_finished(out)
+    assert quick_run(cache, out).metrics["status"] == "complete"
+
+
+def test_the_same_thread_may_reopen_a_writer_it_abandoned(tmp_path):
+    abandoned = FaceCacheWriter(tmp_path / "c", {"image_size": 4})  # e.g. a notebook cell that failed
+    again = FaceCacheWriter(tmp_path / "c", {"image_size": 4})
+    assert len(again.close()) == 0
+    abandoned.release()
+
+
+# ------------------------------------------------------------------------------ 2. replace, don't destroy
+
+
+@pytest.fixture()
+def finished_run(cache, tmp_path):
+    run = quick_run(cache, tmp_path / "runs" / "paper")
+    (run.path / "02_training.ipynb").write_text("{}")  # a file of someone else (papermill)
+    return run
+
+
+def assert_untouched(run):
+    again = rundir.load_run(run.path)
+    assert again.metrics == run.metrics
+    assert sorted(
+        p.name for p in run.path.parent.iterdir() if not p.name.endswith((".lock", ".lock.json"))
+    ) == ["paper"]  # no half-written sibling left behind
+
+
+def test_a_failed_overwrite_leaves_the_finished_run_untouched(finished_run, cache, tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="dropout"):
+        quick_run(cache, finished_run.path, overwrite=True, dropout=(0.3, 1.5, 0.3))
+    assert_untouched(finished_run)
+    with pytest.raises(ValueError, match="not a face cache"):
+        train_run(tmp_path / "mistyped", finished_run.path, overwrite=True, epochs=1)
+    assert_untouched(finished_run)
+    assert (
+        fer_main(["train", "--cache", str(tmp_path / "nope"), "--out", str(finished_run.path), "--overwrite"])
+        == 2
+    )
+    assert_untouched(finished_run)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed mid-training")
+
+    monkeypatch.setattr("fer_utils.training.train.fit_model", crash)
+    with pytest.raises(RuntimeError, match="mid-training"):
+        quick_run(cache, finished_run.path, overwrite=True)
+    assert_untouched(finished_run)
+
+
+def test_an_overwrite_swaps_the_new_run_in_and_keeps_other_files(finished_run, cache):
+    new = quick_run(cache, finished_run.path, overwrite=True, seed=1)
+    assert new.path == finished_run.path and new.config["seed"] == 1
+    assert (new.path / "02_training.ipynb").read_text() == "{}"
+    assert_untouched(new)
+
+
+def test_a_run_being_written_is_not_listed_and_a_killed_ones_leftovers_are_removed(finished_run, cache):
+    partial = finished_run.path.with_name(".paper.partial-deadbeef")  # what kill -9 leaves
+    shutil.copytree(finished_run.path, partial)
+    (partial / rundir.METRICS_FILE).unlink()
+    runs, problems = rundir.list_runs(finished_run.path.parent)
+    assert [run.name for run in runs] == ["paper"] and not problems
+    quick_run(cache, finished_run.path, overwrite=True)
+    assert not partial.exists()
+
+
+def test_a_run_folder_that_is_a_file_is_a_clear_error(cache, tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        quick_run(cache, tmp_path / "file")
