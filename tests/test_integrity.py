@@ -3,6 +3,7 @@ that survive bad runs, predict outputs that never collide, and refused nonsense 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,12 +12,14 @@ import textwrap
 
 import numpy as np
 import pytest
+from test_dashboard import html_of, toy_runs  # noqa: F401  (fixture: two good runs, two broken)
 
 from fer_utils.cli import main as fer_main
 from fer_utils.faces.cache import FaceCacheWriter, write_array_cache
 from fer_utils.locks import FolderBusy
 from fer_utils.training import rundir
 from fer_utils.training.train import train_run
+from fer_utils.viz import dashboard
 
 HOLD = """
 import sys
@@ -170,3 +173,56 @@ def test_a_run_folder_that_is_a_file_is_a_clear_error(cache, tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="is a file"):
         quick_run(cache, tmp_path / "file")
+
+
+# ------------------------------------------------------------------------------ 3. reports survive bad runs
+
+
+@pytest.fixture()
+def runs_with_bad_metrics(toy_runs):  # noqa: F811
+    runs, _ = toy_runs
+    good = json.loads((runs / "a-run" / rundir.METRICS_FILE).read_text())
+    texts = {
+        "null": "null",
+        "array": "[1, 2]",
+        "empty-frame": json.dumps({**good, "frame": {}}),
+        "no-labels": json.dumps({key: value for key, value in good.items() if key != "labels"}),
+    }
+    for name, text in texts.items():
+        shutil.copytree(runs / "a-run", runs / name)
+        (runs / name / rundir.METRICS_FILE).write_text(text)
+    return runs
+
+
+def test_any_malformed_metrics_is_a_listed_problem_with_its_reason(runs_with_bad_metrics):
+    runs, problems = rundir.list_runs(runs_with_bad_metrics)
+    assert [run.name for run in runs] == ["a-run", "b-run"]
+    assert "the JSON value is null, not an object" in problems["null"]
+    assert "the JSON value is array, not an object" in problems["array"]
+    assert "'frame' lacks 'accuracy'" in problems["empty-frame"]
+    assert "lacks 'labels'" in problems["no-labels"]
+    with pytest.raises(ValueError, match="null"):
+        rundir.load_run(runs_with_bad_metrics / "null")
+
+
+def test_dashboard_and_report_show_the_good_runs_beside_the_bad(runs_with_bad_metrics, monkeypatch):
+    page = html_of(dashboard.build_dashboard(runs_with_bad_metrics))
+    assert "6 run folder(s) could not be opened" in page and "not an object" in page
+    assert "Cannot open" not in page
+    choices, _ = dashboard.run_choices(runs_with_bad_metrics)
+    assert [choice.name for choice in choices] == ["a-run", "b-run"]
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *objects, **_: shown.extend(objects))
+    dashboard.display_report(runs_with_bad_metrics)  # what `fer report` executes in notebook 04
+    report = "".join(
+        getattr(item, "data", "") or "" for item in shown if isinstance(getattr(item, "data", ""), str)
+    )
+    assert "All finished runs" in report and "empty-frame" in report and "6 run folder(s)" in report
+
+
+@pytest.mark.slow
+def test_fer_report_survives_malformed_metrics(runs_with_bad_metrics, tmp_path):
+    out = tmp_path / "report.html"
+    assert fer_main(["report", str(runs_with_bad_metrics), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert "All finished runs" in page and "not an object" in page and "Traceback" not in page
