@@ -222,7 +222,55 @@ def test_dashboard_and_report_show_the_good_runs_beside_the_bad(runs_with_bad_me
 
 @pytest.mark.slow
 def test_fer_report_survives_malformed_metrics(runs_with_bad_metrics, tmp_path):
-    out = tmp_path / "report.html"
+    out = tmp_path / "report"
     assert fer_main(["report", str(runs_with_bad_metrics), "--out", str(out)]) == 0
-    page = out.read_text()
+    page = (out / "results.html").read_text()
     assert "All finished runs" in page and "not an object" in page and "Traceback" not in page
+
+
+# ------------------------------------------------------------------------------ 4. predict outputs never collide
+
+
+def fake_predict(monkeypatch):
+    """`fer predict` without a model: every media gets a no-face result naming its own path."""
+    import pandas as pd
+
+    from fer_utils.deploy import predict
+
+    def predict_media(path, *args):
+        return predict.MediaPrediction(str(path), ["happy", "sad"], pd.DataFrame(), frames_sampled=3)
+
+    monkeypatch.setattr(predict, "load_predictor", lambda *args: None)
+    monkeypatch.setattr(predict, "predict_media", predict_media)
+
+
+def test_predict_outputs_of_same_stem_media_do_not_collide(tmp_path, monkeypatch):
+    import pandas as pd
+
+    fake_predict(monkeypatch)
+    media = tmp_path / "media"
+    media.mkdir()
+    long_names = ["x" * 240 + "-first.mp4", "x" * 240 + "-second.mp4"]  # 250 bytes each
+    for name in ["clip.mp4", "clip.jpg", *long_names]:
+        (media / name).write_bytes(b"")
+    out = tmp_path / "out"
+    assert fer_main(["predict", str(media), "--model", "m.keras", "--out", str(out)]) == 1  # no face anywhere
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["summary"].is_unique and len(summary) == 4
+    for row in summary.itertuples():
+        written = json.loads(open(row.summary).read())
+        assert written["media_path"] == row.media_path  # each row's file is its own media's
+        assert len(os.path.basename(row.summary).encode()) <= 200
+    assert (out / "clip.mp4_summary.json").exists() and (out / "clip.jpg_summary.json").exists()
+
+
+def test_output_names_keep_whole_short_names_and_shorten_long_ones_safely():
+    from fer_utils.deploy.predict import MAX_OUTPUT_NAME_BYTES, OUTPUT_SUFFIXES, output_stem
+
+    assert output_stem("/videos/clip.mp4") == "clip.mp4"
+    long = "é" * 150 + ".mp4"  # 304 bytes; multi-byte characters must not be cut in half
+    stem = output_stem(long)
+    assert stem.endswith(".mp4") and "~" in stem and stem != output_stem("é" * 151 + ".mp4")
+    for suffix in OUTPUT_SUFFIXES:
+        assert len((stem + suffix).encode()) <= MAX_OUTPUT_NAME_BYTES
+    stem.encode().decode()  # valid UTF-8
