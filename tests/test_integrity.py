@@ -274,3 +274,17 @@ def test_output_names_keep_whole_short_names_and_shorten_long_ones_safely():
     for suffix in OUTPUT_SUFFIXES:
         assert len((stem + suffix).encode()) <= MAX_OUTPUT_NAME_BYTES
     stem.encode().decode()  # valid UTF-8
+
+
+# ------------------------------------------------------------------------------ 5. nonsense --limit refused
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "two"])
+def test_preprocess_refuses_a_limit_below_one(limit, tmp_path, capsys):
+    (tmp_path / "media" / "happy").mkdir(parents=True)
+    command = ["preprocess", "--root", str(tmp_path / "media"), "--cache-root", str(tmp_path / "c")]
+    with pytest.raises(SystemExit) as refused:
+        fer_main([*command, f"--limit={limit}"])
+    assert refused.value.code == 2
+    assert "argument --limit" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
