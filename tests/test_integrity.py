@@ -15,7 +15,7 @@ import pytest
 from test_dashboard import html_of, toy_runs  # noqa: F401  (fixture: two good runs, two broken)
 
 from fer_utils.cli import main as fer_main
-from fer_utils.faces.cache import FaceCacheWriter, write_array_cache
+from fer_utils.faces.cache import CacheDamaged, FaceCache, FaceCacheWriter, verify_cache, write_array_cache
 from fer_utils.locks import FolderBusy
 from fer_utils.training import rundir
 from fer_utils.training.train import train_run
@@ -288,3 +288,95 @@ def test_preprocess_refuses_a_limit_below_one(limit, tmp_path, capsys):
     assert refused.value.code == 2
     assert "argument --limit" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+# ------------------------------------------------------------------------------ 6. verifiable caches
+
+
+def shard_cache(folder, items=9, shard_size=3):
+    """A cache of ``items`` one-face items in shards of ``shard_size`` faces (index.csv written)."""
+    writer = FaceCacheWriter(folder, {"image_size": 8}, shard_size=shard_size)
+    for i in range(items):
+        face = np.full((1, 8, 8), i, np.uint8)
+        writer.add(f"m{i}.mp4", face, [{"media_path": f"m{i}.mp4", "frame_index": 0, "label": "happy"}])
+    return writer.close()
+
+
+def shards(cache):
+    return sorted((cache.cache_dir / "shards").glob("shard-*.npy"))
+
+
+def resume_and_redo(folder):
+    """What a rerun of `fer preprocess` does: open the writer, redo the items no sound shard holds."""
+    writer = FaceCacheWriter(folder, {"image_size": 8}, shard_size=3)
+    redo = sorted({f"m{i}.mp4" for i in range(9)} - writer.done_items())
+    for item in redo:
+        i = int(item[1:-4])
+        writer.add(
+            item, np.full((1, 8, 8), i, np.uint8), [{"media_path": item, "frame_index": 0, "label": "happy"}]
+        )
+    return writer, redo, writer.close()
+
+
+def assert_whole(cache):
+    assert len(cache) == 9
+    np.testing.assert_array_equal(cache.faces(range(9))[:, 0, 0], np.arange(9))
+    assert verify_cache(cache.cache_dir)[0] == []
+
+
+def test_shard_json_records_size_and_checksum(tmp_path):
+    cache = shard_cache(tmp_path / "c")
+    meta = json.loads(shards(cache)[0].with_suffix(".json").read_text())
+    assert meta["npy_bytes"] == shards(cache)[0].stat().st_size and len(meta["npy_sha256"]) == 64
+    problems, counts = verify_cache(cache.cache_dir)
+    assert problems == [] and counts == {"shards": 3, "faces": 9, "unchecked": 0}
+
+
+def test_a_deleted_shard_json_is_an_error_naming_the_file_and_preprocess_repairs_it(tmp_path):
+    cache = shard_cache(tmp_path / "c")
+    lost = shards(cache)[1]
+    lost.with_suffix(".json").unlink()
+    with pytest.raises(CacheDamaged, match=r"lists 9 faces but the shards hold 6") as error:
+        FaceCache(cache.cache_dir)
+    assert str(lost) in str(error.value) and "fer preprocess" in str(error.value)
+    writer, redo, repaired = resume_and_redo(cache.cache_dir)
+    assert len(redo) == 3  # only the lost shard's items
+    assert_whole(repaired)
+
+
+def test_a_truncated_shard_is_an_error_naming_the_file_and_preprocess_repairs_it(tmp_path):
+    cache = shard_cache(tmp_path / "c")
+    broken = shards(cache)[0]
+    broken.write_bytes(broken.read_bytes()[:-20])
+    with pytest.raises(CacheDamaged, match="truncated") as error:
+        FaceCache(cache.cache_dir)
+    assert str(broken) in str(error.value) and "re-run `fer preprocess`" in str(error.value)
+    writer, redo, repaired = resume_and_redo(cache.cache_dir)
+    assert len(redo) == 3 and len(writer.repaired) == 1 and str(broken) in writer.repaired[0]
+    assert_whole(repaired)
+
+
+def test_a_truncated_shard_json_is_an_error_naming_the_file(tmp_path):
+    cache = shard_cache(tmp_path / "c")
+    meta = shards(cache)[2].with_suffix(".json")
+    meta.write_text(meta.read_text()[:40])
+    with pytest.raises(CacheDamaged, match="unreadable") as error:
+        FaceCache(cache.cache_dir)
+    assert str(meta) in str(error.value)
+    assert_whole(resume_and_redo(cache.cache_dir)[2])
+
+
+def test_a_flipped_byte_is_found_by_fer_cache_verify_and_repaired_by_a_rerun(tmp_path, capsys):
+    cache = shard_cache(tmp_path / "c")
+    flipped = shards(cache)[1]
+    data = bytearray(flipped.read_bytes())
+    data[-1] ^= 0xFF
+    flipped.write_bytes(bytes(data))
+    assert fer_main(["cache", "verify", str(cache.cache_dir)]) == 1
+    out = capsys.readouterr().out
+    assert f"DAMAGED: {flipped} fails its sha256 checksum" in out and "1 problem(s)" in out
+    writer, redo, repaired = resume_and_redo(cache.cache_dir)
+    assert len(redo) == 3
+    assert_whole(repaired)
+    assert fer_main(["cache", "verify", str(cache.cache_dir)]) == 0
+    assert "ok — 3 shard(s), 9 face(s)" in capsys.readouterr().out

@@ -296,6 +296,8 @@ def preprocess(
     dataset = dataset or samples[0].dataset
     stored = cache_config(config, dataset, dataset_options)
     writer = FaceCacheWriter(cache_dir_for(cache_root, dataset, stored), stored, shard_size=shard_size)
+    for problem in writer.repaired:
+        print(f"removed a broken shard, its items are preprocessed again: {problem}")
     done = writer.done_items()
     for item in skipped:
         if item.media_path not in done:
