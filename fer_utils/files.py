@@ -60,7 +60,7 @@ def replace_directory(source: str | os.PathLike, target: str | os.PathLike) -> N
     Readers see the old folder or the new one, never a mix: on Linux the two are exchanged in one
     system call; elsewhere the old folder is renamed aside and back again if the second rename fails.
     """
-    source, target = Path(source), Path(target)
+    source, target = Path(os.path.abspath(source)), Path(os.path.abspath(target))
     if not target.exists():
         os.rename(source, target)
         return

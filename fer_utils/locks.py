@@ -33,7 +33,7 @@ class FolderBusy(ValueError):
 
 def run_lock_path(run_dir: str | os.PathLike) -> Path:
     """The lock of a run folder: a hidden sibling, so it survives the folder being swapped."""
-    run_dir = Path(run_dir)
+    run_dir = Path(os.path.abspath(run_dir))
     return run_dir.with_name(f".{run_dir.name}.lock")
 
 

@@ -380,3 +380,19 @@ def test_a_flipped_byte_is_found_by_fer_cache_verify_and_repaired_by_a_rerun(tmp
     assert_whole(repaired)
     assert fer_main(["cache", "verify", str(cache.cache_dir)]) == 0
     assert "ok — 3 shard(s), 9 face(s)" in capsys.readouterr().out
+
+
+def test_run_folders_named_with_glob_characters_or_holding_the_cwd_work(
+    cache, finished_run, tmp_path, monkeypatch
+):
+    odd = tmp_path / "run[1]"
+    quick_run(cache, odd)
+    assert quick_run(cache, odd, overwrite=True).metrics["status"] == "complete"
+    monkeypatch.chdir(finished_run.path)  # the ablation's papermill kernels run inside their run folder
+    with pytest.raises(ValueError, match="dropout"):
+        quick_run(cache, ".", overwrite=True, dropout=(2, 0, 0))
+    assert_untouched(finished_run)
+    new = quick_run(cache, ".", overwrite=True, seed=3)
+    assert os.getcwd() == str(finished_run.path) and new.config["seed"] == 3
+    assert rundir.load_run(finished_run.path).config["seed"] == 3
+    assert_untouched(new.__class__(finished_run.path, new.config, new.history, new.metrics, new.predictions))

@@ -16,6 +16,7 @@ that replaces the run folder only once finished (:class:`RunWriter`). ``config.j
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -64,7 +65,8 @@ class RunWriter:
     when :meth:`write_metrics` is called, so ``run_dir`` always holds the previous run or the new
     finished one: a failure (see :meth:`abort`, or use the writer as a context manager) leaves the
     previous run untouched. Files in ``run_dir`` that are not run files (an executed notebook) are
-    carried over. The writer holds the run's lock (:mod:`fer_utils.locks`) until it finishes or aborts:
+    carried over. When the current directory is inside ``run_dir`` (papermill runs the ablation's kernels
+    there) the files are renamed in one by one instead, ``metrics.json`` last, so the cwd stays valid. The writer holds the run's lock (:mod:`fer_utils.locks`) until it finishes or aborts:
     a second writer on the same folder raises :class:`~fer_utils.locks.FolderBusy`.
     """
 
@@ -79,9 +81,10 @@ class RunWriter:
                     f"{self.path} already holds a complete run; pass --overwrite (overwrite=True in Python) "
                     "or choose another folder"
                 )
-            for stale in self.path.parent.glob(f".{self.path.name}.partial-*"):
+            where = Path(os.path.abspath(self.path))  # "." and "runs/x/" have a parent and a name too
+            for stale in where.parent.glob(f".{glob.escape(where.name)}.partial-*"):
                 shutil.rmtree(stale, ignore_errors=True)  # left by a killed writer; we hold the lock
-            self.work_path = self.path.with_name(f".{self.path.name}.partial-{uuid.uuid4().hex[:8]}")
+            self.work_path = where.with_name(f".{where.name}.partial-{uuid.uuid4().hex[:8]}")
             self.work_path.mkdir()
         except BaseException:
             self.lock.release()
@@ -110,10 +113,21 @@ class RunWriter:
     def write_metrics(self, metrics: dict) -> None:
         """Write ``metrics.json`` and swap the finished run in: from here on it counts as finished."""
         atomic_write_json(self.work_path / METRICS_FILE, {"schema_version": SCHEMA_VERSION, **metrics})
-        self._carry_over_other_files()
-        replace_directory(self.work_path, self.path)
+        if Path.cwd().is_relative_to(os.path.abspath(self.path)):
+            self._move_files_in()  # a process working inside the folder (papermill's kernel) keeps its cwd
+        else:
+            self._carry_over_other_files()
+            replace_directory(self.work_path, self.path)
         self.finished = True
         self.lock.release()
+
+    def _move_files_in(self) -> None:
+        """Finish in place: un-finish the folder, rename each new file in, ``metrics.json`` last."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / METRICS_FILE).unlink(missing_ok=True)
+        for entry in sorted(self.work_path.iterdir(), key=lambda entry: entry.name == METRICS_FILE):
+            os.replace(entry, self.path / entry.name)
+        self.work_path.rmdir()
 
     def _carry_over_other_files(self) -> None:
         if not self.path.is_dir():
