@@ -105,6 +105,39 @@ def test_a_second_fer_train_on_one_run_folder_is_refused(cache, tmp_path, capsys
     assert quick_run(cache, out).metrics["status"] == "complete"
 
 
+def test_two_fer_train_racing_on_one_folder_leave_one_whole_run(cache, tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    racers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "fer_utils.cli",
+                "train",
+                "--cache",
+                str(cache.cache_dir),
+                "--out",
+                str(out),
+            ]
+            + ["--epochs", "40", "--batch-size", "8", "--seed", str(seed)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for seed in (1, 2)
+    ]
+    results = [(racer.wait(timeout=300), racer.stderr.read()) for racer in racers]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    refusal = next(error for code, error in results if code == 2)
+    assert "another fer train is writing" in refusal or "already holds a complete run" in refusal
+    run = rundir.load_run(out)  # one run's files only: the predictions are its own test part
+    split = rundir.read_split(out)
+    assert sorted(run.predictions["face_id"]) == sorted(split.loc[split["part"] == "test", "face_id"])
+    assert run.config["split"]["test"] == len(run.predictions)
+
+
 def test_the_same_thread_may_reopen_a_writer_it_abandoned(tmp_path):
     abandoned = FaceCacheWriter(tmp_path / "c", {"image_size": 4})  # e.g. a notebook cell that failed
     again = FaceCacheWriter(tmp_path / "c", {"image_size": 4})
