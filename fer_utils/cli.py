@@ -24,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "write the synthetic RAVDESS-layout demo set (offline, seconds)",
     ),
     "preprocess": ("fer_utils.faces.preprocess", "media → face cache (datasets, frame sampling, dlib faces)"),
+    "cache": (
+        "fer_utils.faces.cache",
+        "check a face cache: `fer cache verify CACHE` (sizes, checksums, index)",
+    ),
     "train": ("fer_utils.training.train", "train and evaluate the paper CNN, writing a run directory"),
     "ablate": (
         "fer_utils.experiments.ablation",

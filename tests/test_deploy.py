@@ -120,15 +120,15 @@ def test_predict_single_face_video_writes_a_normalized_timeline(trained_run, pyf
     out = tmp_path / "pred"
     args = ["predict", str(pyfeat_media / "single_face.mp4"), "--model", str(trained_run.path)]
     assert main([*args, "--fps", "5", "--out", str(out)]) == 0
-    timeline = pd.read_csv(out / "single_face_timeline.csv")
+    timeline = pd.read_csv(out / "single_face.mp4_timeline.csv")
     labels = trained_run.config["labels"]
     probabilities = timeline[[f"prob_{label}" for label in labels]].to_numpy()
     assert len(timeline) >= 10  # 72 frames at 24 fps = 3 s → ~15 frames at 5 fps, the face in most
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert timeline["frame_index"].is_monotonic_increasing
-    summary = json.loads((out / "single_face_summary.json").read_text())
+    summary = json.loads((out / "single_face.mp4_summary.json").read_text())
     assert summary["status"] == "ok" and summary["label"] in labels
-    assert (out / "single_face_timeline.html").stat().st_size > 10_000
+    assert (out / "single_face.mp4_timeline.html").stat().st_size > 10_000
     assert "single_face.mp4:" in capsys.readouterr().out
 
 
@@ -142,9 +142,9 @@ def test_predict_no_face_video_says_so(trained_run, pyfeat_media, tmp_path, caps
     )
     assert code == 1
     assert "no face found" in capsys.readouterr().out
-    summary = json.loads((out / "no_face_summary.json").read_text())
+    summary = json.loads((out / "no_face.mp4_summary.json").read_text())
     assert summary["status"] == "no_face" and summary["faces"] == 0 and summary["label"] is None
-    assert not (out / "no_face_timeline.csv").exists()
+    assert not (out / "no_face.mp4_timeline.csv").exists()
 
 
 @pytest.mark.slow

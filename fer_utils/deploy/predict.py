@@ -9,6 +9,7 @@ figure (HTML).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -201,15 +202,37 @@ def timeline_figure(prediction: MediaPrediction):
     return figure
 
 
+#: Longest output file name in bytes (most file systems allow 255; room is left for temporary names).
+MAX_OUTPUT_NAME_BYTES = 200
+OUTPUT_SUFFIXES = ("_summary.json", "_timeline.csv", "_timeline.html")
+
+
+def output_stem(media_path: str | os.PathLike) -> str:
+    """What a media file's outputs are named after: its whole file name, extension included (``clip.mp4``
+    and ``clip.jpg`` never collide). A name too long for ``<stem>_timeline.html`` to fit in
+    :data:`MAX_OUTPUT_NAME_BYTES` is cut (at a character boundary) and given ``~<hash of the full name>``
+    before its extension, so shortened names stay distinct."""
+    name = Path(media_path).name
+    budget = MAX_OUTPUT_NAME_BYTES - max(len(suffix) for suffix in OUTPUT_SUFFIXES)
+    if len(name.encode()) <= budget:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    extension = Path(name).suffix if len(Path(name).suffix.encode()) <= 16 else ""
+    room = budget - len(f"~{digest}{extension}".encode())
+    prefix = name.encode()[:room].decode(errors="ignore")
+    return f"{prefix}~{digest}{extension}"
+
+
 def write_prediction(prediction: MediaPrediction, out_dir: str | os.PathLike, model_path: str = "") -> dict:
-    """Write ``<stem>_timeline.csv``, ``<stem>_summary.json`` and ``<stem>_timeline.html``.
+    """Write ``<name>_timeline.csv``, ``<name>_summary.json`` and ``<name>_timeline.html``, ``<name>`` being
+    the media's whole file name (:func:`output_stem`).
 
     Returns:
         The written paths by kind.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = Path(prediction.media_path).stem
+    stem = output_stem(prediction.media_path)
     paths = {"summary": out_dir / f"{stem}_summary.json"}
     summary = {
         "media_path": prediction.media_path,

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from fer_utils.files import atomic_write_text, temporary_name
+from fer_utils.locks import LOCK_NAME, WriterLock
 from fer_utils.paths import ordered_labels
 
 INDEX_SORT_COLUMNS = ["media_path", "frame_index"]
@@ -54,12 +55,23 @@ class FaceCacheWriter:
         cache_dir: the cache folder (created if missing).
         config: the preprocessing config; a folder holding another config is refused.
         shard_size: faces per shard file.
+
+    The writer holds the cache's lock (:mod:`fer_utils.locks`) from opening until :meth:`close` or
+    :meth:`release`: a second writer on the same folder raises :class:`~fer_utils.locks.FolderBusy`.
     """
 
     def __init__(self, cache_dir: str | os.PathLike, config: dict, shard_size: int = 512):
         self.cache_dir = Path(cache_dir)
         self.shard_dir = self.cache_dir / "shards"
         self.shard_dir.mkdir(parents=True, exist_ok=True)
+        self.lock = WriterLock(self.cache_dir, self.cache_dir / LOCK_NAME, "fer preprocess").acquire()
+        try:
+            self._open(config, shard_size)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _open(self, config: dict, shard_size: int) -> None:
         self.config = dict(config)
         self.key = config_key(self.config)
         config_path = self.cache_dir / "config.json"
@@ -74,6 +86,8 @@ class FaceCacheWriter:
             atomic_write_text(config_path, json.dumps({"key": self.key, "config": self.config}, indent=2))
         self.shard_size = shard_size
         self._remove_unfinished_shards()
+        #: Why each broken shard was removed on opening (its items are preprocessed again).
+        self.repaired: list[str] = self._remove_broken_shards()
         self._faces: list[np.ndarray] = []
         self._rows: list[dict] = []
         self._skipped: list[dict] = []
@@ -87,6 +101,20 @@ class FaceCacheWriter:
         for faces in self.shard_dir.glob("shard-*.npy"):
             if not faces.with_suffix(".json").exists():
                 faces.unlink(missing_ok=True)
+
+    def _remove_broken_shards(self) -> list[str]:
+        """Delete shards whose json is unreadable or whose faces fail the size or checksum test."""
+        repaired = []
+        for meta_path in sorted(self.shard_dir.glob("shard-*.json")):
+            try:
+                problem = shard_problem(self.shard_dir, _read_shard_meta(meta_path), checksum=True)
+            except CacheDamaged as error:
+                problem = str(error)
+            if problem:
+                meta_path.unlink(missing_ok=True)
+                meta_path.with_suffix(".npy").unlink(missing_ok=True)
+                repaired.append(problem.split("; re-run")[0])
+        return repaired
 
     def done_items(self) -> set[str]:
         """Item keys (media paths) already in a finished shard."""
@@ -126,14 +154,36 @@ class FaceCacheWriter:
         name = f"shard-{uuid.uuid4().hex[:16]}"
         faces = np.stack(self._faces) if self._faces else np.zeros((0, 1, 1), np.uint8)
         _atomic_save_npy(self.shard_dir / f"{name}.npy", faces)
-        meta = {"items": self._items, "index": self._rows, "skipped": self._skipped, "stats": self._stats}
+        meta = {
+            "items": self._items,
+            "index": self._rows,
+            "skipped": self._skipped,
+            "stats": self._stats,
+            **_npy_record(self.shard_dir / f"{name}.npy"),
+        }
         atomic_write_text(self.shard_dir / f"{name}.json", json.dumps(meta, default=_json_default))
         self._faces, self._rows, self._skipped, self._items, self._stats = [], [], [], [], []
 
+    def release(self) -> None:
+        """Give the cache's lock back without finishing (after a failure); finished shards stay."""
+        self.lock.release()
+
+    def __enter__(self) -> FaceCacheWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
     def close(self) -> FaceCache:
-        """Flush, write ``index.csv`` / ``skipped.csv`` and return the finished cache."""
+        """Flush, write ``index.csv`` / ``skipped.csv``, give the lock back and return the finished cache."""
+        try:
+            return self._finish()
+        finally:
+            self.release()
+
+    def _finish(self) -> FaceCache:
         self.flush()
-        cache = FaceCache(self.cache_dir)
+        cache = FaceCache(self.cache_dir, check_index=False)  # index.csv is rewritten from the shards here
         cache.index.drop(columns=["shard", "offset"], errors="ignore").to_csv(
             self.cache_dir / ".index.csv.tmp", index=False
         )
@@ -152,18 +202,62 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
+#: How every cache error ends: the repair.
+REPAIR = "re-run `fer preprocess` with the same settings: it redoes only the broken shards"
+
+
+class CacheDamaged(ValueError):
+    """A face cache file is missing, truncated, unreadable or fails its checksum (the message names it)."""
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _npy_record(path: Path) -> dict:
+    """What a shard's json records about its ``.npy``: byte size and sha256 of the file."""
+    return {"npy_bytes": path.stat().st_size, "npy_sha256": _file_sha256(path)}
+
+
+def _read_shard_meta(meta_path: Path) -> dict:
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as error:
+        raise CacheDamaged(f"{meta_path} is unreadable ({error}); {REPAIR}") from None
+    if not isinstance(meta, dict) or not all(key in meta for key in ("items", "index", "skipped")):
+        raise CacheDamaged(f"{meta_path} is not a shard record (items, index, skipped); {REPAIR}")
+    meta["name"] = meta_path.stem
+    return meta
+
+
 def _read_shard_metas(shard_dir: Path) -> Iterable[dict]:
     for meta_path in sorted(shard_dir.glob("shard-*.json")):
-        meta = json.loads(meta_path.read_text())
-        meta["name"] = meta_path.stem
-        yield meta
+        yield _read_shard_meta(meta_path)
+
+
+def shard_problem(shard_dir: Path, meta: dict, checksum: bool = False) -> str | None:
+    """Why a shard's faces cannot be trusted (missing, size differs from its json, and with ``checksum``
+    a sha256 mismatch), or None. Shards written before sizes were recorded pass unchecked."""
+    faces = Path(shard_dir) / f"{meta['name']}.npy"
+    if not faces.exists():
+        return f"{faces} is missing; {REPAIR}"
+    size, expected = faces.stat().st_size, meta.get("npy_bytes")
+    if expected is not None and size != expected:
+        return f"{faces} holds {size} bytes, its json records {expected} (truncated?); {REPAIR}"
+    if checksum and meta.get("npy_sha256") and _file_sha256(faces) != meta["npy_sha256"]:
+        return f"{faces} fails its sha256 checksum (damaged bytes); {REPAIR}"
+    return None
 
 
 class FaceCache:
     """Read side of a face cache: ``index`` (DataFrame, one row per face, ``face_id`` = row number),
     ``skipped`` (DataFrame) and :meth:`faces` to gather face pixels without loading the whole cache."""
 
-    def __init__(self, cache_dir: str | os.PathLike):
+    def __init__(self, cache_dir: str | os.PathLike, check_index: bool = True):
         self.cache_dir = Path(cache_dir)
         config_path = self.cache_dir / "config.json"
         if not config_path.exists():
@@ -173,15 +267,9 @@ class FaceCache:
         stored = json.loads(config_path.read_text())
         self.key: str = stored["key"]
         self.config: dict = stored["config"]
-        rows, skipped, stats = [], [], []
-        self._shard_names: list[str] = []
-        for meta in _read_shard_metas(self.cache_dir / "shards"):
-            shard_number = len(self._shard_names)
-            self._shard_names.append(meta["name"])
-            for offset, row in enumerate(meta["index"]):
-                rows.append({**row, "shard": shard_number, "offset": offset})
-            skipped.extend(meta["skipped"])
-            stats.extend(meta.get("stats", []))
+        rows, skipped, stats = self._load_shards()
+        if check_index:
+            self._check_index_agreement(len(rows))
         index = pd.DataFrame(rows)
         if len(index):
             sort_cols = [c for c in INDEX_SORT_COLUMNS if c in index.columns]
@@ -196,6 +284,40 @@ class FaceCache:
         if len(self.stats):
             self.stats = self.stats.sort_values("media_path", kind="stable").reset_index(drop=True)
         self._mmaps: dict[int, np.ndarray] = {}
+
+    def _load_shards(self) -> tuple[list[dict], list[dict], list[dict]]:
+        """Index rows, skipped rows and stats of every shard; CacheDamaged names a broken shard file."""
+        rows, skipped, stats = [], [], []
+        self._shard_names: list[str] = []
+        shard_dir = self.cache_dir / "shards"
+        for meta in _read_shard_metas(shard_dir):
+            problem = shard_problem(shard_dir, meta)
+            if problem:
+                raise CacheDamaged(problem)
+            shard_number = len(self._shard_names)
+            self._shard_names.append(meta["name"])
+            for offset, row in enumerate(meta["index"]):
+                rows.append({**row, "shard": shard_number, "offset": offset})
+            skipped.extend(meta["skipped"])
+            stats.extend(meta.get("stats", []))
+        return rows, skipped, stats
+
+    def _check_index_agreement(self, shard_faces: int) -> None:
+        """index.csv (written when preprocessing finished) may not list more faces than the shards hold."""
+        index_path = self.cache_dir / "index.csv"
+        if not index_path.exists():
+            return
+        with open(index_path, "rb") as file:
+            listed = max(0, sum(1 for _ in file) - 1)
+        if listed > shard_faces:
+            orphans = sorted(
+                str(npy) for npy in (self.cache_dir / "shards").glob("shard-*.npy")
+                if not npy.with_suffix(".json").exists()
+            )  # fmt: skip
+            where = f" ({', '.join(orphans)} lost its .json)" if orphans else " (a shard was removed)"
+            raise CacheDamaged(
+                f"{index_path} lists {listed} faces but the shards hold {shard_faces}{where}; {REPAIR}"
+            )
 
     def __len__(self) -> int:
         return len(self.index)
@@ -266,3 +388,49 @@ def write_array_cache(
         }
         writer.add(item, face[None], [row])
     return writer.close()
+
+
+def verify_cache(cache_dir: str | os.PathLike) -> tuple[list[str], dict]:
+    """Check every shard of a cache (json readable, faces present, size and sha256 as recorded) and that
+    index.csv agrees with the shards. Returns the problems (each naming a file and the repair) and counts
+    (``shards``, ``faces``, ``unchecked``: shards written before checksums were recorded)."""
+    cache_dir = Path(cache_dir)
+    if not (cache_dir / "config.json").exists():
+        raise ValueError(f"{cache_dir} is not a face cache (no config.json)")
+    problems, counts = [], {"shards": 0, "faces": 0, "unchecked": 0}
+    for meta_path in sorted((cache_dir / "shards").glob("shard-*.json")):
+        counts["shards"] += 1
+        try:
+            meta = _read_shard_meta(meta_path)
+        except CacheDamaged as error:
+            problems.append(str(error))
+            continue
+        counts["faces"] += len(meta["index"])
+        counts["unchecked"] += "npy_sha256" not in meta
+        problem = shard_problem(meta_path.parent, meta, checksum=True)
+        if problem:
+            problems.append(problem)
+    if not problems:
+        try:
+            FaceCache(cache_dir)
+        except CacheDamaged as error:
+            problems.append(str(error))
+    return problems, counts
+
+
+def add_arguments(parser) -> None:
+    """``fer cache verify CACHE``: checksums and agreement of a face cache."""
+    actions = parser.add_subparsers(dest="cache_action", metavar="ACTION", required=True)
+    verify = actions.add_parser("verify", help="check every shard's size and sha256 and index.csv")
+    verify.add_argument("cache", help="a face cache folder (made by `fer preprocess`)")
+    verify.set_defaults(func=_verify_cli)
+
+
+def _verify_cli(args) -> int:
+    problems, counts = verify_cache(args.cache)
+    for problem in problems:
+        print(f"DAMAGED: {problem}")
+    unchecked = f", {counts['unchecked']} without a recorded checksum" if counts["unchecked"] else ""
+    verdict = f"{len(problems)} problem(s)" if problems else "ok"
+    print(f"{args.cache}: {verdict} — {counts['shards']} shard(s), {counts['faces']} face(s){unchecked}")
+    return 1 if problems else 0

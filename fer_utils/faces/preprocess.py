@@ -296,6 +296,8 @@ def preprocess(
     dataset = dataset or samples[0].dataset
     stored = cache_config(config, dataset, dataset_options)
     writer = FaceCacheWriter(cache_dir_for(cache_root, dataset, stored), stored, shard_size=shard_size)
+    for problem in writer.repaired:
+        print(f"removed a broken shard, its items are preprocessed again: {problem}")
     done = writer.done_items()
     for item in skipped:
         if item.media_path not in done:
@@ -312,6 +314,7 @@ def preprocess(
     started = last_flush = time.perf_counter()
     bar = tqdm(total=len(todo), desc=f"faces {dataset}", unit="clip", disable=not progress, smoothing=0.05)
     worker = functools.partial(process_sample, config=config)
+    completed = False
     try:
         for result in parallel_map(worker, todo, workers=report.workers, scheduler=scheduler):
             writer.add(result.media_path, result.faces, result.rows, result.reason, result.stats)
@@ -326,9 +329,12 @@ def preprocess(
             if time.perf_counter() - last_flush > flush_seconds:
                 writer.flush()
                 last_flush = time.perf_counter()
+        completed = True
     finally:
         bar.close()
         writer.flush()
+        if not completed:
+            writer.release()
     report.seconds = time.perf_counter() - started
     cache = writer.close()
     cache.report = report
@@ -399,6 +405,17 @@ def _csv(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1 (``--limit 0`` or ``-1`` is refused, not silently misread)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``fer preprocess``: dataset and execution flags here; every :class:`PreprocessConfig` field as a flag."""
     parser.description = (
@@ -417,7 +434,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--channel", help="RAVDESS: speech,song (default speech)")
     group.add_argument("--views", help="MEAD: comma-separated views (default front)")
     group.add_argument("--levels", help="MEAD: comma-separated levels (default 1,2,3)")
-    group.add_argument("--limit", type=int, help="only the first N samples (quick trials)")
+    group.add_argument("--limit", type=positive_int, help="only the first N samples (quick trials; N ≥ 1)")
     group = parser.add_argument_group("execution")
     group.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
     group.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
@@ -446,7 +463,7 @@ def _run_cli(args) -> int:
     config = config_from_args(PreprocessConfig, args)
     options = dataset_options_from_args(args)
     samples, skipped = dataset_samples(args.dataset, args.root, **options)
-    if args.limit:
+    if args.limit is not None:
         samples = samples[: args.limit]
         options["limit"] = args.limit
     cache = preprocess(

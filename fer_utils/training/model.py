@@ -8,6 +8,19 @@ from collections.abc import Sequence
 INPUT_SCALINGS = ("unit", "centered")
 
 
+def check_regularisation(dropout: Sequence[float], l1: float) -> tuple[float, float, float]:
+    """The three dropout rates as floats; ValueError unless each is in [0, 1) and ``l1`` ≥ 0."""
+    dropout = tuple(float(rate) for rate in dropout)
+    if len(dropout) != 3:
+        raise ValueError(f"dropout needs three rates (one per convolution block), got {dropout}")
+    for rate in dropout:
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"dropout rates must be in [0, 1), got {rate}")
+    if l1 < 0:
+        raise ValueError(f"l1 must be ≥ 0, got {l1}")
+    return dropout
+
+
 def build_paper_cnn(
     num_classes: int,
     image_size: int = 180,
@@ -40,14 +53,7 @@ def build_paper_cnn(
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
     if image_size < 8:
         raise ValueError(f"image_size must be at least 8, got {image_size}")
-    dropout = tuple(float(rate) for rate in dropout)
-    if len(dropout) != 3:
-        raise ValueError(f"dropout needs three rates (one per convolution block), got {dropout}")
-    for rate in dropout:
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"dropout rates must be in [0, 1), got {rate}")
-    if l1 < 0:
-        raise ValueError(f"l1 must be ≥ 0, got {l1}")
+    dropout = check_regularisation(dropout, l1)
     if input_scaling not in INPUT_SCALINGS:
         raise ValueError(f"input_scaling must be one of {', '.join(INPUT_SCALINGS)}, got {input_scaling!r}")
 

@@ -9,20 +9,25 @@ Layout (see ARCHITECTURE.md, "Run directory")::
     predictions.csv   per test face: ids, true and predicted label, class probabilities
     metrics.json      scores; written last: a run is finished exactly when it exists
 
-Every write is atomic (a temporary name, then a rename). ``config.json`` and ``metrics.json`` carry
+Every write is atomic (a temporary name, then a rename), and a run is written in a hidden sibling folder
+that replaces the run folder only once finished (:class:`RunWriter`). ``config.json`` and ``metrics.json`` carry
 :data:`SCHEMA_VERSION`; readers accept files without it (written before the field existed).
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from fer_utils.files import atomic_write_csv, atomic_write_json
+from fer_utils.files import atomic_write_csv, atomic_write_json, replace_directory
+from fer_utils.locks import WriterLock, run_lock_path
 
 #: Bumped when a file's meaning changes; stored in config.json and metrics.json.
 SCHEMA_VERSION = 1
@@ -37,6 +42,8 @@ METRICS_FILE = "metrics.json"
 RUN_FILES = (CONFIG_FILE, HISTORY_FILE, MODEL_FILE, METRICS_FILE, PREDICTIONS_FILE)
 #: Keys :func:`load_run` requires in metrics.json.
 REQUIRED_METRICS = ("labels", "frame", "protocol", "num_params")
+#: Keys each score level (``frame``, and ``video`` when present) must hold in metrics.json.
+REQUIRED_SCORES = ("accuracy", "macro_f1", "weighted_f1", "per_class", "confusion_matrix")
 
 
 # ------------------------------------------------------------------------------------------------ writing
@@ -48,46 +55,102 @@ def is_finished(run_dir: str | os.PathLike) -> bool:
 
 
 class RunWriter:
-    """Writes one run directory, file by file, ``metrics.json`` last.
+    """Writes one run directory, file by file, ``metrics.json`` last, and swaps it in when finished.
 
     Args:
-        run_dir: the folder (created if needed).
+        run_dir: the folder (created when the run finishes).
         overwrite: replace a finished run; otherwise a finished run raises ValueError.
 
-    Opening a writer un-finishes the folder (removes a stale ``metrics.json``), so an interrupted
-    run is never mistaken for a finished one.
+    The files go to a hidden sibling (``.<name>.partial-<id>``) that replaces ``run_dir`` in one step
+    when :meth:`write_metrics` is called, so ``run_dir`` always holds the previous run or the new
+    finished one: a failure (see :meth:`abort`, or use the writer as a context manager) leaves the
+    previous run untouched. Files in ``run_dir`` that are not run files (an executed notebook) are
+    carried over. When the current directory is inside ``run_dir`` (papermill runs the ablation's kernels
+    there) the files are renamed in one by one instead, ``metrics.json`` last, so the cwd stays valid. The writer holds the run's lock (:mod:`fer_utils.locks`) until it finishes or aborts:
+    a second writer on the same folder raises :class:`~fer_utils.locks.FolderBusy`.
     """
 
     def __init__(self, run_dir: str | os.PathLike, overwrite: bool = False):
         self.path = Path(run_dir)
-        if is_finished(self.path) and not overwrite:
-            raise ValueError(
-                f"{self.path} already holds a complete run; pass --overwrite (overwrite=True in Python) "
-                "or choose another folder"
-            )
-        self.path.mkdir(parents=True, exist_ok=True)
-        (self.path / METRICS_FILE).unlink(missing_ok=True)
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(f"run folder {self.path} is a file, not a folder; choose another path")
+        self.lock = WriterLock(self.path, run_lock_path(self.path), "fer train").acquire()
+        try:
+            if is_finished(self.path) and not overwrite:
+                raise ValueError(
+                    f"{self.path} already holds a complete run; pass --overwrite (overwrite=True in Python) "
+                    "or choose another folder"
+                )
+            where = Path(os.path.abspath(self.path))  # "." and "runs/x/" have a parent and a name too
+            for stale in where.parent.glob(f".{glob.escape(where.name)}.partial-*"):
+                shutil.rmtree(stale, ignore_errors=True)  # left by a killed writer; we hold the lock
+            self.work_path = where.with_name(f".{where.name}.partial-{uuid.uuid4().hex[:8]}")
+            self.work_path.mkdir()
+        except BaseException:
+            self.lock.release()
+            raise
+        self.finished = False
 
     @property
     def model_path(self) -> Path:
         """Where the model checkpoint goes (Keras writes it itself)."""
-        return self.path / MODEL_FILE
+        return self.work_path / MODEL_FILE
 
     def write_config(self, config: dict) -> None:
-        atomic_write_json(self.path / CONFIG_FILE, {"schema_version": SCHEMA_VERSION, **config}, default=str)
+        atomic_write_json(
+            self.work_path / CONFIG_FILE, {"schema_version": SCHEMA_VERSION, **config}, default=str
+        )
 
     def write_split(self, parts: pd.DataFrame) -> None:
-        atomic_write_csv(self.path / SPLIT_FILE, parts)
+        atomic_write_csv(self.work_path / SPLIT_FILE, parts)
 
     def write_history(self, history: pd.DataFrame) -> None:
-        atomic_write_csv(self.path / HISTORY_FILE, history)
+        atomic_write_csv(self.work_path / HISTORY_FILE, history)
 
     def write_predictions(self, predictions: pd.DataFrame) -> None:
-        atomic_write_csv(self.path / PREDICTIONS_FILE, predictions)
+        atomic_write_csv(self.work_path / PREDICTIONS_FILE, predictions)
 
     def write_metrics(self, metrics: dict) -> None:
-        """Write ``metrics.json``: from here on the run counts as finished."""
-        atomic_write_json(self.path / METRICS_FILE, {"schema_version": SCHEMA_VERSION, **metrics})
+        """Write ``metrics.json`` and swap the finished run in: from here on it counts as finished."""
+        atomic_write_json(self.work_path / METRICS_FILE, {"schema_version": SCHEMA_VERSION, **metrics})
+        if Path.cwd().is_relative_to(os.path.abspath(self.path)):
+            self._move_files_in()  # a process working inside the folder (papermill's kernel) keeps its cwd
+        else:
+            self._carry_over_other_files()
+            replace_directory(self.work_path, self.path)
+        self.finished = True
+        self.lock.release()
+
+    def _move_files_in(self) -> None:
+        """Finish in place: un-finish the folder, rename each new file in, ``metrics.json`` last."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / METRICS_FILE).unlink(missing_ok=True)
+        for entry in sorted(self.work_path.iterdir(), key=lambda entry: entry.name == METRICS_FILE):
+            os.replace(entry, self.path / entry.name)
+        self.work_path.rmdir()
+
+    def _carry_over_other_files(self) -> None:
+        if not self.path.is_dir():
+            return
+        for entry in self.path.iterdir():
+            if entry.name in (*RUN_FILES, SPLIT_FILE) or (self.work_path / entry.name).exists():
+                continue
+            if entry.is_dir():
+                shutil.copytree(entry, self.work_path / entry.name, symlinks=True)
+            else:
+                shutil.copy2(entry, self.work_path / entry.name, follow_symlinks=False)
+
+    def abort(self) -> None:
+        """Drop the unfinished files and the lock; the previous run (if any) stays as it was."""
+        if not self.finished:
+            shutil.rmtree(self.work_path, ignore_errors=True)
+        self.lock.release()
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.abort()
 
 
 def write_run(
@@ -102,16 +165,16 @@ def write_run(
 ) -> Path:
     """Write a whole run in the order training does (tools and test fixtures that build runs
     from tables); files given as None are left out."""
-    writer = RunWriter(run_dir, overwrite)
-    writer.write_config(config)
-    if split is not None:
-        writer.write_split(split)
-    writer.write_history(history)
-    if model_bytes is not None:
-        writer.model_path.write_bytes(model_bytes)
-    if predictions is not None:
-        writer.write_predictions(predictions)
-    writer.write_metrics(metrics)
+    with RunWriter(run_dir, overwrite) as writer:
+        writer.write_config(config)
+        if split is not None:
+            writer.write_split(split)
+        writer.write_history(history)
+        if model_bytes is not None:
+            writer.model_path.write_bytes(model_bytes)
+        if predictions is not None:
+            writer.write_predictions(predictions)
+        writer.write_metrics(metrics)
     return writer.path
 
 
@@ -230,10 +293,36 @@ def load_run(run_dir: str | os.PathLike) -> Run:
         predictions = read_predictions(path)
     except READ_ERRORS as error:
         raise ValueError(f"run {path.name} has a malformed file: {error}") from error
+    if not isinstance(config, dict):
+        raise ValueError(f"run {path.name} has a malformed file: {CONFIG_FILE} is not a JSON object")
+    problem = metrics_problem(metrics)
+    if problem:
+        raise ValueError(f"run {path.name}: {METRICS_FILE} {problem}")
+    return Run(path, config, history, metrics, predictions)
+
+
+def metrics_problem(metrics) -> str | None:
+    """Why ``metrics`` (a parsed metrics.json) cannot be shown (e.g. ``"lacks 'frame'"``), or None."""
+    if not isinstance(metrics, dict):
+        kind = {type(None): "null", list: "array", str: "string", bool: "boolean"}.get(
+            type(metrics), "number"
+        )
+        return f"is malformed: the JSON value is {kind}, not an object"
     for key in REQUIRED_METRICS:
         if key not in metrics:
-            raise ValueError(f"run {path.name}: {METRICS_FILE} lacks {key!r}")
-    return Run(path, config, history, metrics, predictions)
+            return f"lacks {key!r}"
+    if not isinstance(metrics["labels"], list) or not isinstance(metrics["num_params"], int | float):
+        return "is malformed: 'labels' must be a list and 'num_params' a number"
+    for level in ("frame", "video"):
+        scores = metrics.get(level)
+        if level == "video" and not scores:
+            continue
+        if not isinstance(scores, dict):
+            return f"is malformed: {level!r} is not an object"
+        missing = [key for key in REQUIRED_SCORES if key not in scores]
+        if missing:
+            return f"is malformed: {level!r} lacks {', '.join(map(repr, missing))}"
+    return None
 
 
 def list_runs(runs_dir: str | os.PathLike) -> tuple[list[Run], dict[str, str]]:
@@ -245,7 +334,9 @@ def list_runs(runs_dir: str | os.PathLike) -> tuple[list[Run], dict[str, str]]:
     root = Path(runs_dir)
     if not root.is_dir():
         raise ValueError(f"runs folder {root} does not exist")
-    candidates = sorted({p.parent for pattern in (CONFIG_FILE, METRICS_FILE) for p in root.rglob(pattern)})
+    found = {p.parent for pattern in (CONFIG_FILE, METRICS_FILE) for p in root.rglob(pattern)}
+    # hidden folders hold runs being written (RunWriter) or leftovers; they are nobody's results
+    candidates = sorted(f for f in found if not any(p.startswith(".") for p in f.relative_to(root).parts))
     runs, problems = [], {}
     for folder in candidates:
         if not is_finished(folder) and not (folder / SPLIT_FILE).exists():

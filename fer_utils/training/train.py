@@ -22,7 +22,7 @@ from fer_utils.settings import config_from_args, setting
 from fer_utils.training import rundir
 from fer_utils.training.evaluate import evaluate_predictions, predictions_table
 from fer_utils.training.health import health_flags, majority_baselines
-from fer_utils.training.model import INPUT_SCALINGS
+from fer_utils.training.model import INPUT_SCALINGS, check_regularisation
 from fer_utils.training.recipes import (
     CLASS_WEIGHTINGS,
     LR_SCHEDULES,
@@ -137,7 +137,7 @@ class TrainConfig:
     )
 
     def __post_init__(self):
-        self.dropout = tuple(float(rate) for rate in self.dropout)
+        self.dropout = check_regularisation(self.dropout, self.l1)
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {self.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
         if self.epochs < 1 or self.batch_size < 1:
@@ -299,11 +299,20 @@ def train_run(
 
     Returns:
         The finished :class:`fer_utils.training.rundir.Run`.
+
+    The inputs are checked first; the run is written beside ``run_dir`` and swapped in when finished
+    (:class:`~fer_utils.training.rundir.RunWriter`), so a failure leaves a previous run untouched.
     """
     config = TrainConfig(**{**asdict(config or TrainConfig()), **overrides})
-    settings = config.settings()
-    writer = rundir.RunWriter(run_dir, overwrite)
     cache = open_training_cache(cache_dir)
+    with rundir.RunWriter(run_dir, overwrite) as writer:
+        _write_training(writer, cache, config, verbose)
+    return rundir.load_run(writer.path)
+
+
+def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainConfig, verbose: int) -> None:
+    """Split, fit, evaluate and write every file of the run (``metrics.json`` last)."""
+    settings = config.settings()
     split, train_ids = split_faces(cache.index, config)
     targets = class_targets(cache)
     image_size = config.image_size or cache.image_size
@@ -344,7 +353,6 @@ def train_run(
     }
     metrics = run_metrics(run_config, fitted, predictions, int(best.count_params()), validation_labels)
     writer.write_metrics(metrics)
-    return rundir.load_run(writer.path)
 
 
 def open_training_cache(cache_dir: str | os.PathLike) -> FaceCache:
