@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Name of the paper CNN's 16-unit bottleneck layer (see :func:`fer_utils.training.model.build_paper_cnn`).
-BOTTLENECK_LAYER = "dense"
+from fer_utils.training.model import BOTTLENECK_LAYER, HEAD_LAYER
 
 
 def epoch_scores(probabilities: np.ndarray, targets: np.ndarray, regularization: float = 0.0) -> dict:
@@ -125,7 +124,7 @@ def recycle_callback(probe_faces: np.ndarray, seed: int, log: list):
             dead = dead_units(self.model, probe_faces, self.bottleneck)
             if not dead.any():
                 return
-            bottleneck, head = self.model.get_layer(BOTTLENECK_LAYER), self.model.layers[-1]
+            bottleneck, head = self.model.get_layer(BOTTLENECK_LAYER), self.model.get_layer(HEAD_LAYER)
             kernel, bias = bottleneck.get_weights()
             head_kernel, head_bias = head.get_weights()
             fresh = keras.initializers.GlorotUniform(seed=seed * 1000 + epoch)(kernel.shape)

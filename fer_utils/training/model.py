@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+#: Layer names other modules rely on: the 16-unit bottleneck and the classifier head.
+BOTTLENECK_LAYER = "dense"
+HEAD_LAYER = "emotion"
 #: How pixels 0–255 enter the network: ``unit`` → [0, 1] (the paper), ``centered`` → [−1, 1].
 INPUT_SCALINGS = ("unit", "centered")
 
@@ -71,7 +74,7 @@ def build_paper_cnn(
         16,
         activation="relu",
         kernel_regularizer=regularizers.L1(l1) if l1 > 0 else None,
-        name="dense",
+        name=BOTTLENECK_LAYER,
     )(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="emotion")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name=HEAD_LAYER)(x)
     return keras.Model(inputs, outputs, name="paper_cnn")

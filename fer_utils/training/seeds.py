@@ -45,7 +45,7 @@ def plan_threads(runs: int, workers: int | None, threads: int | None) -> tuple[i
 
 
 def _train_one(task: dict) -> dict:
-    """Worker: one seed's run (TensorFlow imported here, after the fork, with the run's thread count)."""
+    """Worker: one seed's run (TensorFlow is imported in this spawned process, with the run's threads)."""
     from fer_utils.training.train import TrainConfig, train_run
 
     config = TrainConfig(**task["config"])

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-#: Name of the classifier head (see :func:`fer_utils.training.model.build_paper_cnn`).
-HEAD_LAYER = "emotion"
+from fer_utils.training.model import HEAD_LAYER
 
 
 def resolve_source(source: str | os.PathLike) -> tuple[Path, list[str] | None]:
