@@ -252,7 +252,7 @@ def _left_out_note(summary: pd.DataFrame) -> str:
     stalled = summary[summary.get("n_stalled", pd.Series(0, index=summary.index)) > 0]
     if len(stalled):
         note += (
-            f" {int(stalled['n_stalled'].sum())} run(s) stalled (never left the majority-class rate) and are "
+            f" {int(stalled['n_stalled'].sum())} run(s) stalled (not clearly above always answering the test part's majority class) and are "
             "left out of the means: "
             + ", ".join(f"{row.configuration} ({row.n_stalled})" for row in stalled.itertuples())
             + "."
