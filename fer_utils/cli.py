@@ -46,7 +46,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("fer_utils.deploy.export", "export a run's model: TFLite (float / int8) or ONNX"),
     "predict": (
         "fer_utils.deploy.predict",
-        "emotion timeline of a video, image or folder (CSV, label, HTML figure)",
+        "every face's emotion in videos, images or folders (bundled model unless --model)",
+    ),
+    "evaluate": (
+        "fer_utils.deploy.cross_dataset",
+        "score any model on any face cache, with an explicit label mapping",
+    ),
+    "bundle-model": (
+        "fer_utils.deploy.bundled",
+        "train (FER2013, robust recipe, seeds) and ship the bundled model and its model card numbers",
     ),
 }
 

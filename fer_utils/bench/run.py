@@ -695,6 +695,36 @@ def evaluate_targets(results: dict) -> list[dict]:
                     "met": ratio >= 0.85,
                 }
             )
+    targets += _prediction_targets(results)
+    return targets
+
+
+def _prediction_targets(results: dict) -> list[dict]:
+    """End-to-end ms per one-face frame and the memory of long vs short clips."""
+    targets = []
+    end_to_end = results.get("end_to_end") or {}
+    if "rows" in end_to_end:
+        row = end_to_end["rows"][0]
+        targets.append(
+            {
+                "target": f"decode + detect + classify ≤ {end_to_end['target_ms_per_frame']:.0f} ms per one-face "
+                "640×360 frame on 1 core",
+                "measured": f"{row['ms_per_frame']:.1f} ms ({row['media']})",
+                "met": end_to_end["met"],
+            }
+        )
+    memory = results.get("predict_memory") or {}
+    if "rows" in memory:
+        short, long = memory["rows"]
+        targets.append(
+            {
+                "target": "fer predict --fps 25: peak memory of a long clip ≤ 1.2 × a short one",
+                "measured": f"{long['peak_rss_mib']:.0f} vs {short['peak_rss_mib']:.0f} MiB "
+                f"({long['seconds_of_video']:g} s vs {short['seconds_of_video']:g} s): "
+                f"{memory['ratio_long_to_short']:.3f} ×",
+                "met": memory["met"],
+            }
+        )
     return targets
 
 
@@ -851,10 +881,18 @@ def markdown_report(results: dict) -> str:
     ]
     for section in (_engine_sections, _accuracy_sections, _pipeline_sections):
         lines += section(results)
+    from fer_utils.bench.end_to_end import markdown_sections
+
+    lines += markdown_sections(results.get("end_to_end"), results.get("predict_memory"))
     return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------ driver
+
+
+SECTIONS = ("floor", "inference", "preprocessing", "training", "end_to_end", "predict_memory")
+#: Clip lengths (s) of the memory section: short and long clip per mode.
+MEMORY_CLIPS = {"quick": (5, 60), "full": (10, 600)}
 
 
 def run_benchmarks(
@@ -862,17 +900,18 @@ def run_benchmarks(
     quick: bool = False,
     run_dir: str | os.PathLike | None = None,
     media_dir: str | os.PathLike | None = None,
-    sections: tuple[str, ...] = ("floor", "inference", "preprocessing", "training"),
+    sections: tuple[str, ...] = SECTIONS,
 ) -> dict:
     """Run the benchmarks and write ``benchmarks.json`` and ``benchmarks.md`` into ``out_dir``.
 
     Args:
         out_dir: output folder.
-        quick: a reduced run (fewer repeats, fewer faces, 2 training epochs).
+        quick: a reduced run (fewer repeats, fewer faces, 2 training epochs, shorter clips).
         run_dir: benchmark this trained run's model (its test faces for agreement) instead of the model
             the training section trains.
-        media_dir: real clips for the preprocessing section (default ``<shared data>/pyfeat_media``).
-        sections: which sections to run.
+        media_dir: real clips for the preprocessing and end-to-end sections (default
+            ``<shared data>/pyfeat_media``).
+        sections: which of :data:`SECTIONS` to run.
 
     Returns:
         The results dict (as written to ``benchmarks.json``).
@@ -880,70 +919,88 @@ def run_benchmarks(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from fer_utils.paths import shared_data_root
 
-    unknown = set(sections) - {"floor", "inference", "preprocessing", "training"}
+    unknown = set(sections) - set(SECTIONS)
     if unknown:
-        raise ValueError(f"unknown benchmark sections {sorted(unknown)}")
+        raise ValueError(f"unknown benchmark sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
     mode_name = "quick" if quick else "full"
-    mode = MODES[mode_name]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cpu = cpu_info()
-    results: dict = {
+    results = _machine_record(mode_name)
+    media = Path(media_dir) if media_dir else shared_data_root() / "pyfeat_media"
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="fer-bench-") as folder:
+        _model_sections(results, sections, Path(folder), run_dir, MODES[mode_name])
+    _media_sections(results, sections, media, quick)
+    results["targets"] = evaluate_targets(results)
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    (out_dir / "benchmarks.json").write_text(json.dumps(results, indent=2, default=_json_default))
+    (out_dir / "benchmarks.md").write_text(markdown_report(results))
+    return results
+
+
+def _machine_record(mode_name: str) -> dict:
+    """The head of ``benchmarks.json``: schema, mode, machine and the mode's settings."""
+    return {
         "schema": 1,
         "mode": mode_name,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
-            "cpu": cpu,
+            "cpu": cpu_info(),
             "platform": platform.platform(),
             "load_average_start": [round(v, 2) for v in os.getloadavg()],
             "versions": _versions(),
         },
         "settings": {
             key: {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
-            for key, value in mode.items()
+            for key, value in MODES[mode_name].items()
         },
     }
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="fer-bench-") as folder:
-        workdir = Path(folder)
-        data = benchmark_data(workdir / "cache", mode["faces_per_class"], mode["test_faces"])
-        model_path = workdir / rundir.MODEL_FILE
-        if "training" in sections:
-            if data is None:
-                results["training"] = {"skipped": "FER2013 not found under the shared data root"}
-            else:
-                print("training: default model.fit vs tuned tf.data / in-memory …", file=sys.stderr)
-                cache, train_ids, targets, _, _ = data
-                results["training"] = benchmark_training(
-                    cache.cache_dir, train_ids, targets, mode, model_path
-                )
-        model, labels, test_faces, test_labels, calibration = _benchmark_model(run_dir, data, model_path)
-        if "floor" in sections or "inference" in sections:
-            print("floor: multiply-adds and matmul rate …", file=sys.stderr)
-            results["floor"] = flop_floor(model, mode["matmul_repeats"])
-        if "inference" in sections:
-            print("inference: exporting and timing engines …", file=sys.stderr)
-            if not model_path.exists():
-                model.save(model_path)
-            paths = export_all(model, workdir / "export", calibration, labels)
-            timing_faces = test_faces[:64]
-            results["inference"] = benchmark_inference(
-                model_path, paths, timing_faces, mode, results["floor"]
-            )
-            if test_labels is not None:
-                results["accuracy"] = benchmark_accuracy(model_path, paths, test_faces, test_labels, labels)
-            results["int8"] = int8_investigation(paths, timing_faces, mode, cpu)
-            results["rescale_folding"] = rescale_folding(paths, timing_faces, mode)
-        if "preprocessing" in sections:
-            print("preprocessing: default vs naive pipeline …", file=sys.stderr)
-            results["preprocessing"] = benchmark_preprocessing_section(
-                Path(media_dir) if media_dir else shared_data_root() / "pyfeat_media", quick
-            )
-    results["targets"] = evaluate_targets(results)
-    results["seconds"] = round(time.perf_counter() - started, 1)
-    (out_dir / "benchmarks.json").write_text(json.dumps(results, indent=2, default=_json_default))
-    (out_dir / "benchmarks.md").write_text(markdown_report(results))
-    return results
+
+
+def _model_sections(results: dict, sections, workdir: Path, run_dir, mode: dict) -> None:
+    """The training, floor and inference sections (they share the model and the FER2013 faces)."""
+    if not {"training", "floor", "inference"} & set(sections):
+        return
+    data = benchmark_data(workdir / "cache", mode["faces_per_class"], mode["test_faces"])
+    model_path = workdir / rundir.MODEL_FILE
+    if "training" in sections:
+        if data is None:
+            results["training"] = {"skipped": "FER2013 not found under the shared data root"}
+        else:
+            print("training: default model.fit vs tuned tf.data / in-memory …", file=sys.stderr)
+            cache, train_ids, targets, _, _ = data
+            results["training"] = benchmark_training(cache.cache_dir, train_ids, targets, mode, model_path)
+    model, labels, test_faces, test_labels, calibration = _benchmark_model(run_dir, data, model_path)
+    if "floor" in sections or "inference" in sections:
+        print("floor: multiply-adds and matmul rate …", file=sys.stderr)
+        results["floor"] = flop_floor(model, mode["matmul_repeats"])
+    if "inference" in sections:
+        print("inference: exporting and timing engines …", file=sys.stderr)
+        if not model_path.exists():
+            model.save(model_path)
+        paths = export_all(model, workdir / "export", calibration, labels)
+        timing_faces = test_faces[:64]
+        results["inference"] = benchmark_inference(model_path, paths, timing_faces, mode, results["floor"])
+        if test_labels is not None:
+            results["accuracy"] = benchmark_accuracy(model_path, paths, test_faces, test_labels, labels)
+        results["int8"] = int8_investigation(paths, timing_faces, mode, results["machine"]["cpu"])
+        results["rescale_folding"] = rescale_folding(paths, timing_faces, mode)
+
+
+def _media_sections(results: dict, sections, media: Path, quick: bool) -> None:
+    """The sections on real clips: preprocessing, end-to-end prediction speed and its memory."""
+    from fer_utils.bench.end_to_end import benchmark_end_to_end, predict_memory
+
+    if "preprocessing" in sections:
+        print("preprocessing: default vs naive pipeline …", file=sys.stderr)
+        results["preprocessing"] = benchmark_preprocessing_section(media, quick)
+    if "end_to_end" in sections:
+        print("end to end: decode + detect + classify per frame, 1 core …", file=sys.stderr)
+        results["end_to_end"] = benchmark_end_to_end(media, repeats=5 if quick else 20)
+    if "predict_memory" in sections:
+        short_s, long_s = MEMORY_CLIPS["quick" if quick else "full"]
+        print(f"predict memory: fer predict --fps 25 on {short_s} s and {long_s} s clips …", file=sys.stderr)
+        results["predict_memory"] = predict_memory(media, short_s, long_s)
 
 
 def _json_default(value):
@@ -1004,8 +1061,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--media", help="clips for the preprocessing section (default: shared pyfeat_media)")
     parser.add_argument(
         "--sections",
-        default="floor,inference,preprocessing,training",
-        help="comma-separated subset of floor,inference,preprocessing,training",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)",
     )
     parser.set_defaults(func=_bench_cli)
 

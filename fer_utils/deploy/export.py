@@ -11,6 +11,8 @@ calibrated on faces of the run's training part.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 from datetime import UTC, datetime
@@ -32,6 +34,9 @@ CALIBRATION_FACES = 256
 def fold_rescaling(model):
     """The same network with its ``Rescaling`` layer folded into the next convolution's kernel.
 
+    A Rescaling with an offset (the ``robust`` recipe's centring to [−1, 1]) is kept: the model is returned
+    unchanged.
+
     ``conv(x * s)`` equals ``conv'(x)`` with ``kernel' = kernel * s`` (exact for a zero offset, whatever
     the padding), so the folded model takes raw pixels and gives the same outputs with one operation
     fewer. A model without a ``Rescaling`` layer is returned unchanged.
@@ -52,8 +57,12 @@ def fold_rescaling(model):
     position = rescale_at[0]
     rescale = chain[position]
     scale, offset = np.asarray(rescale.scale, dtype=np.float64), np.asarray(rescale.offset, dtype=np.float64)
-    if np.any(offset != 0) or scale.size != 1:
-        raise ValueError("only a scalar Rescaling with zero offset can be folded into a convolution")
+    if scale.size != 1 or offset.size != 1:
+        raise ValueError("only a scalar Rescaling can be folded into a convolution")
+    if np.any(offset != 0):
+        # conv(s·x + o) with zero padding pads with o-shifted values at the borders, so folding the offset
+        # would not be exact: centred models keep their Rescaling layer (one cheap elementwise op).
+        return model
     if position + 1 >= len(chain) or not isinstance(chain[position + 1], layers.Conv2D):
         raise ValueError("the Rescaling layer must be followed by a Conv2D to be folded")
 
@@ -134,7 +143,8 @@ def export_tflite(model, path: str | os.PathLike, calibration_faces: np.ndarray 
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.float32
-    content = converter.convert()
+    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the SavedModel's signature
+        content = converter.convert()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
@@ -262,7 +272,11 @@ def export_model(
             "shape": [None, image_size, image_size, 1],
             "layout": "NHWC",
             "dtype": "uint8" if fmt == "tflite-int8" else "float32",
-            "pixels": "gray face crop, raw 0-255 (the 1/255 rescaling is folded into the first convolution)",
+            "pixels": (
+                "gray face crop, raw 0-255 (the 1/255 rescaling is folded into the first convolution)"
+                if folded is not model
+                else "gray face crop, raw 0-255 (the model's own Rescaling layer scales them)"
+            ),
         },
         "output": {
             "dtype": "float32",

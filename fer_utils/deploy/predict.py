@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,55 +18,89 @@ import numpy as np
 
 from fer_utils.data.datasets import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fer_utils.deploy.predictors import Predictor, load_predictor
-from fer_utils.faces.detection import DETECTORS, extract_face
-from fer_utils.faces.frames import is_image, sample_frames
+from fer_utils.faces.detection import DETECTORS, extract_face, extract_faces
+from fer_utils.faces.frames import UnreadableMedia, is_image, stream_frames
+from fer_utils.files import atomic_write_csv, atomic_write_json
 
 # ------------------------------------------------------------------------------------------ predict media
 
 DEFAULT_FRAMES = 6
+#: Columns of the per-face table that identify a face (the class probabilities follow them).
+FACE_COLUMNS = (
+    "media_path",
+    "frame_index",
+    "timestamp_s",
+    "status",
+    "face_index",
+    "track_id",
+    "bbox_x",
+    "bbox_y",
+    "bbox_w",
+    "bbox_h",
+    "predicted_label",
+    "confidence",
+)
+#: At most this many tracks (those with the most faces) get a panel in the timeline figure.
+FIGURE_TRACKS = 8
 
 
 @dataclass
 class MediaPrediction:
     """Result of :func:`predict_media` for one video or image.
 
-    ``timeline`` has one row per sampled frame where a face was found (frame_index, timestamp_s, box,
-    predicted_label, confidence, ``prob_<label>``); ``frames_without_face`` lists the other sampled
-    frames; ``label`` is the video-level label (highest mean probability over the faces), None when no
-    face was found.
+    ``faces`` has one row per face per sampled frame (:data:`FACE_COLUMNS` then ``prob_<label>``) and one
+    row with ``status == "no_face"`` per sampled frame without a face; ``tracks`` one row per face track
+    (faces linked across frames by box overlap) with its video-level label (highest mean probability).
+    ``label`` / ``confidence`` are those of the track seen in most frames (None when no face was found).
     """
 
     media_path: str
     labels: list[str]
-    timeline: object  # pandas.DataFrame
+    faces: object  # pandas.DataFrame
+    tracks: object = None  # pandas.DataFrame
     frames_sampled: int = 0
-    frames_without_face: list[int] = field(default_factory=list)
-    label: str | None = None
-    confidence: float | None = None
-    mean_probabilities: dict = field(default_factory=dict)
+    frames_without_face: int = 0
     error: str | None = None
+    is_image: bool = False
     outputs: dict = field(default_factory=dict)
 
     @property
     def status(self) -> str:
         if self.error:
             return "unreadable"
-        return "ok" if self.label is not None else "no_face"
+        return "ok" if self.tracks is not None and len(self.tracks) else "no_face"
+
+    @property
+    def face_rows(self):
+        """The rows of :attr:`faces` that are faces (not "no face" markers)."""
+        return self.faces[self.faces["status"] == "face"] if len(self.faces) else self.faces
+
+    @property
+    def label(self) -> str | None:
+        return None if self.status != "ok" else str(self.tracks.iloc[0]["label"])
+
+    @property
+    def confidence(self) -> float | None:
+        return None if self.status != "ok" else float(self.tracks.iloc[0]["confidence"])
 
     def message(self) -> str:
         name = Path(self.media_path).name
         if self.error:
             return f"{name}: {self.error}"
-        if self.label is None:
+        if self.status == "no_face":
             return f"{name}: no face found in {self.frames_sampled} sampled frame(s)"
+        tracks = ", ".join(
+            f"face {row.track_id}: {row.label} ({row.confidence:.2f}, {row.faces} frame(s))"
+            for row in self.tracks.itertuples()
+        )
         return (
-            f"{name}: {self.label} ({self.confidence:.2f}) from {len(self.timeline)} face(s) in "
-            f"{self.frames_sampled} sampled frame(s)"
+            f"{name}: {len(self.face_rows)} face(s) in {self.frames_sampled} sampled frame(s), "
+            f"{len(self.tracks)} track(s) — {tracks}"
         )
 
 
 def _face_options(preprocessing: dict, detector: str | None) -> dict:
-    """The training face pipeline's options accepted by :func:`fer_utils.faces.extract_face`."""
+    """The training face pipeline's options accepted by :func:`fer_utils.faces.detection.extract_faces`."""
     import inspect
 
     accepted = set(inspect.signature(extract_face).parameters) - {"gray", "image_size"}
@@ -98,113 +131,271 @@ def frame_count_for_rate(path: str | os.PathLike, fps: float) -> int:
     return max(1, round(frames / native_fps * fps))
 
 
+def frames_to_sample(media_path: str, preprocessing: dict, frames: int | None, fps: float | None) -> int:
+    """How many frames :func:`predict_media` samples: ``fps`` × duration, else ``frames``, else as in
+    training (``frames_per_video``), else :data:`DEFAULT_FRAMES`."""
+    if fps is not None and not is_image(media_path):
+        return frame_count_for_rate(media_path, fps)
+    count = int(frames or preprocessing.get("frames_per_video") or DEFAULT_FRAMES)
+    if count < 1:
+        raise ValueError(f"frames must be ≥ 1, got {count}")
+    return count
+
+
+class _FaceTable:
+    """Collects face rows compactly (ids as tuples, probabilities as one array per frame)."""
+
+    def __init__(self, media_path: str, labels: list[str]):
+        self.media_path, self.labels = media_path, labels
+        self.ids: list[tuple] = []
+        self.probabilities: list[np.ndarray] = []
+
+    def add_frame(self, frame, crops, track_ids, probabilities) -> None:
+        time_s = round(frame.timestamp / 1000.0, 4)
+        if not crops:
+            self.ids.append((frame.index, time_s, "no_face", None, None, None, None, None, None))
+            self.probabilities.append(np.full((1, len(self.labels)), np.nan, np.float32))
+            return
+        for face_index, (crop, track_id) in enumerate(zip(crops, track_ids, strict=True)):
+            box = crop.box
+            self.ids.append((frame.index, time_s, "face", face_index, track_id, box.x, box.y, box.w, box.h))
+        self.probabilities.append(probabilities.astype(np.float32))
+
+    def frame(self):
+        """The table as a DataFrame (:data:`FACE_COLUMNS` then ``prob_<label>``)."""
+        import pandas as pd
+
+        columns = [c for c in FACE_COLUMNS if c not in ("media_path", "predicted_label", "confidence")]
+        table = pd.DataFrame(self.ids, columns=columns)
+        for column in ("face_index", "track_id", "bbox_x", "bbox_y", "bbox_w", "bbox_h"):
+            table[column] = table[column].astype("Int64")
+        probabilities = np.concatenate(self.probabilities) if self.probabilities else np.zeros((0, 1))
+        is_face = (table["status"] == "face").to_numpy()
+        best = np.where(is_face, np.nan_to_num(probabilities).argmax(axis=1) if len(table) else 0, -1)
+        table.insert(0, "media_path", self.media_path)
+        table["predicted_label"] = [self.labels[i] if i >= 0 else None for i in best]
+        table["confidence"] = np.where(is_face, np.nan_to_num(probabilities).max(axis=1), np.nan)
+        for i, label in enumerate(self.labels):
+            table[f"prob_{label}"] = probabilities[:, i] if len(table) else []
+        return table
+
+
+def track_table(faces, labels: list[str]):
+    """One row per track: faces, first / last time, label and confidence (highest mean probability) and the
+    mean probabilities; tracks seen in most frames first."""
+    import pandas as pd
+
+    columns = [f"prob_{label}" for label in labels]
+    found = faces[faces["status"] == "face"]
+    if not len(found):
+        return pd.DataFrame(
+            columns=["track_id", "faces", "first_s", "last_s", "label", "confidence", *columns]
+        )
+    grouped = found.groupby("track_id")
+    tracks = grouped[columns].mean()
+    tracks.insert(0, "faces", grouped.size())
+    tracks.insert(1, "first_s", grouped["timestamp_s"].min())
+    tracks.insert(2, "last_s", grouped["timestamp_s"].max())
+    mean = tracks[columns].to_numpy()
+    tracks.insert(3, "label", np.asarray(labels)[mean.argmax(axis=1)])
+    tracks.insert(4, "confidence", mean.max(axis=1))
+    tracks = tracks.reset_index().sort_values(["faces", "track_id"], ascending=[False, True])
+    return tracks.reset_index(drop=True)
+
+
+def predict_frames(frames, predictor: Predictor, options: dict, max_faces=None, min_face_size: int = 0):
+    """Detect, track and classify every face of an iterable of frames (one frame in memory at a time).
+
+    Returns:
+        ``(faces table, frames seen, frames without a face)``; the table as :class:`MediaPrediction`'s.
+    """
+    from fer_utils.deploy.tracking import FaceTracker
+
+    media_path = options.pop("media_path", "")
+    table, tracker = _FaceTable(media_path, predictor.labels), FaceTracker()
+    seen = empty = 0
+    for frame in frames:
+        seen += 1
+        crops = extract_faces(
+            frame.image, predictor.image_size, max_faces=max_faces, min_face_size=min_face_size, **options
+        )
+        if not crops:
+            empty += 1
+            table.add_frame(frame, [], [], None)
+            tracker.assign([])
+            continue
+        track_ids = tracker.assign([(c.box.x, c.box.y, c.box.w, c.box.h) for c in crops])
+        table.add_frame(frame, crops, track_ids, predictor.predict_proba(np.stack([c.face for c in crops])))
+    return table.frame(), seen, empty
+
+
 def predict_media(
     media_path: str | os.PathLike,
     predictor: Predictor,
     frames: int | None = None,
     fps: float | None = None,
     detector: str | None = None,
+    max_faces: int | None = None,
+    min_face_size: int = 0,
 ) -> MediaPrediction:
-    """Per-frame class probabilities of one video or image through the training face pipeline.
+    """Every face's class probabilities in a video or image, through the training face pipeline.
 
     Args:
         media_path: video or image.
         predictor: from :func:`load_predictor`.
         frames: evenly spaced frames to sample (default: the training ``frames_per_video``, else 6).
-        fps: sample this many frames per second instead (dense timelines); overrides ``frames``.
-        detector: face detector override (default: the training detector; HOG for models trained on
-            already-cropped faces).
+        fps: sample this many frames per second instead (dense timelines); overrides ``frames``. Frames
+            stream through one at a time whatever the clip's length.
+        detector: face detector override (default: the model's; HOG for models trained on cropped faces).
+        max_faces: at most this many faces per frame (the largest); None = all.
+        min_face_size: ignore faces smaller than this (box side, pixels).
 
     Returns:
-        A :class:`MediaPrediction`.
+        A :class:`MediaPrediction`; an unreadable file gives one with ``error`` set, not an exception.
     """
-    import pandas as pd
-
     media_path = str(media_path)
     preprocessing = dict(predictor.spec.get("preprocessing") or {})
-    options = _face_options(preprocessing, detector)
-    if fps is not None and not is_image(media_path):
-        count = frame_count_for_rate(media_path, fps)
-    else:
-        count = int(frames or preprocessing.get("frames_per_video") or DEFAULT_FRAMES)
-    if count < 1:
-        raise ValueError(f"frames must be ≥ 1, got {count}")
-    sampled = sample_frames(media_path, count, gray=True)
-    empty = pd.DataFrame()
-    if sampled.error and not sampled.frames:
-        return MediaPrediction(media_path, predictor.labels, empty, error=sampled.error)
-    rows, faces, missing = [], [], []
-    for frame in sampled.frames:
-        crop = extract_face(frame.image, predictor.image_size, **options)
-        if crop is None:
-            missing.append(frame.index)
-            continue
-        faces.append(crop.face)
-        rows.append(
-            {
-                "media_path": media_path,
-                "frame_index": frame.index,
-                "timestamp_s": round(frame.timestamp / 1000.0, 4),
-                "bbox_x": crop.box.x,
-                "bbox_y": crop.box.y,
-                "bbox_w": crop.box.w,
-                "bbox_h": crop.box.h,
-            }
+    options = {**_face_options(preprocessing, detector), "media_path": media_path}
+    count = frames_to_sample(media_path, preprocessing, frames, fps)
+    result = MediaPrediction(media_path, predictor.labels, _FaceTable(media_path, []).frame())
+    result.is_image = is_image(media_path)
+    try:
+        faces, seen, empty = predict_frames(
+            stream_frames(media_path, count), predictor, options, max_faces, min_face_size
         )
-    result = MediaPrediction(
-        media_path, predictor.labels, empty, frames_sampled=len(sampled.frames), frames_without_face=missing
-    )
-    if not faces:
+    except UnreadableMedia as error:
+        result.error = str(error)
         return result
-    probabilities = predictor.predict_proba(np.stack(faces))
-    timeline = pd.DataFrame(rows)
-    timeline["predicted_label"] = [predictor.labels[i] for i in probabilities.argmax(axis=1)]
-    timeline["confidence"] = probabilities.max(axis=1)
-    for i, label in enumerate(predictor.labels):
-        timeline[f"prob_{label}"] = probabilities[:, i]
-    mean = probabilities.mean(axis=0)
-    result.timeline = timeline
-    result.label = predictor.labels[int(mean.argmax())]
-    result.confidence = float(mean.max())
-    result.mean_probabilities = {label: float(p) for label, p in zip(predictor.labels, mean, strict=True)}
+    result.faces, result.frames_sampled, result.frames_without_face = faces, seen, empty
+    result.tracks = track_table(faces, predictor.labels)
+    return result
+
+
+def predict_image_array(image: np.ndarray, predictor: Predictor, **options) -> MediaPrediction:
+    """:func:`predict_media` for an image already in memory (gray, BGR, or BGRA uint8)."""
+    import cv2
+
+    from fer_utils.faces.frames import Frame
+
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if image.ndim != 2 or image.dtype != np.uint8:
+        raise ValueError(
+            f"expected a gray or BGR uint8 image, got shape {image.shape} and dtype {image.dtype}"
+        )
+    preprocessing = dict(predictor.spec.get("preprocessing") or {})
+    face_options = {**_face_options(preprocessing, options.pop("detector", None)), "media_path": "<array>"}
+    faces, seen, empty = predict_frames([Frame(0, 0.0, image)], predictor, face_options, **options)
+    result = MediaPrediction(
+        "<array>", predictor.labels, faces, frames_sampled=seen, frames_without_face=empty
+    )
+    result.is_image, result.tracks = True, track_table(faces, predictor.labels)
     return result
 
 
 def timeline_figure(prediction: MediaPrediction):
-    """Plotly figure of each emotion's probability over time (one line per class)."""
+    """Plotly figure of each emotion's probability over time, one panel per face track."""
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
-    figure = go.Figure()
-    timeline = prediction.timeline
-    for label in prediction.labels:
-        figure.add_trace(
-            go.Scatter(
-                x=timeline["timestamp_s"] if len(timeline) else [],
-                y=timeline[f"prob_{label}"] if len(timeline) else [],
-                mode="lines+markers",
-                name=label,
-                customdata=timeline["frame_index"] if len(timeline) else [],
-                hovertemplate=f"{label}: %{{y:.2f}}<br>t=%{{x:.2f}} s, frame %{{customdata}}<extra></extra>",
-            )
-        )
-    verdict = (
-        f"video label: {prediction.label} ({prediction.confidence:.2f})"
-        if prediction.label
-        else "no face found"
+    tracks = prediction.tracks.head(FIGURE_TRACKS) if prediction.tracks is not None else []
+    rows = max(1, len(tracks))
+    titles = (
+        [
+            f"face {t.track_id}: {t.label} ({t.confidence:.2f}), {t.faces} frame(s)"
+            for t in tracks.itertuples()
+        ]
+        if len(tracks)
+        else ["no face found"]
     )
+    figure = make_subplots(
+        rows=rows, cols=1, shared_xaxes=True, subplot_titles=titles, vertical_spacing=0.08 / rows
+    )
+    colors = go.layout.Template().layout.colorway or None
+    for row, track in enumerate(tracks.itertuples() if len(tracks) else [], start=1):
+        points = prediction.face_rows[prediction.face_rows["track_id"] == track.track_id]
+        for i, label in enumerate(prediction.labels):
+            figure.add_trace(
+                go.Scatter(
+                    x=points["timestamp_s"],
+                    y=points[f"prob_{label}"],
+                    mode="lines+markers",
+                    name=label,
+                    legendgroup=label,
+                    showlegend=row == 1,
+                    line={"color": colors[i % len(colors)]} if colors else None,
+                    customdata=points["frame_index"],
+                    hovertemplate=f"{label}: %{{y:.2f}}<br>t=%{{x:.2f}} s, frame %{{customdata}}<extra></extra>",
+                ),
+                row=row,
+                col=1,
+            )
+        figure.update_yaxes(range=[0, 1], title_text="probability", row=row, col=1)
+    figure.update_xaxes(title_text="time (s)", row=rows, col=1)
+    hidden = len(prediction.tracks) - len(tracks) if prediction.tracks is not None else 0
+    note = f" ({hidden} shorter track(s) in the CSV only)" if hidden > 0 else ""
     figure.update_layout(
-        title=f"Emotion over time — {Path(prediction.media_path).name} — {verdict}",
-        xaxis_title="time (s)",
-        yaxis_title="probability",
-        yaxis_range=[0, 1],
+        title=f"Emotion over time — {Path(prediction.media_path).name}{note}",
         legend_title="emotion",
+        height=220 + 260 * rows,
     )
     return figure
 
 
+def faces_bar_figure(prediction: MediaPrediction):
+    """Plotly bar chart of each face's class probabilities (still images)."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    for row in prediction.face_rows.itertuples():
+        figure.add_trace(
+            go.Bar(
+                x=prediction.labels,
+                y=[getattr(row, f"prob_{label}") for label in prediction.labels],
+                name=f"face {row.face_index}: {row.predicted_label} ({row.confidence:.2f})",
+            )
+        )
+    figure.update_layout(
+        title=f"Emotion per face — {Path(prediction.media_path).name}",
+        barmode="group",
+        yaxis_range=[0, 1],
+        yaxis_title="probability",
+        legend_title="face (numbered as in the annotated picture)",
+    )
+    return figure
+
+
+def annotated_image(prediction: MediaPrediction) -> np.ndarray:
+    """The still image in colour with each face's box, number and label drawn on it (BGR uint8)."""
+    import cv2
+
+    image = cv2.imread(prediction.media_path, cv2.IMREAD_COLOR)
+    thickness = max(1, round(max(image.shape[:2]) / 400))
+    for row in prediction.face_rows.itertuples():
+        x, y, w, h = int(row.bbox_x), int(row.bbox_y), int(row.bbox_w), int(row.bbox_h)
+        cv2.rectangle(image, (x, y), (x + w, y + h), (0, 200, 255), thickness)
+        text = f"{row.face_index}: {row.predicted_label} {row.confidence:.2f}"
+        scale = max(0.4, w / 220)
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        top = max(0, y - th - base - 2)
+        cv2.rectangle(image, (x, top), (x + tw, top + th + base + 2), (0, 200, 255), -1)
+        cv2.putText(image, text, (x, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness)
+    return image
+
+
 #: Longest output file name in bytes (most file systems allow 255; room is left for temporary names).
 MAX_OUTPUT_NAME_BYTES = 200
-OUTPUT_SUFFIXES = ("_summary.json", "_timeline.csv", "_timeline.html")
+OUTPUT_SUFFIXES = (
+    "_summary.json",
+    "_faces.csv",
+    "_tracks.csv",
+    "_timeline.html",
+    "_annotated.png",
+    "_faces.html",
+)
 
 
 def output_stem(media_path: str | os.PathLike) -> str:
@@ -224,37 +415,56 @@ def output_stem(media_path: str | os.PathLike) -> str:
 
 
 def write_prediction(prediction: MediaPrediction, out_dir: str | os.PathLike, model_path: str = "") -> dict:
-    """Write ``<name>_timeline.csv``, ``<name>_summary.json`` and ``<name>_timeline.html``, ``<name>`` being
-    the media's whole file name (:func:`output_stem`).
+    """Write a media file's outputs, named after its whole file name (:func:`output_stem`):
+    ``_summary.json`` always; with faces ``_faces.csv`` (one row per face per frame, and one per frame
+    without a face), ``_tracks.csv`` (a label per track) and, for a video, ``_timeline.html`` (one panel
+    per track) or, for an image, ``_annotated.png`` (boxes and labels) and ``_faces.html`` (a bar chart
+    per face). Figures load plotly.js from one ``plotly.min.js`` beside them.
 
     Returns:
         The written paths by kind.
     """
+    import cv2
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = output_stem(prediction.media_path)
     paths = {"summary": out_dir / f"{stem}_summary.json"}
-    summary = {
+    if prediction.status != "unreadable":
+        paths["faces"] = out_dir / f"{stem}_faces.csv"
+        atomic_write_csv(paths["faces"], prediction.faces)
+    if prediction.status == "ok":
+        paths["tracks"] = out_dir / f"{stem}_tracks.csv"
+        atomic_write_csv(paths["tracks"], prediction.tracks)
+        if prediction.is_image:
+            paths["annotated"] = out_dir / f"{stem}_annotated.png"
+            cv2.imwrite(str(paths["annotated"]), annotated_image(prediction))
+            paths["figure"] = out_dir / f"{stem}_faces.html"
+            faces_bar_figure(prediction).write_html(paths["figure"], include_plotlyjs="directory")
+        else:
+            paths["figure"] = out_dir / f"{stem}_timeline.html"
+            timeline_figure(prediction).write_html(paths["figure"], include_plotlyjs="directory")
+    atomic_write_json(paths["summary"], prediction_summary(prediction, model_path))
+    prediction.outputs = {kind: str(path) for kind, path in paths.items()}
+    return prediction.outputs
+
+
+def prediction_summary(prediction: MediaPrediction, model_path: str = "") -> dict:
+    """What ``_summary.json`` holds: status, message, counts and one entry per track."""
+    tracks = [] if prediction.tracks is None else prediction.tracks.to_dict(orient="records")
+    return {
         "media_path": prediction.media_path,
         "model": model_path,
         "status": prediction.status,
         "message": prediction.message(),
         "label": prediction.label,
         "confidence": prediction.confidence,
-        "mean_probabilities": prediction.mean_probabilities,
         "frames_sampled": prediction.frames_sampled,
-        "faces": int(len(prediction.timeline)),
         "frames_without_face": prediction.frames_without_face,
+        "faces": int(len(prediction.face_rows)),
+        "tracks": tracks,
         "labels": prediction.labels,
     }
-    if prediction.status == "ok":
-        paths["timeline"] = out_dir / f"{stem}_timeline.csv"
-        prediction.timeline.to_csv(paths["timeline"], index=False)
-        paths["figure"] = out_dir / f"{stem}_timeline.html"
-        timeline_figure(prediction).write_html(paths["figure"], include_plotlyjs=True)
-    paths["summary"].write_text(json.dumps(summary, indent=2))
-    prediction.outputs = {kind: str(path) for kind, path in paths.items()}
-    return prediction.outputs
 
 
 def media_in(path: str | os.PathLike) -> list[Path]:
@@ -272,8 +482,11 @@ def media_in(path: str | os.PathLike) -> list[Path]:
 
 
 def add_arguments(predict: argparse.ArgumentParser) -> None:
-    predict.add_argument("media", help="video, image or folder of them")
-    predict.add_argument("--model", required=True, help="run folder, model.keras, .tflite or .onnx")
+    predict.add_argument("media", nargs="+", help="videos, images or folders of them")
+    predict.add_argument(
+        "--model",
+        help="run folder, model.keras, .tflite or .onnx (default: the bundled FER2013 model, see `fer bundle-model`)",
+    )
     predict.add_argument("--fps", type=float, help="sample this many frames per second (dense timeline)")
     predict.add_argument(
         "--frames-per-video",
@@ -283,24 +496,45 @@ def add_arguments(predict: argparse.ArgumentParser) -> None:
         help="evenly spaced frames per video (default: as in training)",
     )
     predict.add_argument("--detector", choices=DETECTORS, help="face detector (default: as in training)")
+    predict.add_argument(
+        "--max-faces", type=int, help="at most this many faces per frame, the largest (default: all)"
+    )
+    predict.add_argument(
+        "--min-face-size", type=int, default=0, help="ignore faces smaller than this many pixels (box side)"
+    )
     predict.add_argument("--threads", type=int, help="CPU threads of TFLite / ONNX Runtime (default: all)")
     predict.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
     predict.set_defaults(func=_predict_cli)
 
 
-def _predict_cli(args) -> int:
-    import pandas as pd
-
+def _check_arguments(args) -> None:
     if args.frames is not None and args.frames < 1:
         raise ValueError(f"--frames must be ≥ 1, got {args.frames}")
     if args.fps is not None and args.fps <= 0:
         raise ValueError(f"--fps must be > 0, got {args.fps}")
-    media = media_in(args.media)
-    predictor = load_predictor(args.model, args.threads)
+    if args.max_faces is not None and args.max_faces < 1:
+        raise ValueError(f"--max-faces must be ≥ 1, got {args.max_faces}")
+    if args.min_face_size < 0:
+        raise ValueError(f"--min-face-size must be ≥ 0, got {args.min_face_size}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} is a file, not a folder")
+
+
+def _predict_cli(args) -> int:
+    import pandas as pd
+
+    from fer_utils.deploy.bundled import bundled_model_path
+
+    _check_arguments(args)
+    media = [path for item in args.media for path in media_in(item)]
+    model = args.model or bundled_model_path()
+    predictor = load_predictor(model, args.threads)
     rows = []
     for path in media:
-        prediction = predict_media(path, predictor, args.frames, args.fps, args.detector)
-        outputs = write_prediction(prediction, args.out, str(args.model))
+        prediction = predict_media(
+            path, predictor, args.frames, args.fps, args.detector, args.max_faces, args.min_face_size
+        )
+        outputs = write_prediction(prediction, args.out, str(model))
         print(prediction.message())
         rows.append(
             {
@@ -308,12 +542,16 @@ def _predict_cli(args) -> int:
                 "status": prediction.status,
                 "label": prediction.label,
                 "confidence": prediction.confidence,
-                "faces": len(prediction.timeline),
+                "faces": len(prediction.face_rows),
+                "tracks": 0 if prediction.tracks is None else len(prediction.tracks),
                 "frames_sampled": prediction.frames_sampled,
                 **outputs,
             }
         )
     if len(media) > 1:
-        pd.DataFrame(rows).to_csv(Path(args.out) / "summary.csv", index=False)
+        atomic_write_csv(Path(args.out) / "summary.csv", pd.DataFrame(rows))
     print(f"outputs in {args.out}")
-    return 0 if any(row["status"] == "ok" for row in rows) else 1
+    unreadable = sum(row["status"] == "unreadable" for row in rows)
+    if unreadable:
+        print(f"{unreadable} of {len(rows)} file(s) could not be read (see their _summary.json)")
+    return 1 if unreadable else 0

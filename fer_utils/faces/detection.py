@@ -233,14 +233,49 @@ def extract_face(
     Returns:
         A :class:`FaceCrop` or None.
     """
+    faces = extract_faces(
+        gray, image_size, detector, upsample, detect_width, margin, align, equalize, max_faces=1
+    )
+    return faces[0] if faces else None
+
+
+def extract_faces(
+    gray: np.ndarray,
+    image_size: int = 180,
+    detector: str = "hog",
+    upsample: int = 0,
+    detect_width: int | None = None,
+    margin: float = 0.0,
+    align: bool = False,
+    equalize: str = "none",
+    max_faces: int | None = None,
+    min_face_size: int = 0,
+) -> list[FaceCrop]:
+    """Every face of a frame (largest first), cropped as :func:`extract_face` crops the largest.
+
+    Args:
+        max_faces: keep at most this many (the largest); None = all.
+        min_face_size: ignore faces whose box side is smaller than this many pixels.
+        The other arguments are those of :func:`extract_face`.
+    """
     if detector not in DETECTORS:
         raise ValueError(f"unknown face detector {detector!r}; choose one of {DETECTORS}")
+    if max_faces is not None and max_faces < 1:
+        raise ValueError(f"max_faces must be ≥ 1, got {max_faces}")
     if detector == "none":
         height, width = gray.shape[:2]
-        return FaceCrop(equalize_face(to_gray_face(gray, image_size), equalize), FaceBox(0, 0, width, height))
-    boxes = detect_faces(gray, detector, upsample, detect_width)
-    if not boxes:
-        return None
-    box = boxes[0]
-    angle = eye_angle(gray, box) if align else 0.0
-    return FaceCrop(equalize_face(crop_face(gray, box, image_size, margin, angle), equalize), box, angle)
+        return [
+            FaceCrop(equalize_face(to_gray_face(gray, image_size), equalize), FaceBox(0, 0, width, height))
+        ]
+    boxes = [
+        box
+        for box in detect_faces(gray, detector, upsample, detect_width)
+        if min(box.w, box.h) >= min_face_size
+    ][:max_faces]
+    crops = []
+    for box in boxes:
+        angle = eye_angle(gray, box) if align else 0.0
+        crops.append(
+            FaceCrop(equalize_face(crop_face(gray, box, image_size, margin, angle), equalize), box, angle)
+        )
+    return crops

@@ -236,3 +236,62 @@ def _sample_by_seeking(capture, reported: int, count: int, gray: bool) -> Sample
                 break
     result.frames = [frames[i] for i in sorted(frames)]
     return result
+
+
+#: Above this many frames, :func:`stream_frames` decodes and hands out one frame at a time.
+STREAM_ABOVE = 64
+
+
+class UnreadableMedia(Exception):
+    """A file that gives no frame: the message says why."""
+
+
+def stream_frames(path: str | os.PathLike, count: int, gray: bool = True, color: bool = False):
+    """Yield ``count`` evenly spaced frames of a clip in order, holding one decoded frame at a time.
+
+    Up to :data:`STREAM_ABOVE` frames come from :func:`sample_frames` (with its repair of over-stated
+    frame counts); denser sampling (``fer predict --fps``) walks the clip once and yields each chosen frame
+    as it decodes, so memory does not grow with the clip's length. Targets past the real end of the clip
+    are simply not yielded. An image yields its one frame.
+
+    Args:
+        color: also keep the BGR frame (``Frame.image`` is then BGR; convert for detection).
+
+    Raises:
+        UnreadableMedia: the file does not open or no frame decodes.
+    """
+    import cv2
+
+    if count < 1:
+        raise ValueError(f"number of frames must be ≥ 1, got {count}")
+    path = str(path)
+    if is_image(path) or count <= STREAM_ABOVE:
+        sampled = sample_frames(path, count, gray=gray and not color)
+        if not sampled.frames:
+            raise UnreadableMedia(sampled.error or "no decodable frame")
+        yield from sampled.frames
+        return
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        raise UnreadableMedia("unreadable (not a regular, non-empty file)")
+    capture = _open_capture(path)
+    if capture is None:
+        raise UnreadableMedia("unreadable (the container does not open)")
+    try:
+        reported = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        if reported <= 0:
+            raise UnreadableMedia("the container does not say how many frames it holds")
+        wanted = iter(evenly_spaced(reported, count))
+        target, index, yielded = next(wanted, None), 0, 0
+        while target is not None and capture.grab():
+            if index == target:
+                ok, image = capture.retrieve()
+                if ok and image is not None:
+                    yielded += 1
+                    timestamp = float(capture.get(cv2.CAP_PROP_POS_MSEC))
+                    yield Frame(index, timestamp, _convert(image, gray and not color))
+                target = next(wanted, None)
+            index += 1
+        if not yielded:
+            raise UnreadableMedia("no decodable frame")
+    finally:
+        capture.release()

@@ -40,6 +40,10 @@ PREDICTIONS_FILE = "predictions.csv"
 METRICS_FILE = "metrics.json"
 #: Files a finished run must hold (``split.csv`` is optional for readers: older runs lack it).
 RUN_FILES = (CONFIG_FILE, HISTORY_FILE, MODEL_FILE, METRICS_FILE, PREDICTIONS_FILE)
+#: ``config.json``'s ``kind`` of a run-like folder that scores an existing model (``fer evaluate``): it has
+#: no training history and no model of its own.
+EVALUATION_KIND = "evaluation"
+EVALUATION_FILES = (CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE)
 #: Keys :func:`load_run` requires in metrics.json.
 REQUIRED_METRICS = ("labels", "frame", "protocol", "num_params")
 #: Keys each score level (``frame``, and ``video`` when present) must hold in metrics.json.
@@ -283,13 +287,18 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     path = Path(run_dir)
     if not path.is_dir():
         raise ValueError(f"run folder {path} does not exist")
-    missing = [name for name in RUN_FILES if not (path / name).exists()]
+    try:
+        config = read_config(path) if (path / CONFIG_FILE).exists() else {}
+    except READ_ERRORS as error:
+        raise ValueError(f"run {path.name} has a malformed file: {error}") from error
+    evaluation = isinstance(config, dict) and config.get("kind") == EVALUATION_KIND
+    required = EVALUATION_FILES if evaluation else RUN_FILES
+    missing = [name for name in required if not (path / name).exists()]
     if missing:
         raise ValueError(f"run {path.name} is unfinished or incomplete: missing {', '.join(missing)}")
     try:
-        config = read_config(path)
         metrics = read_metrics(path)
-        history = read_history(path)
+        history = read_history(path) if (path / HISTORY_FILE).exists() else pd.DataFrame()
         predictions = read_predictions(path)
     except READ_ERRORS as error:
         raise ValueError(f"run {path.name} has a malformed file: {error}") from error

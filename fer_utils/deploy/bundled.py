@@ -1,0 +1,294 @@
+"""The model shipped inside the package, and ``fer bundle-model``, the one command that makes it.
+
+The bundled model is the paper CNN trained on FER2013 with the ``robust`` recipe at 48 px (FER2013's own
+resolution), one run per seed (``--seeds``, default 0 1 2); the run with the **median** test accuracy
+ships, never the luckiest. It ships twice in ``fer_utils/models/``: the Keras model and an int8 TFLite
+export (what ``fer predict`` and :func:`fer_utils.predict` use by default: no TensorFlow import, a few
+hundred kB), each with its JSON spec, plus ``model_card.json``: the numbers of ``docs/model_card.md``,
+measured on the FER2013 PrivateTest faces from the shipped files by :func:`score_fer2013_test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from fer_utils.files import atomic_write_json, atomic_write_text
+from fer_utils.paths import PACKAGE_DIR, PROJECT_ROOT, shared_data_root
+
+BUNDLED_DIR = PACKAGE_DIR / "models"
+BUNDLED_NAME = "fer2013_robust_48"
+#: The shipped files by format.
+BUNDLED_FILES = {"keras": f"{BUNDLED_NAME}.keras", "tflite-int8": f"{BUNDLED_NAME}_int8.tflite"}
+DEFAULT_FORMAT = "tflite-int8"
+CARD_JSON = "model_card.json"
+CARD_MARKDOWN = PROJECT_ROOT / "docs" / "model_card.md"
+IMAGE_SIZE = 48
+#: Border added around dlib's (tight) face box when predicting on whole frames, as a fraction of its side:
+#: FER2013's faces are framed from the hairline to below the chin, looser than dlib's box.
+PREDICT_MARGIN = 0.15
+#: FER2013's folder names and the canonical labels the suite uses for them.
+FER2013_CLASSES = {
+    "angry": "angry",
+    "disgust": "disgust",
+    "fear": "fearful",
+    "happy": "happy",
+    "neutral": "neutral",
+    "sad": "sad",
+    "surprise": "surprised",
+}
+
+
+def bundled_model_path(fmt: str = DEFAULT_FORMAT, models_dir: str | os.PathLike | None = None) -> Path:
+    """The shipped model file of ``fmt`` (``keras`` or ``tflite-int8``).
+
+    Raises:
+        ValueError: the file is missing (a checkout where ``fer bundle-model`` has not been run).
+    """
+    if fmt not in BUNDLED_FILES:
+        raise ValueError(f"no bundled model in format {fmt!r}; choose one of {', '.join(BUNDLED_FILES)}")
+    path = Path(models_dir or BUNDLED_DIR) / BUNDLED_FILES[fmt]
+    if not path.exists():
+        raise ValueError(
+            f"the bundled model {path} is missing; rebuild it with `fer bundle-model` or pass --model"
+        )
+    return path
+
+
+def read_model_card(models_dir: str | os.PathLike | None = None) -> dict:
+    """The bundled model's ``model_card.json`` (training, seeds, test scores of each shipped file)."""
+    import json
+
+    return json.loads((Path(models_dir or BUNDLED_DIR) / CARD_JSON).read_text())
+
+
+# ----------------------------------------------------------------------------------------------- scoring
+
+
+def fer2013_test_faces(fer2013_root: str | os.PathLike) -> tuple[np.ndarray, list[str], list[str]]:
+    """FER2013's PrivateTest faces (``test/<class>/*.jpg``): uint8 ``(n, 48, 48)``, canonical labels, paths."""
+    import cv2
+
+    root = Path(fer2013_root) / "test"
+    if not root.is_dir():
+        raise ValueError(f"{root} is missing: expected FER2013 as <root>/test/<class>/*.jpg")
+    faces, labels, paths = [], [], []
+    for folder, label in sorted(FER2013_CLASSES.items()):
+        for path in sorted((root / folder).glob("*.jpg")):
+            faces.append(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
+            labels.append(label)
+            paths.append(str(path))
+    return np.stack(faces), labels, paths
+
+
+def score_fer2013_test(model_path: str | os.PathLike, fer2013_root: str | os.PathLike) -> dict:
+    """Accuracy, macro F1, per-class scores and confusion matrix of a model on FER2013 PrivateTest."""
+    from fer_utils.deploy.predictors import load_predictor
+    from fer_utils.training.evaluate import classification_metrics
+
+    faces, truth, _ = fer2013_test_faces(fer2013_root)
+    predictor = load_predictor(model_path, num_threads=1)
+    predicted = np.asarray(predictor.labels)[predictor.predict_proba(faces).argmax(axis=1)]
+    return {"labels": predictor.labels, **classification_metrics(truth, predicted, predictor.labels)}
+
+
+# ------------------------------------------------------------------------------------------------ build
+
+
+def bundled_train_config(epochs: int = 30):
+    """The shipped model's training: robust recipe, FER2013's own split (PublicTest selects, PrivateTest
+    tests), 48 px."""
+    from fer_utils.training.train import TrainConfig
+
+    return TrainConfig(protocol="fixed", epochs=epochs, recipe="robust", image_size=IMAGE_SIZE)
+
+
+def train_bundle_seeds(images: Path, work: Path, seeds: list[int], epochs: int, workers: int | None) -> dict:
+    """FER2013 → face cache → one robust run per seed in ``work/seeds`` (finished seeds are kept)."""
+    from fer_utils.faces.preprocess import default_cache_root, image_folder_cache
+    from fer_utils.training.seeds import train_seeds
+
+    cache = image_folder_cache(images, default_cache_root(), image_size=IMAGE_SIZE, split_dirs=True)
+    print(f"face cache: {cache.cache_dir} ({len(cache)} faces)")
+    return train_seeds(cache.cache_dir, work / "seeds", bundled_train_config(epochs), seeds, workers)
+
+
+def ship_run(run, out_dir: Path) -> dict[str, Path]:
+    """Write a run's model into ``out_dir`` as the bundled files (Keras without optimizer state, int8
+    TFLite calibrated on the run's training faces), each with its JSON spec."""
+    import keras
+
+    from fer_utils.deploy.export import export_model, run_calibration_faces, write_model_spec
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labels = list(run.config["labels"])
+    model = keras.saving.load_model(run.model_path, compile=False)
+    extra = {
+        "trained_on": "FER2013 (train 28,709 faces; PublicTest selected the epoch)",
+        "recipe": run.config.get("recipe"),
+        "seed": run.config.get("seed"),
+        "num_params": run.metrics.get("num_params"),
+        "preprocessing": {
+            "detector": "hog",
+            "margin": PREDICT_MARGIN,
+            "detect_width": 640,
+            "frames_per_video": 6,
+        },
+    }
+    keras_path = out_dir / BUNDLED_FILES["keras"]
+    model.save(keras_path)
+    write_model_spec(
+        keras_path,
+        {
+            "format": "keras",
+            "model_file": keras_path.name,
+            "labels": labels,
+            "image_size": IMAGE_SIZE,
+            **extra,
+        },
+    )
+    int8_path = export_model(
+        model,
+        "tflite-int8",
+        out_dir / BUNDLED_FILES["tflite-int8"],
+        labels,
+        run_calibration_faces(run.path),
+        extra,
+    )
+    return {"keras": keras_path, "tflite-int8": int8_path}
+
+
+def model_card_numbers(summary: dict, run, shipped: dict[str, Path], images: Path) -> dict:
+    """``model_card.json``: the seed distribution, the shipped run and each shipped file's test scores."""
+    return {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "training": {
+            "data": "FER2013 train (28,709 faces), PublicTest (3,589) for epoch selection",
+            "recipe": run.config.get("recipe"),
+            "recipe_settings": run.config.get("recipe_settings"),
+            "epochs": run.config.get("epochs"),
+            "image_size": IMAGE_SIZE,
+            "num_params": run.metrics.get("num_params"),
+            "threads": run.config.get("threads_used"),
+        },
+        "seeds": summary,
+        "shipped_seed": run.config.get("seed"),
+        "shipped_run_test_accuracy": run.metrics["frame"]["accuracy"],
+        "test": {fmt: score_fer2013_test(path, images) for fmt, path in shipped.items()},
+        "files": {fmt: {"name": path.name, "bytes": path.stat().st_size} for fmt, path in shipped.items()},
+        "predict_margin": PREDICT_MARGIN,
+    }
+
+
+def card_tables(card: dict) -> str:
+    """The generated part of ``docs/model_card.md``: test scores of each shipped file and per class."""
+    seeds = card["seeds"]
+    accuracy = seeds["scores"]["test_accuracy"]
+    lines = [
+        f"Seeds trained: {seeds['runs']} ({seeds['converged']} converged); test accuracy "
+        f"{100 * accuracy['mean']:.1f} ± {100 * accuracy['sd']:.1f} % "
+        f"(min {100 * accuracy['min']:.1f} %, max {100 * accuracy['max']:.1f} %). "
+        f"Shipped: seed {card['shipped_seed']}, the median.",
+        "",
+        "| shipped file | size | PrivateTest accuracy | macro F1 |",
+        "|---|---|---|---|",
+    ]
+    for fmt, scores in card["test"].items():
+        size = card["files"][fmt]["bytes"] / 1024
+        lines.append(
+            f"| `{card['files'][fmt]['name']}` | {size:.0f} kB | {100 * scores['accuracy']:.1f} % | "
+            f"{scores['macro_f1']:.3f} |"
+        )
+    scores = card["test"][DEFAULT_FORMAT]
+    lines += ["", f"Per class (`{card['files'][DEFAULT_FORMAT]['name']}`, the default):", ""]
+    lines += ["| class | precision | recall | F1 | test faces |", "|---|---|---|---|---|"]
+    for label in scores["labels"]:
+        row = scores["per_class"][label]
+        lines.append(
+            f"| {label} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |"
+        )
+    return "\n".join(lines)
+
+
+def fill_card(markdown_path: Path, card: dict) -> None:
+    """Replace the text between ``<!-- card-numbers -->`` and ``<!-- /card-numbers -->``."""
+    text = markdown_path.read_text()
+    start, end = "<!-- card-numbers -->", "<!-- /card-numbers -->"
+    if start not in text or end not in text:
+        raise ValueError(f"{markdown_path} lacks the {start} … {end} markers")
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    atomic_write_text(markdown_path, f"{head}{start}\n{card_tables(card)}\n{end}{tail}")
+
+
+def build_bundled_model(
+    images: str | os.PathLike,
+    work: str | os.PathLike,
+    seeds: list[int],
+    epochs: int = 30,
+    workers: int | None = None,
+    out_dir: str | os.PathLike | None = None,
+    card_markdown: str | os.PathLike | None = CARD_MARKDOWN,
+) -> dict:
+    """Train (resumable), pick the median seed, ship its files and write the model card's numbers."""
+    from fer_utils.training.seeds import describe_seeds, median_run
+
+    images, work = Path(images), Path(work)
+    out_dir = Path(out_dir or BUNDLED_DIR)
+    summary = train_bundle_seeds(images, work, seeds, epochs, workers)
+    print(describe_seeds(summary))
+    if summary["failed"]:
+        raise ValueError(f"{summary['failed']} seed run(s) failed; see {work / 'seeds' / 'seeds.json'}")
+    run = median_run(work / "seeds")
+    staging = out_dir.with_name(f".{out_dir.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    shipped = ship_run(run, staging)
+    card = model_card_numbers(summary, run, shipped, images)
+    atomic_write_json(staging / CARD_JSON, card, default=str)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for entry in staging.iterdir():
+        os.replace(entry, out_dir / entry.name)
+    staging.rmdir()
+    if card_markdown:
+        fill_card(Path(card_markdown), card)
+    return card
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--images",
+        default=str(shared_data_root() / "fer2013"),
+        help="FER2013 as <split>/<class>/*.jpg (default: the shared data folder's fer2013)",
+    )
+    parser.add_argument(
+        "--work",
+        default="runs/bundled-model",
+        help="where the seed runs go (resumable; default: runs/bundled-model)",
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per seed (default: 0 1 2)"
+    )
+    parser.add_argument("--epochs", type=int, default=30, help="epochs per run (default: 30)")
+    parser.add_argument("--workers", type=int, help="runs at once (default: one per core)")
+    parser.add_argument("--out", help=f"folder the shipped files go into (default: {BUNDLED_DIR})")
+    parser.add_argument(
+        "--card", default=str(CARD_MARKDOWN), help="model card whose numbers block is rewritten ('' to skip)"
+    )
+    parser.set_defaults(func=_bundle_cli)
+
+
+def _bundle_cli(args) -> int:
+    card = build_bundled_model(
+        args.images, args.work, args.seeds, args.epochs, args.workers, args.out, args.card
+    )
+    scores = card["test"][DEFAULT_FORMAT]
+    print(
+        f"shipped seed {card['shipped_seed']}: PrivateTest accuracy {100 * scores['accuracy']:.1f} %, "
+        f"macro F1 {scores['macro_f1']:.3f} ({BUNDLED_FILES[DEFAULT_FORMAT]})"
+    )
+    return 0

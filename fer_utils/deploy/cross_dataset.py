@@ -1,0 +1,216 @@
+"""``fer evaluate``: score any model on any face cache, with an explicit, recorded label mapping.
+
+The model's classes are mapped onto the cache's labels: by default a model class maps to the cache label of
+the same (canonical) name; ``--label-map FILE`` (JSON ``{"model class": "cache label"}``) overrides single
+classes (several model classes may map onto one label: their probabilities are added). A cache label that
+no model class maps to (RAVDESS's *calm* for a FER2013 model) cannot be predicted: its faces are left out
+of the scores and reported as such, never silently merged. A model class that maps to no cache label wins
+a face as ``(unmapped)``, which counts as wrong.
+
+The result is a run-like folder (``config.json`` with ``kind: evaluation``, ``predictions.csv``,
+``metrics.json``) that reports and the dashboard open like any run, marked as an evaluation of model X
+(trained on Y) on cache Z.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fer_utils.training import rundir
+
+UNMAPPED = "(unmapped)"
+#: Faces classified per model call.
+BATCH = 1024
+
+
+def read_label_map(path: str | os.PathLike | None) -> dict[str, str | None]:
+    """A label-map file: a JSON object ``{model class: cache label or null}``."""
+    if not path:
+        return {}
+    try:
+        mapping = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"label map {path}: {error}") from error
+    if not isinstance(mapping, dict) or not all(isinstance(v, str | None) for v in mapping.values()):
+        raise ValueError(f"label map {path} must be a JSON object of model class → cache label (or null)")
+    return mapping
+
+
+def label_mapping(model_labels: list[str], cache_labels: list[str], overrides: dict | None = None) -> dict:
+    """Each model class → the cache label it counts as (None: no counterpart).
+
+    Raises:
+        ValueError: ``overrides`` names a model class or a cache label that does not exist.
+    """
+    overrides = dict(overrides or {})
+    unknown_sources = sorted(set(overrides) - set(model_labels))
+    unknown_targets = sorted({t for t in overrides.values() if t is not None} - set(cache_labels))
+    if unknown_sources or unknown_targets:
+        parts = []
+        if unknown_sources:
+            parts.append(f"model classes {unknown_sources} (the model has {model_labels})")
+        if unknown_targets:
+            parts.append(f"cache labels {unknown_targets} (the cache has {cache_labels})")
+        raise ValueError("the label map names unknown " + " and ".join(parts))
+    return {
+        label: overrides[label] if label in overrides else (label if label in cache_labels else None)
+        for label in model_labels
+    }
+
+
+def mapped_probabilities(
+    probabilities: np.ndarray, model_labels: list[str], mapping: dict, labels: list[str]
+):
+    """Model-class probabilities summed onto the evaluation labels (``labels``, maybe ending in UNMAPPED)."""
+    out = np.zeros((len(probabilities), len(labels)), np.float32)
+    for i, label in enumerate(model_labels):
+        out[:, labels.index(mapping[label] or UNMAPPED)] += probabilities[:, i]
+    return out
+
+
+def evaluation_labels(mapping: dict, cache_labels: list[str]) -> list[str]:
+    """The cache labels some model class maps to (cache order), then UNMAPPED if a model class maps to none."""
+    targets = [label for label in cache_labels if label in mapping.values()]
+    return targets + ([UNMAPPED] if None in mapping.values() else [])
+
+
+def model_origin(predictor) -> dict:
+    """What is known of where a model comes from (its spec or its run's config)."""
+    spec = predictor.spec or {}
+    origin = {"model": str(predictor.path), "format": predictor.format}
+    source_run = spec.get("source_run")
+    if source_run and (Path(source_run) / rundir.CONFIG_FILE).exists():
+        config = rundir.read_config(source_run)
+        origin |= {"trained_on": config.get("dataset"), "protocol": config.get("protocol"), "run": source_run}
+    origin.setdefault("trained_on", spec.get("trained_on") or spec.get("dataset") or "unknown")
+    return origin
+
+
+def evaluate_on_cache(
+    model: str | os.PathLike,
+    cache_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    label_map: dict | None = None,
+    split: str | None = None,
+    overwrite: bool = False,
+    threads: int | None = None,
+) -> rundir.Run:
+    """Score ``model`` on the faces of a cache (all, or those of ``split`` for caches with a split column)
+    and write an evaluation folder (see the module doc). Errors in the mapping come before any work."""
+    from fer_utils.deploy.predictors import load_predictor
+    from fer_utils.faces.cache import FaceCache
+    from fer_utils.training.evaluate import evaluate_predictions, predictions_table
+
+    predictor = load_predictor(model, threads)
+    cache = FaceCache(cache_dir)
+    index = cache.index
+    if split is not None:
+        if "split" not in index.columns:
+            raise ValueError(f"{cache_dir} has no split column; drop --split")
+        index = index[index["split"].astype(str) == split]
+    if not len(index):
+        raise ValueError(f"{cache_dir} holds no faces{f' in split {split!r}' if split else ''}")
+    cache_labels = cache.labels
+    mapping = label_mapping(predictor.labels, cache_labels, label_map)
+    labels = evaluation_labels(mapping, cache_labels)
+    scored = index[index["label"].isin(labels)]
+    unscored = index.loc[~index["label"].isin(labels), "label"].value_counts().to_dict()
+    if not len(scored):
+        raise ValueError(f"no face of {cache_dir} has a label the model's classes map to ({mapping})")
+    probabilities = np.concatenate(
+        [
+            mapped_probabilities(
+                predictor.predict_proba(cache.faces(scored["face_id"].to_numpy()[start : start + BATCH])),
+                predictor.labels,
+                mapping,
+                labels,
+            )
+            for start in range(0, len(scored), BATCH)
+        ]
+    )
+    predictions = predictions_table(scored, probabilities, labels)
+    scores = evaluate_predictions(predictions, labels)
+    origin = model_origin(predictor)
+    dataset = str(cache.config.get("dataset", Path(cache_dir).name))
+    evaluation = {
+        **origin,
+        "cache_dir": str(Path(cache_dir).resolve()),
+        "dataset": dataset,
+        "split": split,
+        "label_map": mapping,
+        "unscored_faces": {str(k): int(v) for k, v in unscored.items()},
+        "unscored_reason": "no model class maps to these labels",
+        "description": f"evaluation of {Path(str(predictor.path)).name} (trained on {origin['trained_on']}) on {dataset}",
+    }
+    config = {
+        "kind": rundir.EVALUATION_KIND,
+        "dataset": dataset,
+        "protocol": "evaluation",
+        "labels": labels,
+        "image_size": predictor.image_size,
+        "cache_dir": evaluation["cache_dir"],
+        "preprocessing": cache.config,
+        "evaluation": evaluation,
+    }
+    metrics = {
+        "status": "complete",
+        "kind": rundir.EVALUATION_KIND,
+        "dataset": dataset,
+        "protocol": "evaluation",
+        "labels": labels,
+        "num_params": int(predictor.spec.get("num_params") or getattr(predictor, "num_params", 0)),
+        "split": {"test": int(len(scored))},
+        "evaluation": evaluation,
+        **scores,
+    }
+    with rundir.RunWriter(out, overwrite) as writer:
+        writer.write_config(config)
+        writer.write_predictions(predictions)
+        writer.write_metrics(metrics)
+    return rundir.load_run(out)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", help="run folder, .keras, .tflite or .onnx (default: the bundled FER2013 model)"
+    )
+    parser.add_argument("--cache", required=True, help="face cache folder (`fer preprocess`)")
+    parser.add_argument("--label-map", help='JSON object {"model class": "cache label" or null}')
+    parser.add_argument(
+        "--split", help="only the faces of this split (caches with a split column, e.g. test)"
+    )
+    parser.add_argument("--out", required=True, help="the evaluation folder to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace a finished evaluation in --out")
+    parser.add_argument("--threads", type=int, help="CPU threads of TFLite / ONNX Runtime (default: all)")
+    parser.set_defaults(func=_evaluate_cli)
+
+
+def _evaluate_cli(args) -> int:
+    from fer_utils.deploy.bundled import bundled_model_path
+
+    overrides = read_label_map(args.label_map)
+    run = evaluate_on_cache(
+        args.model or bundled_model_path(),
+        args.cache,
+        args.out,
+        overrides,
+        args.split,
+        args.overwrite,
+        args.threads,
+    )
+    evaluation = run.metrics["evaluation"]
+    frame = run.metrics["frame"]
+    print(evaluation["description"])
+    print(f"  label map: {json.dumps(evaluation['label_map'])}")
+    for label, count in evaluation["unscored_faces"].items():
+        print(f"  {count} {label} face(s) not scored: no model class maps to {label!r}")
+    print(
+        f"  accuracy {100 * frame['accuracy']:.1f} %, macro F1 {frame['macro_f1']:.3f} on {frame['support']} faces"
+    )
+    print(f"written to {run.path}")
+    return 0
