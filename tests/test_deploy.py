@@ -120,7 +120,8 @@ def test_predict_single_face_video_writes_a_normalized_timeline(trained_run, pyf
     out = tmp_path / "pred"
     args = ["predict", str(pyfeat_media / "single_face.mp4"), "--model", str(trained_run.path)]
     assert main([*args, "--fps", "5", "--out", str(out)]) == 0
-    timeline = pd.read_csv(out / "single_face.mp4_timeline.csv")
+    faces = pd.read_csv(out / "single_face.mp4_faces.csv")
+    timeline = faces[faces["status"] == "face"]
     labels = trained_run.config["labels"]
     probabilities = timeline[[f"prob_{label}" for label in labels]].to_numpy()
     assert len(timeline) >= 10  # 72 frames at 24 fps = 3 s → ~15 frames at 5 fps, the face in most
@@ -140,11 +141,13 @@ def test_predict_no_face_video_says_so(trained_run, pyfeat_media, tmp_path, caps
     code = main(
         ["predict", str(pyfeat_media / "no_face.mp4"), "--model", str(trained_run.path), "--out", str(out)]
     )
-    assert code == 1
+    assert code == 0  # no face is a result, not an error
     assert "no face found" in capsys.readouterr().out
     summary = json.loads((out / "no_face.mp4_summary.json").read_text())
     assert summary["status"] == "no_face" and summary["faces"] == 0 and summary["label"] is None
-    assert not (out / "no_face.mp4_timeline.csv").exists()
+    rows = pd.read_csv(out / "no_face.mp4_faces.csv")
+    assert len(rows) == summary["frames_sampled"] and (rows["status"] == "no_face").all()
+    assert not (out / "no_face.mp4_tracks.csv").exists()
 
 
 @pytest.mark.slow
@@ -155,7 +158,7 @@ def test_exported_int8_model_predicts_a_video_like_keras(trained_run, pyfeat_med
     video = pyfeat_media / "single_face.mp4"
     from_keras = deploy.predict_media(video, deploy.load_predictor(trained_run.path), frames=6)
     from_int8 = deploy.predict_media(video, deploy.load_predictor(path, num_threads=1), frames=6)
-    assert list(from_keras.timeline["frame_index"]) == list(from_int8.timeline["frame_index"])
-    keras_probs = from_keras.timeline.filter(like="prob_").to_numpy()
-    int8_probs = from_int8.timeline.filter(like="prob_").to_numpy()
+    assert list(from_keras.face_rows["frame_index"]) == list(from_int8.face_rows["frame_index"])
+    keras_probs = from_keras.face_rows.filter(like="prob_").to_numpy()
+    int8_probs = from_int8.face_rows.filter(like="prob_").to_numpy()
     assert np.abs(keras_probs - int8_probs).max() < 0.05

@@ -271,7 +271,9 @@ def fake_predict(monkeypatch):
     from fer_utils.deploy import predict
 
     def predict_media(path, *args):
-        return predict.MediaPrediction(str(path), ["happy", "sad"], pd.DataFrame(), frames_sampled=3)
+        return predict.MediaPrediction(
+            str(path), ["happy", "sad"], pd.DataFrame(columns=["status"]), frames_sampled=3
+        )
 
     monkeypatch.setattr(predict, "load_predictor", lambda *args: None)
     monkeypatch.setattr(predict, "predict_media", predict_media)
@@ -287,7 +289,7 @@ def test_predict_outputs_of_same_stem_media_do_not_collide(tmp_path, monkeypatch
     for name in ["clip.mp4", "clip.jpg", *long_names]:
         (media / name).write_bytes(b"")
     out = tmp_path / "out"
-    assert fer_main(["predict", str(media), "--model", "m.keras", "--out", str(out)]) == 1  # no face anywhere
+    assert fer_main(["predict", str(media), "--model", "m.keras", "--out", str(out)]) == 0  # no face anywhere
     summary = pd.read_csv(out / "summary.csv")
     assert summary["summary"].is_unique and len(summary) == 4
     for row in summary.itertuples():

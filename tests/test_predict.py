@@ -1,0 +1,245 @@
+"""The bundled model on real media: every face predicted, tracks, the Python API, and `fer evaluate`."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+import fer_utils
+from fer_utils.cli import main
+from fer_utils.deploy import bundled
+from fer_utils.deploy.cross_dataset import UNMAPPED, evaluate_on_cache, label_mapping
+from fer_utils.deploy.tracking import FaceTracker, box_iou
+from fer_utils.faces.detection import detect_faces
+from fer_utils.faces.frames import evenly_spaced, stream_frames
+
+
+def dlib_faces(path, spec_width=bundled.DETECT_WIDTH) -> int:
+    """How many faces dlib's HOG detector finds in an image, as the bundled model's settings run it."""
+    return len(detect_faces(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), "hog", 0, spec_width))
+
+
+def test_the_bundled_model_ships_with_its_spec_and_card():
+    for fmt in bundled.BUNDLED_FILES:
+        path = bundled.bundled_model_path(fmt)
+        spec = json.loads(path.with_name(path.name + ".json").read_text())
+        assert spec["labels"] == ["neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+        assert spec["image_size"] == 48 and spec["preprocessing"]["detector"] == "hog"
+        assert path.stat().st_size < 2_000_000
+    card = bundled.read_model_card()
+    assert card["seeds"]["runs"] >= 3 and card["training"]["recipe"] == "robust"
+    assert set(card["test"]) == set(bundled.BUNDLED_FILES)
+
+
+def test_a_missing_bundled_model_names_the_command_that_builds_it(tmp_path):
+    with pytest.raises(ValueError, match="fer bundle-model"):
+        bundled.bundled_model_path(models_dir=tmp_path)
+
+
+def test_predict_without_a_model_reports_every_face_of_a_group_photo(pyfeat_media, tmp_path, capsys):
+    photo = pyfeat_media / "multi_face.jpg"
+    out = tmp_path / "out"
+    assert main(["predict", str(photo), "--out", str(out)]) == 0
+    faces = pd.read_csv(out / "multi_face.jpg_faces.csv")
+    expected = dlib_faces(photo)
+    assert expected >= 4 and len(faces) == expected and (faces["status"] == "face").all()
+    assert faces["face_index"].tolist() == list(range(expected))
+    assert (faces[["bbox_w", "bbox_h"]] > 0).all().all() and faces["predicted_label"].notna().all()
+    probabilities = faces.filter(like="prob_").to_numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    annotated = cv2.imread(str(out / "multi_face.jpg_annotated.png"))
+    assert annotated.shape == cv2.imread(str(photo)).shape
+    assert np.abs(annotated.astype(int) - cv2.imread(str(photo)).astype(int)).sum() > 0  # boxes drawn
+    assert (out / "multi_face.jpg_faces.html").exists()
+    summary = json.loads((out / "multi_face.jpg_summary.json").read_text())
+    assert summary["faces"] == expected and len(summary["tracks"]) == expected
+    assert f"{expected} face(s)" in capsys.readouterr().out
+
+
+def test_a_one_person_clip_gives_one_track_with_a_timeline(pyfeat_media, tmp_path):
+    out = tmp_path / "out"
+    assert main(["predict", str(pyfeat_media / "single_face.mp4"), "--fps", "10", "--out", str(out)]) == 0
+    faces = pd.read_csv(out / "single_face.mp4_faces.csv")
+    found = faces[faces["status"] == "face"]
+    assert len(found) >= 20 and found["track_id"].nunique() == 1  # 2.4 s at 10 fps, the face in every frame
+    assert faces["timestamp_s"].is_monotonic_increasing
+    tracks = pd.read_csv(out / "single_face.mp4_tracks.csv")
+    assert len(tracks) == 1 and tracks.loc[0, "faces"] == len(found)
+    assert tracks.loc[0, "label"] in bundled.read_model_card()["test"]["keras"]["labels"]
+    assert (out / "single_face.mp4_timeline.html").stat().st_size > 10_000
+
+
+def test_no_face_is_a_row_saying_so_and_an_unreadable_file_does_not_stop_the_batch(pyfeat_media, tmp_path):
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "broken.mp4").write_bytes(b"not a video at all" * 100)
+    (media / "no_face.mp4").symlink_to(pyfeat_media / "no_face.mp4")
+    (media / "single_face.jpg").symlink_to(pyfeat_media / "single_face.jpg")
+    out = tmp_path / "out"
+    assert main(["predict", str(media), "--out", str(out)]) == 1  # one file could not be read
+    summary = pd.read_csv(out / "summary.csv").set_index(
+        pd.read_csv(out / "summary.csv")["media_path"].map(lambda p: p.rsplit("/", 1)[-1])
+    )
+    assert summary.loc["broken.mp4", "status"] == "unreadable"
+    assert summary.loc["no_face.mp4", "status"] == "no_face"
+    assert summary.loc["single_face.jpg", "status"] == "ok"
+    no_face = pd.read_csv(out / "no_face.mp4_faces.csv")
+    assert len(no_face) == 6 and (no_face["status"] == "no_face").all()
+    assert json.loads((out / "broken.mp4_summary.json").read_text())["message"].startswith(
+        "broken.mp4: unreadable"
+    )
+
+
+def test_max_faces_and_min_face_size_limit_what_is_reported(pyfeat_media, tmp_path):
+    photo = str(pyfeat_media / "multi_face.jpg")
+    assert len(fer_utils.predict(photo, max_faces=2)) == 2
+    largest = fer_utils.predict(photo)["bbox_w"].max()
+    none = fer_utils.predict(photo, min_face_size=int(largest) + 1)
+    assert len(none) == 1 and none.loc[0, "status"] == "no_face"
+
+
+def test_the_python_api_reads_paths_and_numpy_images_alike(pyfeat_media):
+    photo = pyfeat_media / "multi_face.jpg"
+    from_path = fer_utils.predict(photo)
+    from_array = fer_utils.predict(cv2.imread(str(photo)))
+    assert from_array["media_path"].eq("<array>").all()
+    columns = ["face_index", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "predicted_label"]
+    pd.testing.assert_frame_equal(from_path[columns], from_array[columns])
+    # A file is decoded straight to gray by libjpeg, an array converted from BGR: pixels differ by ±1.
+    np.testing.assert_allclose(from_path.filter(like="prob_"), from_array.filter(like="prob_"), atol=0.01)
+    with pytest.raises(ValueError, match="uint8"):
+        fer_utils.predict(np.zeros((10, 10), np.float32))
+
+
+def test_dense_sampling_streams_the_frames_it_was_asked_for(pyfeat_media):
+    clip = pyfeat_media / "single_face.mp4"  # 72 frames
+    frames = stream_frames(clip, 70)  # above STREAM_ABOVE: one decoded frame at a time
+    assert iter(frames) is frames
+    assert [frame.index for frame in frames] == evenly_spaced(72, 70)
+
+
+def test_tracks_follow_overlapping_boxes_and_new_faces_get_new_ids():
+    tracker = FaceTracker(min_iou=0.3, max_gap=1)
+    assert tracker.assign([(0, 0, 100, 100), (300, 0, 100, 100)]) == [0, 1]
+    assert tracker.assign([(310, 5, 100, 100), (10, 5, 100, 100)]) == [1, 0]  # order does not matter
+    assert tracker.assign([(600, 0, 100, 100)]) == [2]
+    assert tracker.assign([]) == []
+    assert tracker.assign([]) == []
+    assert tracker.assign([(12, 5, 100, 100)]) == [3]  # unseen for more than max_gap frames: a new track
+    assert box_iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+
+
+# -------------------------------------------------------------------------------------------- evaluate
+
+
+def test_label_maps_naming_unknown_classes_fail_before_any_work():
+    model = ["neutral", "happy", "sad"]
+    assert label_mapping(model, ["neutral", "calm", "happy"]) == {
+        "neutral": "neutral",
+        "happy": "happy",
+        "sad": None,
+    }
+    with pytest.raises(ValueError, match=r"model classes \['joy'\]"):
+        label_mapping(model, ["happy"], {"joy": "happy"})
+    with pytest.raises(ValueError, match=r"cache labels \['bliss'\]"):
+        label_mapping(model, ["happy"], {"happy": "bliss"})
+
+
+@pytest.fixture(scope="module")
+def ravdess_like_cache(fer2013_root, tmp_path_factory):
+    """Real FER2013 test faces stored under RAVDESS's 8 labels: calm has no FER2013 class."""
+    from fer_utils.faces.cache import write_array_cache
+
+    faces, labels, _ = bundled.fer2013_test_faces(fer2013_root)
+    rng = np.random.default_rng(0)
+    chosen = np.sort(rng.choice(len(faces), 400, replace=False))
+    labels = np.asarray(labels)[chosen]
+    labels[:25] = "calm"
+    subjects = [f"{i % 4 + 1:02d}" for i in range(len(chosen))]
+    path = tmp_path_factory.mktemp("ravdess_like") / "cache"
+    write_array_cache(path, faces[chosen], labels.tolist(), subjects, dataset="ravdess-like")
+    return path
+
+
+def test_evaluate_scores_the_bundled_model_and_reports_the_unmappable_class(
+    ravdess_like_cache, tmp_path, capsys
+):
+    from fer_utils.training.rundir import list_runs
+    from fer_utils.viz.dashboard import run_choices
+
+    label_map = tmp_path / "map.json"
+    label_map.write_text(json.dumps({"disgust": None}))  # count disgust predictions as unmapped
+    out = tmp_path / "runs" / "bundled-on-ravdess"
+    assert (
+        main(
+            ["evaluate", "--cache", str(ravdess_like_cache), "--label-map", str(label_map), "--out", str(out)]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "25 calm face(s) not scored" in printed
+    runs, problems = list_runs(tmp_path / "runs")
+    assert not problems and len(runs) == 1
+    run = runs[0]
+    evaluation = run.metrics["evaluation"]
+    # calm has no FER2013 class; disgust lost its only source through the map: both unscored, not merged
+    disgust = evaluation["unscored_faces"]["disgust"]
+    assert evaluation["unscored_faces"] == {"calm": 25, "disgust": disgust} and disgust > 0
+    assert evaluation["label_map"]["disgust"] is None
+    assert {"calm", "disgust"}.isdisjoint(run.labels) and run.labels[-1] == UNMAPPED
+    scored = 400 - 25 - disgust
+    assert run.metrics["frame"]["support"] == scored and len(run.predictions) == scored
+    assert run.metrics["frame"]["accuracy"] > 0.4  # real faces, a real model: well above chance (1/7)
+    choices, _ = run_choices(tmp_path / "runs")
+    assert len(choices) == 1  # the dashboard lists it like a run
+
+
+def test_evaluate_refuses_a_bad_label_map_in_one_line(ravdess_like_cache, tmp_path, capsys):
+    label_map = tmp_path / "map.json"
+    label_map.write_text(json.dumps({"joy": "happy"}))
+    args = [
+        "evaluate",
+        "--cache",
+        str(ravdess_like_cache),
+        "--label-map",
+        str(label_map),
+        "--out",
+        str(tmp_path / "e"),
+    ]
+    assert main(args) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "unknown model classes ['joy']" in error
+    assert not (tmp_path / "e").exists()
+
+
+@pytest.mark.slow
+def test_evaluate_on_the_fer2013_test_split_matches_the_model_card(fer2013_root, tmp_path):
+    """The bundled model on a FER2013 folder cache's test split scores what the model card says."""
+    from fer_utils.faces.preprocess import image_folder_cache
+
+    cache = image_folder_cache(
+        fer2013_root, tmp_path / "cache", image_size=48, split_dirs=True, progress=False
+    )
+    run = evaluate_on_cache(bundled.bundled_model_path(), cache.cache_dir, tmp_path / "eval", split="test")
+    card = bundled.read_model_card()
+    assert run.metrics["frame"]["support"] == 3589
+    assert run.metrics["frame"]["accuracy"] == pytest.approx(
+        card["test"][bundled.DEFAULT_FORMAT]["accuracy"], abs=1e-9
+    )
+
+
+@pytest.mark.slow
+def test_model_card_numbers_are_reproduced_from_the_shipped_files(fer2013_root):
+    card = bundled.read_model_card()
+    markdown = bundled.CARD_MARKDOWN.read_text()
+    for fmt in bundled.BUNDLED_FILES:
+        scores = bundled.score_fer2013_test(bundled.bundled_model_path(fmt), fer2013_root)
+        recorded = card["test"][fmt]
+        assert scores["accuracy"] == pytest.approx(recorded["accuracy"], abs=1e-9)
+        assert scores["confusion_matrix"] == recorded["confusion_matrix"]
+        assert f"{100 * scores['accuracy']:.1f} %" in markdown
+    assert bundled.card_tables(card) in markdown
