@@ -117,5 +117,17 @@ def test_quick_bench_writes_the_documented_schema(fer2013_root, pyfeat_media, tm
     }
     assert "settings" in results["preprocessing"] or "skipped" in results["preprocessing"]
     assert all(set(target) == {"target", "measured", "met"} for target in results["targets"])
+    end_to_end = {row["case"]: row for row in results["end_to_end"]["rows"]}
+    one_face = end_to_end["one face, video 640×360"]
+    assert one_face["frames"] == 72 and one_face["faces_per_frame"] == 1.0  # single_face.mp4: every frame
+    assert end_to_end["five people, still"]["faces_per_frame"] >= 4
+    assert one_face["ms_per_frame"] == pytest.approx(sum(one_face["stages_ms"].values()), rel=0.5)
+    memory = results["predict_memory"]
+    assert [row["seconds_of_video"] for row in memory["rows"]] == [5, 60]
+    assert all(row["exit"] == 0 and row["peak_rss_mib"] > 50 for row in memory["rows"])
+    measured_targets = {target["target"] for target in results["targets"]}
+    assert any("one-face" in target for target in measured_targets)
+    assert any("peak memory" in target for target in measured_targets)
     markdown = (tmp_path / "benchmarks.md").read_text()
     assert "## Inference" in markdown and "## Targets" in markdown
+    assert "## End to end" in markdown and "## Memory of `fer predict --fps 25`" in markdown
