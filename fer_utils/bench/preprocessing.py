@@ -79,38 +79,10 @@ def benchmark_preprocessing(
             get_detector(config.detector)  # model loading is not preprocessing
     samples = [Sample("bench", str(p), "neutral", None, p.name) for p in clips]
     process_sample(samples[0], PreprocessConfig(candidates_per_frame=1))  # warm-up of codecs and caches
-    results: dict[str, dict] = {}
-    for name, (config, decode_all) in settings.items():
-        per_clip = {}
-        for sample in samples:
-            best_wall = best_cpu = None
-            for _ in range(repeats):
-                started, started_cpu = time.perf_counter(), time.process_time()
-                item = process_sample(sample, config, decode_every_frame if decode_all else None)
-                wall, cpu = time.perf_counter() - started, time.process_time() - started_cpu
-                best_wall = wall if best_wall is None else min(best_wall, wall)
-                best_cpu = cpu if best_cpu is None else min(best_cpu, cpu)
-            per_clip[Path(sample.media_path).name] = {
-                "seconds": round(best_wall, 4),
-                "cpu_seconds": round(best_cpu, 4),
-                "faces": len(item.rows),
-                "sampled_frames": item.stats.get("sampled_frames", 0),
-                "face_frames": item.stats.get("face_frames", 0),
-                "reason": item.reason,
-            }
-        seconds = sum(clip["seconds"] for clip in per_clip.values())
-        cpu_seconds = sum(clip["cpu_seconds"] for clip in per_clip.values())
-        results[name] = {
-            "clips_per_second_per_core": round(len(clips) / cpu_seconds, 3),
-            "clips_per_second_wall": round(len(clips) / seconds, 3),
-            "cpu_seconds": round(cpu_seconds, 3),
-            "seconds": round(seconds, 3),
-            "faces": sum(clip["faces"] for clip in per_clip.values()),
-            "clips_with_faces": sum(clip["faces"] > 0 for clip in per_clip.values()),
-            "config": config.to_dict(),
-            "decode_all_frames": decode_all,
-            "per_clip": per_clip,
-        }
+    results = {
+        name: _time_setting(samples, config, decode_all, repeats)
+        for name, (config, decode_all) in settings.items()
+    }
     stages = {
         name: stage_times(samples, *settings[name]) for name in ("naive", "default") if name in settings
     }
@@ -133,6 +105,43 @@ def benchmark_preprocessing(
             "cpus": os.cpu_count(),
             "machine": platform.machine(),
         },
+    }
+
+
+def _time_clip(sample: Sample, config: PreprocessConfig, decode_all: bool, repeats: int) -> dict:
+    """The fastest of ``repeats`` preprocessings of one clip (wall and CPU seconds) and what it found."""
+    best_wall = best_cpu = None
+    for _ in range(repeats):
+        started, started_cpu = time.perf_counter(), time.process_time()
+        item = process_sample(sample, config, decode_every_frame if decode_all else None)
+        wall, cpu = time.perf_counter() - started, time.process_time() - started_cpu
+        best_wall = wall if best_wall is None else min(best_wall, wall)
+        best_cpu = cpu if best_cpu is None else min(best_cpu, cpu)
+    return {
+        "seconds": round(best_wall, 4),
+        "cpu_seconds": round(best_cpu, 4),
+        "faces": len(item.rows),
+        "sampled_frames": item.stats.get("sampled_frames", 0),
+        "face_frames": item.stats.get("face_frames", 0),
+        "reason": item.reason,
+    }
+
+
+def _time_setting(samples: list[Sample], config: PreprocessConfig, decode_all: bool, repeats: int) -> dict:
+    """One setting over every clip: clips per second (per core and wall), faces, and each clip's figures."""
+    per_clip = {Path(s.media_path).name: _time_clip(s, config, decode_all, repeats) for s in samples}
+    seconds = sum(clip["seconds"] for clip in per_clip.values())
+    cpu_seconds = sum(clip["cpu_seconds"] for clip in per_clip.values())
+    return {
+        "clips_per_second_per_core": round(len(samples) / cpu_seconds, 3),
+        "clips_per_second_wall": round(len(samples) / seconds, 3),
+        "cpu_seconds": round(cpu_seconds, 3),
+        "seconds": round(seconds, 3),
+        "faces": sum(clip["faces"] for clip in per_clip.values()),
+        "clips_with_faces": sum(clip["faces"] > 0 for clip in per_clip.values()),
+        "config": config.to_dict(),
+        "decode_all_frames": decode_all,
+        "per_clip": per_clip,
     }
 
 

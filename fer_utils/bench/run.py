@@ -464,6 +464,63 @@ def rescale_folding(paths: dict, faces: np.ndarray, mode: dict) -> dict:
 # ------------------------------------------------------------------------------------------ training
 
 
+def _configure_training_threads(tuned: bool):
+    """TensorFlow with the suite's tuned settings (oneDNN on, intra-op threads = cores, inter-op 1) or its
+    defaults; returns the ``tensorflow`` module."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if tuned:
+        os.environ.update(TUNED_TRAINING_ENV)
+    else:
+        os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)
+    import tensorflow as tf
+
+    if tuned:
+        tf.config.threading.set_intra_op_parallelism_threads(os.cpu_count() or 1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    return tf
+
+
+def _training_feed(cache, train_ids, targets, feed: str, tuned: bool, batch_size: int) -> tuple:
+    """``(fit data, fit kwargs)`` for one feeding style (see :func:`_train_worker`)."""
+    import tensorflow as tf
+
+    from fer_utils.training.train import make_dataset
+
+    if feed == "numpy":
+        faces = np.asarray(cache.faces(train_ids))[..., None].astype(np.float32)
+        return faces, {"y": targets, "batch_size": batch_size, "shuffle": True}
+    if feed == "memory":
+        faces = tf.constant(np.asarray(cache.faces(train_ids))[..., None])
+        dataset = tf.data.Dataset.from_tensor_slices((faces, tf.constant(targets)))
+        data = dataset.shuffle(len(targets), seed=0).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    else:
+        augment = feed == "augmented"
+        data = make_dataset(cache, train_ids, targets, batch_size, shuffle=True, seed=0, augment=augment)
+    if tuned:
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = os.cpu_count() or 1
+        options.threading.max_intra_op_parallelism = 1
+        data = data.with_options(options)
+    return data, {}
+
+
+def _timed_fit(model, data, kwargs: dict, epochs: int) -> list[float]:
+    """Seconds of each epoch of ``model.fit``."""
+    import keras
+
+    seconds: list[float] = []
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds.append(time.perf_counter() - self.start)
+
+    model.fit(data, epochs=epochs, verbose=0, callbacks=[EpochTimer()], **kwargs)
+    return seconds
+
+
 def _train_worker(
     cache_dir: str,
     train_ids,
@@ -482,22 +539,11 @@ def _train_worker(
     ``tuned``: the suite's settings (oneDNN on, intra-op threads = cores, inter-op 1, tf.data's private
     thread pool) instead of TensorFlow's defaults.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if tuned:
-        os.environ.update(TUNED_TRAINING_ENV)
-    else:
-        os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)
-    import tensorflow as tf
-
-    cores = os.cpu_count() or 1
-    if tuned:
-        tf.config.threading.set_intra_op_parallelism_threads(cores)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+    _configure_training_threads(tuned)
     import keras
 
     from fer_utils.faces.cache import FaceCache
     from fer_utils.training.model import build_paper_cnn
-    from fer_utils.training.train import make_dataset
 
     keras.utils.set_random_seed(0)
     cache = FaceCache(cache_dir)
@@ -506,34 +552,8 @@ def _train_worker(
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
     )
-    if feed == "numpy":
-        faces = np.asarray(cache.faces(train_ids))[..., None].astype(np.float32)
-        fit_data, fit_kwargs = faces, {"y": targets, "batch_size": batch_size, "shuffle": True}
-    elif feed == "memory":
-        faces = tf.constant(np.asarray(cache.faces(train_ids))[..., None])
-        dataset = tf.data.Dataset.from_tensor_slices((faces, tf.constant(targets)))
-        dataset = dataset.shuffle(len(targets), seed=0).batch(batch_size).prefetch(tf.data.AUTOTUNE)
-        fit_data, fit_kwargs = dataset, {}
-    else:
-        augment = feed == "augmented"
-        fit_data = make_dataset(cache, train_ids, targets, batch_size, shuffle=True, seed=0, augment=augment)
-        fit_kwargs = {}
-    if tuned and feed != "numpy":
-        options = tf.data.Options()
-        options.threading.private_threadpool_size = cores
-        options.threading.max_intra_op_parallelism = 1
-        fit_data = fit_data.with_options(options)
-
-    epoch_seconds: list[float] = []
-
-    class EpochTimer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            epoch_seconds.append(time.perf_counter() - self.start)
-
-    model.fit(fit_data, epochs=epochs, verbose=0, callbacks=[EpochTimer()], **fit_kwargs)
+    data, kwargs = _training_feed(cache, train_ids, targets, feed, tuned, batch_size)
+    epoch_seconds = _timed_fit(model, data, kwargs, epochs)
     if save_to:
         model.save(save_to)
     rates = [len(train_ids) / seconds for seconds in epoch_seconds]
