@@ -104,53 +104,78 @@ def evaluate_on_cache(
     and write an evaluation folder (see the module doc). Errors in the mapping come before any work."""
     from fer_utils.deploy.predictors import load_predictor
     from fer_utils.faces.cache import FaceCache
-    from fer_utils.training.evaluate import evaluate_predictions, predictions_table
+    from fer_utils.training.evaluate import evaluate_predictions
 
     predictor = load_predictor(model, threads)
     cache = FaceCache(cache_dir)
+    index = faces_to_score(cache, split)
+    mapping = label_mapping(predictor.labels, cache.labels, label_map)
+    labels = evaluation_labels(mapping, cache.labels)
+    scored = index[index["label"].isin(labels)]
+    if not len(scored):
+        raise ValueError(f"no face of {cache_dir} has a label the model's classes map to ({mapping})")
+    predictions = predict_scored_faces(predictor, cache, scored, mapping, labels)
+    evaluation = {
+        **model_origin(predictor),
+        "cache_dir": str(Path(cache_dir).resolve()),
+        "dataset": str(cache.config.get("dataset", Path(cache_dir).name)),
+        "split": split,
+        "label_map": mapping,
+        "unscored_faces": {
+            str(k): int(v)
+            for k, v in index.loc[~index.index.isin(scored.index), "label"].value_counts().items()
+        },
+        "unscored_reason": "no model class maps to these labels",
+    }
+    evaluation["description"] = (
+        f"evaluation of {Path(str(predictor.path)).name} (trained on {evaluation['trained_on']}) "
+        f"on {evaluation['dataset']}"
+    )
+    write_evaluation(
+        out, evaluation, predictions, evaluate_predictions(predictions, labels), predictor, cache, overwrite
+    )
+    return rundir.load_run(out)
+
+
+def faces_to_score(cache, split: str | None):
+    """The cache's index rows to score: all, or those of ``split``."""
     index = cache.index
     if split is not None:
         if "split" not in index.columns:
-            raise ValueError(f"{cache_dir} has no split column; drop --split")
+            raise ValueError(f"{cache.cache_dir} has no split column; drop --split")
         index = index[index["split"].astype(str) == split]
     if not len(index):
-        raise ValueError(f"{cache_dir} holds no faces{f' in split {split!r}' if split else ''}")
-    cache_labels = cache.labels
-    mapping = label_mapping(predictor.labels, cache_labels, label_map)
-    labels = evaluation_labels(mapping, cache_labels)
-    scored = index[index["label"].isin(labels)]
-    unscored = index.loc[~index["label"].isin(labels), "label"].value_counts().to_dict()
-    if not len(scored):
-        raise ValueError(f"no face of {cache_dir} has a label the model's classes map to ({mapping})")
+        raise ValueError(f"{cache.cache_dir} holds no faces{f' in split {split!r}' if split else ''}")
+    return index
+
+
+def predict_scored_faces(predictor, cache, scored, mapping: dict, labels: list[str]):
+    """The predictions table of the scored faces, classified :data:`BATCH` at a time (bounded memory)."""
+    from fer_utils.training.evaluate import predictions_table
+
+    face_ids = scored["face_id"].to_numpy()
     probabilities = np.concatenate(
         [
             mapped_probabilities(
-                predictor.predict_proba(cache.faces(scored["face_id"].to_numpy()[start : start + BATCH])),
+                predictor.predict_proba(cache.faces(face_ids[start : start + BATCH])),
                 predictor.labels,
                 mapping,
                 labels,
             )
-            for start in range(0, len(scored), BATCH)
+            for start in range(0, len(face_ids), BATCH)
         ]
     )
-    predictions = predictions_table(scored, probabilities, labels)
-    scores = evaluate_predictions(predictions, labels)
-    origin = model_origin(predictor)
-    dataset = str(cache.config.get("dataset", Path(cache_dir).name))
-    evaluation = {
-        **origin,
-        "cache_dir": str(Path(cache_dir).resolve()),
-        "dataset": dataset,
-        "split": split,
-        "label_map": mapping,
-        "unscored_faces": {str(k): int(v) for k, v in unscored.items()},
-        "unscored_reason": "no model class maps to these labels",
-        "description": f"evaluation of {Path(str(predictor.path)).name} (trained on {origin['trained_on']}) on {dataset}",
-    }
+    return predictions_table(scored, probabilities, labels)
+
+
+def write_evaluation(
+    out, evaluation: dict, predictions, scores: dict, predictor, cache, overwrite: bool
+) -> None:
+    """The evaluation folder: config.json (``kind: evaluation``), predictions.csv, metrics.json last."""
+    labels = list(predictions.filter(like="prob_").columns.str.removeprefix("prob_"))
+    common = {"kind": rundir.EVALUATION_KIND, "dataset": evaluation["dataset"], "protocol": "evaluation"}
     config = {
-        "kind": rundir.EVALUATION_KIND,
-        "dataset": dataset,
-        "protocol": "evaluation",
+        **common,
         "labels": labels,
         "image_size": predictor.image_size,
         "cache_dir": evaluation["cache_dir"],
@@ -159,12 +184,10 @@ def evaluate_on_cache(
     }
     metrics = {
         "status": "complete",
-        "kind": rundir.EVALUATION_KIND,
-        "dataset": dataset,
-        "protocol": "evaluation",
+        **common,
         "labels": labels,
-        "num_params": int(predictor.spec.get("num_params") or getattr(predictor, "num_params", 0)),
-        "split": {"test": int(len(scored))},
+        "num_params": int(predictor.spec.get("num_params") or 0),
+        "split": {"test": int(len(predictions))},
         "evaluation": evaluation,
         **scores,
     }
@@ -172,7 +195,6 @@ def evaluate_on_cache(
         writer.write_config(config)
         writer.write_predictions(predictions)
         writer.write_metrics(metrics)
-    return rundir.load_run(out)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
