@@ -243,3 +243,22 @@ def test_model_card_numbers_are_reproduced_from_the_shipped_files(fer2013_root):
         assert scores["confusion_matrix"] == recorded["confusion_matrix"]
         assert f"{100 * scores['accuracy']:.1f} %" in markdown
     assert bundled.card_tables(card) in markdown
+
+
+def test_a_model_whose_spec_disagrees_with_its_outputs_is_refused_before_any_work(
+    pyfeat_media, tmp_path, capsys
+):
+    shipped = bundled.bundled_model_path()
+    model = tmp_path / shipped.name
+    model.write_bytes(shipped.read_bytes())
+    spec = json.loads(shipped.with_name(shipped.name + ".json").read_text())
+    spec["labels"] = ["happy", "sad", "angry"]
+    model.with_name(model.name + ".json").write_text(json.dumps(spec))
+    out = tmp_path / "out"
+    assert (
+        main(["predict", str(pyfeat_media / "single_face.jpg"), "--model", str(model), "--out", str(out)])
+        == 2
+    )
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "has 7 outputs but its spec names 3 labels" in error
+    assert not out.exists()
