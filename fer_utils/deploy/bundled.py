@@ -116,7 +116,9 @@ def train_bundle_seeds(images: Path, work: Path, seeds: list[int], epochs: int, 
     from fer_utils.faces.preprocess import default_cache_root, image_folder_cache
     from fer_utils.training.seeds import train_seeds
 
-    cache = image_folder_cache(images, default_cache_root(), image_size=IMAGE_SIZE, split_dirs=True)
+    cache = image_folder_cache(
+        images, default_cache_root(), image_size=IMAGE_SIZE, split_dirs=True, progress=False
+    )
     print(f"face cache: {cache.cache_dir} ({len(cache)} faces)")
     return train_seeds(cache.cache_dir, work / "seeds", bundled_train_config(epochs), seeds, workers)
 

@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import os
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -143,7 +144,11 @@ def export_tflite(model, path: str | os.PathLike, calibration_faces: np.ndarray 
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.float32
-    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the SavedModel's signature
+    from fer_utils.deploy.predictors import native_stderr_silenced
+
+    # The converter prints the SavedModel's signature, native quantizer lines and a calibration warning.
+    with contextlib.redirect_stdout(io.StringIO()), native_stderr_silenced(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
         content = converter.convert()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
