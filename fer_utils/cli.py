@@ -87,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"fer {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            f"fer {args.command}: interrupted (finished work is kept; run it again to resume)",
+            file=sys.stderr,
+        )
+        return 130
     return int(result or 0)
 
 
