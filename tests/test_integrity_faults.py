@@ -124,3 +124,166 @@ def test_pool_workers_end_with_their_parent_even_mid_item(tmp_path, signal_numbe
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+# --------------------------------------------------------------------------------------- full disks
+
+
+@pytest.fixture()
+def small_image_folder(fer2013_root, tmp_path):
+    """A class-folder dataset of 12 real FER2013 faces (two classes)."""
+    import shutil
+
+    root = tmp_path / "faces"
+    for label in ("happy", "sad"):
+        (root / label).mkdir(parents=True)
+        for image in sorted((fer2013_root / "test" / label).glob("*.jpg"))[:6]:
+            shutil.copy(image, root / label / image.name)
+    return root
+
+
+def _preprocess_args(root, cache_root):
+    return ["preprocess", "--root", str(root), "--cache-root", str(cache_root), "--detector", "none",
+            "--image-size", "48", "--workers", "1", "--no-progress"]  # fmt: skip
+
+
+def test_a_full_disk_during_preprocess_is_one_message_and_the_cache_resumes(
+    small_image_folder, tmp_path, monkeypatch, capsys
+):
+    """ENOSPC while a shard is saved: one line (what, where, free space), exit ≠ 0; a rerun finishes."""
+    import errno
+
+    import numpy as np
+
+    from fer_utils.cli import main as fer_main
+    from fer_utils.faces.cache import FaceCache
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(np, "save", no_space)
+        code = fer_main(_preprocess_args(small_image_folder, tmp_path / "cache"))
+    error = capsys.readouterr().err.strip()
+    assert code != 0
+    assert len(error.splitlines()) == 1, error
+    assert "disk full" in error and "face shard" in error and str(tmp_path / "cache") in error
+    assert "free of" in error and "needed" in error
+    assert fer_main(_preprocess_args(small_image_folder, tmp_path / "cache")) == 0
+    (cache_dir,) = (tmp_path / "cache").iterdir()
+    assert len(FaceCache(cache_dir)) == 12
+    assert not list(cache_dir.rglob(".*.tmp*")), "a failed write left its temporary file"
+
+
+def _in_small_tmpfs(script: str, size: str, mount_point) -> subprocess.CompletedProcess:
+    """Run a shell script in a private mount namespace with a tmpfs of ``size`` at ``mount_point``."""
+    import shutil
+
+    if not shutil.which("unshare"):
+        pytest.skip("no `unshare` to mount a private tmpfs")
+    mount_point.mkdir()
+    probe = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {mount_point}"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if probe.returncode:
+        pytest.skip(f"mounting a tmpfs is not permitted here: {probe.stderr.strip()}")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    full = f"set -u; mount -t tmpfs -o size={size} tmpfs {mount_point}\n{script}"
+    return subprocess.run(
+        ["unshare", "-rm", "sh", "-c", full], capture_output=True, text=True, env=env, timeout=600
+    )
+
+
+@pytest.mark.slow
+def test_a_full_tmpfs_during_preprocess_then_more_space_resumes(small_image_folder, tmp_path):
+    """On a real 8 KiB tmpfs `fer preprocess` fails with one message; remounted larger, it finishes."""
+    fer = f"{sys.executable} -m fer_utils.cli"
+    disk = tmp_path / "disk"
+    args = " ".join(_preprocess_args(small_image_folder, disk / "cache"))
+    script = (
+        f"{fer} {args} 2> {tmp_path}/first.err; echo first=$?\n"
+        f"mount -o remount,size=4m {disk}\n"
+        f"{fer} {args}; echo second=$?\n"
+    )
+    result = _in_small_tmpfs(script, "8k", disk)
+    first_error = (tmp_path / "first.err").read_text().strip()
+    assert "first=1" in result.stdout, result.stdout + result.stderr
+    assert len(first_error.splitlines()) == 1 and "disk full" in first_error, first_error
+    assert "Traceback" not in first_error
+    assert "second=0" in result.stdout and "faces: 12" in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_a_full_tmpfs_during_fer_train_is_one_message_and_leaves_no_run(tmp_path):
+    """`fer train --out` on a full tmpfs: one message, exit ≠ 0, no run folder and no partial left."""
+    from test_integrity import tiny_cache
+
+    cache = tiny_cache(tmp_path / "cache")
+    disk = tmp_path / "disk"
+    script = (
+        f"{sys.executable} -m fer_utils.cli train --cache {cache.cache_dir} --out {disk}/run "
+        f"--epochs 1 --batch-size 8 2> {tmp_path}/train.err; echo rc=$?; ls -A {disk}\n"
+    )
+    result = _in_small_tmpfs(script, "64k", disk)
+    stderr = (tmp_path / "train.err").read_text()  # also TensorFlow's start-up lines and the bar
+    error = [line[line.index("fer train:") :] for line in stderr.splitlines() if "fer train:" in line]
+    assert "rc=1" in result.stdout, result.stdout + result.stderr
+    assert len(error) == 1 and "disk full" in error[0] and "model checkpoint" in error[0], stderr
+    assert "Traceback" not in stderr
+    assert "partial" not in result.stdout and "\nrun\n" not in result.stdout, result.stdout
+
+
+# --------------------------------------------------------------------------------- clear messages
+
+
+@pytest.mark.parametrize("flag", ["--cache-root", "--out"])
+def test_a_folder_flag_naming_a_regular_file_is_a_one_line_error(flag, small_image_folder, tmp_path, capsys):
+    """--cache-root / --out naming an existing file: a one-line CLI error, no traceback."""
+    from test_integrity import tiny_cache
+
+    from fer_utils.cli import main as fer_main
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    if flag == "--cache-root":
+        code = fer_main(_preprocess_args(small_image_folder, a_file))
+    else:
+        cache = tiny_cache(tmp_path / "cache")
+        code = fer_main(
+            ["train", "--cache", str(cache.cache_dir), "--out", str(a_file / "run"), "--seeds", "0", "1"]
+        )
+    error = capsys.readouterr().err.strip()
+    assert code != 0 and len(error.splitlines()) == 1, error
+    assert str(a_file) in error and "file" in error
+
+
+@pytest.fixture(scope="module")
+def bad_keras_files(tmp_path_factory):
+    """A Lambda-of-a-builtin model, a truncated model and garbage bytes, all named .keras."""
+    import keras
+
+    folder = tmp_path_factory.mktemp("bad_keras")
+    inputs = keras.Input((4,))
+    keras.Model(inputs, keras.layers.Lambda(abs)(inputs)).save(folder / "lambda.keras")
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(folder / "good.keras")
+    data = (folder / "good.keras").read_bytes()
+    (folder / "truncated.keras").write_bytes(data[: len(data) // 2])
+    (folder / "garbage.keras").write_bytes(b"\x00garbage" * 100)
+    return folder
+
+
+@pytest.mark.parametrize("name", ["truncated", "garbage"])
+def test_a_damaged_keras_file_is_not_a_valid_model_not_file_not_found(bad_keras_files, name):
+    from fer_utils.deploy.predictors import load_predictor
+
+    with pytest.raises(ValueError, match="is not a valid Keras model file") as caught:
+        load_predictor(bad_keras_files / f"{name}.keras")
+    assert "File not found" not in str(caught.value)
+
+
+def test_a_keras_lambda_naming_a_builtin_is_a_clear_refusal(bad_keras_files):
+    from fer_utils.deploy.predictors import load_predictor
+
+    with pytest.raises(ValueError, match="Lambda layer"):
+        load_predictor(bad_keras_files / "lambda.keras")

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_utils.files import atomic_write_text, temporary_name
+from fer_utils.files import atomic_write_csv, atomic_write_text, atomic_write_with
 from fer_utils.locks import LOCK_NAME, WriterLock
 from fer_utils.paths import ordered_labels
 
@@ -43,9 +43,9 @@ def cache_dir_for(cache_root: str | os.PathLike, dataset: str, config: dict) -> 
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = temporary_name(path, ".tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
+    atomic_write_with(
+        path, lambda tmp: np.save(tmp, array), "the face shard", ".tmp.npy", needed=array.nbytes + 128
+    )
 
 
 class FaceCacheWriter:
@@ -184,15 +184,12 @@ class FaceCacheWriter:
     def _finish(self) -> FaceCache:
         self.flush()
         cache = FaceCache(self.cache_dir, check_index=False)  # index.csv is rewritten from the shards here
-        cache.index.drop(columns=["shard", "offset"], errors="ignore").to_csv(
-            self.cache_dir / ".index.csv.tmp", index=False
+        atomic_write_csv(
+            self.cache_dir / "index.csv", cache.index.drop(columns=["shard", "offset"], errors="ignore")
         )
-        os.replace(self.cache_dir / ".index.csv.tmp", self.cache_dir / "index.csv")
-        cache.skipped.to_csv(self.cache_dir / ".skipped.csv.tmp", index=False)
-        os.replace(self.cache_dir / ".skipped.csv.tmp", self.cache_dir / "skipped.csv")
+        atomic_write_csv(self.cache_dir / "skipped.csv", cache.skipped)
         if len(cache.stats):
-            cache.stats.to_csv(self.cache_dir / ".stats.csv.tmp", index=False)
-            os.replace(self.cache_dir / ".stats.csv.tmp", self.cache_dir / "stats.csv")
+            atomic_write_csv(self.cache_dir / "stats.csv", cache.stats)
         return cache
 
 

@@ -31,6 +31,7 @@ from fer_utils.data.datasets import DATASETS, Sample, SkippedItem, folder_sample
 from fer_utils.faces.cache import FaceCache, FaceCacheWriter, cache_dir_for
 from fer_utils.faces.detection import DETECTORS, EQUALIZATIONS, extract_face, to_gray_face  # noqa: F401  (to_gray_face: re-exported)
 from fer_utils.faces.frames import SAMPLING_METHODS, SampledFrames, sample_frames
+from fer_utils.files import require_folder_path
 from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args, setting
 
@@ -293,6 +294,7 @@ def preprocess(
 
     if not samples:
         raise ValueError("no samples to preprocess")
+    require_folder_path(cache_root, "--cache-root")
     dataset = dataset or samples[0].dataset
     stored = cache_config(config, dataset, dataset_options)
     writer = FaceCacheWriter(cache_dir_for(cache_root, dataset, stored), stored, shard_size=shard_size)
@@ -332,9 +334,11 @@ def preprocess(
         completed = True
     finally:
         bar.close()
-        writer.flush()
-        if not completed:
-            writer.release()
+        try:
+            writer.flush()  # keep what finished (fails again on a full disk: the rerun redoes it)
+        finally:
+            if not completed:
+                writer.release()
     report.seconds = time.perf_counter() - started
     cache = writer.close()
     cache.report = report

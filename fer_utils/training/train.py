@@ -16,13 +16,14 @@ import pandas as pd
 
 from fer_utils.faces.cache import FaceCache
 from fer_utils.faces.preprocess import default_cache_root, image_folder_cache
+from fer_utils.files import writing
 from fer_utils.parallel import default_workers
 from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args, setting
 from fer_utils.training import rundir
 from fer_utils.training.evaluate import evaluate_predictions, predictions_table
 from fer_utils.training.health import health_flags, majority_baselines
-from fer_utils.training.model import INPUT_SCALINGS, check_regularisation
+from fer_utils.training.model import INPUT_SCALINGS, check_regularisation, load_keras_model
 from fer_utils.training.recipes import (
     CLASS_WEIGHTINGS,
     LR_SCHEDULES,
@@ -339,7 +340,8 @@ def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainCon
     writer.write_split(split_table(split, train_ids))
     probe = probe_faces(cache, train_ids, targets, image_size, config.seed)
     part_targets = {name: targets[ids] for name, ids in parts.items()}
-    fitted = fit_model(model, datasets, part_targets, probe, config, writer.model_path, verbose)
+    with writing("the model checkpoint", writer.model_path):
+        fitted = fit_model(model, datasets, part_targets, probe, config, writer.model_path, verbose)
     writer.write_history(fitted.history)
     best = keras.models.load_model(writer.model_path)
     probabilities = best.predict(datasets["test"], verbose=0)
@@ -410,12 +412,11 @@ def initial_model(labels: list[str], image_size: int, config: TrainConfig):
     model = build_paper_cnn(len(labels), image_size, config.dropout, config.l1, settings.input_scaling)
     if not config.init_from:
         return model, None
-    import keras
 
     from fer_utils.training.transfer import resolve_source, transfer_weights
 
     path, source_labels = resolve_source(config.init_from)
-    source = keras.models.load_model(path, compile=False)
+    source = load_keras_model(path)
     report = transfer_weights(source, model, source_labels, list(labels))
     return model, {"source": str(path.resolve()), "source_labels": source_labels, **report}
 
