@@ -109,6 +109,12 @@ class TrainConfig:
     test_size: float = setting(0.2, help="fraction held out as the test part")
     validation_size: float = setting(0.1, help="fraction of the training side used for model selection")
     fold: int = setting(0, help="which fold is the test part under grouped protocols")
+    allow_duplicate_leakage: bool = setting(
+        False,
+        help="identical faces (same content hash) in the training and test parts only warn instead of "
+        "refusing the split",
+        checked=False,
+    )
     early_stopping_patience: int = setting(
         0,
         help="stop after this many epochs without a better selection metric (0: off)",
@@ -364,13 +370,20 @@ def open_training_cache(cache_dir: str | os.PathLike) -> FaceCache:
         raise ValueError(f"face cache {cache_dir} holds no faces (see its skipped.csv)")
     if len(cache.labels) < 2:
         raise ValueError(f"a classifier needs at least 2 classes; cache {cache_dir} has only {cache.labels}")
+    cache.ensure_face_hashes()  # the duplicate-content leakage check needs them (older caches lack them)
     return cache
 
 
 def split_faces(index: pd.DataFrame, config: TrainConfig) -> tuple[Split, np.ndarray]:
     """The protocol's split and the (optionally class-capped) training face ids."""
     split = make_split(
-        index, config.protocol, config.test_size, config.validation_size, config.seed, config.fold
+        index,
+        config.protocol,
+        config.test_size,
+        config.validation_size,
+        config.seed,
+        config.fold,
+        config.allow_duplicate_leakage,
     )
     train_ids = _cap_per_class(index, split.train, config.train_faces_per_class, config.seed)
     if not len(split.validation):
