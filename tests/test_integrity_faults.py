@@ -287,3 +287,122 @@ def test_a_keras_lambda_naming_a_builtin_is_a_clear_refusal(bad_keras_files):
 
     with pytest.raises(ValueError, match="Lambda layer"):
         load_predictor(bad_keras_files / "lambda.keras")
+
+
+# ------------------------------------------------------------------------------ inputs and duplicates
+
+
+def _preprocess_ravdess(root, cache_root, capsys):
+    """`fer preprocess` of a RAVDESS tree (2 frames per clip, quick); returns (cache, stdout)."""
+    from fer_utils.cli import main as fer_main
+    from fer_utils.faces.cache import FaceCache
+
+    args = ["preprocess", "--dataset", "ravdess", "--root", str(root), "--cache-root", str(cache_root),
+            "--frames", "2", "--candidates", "1", "--workers", "1", "--no-progress"]  # fmt: skip
+    assert fer_main(args) == 0
+    out = capsys.readouterr().out
+    (cache_dir,) = cache_root.iterdir()
+    return FaceCache(cache_dir), out
+
+
+@pytest.mark.slow
+def test_every_file_under_a_ravdess_tree_ends_in_the_index_or_skipped(ravdess_tree, tmp_path, capsys):
+    """Dangling symlink, symlink self-loop, folder loop and an animated GIF are skipped with a reason,
+    and `fer preprocess` prints found = kept + skipped."""
+    from PIL import Image
+
+    actor = ravdess_tree / "Actor_01"
+    dangling = actor / "01-01-03-01-01-02-01.mp4"
+    dangling.symlink_to(tmp_path / "missing.mp4")
+    self_loop = actor / "01-01-03-01-02-01-01.mp4"
+    self_loop.symlink_to(self_loop)
+    folder_loop = actor / "again"
+    folder_loop.symlink_to(ravdess_tree)
+    gif = actor / "animated.gif"
+    frames = [Image.new("L", (32, 32), shade) for shade in (0, 255)]
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+    cache, out = _preprocess_ravdess(ravdess_tree, tmp_path / "cache", capsys)
+    reasons = dict(zip(cache.skipped["media_path"], cache.skipped["reason"], strict=True))
+    assert "dangling symlink" in reasons[str(dangling)]
+    assert "symlink loop" in reasons[str(self_loop)]
+    assert "folder loop" in reasons[str(folder_loop)]
+    assert reasons[str(gif)].startswith("name does not match the layout")
+    media = [p for p in ravdess_tree.rglob("*") if not p.is_dir() or p.is_symlink()]
+    accounted = set(cache.index["media_path"]) | set(cache.skipped["media_path"])
+    assert {str(p) for p in media} == accounted
+    kept, skipped = cache.index["media_path"].nunique(), len(cache.skipped)
+    assert f"inputs: {kept + skipped} found = {kept} kept + {skipped} skipped" in out
+
+
+def test_a_folder_layout_accounts_for_gifs_and_broken_links(small_image_folder, tmp_path):
+    from fer_utils.data.datasets import folder_samples
+
+    happy = small_image_folder / "happy"
+    (happy / "animated.gif").write_bytes(b"GIF89a")
+    (happy / "gone.jpg").symlink_to(tmp_path / "missing.jpg")
+    samples, skipped = folder_samples(small_image_folder)
+    reasons = {item.media_path: item.reason for item in skipped}
+    assert reasons[str(happy / "animated.gif")].startswith("not a media file: .gif")
+    assert "dangling symlink" in reasons[str(happy / "gone.jpg")]
+    assert len(samples) == 12
+
+
+@pytest.mark.slow
+def test_the_same_clip_under_two_actors_is_flagged_and_refused_across_a_split(ravdess_tree, tmp_path, capsys):
+    """Identical faces carry one hash: duplicates.csv lists them, and a split with them on both sides is
+    refused (naming the files) unless allow_duplicate_leakage, which warns."""
+    import numpy as np
+    import pandas as pd
+
+    from fer_utils.training.splits import Split, check_leakage
+
+    first = ravdess_tree / "Actor_01" / "01-01-03-01-01-01-01.mp4"
+    copy = ravdess_tree / "Actor_07" / "01-01-03-01-01-01-07.mp4"
+    copy.parent.mkdir()
+    copy.symlink_to(first.resolve())
+    cache, out = _preprocess_ravdess(ravdess_tree, tmp_path / "cache", capsys)
+    assert "duplicate content" in out
+    duplicates = pd.read_csv(cache.cache_dir / "duplicates.csv")
+    assert set(duplicates["media_path"]) == {str(first), str(copy)}
+    assert duplicates.groupby("face_hash")["video_id"].nunique().min() == 2
+
+    index = cache.index
+    test = index.loc[index["media_path"] == str(copy), "face_id"].to_numpy()
+    rest = index.loc[index["media_path"] != str(copy), "face_id"].to_numpy()
+    split = Split("subject", rest, np.array([], dtype=int), test)
+    with pytest.raises(ValueError, match="duplicate-content leakage") as caught:
+        check_leakage(index, split)
+    assert str(first) in str(caught.value) and str(copy) in str(caught.value)
+    with pytest.warns(UserWarning, match="duplicate-content leakage"):
+        check_leakage(index, split, allow_duplicate_leakage=True)
+
+
+def test_older_caches_without_face_hashes_get_them_on_read(tmp_path):
+    """A cache written before faces carried a hash gets the same hashes computed from its pixels."""
+    import json
+
+    from test_integrity import tiny_cache
+
+    from fer_utils.faces.cache import FaceCache
+
+    cache = tiny_cache(tmp_path / "cache")
+    expected = cache.index.set_index("face_id")["face_hash"]
+    for meta_path in (cache.cache_dir / "shards").glob("shard-*.json"):
+        meta = json.loads(meta_path.read_text())
+        for row in meta["index"]:
+            row.pop("face_hash")
+        meta_path.write_text(json.dumps(meta))
+    old = FaceCache(cache.cache_dir, check_index=False)
+    assert "face_hash" not in old.index.columns
+    hashes = old.ensure_face_hashes().set_index("face_id")["face_hash"]
+    assert hashes.equals(expected)
+
+
+def test_allow_duplicate_leakage_is_a_train_flag():
+    from fer_utils.cli import build_parser
+
+    args = build_parser(["train"]).parse_args(
+        ["train", "--cache", "c", "--out", "o", "--allow-duplicate-leakage"]
+    )
+    assert args.allow_duplicate_leakage is True
