@@ -49,7 +49,8 @@ def duplicate_faces(index: pd.DataFrame) -> pd.DataFrame:
     """
     if HASH_COLUMN not in index.columns or not len(index):
         return pd.DataFrame(columns=DUPLICATE_COLUMNS)
-    videos = index.groupby(HASH_COLUMN)["video_id"].transform("nunique")
+    video = "video_id" if "video_id" in index.columns else "media_path"
+    videos = index.groupby(HASH_COLUMN)[video].transform("nunique")
     shared = index[videos > 1]
     columns = [c for c in DUPLICATE_COLUMNS if c in shared.columns]
     return shared[columns].sort_values([HASH_COLUMN, "media_path", "face_id"]).reset_index(drop=True)

@@ -113,7 +113,7 @@ class TrainConfig:
         False,
         help="identical faces (same content hash) in the training and test parts only warn instead of "
         "refusing the split",
-        checked=False,
+        checked=False,  # decides whether a run may start, never its numbers
     )
     early_stopping_patience: int = setting(
         0,
