@@ -89,6 +89,27 @@ def test_preprocess_workers_die_with_their_parent(ravdess_tree, tmp_path, signal
             process.wait()
 
 
+@pytest.mark.slow
+def test_fer_train_seeds_workers_die_with_their_parent(tmp_path):
+    """kill -9 of `fer train --seeds` (a spawn pool of TensorFlow workers) leaves no worker after 5 s."""
+    from test_integrity import tiny_cache
+
+    cache = tiny_cache(tmp_path / "cache", n=200)
+    process = _fer_process(
+        "train", "--cache", str(cache.cache_dir), "--out", str(tmp_path / "seeds"), "--seeds", "0", "1",
+        "--workers", "2", "--epochs", "500", "--batch-size", "4", cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        workers = _wait_for_workers(process, 3, timeout=300)  # the resource tracker and two runs
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        _assert_gone_within(workers)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def _sleep_item(seconds):
     time.sleep(seconds)
     return seconds
