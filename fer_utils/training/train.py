@@ -111,8 +111,8 @@ class TrainConfig:
     fold: int = setting(0, help="which fold is the test part under grouped protocols")
     allow_duplicate_leakage: bool = setting(
         False,
-        help="identical faces (same content hash) in the training and test parts only warn instead of "
-        "refusing the split",
+        help="protocols video/subject: identical faces (same content hash) in the training and test parts "
+        "only warn instead of refusing the split (paper/fixed always only warn)",
         checked=False,  # decides whether a run may start, never its numbers
     )
     early_stopping_patience: int = setting(
