@@ -397,6 +397,9 @@ def test_the_same_clip_under_two_actors_is_flagged_and_refused_across_a_split(ra
     assert str(first) in str(caught.value) and str(copy) in str(caught.value)
     with pytest.warns(UserWarning, match="duplicate-content leakage"):
         check_leakage(index, split, allow_duplicate_leakage=True)
+    paper = Split("paper", rest, np.array([], dtype=int), test)  # knowingly optimistic: a loud warning
+    with pytest.warns(UserWarning, match="duplicate-content leakage"):
+        check_leakage(index, paper)
 
 
 def test_older_caches_without_face_hashes_get_them_on_read(tmp_path):
