@@ -118,8 +118,8 @@ def require_folder_path(path: str | os.PathLike, what: str) -> Path:
     path = Path(path)
     for candidate in (path, *path.parents):
         if candidate.exists() and not candidate.is_dir():
-            where = "" if candidate == path else f" ({candidate} is a file)"
-            raise ValueError(f"{what} {path} cannot be a folder{where}; choose another path")
+            problem = "is a file, not a folder" if candidate == path else f"lies under {candidate}, a file"
+            raise ValueError(f"{what} {path} {problem}; choose another path")
     return path
 
 
