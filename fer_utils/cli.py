@@ -95,6 +95,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"fer {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk, a file where a folder belongs, …: one line, no traceback
+        from fer_utils.files import describe_os_error
+
+        print(f"fer {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            f"fer {args.command}: interrupted (finished work is kept; run it again to resume)",
+            file=sys.stderr,
+        )
+        return 130
     return int(result or 0)
 
 

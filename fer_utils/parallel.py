@@ -4,13 +4,90 @@ Results come back as they complete (not in input order), with at most ``window``
 memory stays bounded however many items there are (MEAD: ~28k clips). ``func`` must be picklable (a
 module-level function or a :func:`functools.partial` of one); objects that do not pickle (dlib models)
 belong in a per-process cache inside the worker.
+
+Workers die with their parent: every local pool starts its workers with :func:`die_with_parent` (Linux:
+``PR_SET_PDEATHSIG``; everywhere: a watchdog thread that notices the parent is gone), so ``kill -9`` of
+the main process leaves no orphan; an interrupted or failed map (Ctrl-C included) kills its workers
+instead of waiting for their current item.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+#: How often a worker's watchdog checks that its parent is alive (seconds).
+WATCHDOG_SECONDS = 0.5
+
+
+def _kill_self() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(WATCHDOG_SECONDS)
+        if os.getppid() != parent:
+            _kill_self()
+
+
+def die_with_parent(owner_pid: int | None = None) -> None:
+    """Worker initializer: end this process as soon as its parent process ends.
+
+    Linux gets ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; every platform gets a daemon thread that polls
+    ``os.getppid()``. Ctrl-C is left to the parent (the terminal sends it to the whole process group;
+    the parent then kills its workers), so workers do not print tracebacks of their own.
+
+    Args:
+        owner_pid: the process that made the pool; if it is already gone the worker ends at once.
+    """
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the watchdog below still works
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if owner_pid is not None and not _alive(owner_pid):
+        _kill_self()
+    threading.Thread(target=_watch_parent, args=(parent,), name="die-with-parent", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def process_pool(workers: int, start_method: str | None = None):
+    """A ``ProcessPoolExecutor`` whose workers die with this process (see :func:`die_with_parent`)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context(start_method) if start_method else None
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
+    )
+
+
+def kill_workers(executor) -> None:
+    """Kill a pool's worker processes now (after Ctrl-C or a failure: no waiting for running items)."""
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        try:
+            process.kill()
+        except (OSError, ValueError, AttributeError):
+            pass
 
 
 def default_workers() -> int:
@@ -60,13 +137,12 @@ def parallel_map(
 
 
 def _process_map(func, items, workers: int, window: int, start_method: str | None = None) -> Iterator[Any]:
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
 
     iterator = iter(items)
-    context = multiprocessing.get_context(start_method) if start_method else None
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    executor = process_pool(workers, start_method)
     pending = set()
+    finished = False
     try:
         for item in iterator:
             pending.add(executor.submit(func, item))
@@ -79,9 +155,12 @@ def _process_map(func, items, workers: int, window: int, start_method: str | Non
                 for item in iterator:
                     pending.add(executor.submit(func, item))
                     break
+        finished = True
     finally:
         for future in pending:
             future.cancel()
+        if not finished:  # Ctrl-C, a failed item or an abandoned iterator: stop the running items too
+            kill_workers(executor)
         executor.shutdown(wait=True, cancel_futures=True)
 
 

@@ -66,7 +66,8 @@ def test_ravdess_default_is_one_file_per_speech_recording(ravdess_root):
     assert "Actor_02" in reasons["01-01-03-01-01-01-05.mp4"]
     assert reasons["clip_final.mp4"].startswith("name does not match the layout")
     assert reasons["notes.txt"].startswith("name does not match the layout")
-    assert not any(name.endswith(".wav") for name in reasons)  # audio is ignored, not skipped
+    audio = [reason for name, reason in reasons.items() if name.endswith(".wav")]
+    assert audio and all(reason.startswith("not selected: audio") for reason in audio)  # accounted for
 
 
 def test_ravdess_options_choose_modality_and_channel(ravdess_root):
@@ -160,7 +161,9 @@ def test_mead_layout_views_levels(tmp_path):
     assert reasons["M003/video/sideways/happy/level_1/001.mp4"].startswith("name does not match the layout")
     assert reasons["M003/video/front/happy/level_9/001.mp4"].startswith("name does not match the layout")
     assert reasons["M003/video/front/happy/001.mp4"].startswith("name does not match the layout")
-    assert len(skipped) == 4
+    not_layout = [item for item in skipped if not item.reason.startswith("not selected")]
+    assert len(not_layout) == 4
+    assert all("audio" in item.reason or "view" in item.reason for item in skipped if item not in not_layout)
 
     all_views, _ = mead_samples(root, views=["front", "left_30"], levels=[3])
     assert sorted((s.extras["view"], s.extras["level"]) for s in all_views) == [("front", 3), ("left_30", 3)]

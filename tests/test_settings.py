@@ -70,7 +70,7 @@ def test_staleness_check_and_optional_values_derive_from_the_dataclasses():
     assert set(CHECKED_PARAMETERS) == {
         f.name
         for f in dataclasses.fields(TrainConfig)
-        if f.name not in ("extra", "in_memory_limit_mb", "threads")
+        if f.name not in ("extra", "in_memory_limit_mb", "threads", "allow_duplicate_leakage")
     } | {"cache_key"}
     parser = argparse.ArgumentParser()
     settings.add_arguments(parser, PreprocessConfig)

@@ -231,10 +231,9 @@ def _keras_worker(
 def _in_fresh_process(function, *args):
     """Run ``function(*args)`` in a new (spawned) Python process, so TensorFlow's thread pools and
     environment switches take effect from the start."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from fer_utils.parallel import process_pool
 
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with process_pool(1, "spawn") as pool:
         return pool.submit(function, *args).result()
 
 

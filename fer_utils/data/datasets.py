@@ -7,7 +7,9 @@ rather than vanishing.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -85,6 +87,21 @@ def require_root(root: str | Path, what: str) -> Path:
     return path
 
 
+def _class_folder_files(folder: Path, suffixes: set[str], skipped: list) -> list[Path]:
+    """The media files of a class folder; every other entry (not hidden) goes to ``skipped`` with a reason."""
+    files = []
+    for path in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
+        problem = _link_problem(path, folder) if path.is_symlink() else None
+        if not problem and path.suffix.lower() not in suffixes:
+            kind = "a folder" if path.is_dir() else f"{path.suffix or 'no suffix'}"
+            problem = f"{REASON_NOT_MEDIA}: {kind} (media: {', '.join(sorted(suffixes))})"
+        if problem:
+            skipped.append(SkippedItem(str(path), problem))
+        else:
+            files.append(path)
+    return files
+
+
 def folder_samples(
     root: str | Path,
     dataset: str = "folder",
@@ -125,7 +142,7 @@ def folder_samples(
             except ValueError as error:
                 skipped.append(SkippedItem(str(class_folder), str(error)))
                 continue
-            files = sorted(p for p in class_folder.iterdir() if p.suffix.lower() in suffixes)
+            files = _class_folder_files(class_folder, suffixes, skipped)
             if not files:
                 raise ValueError(
                     f"{dataset}: class folder {class_folder} is empty (no {', '.join(sorted(suffixes))} files); "
@@ -272,12 +289,53 @@ def _no_match_error(dataset: str, root: Path, expected: str) -> ValueError:
     )
 
 
-def _media_files(root: Path):
-    """Regular files and video-named folders under root, hidden entries left out, sorted."""
+#: Reason prefixes of entries that cannot be read as media at all.
+REASON_UNREADABLE = "unreadable"
+REASON_NOT_SELECTED = "not selected"
+REASON_NOT_MEDIA = "not a media file"
+
+
+def _link_problem(path: Path, root: Path) -> str | None:
+    """Why a symlink cannot be taken (dangling, a loop, a folder link not followed), or None."""
+    try:
+        target = path.resolve(strict=True)
+    except FileNotFoundError:
+        return f"{REASON_UNREADABLE}: dangling symlink (its target {os.readlink(path)} does not exist)"
+    except (OSError, RuntimeError):
+        return f"{REASON_UNREADABLE}: symlink loop (it points back to itself)"
+    if target.is_dir() and path.suffix.lower() not in VIDEO_SUFFIXES:
+        if root.resolve().is_relative_to(target) or path.parent.resolve().is_relative_to(target):
+            return (
+                f"{REASON_UNREADABLE}: folder loop (a symlink to {target}, a folder above it; not followed)"
+            )
+        return f"{REASON_UNREADABLE}: symlinked folder {target} (not followed)"
+    return None
+
+
+def _walk_layout(root: Path) -> Iterator[tuple[Path, str | None]]:
+    """Every entry the layout looks at under ``root`` (hidden entries left out, sorted): ``(path, None)``
+    for a regular file or a video-named folder, ``(path, reason)`` for an entry that cannot be media
+    (dangling symlink, symlink or folder loop, socket …). Real folders are walked, not yielded."""
     for path in sorted(root.rglob("*")):
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue
+        if path.is_symlink():
+            problem = _link_problem(path, root)
+            if problem:
+                yield path, problem
+                continue
         if path.is_file() or (path.is_dir() and path.suffix.lower() in VIDEO_SUFFIXES):
+            yield path, None
+        elif not path.is_dir():
+            yield path, f"{REASON_UNREADABLE}: not a regular file"
+
+
+def _media_files(root: Path, skipped: list) -> Iterator[Path]:
+    """The media candidates of :func:`_walk_layout`; the entries that cannot be media go to ``skipped``."""
+    for path, problem in _walk_layout(root):
+        if problem:
+            skipped.append(SkippedItem(str(path), problem))
+        else:
             yield path
 
 
@@ -308,8 +366,9 @@ def ravdess_samples(
 ) -> tuple[list[Sample], list[SkippedItem]]:
     """RAVDESS: ``Actor_XX/MM-VV-EE-II-SS-RR-AA.mp4``.
 
-    Audio files (.wav, modality 03) are ignored. Full-AV (01) and video-only (02) files of one recording
-    share a ``video_id`` (same pixels), so a video-grouped split never puts them on both sides.
+    Full-AV (01) and video-only (02) files of one recording share a ``video_id`` (same pixels), so a
+    video-grouped split never puts them on both sides. Every file walked ends in the samples or in
+    skipped with a reason (audio files and recordings the options leave out: ``not selected``).
 
     Args:
         root: folder holding the ``Actor_XX`` folders.
@@ -323,66 +382,94 @@ def ravdess_samples(
         statement, repetition, actor, gender.
     """
     root = _require_dataset_root(root, "ravdess")
-    one_per_recording = modalities is None
     modality_codes = _as_set(modalities or ("01", "02"), RAVDESS_MODALITIES, "RAVDESS modality")
     if "03" in modality_codes:
         raise ValueError("RAVDESS modality 03 is audio-only: it has no faces")
     channel_codes = _as_set(channels, RAVDESS_CHANNELS, "RAVDESS vocal channel")
     samples, skipped = [], []
     matched = 0
-    for path in _media_files(root):
-        suffix = path.suffix.lower()
-        if suffix in AUDIO_SUFFIXES:
-            continue
-        match = _RAVDESS_NAME.match(path.stem)
-        if suffix not in VIDEO_SUFFIXES or not match:
-            skipped.append(
-                SkippedItem(str(path), f"{REASON_LAYOUT}: expected Actor_XX/MM-VV-EE-II-SS-RR-AA.mp4")
+    for path in _media_files(root, skipped):
+        fields, reason = _ravdess_fields(path)
+        matched += fields is not None or reason.startswith(REASON_UNKNOWN_EMOTION)
+        if fields and (fields["modality"] not in modality_codes or fields["channel"] not in channel_codes):
+            reason = (
+                f"{REASON_NOT_SELECTED}: modality {fields['modality']} / vocal channel {fields['channel']}"
             )
-            continue
-        modality, channel, emotion, intensity, statement, repetition, actor = match.groups()
-        matched += 1
-        if modality == "03":
-            continue
-        folder = _RAVDESS_ACTOR_FOLDER.match(path.parent.name)
-        problems = []
-        if modality not in RAVDESS_MODALITIES:
-            problems.append(f"modality {modality}")
-        if channel not in RAVDESS_CHANNELS:
-            problems.append(f"vocal channel {channel}")
-        if intensity not in RAVDESS_INTENSITIES:
-            problems.append(f"intensity {intensity}")
-        if statement not in RAVDESS_STATEMENTS or repetition not in ("01", "02") or actor == "00":
-            problems.append("statement/repetition/actor out of range")
-        if folder and folder.group(1) != actor:
-            problems.append(f"actor {actor} inside folder {path.parent.name}")
-        if problems:
-            skipped.append(SkippedItem(str(path), f"{REASON_LAYOUT}: {', '.join(problems)}"))
-            continue
-        if emotion not in RAVDESS_EMOTIONS:
-            skipped.append(SkippedItem(str(path), f"{REASON_UNKNOWN_EMOTION}: {emotion} (RAVDESS 01–08)"))
-            continue
-        if modality not in modality_codes or channel not in channel_codes:
-            continue
-        extras = {
-            "modality": RAVDESS_MODALITIES[modality],
-            "vocal_channel": RAVDESS_CHANNELS[channel],
-            "intensity": RAVDESS_INTENSITIES[intensity],
-            "statement": int(statement),
-            "repetition": int(repetition),
-            "actor": int(actor),
-            "gender": "male" if int(actor) % 2 else "female",
-        }
-        video_id = f"ravdess/{channel}-{emotion}-{intensity}-{statement}-{repetition}-{actor}"
-        samples.append(
-            Sample("ravdess", str(path), RAVDESS_EMOTIONS[emotion], f"actor_{actor}", video_id, extras)
-        )
+        if reason:
+            skipped.append(SkippedItem(str(path), reason))
+        else:
+            samples.append(_ravdess_sample(path, fields))
     if not matched and not samples:
         raise _no_match_error("ravdess", root, "Actor_XX/MM-VV-EE-II-SS-RR-AA.mp4")
-    if one_per_recording:
-        full_av = {s.video_id for s in samples if s.extras["modality"] == "full-av"}
-        samples = [s for s in samples if s.extras["modality"] == "full-av" or s.video_id not in full_av]
+    if modalities is None:
+        samples, duplicate = _one_file_per_recording(samples)
+        skipped += [
+            SkippedItem(s.media_path, f"{REASON_NOT_SELECTED}: video-only copy of a full-AV recording")
+            for s in duplicate
+        ]
     return samples, skipped
+
+
+def _ravdess_fields(path: Path) -> tuple[dict | None, str | None]:
+    """The fields of a RAVDESS file name, or None and why the file does not fit the layout."""
+    suffix = path.suffix.lower()
+    if suffix in AUDIO_SUFFIXES:
+        return None, f"{REASON_NOT_SELECTED}: audio file (no faces)"
+    match = _RAVDESS_NAME.match(path.stem)
+    if suffix not in VIDEO_SUFFIXES or not match:
+        return None, f"{REASON_LAYOUT}: expected Actor_XX/MM-VV-EE-II-SS-RR-AA.mp4"
+    names = ("modality", "channel", "emotion", "intensity", "statement", "repetition", "actor")
+    fields = dict(zip(names, match.groups(), strict=True))
+    if fields["modality"] == "03":
+        return None, f"{REASON_NOT_SELECTED}: modality 03 is audio-only (no faces)"
+    folder = _RAVDESS_ACTOR_FOLDER.match(path.parent.name)
+    problems = []
+    for key, table, what in (
+        ("modality", RAVDESS_MODALITIES, "modality"),
+        ("channel", RAVDESS_CHANNELS, "vocal channel"),
+        ("intensity", RAVDESS_INTENSITIES, "intensity"),
+    ):
+        if fields[key] not in table:
+            problems.append(f"{what} {fields[key]}")
+    if (
+        fields["statement"] not in RAVDESS_STATEMENTS
+        or fields["repetition"] not in ("01", "02")
+        or fields["actor"] == "00"
+    ):
+        problems.append("statement/repetition/actor out of range")
+    if folder and folder.group(1) != fields["actor"]:
+        problems.append(f"actor {fields['actor']} inside folder {path.parent.name}")
+    if problems:
+        return None, f"{REASON_LAYOUT}: {', '.join(problems)}"
+    if fields["emotion"] not in RAVDESS_EMOTIONS:
+        return None, f"{REASON_UNKNOWN_EMOTION}: {fields['emotion']} (RAVDESS 01–08)"
+    return fields, None
+
+
+def _ravdess_sample(path: Path, fields: dict) -> Sample:
+    actor = fields["actor"]
+    extras = {
+        "modality": RAVDESS_MODALITIES[fields["modality"]],
+        "vocal_channel": RAVDESS_CHANNELS[fields["channel"]],
+        "intensity": RAVDESS_INTENSITIES[fields["intensity"]],
+        "statement": int(fields["statement"]),
+        "repetition": int(fields["repetition"]),
+        "actor": int(actor),
+        "gender": "male" if int(actor) % 2 else "female",
+    }
+    parts = [fields[key] for key in ("channel", "emotion", "intensity", "statement", "repetition", "actor")]
+    video_id = "ravdess/" + "-".join(parts)
+    return Sample(
+        "ravdess", str(path), RAVDESS_EMOTIONS[fields["emotion"]], f"actor_{actor}", video_id, extras
+    )
+
+
+def _one_file_per_recording(samples: list[Sample]) -> tuple[list[Sample], list[Sample]]:
+    """(kept, left out): the full-AV file of each recording, the video-only one where there is none."""
+    full_av = {s.video_id for s in samples if s.extras["modality"] == "full-av"}
+    kept = [s for s in samples if s.extras["modality"] == "full-av" or s.video_id not in full_av]
+    kept_paths = {s.media_path for s in kept}
+    return kept, [s for s in samples if s.media_path not in kept_paths]
 
 
 def savee_samples(root: str | Path) -> tuple[list[Sample], list[SkippedItem]]:
@@ -400,9 +487,10 @@ def savee_samples(root: str | Path) -> tuple[list[Sample], list[SkippedItem]]:
     speakers = {s.lower(): s for s in SAVEE_SPEAKERS}
     samples, skipped = [], []
     matched = 0
-    for path in _media_files(root):
+    for path in _media_files(root, skipped):
         suffix = path.suffix.lower()
         if suffix in AUDIO_SUFFIXES:
+            skipped.append(SkippedItem(str(path), f"{REASON_NOT_SELECTED}: audio file (no faces)"))
             continue
         expected = f"AudioVisualClip/<{'|'.join(SAVEE_SPEAKERS)}>/<code><nn>.avi"
         match = _SAVEE_NAME.match(path.stem)
@@ -446,9 +534,10 @@ def mead_samples(
     expected = "<identity>/video/<view>/<emotion>/level_<k>/<nnn>.mp4"
     samples, skipped = [], []
     matched = 0
-    for path in _media_files(root):
+    for path in _media_files(root, skipped):
         suffix = path.suffix.lower()
         if suffix in AUDIO_SUFFIXES:
+            skipped.append(SkippedItem(str(path), f"{REASON_NOT_SELECTED}: audio file (no faces)"))
             continue
         parts = path.relative_to(root).parts
         level_match = _MEAD_LEVEL_FOLDER.match(parts[-2]) if len(parts) >= 6 else None
@@ -467,6 +556,7 @@ def mead_samples(
             skipped.append(SkippedItem(str(path), f"{REASON_UNKNOWN_EMOTION}: {emotion_name} (MEAD {known})"))
             continue
         if view not in view_set or level not in level_set:
+            skipped.append(SkippedItem(str(path), f"{REASON_NOT_SELECTED}: view {view} / level {level}"))
             continue
         gender = _MEAD_IDENTITY.match(identity)
         recording = f"mead/{identity}/{emotion_name}/level_{level}/{path.stem}"

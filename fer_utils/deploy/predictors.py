@@ -92,10 +92,11 @@ class _KerasPredictor(Predictor):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         quiet_tensorflow()
-        import keras
         import tensorflow as tf
 
-        self.model = keras.saving.load_model(self.path, compile=False)
+        from fer_utils.training.model import load_keras_model
+
+        self.model = load_keras_model(self.path)
         self._call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
 
     def _run(self, batch):

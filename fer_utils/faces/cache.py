@@ -23,12 +23,37 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_utils.files import atomic_write_text, temporary_name
+from fer_utils.files import atomic_write_csv, atomic_write_text, atomic_write_with
 from fer_utils.locks import LOCK_NAME, WriterLock
 from fer_utils.paths import ordered_labels
 
 INDEX_SORT_COLUMNS = ["media_path", "frame_index"]
 SKIPPED_COLUMNS = ["media_path", "reason"]
+#: The index column holding each face's content hash (see :func:`face_hash`).
+HASH_COLUMN = "face_hash"
+#: Faces whose pixels also appear in another video (written beside index.csv).
+DUPLICATES_FILE = "duplicates.csv"
+DUPLICATE_COLUMNS = ["face_hash", "face_id", "media_path", "video_id", "subject", "label"]
+
+
+def face_hash(face: np.ndarray) -> str:
+    """Short content hash of one face's uint8 pixels (16 hex digits of BLAKE2b): equal faces, equal hash."""
+    pixels = np.ascontiguousarray(face, dtype=np.uint8)
+    return hashlib.blake2b(pixels.tobytes(), digest_size=8).hexdigest()
+
+
+def duplicate_faces(index: pd.DataFrame) -> pd.DataFrame:
+    """Faces whose exact pixels also occur in another video (one row per face, grouped by hash).
+
+    The same clip filed under two names or actors shows up here; repeats inside one video do not.
+    """
+    if HASH_COLUMN not in index.columns or not len(index):
+        return pd.DataFrame(columns=DUPLICATE_COLUMNS)
+    video = "video_id" if "video_id" in index.columns else "media_path"
+    videos = index.groupby(HASH_COLUMN)[video].transform("nunique")
+    shared = index[videos > 1]
+    columns = [c for c in DUPLICATE_COLUMNS if c in shared.columns]
+    return shared[columns].sort_values([HASH_COLUMN, "media_path", "face_id"]).reset_index(drop=True)
 
 
 def config_key(config: dict) -> str:
@@ -43,9 +68,9 @@ def cache_dir_for(cache_root: str | os.PathLike, dataset: str, config: dict) -> 
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = temporary_name(path, ".tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
+    atomic_write_with(
+        path, lambda tmp: np.save(tmp, array), "the face shard", ".tmp.npy", needed=array.nbytes + 128
+    )
 
 
 class FaceCacheWriter:
@@ -138,7 +163,9 @@ class FaceCacheWriter:
             raise ValueError(f"{item}: {len(faces)} faces but {len(rows)} index rows")
         if len(faces):
             self._faces.extend(faces)
-            self._rows.extend(dict(row) for row in rows)
+            self._rows.extend(
+                {**row, HASH_COLUMN: face_hash(face)} for face, row in zip(faces, rows, strict=True)
+            )
         if skipped_reason:
             self._skipped.append({"media_path": item, "reason": skipped_reason})
         if stats:
@@ -184,15 +211,13 @@ class FaceCacheWriter:
     def _finish(self) -> FaceCache:
         self.flush()
         cache = FaceCache(self.cache_dir, check_index=False)  # index.csv is rewritten from the shards here
-        cache.index.drop(columns=["shard", "offset"], errors="ignore").to_csv(
-            self.cache_dir / ".index.csv.tmp", index=False
+        atomic_write_csv(
+            self.cache_dir / "index.csv", cache.index.drop(columns=["shard", "offset"], errors="ignore")
         )
-        os.replace(self.cache_dir / ".index.csv.tmp", self.cache_dir / "index.csv")
-        cache.skipped.to_csv(self.cache_dir / ".skipped.csv.tmp", index=False)
-        os.replace(self.cache_dir / ".skipped.csv.tmp", self.cache_dir / "skipped.csv")
+        atomic_write_csv(self.cache_dir / "skipped.csv", cache.skipped)
+        atomic_write_csv(self.cache_dir / DUPLICATES_FILE, duplicate_faces(cache.index))
         if len(cache.stats):
-            cache.stats.to_csv(self.cache_dir / ".stats.csv.tmp", index=False)
-            os.replace(self.cache_dir / ".stats.csv.tmp", self.cache_dir / "stats.csv")
+            atomic_write_csv(self.cache_dir / "stats.csv", cache.stats)
         return cache
 
 
@@ -318,6 +343,17 @@ class FaceCache:
             raise CacheDamaged(
                 f"{index_path} lists {listed} faces but the shards hold {shard_faces}{where}; {REPAIR}"
             )
+
+    def ensure_face_hashes(self) -> pd.DataFrame:
+        """The index with its ``face_hash`` column, computed from the pixels for caches written before
+        faces carried one (kept in memory; the cache on disk is not changed)."""
+        if HASH_COLUMN not in self.index.columns or self.index[HASH_COLUMN].isna().any():
+            hashes = []
+            for start in range(0, len(self), 4096):
+                ids = self.index["face_id"].to_numpy()[start : start + 4096]
+                hashes.extend(face_hash(face) for face in self.faces(ids))
+            self.index[HASH_COLUMN] = hashes
+        return self.index
 
     def __len__(self) -> int:
         return len(self.index)

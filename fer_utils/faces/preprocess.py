@@ -28,9 +28,10 @@ from typing import NamedTuple
 import numpy as np
 
 from fer_utils.data.datasets import DATASETS, Sample, SkippedItem, folder_samples
-from fer_utils.faces.cache import FaceCache, FaceCacheWriter, cache_dir_for
+from fer_utils.faces.cache import DUPLICATES_FILE, FaceCache, FaceCacheWriter, cache_dir_for, duplicate_faces
 from fer_utils.faces.detection import DETECTORS, EQUALIZATIONS, extract_face, to_gray_face  # noqa: F401  (to_gray_face: re-exported)
 from fer_utils.faces.frames import SAMPLING_METHODS, SampledFrames, sample_frames
+from fer_utils.files import require_folder_path
 from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args, setting
 
@@ -249,10 +250,21 @@ class PreprocessReport:
     seconds: float = 0.0
     workers: int = 1
     reasons: dict = field(default_factory=dict)
+    #: Distinct inputs the dataset layout found (samples + items it rejected).
+    found: int = 0
 
     @property
     def clips_per_second(self) -> float:
         return self.processed / self.seconds if self.seconds else 0.0
+
+    def count(self, result: ProcessedItem) -> None:
+        """Add one finished item."""
+        self.processed += 1
+        self.faces += len(result.rows)
+        if result.reason:
+            self.skipped += 1
+            kind = result.reason.split(":")[0]
+            self.reasons[kind] = self.reasons.get(kind, 0) + 1
 
 
 def preprocess(
@@ -287,43 +299,63 @@ def preprocess(
         The finished :class:`~fer_utils.faces.cache.FaceCache`; ``cache.report`` holds a
         :class:`PreprocessReport` of this call.
     """
-    from tqdm.auto import tqdm
-
-    from fer_utils.parallel import default_workers, parallel_map
+    from fer_utils.parallel import default_workers
 
     if not samples:
         raise ValueError("no samples to preprocess")
+    require_folder_path(cache_root, "--cache-root")
     dataset = dataset or samples[0].dataset
     stored = cache_config(config, dataset, dataset_options)
     writer = FaceCacheWriter(cache_dir_for(cache_root, dataset, stored), stored, shard_size=shard_size)
     for problem in writer.repaired:
         print(f"removed a broken shard, its items are preprocessed again: {problem}")
+    todo = _record_skipped_and_list_todo(writer, samples, skipped)
+    report = PreprocessReport(resumed=len(samples) - len(todo))
+    report.found = len({s.media_path for s in samples} | {item.media_path for item in skipped})
+    report.workers = min(workers or default_workers(), max(1, len(todo)))
+    started = time.perf_counter()
+    _process_into(writer, todo, config, report, progress, scheduler, flush_seconds, dataset)
+    report.seconds = time.perf_counter() - started
+    cache = writer.close()
+    cache.report = report
+    return cache
+
+
+def _record_skipped_and_list_todo(
+    writer: FaceCacheWriter, samples: Sequence[Sample], skipped: Sequence[SkippedItem]
+) -> list[Sample]:
+    """Record the layout's rejects the cache lacks; return the samples not done yet (each path once)."""
     done = writer.done_items()
     for item in skipped:
         if item.media_path not in done:
             writer.add(item.media_path, None, [], item.reason)
             done.add(item.media_path)
-    seen: set[str] = set()
     todo = []
     for sample in samples:
-        if sample.media_path not in done and sample.media_path not in seen:
-            seen.add(sample.media_path)
+        if sample.media_path not in done:
+            done.add(sample.media_path)
             todo.append(sample)
-    report = PreprocessReport(resumed=len(samples) - len(todo))
-    report.workers = min(workers or default_workers(), max(1, len(todo)))
-    started = last_flush = time.perf_counter()
+    return todo
+
+
+def _process_into(writer, todo, config, report, progress, scheduler, flush_seconds, dataset) -> None:
+    """Run :func:`process_sample` over ``todo`` in parallel and append each result to ``writer``.
+
+    Whatever happens (a full disk, Ctrl-C), the finished items are flushed when possible and the cache's
+    lock is given back, so a rerun resumes.
+    """
+    from tqdm.auto import tqdm
+
+    from fer_utils.parallel import parallel_map
+
     bar = tqdm(total=len(todo), desc=f"faces {dataset}", unit="clip", disable=not progress, smoothing=0.05)
     worker = functools.partial(process_sample, config=config)
     completed = False
+    last_flush = time.perf_counter()
     try:
         for result in parallel_map(worker, todo, workers=report.workers, scheduler=scheduler):
             writer.add(result.media_path, result.faces, result.rows, result.reason, result.stats)
-            report.processed += 1
-            report.faces += len(result.rows)
-            if result.reason:
-                report.skipped += 1
-                kind = result.reason.split(":")[0]
-                report.reasons[kind] = report.reasons.get(kind, 0) + 1
+            report.count(result)
             bar.update(1)
             bar.set_postfix(faces=report.faces, skipped=report.skipped, refresh=False)
             if time.perf_counter() - last_flush > flush_seconds:
@@ -332,13 +364,11 @@ def preprocess(
         completed = True
     finally:
         bar.close()
-        writer.flush()
-        if not completed:
-            writer.release()
-    report.seconds = time.perf_counter() - started
-    cache = writer.close()
-    cache.report = report
-    return cache
+        try:
+            writer.flush()  # keep what finished (fails again on a full disk: the rerun redoes it)
+        finally:
+            if not completed:
+                writer.release()
 
 
 def image_folder_cache(
@@ -493,7 +523,27 @@ def print_summary(cache: FaceCache, stream=None) -> None:
         print("per class: " + ", ".join(f"{label} {counts[label]}" for label in cache.labels), file=stream)
     for kind, count in skipped_summary(cache.skipped).items():
         print(f"  skipped ({kind}): {count}", file=stream)
+    duplicates = duplicate_faces(cache.index)
+    if len(duplicates):
+        examples = duplicates.groupby("face_hash")["media_path"].apply(
+            lambda paths: " = ".join(sorted(set(paths))[:2])
+        )
+        print(
+            f"duplicate content: {len(duplicates)} faces in {len(examples)} groups have identical pixels in "
+            f"different videos, e.g. {examples.iloc[0]} (all in {cache.cache_dir / DUPLICATES_FILE})",
+            file=stream,
+        )
     if report is not None:
+        kept = cache.index["media_path"].nunique() if len(cache) else 0
+        print(
+            f"inputs: {report.found} found = {kept} kept + {len(cache.skipped)} skipped"
+            + (
+                ""
+                if report.found == kept + len(cache.skipped)
+                else " (MISMATCH: some inputs are unaccounted for)"
+            ),
+            file=stream,
+        )
         print(
             f"this run: {report.processed} items in {report.seconds:.1f} s "
             f"({report.clips_per_second:.2f} clips/s on {report.workers} workers), "

@@ -78,3 +78,52 @@ def build_paper_cnn(
     )(x)
     outputs = layers.Dense(num_classes, activation="softmax", name=HEAD_LAYER)(x)
     return keras.Model(inputs, outputs, name="paper_cnn")
+
+
+def load_keras_model(path, compile: bool = False):
+    """``keras.saving.load_model`` in safe mode, with errors people can act on (ValueError naming the file).
+
+    A file that is not a ``.keras`` zip (truncated, garbage bytes) is "not a valid Keras model file"
+    rather than Keras's "File not found"; a model whose Lambda layer holds code (e.g. a builtin) is
+    refused by safe mode with a message saying so, rather than a raw TypeError.
+    """
+    import zipfile
+    from pathlib import Path
+
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"model {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        size = path.stat().st_size
+        raise ValueError(
+            f"{path} is not a valid Keras model file: not a .keras zip archive ({size} bytes; "
+            "truncated or damaged?); train or export it again"
+        )
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except (TypeError, ValueError, zipfile.BadZipFile, OSError, KeyError) as error:
+        detail = " ".join(str(error).split())[:300]
+        if "lambda" in detail.lower() or "Lambda" in _layer_classes(path):
+            raise ValueError(
+                f"{path} holds a Lambda layer (Python code), which safe loading refuses; only models "
+                f"made by `fer train` (no Lambda layers) can be loaded ({type(error).__name__}: {detail})"
+            ) from None
+        raise ValueError(
+            f"{path} is not a valid Keras model file: {type(error).__name__}: {detail}"
+        ) from None
+
+
+def _layer_classes(path) -> set[str]:
+    """Class names of the layers listed in a ``.keras`` file's config (empty when unreadable)."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return set()
+    layers = config.get("config", {}).get("layers", []) if isinstance(config, dict) else []
+    return {layer.get("class_name") for layer in layers if isinstance(layer, dict)}

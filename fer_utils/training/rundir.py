@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer_utils.files import atomic_write_csv, atomic_write_json, replace_directory
+from fer_utils.files import atomic_write_csv, atomic_write_json, replace_directory, require_folder_path
 from fer_utils.locks import WriterLock, run_lock_path
 
 #: Bumped when a file's meaning changes; stored in config.json and metrics.json.
@@ -78,6 +78,7 @@ class RunWriter:
         self.path = Path(run_dir)
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"run folder {self.path} is a file, not a folder; choose another path")
+        require_folder_path(self.path, "run folder")
         self.lock = WriterLock(self.path, run_lock_path(self.path), "fer train").acquire()
         try:
             if is_finished(self.path) and not overwrite:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer_utils.files import atomic_write_csv, atomic_write_json
+from fer_utils.files import atomic_write_csv, atomic_write_json, require_folder_path
 from fer_utils.parallel import default_workers, parallel_map
 from fer_utils.training import rundir
 
@@ -109,6 +109,8 @@ def train_seed_sets(
         }
         for folder, seed in pending
     ]
+    for folder in folders:
+        require_folder_path(folder, "--out")
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
     results = parallel_map(_train_one, tasks, workers=workers, start_method="spawn")

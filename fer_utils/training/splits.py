@@ -13,6 +13,8 @@ part is never used for model selection.
 from __future__ import annotations
 
 import hashlib
+import sys
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +22,9 @@ import pandas as pd
 
 PROTOCOLS = ("paper", "video", "subject", "fixed")
 GROUP_COLUMN = {"paper": None, "video": "video_id", "subject": "subject", "fixed": None}
+#: Protocols whose promise is "nothing seen in training is tested": identical faces across the split are
+#: refused there (unless allowed); elsewhere they are a loud warning.
+REFUSE_DUPLICATES = ("video", "subject")
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,7 @@ def make_split(
     validation_size: float = 0.1,
     seed: int = 0,
     fold: int = 0,
+    allow_duplicate_leakage: bool = False,
 ) -> Split:
     """Split a cache index by protocol.
 
@@ -117,6 +123,8 @@ def make_split(
         validation_size: fraction of the training side kept for model selection.
         seed: random seed of the split.
         fold: which fold is the test part (grouped protocols; k-fold by subject iterates it).
+        allow_duplicate_leakage: identical faces (same ``face_hash``) on both sides only warn, loudly,
+            instead of refusing the split.
 
     Returns:
         The :class:`Split`; :func:`check_leakage` has passed on it.
@@ -165,7 +173,7 @@ def make_split(
     split = Split(
         protocol, face_ids[train], face_ids[validation], face_ids[test], fold if n_folds else None, n_folds
     )
-    check_leakage(index, split)
+    check_leakage(index, split, allow_duplicate_leakage)
     return split
 
 
@@ -184,19 +192,53 @@ def subject_folds(index: pd.DataFrame, n_folds: int | None = None, seed: int = 0
     ]
 
 
-def check_leakage(index: pd.DataFrame, split: Split) -> None:
-    """Raise ValueError if a face, or under ``video``/``subject`` a video/subject, is on two sides."""
+def check_leakage(index: pd.DataFrame, split: Split, allow_duplicate_leakage: bool = False) -> None:
+    """Raise ValueError if a face, or under ``video``/``subject`` a video/subject, is on two sides, or if
+    under ``video``/``subject`` identical faces (same ``face_hash``, when the index has it) sit in the
+    training and test parts; with ``allow_duplicate_leakage``, and always under ``paper`` (knowingly
+    optimistic) and ``fixed`` (the dataset's own split, e.g. FER2013's, which holds a few duplicates),
+    identical faces only warn, loudly."""
     sides = [set(split.train), set(split.validation), set(split.test)]
     if (sides[0] & sides[2]) or (sides[1] & sides[2]) or (sides[0] & sides[1]):
         raise ValueError("leakage: a face id is in more than one part of the split")
     column = GROUP_COLUMN.get(split.protocol)
-    if column is None:
-        return
-    by_id = index.set_index("face_id")[column].astype(str)
-    test_groups = set(by_id.loc[split.test])
-    train_groups = set(by_id.loc[np.concatenate([split.train, split.validation])])
-    shared = test_groups & train_groups
-    if shared:
-        raise ValueError(
-            f"leakage under protocol {split.protocol!r}: {column} on both sides: {sorted(shared)[:5]}"
-        )
+    if column is not None:
+        by_id = index.set_index("face_id")[column].astype(str)
+        test_groups = set(by_id.loc[split.test])
+        train_groups = set(by_id.loc[np.concatenate([split.train, split.validation])])
+        shared = test_groups & train_groups
+        if shared:
+            raise ValueError(
+                f"leakage under protocol {split.protocol!r}: {column} on both sides: {sorted(shared)[:5]}"
+            )
+    problem = duplicate_leakage(index, split)
+    if problem and split.protocol in REFUSE_DUPLICATES and not allow_duplicate_leakage:
+        raise ValueError(f"{problem}; remove the duplicates, or pass --allow-duplicate-leakage to only warn")
+    if problem:
+        print(f"WARNING: {problem}", file=sys.stderr)
+        warnings.warn(problem, stacklevel=2)
+
+
+def duplicate_leakage(index: pd.DataFrame, split: Split, examples: int = 3) -> str | None:
+    """Why identical faces sit on both sides of the split (test vs training/validation), or None.
+
+    Needs the index's ``face_hash`` column (faces carry it since issue 14; older indexes are not checked).
+    """
+    if "face_hash" not in index.columns:
+        return None
+    by_id = index.set_index("face_id")
+    held = by_id.loc[np.asarray(split.test)]
+    training = by_id.loc[np.concatenate([split.train, split.validation])]
+    shared = set(held["face_hash"]) & set(training["face_hash"])
+    if not shared:
+        return None
+    pairs = []
+    for value in sorted(shared)[:examples]:
+        test_path = held.loc[held["face_hash"] == value, "media_path"].iloc[0]
+        train_path = training.loc[training["face_hash"] == value, "media_path"].iloc[0]
+        pairs.append(f"{train_path} (train) = {test_path} (test)")
+    count = int(held["face_hash"].isin(shared).sum())
+    return (
+        f"duplicate-content leakage under protocol {split.protocol!r}: {count} test face(s) have "
+        f"identical pixels in the training side, e.g. {'; '.join(pairs)}"
+    )

@@ -16,13 +16,14 @@ import pandas as pd
 
 from fer_utils.faces.cache import FaceCache
 from fer_utils.faces.preprocess import default_cache_root, image_folder_cache
+from fer_utils.files import writing
 from fer_utils.parallel import default_workers
 from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args, setting
 from fer_utils.training import rundir
 from fer_utils.training.evaluate import evaluate_predictions, predictions_table
 from fer_utils.training.health import health_flags, majority_baselines
-from fer_utils.training.model import INPUT_SCALINGS, check_regularisation
+from fer_utils.training.model import INPUT_SCALINGS, check_regularisation, load_keras_model
 from fer_utils.training.recipes import (
     CLASS_WEIGHTINGS,
     LR_SCHEDULES,
@@ -108,6 +109,12 @@ class TrainConfig:
     test_size: float = setting(0.2, help="fraction held out as the test part")
     validation_size: float = setting(0.1, help="fraction of the training side used for model selection")
     fold: int = setting(0, help="which fold is the test part under grouped protocols")
+    allow_duplicate_leakage: bool = setting(
+        False,
+        help="protocols video/subject: identical faces (same content hash) in the training and test parts "
+        "only warn instead of refusing the split (paper/fixed always only warn)",
+        checked=False,  # decides whether a run may start, never its numbers
+    )
     early_stopping_patience: int = setting(
         0,
         help="stop after this many epochs without a better selection metric (0: off)",
@@ -339,7 +346,8 @@ def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainCon
     writer.write_split(split_table(split, train_ids))
     probe = probe_faces(cache, train_ids, targets, image_size, config.seed)
     part_targets = {name: targets[ids] for name, ids in parts.items()}
-    fitted = fit_model(model, datasets, part_targets, probe, config, writer.model_path, verbose)
+    with writing("the model checkpoint", writer.model_path):
+        fitted = fit_model(model, datasets, part_targets, probe, config, writer.model_path, verbose)
     writer.write_history(fitted.history)
     best = keras.models.load_model(writer.model_path)
     probabilities = best.predict(datasets["test"], verbose=0)
@@ -362,13 +370,20 @@ def open_training_cache(cache_dir: str | os.PathLike) -> FaceCache:
         raise ValueError(f"face cache {cache_dir} holds no faces (see its skipped.csv)")
     if len(cache.labels) < 2:
         raise ValueError(f"a classifier needs at least 2 classes; cache {cache_dir} has only {cache.labels}")
+    cache.ensure_face_hashes()  # the duplicate-content leakage check needs them (older caches lack them)
     return cache
 
 
 def split_faces(index: pd.DataFrame, config: TrainConfig) -> tuple[Split, np.ndarray]:
     """The protocol's split and the (optionally class-capped) training face ids."""
     split = make_split(
-        index, config.protocol, config.test_size, config.validation_size, config.seed, config.fold
+        index,
+        config.protocol,
+        config.test_size,
+        config.validation_size,
+        config.seed,
+        config.fold,
+        config.allow_duplicate_leakage,
     )
     train_ids = _cap_per_class(index, split.train, config.train_faces_per_class, config.seed)
     if not len(split.validation):
@@ -410,12 +425,11 @@ def initial_model(labels: list[str], image_size: int, config: TrainConfig):
     model = build_paper_cnn(len(labels), image_size, config.dropout, config.l1, settings.input_scaling)
     if not config.init_from:
         return model, None
-    import keras
 
     from fer_utils.training.transfer import resolve_source, transfer_weights
 
     path, source_labels = resolve_source(config.init_from)
-    source = keras.models.load_model(path, compile=False)
+    source = load_keras_model(path)
     report = transfer_weights(source, model, source_labels, list(labels))
     return model, {"source": str(path.resolve()), "source_labels": source_labels, **report}
 
