@@ -130,6 +130,14 @@ def notebook_cache(
     return demo_cache(seed=seed)
 
 
+def notebook_training(cache_dir: str, image_folder: str, parameters: dict) -> TrainConfig:
+    """The TrainConfig of notebook 02 or 03 from its ``parameters`` (its ``globals()``): every field the
+    notebook sets, the dataclass defaults for the others; on the demo set (neither ``cache_dir`` nor
+    ``image_folder``) the demo's settings (:data:`DEMO_TRAINING`) come before the defaults, as in ``fer run``."""
+    demo = {} if cache_dir or image_folder else DEMO_TRAINING
+    return config_from_args(TrainConfig, {**demo, **values_from(TrainConfig, parameters)})
+
+
 def _execute(notebook: str, output: Path, parameters: dict, cwd: Path) -> float:
     """One notebook, with a line showing the cell it is on and the elapsed time; returns the seconds."""
     started = time.perf_counter()
