@@ -10,6 +10,7 @@ terminal. ``progress`` shows one line per notebook with the cell it is on and th
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from pathlib import Path
 
@@ -19,6 +20,21 @@ from fer_utils.training.runtime import QUIET_TENSORFLOW_ENVIRONMENT
 QUIET_KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 #: Environment names that cap a kernel's TensorFlow / OpenMP threads.
 THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+
+
+class _KnownParameters(logging.Filter):
+    """Drops papermill's "Passed unknown parameter" warnings: the notebooks read every config field from
+    their globals (``settings.config_from_args``), so a field missing from a parameters cell is used all
+    the same."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Passed unknown parameter")
+
+
+def _quiet_papermill_log() -> None:
+    logger = logging.getLogger("papermill")
+    if not any(isinstance(existing, _KnownParameters) for existing in logger.filters):
+        logger.addFilter(_KnownParameters())
 
 
 @contextlib.contextmanager
@@ -74,6 +90,7 @@ def execute_notebook(
     import papermill
 
     Path(output).parent.mkdir(parents=True, exist_ok=True)
+    _quiet_papermill_log()
     with kernel_environment(threads):
         return papermill.execute_notebook(
             str(notebook),
