@@ -12,6 +12,8 @@ import contextlib
 import os
 import sys
 
+from fer_utils.parallel import default_workers
+
 #: Environment of every process that trains: TensorFlow's C++ info / warning lines off, oneDNN on (it
 #: roughly doubles CPU training speed; TensorFlow leaves it off on CPUs without AVX512-VNNI/BF16).
 QUIET_TENSORFLOW_ENVIRONMENT = {
@@ -54,41 +56,52 @@ def configure_numerics(threads: int | None, seed: int) -> dict:
     """Fix TensorFlow's threads and determinism and seed Python, NumPy and TensorFlow; returns the
     record of it for ``config.json``.
 
-    ``threads``: intra-op threads (None: TensorFlow's default, every core). The thread pools are fixed
-    by the first op a process runs: a later call asking for another count raises ValueError (restart the
-    kernel), since the run would silently differ from its config.
+    ``threads``: intra-op threads (None: every core). The thread pools are fixed by the first op a
+    process runs: when they already have another size, ValueError (restart the kernel), since the run
+    would silently differ from its config.
     """
     tf, keras = import_tensorflow()
-    wanted = threads or 0
     try:
-        tf.config.threading.set_intra_op_parallelism_threads(wanted)
+        tf.config.threading.set_intra_op_parallelism_threads(threads or 0)
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:  # the pools exist already: fine when they have the wanted size
-        current = tf.config.threading.get_intra_op_parallelism_threads()
-        if current != wanted:
-            raise ValueError(
-                f"TensorFlow already runs with {current or 'all'} intra-op thread(s) in this process, the "
-                f"config asks for {threads or 'all'}: restart the kernel (or call "
-                "train.prepare_tensorflow(config) before building any model)"
-            ) from None
+        pass
+    current = pool_threads(tf)["intra_op_threads"]
+    if current != (threads or default_workers()):
+        raise ValueError(
+            f"TensorFlow already runs with {current} intra-op thread(s) in this process, the config asks "
+            f"for {threads or 'all'}: restart the kernel (or call train.prepare_tensorflow(config) before "
+            "building any model)"
+        )
     with _stderr_silenced():  # the first op logs the oneDNN note once more
         tf.constant(0.0) + 1.0
     keras.utils.set_random_seed(seed)  # Python's random, NumPy and TensorFlow
     tf.config.experimental.enable_op_determinism()
-    return numerics_record(threads)
+    return numerics_record()
 
 
-def numerics_record(threads: int | None) -> dict:
+def pool_threads(tf) -> dict:
+    """The sizes TensorFlow's thread pools have (or get at the first op): as configured, else from
+    ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS``, else every core."""
+    configured = {
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+    }
+    variables = {"intra_op_threads": "TF_NUM_INTRAOP_THREADS", "inter_op_threads": "TF_NUM_INTEROP_THREADS"}
+    return {
+        name: value or int(os.environ.get(variables[name]) or 0) or default_workers()
+        for name, value in configured.items()
+    }
+
+
+def numerics_record() -> dict:
     """What, beyond the TrainConfig, decides a run's numbers (``config.json`` → ``numerics``)."""
     from tensorflow.python.framework.config import is_op_determinism_enabled
     from tensorflow.python.util import _pywrap_util_port
 
-    from fer_utils.parallel import default_workers
-
     tf, _ = import_tensorflow()
     return {
-        "intra_op_threads": threads or default_workers(),
-        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        **pool_threads(tf),
         "op_determinism": bool(is_op_determinism_enabled()),
         "onednn": bool(_pywrap_util_port.IsMklEnabled()),
         "tf_data_deterministic": True,  # every map keeps order; shuffles are seeded
