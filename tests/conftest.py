@@ -7,6 +7,10 @@ import os
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Training runs in this process use TrainConfig's default of one intra-op thread; TensorFlow fixes its pools
+# at the first op, which an earlier test (a model built, an export) may run: give those pools one thread too.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 from fer_utils.paths import shared_data_root  # noqa: E402
 

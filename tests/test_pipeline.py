@@ -60,3 +60,43 @@ def test_main_job_makes_every_artifact_and_learns_the_demo(tmp_path):
     assert result["report"] == out / "report.html"
     html = result["report"].read_text()
     assert "subject" in html and "plotly" in html.lower()
+
+
+def test_main_job_shows_its_progress_and_leaves_no_stderr_in_the_notebooks(tmp_path, capfd):
+    """`fer run` at its smallest: one line per notebook with the cell it is on and the elapsed time;
+    executed notebooks without TensorFlow / absl / warning boxes."""
+    result = run_pipeline(
+        PipelineConfig(
+            out_dir=str(tmp_path / "demo"),
+            demo_actors=4,
+            protocols=("paper",),
+            ablation_dropouts=(0.3,),
+            ablation_l1s=(0.0,),
+            ablation_epochs=1,
+            training={"epochs": 2},
+        )
+    )
+    printed = capfd.readouterr()
+    notebooks = result["notebooks"]
+    assert [path.name for path in notebooks] == [
+        "01_preprocessing.ipynb",
+        "02_training-paper.ipynb",
+        "03_regularization_ablation.ipynb",
+        "04_results.ipynb",
+    ]
+    for path in notebooks:
+        total = len(nbformat.read(path, as_version=4).cells)
+        assert f"{path.stem}: cell {total}/{total} [" in printed.err, path.name  # counter + elapsed
+    stderr = {
+        path.name: [
+            output.get("text", "")
+            for cell in nbformat.read(path, as_version=4).cells
+            for output in cell.get("outputs", [])
+            if output.get("name") == "stderr"
+        ]
+        for path in [*notebooks, *sorted((result["runs_dir"] / "ablation").rglob("02_training.ipynb"))]
+    }
+    assert len(stderr) == 5
+    assert all(boxes == [] for boxes in stderr.values()), stderr
+    assert "without encryption" not in printed.out + printed.err
+    assert "oneDNN" not in printed.out + printed.err

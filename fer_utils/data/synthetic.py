@@ -564,14 +564,23 @@ def render_clip(
     width, height = size
     face = base_face()
     rng = np.random.default_rng(list(clip_seed))
-    recipe = EXPRESSIONS[emotion]
+    canvas_at = _expression_canvases(actor, face, EXPRESSIONS[emotion], INTENSITY_STRENGTH[intensity])
+    background = _background(actor, width, height, seed)
+    strengths = expression_profile(frame_count)
+    head_pose = _head_motion(rng, actor, face, size)  # draws from rng before the noise does
+    noise_at = _sensor_noise(rng, frame_count, size)
+    frames = np.empty((frame_count, height, width, 3), dtype=np.uint8)
+    for index, strength in enumerate(strengths.tolist()):
+        placed = cv2.warpAffine(
+            canvas_at(strength), head_pose(index), (width, height), flags=cv2.INTER_LINEAR, borderValue=0
+        )
+        frames[index] = _composite(placed, background, noise_at(index))
+    return frames
 
-    identity = landmark_displacements(NEUTRALIZE, face) + landmark_displacements(actor.shape_moves, face)
-    expression = landmark_displacements(recipe.moves, face) * INTENSITY_STRENGTH[intensity]
-    identity_field = displacement_field(identity, face)
-    expression_field = displacement_field(expression, face)
 
-    # Identity tone and contrast, once per clip: an affine map of each colour channel.
+def _toned_face(actor: Actor, face: BaseFace) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The actor's tone and contrast (an affine map of each colour channel) applied to the face: its
+    RGBA layers and the lip, mouth-cavity and brow colours."""
     gain = np.array(actor.tone, dtype=np.float32) * np.float32(actor.contrast)
     offset = np.float32(128.0 * (1.0 - actor.contrast))
     toned = np.clip(face.image * gain + offset, 0, 255)
@@ -579,11 +588,19 @@ def render_clip(
     cavity_colour = np.clip(np.array([40.0, 12.0, 16.0], dtype=np.float32) * gain + offset, 0, 255)
     brow_colour = np.clip(np.array([78.0, 50.0, 28.0], dtype=np.float32) * gain + offset, 0, 255)
     layers = np.ascontiguousarray(np.dstack([toned, face.mask * 255.0]), dtype=np.float32)
-    background = _background(actor, width, height, seed)
+    return layers, lip_colour, cavity_colour, brow_colour
 
-    face_centre = face.landmarks.mean(axis=0)
-    centre_x = face_centre[0]
-    canvases: dict[float, np.ndarray] = {}  # expression strength → warped RGBA canvas (the apex repeats)
+
+def _expression_canvases(actor: Actor, face: BaseFace, recipe: ExpressionRecipe, scale: float):
+    """``canvas_at(strength)``: the actor's face warped to the expression at ``strength`` (0 neutral, 1
+    apex, times ``scale``), mouth and brows painted on, as an RGBA canvas; each strength is made once
+    (the apex repeats)."""
+    identity = landmark_displacements(NEUTRALIZE, face) + landmark_displacements(actor.shape_moves, face)
+    expression = landmark_displacements(recipe.moves, face) * scale
+    identity_field = displacement_field(identity, face)
+    expression_field = displacement_field(expression, face)
+    layers, lip_colour, cavity_colour, brow_colour = _toned_face(actor, face)
+    canvases: dict[float, np.ndarray] = {}
 
     def canvas_at(strength: float) -> np.ndarray:
         if strength not in canvases:
@@ -594,17 +611,22 @@ def render_clip(
             canvases[strength] = warped
         return canvases[strength]
 
-    strengths = expression_profile(frame_count)
+    return canvas_at
+
+
+def _head_motion(rng: np.random.Generator, actor: Actor, face: BaseFace, size: tuple[int, int]):
+    """``pose(frame index)``: the 2×3 affine matrix placing the face canvas in the frame, with a small
+    head motion (sway, nod, a slight roll and zoom around the face centre) drawn from ``rng``."""
+    import cv2
+
+    width, height = size
     phases = rng.uniform(0, 2 * np.pi, size=4)
     speeds = rng.uniform(0.6, 1.4, size=4)
-    # Sensor noise: one bank per clip, each frame a different window of it (cheaper than fresh noise).
-    noise_bank = rng.standard_normal(size=(height + 64, width + 64, 3), dtype=np.float32)
-    noise_bank *= np.float32(rng.uniform(1.5, 3.5))
-    noise_offsets = rng.integers(0, 64, size=(frame_count, 2))
+    face_centre = face.landmarks.mean(axis=0)
+    centre_x = face_centre[0]
     scale = actor.inter_ocular_px / face.inter_ocular
-    frames = np.empty((frame_count, height, width, 3), dtype=np.uint8)
-    for index, strength in enumerate(strengths.tolist()):
-        # Small head motion: sway, nod, a slight roll and zoom around the face centre.
+
+    def pose(index: int) -> np.ndarray:
         time_s = index / 15.0
         shift_x = 3.0 * np.sin(speeds[0] * 2 * np.pi * time_s * 0.7 + phases[0])
         shift_y = 2.0 * np.sin(speeds[1] * 2 * np.pi * time_s * 0.5 + phases[1])
@@ -613,15 +635,34 @@ def render_clip(
         matrix = cv2.getRotationMatrix2D((float(centre_x), float(face_centre[1])), float(roll), float(zoom))
         matrix[0, 2] += actor.centre[0] * width - centre_x + shift_x
         matrix[1, 2] += actor.centre[1] * height - face_centre[1] + shift_y
-        placed = cv2.warpAffine(
-            canvas_at(strength), matrix, (width, height), flags=cv2.INTER_LINEAR, borderValue=0
-        )
-        alpha = np.clip(placed[..., 3:] * np.float32(1 / 255.0), 0, 1)
-        frame = background + (placed[..., :3] - background) * alpha
+        return matrix
+
+    return pose
+
+
+def _sensor_noise(rng: np.random.Generator, frame_count: int, size: tuple[int, int]):
+    """``noise_at(frame index)``: sensor noise from one bank per clip, each frame a different window of
+    it (cheaper than fresh noise per frame)."""
+    width, height = size
+    noise_bank = rng.standard_normal(size=(height + 64, width + 64, 3), dtype=np.float32)
+    noise_bank *= np.float32(rng.uniform(1.5, 3.5))
+    noise_offsets = rng.integers(0, 64, size=(frame_count, 2))
+
+    def noise_at(index: int) -> np.ndarray:
         noise_y, noise_x = noise_offsets[index]
-        frame += noise_bank[noise_y : noise_y + height, noise_x : noise_x + width]
-        frames[index] = cv2.cvtColor(np.clip(np.rint(frame), 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
-    return frames
+        return noise_bank[noise_y : noise_y + height, noise_x : noise_x + width]
+
+    return noise_at
+
+
+def _composite(placed: np.ndarray, background: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """The placed RGBA face over the background, plus noise, as a uint8 BGR frame."""
+    import cv2
+
+    alpha = np.clip(placed[..., 3:] * np.float32(1 / 255.0), 0, 1)
+    frame = background + (placed[..., :3] - background) * alpha
+    frame += noise
+    return cv2.cvtColor(np.clip(np.rint(frame), 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
 
 
 def ravdess_name(emotion: str, intensity: int, statement: int, repetition: int, actor: int) -> str:
@@ -698,8 +739,47 @@ def make_demo_dataset(
     Returns:
         ``out_dir`` as a Path.
     """
-    from tqdm.auto import tqdm
+    width, height, frame_count = _check_demo_arguments(
+        actors, clips_per_emotion, emotions, size, fps, seconds
+    )
+    out_dir = Path(out_dir)
+    parameters = {
+        "actors": actors,
+        "clips_per_emotion": clips_per_emotion,
+        "emotions": list(emotions),
+        "seed": seed,
+        "size": [width, height],
+        "fps": fps,
+        "seconds": seconds,
+    }
+    plan = demo_plan(out_dir, actors, clips_per_emotion, emotions)
+    manifest_path = out_dir / MANIFEST_NAME
+    if _already_built(manifest_path, [path for *_, path in plan], parameters):
+        return out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path.unlink(missing_ok=True)
+    _write_clips(plan, seed, frame_count, (width, height), fps, progress)
+    manifest = {
+        "synthetic": True,
+        "note": "Synthetic demo set made from skimage.data.astronaut() with drawn-on expressions; "
+        "it says nothing about accuracy on real faces.",
+        "parameters": parameters,
+        "clips": len(plan),
+        "frames_per_clip": frame_count,
+    }
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    return out_dir
 
+
+def _check_demo_arguments(
+    actors: int,
+    clips_per_emotion: int,
+    emotions: Sequence[str],
+    size: tuple[int, int],
+    fps: float,
+    seconds: float,
+) -> tuple[int, int, int]:
+    """ValueError for arguments that cannot make a usable demo set; else ``(width, height, frames per clip)``."""
     if not 4 <= actors <= 24:
         raise ValueError(f"actors must be between 4 and 24 (RAVDESS has 24), got {actors}")
     unknown = [e for e in emotions if e not in EXPRESSIONS]
@@ -714,53 +794,43 @@ def make_demo_dataset(
     if frame_count < 6:
         raise ValueError(f"clips need at least 6 frames (seconds × fps), got {frame_count}")
     clip_variants(emotions[0], clips_per_emotion)  # validates the count
+    return width, height, frame_count
 
-    out_dir = Path(out_dir)
-    parameters = {
-        "actors": actors,
-        "clips_per_emotion": clips_per_emotion,
-        "emotions": list(emotions),
-        "seed": seed,
-        "size": [width, height],
-        "fps": fps,
-        "seconds": seconds,
-    }
-    plan = [
-        (number, emotion, intensity, statement, repetition)
+
+def demo_plan(
+    out_dir: Path, actors: int, clips_per_emotion: int, emotions: Sequence[str]
+) -> list[tuple[int, str, int, int, int, Path]]:
+    """Every clip of the set: ``(actor, emotion, intensity, statement, repetition, path)``."""
+    return [
+        (number, emotion, intensity, statement, repetition, out_dir / f"Actor_{number:02d}" / name)
         for number in range(1, actors + 1)
         for emotion in emotions
         for intensity, statement, repetition in clip_variants(emotion, clips_per_emotion)
+        for name in [ravdess_name(emotion, intensity, statement, repetition, number)]
     ]
-    paths = [
-        out_dir / f"Actor_{number:02d}" / ravdess_name(emotion, intensity, statement, repetition, number)
-        for number, emotion, intensity, statement, repetition in plan
-    ]
-    manifest_path = out_dir / MANIFEST_NAME
-    if manifest_path.exists() and all(p.exists() for p in paths):
-        recorded = json.loads(manifest_path.read_text())
-        if recorded.get("parameters") == parameters:
-            return out_dir
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest_path.unlink(missing_ok=True)
-    cast = {number: make_actor(number, seed) for number in range(1, actors + 1)}
-    for (number, emotion, intensity, statement, repetition), path in tqdm(
-        list(zip(plan, paths, strict=True)), desc="demo clips", unit="clip", disable=not progress
+
+def _already_built(manifest_path: Path, paths: list[Path], parameters: dict) -> bool:
+    """Whether every clip exists and the manifest records the same parameters."""
+    if not (manifest_path.exists() and all(path.exists() for path in paths)):
+        return False
+    return json.loads(manifest_path.read_text()).get("parameters") == parameters
+
+
+def _write_clips(
+    plan: list, seed: int, frame_count: int, size: tuple[int, int], fps: float, progress: bool
+) -> None:
+    """Render and write every clip of ``plan`` (:func:`demo_plan`)."""
+    from tqdm.auto import tqdm
+
+    cast = {number: make_actor(number, seed) for number in sorted({clip[0] for clip in plan})}
+    for number, emotion, intensity, statement, repetition, path in tqdm(
+        plan, desc="demo clips", unit="clip", disable=not progress
     ):
         clip_seed = (seed, number, RAVDESS_EMOTION_CODES[emotion], intensity, statement, repetition)
-        frames = render_clip(cast[number], emotion, intensity, clip_seed, frame_count, (width, height), seed)
+        frames = render_clip(cast[number], emotion, intensity, clip_seed, frame_count, size, seed)
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_video(path, frames, fps)
-    manifest = {
-        "synthetic": True,
-        "note": "Synthetic demo set made from skimage.data.astronaut() with drawn-on expressions; "
-        "it says nothing about accuracy on real faces.",
-        "parameters": parameters,
-        "clips": len(paths),
-        "frames_per_clip": frame_count,
-    }
-    manifest_path.write_text(json.dumps(manifest, indent=2))
-    return out_dir
 
 
 def ensure_demo_dataset(

@@ -28,6 +28,7 @@ from fer_utils.data.synthetic import ensure_demo_dataset
 from fer_utils.experiments.ablation.grid import shared_training
 from fer_utils.faces.cache import FaceCache, cache_dir_for
 from fer_utils.faces.preprocess import PreprocessConfig, cache_config, image_folder_cache, preprocess
+from fer_utils.notebook_execution import execute_notebook
 from fer_utils.paths import NOTEBOOKS_DIR, project_path
 from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args, setting, values_from
@@ -129,21 +130,19 @@ def notebook_cache(
     return demo_cache(seed=seed)
 
 
-def _execute(notebook: str, output: Path, parameters: dict, cwd: Path) -> float:
-    import papermill
+def notebook_training(cache_dir: str, image_folder: str, parameters: dict) -> TrainConfig:
+    """The TrainConfig of notebook 02 or 03 from its ``parameters`` (its ``globals()``): every field the
+    notebook sets, the dataclass defaults for the others; on the demo set (neither ``cache_dir`` nor
+    ``image_folder``) the demo's settings (:data:`DEMO_TRAINING`) come before the defaults, as in ``fer run``."""
+    demo = {} if cache_dir or image_folder else DEMO_TRAINING
+    return config_from_args(TrainConfig, {**demo, **values_from(TrainConfig, parameters)})
 
-    output.parent.mkdir(parents=True, exist_ok=True)
+
+def _execute(notebook: str, output: Path, parameters: dict, cwd: Path) -> float:
+    """One notebook, with a line showing the cell it is on and the elapsed time; returns the seconds."""
     started = time.perf_counter()
     print(f"→ {notebook} → {output}", flush=True)
-    papermill.execute_notebook(
-        str(NOTEBOOKS_DIR / notebook),
-        str(output),
-        parameters=parameters,
-        kernel_name="python3",
-        cwd=str(cwd),
-        progress_bar=False,
-        request_save_on_cell_execute=True,
-    )
+    execute_notebook(NOTEBOOKS_DIR / notebook, output, parameters, cwd, progress=f"  {output.stem}")
     seconds = time.perf_counter() - started
     print(f"  done in {seconds:.0f} s", flush=True)
     return seconds
@@ -170,7 +169,8 @@ def run_pipeline(config: PipelineConfig) -> dict:
     results_notebook = out / "notebooks" / "04_results.ipynb"
     t = time.perf_counter()
     print(f"→ 04_results.ipynb → {results_notebook}", flush=True)
-    report = notebook_to_html(execute_results_notebook(runs_dir, results_notebook), out / "report.html")
+    executed = execute_results_notebook(runs_dir, results_notebook, progress=True)
+    report = notebook_to_html(executed, out / "report.html")
     timings["04 results + report"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - started
     return {

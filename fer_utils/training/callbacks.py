@@ -77,22 +77,36 @@ def evaluation_callback(datasets: dict, targets: dict, probe_faces, probe_target
     return EpochEvaluation()
 
 
-def progress_callback(epochs: int, description: str, position: int | None = None):
-    """One tqdm bar per run: epochs done, ETA and the last epoch's key scores."""
+#: Logged scores the progress display shows, under short names.
+PROGRESS_SCORES = {"loss": "loss", "accuracy": "acc", "val_accuracy": "val_acc", "val_macro_f1": "val_f1"}
+
+
+def progress_callback(epochs: int, description: str, position: int | None = None, lines: bool = False):
+    """One tqdm bar per run (epochs done, ETA, the last epoch's key scores), or with ``lines`` one
+    printed line per epoch, which reads well in an executed notebook or a log."""
+    import time
+
     import keras
     from tqdm.auto import tqdm
 
     class EpochProgress(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            if not hasattr(self, "bar"):
-                self.bar = tqdm(total=epochs, desc=description, unit="epoch", position=position, leave=True)
+            if not hasattr(self, "started"):
+                self.started = time.perf_counter()
+                if not lines:
+                    self.bar = tqdm(
+                        total=epochs, desc=description, unit="epoch", position=position, leave=True
+                    )
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
-            shown = {"loss": "loss", "accuracy": "acc", "val_accuracy": "val_acc", "val_macro_f1": "val_f1"}
-            self.bar.set_postfix(
-                {short: f"{logs[key]:.3f}" for key, short in shown.items() if key in logs}, refresh=False
-            )
+            scores = {short: f"{logs[key]:.3f}" for key, short in PROGRESS_SCORES.items() if key in logs}
+            if lines:
+                shown = " · ".join(f"{name} {value}" for name, value in scores.items())
+                elapsed = time.perf_counter() - self.started
+                print(f"epoch {epoch + 1}/{epochs} · {shown} · {elapsed:.0f} s", flush=True)
+                return
+            self.bar.set_postfix(scores, refresh=False)
             self.bar.update(1)
 
         def close(self):

@@ -134,10 +134,11 @@ class TrainConfig:
     )
     freeze_epochs: int = setting(0, help="with --init-from: epochs with the convolutions frozen first")
     threads: int | None = setting(
-        None,
-        help="TensorFlow threads of this run (none: all cores); results can differ in the last digits "
-        "between thread counts, so it is recorded",
-        checked=False,
+        1,
+        help="TensorFlow intra-op threads of this run (none: all cores). The same config and thread count "
+        "give identical results; another count sums floats in another order, so scores can differ",
+        aliases=("--threads-per-run",),
+        checked=False,  # recorded in config.json (numerics); a rerun may train with another count
     )
     extra: dict = setting(
         default_factory=dict, help="free-form tags (e.g. ablation cell) kept with the run", cli=False
@@ -302,7 +303,8 @@ def train_run(
             last and marks the run complete.
         config: the run's parameters; keyword ``overrides`` replace single fields.
         overwrite: replace a complete run already in ``run_dir`` (otherwise ValueError).
-        verbose: 0 silent, 1 one progress bar over the epochs with the last epoch's scores.
+        verbose: 0 silent, 1 one progress bar over the epochs with the last epoch's scores, 2 one printed
+            line per epoch (for notebooks and logs).
 
     Returns:
         The finished :class:`fer_utils.training.rundir.Run`.
@@ -323,7 +325,9 @@ def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainCon
     split, train_ids = split_faces(cache.index, config)
     targets = class_targets(cache)
     image_size = config.image_size or cache.image_size
-    keras = _seeded_keras(config.seed, config.threads)
+    numerics = prepare_tensorflow(config)
+    import keras
+
     parts = {"train": train_ids, "validation": split.validation, "test": split.test}
     datasets = {
         name: make_dataset(
@@ -341,7 +345,9 @@ def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainCon
         for name, ids in parts.items()
     }
     model, transfer = initial_model(cache.labels, image_size, config)
-    run_config = run_config_record(writer.path, cache, config, image_size, split, train_ids)
+    run_config = run_config_record(writer.path, cache, config, image_size, split, train_ids) | {
+        "numerics": numerics
+    }
     writer.write_config({**run_config, "transfer": transfer})
     writer.write_split(split_table(split, train_ids))
     probe = probe_faces(cache, train_ids, targets, image_size, config.seed)
@@ -397,23 +403,12 @@ def class_targets(cache: FaceCache) -> np.ndarray:
     return cache.index["label"].map(class_of).to_numpy(np.int32)
 
 
-def _seeded_keras(seed: int, threads: int | None = None):
-    """Import Keras with oneDNN on, seed everything and make TensorFlow ops deterministic."""
-    # oneDNN kernels roughly double CPU training speed; TensorFlow leaves them off on CPUs without
-    # AVX512-VNNI/BF16 (measured 4–6 vs ~50 img/s). Takes effect only if TensorFlow is not imported yet.
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-    import keras
-    import tensorflow as tf
+def prepare_tensorflow(config: TrainConfig) -> dict:
+    """Threads, determinism and seeds of ``config`` (:func:`fer_utils.training.runtime.configure_numerics`);
+    a notebook calls it before building any model, ``train_run`` calls it again. Returns the record."""
+    from fer_utils.training.runtime import configure_numerics
 
-    if threads:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # TensorFlow already ran ops in this process: its pools are fixed
-            pass
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-    return keras
+    return configure_numerics(config.threads, config.seed)
 
 
 def initial_model(labels: list[str], image_size: int, config: TrainConfig):
@@ -634,7 +629,7 @@ def training_callbacks(
             )
         )
     if verbose:
-        callbacks.append(progress_callback(config.epochs, Path(model_path).parent.name))
+        callbacks.append(progress_callback(config.epochs, Path(model_path).parent.name, lines=verbose == 2))
     return callbacks
 
 

@@ -23,6 +23,7 @@ def execute_results_notebook(
     output_notebook: str | os.PathLike,
     notebook: str | os.PathLike = RESULTS_NOTEBOOK,
     timeout_s: int = 1800,
+    progress: bool = False,
 ) -> Path:
     """Run the results notebook with papermill in report mode.
 
@@ -31,11 +32,12 @@ def execute_results_notebook(
         output_notebook: where the executed notebook is written.
         notebook: the results notebook.
         timeout_s: per-cell execution limit.
+        progress: show the cell being executed and the elapsed time.
 
     Returns:
         The executed notebook's path.
     """
-    import papermill
+    from fer_utils.notebook_execution import execute_notebook
 
     runs_dir = Path(runs_dir).expanduser().resolve()
     if not runs_dir.is_dir():
@@ -44,15 +46,13 @@ def execute_results_notebook(
     if not notebook.exists():
         raise ValueError(f"results notebook {notebook} is missing")
     output_notebook = Path(output_notebook)
-    output_notebook.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(
-        str(notebook),
-        str(output_notebook),
-        parameters={"runs_dir": str(runs_dir), "initial_run": "", "interactive": False},
-        kernel_name="python3",
-        cwd=str(notebook.parent),
-        progress_bar=False,
-        execution_timeout=timeout_s,
+    execute_notebook(
+        notebook,
+        output_notebook,
+        {"runs_dir": str(runs_dir), "initial_run": "", "interactive": False},
+        cwd=notebook.parent,
+        progress=f"  {output_notebook.stem}" if progress else None,
+        timeout=timeout_s,
     )
     return output_notebook
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import re
@@ -30,6 +29,7 @@ from fer_utils.experiments.ablation.grid import (
 from fer_utils.experiments.ablation.report import Ablation, analyze
 from fer_utils.faces.cache import FaceCache
 from fer_utils.files import atomic_write_json
+from fer_utils.notebook_execution import execute_notebook
 from fer_utils.parallel import default_workers, parallel_map
 from fer_utils.settings import field_names
 from fer_utils.training import rundir
@@ -38,38 +38,18 @@ from fer_utils.training.train import TrainConfig, effective_settings, setting_mi
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-@contextlib.contextmanager
-def _thread_environment(threads: int | None):
-    """Limit the TensorFlow / OpenMP threads of kernels started inside the block (they inherit the
-    environment), so parallel runs do not oversubscribe the cores."""
-    names = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
-    saved = {name: os.environ.get(name) for name in (*names, "TF_CPP_MIN_LOG_LEVEL")}
-    if threads:
-        os.environ.update({name: str(threads) for name in names})
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def execute_run(task: dict) -> dict:
     """Execute the training notebook for one grid run; never raises.
 
     Args:
         task: ``name``, ``run_dir``, ``notebook``, ``parameters`` (injected by papermill), ``threads``
-            (per-kernel thread cap or None), ``cell_timeout`` (seconds per cell or None) and ``grid``
+            (the run's TensorFlow threads, also the kernel's OpenMP cap), ``cell_timeout`` (seconds per cell or None) and ``grid``
             (the run's grid coordinates, kept in ``error.json``).
 
     Returns:
         ``{name, status: complete | failed, seconds, error}``; a failure is also written to
         ``<run_dir>/error.json`` with papermill's error cell (name, message, cell source, traceback).
     """
-    import papermill
     from papermill.exceptions import PapermillExecutionError
 
     run_dir = Path(task["run_dir"])
@@ -79,16 +59,14 @@ def execute_run(task: dict) -> dict:
     started = time.perf_counter()
     failure = None
     try:
-        with _thread_environment(task.get("threads")):
-            papermill.execute_notebook(
-                str(task["notebook"]),
-                str(run_dir / EXECUTED_NOTEBOOK),
-                parameters=task["parameters"],
-                kernel_name="python3",
-                progress_bar=False,
-                cwd=str(run_dir),
-                execution_timeout=task.get("cell_timeout"),
-            )
+        execute_notebook(
+            task["notebook"],
+            run_dir / EXECUTED_NOTEBOOK,
+            task["parameters"],
+            cwd=run_dir,
+            threads=task.get("threads"),
+            timeout=task.get("cell_timeout"),
+        )
     except PapermillExecutionError as error:
         failure = {
             "ename": error.ename,
@@ -259,20 +237,17 @@ def plan_runs(
 
 def execute_tasks(tasks: list[dict], grid: GridConfig, progress: bool, skipped: int = 0) -> list[dict]:
     """Execute the papermill tasks in parallel (local processes or Dask); one outcome per task."""
-    cores = default_workers()
+    threads = tasks[0]["parameters"]["threads"]  # the runs' TrainConfig.threads: part of their numbers
     workers = grid.workers
     if grid.scheduler is None:
-        workers = min(workers or cores, len(tasks))
-        threads = grid.threads or max(1, cores // workers)
-    else:
-        threads = grid.threads
+        workers = min(workers or max(1, default_workers() // (threads or default_workers())), len(tasks))
     for task in tasks:
         task["threads"] = threads
     if progress:
         where = f"Dask scheduler {grid.scheduler}" if grid.scheduler is not None else f"{workers} worker(s)"
         print(
             f"ablation: {len(tasks)} run(s) to execute, {skipped} skipped; {where}, "
-            f"{threads or 'default'} thread(s) per run",
+            f"{threads or 'all'} thread(s) per run",
             flush=True,
         )
     started = time.perf_counter()

@@ -81,7 +81,7 @@ GRID_FILE = "grid.json"
 RUNS_FOLDER = "runs"
 
 #: TrainConfig fields the grid sets per run; every other field is shared by all runs of a grid.
-VARIED_FIELDS = ("seed", "dropout", "l1", "threads")
+VARIED_FIELDS = ("seed", "dropout", "l1")
 #: The ablation's own training defaults (shorter than a full run); everything else is TrainConfig's.
 TRAINING_DEFAULTS = {"epochs": DEFAULT_EPOCHS}
 #: Training parameters a finished run must share with the grid to be reused by a rerun: every
@@ -102,12 +102,7 @@ class GridConfig:
     include_stalled: bool = setting(False, help="count runs that never learned in the means")
     workers: int | None = setting(
         None,
-        help="parallel runs (default: one per core, at most one per pending run; ignored with --scheduler)",
-    )
-    threads: int | None = setting(
-        None,
-        help="TensorFlow/OpenMP threads per run (default: cores ÷ workers; with --scheduler, the workers')",
-        aliases=("--threads-per-run",),
+        help="parallel runs (default: cores ÷ --threads, at most one per pending run; ignored with --scheduler)",
     )
     scheduler: str | None = setting(None, help="Dask scheduler address, e.g. tcp://host:8786")
     cell_timeout: int | None = setting(None, help="seconds a notebook cell may run before the run fails")

@@ -1,0 +1,105 @@
+"""Executing a notebook by papermill, quietly: the one way ``fer run``, ``fer ablate`` and ``fer report``
+start a kernel.
+
+The kernel inherits :data:`~fer_utils.training.runtime.QUIET_TENSORFLOW_ENVIRONMENT` (no TensorFlow C++
+lines in the executed notebook), optionally a thread cap, and starts with its own log at ERROR, so the
+"Kernel is running over TCP without encryption" warning (a local kernel on 127.0.0.1) stays off the
+terminal. ``progress`` shows one line per notebook with the cell it is on and the elapsed time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+from fer_utils.training.runtime import QUIET_TENSORFLOW_ENVIRONMENT
+
+#: Kernel command-line options: the kernel's own log only for errors (see the module docstring).
+QUIET_KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+#: Environment names that cap a kernel's TensorFlow / OpenMP threads.
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+
+
+class _KnownParameters(logging.Filter):
+    """Drops papermill's "Passed unknown parameter" warnings: the notebooks read every config field from
+    their globals (``settings.config_from_args``), so a field missing from a parameters cell is used all
+    the same."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Passed unknown parameter")
+
+
+def _quiet_papermill_log() -> None:
+    logger = logging.getLogger("papermill")
+    if not any(isinstance(existing, _KnownParameters) for existing in logger.filters):
+        logger.addFilter(_KnownParameters())
+
+
+@contextlib.contextmanager
+def kernel_environment(threads: int | None = None):
+    """Environment inherited by kernels started inside the block: quiet TensorFlow (values already set
+    win) and, with ``threads``, a cap on TensorFlow's and OpenMP's threads so parallel kernels do not
+    oversubscribe the cores."""
+    values = {name: os.environ.get(name, value) for name, value in QUIET_TENSORFLOW_ENVIRONMENT.items()}
+    if threads:
+        values |= {name: str(threads) for name in THREAD_VARIABLES}
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def cell_progress(description: str) -> dict:
+    """papermill's ``progress_bar`` options: ``<description>: cell 3/17 [00:12]``."""
+    return {"desc": description, "bar_format": "{desc}: cell {n_fmt}/{total_fmt} [{elapsed}]", "leave": True}
+
+
+def execute_notebook(
+    notebook: str | os.PathLike,
+    output: str | os.PathLike,
+    parameters: dict,
+    cwd: str | os.PathLike,
+    progress: str | None = None,
+    threads: int | None = None,
+    timeout: int | None = None,
+    **options,
+):
+    """Execute ``notebook`` into ``output`` with ``parameters`` in a quiet kernel (see the module).
+
+    Args:
+        notebook: the notebook to run.
+        output: where the executed notebook goes (its folder is created).
+        parameters: injected after the cell tagged ``parameters``.
+        cwd: the kernel's working folder.
+        progress: a description for a one-line cell counter with elapsed time (None: no display).
+        threads: TensorFlow / OpenMP thread cap of the kernel (None: no cap).
+        timeout: seconds a cell may run (None: no limit).
+        options: further ``papermill.execute_notebook`` options (e.g. ``report_mode``).
+
+    Returns:
+        The executed notebook (papermill's node); raises papermill's errors.
+    """
+    import papermill
+
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    _quiet_papermill_log()
+    with kernel_environment(threads):
+        return papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(cwd),
+            progress_bar=cell_progress(progress) if progress else False,
+            execution_timeout=timeout,
+            extra_arguments=QUIET_KERNEL_ARGUMENTS,
+            **options,
+        )
