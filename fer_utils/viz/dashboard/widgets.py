@@ -15,6 +15,8 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 from fer_utils.viz.dashboard.cells import LEVELS, VIEWS, has_level, largest_confusion
 from fer_utils.viz.dashboard.fragments import (
     STYLE,
@@ -293,13 +295,22 @@ class Dashboard:
             self.heatmap_box.children = (self.heatmap,)
             return
         trace = figure.data[0]
-        with self.heatmap.batch_update():
-            self.heatmap.data[0].update(
-                z=trace.z, x=trace.x, y=trace.y, text=trace.text, zmin=trace.zmin, zmax=trace.zmax,
-                zauto=trace.zmin is None,
-            )  # fmt: skip
-            self.heatmap.layout.title.text = figure.layout.title.text
-            self.heatmap.layout.shapes = figure.layout.shapes
+        restyle = {
+            "z": [np.asarray(trace.z).tolist()],
+            "text": [[list(row) for row in trace.text]],
+            "x": [list(trace.x)],
+            "y": [list(trace.y)],
+            "zmin": [trace.zmin],
+            "zmax": [trace.zmax],
+            "zauto": [trace.zmin is None],
+        }
+        self.heatmap.plotly_restyle(restyle, trace_indexes=[0])
+        self.heatmap.plotly_relayout(
+            {
+                "title.text": figure.layout.title.text,
+                "shapes": [shape.to_plotly_json() for shape in figure.layout.shapes],
+            }
+        )
 
     def _view_changed(self) -> None:
         if not self._busy:
