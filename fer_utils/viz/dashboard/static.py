@@ -203,7 +203,7 @@ def ablation_section_html(folder: Path) -> tuple[str, list]:
     )
     try:
         result = analyze(folder, write=False)
-    except (ValueError, OSError, KeyError) as error:
+    except Exception as error:  # noqa: BLE001  (one unreadable folder must not sink the report)
         return intro + message_html(
             f"The ablation could not be read: {html.escape(str(error))}", "warning"
         ), []
