@@ -198,8 +198,9 @@ def ablation_section_html(folder: Path) -> tuple[str, list]:
         for name in ("table.md", "summary.json", "curves.html", "gap_heatmap.html")
         if (folder / name).exists()
     )
+    files = f" ({files})" if files else ""
     intro = (
-        f"<h3>{html.escape(folder.name)}</h3><p>Folder <code>{html.escape(str(folder))}</code> ({files}).</p>"
+        f"<h3>{html.escape(folder.name)}</h3><p>Folder <code>{html.escape(str(folder))}</code>{files}.</p>"
     )
     try:
         result = analyze(folder, write=False)
