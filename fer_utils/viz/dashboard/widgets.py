@@ -1,8 +1,8 @@
 """The interactive page: :class:`Dashboard` wires the pure functions of this package to ipywidgets.
 
-Speed: the heatmap is one plotly ``FigureWidget`` made once per page and edited in place (a view, level,
-cell or run switch sends a small restyle / relayout message; a new ``FigureWidget`` would send plotly's
-whole JavaScript bundle, megabytes, to the browser again). The other figures are static plotly outputs
+Speed: a view switch redraws the heatmap and the comparison but keeps the gallery (rebuilt only when the
+run, level or cell changes); figures use a light template. The heatmap is a new plotly ``FigureWidget`` per
+change (see :meth:`Dashboard._draw_heatmap`). The other figures are static plotly outputs
 (drawn by the jupyterlab-plotly renderer, one copy of plotly.js per page). Heatmaps are kept out of
 ``Tab`` widgets (a ``FigureWidget`` inside a ``Tab`` renders empty in Voila 0.5, voila#1533) and the
 default drag mode is kept (heatmap clicks only fire in it).
@@ -14,8 +14,6 @@ import html
 import json
 import os
 from pathlib import Path
-
-import numpy as np
 
 from fer_utils.viz.dashboard.cells import LEVELS, VIEWS, has_level, largest_confusion
 from fer_utils.viz.dashboard.fragments import (
@@ -33,7 +31,6 @@ from fer_utils.viz.dashboard.plots import (
     difference_figure,
     heatmap_figure,
     run_curves_figure,
-    selection_shape,
 )
 from fer_utils.viz.dashboard.runs import (
     RunChoice,
@@ -283,34 +280,21 @@ class Dashboard:
         return self.faces.show(self.choice.run, *self.selected, self.level)
 
     def _draw_heatmap(self) -> None:
-        """Make the heatmap widget once; afterwards edit its trace and layout in one message."""
+        """Show the heatmap in a new ``FigureWidget`` (the figure travels as the widget's initial state).
+        Edits to a live FigureWidget (restyle / relayout / update messages) do not reach the browser in
+        Voila 0.5 with plotly 7's anywidget front end (checked in Chromium: the matrix stays stale), while
+        a new widget always draws what it holds."""
         import plotly.graph_objects as go
 
         metrics = self.choice.run.metrics
         title = f"{self.level} level"
         figure = heatmap_figure(metrics, self.level, self.normalize, title=title, selected=self.selected)
-        if self.heatmap is None:
-            self.heatmap = go.FigureWidget(figure)
-            self.heatmap.data[0].on_click(self._heatmap_clicked)
-            self.heatmap_box.children = (self.heatmap,)
-            return
-        trace = figure.data[0]
-        restyle = {
-            "z": [np.asarray(trace.z).tolist()],
-            "text": [[list(row) for row in trace.text]],
-            "x": [list(trace.x)],
-            "y": [list(trace.y)],
-            "zmin": [trace.zmin],
-            "zmax": [trace.zmax],
-            "zauto": [trace.zmin is None],
-        }
-        self.heatmap.plotly_restyle(restyle, trace_indexes=[0])
-        self.heatmap.plotly_relayout(
-            {
-                "title.text": figure.layout.title.text,
-                "shapes": [shape.to_plotly_json() for shape in figure.layout.shapes],
-            }
-        )
+        previous = self.heatmap
+        self.heatmap = go.FigureWidget(figure)
+        self.heatmap.data[0].on_click(self._heatmap_clicked)
+        self.heatmap_box.children = (self.heatmap,)
+        if previous is not None:
+            previous.close()
 
     def _view_changed(self) -> None:
         if not self._busy:
@@ -337,10 +321,10 @@ class Dashboard:
             self.true_menu.value, self.pred_menu.value = true_label, predicted_label
         finally:
             self._busy = busy
+        faces = self._fill_gallery()
         if self.heatmap is not None:
-            labels = list(self.choice.run.metrics["labels"])
-            self.heatmap.layout.shapes = selection_shape(labels, true_label, predicted_label)
-        return self._fill_gallery()
+            self._draw_heatmap()  # outlines the new cell
+        return faces
 
     def show_more(self) -> None:
         """Add the next page of faces to the gallery."""
