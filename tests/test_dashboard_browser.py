@@ -199,7 +199,8 @@ def test_dashboard_in_chromium(playwright_module, voila_url, real_runs_dir, tmp_
             assert page.locator(".fer-gallery .fer-face").count() == count
             page.wait_for_function(  # the selected cell is outlined
                 """([selector, r, c]) => {
-                    const shapes = document.querySelector(selector)._fullLayout.shapes || [];
+                    const plot = document.querySelector(selector);  // null while a new widget renders
+                    const shapes = (plot && plot._fullLayout && plot._fullLayout.shapes) || [];
                     return shapes.some((s) => s.x0 === c - 0.5 && s.y0 === r - 0.5);
                 }""",
                 arg=[HEATMAP, int(row), int(column)],
@@ -255,7 +256,9 @@ def switch_run(page, runs_dir) -> float:
     expected = int(matrix[labels.index(true_label), labels.index(predicted_label)])
     page.get_by_role("button", name="counts").click()
     page.wait_for_function(
-        "(selector) => document.querySelector(selector)._fullData[0].zmax !== 1", arg=HEATMAP, timeout=60_000
+        "(s) => { const p = document.querySelector(s); return p && p._fullData && p._fullData[0].zmax !== 1; }",
+        arg=HEATMAP,
+        timeout=60_000,
     )
     menu = page.locator(".widget-dropdown select").first
     label = next(
@@ -266,7 +269,7 @@ def switch_run(page, runs_dir) -> float:
     page.wait_for_function(
         """([selector, z]) => {
             const plot = document.querySelector(selector);
-            return plot && JSON.stringify(plot._fullData[0].z) === JSON.stringify(z);
+            return plot && plot._fullData && JSON.stringify(plot._fullData[0].z) === JSON.stringify(z);
         }""",
         arg=[HEATMAP, matrix.tolist()],
         timeout=60_000,
