@@ -323,7 +323,10 @@ def display_report(runs_dir: str | os.PathLike | None = None) -> None:
     display(HTML(plotlyjs_html() + title_block_html(choices, runs_dir) + contents_html(sections, standalone)))
     display(HTML(protocols_section_html(choices)))
     _display_ablations(folders)
-    display(HTML(_heading("runs", SECTIONS["runs"]) + runs_overview_html(standalone)))
+    overview = "<h3>All finished runs</h3>" + runs_overview_html(standalone)
+    if len(standalone) < len(choices):
+        overview += f"<p>{len(choices) - len(standalone)} ablation grid run(s) are summarised above.</p>"
+    display(HTML(_heading("runs", SECTIONS["runs"]) + overview))
     for choice in standalone:
         display(HTML(run_detail_html(choice)))
     display(HTML(literature_section_html(choices)))
