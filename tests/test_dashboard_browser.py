@@ -1,7 +1,12 @@
 """The dashboard in a real browser: Voila serves notebooks/04_results.ipynb on a free loopback port
 against a runs folder made by real training runs, and Debian's Chromium (headless, driven by Python
 playwright) checks the heatmap against metrics.json, clicks a cell, counts the gallery's faces and
-toggles the normalisation.
+toggles the normalisation, switches runs, and opens / closes the page ten times to check that the
+kernels of closed pages are culled.
+
+Timings (run with ``-s``): the test prints how long the heatmap took to appear after the request and how
+long each view switch took. They are printed, not asserted (beyond a generous sanity bound): on a shared
+machine they measure the load as much as the dashboard; measure on an idle machine.
 
 Reproduce by hand: ``fer dashboard RUNS_DIR --port 8866`` and open http://127.0.0.1:8866/.
 Set ``FER_DASHBOARD_SCREENSHOT=/some/file.png`` to keep a copy of the screenshot outside the temp dir.
