@@ -51,6 +51,6 @@ def test_report_of_real_runs_shows_every_run_without_code(real_runs_dir, tmp_pat
     assert page.count('<details class="fer-run"') == 2
     assert page.count('<figure class="fer-thumb"') >= 2 and "data:image/png;base64," in page
     assert "click a cell" not in page.lower()  # the static report has nothing to click
-    assert "synthetic" not in page  # FER2013 is real data
+    assert "synthetic demo" not in page  # FER2013 is real data
     shown = reports.notebook_to_html(executed, tmp_path / "with_code.html", hide_code=False).read_text()
     assert "display_report" in shown and "build_dashboard" in shown
