@@ -186,7 +186,7 @@ def face_caption_html(row) -> str:
     full = str(getattr(row, "media_path", "") or row.video_id)
     detail = f"frame {row.frame_index}"
     timestamp = getattr(row, "timestamp", None)
-    if timestamp is not None and not pd.isna(timestamp):
+    if timestamp is not None and not pd.isna(timestamp) and float(timestamp) > 0:  # stills have time 0
         detail += f" · {float(timestamp):.2f} s"
     faces = getattr(row, "faces", None)
     if faces is not None and not pd.isna(faces):
