@@ -266,9 +266,16 @@ def switch_run(page, runs_dir) -> float:
         arg=HEATMAP,
         timeout=60_000,
     )
-    menu = page.locator(".widget-dropdown select").first
-    options = menu.evaluate("(select) => Array.from(select.options).map((option) => option.text)")
-    label = next(text for text in options if "seed 1" in text)
+    menus = page.evaluate(
+        """() => Array.from(document.querySelectorAll('select')).map(
+            (select) => Array.from(select.options).map((option) => option.textContent || option.label))"""
+    )
+    # the run menu: every run, no "— none —" entry (that is the comparison menu)
+    position = next(
+        i for i, texts in enumerate(menus) if len(texts) == 2 and not any("none" in t for t in texts)
+    )
+    label = next(text for text in menus[position] if "seed 1" in text)
+    menu = page.locator("select").nth(position)
     started = time.perf_counter()
     menu.select_option(label=label)
     page.wait_for_function(
