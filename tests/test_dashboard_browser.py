@@ -266,18 +266,18 @@ def switch_run(page, runs_dir) -> float:
         arg=HEATMAP,
         timeout=60_000,
     )
-    menus = page.evaluate(
+    menus = page.evaluate(  # option texts; ipywidgets writes their spaces as no-break spaces
         """() => Array.from(document.querySelectorAll('select')).map(
-            (select) => Array.from(select.options).map((option) => option.textContent || option.label))"""
+            (select) => Array.from(select.options).map((option) => option.textContent.replace(/\u00a0/g, ' ')))"""
     )
     # the run menu: every run, no "— none —" entry (that is the comparison menu)
     position = next(
         i for i, texts in enumerate(menus) if len(texts) == 2 and not any("none" in t for t in texts)
     )
-    label = next(text for text in menus[position] if "seed 1" in text)
+    option = next(i for i, text in enumerate(menus[position]) if "seed 1" in text)
     menu = page.locator("select").nth(position)
     started = time.perf_counter()
-    menu.select_option(label=label)
+    menu.select_option(index=option)
     page.wait_for_function(
         """([selector, z]) => {
             const plot = document.querySelector(selector);
