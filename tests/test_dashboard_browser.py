@@ -195,7 +195,29 @@ def test_dashboard_in_chromium(playwright_module, voila_url, real_runs_dir, tmp_
             header = page.inner_text(".fer-run-header")
             assert "fer2013" in header and "paper" in header and f"{run.metrics['num_params']:,}" in header
 
+            # the page opens on the run's largest confusion; start from another cell so that the waits
+            # below see the click's gallery, not the opening one
+            opening = dashboard.largest_confusion(run.metrics)
+            page.wait_for_function(
+                "(t) => document.querySelector('.fer-gallery-title').innerText.includes(t)",
+                arg=f"true {opening[0]} → predicted {opening[1]}",
+                timeout=60_000,
+            )
+            if opening == (labels[row], labels[column]):
+                page.mouse.click(state["columns"][row], state["rows"][row])  # its diagonal cell first
+                page.wait_for_function(
+                    "(t) => document.querySelector('.fer-gallery-title').innerText.includes(t)",
+                    arg=f"true {labels[row]} → predicted {labels[row]}",
+                    timeout=60_000,
+                )
+                page.wait_for_selector(f"{HEATMAP} .hm", timeout=60_000)
+                state = heatmap_state(page)
             page.mouse.click(state["columns"][column], state["rows"][row])
+            page.wait_for_function(
+                "(t) => document.querySelector('.fer-gallery-title').innerText.includes(t)",
+                arg=f"true {labels[row]} → predicted {labels[column]}",
+                timeout=60_000,
+            )
             page.wait_for_selector(f'.fer-cell-count[data-count="{count}"]', timeout=60_000)
             title = page.inner_text(".fer-gallery-title")
             assert f"true {labels[row]} → predicted {labels[column]}" in title
