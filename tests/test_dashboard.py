@@ -502,6 +502,8 @@ def test_selected_cell_is_outlined_and_a_run_switch_shows_its_largest_confusion(
         shape = board.heatmap.layout.shapes[0]
         assert (shape.x0, shape.y0) == (j - 0.5, i - 0.5)
     board._heatmap_clicked(None, type("Points", (), {"xs": ["sad"], "ys": ["happy"]})(), None)
+    assert board.selected == ("happy", "sad")
+    board.view_toggle.value = "recall (row-normalised)"  # the next redraw outlines the clicked cell
     shape = board.heatmap.layout.shapes[0]
     assert (shape.x0, shape.x1, shape.y0, shape.y1) == (1.5, 2.5, 0.5, 1.5)
 

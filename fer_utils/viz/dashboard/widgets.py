@@ -314,17 +314,15 @@ class Dashboard:
             self.show_cell(*self.selected)
 
     def show_cell(self, true_label: str, predicted_label: str):
-        """Fill the gallery with the faces of one cell (first page), outline the cell on the heatmap and
-        return the cell's table."""
+        """Fill the gallery with the faces of one cell (first page) and return the cell's table."""
         self._busy, busy = True, self._busy
         try:
             self.true_menu.value, self.pred_menu.value = true_label, predicted_label
         finally:
             self._busy = busy
-        faces = self._fill_gallery()
-        if self.heatmap is not None:
-            self._draw_heatmap()  # outlines the new cell
-        return faces
+        # The outline follows at the heatmap's next redraw (view, level or run switch): redrawing on every
+        # click replaces the widget under the pointer, and in-place edits do not reach Voila's browser.
+        return self._fill_gallery()
 
     def show_more(self) -> None:
         """Add the next page of faces to the gallery."""
