@@ -215,6 +215,7 @@ def test_dashboard_in_chromium(playwright_module, voila_url, real_runs_dir, tmp_
                     arg=f"true {labels[row]} → predicted {labels[row]}",
                     timeout=60_000,
                 )
+                page.wait_for_timeout(600)  # a second click within plotly's 300 ms is a double click
             page.mouse.click(state["columns"][column], state["rows"][row])
             page.wait_for_function(
                 "(t) => document.querySelector('.fer-gallery-title').innerText.includes(t)",
