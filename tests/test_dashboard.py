@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fer_utils.data.synthetic import MANIFEST_NAME, SYNTHETIC_MARKER, is_demo_media
 from fer_utils.faces.cache import FaceCache, FaceCacheWriter
 from fer_utils.training import rundir
 from fer_utils.training.evaluate import evaluate_predictions, predictions_table
-from fer_utils.viz import dashboard
+from fer_utils.viz import dashboard, formatting
 
 LABELS = ["neutral", "happy", "sad"]
 
@@ -58,6 +59,7 @@ def make_run(
     l1: float = 0.0,
     dataset: str = "toy",
     protocol: str = "paper",
+    synthetic: bool = False,
 ) -> Path:
     """A finished run over the first len(probabilities) faces of ``cache``."""
     index = cache.index.iloc[: len(probabilities)]
@@ -88,6 +90,7 @@ def make_run(
         "l1": l1,
         "labels": list(labels),
         "split": {"train": 10, "validation": 2, "test": len(predictions), "test_hash": "abc"},
+        "preprocessing": {**cache.config, **({SYNTHETIC_MARKER: True} if synthetic else {})},
     }
     history = pd.DataFrame(
         {
@@ -468,3 +471,141 @@ def test_runs_overview_lists_every_finished_run(toy_runs):
     assert "<td>toy · paper · drop(.3,.5,.5) l1=1e-3 16px · seed 1</td>" in dashboard.runs_overview_html(
         choices
     )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Issue 13: selection, largest confusion, captions, synthetic demo, protocol comparison, report pieces
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_one_number_format_everywhere():
+    assert formatting.percent(0.7164) == "71.6%" == f"{0.7164:.1%}"
+    assert formatting.percent(0.052, sign=True) == "+5.2 pp" and formatting.percent(None) == "—"
+    assert formatting.score(0.65432) == "0.654" and formatting.count(542136) == "542,136"
+    assert formatting.mean_sd(0.7164, 0.0123) == "71.6% ± 1.2"
+    assert formatting.mean_sd(0.65432, float("nan"), formatting.score) == "0.654"
+
+
+def test_selected_cell_is_outlined_and_a_run_switch_shows_its_largest_confusion(toy_runs):
+    runs, _ = toy_runs
+    board = dashboard.Dashboard(runs)
+    for position, choice in enumerate(board.choices):
+        board.run_menu.value = position
+        metrics = choice.run.metrics
+        true_label, predicted_label = dashboard.largest_confusion(metrics)
+        matrix = np.asarray(metrics["frame"]["confusion_matrix"])
+        i, j = LABELS.index(true_label), LABELS.index(predicted_label)
+        off_diagonal = matrix - np.diag(np.diag(matrix))
+        assert i != j and matrix[i, j] == off_diagonal.max() > 0
+        assert board.selected == (true_label, predicted_label)
+        assert len(board.gallery.children) == matrix[i, j]  # the gallery is never left empty
+        shape = board.heatmap.layout.shapes[0]
+        assert (shape.x0, shape.y0) == (j - 0.5, i - 0.5)
+    board._heatmap_clicked(None, type("Points", (), {"xs": ["sad"], "ys": ["happy"]})(), None)
+    assert board.selected == ("happy", "sad")
+    board.view_toggle.value = "recall (row-normalised)"  # the next redraw outlines the clicked cell
+    shape = board.heatmap.layout.shapes[0]
+    assert (shape.x0, shape.x1, shape.y0, shape.y1) == (1.5, 2.5, 0.5, 1.5)
+
+
+def test_largest_confusion_falls_back_to_the_diagonal_and_top_confusions_are_sorted():
+    perfect = {"labels": ["x", "y"], "frame": {"confusion_matrix": [[3, 0], [0, 5]]}}
+    assert dashboard.largest_confusion(perfect) == ("y", "y")
+    assert dashboard.top_confusions(perfect) == []
+    mixed = {"labels": ["x", "y", "z"], "frame": {"confusion_matrix": [[3, 1, 4], [2, 5, 0], [0, 4, 1]]}}
+    assert dashboard.top_confusions(mixed) == [("x", "z", 4), ("z", "y", 4), ("y", "x", 2)]
+
+
+def test_captions_are_short_with_the_full_path_on_hover():
+    row = pd.DataFrame(
+        {
+            "video_id": ["ravdess/Actor_01/01-01-03-01-01-01-01.mp4"],
+            "media_path": ["/data/ravdess/Actor_01/01-01-03-01-01-01-01.mp4"],
+            "frame_index": [12],
+            "timestamp": [0.4],
+            "confidence": [0.87],
+        }
+    ).iloc[0]
+    text = dashboard.face_caption_html(row)
+    assert ">01-01-03-01-01-01-01</div>" in text and "frame 12 · 0.40 s" in text and "p = 0.87" in text
+    assert 'title="ravdess/Actor_01/01-01-03-01-01-01-01.mp4\n/data/ravdess/Actor_01/' in text
+
+
+def test_synthetic_demo_runs_are_named_so_and_kept_out_of_the_literature(tmp_path):
+    cache = make_cache(tmp_path / "cache", 6)
+    make_run(tmp_path / "runs" / "demo", cache, toy_probabilities(6, 0), dataset="ravdess", synthetic=True)
+    make_run(tmp_path / "runs" / "real", cache, toy_probabilities(6, 1), dataset="ravdess", seed=1)
+    choices, _ = dashboard.run_choices(tmp_path / "runs")
+    demo = next(c for c in choices if c.name == "demo")
+    assert demo.synthetic and demo.label.startswith("ravdess (synthetic demo) · paper")
+    assert "ravdess (synthetic demo)" in dashboard.header_html(demo)
+    assert "synthetic demo" in dashboard.synthetic_html(choices) and dashboard.synthetic_html([]) == ""
+    ours = dashboard.literature_comparison(choices, "ravdess").query("source == 'this suite'")
+    assert list(ours["model"]) == [f"this suite: {next(c for c in choices if c.name == 'real').label}"]
+    page = dashboard.Dashboard(tmp_path / "runs")
+    assert "synthetic demo" in html_of(page.widget) and "synthetic demo" not in page.literature.value
+
+
+def test_demo_media_are_recognised_by_their_manifest(tmp_path):
+    (tmp_path / "demo" / "Actor_01").mkdir(parents=True)
+    (tmp_path / "demo" / MANIFEST_NAME).write_text("{}")
+    assert is_demo_media(tmp_path / "demo" / "Actor_01" / "clip.mp4")
+    assert not is_demo_media(tmp_path / "elsewhere" / "clip.mp4")
+    from fer_utils.faces.preprocess import PreprocessConfig, cache_config
+
+    assert cache_config(PreprocessConfig(), "ravdess", synthetic=True)[SYNTHETIC_MARKER] is True
+    assert SYNTHETIC_MARKER not in cache_config(PreprocessConfig(), "ravdess")
+
+
+def test_protocol_comparison_has_one_row_per_protocol_without_ablation_cells(tmp_path):
+    cache = make_cache(tmp_path / "cache", 12)
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        make_run(runs / "paper" / f"seed-{seed}", cache, toy_probabilities(12, seed), seed=seed)
+    make_run(runs / "subject", cache, toy_probabilities(12, 5), protocol="subject")
+    (runs / "ablation").mkdir()
+    (runs / "ablation" / "grid.json").write_text("{}")
+    make_run(runs / "ablation" / "runs" / "cell-seed0", cache, toy_probabilities(12, 7), protocol="subject")
+    choices, _ = dashboard.run_choices(runs)
+    assert len(choices) == 4 and len(dashboard.standalone_runs(choices)) == 3
+    table = dashboard.protocol_comparison(choices)
+    assert list(table.index) == [("toy", "paper"), ("toy", "subject")]
+    accuracies = [c.run.metrics["frame"]["accuracy"] for c in choices if c.run.metrics["protocol"] == "paper"]
+    assert table.loc[("toy", "paper"), "runs"] == 2
+    assert table.loc[("toy", "paper"), "accuracy_mean"] == pytest.approx(np.mean(accuracies))
+    assert table.loc[("toy", "paper"), "accuracy_sd"] == pytest.approx(np.std(accuracies, ddof=1))
+    subject = next(c for c in choices if c.name == "subject").run.metrics["frame"]["accuracy"]
+    gaps = dashboard.leakage_gaps(table)
+    assert gaps == {"toy": pytest.approx(np.mean(accuracies) - subject)}
+    page = dashboard.protocol_comparison_html(table, gaps)
+    assert page.count("<tr") == 3 and formatting.percent(np.mean(accuracies)) in page
+    assert "Leakage gap on toy" in page and formatting.percent(gaps["toy"], sign=True) in page
+
+
+def test_static_run_detail_is_collapsible_with_face_thumbnails(toy_runs):
+    from fer_utils.viz.dashboard import static
+
+    runs, cache = toy_runs
+    choices, _ = dashboard.run_choices(runs)
+    detail = static.run_detail_html(choices[0])
+    assert detail.startswith('<details class="fer-run"') and detail.endswith("</details>")
+    true_label, predicted_label, _ = dashboard.top_confusions(choices[0].run.metrics)[0]
+    faces = dashboard.cell_faces(choices[0].run.predictions, LABELS, true_label, predicted_label)
+    first = static._thumbnail_html(
+        next(faces.head(1).itertuples()), cache.faces([faces["face_id"].iloc[0]])[0]
+    )
+    assert first in detail and "data:image/png;base64," in detail
+    assert "click" not in detail.lower() and "plotly.js v" not in detail
+    title = static.title_block_html(choices, runs)
+    from fer_utils import __version__
+
+    assert __version__ in title and "toy" in title and "synthetic" not in title
+
+
+def test_dashboard_command_culls_the_kernels_of_closed_pages():
+    command = dashboard.voila_command(dashboard.DASHBOARD_NOTEBOOK, 8899, "127.0.0.1", False, cull_idle_s=30)
+    assert "--MappingKernelManager.cull_idle_timeout=30" in command
+    assert "--MappingKernelManager.cull_connected=False" in command
+    assert any(option.startswith("--MappingKernelManager.cull_interval=") for option in command)
+    with pytest.raises(ValueError, match="positive"):
+        dashboard.culling_options(0)

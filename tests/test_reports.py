@@ -44,5 +44,13 @@ def test_report_of_real_runs_shows_every_run_without_code(real_runs_dir, tmp_pat
     assert "The paper's Table I / II on fer2013" in page
     assert page.count("plotly.js v") <= 2  # plotly.js inlined once (its banner may appear twice)
     assert "build_dashboard" not in page and "display_report" not in page  # code cells hidden
+    # a results section: title block, contents, one row per protocol, runs collapsible, faces embedded
+    assert "Facial emotion recognition: results" in page and 'class="fer-toc"' in page
+    assert 'id="protocols"' in page and 'id="runs"' in page and 'id="literature"' in page
+    assert '<td>fer2013 · paper</td><td class="fer-num">2</td>' in page  # two seeds, one row
+    assert page.count('<details class="fer-run"') == 2
+    assert page.count('<figure class="fer-thumb"') >= 2 and "data:image/png;base64," in page
+    assert "click a cell" not in page.lower()  # the static report has nothing to click
+    assert "synthetic demo" not in page  # FER2013 is real data
     shown = reports.notebook_to_html(executed, tmp_path / "with_code.html", hide_code=False).read_text()
     assert "display_report" in shown and "build_dashboard" in shown

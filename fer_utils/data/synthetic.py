@@ -45,6 +45,27 @@ DEMO_EMOTIONS = tuple(RAVDESS_EMOTION_CODES)
 INTENSITY_STRENGTH = {1: 0.8, 2: 1.0}
 
 MANIFEST_NAME = ".demo_manifest.json"  # hidden: dataset specs skip hidden files
+#: Key a face cache's ``config.json`` (and so every run's ``preprocessing``) carries when its media are
+#: this synthetic demo set, so reports and the dashboard can say "synthetic demo" wherever it is shown.
+SYNTHETIC_MARKER = "synthetic_demo"
+
+
+def is_demo_media(media_path: str | os.PathLike, levels: int = 3) -> bool:
+    """Whether a media file lies in a demo set folder (its manifest sits at most ``levels`` folders up)."""
+    parents = Path(media_path).resolve().parents
+    return any((parent / MANIFEST_NAME).exists() for parent in list(parents)[:levels])
+
+
+def is_synthetic_config(config: dict) -> bool:
+    """Whether a run's or a face cache's config says its data is the synthetic demo set. Runs made before
+    the marker existed are recognised by ``fer run``'s layout (``<out>/cache/<key>`` beside ``<out>/data``
+    holding the demo manifest)."""
+    preprocessing = config.get("preprocessing") or config
+    if preprocessing.get(SYNTHETIC_MARKER):
+        return True
+    cache_dir = config.get("cache_dir")
+    return bool(cache_dir) and (Path(cache_dir).parent.parent / "data" / MANIFEST_NAME).exists()
+
 
 # Landmark indices of the dlib 68-point model (0-based).
 JAW_SIDES = (2, 3, 4, 5, 11, 12, 13, 14)

@@ -218,7 +218,9 @@ def preprocessing_step(config: PipelineConfig, dataset: str, root: Path, out: Pa
         out,
     )
     cache_dir = cache_dir_for(
-        cache_root, dataset, cache_config(preprocess_config, dataset, config.dataset_options)
+        cache_root,
+        dataset,
+        cache_config(preprocess_config, dataset, config.dataset_options, synthetic=config.is_demo),
     )
     if not len(FaceCache(cache_dir)):
         raise ValueError(f"preprocessing found no faces (see {cache_dir / 'skipped.csv'})")

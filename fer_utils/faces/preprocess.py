@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fer_utils.data.datasets import DATASETS, Sample, SkippedItem, folder_samples
+from fer_utils.data.synthetic import SYNTHETIC_MARKER, is_demo_media
 from fer_utils.faces.cache import DUPLICATES_FILE, FaceCache, FaceCacheWriter, cache_dir_for, duplicate_faces
 from fer_utils.faces.detection import DETECTORS, EQUALIZATIONS, extract_face, to_gray_face  # noqa: F401  (to_gray_face: re-exported)
 from fer_utils.faces.frames import SAMPLING_METHODS, SampledFrames, sample_frames
@@ -223,9 +224,14 @@ def _process(sample: Sample, config: PreprocessConfig, frame_source: FrameSource
     return np.stack(faces).astype(np.uint8), rows, None, stats
 
 
-def cache_config(config: PreprocessConfig, dataset: str, dataset_options: dict | None = None) -> dict:
-    """The dict stored beside a cache and hashed into its folder name."""
+def cache_config(
+    config: PreprocessConfig, dataset: str, dataset_options: dict | None = None, synthetic: bool = False
+) -> dict:
+    """The dict stored beside a cache and hashed into its folder name (``synthetic``: the media are the
+    synthetic demo set, recorded as :data:`fer_utils.data.synthetic.SYNTHETIC_MARKER`)."""
     stored = {"dataset": dataset, "pipeline_version": PIPELINE_VERSION, **config.to_dict()}
+    if synthetic:
+        stored[SYNTHETIC_MARKER] = True
     if dataset_options:
         stored["dataset_options"] = {
             k: _plain(v) for k, v in sorted(dataset_options.items()) if v is not None
@@ -305,7 +311,7 @@ def preprocess(
         raise ValueError("no samples to preprocess")
     require_folder_path(cache_root, "--cache-root")
     dataset = dataset or samples[0].dataset
-    stored = cache_config(config, dataset, dataset_options)
+    stored = cache_config(config, dataset, dataset_options, synthetic=is_demo_media(samples[0].media_path))
     writer = FaceCacheWriter(cache_dir_for(cache_root, dataset, stored), stored, shard_size=shard_size)
     for problem in writer.repaired:
         print(f"removed a broken shard, its items are preprocessed again: {problem}")

@@ -145,23 +145,28 @@ def metrics_table(metrics: dict, level: str = "frame") -> pd.DataFrame:
 
 
 def summary_table(metrics: dict) -> pd.DataFrame:
-    """Headline numbers of a run (frame and, when present, video level) as a one-column table."""
+    """Headline numbers of a run (frame and, when present, video level) as a one-column table, written
+    as everywhere else (:mod:`fer_utils.viz.formatting`: accuracy in percent, F1 with three decimals)."""
+    from fer_utils.viz.formatting import count, percent, score
+
     rows = {
         "protocol": metrics["protocol"],
-        "parameters": f"{metrics['num_params']:,}",
+        "parameters": count(metrics["num_params"]),
         "test faces": metrics["frame"]["support"],
-        "accuracy (frame)": round(metrics["frame"]["accuracy"], 4),
-        "macro F1 (frame)": round(metrics["frame"]["macro_f1"], 4),
-        "weighted F1 (frame)": round(metrics["frame"]["weighted_f1"], 4),
+        "accuracy (frame)": percent(metrics["frame"]["accuracy"]),
+        "macro F1 (frame)": score(metrics["frame"]["macro_f1"]),
+        "weighted F1 (frame)": score(metrics["frame"]["weighted_f1"]),
     }
     if metrics.get("video"):
-        rows["accuracy (video)"] = round(metrics["video"]["accuracy"], 4)
-        rows["macro F1 (video)"] = round(metrics["video"]["macro_f1"], 4)
+        rows["accuracy (video)"] = percent(metrics["video"]["accuracy"])
+        rows["macro F1 (video)"] = score(metrics["video"]["macro_f1"])
     if "recipe" in metrics:
         rows["recipe"] = metrics.get("recipe_label") or metrics["recipe"]
     baselines = metrics.get("baselines")
     if baselines:
-        rows["always-majority baseline"] = f"{baselines['majority_rate']:.4f} ({baselines['majority_label']})"
+        rows["always-majority baseline"] = (
+            f"{percent(baselines['majority_rate'])} ({baselines['majority_label']})"
+        )
     rows["stalled"] = metrics.get("stalled", False)
     if "underfit" in metrics:
         rows["underfit"] = metrics["underfit"]

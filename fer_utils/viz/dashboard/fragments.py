@@ -1,0 +1,233 @@
+"""HTML fragments shared by the dashboard and the static report: messages, the run header, tables in
+the page's style. Numbers go through :mod:`fer_utils.viz.formatting` (percent with one decimal, scores
+with three)."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fer_utils.viz import formatting
+from fer_utils.viz.dashboard.runs import SYNTHETIC_NOTE, RunChoice
+from fer_utils.viz.dashboard.tables import load_literature, per_class_table, runs_overview
+
+#: The page's CSS (a ``<style>`` element, package data beside this module).
+STYLE = Path(__file__).with_name("style.html").read_text()
+
+
+def message_html(text: str, kind: str = "info") -> str:
+    """A boxed message (``info``, ``warning`` or ``error``) for the page."""
+    return f'<div class="fer-message fer-{kind}">{text}</div>'
+
+
+def synthetic_html(choices: list[RunChoice]) -> str:
+    """A banner saying which runs trained on the synthetic demo set (empty when none did)."""
+    demo = [choice for choice in choices if choice.synthetic]
+    if not demo:
+        return ""
+    which = "All runs" if len(demo) == len(choices) else f"{len(demo)} of {len(choices)} runs"
+    return message_html(
+        f'<b class="fer-synthetic">{which} trained on the {SYNTHETIC_NOTE} set</b>: generated clips of one '
+        "face, for trying the suite out. Their scores say nothing about real emotion recognition and are "
+        "kept out of the literature comparison.",
+        "warning",
+    )
+
+
+def problems_html(problems: dict[str, str]) -> str:
+    """A warning listing run folders that could not be opened (unfinished or malformed)."""
+    if not problems:
+        return ""
+    items = "".join(
+        f"<li><code>{html.escape(folder)}</code>: {html.escape(reason)}</li>"
+        for folder, reason in sorted(problems.items())
+    )
+    return message_html(
+        f"<b>{len(problems)} run folder(s) could not be opened</b> and are left out "
+        f"(a run is finished when its <code>metrics.json</code> is written):<ul>{items}</ul>",
+        "warning",
+    )
+
+
+def _header_facts(choice: RunChoice) -> list[str]:
+    metrics, config = choice.run.metrics, choice.run.config
+    split = metrics.get("split") or config.get("split") or {}
+    sizes = " / ".join(str(split.get(part, "?")) for part in ("train", "validation", "test"))
+    return [
+        f"dataset <b>{html.escape(choice.data_label)}</b>",
+        f"protocol <b>{html.escape(str(metrics['protocol']))}</b>",
+        f"train / validation / test faces <b>{sizes}</b>",
+        f"<b>{formatting.count(metrics['num_params'])}</b> parameters",
+        f"image <b>{config.get('image_size', '?')}px</b>",
+        f"epochs <b>{metrics.get('epochs_run', config.get('epochs', '?'))}</b>"
+        + (f" (best {metrics['best_epoch']})" if metrics.get("best_epoch") else ""),
+    ]
+
+
+def _header_scores(metrics: dict) -> list[str]:
+    scores = [
+        f"test accuracy <b>{formatting.percent(metrics['frame']['accuracy'])}</b>",
+        f"macro F1 <b>{formatting.score(metrics['frame']['macro_f1'])}</b>",
+    ]
+    if metrics.get("video"):
+        scores.append(f"video accuracy <b>{formatting.percent(metrics['video']['accuracy'])}</b>")
+    baselines = metrics.get("baselines")
+    if baselines:
+        scores.append(
+            f"always {html.escape(baselines['majority_label'])}: {formatting.percent(baselines['majority_rate'])}"
+        )
+    elif metrics.get("majority_rate") is not None:
+        scores.append(f"majority-class rate {formatting.percent(metrics['majority_rate'])}")
+    return scores
+
+
+def header_html(choice: RunChoice) -> str:
+    """The run header: dataset (marked synthetic demo when it is), protocol, split sizes, parameter count
+    and headline scores; warnings for stalled or underfit runs."""
+    run, metrics = choice.run, choice.run.metrics
+    text = (
+        f'<div class="fer-header"><div class="fer-title">{html.escape(choice.label)}</div>'
+        f'<div class="fer-facts">{" · ".join(_header_facts(choice))}</div>'
+        f'<div class="fer-facts">{" · ".join(_header_scores(metrics))} · folder '
+        f"<code>{html.escape(str(run.path))}</code></div></div>"
+    )
+    for flag, title in (("stalled", "Stalled run"), ("underfit", "Underfit run")):
+        if metrics.get(flag):
+            reason = html.escape(str(metrics.get(f"{flag}_reason") or ""))
+            text += message_html(f"<b>{title}:</b> {reason}", "warning")
+    return text
+
+
+def _default_format(value) -> str:
+    if isinstance(value, float | np.floating):
+        return formatting.score(value)
+    if isinstance(value, int | np.integer):
+        return formatting.count(value)
+    return "" if value is None else str(value)
+
+
+def table_html(
+    table: pd.DataFrame,
+    formats: dict | None = None,
+    row_classes: dict | None = None,
+    escape: tuple[str, ...] = (),
+) -> str:
+    """A small DataFrame as an HTML table in the page's style.
+
+    Args:
+        table: rows to show; the index becomes the first column.
+        formats: column → function(value) → text (default: floats as scores with 3 decimals, ints with
+            separators).
+        row_classes: index value → CSS class of that row.
+        escape: columns whose formatted text is already HTML (not escaped again).
+    """
+    formats = formats or {}
+    row_classes = row_classes or {}
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in [table.index.name or "", *table.columns])
+    body = []
+    for key, *values in table.itertuples(index=True, name=None):
+        cells = [f"<td>{html.escape(str(key))}</td>"]
+        for column, value in zip(table.columns, values, strict=True):
+            text = formats.get(column, _default_format)(value)
+            numeric = formatting.is_number(value) or column in formats
+            css = ' class="fer-num"' if numeric else ""
+            cells.append(f"<td{css}>{text if column in escape else html.escape(text)}</td>")
+        body.append(f'<tr class="{row_classes.get(key, "")}">{"".join(cells)}</tr>')
+    return f'<table class="fer-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def per_class_html(metrics: dict, level: str = "frame") -> str:
+    """The per-class table as HTML (average rows in italics)."""
+    return table_html(
+        per_class_table(metrics, level), row_classes={"macro avg": "fer-avg", "weighted avg": "fer-avg"}
+    )
+
+
+def _percent_column(value) -> str:
+    """A column already in percent ("accuracy %") with one decimal."""
+    return "" if pd.isna(value) else formatting.percent_number(float(value) / 100)
+
+
+def _params(value) -> str:
+    if isinstance(value, str):
+        return value
+    return formatting.count(value)
+
+
+def runs_overview_html(choices: list[RunChoice]) -> str:
+    """The runs overview as HTML."""
+    return table_html(
+        runs_overview(choices),
+        formats={"accuracy %": _percent_column, "video accuracy %": _percent_column},
+    )
+
+
+def _literature_shown(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    shown = table.copy()
+    if "params_note" in shown.columns:
+        noted = shown["num_params"].isna() & shown["params_note"].notna() & (shown["params_note"] != "")
+        shown["num_params"] = shown["num_params"].astype(object)
+        shown.loc[noted, "num_params"] = shown.loc[noted, "params_note"]
+        shown = shown.drop(columns=["params_note"])
+    ours = shown["source"] == "this suite"
+    shown = shown.drop(columns=["source"])
+    shown.index = pd.RangeIndex(1, len(shown) + 1, name="#")
+    shown = shown.rename(
+        columns={
+            "accuracy_percent": "accuracy %",
+            "video_accuracy_percent": "video accuracy %",
+            "num_params": "parameters",
+        }
+    )
+    return shown, ours
+
+
+def literature_html(table: pd.DataFrame, dataset: str = "") -> str:
+    """The literature comparison as HTML (this suite's runs highlighted; a note when the paper's tables
+    have no row for ``dataset``)."""
+    note = ""
+    if not (table["source"] == "literature").any():
+        known = ", ".join(sorted(load_literature()["dataset"].str.lower().unique()))
+        note = message_html(
+            f"The paper's Table I / II (as far as sourced in <code>fer_utils/viz/literature.csv</code>) cover "
+            f"{html.escape(known)}; there is no literature row for {html.escape(dataset or 'this dataset')}.",
+            "info",
+        )
+    if table.empty:
+        return note
+    shown, ours = _literature_shown(table)
+    return note + table_html(
+        shown,
+        formats={"accuracy %": _percent_column, "video accuracy %": _percent_column, "parameters": _params},
+        row_classes={i: "fer-ours" for i, mine in zip(shown.index, ours, strict=True) if mine},
+    )
+
+
+def protocol_comparison_html(comparison: pd.DataFrame, gaps: dict[str, float]) -> str:
+    """The protocol comparison (one row per dataset × protocol, mean ± sd over seeds) and the leakage
+    gap paper − subject per dataset."""
+    if comparison.empty:
+        return message_html("No standalone runs to compare protocols with.", "info")
+    rows = []
+    for (data, protocol), row in comparison.iterrows():
+        rows.append(
+            {
+                "data · protocol": f"{data} · {protocol}",
+                "runs (seeds)": int(row["runs"]),
+                "accuracy": formatting.mean_sd(row["accuracy_mean"], row["accuracy_sd"]),
+                "video accuracy": formatting.mean_sd(row["video_accuracy_mean"], row["video_accuracy_sd"]),
+                "macro F1": formatting.mean_sd(row["macro_f1_mean"], row["macro_f1_sd"], formatting.score),
+            }
+        )
+    table = pd.DataFrame(rows).set_index("data · protocol")
+    text = table_html(table)
+    for data, gap in gaps.items():
+        text += (
+            f'<p class="fer-gap">Leakage gap on {html.escape(data)} (paper − subject accuracy): '
+            f"<b>{formatting.percent(gap, sign=True)}</b> — what frames of the same person on both sides of "
+            "the split add to the score.</p>"
+        )
+    return text

@@ -1,0 +1,185 @@
+"""The runs a page shows: discovery, menu labels, what data a run was trained on (real or the synthetic
+demo) and whether it belongs to an ablation grid."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fer_utils.data.synthetic import is_synthetic_config
+from fer_utils.paths import PROJECT_ROOT
+
+RUNS_DIR_ENV = "FER_RUNS_DIR"
+INITIAL_RUN_ENV = "FER_INITIAL_RUN"
+#: What a run trained on the synthetic demo set is called wherever its dataset is named.
+SYNTHETIC_NOTE = "synthetic demo"
+#: The file that makes a folder an ablation grid (``experiments/ablation/grid.py``'s ``GRID_FILE``).
+GRID_FILE = "grid.json"
+
+
+@dataclass
+class RunChoice:
+    """A finished run with the label it has in the run menus."""
+
+    label: str
+    run: object  # fer_utils.training.rundir.Run
+
+    @property
+    def name(self) -> str:
+        return self.run.name
+
+    @property
+    def dataset(self) -> str:
+        """The dataset's name as recorded (``ravdess`` for the demo, which has RAVDESS' layout)."""
+        return run_dataset(self.run.config, self.run.metrics)
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether the run trained on the synthetic demo set."""
+        return is_synthetic_config(self.run.config)
+
+    @property
+    def data_label(self) -> str:
+        """The dataset as readers should see it: ``"ravdess (synthetic demo)"`` for the demo."""
+        return data_label(self.run.config, self.run.metrics)
+
+    @property
+    def ablation_dir(self) -> Path | None:
+        """The ablation folder this run is a grid cell of, or None for a standalone run."""
+        return ablation_folder(self.run.path)
+
+
+def run_dataset(config: dict, metrics: dict | None = None) -> str:
+    """The dataset name a run records."""
+    return str((metrics or {}).get("dataset") or config.get("dataset") or "?")
+
+
+def data_label(config: dict, metrics: dict | None = None) -> str:
+    """The dataset name, with ``(synthetic demo)`` when the run trained on the demo set."""
+    name = run_dataset(config, metrics)
+    return f"{name} ({SYNTHETIC_NOTE})" if is_synthetic_config(config) else name
+
+
+def ablation_folder(run_path: str | os.PathLike, levels: int = 3) -> Path | None:
+    """The ablation folder (holding ``grid.json``) a run folder sits in, at most ``levels`` up."""
+    for parent in list(Path(run_path).parents)[:levels]:
+        if (parent / GRID_FILE).exists():
+            return parent
+    return None
+
+
+def resolve_runs_dir(runs_dir: str | os.PathLike | None = None) -> Path:
+    """The runs folder: ``runs_dir`` if given, else ``$FER_RUNS_DIR``, else ``runs``.
+
+    A relative path is taken from the current folder, or from the project root when it does not exist
+    there (Voila and papermill run the notebook inside ``notebooks/``).
+    """
+    text = str(runs_dir) if runs_dir else os.environ.get(RUNS_DIR_ENV, "") or "runs"
+    path = Path(text).expanduser()
+    if not path.is_absolute() and not path.exists() and (PROJECT_ROOT / path).exists():
+        path = PROJECT_ROOT / path
+    return path.resolve()
+
+
+def resolve_initial_run(initial_run: str | None = None) -> str | None:
+    """The run to open first: ``initial_run`` if given, else ``$FER_INITIAL_RUN``, else None."""
+    return initial_run or os.environ.get(INITIAL_RUN_ENV) or None
+
+
+def _short_rate(rate: float) -> str:
+    text = f"{float(rate):g}"
+    return text[1:] if text.startswith("0.") else text
+
+
+def _short_factor(value: float) -> str:
+    value = float(value)
+    if value == 0:
+        return "0"
+    return np.format_float_scientific(value, trim="-", exp_digits=1)
+
+
+def _setting_text(config: dict) -> str:
+    """``"drop(.3,.5,.5) l1=1e-3 48px"``: the regularisation and a non-paper image size."""
+    setting = []
+    if config.get("dropout") is not None:
+        setting.append("drop(" + ",".join(_short_rate(rate) for rate in config["dropout"]) + ")")
+    if config.get("l1") is not None:
+        setting.append(f"l1={_short_factor(config['l1'])}")
+    image_size = config.get("image_size")
+    if image_size and int(image_size) != 180:
+        setting.append(f"{int(image_size)}px")
+    return " ".join(setting)
+
+
+def run_label(config: dict, metrics: dict | None = None) -> str:
+    """Menu label of a run, grouped by dataset, protocol and configuration.
+
+    Example: ``"ravdess · subject · drop(.3,.5,.5) l1=1e-3 · seed 0"``; the image size is added when it
+    is not the paper's 180 px, the fold when the protocol has folds beyond the first, and
+    ``(synthetic demo)`` after the dataset when the run trained on the demo set.
+    """
+    metrics = metrics or {}
+    protocol = config.get("protocol") or metrics.get("protocol") or "?"
+    parts = [data_label(config, metrics), str(protocol)]
+    recipe = metrics.get("recipe_label") or config.get("recipe_label") or config.get("recipe")
+    if recipe:
+        parts.append(str(recipe))
+    setting = _setting_text(config)
+    if setting:
+        parts.append(setting)
+    seed = f"seed {config['seed']}" if config.get("seed") is not None else ""
+    fold = (config.get("split") or {}).get("fold")
+    if fold:
+        seed += f" fold {fold}"
+    if seed:
+        parts.append(seed.strip())
+    return " · ".join(parts)
+
+
+def _sort_key(run) -> tuple:
+    config = run.config
+    return (
+        str(config.get("dataset", "")),
+        str(config.get("protocol", "")),
+        tuple(config.get("dropout") or ()),
+        float(config.get("l1") or 0),
+        int(config.get("image_size") or 0),
+        int(config.get("seed") or 0),
+        run.name,
+    )
+
+
+def run_choices(runs_dir: str | os.PathLike) -> tuple[list[RunChoice], dict[str, str]]:
+    """Finished runs under ``runs_dir`` as menu choices (sorted by dataset / protocol / configuration,
+    labels made unique with the run folder's name) and, per unreadable run folder, why.
+
+    Raises:
+        ValueError: ``runs_dir`` does not exist.
+    """
+    from fer_utils.training.rundir import list_runs
+
+    runs, problems = list_runs(runs_dir)
+    runs = sorted(runs, key=_sort_key)
+    labels = [run_label(run.config, run.metrics) for run in runs]
+    choices = []
+    for run, label in zip(runs, labels, strict=True):
+        if labels.count(label) > 1:
+            label = f"{label} · {run.name}"
+        choices.append(RunChoice(label, run))
+    return choices, problems
+
+
+def find_choice(choices: list[RunChoice], wanted: str | None) -> int:
+    """Position of the run named ``wanted`` (folder name, relative path or label); 0 when not given or
+    not found."""
+    if not wanted:
+        return 0
+    for position, choice in enumerate(choices):
+        if wanted in (choice.name, choice.label, str(choice.run.path)) or str(choice.run.path).endswith(
+            "/" + wanted.strip("/")
+        ):
+            return position
+    return 0

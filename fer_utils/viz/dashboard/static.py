@@ -1,0 +1,343 @@
+"""The static report (notebook 04 executed by papermill, ``fer report`` / ``fer run``) as a results
+section: a title block, a table of contents, the protocol comparison (standalone runs, one row per
+protocol), the ablation (table, verdict, figures), per-run detail in collapsible sections with the faces
+behind the top confusions as embedded thumbnails, and the literature beside this suite's real-data
+runs. plotly.js is embedded once, before the first figure."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from fer_utils.viz import formatting
+from fer_utils.viz.dashboard.cells import (
+    LEVELS,
+    cell_faces,
+    face_png,
+    has_level,
+    short_video_id,
+    top_confusions,
+)
+from fer_utils.viz.dashboard.fragments import (
+    STYLE,
+    header_html,
+    literature_html,
+    message_html,
+    per_class_html,
+    problems_html,
+    protocol_comparison_html,
+    runs_overview_html,
+    synthetic_html,
+    table_html,
+)
+from fer_utils.viz.dashboard.gallery import open_run_cache
+from fer_utils.viz.dashboard.plots import heatmap_figure, run_curves_figure
+from fer_utils.viz.dashboard.runs import RunChoice, resolve_runs_dir, run_choices
+from fer_utils.viz.dashboard.tables import (
+    leakage_gaps,
+    literature_comparison,
+    protocol_comparison,
+    standalone_runs,
+)
+
+#: Faces shown per top confusion, and how many confusions per run.
+THUMBNAILS_PER_CELL = 6
+TOP_CONFUSIONS = 3
+THUMBNAIL_PX = 72
+SECTIONS = {
+    "protocols": "Protocol comparison",
+    "ablation": "Regularization ablation",
+    "runs": "Runs in detail",
+    "literature": "Beside the literature",
+}
+
+
+def plotlyjs_html() -> str:
+    """plotly.js inline, loaded so that it sets ``window.Plotly`` even on pages that also load require.js
+    (nbconvert's do)."""
+    from plotly.offline import get_plotlyjs
+
+    return (
+        "<script>window.__ferDefine = window.define; window.define = undefined;</script>"
+        f"<script>{get_plotlyjs()}</script>"
+        "<script>window.define = window.__ferDefine;</script>"
+    )
+
+
+def figure_html(figure) -> str:
+    """A plotly figure as a ``<div>`` drawn by the page's ``window.Plotly`` (loaded once)."""
+    import plotly.io as pio
+
+    return pio.to_html(figure, full_html=False, include_plotlyjs=False, config={"responsive": True})
+
+
+def figure_bundle(figure, include_plotlyjs: bool) -> dict:
+    """A display bundle for a static plotly figure: plotly's own mime type (JupyterLab renders it) and
+    HTML (what nbconvert keeps), with plotly.js inline when ``include_plotlyjs``."""
+    div = figure_html(figure)
+    if include_plotlyjs:
+        div = plotlyjs_html() + div
+    return {"application/vnd.plotly.v1+json": json.loads(figure.to_json()), "text/html": div}
+
+
+# -- title, contents ---------------------------------------------------------------------------------
+
+
+def _suite_version() -> str:
+    from fer_utils import __version__
+
+    return __version__
+
+
+def title_block_html(choices: list[RunChoice], runs_dir: Path) -> str:
+    """The report's title: the data (marked synthetic demo), date, suite version, recipes."""
+    data = sorted({choice.data_label for choice in choices}) or ["—"]
+    recipes = sorted(
+        {str(c.run.metrics.get("recipe_label") or c.run.config.get("recipe") or "—") for c in choices}
+    )
+    facts = [
+        f"data <b>{html.escape(', '.join(data))}</b>",
+        f"date <b>{datetime.now(UTC):%Y-%m-%d}</b>",
+        f"fer_utils <b>{html.escape(_suite_version())}</b>",
+        f"recipe <b>{html.escape(', '.join(recipes))}</b>",
+        f"{len(choices)} finished run(s) in <code>{html.escape(str(runs_dir))}</code>",
+    ]
+    title = "Facial emotion recognition: results"
+    if any(choice.synthetic for choice in choices):
+        title += " <span class='fer-synthetic'>(synthetic demo)</span>"
+    return (
+        f'<div class="fer-header fer-report-title"><div class="fer-title">{title}</div>'
+        f'<div class="fer-facts">{" · ".join(facts)}</div></div>' + synthetic_html(choices)
+    )
+
+
+def contents_html(sections: dict[str, str], runs: list[RunChoice]) -> str:
+    """The table of contents: the sections, and under "Runs in detail" one link per run."""
+    items = []
+    for anchor, title in sections.items():
+        sub = ""
+        if anchor == "runs":
+            sub = (
+                "<ul>"
+                + "".join(f'<li><a href="#{_run_anchor(c)}">{html.escape(c.label)}</a></li>' for c in runs)
+                + "</ul>"
+            )
+        items.append(f'<li><a href="#{anchor}">{html.escape(title)}</a>{sub}</li>')
+    return f'<nav class="fer-toc"><b>Contents</b><ol>{"".join(items)}</ol></nav>'
+
+
+def _heading(anchor: str, title: str) -> str:
+    return f'<h2 id="{anchor}">{html.escape(title)}</h2>'
+
+
+def _run_anchor(choice: RunChoice) -> str:
+    return "run-" + "".join(ch if ch.isalnum() else "-" for ch in str(choice.run.path.name)).strip("-")
+
+
+# -- sections ---------------------------------------------------------------------------------------
+
+
+def protocols_section_html(choices: list[RunChoice]) -> str:
+    """Protocol comparison over the standalone runs (ablation cells are in their own section)."""
+    comparison = protocol_comparison(choices)
+    return (
+        _heading("protocols", SECTIONS["protocols"])
+        + "<p>One row per protocol over this folder's standalone runs (mean ± sd over seeds where there "
+        "are several). <code>paper</code> splits faces at random, so frames of one video and one person "
+        "land on both sides; <code>video</code> and <code>subject</code> keep a video or a person on one "
+        "side.</p>" + protocol_comparison_html(comparison, leakage_gaps(comparison))
+    )
+
+
+def ablation_folders(choices: list[RunChoice]) -> list[Path]:
+    """The ablation folders the runs belong to, in order."""
+    return sorted({choice.ablation_dir for choice in choices if choice.ablation_dir is not None})
+
+
+ABLATION_FORMATS = {
+    "val_accuracy": ("validation accuracy (best)", formatting.percent),
+    "test_accuracy": ("test accuracy", formatting.percent),
+    "macro_f1": ("macro F1 (test)", formatting.score),
+    "final_gap": ("final train−val gap", formatting.percent),
+    "max_gap": ("largest train−val gap", formatting.percent),
+}
+
+
+def ablation_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The ablation's per-configuration summary in the report's number format."""
+    table = pd.DataFrame(
+        {
+            "configuration": [
+                f"dropout {d} · L1 {float(l1):g}"
+                for d, l1 in zip(summary["dropout"], summary["l1"], strict=True)
+            ]
+        }
+    )
+    for metric, (heading, formatter) in ABLATION_FORMATS.items():
+        table[heading] = [
+            formatting.mean_sd(m, s, formatter)
+            for m, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_sd"], strict=True)
+        ]
+    for column, heading in (("n_ok", "runs ok"), ("n_stalled", "stalled"), ("n_failed", "failed")):
+        table[heading] = summary[column].astype(int)
+    return table.set_index("configuration")
+
+
+def ablation_section_html(folder: Path) -> tuple[str, list]:
+    """One ablation folder: its table, verdict and figures (returned apart, drawn after the text)."""
+    from fer_utils.experiments.ablation.report import analyze
+
+    files = ", ".join(
+        f"<code>{name}</code>"
+        for name in ("table.md", "summary.json", "curves.html", "gap_heatmap.html")
+        if (folder / name).exists()
+    )
+    files = f" ({files})" if files else ""
+    intro = (
+        f"<h3>{html.escape(folder.name)}</h3><p>Folder <code>{html.escape(str(folder))}</code>{files}.</p>"
+    )
+    try:
+        result = analyze(folder, write=False)
+    except Exception as error:  # noqa: BLE001  (one unreadable folder must not sink the report)
+        return intro + message_html(
+            f"The ablation could not be read: {html.escape(str(error))}", "warning"
+        ), []
+    verdict = f'<p class="fer-verdict"><b>Verdict.</b> {html.escape(result.verdict["text"])}</p>'
+    figures = [result.figures["curves"], result.figures["gap_heatmap"]]
+    return intro + table_html(ablation_table(result.summary)) + verdict, figures
+
+
+def face_thumbnails_html(choice: RunChoice, level: str = "frame") -> str:
+    """The faces behind the run's largest confusions as embedded PNG thumbnails (static drill-down)."""
+    metrics = choice.run.metrics
+    confusions = top_confusions(metrics, level, TOP_CONFUSIONS)
+    if not confusions:
+        return "<p>No confusions: every test face is on the diagonal.</p>"
+    cache = open_run_cache(choice.run.config)
+    if isinstance(cache, str):
+        return message_html(html.escape(cache) + " — no thumbnails.", "warning")
+    labels = list(metrics["labels"])
+    blocks = []
+    for true_label, predicted_label, count in confusions:
+        faces = cell_faces(choice.run.predictions, labels, true_label, predicted_label, level)
+        shown = faces.head(THUMBNAILS_PER_CELL)
+        pixels = cache.faces(shown["face_id"].to_numpy())
+        cards = "".join(_thumbnail_html(row, pixels[i]) for i, row in enumerate(shown.itertuples()))
+        blocks.append(
+            f'<div class="fer-confusion"><div><b>{count}</b> true <b>{html.escape(true_label)}</b> → '
+            f"predicted <b>{html.escape(predicted_label)}</b> (most confident {len(shown)})</div>"
+            f'<div class="fer-thumbs">{cards}</div></div>'
+        )
+    return "".join(blocks)
+
+
+def _thumbnail_html(row, face) -> str:
+    data = base64.b64encode(face_png(face)).decode("ascii")
+    full = html.escape(str(getattr(row, "media_path", "") or row.video_id), quote=True)
+    return (
+        f'<figure class="fer-thumb" title="{full}"><img src="data:image/png;base64,{data}" '
+        f'width="{THUMBNAIL_PX}" height="{THUMBNAIL_PX}" alt="{html.escape(short_video_id(row.video_id))}">'
+        f"<figcaption>{html.escape(short_video_id(row.video_id))}<br>frame {row.frame_index} · "
+        f"p = {row.confidence:.2f}</figcaption></figure>"
+    )
+
+
+def run_detail_html(choice: RunChoice) -> str:
+    """One run as a collapsible section: header, matrices (counts, recall), per-class scores, the faces
+    behind its top confusions, training curves."""
+    metrics = choice.run.metrics
+    parts = [header_html(choice)]
+    for level in LEVELS:
+        if not has_level(metrics, level):
+            continue
+        figures = [
+            heatmap_figure(metrics, level, n, title=f"{level} level", size=460) for n in (None, "true")
+        ]
+        parts.append('<div class="fer-row">' + "".join(figure_html(f) for f in figures) + "</div>")
+        parts.append(f"<h4>Per-class scores ({level} level)</h4>" + per_class_html(metrics, level))
+    parts.append("<h4>The faces behind the largest confusions</h4>" + face_thumbnails_html(choice))
+    parts.append(figure_html(run_curves_figure(choice.run.history)))
+    summary = (
+        f"{html.escape(choice.label)} — accuracy {formatting.percent(metrics['frame']['accuracy'])}, "
+        f"macro F1 {formatting.score(metrics['frame']['macro_f1'])}"
+    )
+    return (
+        f'<details class="fer-run" id="{_run_anchor(choice)}"><summary>{summary}</summary>'
+        + "".join(parts)
+        + "</details>"
+    )
+
+
+def literature_section_html(choices: list[RunChoice]) -> str:
+    """Per real dataset, the paper's tables beside this suite's runs on it; a note for demo data."""
+    parts = [_heading("literature", SECTIONS["literature"])]
+    real = sorted({c.dataset for c in choices if not c.synthetic})
+    if any(c.synthetic for c in choices):
+        parts.append(
+            message_html(
+                "Runs on the <b>synthetic demo</b> set are left out here: published numbers are measured "
+                "on real recordings and are not comparable.",
+                "info",
+            )
+        )
+    for dataset in real:
+        parts.append(
+            f"<h3>The paper's Table I / II on {html.escape(dataset)} beside this suite's runs</h3>"
+            + literature_html(literature_comparison(choices, dataset), dataset)
+        )
+    return "".join(parts)
+
+
+# -- the report ---------------------------------------------------------------------------------------
+
+
+def display_report(runs_dir: str | os.PathLike | None = None) -> None:
+    """Display the static report in a notebook (used when papermill executes notebook 04 in report
+    mode): title, contents, protocols, ablation, runs in detail, literature."""
+    from IPython.display import HTML, display
+
+    runs_dir = resolve_runs_dir(runs_dir)
+    display(HTML(STYLE))
+    try:
+        choices, problems = run_choices(runs_dir)
+    except ValueError as error:
+        display(HTML(message_html(f"<b>Cannot open the runs folder:</b> {html.escape(str(error))}", "error")))
+        return
+    display(HTML(problems_html(problems)))
+    if not choices:
+        display(
+            HTML(
+                message_html(f"<b>No finished runs</b> in <code>{html.escape(str(runs_dir))}</code>.", "info")
+            )
+        )
+        return
+    standalone = standalone_runs(choices)
+    folders = ablation_folders(choices)
+    sections = {k: v for k, v in SECTIONS.items() if k != "ablation" or folders}
+    display(HTML(plotlyjs_html() + title_block_html(choices, runs_dir) + contents_html(sections, standalone)))
+    display(HTML(protocols_section_html(choices)))
+    _display_ablations(folders)
+    overview = "<h3>All finished runs</h3>" + runs_overview_html(standalone)
+    if len(standalone) < len(choices):
+        overview += f"<p>{len(choices) - len(standalone)} ablation grid run(s) are summarised above.</p>"
+    display(HTML(_heading("runs", SECTIONS["runs"]) + overview))
+    for choice in standalone:
+        display(HTML(run_detail_html(choice)))
+    display(HTML(literature_section_html(choices)))
+
+
+def _display_ablations(folders: list[Path]) -> None:
+    from IPython.display import HTML, display
+
+    if not folders:
+        return
+    display(HTML(_heading("ablation", SECTIONS["ablation"])))
+    for folder in folders:
+        text, figures = ablation_section_html(folder)
+        display(HTML(text + "".join(figure_html(figure) for figure in figures)))

@@ -1,0 +1,211 @@
+"""Tables of runs as DataFrames: per-class scores, the runs overview, the protocol comparison (one row
+per protocol, mean ± sd over seeds, the leakage gap) and the literature beside this suite's real-data
+runs. Rendering to HTML is :mod:`.fragments`' job; numbers stay numbers here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fer_utils.viz.dashboard.runs import RunChoice
+
+LITERATURE_CSV = Path(__file__).resolve().parent.parent / "literature.csv"
+PROTOCOL_ORDER = ("paper", "video", "subject")
+
+
+def per_class_table(metrics: dict, level: str = "frame") -> pd.DataFrame:
+    """Per-class precision / recall / F1 / support, then macro and weighted averages."""
+    from fer_utils.viz.figures import metrics_table
+
+    table = metrics_table(metrics, level)
+    scores = metrics[level]
+    support = int(table["support"].sum())
+    averages = pd.DataFrame(
+        {
+            "precision": [
+                table["precision"].mean(),
+                np.average(table["precision"], weights=table["support"]) if support else 0.0,
+            ],
+            "recall": [
+                table["recall"].mean(),
+                np.average(table["recall"], weights=table["support"]) if support else 0.0,
+            ],
+            "f1": [scores["macro_f1"], scores["weighted_f1"]],
+            "support": [support, support],
+        },
+        index=pd.Index(["macro avg", "weighted avg"], name="class"),
+    )
+    if not support:
+        averages[["precision", "recall"]] = 0.0
+    combined = pd.concat([table, averages])
+    combined["support"] = combined["support"].astype(int)
+    for column in ("precision", "recall", "f1"):
+        combined[column] = combined[column].astype(float)
+    return combined
+
+
+OVERVIEW_COLUMNS = [
+    "run",
+    "protocol",
+    "test faces",
+    "accuracy %",
+    "video accuracy %",
+    "macro F1",
+    "parameters",
+    "stalled",
+    "underfit",
+]
+
+
+def runs_overview(choices: list[RunChoice]) -> pd.DataFrame:
+    """One row per finished run: protocol, test faces, frame / video accuracy %, macro F1, parameters and
+    whether it stalled (index: the run's menu label)."""
+    rows = []
+    for choice in choices:
+        metrics = choice.run.metrics
+        video = metrics.get("video")
+        rows.append(
+            {
+                "run": choice.label,
+                "protocol": metrics["protocol"],
+                "test faces": int(metrics["frame"].get("support", len(choice.run.predictions))),
+                "accuracy %": 100 * metrics["frame"]["accuracy"],
+                "video accuracy %": 100 * video["accuracy"] if video else np.nan,
+                "macro F1": metrics["frame"]["macro_f1"],
+                "parameters": int(metrics["num_params"]),
+                "stalled": "yes" if metrics.get("stalled") else "",
+                "underfit": "yes" if metrics.get("underfit") else "",
+            }
+        )
+    return pd.DataFrame(rows, columns=OVERVIEW_COLUMNS).set_index("run")
+
+
+def standalone_runs(choices: list[RunChoice]) -> list[RunChoice]:
+    """The runs that are not cells of an ablation grid (those are reported in the ablation section)."""
+    return [choice for choice in choices if choice.ablation_dir is None]
+
+
+def protocol_comparison(choices: list[RunChoice]) -> pd.DataFrame:
+    """One row per dataset × protocol over the standalone runs (ablation cells left out): the number of
+    runs (seeds), accuracy / video accuracy / macro F1 as mean and sd over them.
+
+    Returns:
+        DataFrame indexed by ``(data, protocol)`` with ``runs, accuracy_mean, accuracy_sd,
+        video_accuracy_mean, video_accuracy_sd, macro_f1_mean, macro_f1_sd`` (fractions; sd NaN for one run).
+    """
+    rows = []
+    for choice in standalone_runs(choices):
+        metrics = choice.run.metrics
+        video = metrics.get("video") or {}
+        rows.append(
+            {
+                "data": choice.data_label,
+                "protocol": str(metrics["protocol"]),
+                "accuracy": metrics["frame"]["accuracy"],
+                "video_accuracy": video.get("accuracy", np.nan),
+                "macro_f1": metrics["frame"]["macro_f1"],
+            }
+        )
+    columns = ["accuracy", "video_accuracy", "macro_f1"]
+    if not rows:
+        return pd.DataFrame(columns=["runs", *(f"{c}_{s}" for c in columns for s in ("mean", "sd"))])
+    frame = pd.DataFrame(rows)
+    grouped = frame.groupby(["data", "protocol"], sort=False)
+    table = grouped[columns].agg(["mean", "std"])
+    table.columns = [f"{column}_{'sd' if stat == 'std' else stat}" for column, stat in table.columns]
+    table.insert(0, "runs", grouped.size())
+    order = {name: i for i, name in enumerate(PROTOCOL_ORDER)}
+    keys = sorted(table.index, key=lambda key: (key[0], order.get(key[1], len(order)), key[1]))
+    return table.loc[keys]
+
+
+def leakage_gaps(comparison: pd.DataFrame) -> dict[str, float]:
+    """Per dataset, mean accuracy under ``paper`` minus under ``subject`` (what frames of one person on
+    both sides of the split add); only datasets with both protocols."""
+    gaps = {}
+    for data in comparison.index.get_level_values("data").unique():
+        if (data, "paper") in comparison.index and (data, "subject") in comparison.index:
+            gaps[data] = float(
+                comparison.loc[(data, "paper"), "accuracy_mean"]
+                - comparison.loc[(data, "subject"), "accuracy_mean"]
+            )
+    return gaps
+
+
+def load_literature(path: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The paper's literature comparison (Table I / II) as far as it could be sourced: one row per model
+    and dataset with accuracy %, parameter count (may be empty) and citation."""
+    table = pd.read_csv(path or LITERATURE_CSV, comment="#")
+    required = {"model", "dataset", "accuracy_percent", "num_params", "citation"}
+    missing = required - set(table.columns)
+    if missing:
+        raise ValueError(f"literature table lacks columns {sorted(missing)}")
+    return table
+
+
+LITERATURE_COLUMNS = [
+    "model",
+    "source",
+    "protocol",
+    "accuracy_percent",
+    "video_accuracy_percent",
+    "num_params",
+    "params_note",
+    "citation",
+]
+
+
+def _literature_rows(literature: pd.DataFrame, wanted: str) -> list[dict]:
+    rows = []
+    for row in literature[literature["dataset"].str.lower() == wanted].itertuples():
+        rows.append(
+            {
+                "model": row.model,
+                "source": "literature",
+                "protocol": row.evaluation if pd.notna(row.evaluation) else "",
+                "accuracy_percent": float(row.accuracy_percent),
+                "video_accuracy_percent": np.nan,
+                "num_params": row.num_params if pd.notna(row.num_params) else np.nan,
+                "params_note": getattr(row, "params_note", ""),
+                "citation": row.citation,
+            }
+        )
+    return rows
+
+
+def _suite_row(choice: RunChoice) -> dict:
+    metrics = choice.run.metrics
+    video = metrics.get("video")
+    return {
+        "model": f"this suite: {choice.label}",
+        "source": "this suite",
+        "protocol": metrics["protocol"],
+        "accuracy_percent": 100 * metrics["frame"]["accuracy"],
+        "video_accuracy_percent": 100 * video["accuracy"] if video else np.nan,
+        "num_params": metrics["num_params"],
+        "params_note": "",
+        "citation": str(choice.run.path),
+    }
+
+
+def literature_comparison(
+    choices: list[RunChoice], dataset: str, literature: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Literature models on ``dataset`` beside this suite's finished **real-data** runs on it (runs on the
+    synthetic demo set are never put next to published numbers), highest accuracy first.
+
+    Returns:
+        DataFrame with ``model, source, protocol, accuracy_percent, video_accuracy_percent, num_params,
+        params_note, citation``.
+    """
+    literature = load_literature() if literature is None else literature
+    wanted = dataset.strip().lower()
+    rows = _literature_rows(literature, wanted)
+    rows += [
+        _suite_row(choice) for choice in choices if choice.dataset.lower() == wanted and not choice.synthetic
+    ]
+    table = pd.DataFrame(rows, columns=LITERATURE_COLUMNS)
+    return table.sort_values("accuracy_percent", ascending=False, kind="stable").reset_index(drop=True)
