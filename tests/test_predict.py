@@ -195,7 +195,10 @@ def test_evaluate_scores_the_bundled_model_and_reports_the_unmappable_class(
     assert run.metrics["frame"]["support"] == scored and len(run.predictions) == scored
     assert run.metrics["frame"]["accuracy"] > 0.4  # real faces, a real model: well above chance (1/7)
     choices, _ = run_choices(tmp_path / "runs")
-    assert len(choices) == 1  # the dashboard lists it like a run
+    assert len(choices) == 1  # the dashboard lists it like a run, marked as an evaluation of the model
+    assert (
+        choices[0].label == "ravdess-like · evaluation of fer2013_robust_48_int8.tflite (trained on FER2013)"
+    )
 
 
 def test_evaluate_refuses_a_bad_label_map_in_one_line(ravdess_like_cache, tmp_path, capsys):

@@ -126,15 +126,22 @@ def train_bundle_seeds(images: Path, work: Path, seeds: list[int], epochs: int, 
 def ship_run(run, out_dir: Path) -> dict[str, Path]:
     """Write a run's model into ``out_dir`` as the bundled files (Keras without optimizer state, int8
     TFLite calibrated on the run's training faces), each with its JSON spec."""
-    import keras
+    from fer_utils.training.runtime import import_tensorflow, stderr_silenced
 
+    _, keras = import_tensorflow()
+    with stderr_silenced():  # TensorFlow's first op repeats its oneDNN note past absl logging
+        return _write_shipped_files(keras, run, out_dir)
+
+
+def _write_shipped_files(keras, run, out_dir: Path) -> dict[str, Path]:
     from fer_utils.deploy.export import export_model, run_calibration_faces, write_model_spec
 
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = list(run.config["labels"])
     model = keras.saving.load_model(run.model_path, compile=False)
     extra = {
-        "trained_on": "FER2013 (train 28,709 faces; PublicTest selected the epoch)",
+        "trained_on": "FER2013",
+        "training_data": "FER2013 train (28,709 faces); PublicTest (3,589) selected the epoch",
         "recipe": run.config.get("recipe"),
         "seed": run.config.get("seed"),
         "num_params": run.metrics.get("num_params"),

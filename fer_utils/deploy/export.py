@@ -144,10 +144,10 @@ def export_tflite(model, path: str | os.PathLike, calibration_faces: np.ndarray 
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.float32
-    from fer_utils.deploy.predictors import native_stderr_silenced
+    from fer_utils.training.runtime import stderr_silenced
 
     # The converter prints the SavedModel's signature, native quantizer lines and a calibration warning.
-    with contextlib.redirect_stdout(io.StringIO()), native_stderr_silenced(), warnings.catch_warnings():
+    with contextlib.redirect_stdout(io.StringIO()), stderr_silenced(), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         content = converter.convert()
     path = Path(path)

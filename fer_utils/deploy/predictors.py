@@ -5,33 +5,19 @@ Exported models take raw 0–255 gray pixels; :func:`as_batch` shapes any face a
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from fer_utils.training import rundir
+from fer_utils.training.runtime import import_tensorflow, stderr_silenced
 
 
 def quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-@contextlib.contextmanager
-def native_stderr_silenced():
-    """Silence what native code writes to file descriptor 2 (TFLite's "Created … XNNPACK delegate" line)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    """Import TensorFlow without its start-up lines (see :func:`fer_utils.training.runtime.import_tensorflow`)."""
+    import_tensorflow()
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -139,7 +125,7 @@ class _TFLitePredictor(Predictor):
     def _run(self, batch):
         if self._batch != len(batch):
             self.interpreter.resize_tensor_input(self._input["index"], [len(batch), *batch.shape[1:]])
-            with native_stderr_silenced():
+            with stderr_silenced():
                 self.interpreter.allocate_tensors()
             self._batch = len(batch)
         dtype = self._input["dtype"]

@@ -24,9 +24,10 @@ QUIET_TENSORFLOW_ENVIRONMENT = {
 
 
 @contextlib.contextmanager
-def _stderr_silenced():
+def stderr_silenced():
     """Send file descriptor 2 to /dev/null: TensorFlow prints its oneDNN note before absl logging starts,
-    past ``TF_CPP_MIN_LOG_LEVEL`` (and a Jupyter kernel would show it as a red stderr box)."""
+    past ``TF_CPP_MIN_LOG_LEVEL`` (and a Jupyter kernel would show it as a red stderr box); TFLite and its
+    converter print native lines there too."""
     sys.stderr.flush()
     saved = os.dup(2)
     with open(os.devnull, "w") as devnull:
@@ -44,7 +45,7 @@ def import_tensorflow():
     for name, value in QUIET_TENSORFLOW_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
     if "keras" not in sys.modules:
-        with _stderr_silenced():
+        with stderr_silenced():
             import keras  # noqa: F401
     import keras
     import tensorflow as tf
@@ -73,7 +74,7 @@ def configure_numerics(threads: int | None, seed: int) -> dict:
             f"for {threads or 'all'}: restart the kernel (or call train.prepare_tensorflow(config) before "
             "building any model)"
         )
-    with _stderr_silenced():  # the first op logs the oneDNN note once more
+    with stderr_silenced():  # the first op logs the oneDNN note once more
         tf.constant(0.0) + 1.0
     keras.utils.set_random_seed(seed)  # Python's random, NumPy and TensorFlow
     tf.config.experimental.enable_op_determinism()

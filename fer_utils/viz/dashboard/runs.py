@@ -11,6 +11,7 @@ import numpy as np
 
 from fer_utils.data.synthetic import is_synthetic_config
 from fer_utils.paths import PROJECT_ROOT
+from fer_utils.training.rundir import EVALUATION_KIND
 
 RUNS_DIR_ENV = "FER_RUNS_DIR"
 INITIAL_RUN_ENV = "FER_INITIAL_RUN"
@@ -119,9 +120,14 @@ def run_label(config: dict, metrics: dict | None = None) -> str:
 
     Example: ``"ravdess · subject · drop(.3,.5,.5) l1=1e-3 · seed 0"``; the image size is added when it
     is not the paper's 180 px, the fold when the protocol has folds beyond the first, and
-    ``(synthetic demo)`` after the dataset when the run trained on the demo set.
+    ``(synthetic demo)`` after the dataset when the run trained on the demo set. An evaluation folder
+    (``fer evaluate``) reads ``"<dataset> · evaluation of <model file> (trained on <data>)"``.
     """
     metrics = metrics or {}
+    evaluation = config.get("evaluation") if config.get("kind") == EVALUATION_KIND else None
+    if evaluation:
+        model = Path(str(evaluation.get("model", "model"))).name
+        return f"{data_label(config, metrics)} · evaluation of {model} (trained on {evaluation.get('trained_on')})"
     protocol = config.get("protocol") or metrics.get("protocol") or "?"
     parts = [data_label(config, metrics), str(protocol)]
     recipe = metrics.get("recipe_label") or config.get("recipe_label") or config.get("recipe")
