@@ -28,6 +28,7 @@ import pandas as pd
 
 from fer_utils.files import atomic_write_csv, atomic_write_json, replace_directory, require_folder_path
 from fer_utils.locks import WriterLock, run_lock_path
+from fer_utils.viz.formatting import percent, score
 
 #: Bumped when a file's meaning changes; stored in config.json and metrics.json.
 SCHEMA_VERSION = 1
@@ -265,19 +266,19 @@ class Run:
             f"  dataset {self.metrics.get('dataset')} · protocol {self.metrics['protocol']} · recipe {self.recipe} · "
             f"train/val/test {split.get('train')}/{split.get('validation')}/{split.get('test')} faces · "
             f"{self.metrics['num_params']:,} parameters",
-            f"  test accuracy {frame['accuracy']:.4f} · macro F1 {frame['macro_f1']:.4f} · "
-            f"weighted F1 {frame['weighted_f1']:.4f} (frame level)",
+            f"  test accuracy {percent(frame['accuracy'])} · macro F1 {score(frame['macro_f1'])} · "
+            f"weighted F1 {score(frame['weighted_f1'])} (frame level)",
         ]
         if self.metrics.get("video"):
             video = self.metrics["video"]
             lines.append(
-                f"  video level: accuracy {video['accuracy']:.4f} · macro F1 {video['macro_f1']:.4f}"
+                f"  video level: accuracy {percent(video['accuracy'])} · macro F1 {score(video['macro_f1'])}"
             )
         baselines = self.metrics.get("baselines")
         if baselines:
             lines.append(
-                f"  baseline: always {baselines['majority_label']!r} scores {baselines['majority_rate']:.4f} "
-                f"(macro F1 {baselines['majority_macro_f1']:.4f})"
+                f"  baseline: always {baselines['majority_label']!r} scores {percent(baselines['majority_rate'])} "
+                f"(macro F1 {score(baselines['majority_macro_f1'])})"
             )
         lines.extend(f"  WARNING: {warning}" for warning in self.health_warnings)
         return "\n".join(lines)
