@@ -136,13 +136,16 @@ def toy_runs(tmp_path):
 
 def test_run_label_names_dataset_protocol_and_configuration():
     config = {"dataset": "ravdess", "protocol": "subject", "dropout": [0.3, 0.5, 0.5], "l1": 0.001, "seed": 0}
+    assert dashboard.run_label({**config, "recipe": "paper", "protocol": "paper"}).startswith(
+        "ravdess · paper protocol · paper recipe · "
+    )
     assert (
         dashboard.run_label({**config, "image_size": 180})
-        == "ravdess · subject · drop(.3,.5,.5) l1=1e-3 · seed 0"
+        == "ravdess · subject protocol · drop(.3,.5,.5) l1=1e-3 · seed 0"
     )
     assert (
         dashboard.run_label({**config, "image_size": 48, "l1": 0, "split": {"fold": 2}})
-        == "ravdess · subject · drop(.3,.5,.5) l1=0 48px · seed 0 fold 2"
+        == "ravdess · subject protocol · drop(.3,.5,.5) l1=0 48px · seed 0 fold 2"
     )
 
 
@@ -150,7 +153,7 @@ def test_run_choices_sorts_labels_and_reports_unfinished_and_malformed(toy_runs)
     runs, _ = toy_runs
     choices, problems = dashboard.run_choices(runs)
     assert [c.name for c in choices] == ["a-run", "b-run"]  # dropout (.3,.3,.3) sorts first
-    assert choices[1].label == "toy · paper · drop(.3,.5,.5) l1=1e-3 16px · seed 1"
+    assert choices[1].label == "toy · paper protocol · drop(.3,.5,.5) l1=1e-3 16px · seed 1"
     assert set(problems) == {"unfinished", "malformed"}
     assert "metrics.json" in problems["unfinished"]
     assert "malformed" in problems["malformed"]
@@ -326,7 +329,7 @@ def test_clicking_a_cell_fills_the_gallery_with_its_faces(toy_runs):
     run = board.choice.run
     matrix = np.asarray(run.metrics["frame"]["confusion_matrix"])
     i, j = np.unravel_index(matrix.argmax(), matrix.shape)
-    board._heatmap_clicked(None, type("Points", (), {"xs": [LABELS[j]], "ys": [LABELS[i]]})(), None)
+    board.heatmap._message(board.heatmap, {"event": "click", "x": LABELS[j], "y": LABELS[i]}, [])
     assert (board.true_menu.value, board.pred_menu.value) == (LABELS[i], LABELS[j])
     expected = dashboard.cell_faces(run.predictions, LABELS, LABELS[i], LABELS[j])
     assert f'data-count="{matrix[i, j]}"' in board.gallery_title.value
@@ -344,15 +347,17 @@ def test_view_level_and_compare_callbacks(toy_runs):
     runs, _ = toy_runs
     board = dashboard.Dashboard(runs)
     metrics = board.choice.run.metrics
-    np.testing.assert_array_equal(board.heatmap.data[0].z, metrics["frame"]["confusion_matrix"])
+    np.testing.assert_array_equal(board.heatmap.figure["data"][0]["z"], metrics["frame"]["confusion_matrix"])
     first_heatmap = board.heatmap
     board.view_toggle.value = "recall (row-normalised)"
-    assert board.heatmap is not first_heatmap and board.heatmap_box.children == (board.heatmap,)
-    np.testing.assert_allclose(np.asarray(board.heatmap.data[0].z).sum(axis=1), 1.0)
+    assert board.heatmap is first_heatmap and board.heatmap_box.children == (
+        board.heatmap,
+    )  # redrawn in place
+    np.testing.assert_allclose(np.asarray(board.heatmap.figure["data"][0]["z"]).sum(axis=1), 1.0)
     board.level_toggle.value = "video"
-    assert np.asarray(board.heatmap.data[0].z).shape == (3, 3)
+    assert np.asarray(board.heatmap.figure["data"][0]["z"]).shape == (3, 3)
     np.testing.assert_allclose(
-        board.heatmap.data[0].z, dashboard.matrix_view(metrics, "video", "true"), err_msg="video recall"
+        board.heatmap.shown.data[0].z, dashboard.matrix_view(metrics, "video", "true"), err_msg="video recall"
     )
     board.pred_menu.value = board.true_menu.value = "happy"
     cell = dashboard.cell_faces(board.choice.run.predictions, LABELS, "happy", "happy", "video")
@@ -444,7 +449,7 @@ def test_dashboard_on_real_runs_shows_the_cached_faces_of_each_cell(real_runs_di
     run = board.choice.run
     labels = list(run.metrics["labels"])
     matrix = np.asarray(run.metrics["frame"]["confusion_matrix"])
-    np.testing.assert_array_equal(board.heatmap.data[0].z, matrix)
+    np.testing.assert_array_equal(board.heatmap.figure["data"][0]["z"], matrix)
     cache = FaceCache(run.config["cache_dir"])
     for i, j in [(i, j) for i in range(len(labels)) for j in range(len(labels)) if matrix[i, j]][:4]:
         faces = board.show_cell(labels[i], labels[j])
@@ -468,7 +473,7 @@ def test_runs_overview_lists_every_finished_run(toy_runs):
         assert row["accuracy %"] == pytest.approx(100 * choice.run.metrics["frame"]["accuracy"])
         assert row["video accuracy %"] == pytest.approx(100 * choice.run.metrics["video"]["accuracy"])
         assert row["test faces"] == 12 and row["parameters"] == 1234
-    assert "<td>toy · paper · drop(.3,.5,.5) l1=1e-3 16px · seed 1</td>" in dashboard.runs_overview_html(
+    assert "<td>toy · paper protocol · drop(.3,.5,.5) l1=1e-3 16px · seed 1</td>" in dashboard.runs_overview_html(
         choices
     )
 
@@ -499,12 +504,14 @@ def test_selected_cell_is_outlined_and_a_run_switch_shows_its_largest_confusion(
         assert i != j and matrix[i, j] == off_diagonal.max() > 0
         assert board.selected == (true_label, predicted_label)
         assert len(board.gallery.children) == matrix[i, j]  # the gallery is never left empty
-        shape = board.heatmap.layout.shapes[0]
+        shape = board.heatmap.shown.layout.shapes[0]
         assert (shape.x0, shape.y0) == (j - 0.5, i - 0.5)
-    board._heatmap_clicked(None, type("Points", (), {"xs": ["sad"], "ys": ["happy"]})(), None)
+    board.heatmap._message(board.heatmap, {"event": "click", "x": "sad", "y": "happy"}, [])
     assert board.selected == ("happy", "sad")
-    board.view_toggle.value = "recall (row-normalised)"  # the next redraw outlines the clicked cell
-    shape = board.heatmap.layout.shapes[0]
+    [shape] = board.heatmap.figure["layout"]["shapes"]  # the clicked cell is outlined at once
+    assert (shape["x0"], shape["x1"], shape["y0"], shape["y1"]) == (1.5, 2.5, 0.5, 1.5)
+    board.view_toggle.value = "recall (row-normalised)"
+    shape = board.heatmap.shown.layout.shapes[0]
     assert (shape.x0, shape.x1, shape.y0, shape.y1) == (1.5, 2.5, 0.5, 1.5)
 
 

@@ -79,7 +79,7 @@ from fer_utils.viz.dashboard.tables import (
     runs_overview,
     standalone_runs,
 )
-from fer_utils.viz.dashboard.widgets import Dashboard, build_dashboard, show_in_output
+from fer_utils.viz.dashboard.widgets import Dashboard, build_dashboard
 
 __all__ = [
     "DASHBOARD_NOTEBOOK", "FACE_DISPLAY_PX", "GALLERY_PAGE", "INITIAL_RUN_ENV", "LEVELS", "LITERATURE_CSV",
@@ -91,6 +91,6 @@ __all__ = [
     "literature_html", "load_literature", "matrix_view", "message_html", "per_class_html",
     "per_class_table", "problems_html", "protocol_comparison", "protocol_comparison_html", "resolve_initial_run",
     "resolve_runs_dir", "run_choices", "run_curves_figure", "run_label", "runs_overview",
-    "runs_overview_html", "selection_shape", "short_video_id", "show_in_output", "standalone_runs",
+    "runs_overview_html", "selection_shape", "short_video_id", "standalone_runs",
     "synthetic_html", "table_html", "top_confusions", "video_predictions", "voila_command",
 ]  # fmt: skip

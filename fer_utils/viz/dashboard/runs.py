@@ -118,7 +118,7 @@ def _setting_text(config: dict) -> str:
 def run_label(config: dict, metrics: dict | None = None) -> str:
     """Menu label of a run, grouped by dataset, protocol and configuration.
 
-    Example: ``"ravdess · subject · drop(.3,.5,.5) l1=1e-3 · seed 0"``; the image size is added when it
+    Example: ``"ravdess · subject protocol · paper recipe · drop(.3,.5,.5) l1=1e-3 · seed 0"``; the image size is added when it
     is not the paper's 180 px, the fold when the protocol has folds beyond the first, and
     ``(synthetic demo)`` after the dataset when the run trained on the demo set. An evaluation folder
     (``fer evaluate``) reads ``"<dataset> · evaluation of <model file> (trained on <data>)"``.
@@ -129,10 +129,10 @@ def run_label(config: dict, metrics: dict | None = None) -> str:
         model = Path(str(evaluation.get("model", "model"))).name
         return f"{data_label(config, metrics)} · evaluation of {model} (trained on {evaluation.get('trained_on')})"
     protocol = config.get("protocol") or metrics.get("protocol") or "?"
-    parts = [data_label(config, metrics), str(protocol)]
+    parts = [data_label(config, metrics), f"{protocol} protocol"]
     recipe = metrics.get("recipe_label") or config.get("recipe_label") or config.get("recipe")
     if recipe:
-        parts.append(str(recipe))
+        parts.append(f"{recipe} recipe")
     setting = _setting_text(config)
     if setting:
         parts.append(setting)

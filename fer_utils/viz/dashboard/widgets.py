@@ -1,17 +1,15 @@
 """The interactive page: :class:`Dashboard` wires the pure functions of this package to ipywidgets.
 
-Speed: a view switch redraws the heatmap and the comparison but keeps the gallery (rebuilt only when the
-run, level or cell changes); figures use a light template. The heatmap is a new plotly ``FigureWidget`` per
-change (see :meth:`Dashboard._draw_heatmap`). The other figures are static plotly outputs
-(drawn by the jupyterlab-plotly renderer, one copy of plotly.js per page). Heatmaps are kept out of
-``Tab`` widgets (a ``FigureWidget`` inside a ``Tab`` renders empty in Voila 0.5, voila#1533) and the
-default drag mode is kept (heatmap clicks only fire in it).
+Speed: every plot is a :class:`~fer_utils.viz.dashboard.plotly_widget.PlotlyFigure` redrawn in place
+(plotly.js travels once per page, in a :class:`~fer_utils.viz.dashboard.plotly_widget.PlotlyLibrary`); a
+view switch redraws the heatmap and the comparison but keeps the gallery (rebuilt only when the run,
+level or cell changes); figures use a light template. The default drag mode is kept (heatmap clicks only
+fire in it).
 """
 
 from __future__ import annotations
 
 import html
-import json
 import os
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from fer_utils.viz.dashboard.fragments import (
     synthetic_html,
 )
 from fer_utils.viz.dashboard.gallery import GALLERY_PAGE, FaceGallery
+from fer_utils.viz.dashboard.plotly_widget import PlotlyFigure, PlotlyLibrary
 from fer_utils.viz.dashboard.plots import (
     difference_figure,
     heatmap_figure,
@@ -40,16 +39,6 @@ from fer_utils.viz.dashboard.runs import (
     run_choices,
 )
 from fer_utils.viz.dashboard.tables import literature_comparison
-
-
-def show_in_output(output, figure) -> None:
-    """Replace an ``Output`` widget's content with a static plotly figure (plotly's mime type, drawn by
-    the jupyterlab-plotly renderer)."""
-    from IPython.display import display
-
-    output.clear_output(wait=True)
-    with output:
-        display({"application/vnd.plotly.v1+json": json.loads(figure.to_json())}, raw=True)
 
 
 def _section(widgets, text: str):
@@ -76,7 +65,6 @@ class Dashboard:
         self.gallery_page = gallery_page
         self._busy = False
         self._gallery_key: tuple = ()
-        self.heatmap = None
         self.status = widgets.HTML()
         self.status.add_class("fer-status")
         self._load_runs()
@@ -90,7 +78,7 @@ class Dashboard:
             self.widget = widgets.VBox([title, self.status, problems])
         else:
             self._build_controls(initial_run)
-            self.widget = widgets.VBox([title, self.status, problems, *self._layout()])
+            self.widget = widgets.VBox([PlotlyLibrary(), title, self.status, problems, *self._layout()])
             self._connect()
             self.select_run(self.run_menu.value)
         self.widget.add_class("fer-dash")
@@ -130,7 +118,8 @@ class Dashboard:
         self.view_toggle.add_class("fer-view")
         self.level_toggle = widgets.ToggleButtons(options=list(LEVELS), value="frame", description="Level")
         self.level_toggle.add_class("fer-level")
-        self.heatmap_box = widgets.Box()
+        self.heatmap = PlotlyFigure()
+        self.heatmap_box = widgets.Box([self.heatmap])
         self.heatmap_box.add_class("fer-heatmap")
         self.faces = FaceGallery(widgets, self.status, self.gallery_page)
         self.true_menu, self.pred_menu = self.faces.true_menu, self.faces.pred_menu
@@ -140,7 +129,7 @@ class Dashboard:
             self.faces.more_button,
         )
         self.per_class = self._html("fer-per-class")
-        self.curves = widgets.Output()
+        self.curves = PlotlyFigure()
         self.curves.add_class("fer-curves")
         self._build_compare()
         self.literature = self._html("fer-literature")
@@ -160,7 +149,7 @@ class Dashboard:
         )
         self.compare_note = widgets.HTML()
         self.compare_a, self.compare_b, self.compare_diff = (
-            widgets.Output(layout=widgets.Layout(width="470px")) for _ in range(3)
+            PlotlyFigure(layout=widgets.Layout(width="470px")) for _ in range(3)
         )
         self.compare_box = widgets.HBox(
             [self.compare_a, self.compare_b, self.compare_diff], layout=widgets.Layout(flex_flow="row wrap")
@@ -198,6 +187,7 @@ class Dashboard:
         self.true_menu.observe(lambda change: self._pair_changed(), names="value")
         self.pred_menu.observe(lambda change: self._pair_changed(), names="value")
         self.compare_menu.observe(lambda change: self._compare_changed(), names="value")
+        self.heatmap.on_click(self._heatmap_clicked)
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -237,7 +227,7 @@ class Dashboard:
         finally:
             self._busy = False
         self.refresh_matrix(compare=False)
-        show_in_output(self.curves, self._curves_figure())
+        self.curves.show(self._curves_figure())
         others = [(c.label, i) for i, c in enumerate(self.choices) if i != position]
         self._busy = True
         try:
@@ -280,21 +270,11 @@ class Dashboard:
         return self.faces.show(self.choice.run, *self.selected, self.level)
 
     def _draw_heatmap(self) -> None:
-        """Show the heatmap in a new ``FigureWidget`` (the figure travels as the widget's initial state).
-        Edits to a live FigureWidget (restyle / relayout / update messages) do not reach the browser in
-        Voila 0.5 with plotly 7's anywidget front end (checked in Chromium: the matrix stays stale), while
-        a new widget always draws what it holds."""
-        import plotly.graph_objects as go
-
-        metrics = self.choice.run.metrics
         title = f"{self.level} level"
-        figure = heatmap_figure(metrics, self.level, self.normalize, title=title, selected=self.selected)
-        previous = self.heatmap
-        self.heatmap = go.FigureWidget(figure)
-        self.heatmap.data[0].on_click(self._heatmap_clicked)
-        self.heatmap_box.children = (self.heatmap,)
-        if previous is not None:
-            previous.close()
+        metrics = self.choice.run.metrics
+        self.heatmap.show(
+            heatmap_figure(metrics, self.level, self.normalize, title=title, selected=self.selected)
+        )
 
     def _view_changed(self) -> None:
         if not self._busy:
@@ -304,10 +284,9 @@ class Dashboard:
         if not self._busy:
             self.refresh_compare()
 
-    def _heatmap_clicked(self, trace, points, state) -> None:
-        if not points.xs:
-            return
-        self.show_cell(points.ys[0], points.xs[0])
+    def _heatmap_clicked(self, predicted_label, true_label) -> None:
+        if predicted_label is not None and true_label is not None:
+            self.show_cell(true_label, predicted_label)
 
     def _pair_changed(self) -> None:
         if not self._busy:
@@ -320,8 +299,7 @@ class Dashboard:
             self.true_menu.value, self.pred_menu.value = true_label, predicted_label
         finally:
             self._busy = busy
-        # The outline follows at the heatmap's next redraw (view, level or run switch): redrawing on every
-        # click replaces the widget under the pointer, and in-place edits do not reach Voila's browser.
+        self._draw_heatmap()  # moves the outline to this cell
         return self._fill_gallery()
 
     def show_more(self) -> None:
@@ -352,8 +330,8 @@ class Dashboard:
             heatmap_figure(b.run.metrics, level, normalize, title="B", size=400),
             difference_figure(a.run.metrics, b.run.metrics, level, normalize, title="A − B", size=400),
         )
-        for output, figure in zip((self.compare_a, self.compare_b, self.compare_diff), figures, strict=True):
-            show_in_output(output, figure)
+        for plot, figure in zip((self.compare_a, self.compare_b, self.compare_diff), figures, strict=True):
+            plot.show(figure)
 
     def _compare_problem(self, a: RunChoice, b: RunChoice) -> str | None:
         if not has_level(b.run.metrics, self.level):
