@@ -473,8 +473,9 @@ def test_runs_overview_lists_every_finished_run(toy_runs):
         assert row["accuracy %"] == pytest.approx(100 * choice.run.metrics["frame"]["accuracy"])
         assert row["video accuracy %"] == pytest.approx(100 * choice.run.metrics["video"]["accuracy"])
         assert row["test faces"] == 12 and row["parameters"] == 1234
-    assert "<td>toy · paper protocol · drop(.3,.5,.5) l1=1e-3 16px · seed 1</td>" in dashboard.runs_overview_html(
-        choices
+    assert (
+        "<td>toy · paper protocol · drop(.3,.5,.5) l1=1e-3 16px · seed 1</td>"
+        in dashboard.runs_overview_html(choices)
     )
 
 
