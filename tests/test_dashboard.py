@@ -20,7 +20,7 @@ from fer_utils.data.synthetic import MANIFEST_NAME, SYNTHETIC_MARKER, is_demo_me
 from fer_utils.faces.cache import FaceCache, FaceCacheWriter
 from fer_utils.training import rundir
 from fer_utils.training.evaluate import evaluate_predictions, predictions_table
-from fer_utils.viz import dashboard, formatting
+from fer_utils.viz import dashboard, figures, formatting
 
 LABELS = ["neutral", "happy", "sad"]
 
@@ -490,6 +490,16 @@ def test_one_number_format_everywhere():
     assert formatting.score(0.65432) == "0.654" and formatting.count(542136) == "542,136"
     assert formatting.mean_sd(0.7164, 0.0123) == "71.6% ± 1.2"
     assert formatting.mean_sd(0.65432, float("nan"), formatting.score) == "0.654"
+
+
+def test_notebook_tables_are_written_as_everywhere_else():
+    metrics = {
+        "frame": {"per_class": {"sad": {"precision": 0.123456, "recall": 0.5, "f1": 0.2, "support": 3}}}
+    }
+    assert figures.metrics_table(metrics, as_text=True).loc["sad"].tolist() == ["0.123", "0.500", "0.200", 3]
+    assert figures.metrics_table(metrics).loc["sad", "precision"] == 0.123456
+    groups = {"subject 1": {"accuracy": 0.71643, "macro_f1": 0.65432, "support": 4}}
+    assert figures.attribute_table(groups, as_text=True).loc["subject 1"].tolist() == ["71.6%", "0.654", 4]
 
 
 def test_selected_cell_is_outlined_and_a_run_switch_shows_its_largest_confusion(toy_runs):

@@ -135,12 +135,18 @@ def diagnostics_figure(
     return figure
 
 
-def metrics_table(metrics: dict, level: str = "frame") -> pd.DataFrame:
-    """Per-class precision / recall / F1 / support, plus macro and weighted rows."""
+def metrics_table(metrics: dict, level: str = "frame", as_text: bool = False) -> pd.DataFrame:
+    """Per-class precision / recall / F1 / support; ``as_text`` writes the scores with three decimals
+    (:func:`fer_utils.viz.formatting.score`) for display."""
+    from fer_utils.viz.formatting import score
+
     scores = metrics[level]
     table = pd.DataFrame(scores["per_class"]).T[["precision", "recall", "f1", "support"]]
     table["support"] = table["support"].astype(int)
     table.index.name = "class"
+    if as_text:
+        for column in ("precision", "recall", "f1"):
+            table[column] = table[column].map(score)
     return table
 
 
@@ -181,9 +187,16 @@ def setup_notebook_rendering() -> None:
     pio.renderers.default = "plotly_mimetype+notebook"
 
 
-def attribute_table(groups: dict) -> pd.DataFrame:
-    """A ``metrics['by_attribute'][name]`` mapping as a table (one row per attribute value)."""
-    return pd.DataFrame(groups).T[["accuracy", "macro_f1", "support"]].astype({"support": int})
+def attribute_table(groups: dict, as_text: bool = False) -> pd.DataFrame:
+    """A ``metrics['by_attribute'][name]`` mapping as a table (one row per attribute value); ``as_text``
+    writes accuracy in percent and macro F1 with three decimals."""
+    from fer_utils.viz.formatting import percent, score
+
+    table = pd.DataFrame(groups).T[["accuracy", "macro_f1", "support"]].astype({"support": int})
+    if as_text:
+        table["accuracy"] = table["accuracy"].map(percent)
+        table["macro_f1"] = table["macro_f1"].map(score)
+    return table
 
 
 def face_grid_figure(
