@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from fer_utils import settings
-from fer_utils.experiments.ablation import CHECKED_PARAMETERS, VARIED_FIELDS
+from fer_utils.experiments.ablation import CHECKED_PARAMETERS, VARIED_FIELDS, GridConfig
 from fer_utils.faces.preprocess import PreprocessConfig
 from fer_utils.training.splits import PROTOCOLS
 from fer_utils.training.train import TrainConfig
@@ -96,3 +96,44 @@ def test_fer_help_imports_no_stage_module():
 
     result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == "['fer_utils.cli']"
+
+
+#: Notebook parameters whose default differs from the dataclass field of the same name on purpose.
+NOTEBOOK_DEFAULT_EXCEPTIONS = {
+    # as opened, notebook 03 runs a quick grid (its parameters cell says so): 2 × 2 configurations, 1 seed
+    ("03_regularization_ablation", "epochs"): "quick grid",
+    ("03_regularization_ablation", "l1s"): "quick grid",
+    ("03_regularization_ablation", "seeds"): "quick grid",
+}
+
+
+@pytest.mark.parametrize(
+    ("notebook", "config_class"),
+    [
+        ("01_preprocessing", PreprocessConfig),
+        ("02_training", TrainConfig),
+        ("03_regularization_ablation", TrainConfig),
+        ("03_regularization_ablation", GridConfig),
+    ],
+)
+def test_notebook_parameter_defaults_are_the_dataclass_defaults(notebook, config_class):
+    """Papermill needs literal defaults in the parameters cell; they must be the dataclass's, so that a
+    notebook run as opened and the CLI run the same configuration."""
+    import ast
+
+    import papermill
+
+    from fer_utils.paths import NOTEBOOKS_DIR
+
+    parameters = papermill.inspect_notebook(str(NOTEBOOKS_DIR / f"{notebook}.ipynb"))
+    fields = {field.name: field for field in dataclasses.fields(config_class)}
+    shared = sorted(set(parameters) & set(fields))
+    assert shared, f"{notebook} sets no {config_class.__name__} field"
+    for name in shared:
+        if (notebook, name) in NOTEBOOK_DEFAULT_EXCEPTIONS:
+            continue
+        field = fields[name]
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        value = ast.literal_eval(parameters[name]["default"])
+        value = tuple(value) if isinstance(default, tuple) and isinstance(value, list) else value
+        assert value == default, f"{notebook}: {name} = {value!r}, {config_class.__name__} says {default!r}"
