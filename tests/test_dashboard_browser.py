@@ -131,9 +131,10 @@ def kernel_processes(server: subprocess.Popen) -> list:
 
 
 def open_dashboard(page, url: str, errors: list[str], screenshot: Path) -> None:
-    """Load the page and wait for the heatmap. anywidget gives a widget model 2 s to load its JavaScript
-    (plotly.js, several MB); on a machine busy enough to miss that, the heatmap stays empty with
-    "[anywidget] Failed to initialize model" -- then the page is loaded once more, as a person would."""
+    """Load the page and wait for the heatmap. anywidget gives a widget model 2 s to initialise; the
+    dashboard's widgets return at once (plotly.js loads in the background), but should a machine be busy
+    enough to miss that ("[anywidget] Failed to initialize model"), the page is loaded once more, as a
+    person would."""
     for attempt in (1, 2):
         page.goto(url, timeout=180_000)
         try:
