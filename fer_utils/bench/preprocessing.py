@@ -59,24 +59,16 @@ def benchmark_preprocessing(
         clips_with_faces, per_clip: {clip: {seconds, faces, sampled_frames, face_frames}}}},
         "speedup_vs_naive": {name: x}, "parallel": {...} or None, "environment": {...}}``.
     """
-    import cv2
-    import dlib
-
-    from fer_utils.faces.detection import get_detector
-
+    environment = _environment()
     media_dir = Path(media_dir)
-    clips = sorted(p for p in media_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-    if not clips:
-        raise ValueError(f"no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) in {media_dir}")
+    clips = _video_clips(media_dir)
     if repeats < 1:
         raise ValueError(f"repeats must be ≥ 1, got {repeats}")
     settings = settings or DEFAULT_SETTINGS
     if quick:
         settings = {name: settings[name] for name in ("naive", "default") if name in settings} or settings
         repeats = 1
-    for config, _ in settings.values():
-        if config.detector != "none":
-            get_detector(config.detector)  # model loading is not preprocessing
+    _load_detectors(settings)
     samples = [Sample("bench", str(p), "neutral", None, p.name) for p in clips]
     process_sample(samples[0], PreprocessConfig(candidates_per_frame=1))  # warm-up of codecs and caches
     results = {
@@ -86,25 +78,51 @@ def benchmark_preprocessing(
     stages = {
         name: stage_times(samples, *settings[name]) for name in ("naive", "default") if name in settings
     }
-    speedup = {}
-    if "naive" in results:
-        base = results["naive"]["clips_per_second_per_core"]
-        speedup = {name: round(r["clips_per_second_per_core"] / base, 2) for name, r in results.items()}
     return {
         "media_dir": str(media_dir),
         "clips": [p.name for p in clips],
         "repeats": repeats,
         "settings": results,
-        "speedup_vs_naive": speedup,
+        "speedup_vs_naive": _speedup_vs_naive(results),
         "stages": stages,
         "parallel": _parallel_run(samples, workers) if workers and workers > 1 else None,
-        "environment": {
-            "python": platform.python_version(),
-            "opencv": cv2.__version__,
-            "dlib": dlib.__version__,
-            "cpus": os.cpu_count(),
-            "machine": platform.machine(),
-        },
+        "environment": environment,
+    }
+
+
+def _video_clips(media_dir: Path) -> list[Path]:
+    clips = sorted(p for p in media_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    if not clips:
+        raise ValueError(f"no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) in {media_dir}")
+    return clips
+
+
+def _load_detectors(settings: dict[str, tuple[PreprocessConfig, bool]]) -> None:
+    """Load the settings' dlib models before timing: model loading is not preprocessing."""
+    from fer_utils.faces.detection import get_detector
+
+    for config, _ in settings.values():
+        if config.detector != "none":
+            get_detector(config.detector)
+
+
+def _speedup_vs_naive(results: dict) -> dict:
+    if "naive" not in results:
+        return {}
+    base = results["naive"]["clips_per_second_per_core"]
+    return {name: round(r["clips_per_second_per_core"] / base, 2) for name, r in results.items()}
+
+
+def _environment() -> dict:
+    import cv2
+    import dlib
+
+    return {
+        "python": platform.python_version(),
+        "opencv": cv2.__version__,
+        "dlib": dlib.__version__,
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
     }
 
 

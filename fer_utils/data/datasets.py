@@ -137,31 +137,9 @@ def folder_samples(
     for split_folder in split_folders:
         for class_folder in sorted(p for p in split_folder.iterdir() if p.is_dir()):
             class_folders_seen += 1
-            try:
-                label = canonical_label(class_folder.name)
-            except ValueError as error:
-                skipped.append(SkippedItem(str(class_folder), str(error)))
-                continue
-            files = _class_folder_files(class_folder, suffixes, skipped)
-            if not files:
-                raise ValueError(
-                    f"{dataset}: class folder {class_folder} is empty (no {', '.join(sorted(suffixes))} files); "
-                    "remove it or fill it"
-                )
-            for path in files:
-                subject, video_id = None, f"{split_folder.name}/{class_folder.name}/{path.stem}"
-                if pattern:
-                    match = pattern.match(path.stem)
-                    if not match:
-                        skipped.append(
-                            SkippedItem(str(path), f"name does not match pattern {pattern.pattern}")
-                        )
-                        continue
-                    groups = match.groupdict()
-                    subject = groups.get("subject")
-                    video_id = groups.get("video") or video_id
-                extras = {"split": split_folder.name} if split_dirs else {}
-                samples.append(Sample(dataset, str(path), label, subject, video_id, extras))
+            samples += _class_folder_samples(
+                dataset, split_folder, class_folder, split_dirs, pattern, suffixes, skipped
+            )
     if not class_folders_seen:
         raise ValueError(
             f"{dataset}: no class folders under {root}; expected "
@@ -170,6 +148,51 @@ def folder_samples(
     if not samples:
         raise ValueError(f"{dataset}: no media files ({', '.join(sorted(suffixes))}) under {root}")
     return samples, skipped
+
+
+def _class_folder_samples(
+    dataset: str,
+    split_folder: Path,
+    class_folder: Path,
+    split_dirs: bool,
+    pattern: re.Pattern | None,
+    suffixes: set[str],
+    skipped: list[SkippedItem],
+) -> list[Sample]:
+    """The samples of one class folder; an unknown class name or a file name that misses ``pattern``
+    goes to ``skipped``, an empty folder is refused."""
+    try:
+        label = canonical_label(class_folder.name)
+    except ValueError as error:
+        skipped.append(SkippedItem(str(class_folder), str(error)))
+        return []
+    files = _class_folder_files(class_folder, suffixes, skipped)
+    if not files:
+        raise ValueError(
+            f"{dataset}: class folder {class_folder} is empty (no {', '.join(sorted(suffixes))} files); "
+            "remove it or fill it"
+        )
+    samples = []
+    for path in files:
+        ids = _file_ids(path.stem, f"{split_folder.name}/{class_folder.name}/{path.stem}", pattern)
+        if ids is None:
+            skipped.append(SkippedItem(str(path), f"name does not match pattern {pattern.pattern}"))
+            continue
+        extras = {"split": split_folder.name} if split_dirs else {}
+        samples.append(Sample(dataset, str(path), label, *ids, extras))
+    return samples
+
+
+def _file_ids(stem: str, video_id: str, pattern: re.Pattern | None) -> tuple[str | None, str] | None:
+    """``(subject, video_id)`` of a file: the pattern's groups where it has them, else no subject and
+    ``video_id``; None when the name does not match the pattern."""
+    if pattern is None:
+        return None, video_id
+    match = pattern.match(stem)
+    if not match:
+        return None
+    groups = match.groupdict()
+    return groups.get("subject"), groups.get("video") or video_id
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -228,6 +251,7 @@ MEAD_VIEWS = ("front", "left_30", "left_60", "right_30", "right_60", "top", "dow
 MEAD_LEVELS = (1, 2, 3)
 _MEAD_LEVEL_FOLDER = re.compile(r"^level_(\d+)$")
 _MEAD_IDENTITY = re.compile(r"^([MW])\d+", re.IGNORECASE)
+_MEAD_EXPECTED = "<identity>/video/<view>/<emotion>/level_<k>/<nnn>.mp4"
 
 MANUAL_DOWNLOADS = {
     "ravdess": """RAVDESS (Livingstone & Russo 2018, CC BY-NC-SA 4.0) — 24 actors, 8 emotions.
@@ -531,7 +555,6 @@ def mead_samples(
     level_set = {int(level) for level in ([levels] if isinstance(levels, int | str) else levels)}
     if not level_set <= set(MEAD_LEVELS):
         raise ValueError(f"MEAD levels must be among {MEAD_LEVELS}, got {sorted(level_set)}")
-    expected = "<identity>/video/<view>/<emotion>/level_<k>/<nnn>.mp4"
     samples, skipped = [], []
     matched = 0
     for path in _media_files(root, skipped):
@@ -542,36 +565,46 @@ def mead_samples(
         parts = path.relative_to(root).parts
         level_match = _MEAD_LEVEL_FOLDER.match(parts[-2]) if len(parts) >= 6 else None
         if suffix not in VIDEO_SUFFIXES or not level_match or parts[-5].lower() != "video":
-            skipped.append(SkippedItem(str(path), f"{REASON_LAYOUT}: expected {expected}"))
+            skipped.append(SkippedItem(str(path), f"{REASON_LAYOUT}: expected {_MEAD_EXPECTED}"))
             continue
         identity, view, emotion_name = parts[-6], parts[-4].lower(), parts[-3].lower()
         level = int(level_match.group(1))
         matched += 1
-        if view not in MEAD_VIEWS or level not in MEAD_LEVELS or not path.stem.isdigit():
-            detail = f"view {view!r}" if view not in MEAD_VIEWS else f"level {level} / clip {path.stem!r}"
-            skipped.append(SkippedItem(str(path), f"{REASON_LAYOUT}: {detail}; expected {expected}"))
+        reason = _mead_skip_reason(path, view, level, emotion_name, view_set, level_set)
+        if reason:
+            skipped.append(SkippedItem(str(path), reason))
             continue
-        if emotion_name not in MEAD_EMOTIONS:
-            known = ", ".join(MEAD_EMOTIONS)
-            skipped.append(SkippedItem(str(path), f"{REASON_UNKNOWN_EMOTION}: {emotion_name} (MEAD {known})"))
-            continue
-        if view not in view_set or level not in level_set:
-            skipped.append(SkippedItem(str(path), f"{REASON_NOT_SELECTED}: view {view} / level {level}"))
-            continue
-        gender = _MEAD_IDENTITY.match(identity)
-        recording = f"mead/{identity}/{emotion_name}/level_{level}/{path.stem}"
-        extras = {
-            "view": view,
-            "level": level,
-            "clip": int(path.stem),
-            "gender": {"m": "male", "w": "female"}[gender.group(1).lower()] if gender else None,
-            "recording": recording,
-        }
-        video_id = f"mead/{identity}/{view}/{emotion_name}/level_{level}/{path.stem}"
-        samples.append(Sample("mead", str(path), MEAD_EMOTIONS[emotion_name], identity, video_id, extras))
+        samples.append(_mead_sample(path, identity, view, emotion_name, level))
     if not matched:
-        raise _no_match_error("mead", root, expected)
+        raise _no_match_error("mead", root, _MEAD_EXPECTED)
     return samples, skipped
+
+
+def _mead_skip_reason(
+    path: Path, view: str, level: int, emotion_name: str, view_set: set[str], level_set: set[int]
+) -> str | None:
+    """Why a clip in MEAD's layout is not taken (unknown view, level or emotion, or not selected)."""
+    if view not in MEAD_VIEWS or level not in MEAD_LEVELS or not path.stem.isdigit():
+        detail = f"view {view!r}" if view not in MEAD_VIEWS else f"level {level} / clip {path.stem!r}"
+        return f"{REASON_LAYOUT}: {detail}; expected {_MEAD_EXPECTED}"
+    if emotion_name not in MEAD_EMOTIONS:
+        return f"{REASON_UNKNOWN_EMOTION}: {emotion_name} (MEAD {', '.join(MEAD_EMOTIONS)})"
+    if view not in view_set or level not in level_set:
+        return f"{REASON_NOT_SELECTED}: view {view} / level {level}"
+    return None
+
+
+def _mead_sample(path: Path, identity: str, view: str, emotion_name: str, level: int) -> Sample:
+    gender = _MEAD_IDENTITY.match(identity)
+    extras = {
+        "view": view,
+        "level": level,
+        "clip": int(path.stem),
+        "gender": {"m": "male", "w": "female"}[gender.group(1).lower()] if gender else None,
+        "recording": f"mead/{identity}/{emotion_name}/level_{level}/{path.stem}",
+    }
+    video_id = f"mead/{identity}/{view}/{emotion_name}/level_{level}/{path.stem}"
+    return Sample("mead", str(path), MEAD_EMOTIONS[emotion_name], identity, video_id, extras)
 
 
 #: Dataset names accepted by :func:`dataset_samples` and ``fer preprocess --dataset``.

@@ -260,15 +260,24 @@ def export_model(
         raise ValueError(f"model has {model.output_shape[-1]} outputs but {len(labels)} labels were given")
     folded = fold_rescaling(model)
     path = Path(path)
-    outputs_logits = fmt == "tflite-int8"
     if fmt == "onnx":
         export_onnx(folded, path)
-    elif outputs_logits:
+    elif fmt == "tflite-int8":
         export_tflite(logits_model(folded), path, calibration_faces)
     else:
         export_tflite(folded, path)
-    image_size = int(model.input_shape[1])
-    spec = {
+    spec = _export_spec(fmt, path, labels, int(model.input_shape[1]), folded is not model)
+    spec.update(extra or {})
+    if fmt == "tflite-int8":
+        spec["calibration_faces"] = int(len(calibration_faces))
+    write_model_spec(path, spec)
+    return path
+
+
+def _export_spec(fmt: str, path: Path, labels: list[str], image_size: int, rescale_folded: bool) -> dict:
+    """The spec of an exported model: its file, labels, input and output."""
+    outputs_logits = fmt == "tflite-int8"
+    return {
         "format": fmt,
         "model_file": path.name,
         "labels": list(labels),
@@ -279,7 +288,7 @@ def export_model(
             "dtype": "uint8" if fmt == "tflite-int8" else "float32",
             "pixels": (
                 "gray face crop, raw 0-255 (the 1/255 rescaling is folded into the first convolution)"
-                if folded is not model
+                if rescale_folded
                 else "gray face crop, raw 0-255 (the model's own Rescaling layer scales them)"
             ),
         },
@@ -292,14 +301,9 @@ def export_model(
                 else "class probabilities (softmax), order = labels"
             ),
         },
-        "rescale_folded": folded is not model,
+        "rescale_folded": rescale_folded,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        **(extra or {}),
     }
-    if fmt == "tflite-int8":
-        spec["calibration_faces"] = int(len(calibration_faces))
-    write_model_spec(path, spec)
-    return path
 
 
 def export_run(

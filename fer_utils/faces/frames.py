@@ -124,22 +124,39 @@ def sample_frames(
     Returns:
         A :class:`SampledFrames`; ``error`` is set when the file does not open or no frame decodes.
     """
-    import cv2
-
     if method not in SAMPLING_METHODS:
         raise ValueError(f"unknown frame sampling method {method!r}; choose one of {SAMPLING_METHODS}")
     if count < 1:
         raise ValueError(f"number of frames must be ≥ 1, got {count}")
     path = str(path)
-    if not os.path.isfile(path):
-        return SampledFrames(error="unreadable (not a regular file)")
-    if os.path.getsize(path) == 0:
-        return SampledFrames(error="unreadable (empty file)")
+    problem = _file_problem(path)
+    if problem:
+        return SampledFrames(error=problem)
     if is_image(path):
         return read_image(path, gray)
     capture = _open_capture(path)
     if capture is None:
         return SampledFrames(error="unreadable (the container does not open)")
+    result = _sample_video(capture, path, count, gray, method, tail_window)
+    if not result.frames:
+        result.error = "no decodable frame"
+    return result
+
+
+def _file_problem(path: str) -> str | None:
+    if not os.path.isfile(path):
+        return "unreadable (not a regular file)"
+    if os.path.getsize(path) == 0:
+        return "unreadable (empty file)"
+    return None
+
+
+def _sample_video(
+    capture, path: str, count: int, gray: bool, method: str, tail_window: int | None
+) -> SampledFrames:
+    """Sample an open capture (released here), reopening the file when it must be walked again."""
+    import cv2
+
     try:
         reported = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         if reported <= 0:
@@ -148,24 +165,31 @@ def sample_frames(
             capture = _open_capture(path)
             if capture is None or reported == 0:
                 return SampledFrames(reported_count=0, decoded_count=0, error="no decodable frame")
-        if method == "seek":
-            result = _sample_by_seeking(capture, reported, count, gray)
-        else:
-            window = tail_window if tail_window is not None else max(4, reported // 20)
-            result = _sample_by_grabbing(capture, reported, count, gray, window)
+        result = _sample_once(capture, reported, count, gray, method, tail_window)
         if result.decoded_count is not None and len(result.frames) < min(count, result.decoded_count):
             # The clip ends far before its announced length: sample again over what decodes.
             capture.release()
             capture = _open_capture(path)
-            targets = evenly_spaced(result.decoded_count, count)
-            again = _sample_by_grabbing(capture, max(targets) + 1, count, gray, 0, targets=targets)
-            again.reported_count, again.decoded_count = reported, result.decoded_count
-            result = again
+            result = _sample_decoded(capture, reported, result.decoded_count, count, gray)
     finally:
         if capture is not None:
             capture.release()
-    if not result.frames:
-        result.error = "no decodable frame"
+    return result
+
+
+def _sample_once(
+    capture, reported: int, count: int, gray: bool, method: str, tail_window: int | None
+) -> SampledFrames:
+    if method == "seek":
+        return _sample_by_seeking(capture, reported, count, gray)
+    window = tail_window if tail_window is not None else max(4, reported // 20)
+    return _sample_by_grabbing(capture, reported, count, gray, window)
+
+
+def _sample_decoded(capture, reported: int, decoded: int, count: int, gray: bool) -> SampledFrames:
+    targets = evenly_spaced(decoded, count)
+    result = _sample_by_grabbing(capture, max(targets) + 1, count, gray, 0, targets=targets)
+    result.reported_count, result.decoded_count = reported, decoded
     return result
 
 

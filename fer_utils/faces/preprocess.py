@@ -146,82 +146,107 @@ def process_sample(
 
 
 def _process(sample: Sample, config: PreprocessConfig, frame_source: FrameSource | None):
-    wanted = config.frames_per_video
-    candidates = wanted * (1 if config.detector == "none" else config.candidates_per_frame)
-    if frame_source is None:
-        sampled = sample_frames(sample.media_path, candidates, gray=True, method=config.sampling)
-    else:
-        sampled = frame_source(sample.media_path, candidates)
-    stats = {"sampled_frames": 0, "face_frames": 0}
+    sampled = _candidate_frames(sample, config, frame_source)
     if sampled.error:
-        return None, [], sampled.error, stats
+        return None, [], sampled.error, {"sampled_frames": 0, "face_frames": 0}
     frames = sampled.frames
     found: dict[int, object] = {}  # position in frames → FaceCrop or None
 
     def look(position: int):
         if position not in found:
-            found[position] = extract_face(
-                frames[position].image,
-                image_size=config.image_size,
-                detector=config.detector,
-                upsample=config.upsample,
-                detect_width=config.detect_width,
-                margin=config.margin,
-                align=config.align,
-                equalize=config.equalize,
-            )
+            found[position] = _extract(frames[position].image, config)
         return found[position]
 
-    # Pass 1: per group of consecutive candidates, the face nearest the group's centre.
-    chosen: list[int] = []
-    groups = [list(group) for group in np.array_split(np.arange(len(frames)), min(wanted, len(frames)))]
-    for group in groups:
-        centre = (len(group) - 1) / 2
-        for position in sorted(group, key=lambda p: (abs(p - group[0] - centre), p)):
-            if look(position) is not None:
-                chosen.append(position)
-                break
-    # Pass 2: too few faces (face-less stretches) → fill from the other candidates that have one.
-    if len(chosen) < wanted:
-        spare = [p for p in range(len(frames)) if p not in chosen and look(p) is not None]
-        extra = min(wanted - len(chosen), len(spare))
-        if extra:
-            picks = np.linspace(0, len(spare) - 1, extra).round().astype(int)
-            chosen.extend(spare[i] for i in sorted(set(picks.tolist())))
-    chosen.sort()
+    chosen = _choose_positions(len(frames), config.frames_per_video, look)
     stats = {
         "sampled_frames": len(found),
         "face_frames": sum(crop is not None for crop in found.values()),
         "candidate_frames": len(frames),
         "reported_frames": sampled.reported_count,
     }
-    if not chosen:
-        return None, [], f"{REASON_NO_FACE}: none in {len(found)} sampled frames", stats
-    if len(chosen) < config.min_faces:
-        reason = (
-            f"{REASON_FEWER_FACES} {config.min_faces}: found {len(chosen)} in {len(found)} sampled frames"
-        )
+    reason = _shortfall(len(chosen), len(found), config.min_faces)
+    if reason:
         return None, [], reason, stats
-    rows, faces = [], []
+    crops = [(frames[position], found[position]) for position in chosen]
     base = sample.row()
-    for position in chosen:
-        frame, crop = frames[position], found[position]
-        faces.append(crop.face)
-        rows.append(
-            {
-                **base,
-                "frame_index": frame.index,
-                "timestamp": round(frame.timestamp, 3),
-                "bbox_x": crop.box.x,
-                "bbox_y": crop.box.y,
-                "bbox_w": crop.box.w,
-                "bbox_h": crop.box.h,
-                "face_score": round(crop.box.score, 4),
-                "align_angle": round(crop.angle, 3),
-                "detector": config.detector,
-            }
-        )
-    return np.stack(faces).astype(np.uint8), rows, None, stats
+    rows = [_index_row(base, frame, crop, config.detector) for frame, crop in crops]
+    return np.stack([crop.face for _, crop in crops]).astype(np.uint8), rows, None, stats
+
+
+def _candidate_frames(
+    sample: Sample, config: PreprocessConfig, frame_source: FrameSource | None
+) -> SampledFrames:
+    candidates = config.frames_per_video * (1 if config.detector == "none" else config.candidates_per_frame)
+    if frame_source is None:
+        return sample_frames(sample.media_path, candidates, gray=True, method=config.sampling)
+    return frame_source(sample.media_path, candidates)
+
+
+def _extract(image: np.ndarray, config: PreprocessConfig):
+    return extract_face(
+        image,
+        image_size=config.image_size,
+        detector=config.detector,
+        upsample=config.upsample,
+        detect_width=config.detect_width,
+        margin=config.margin,
+        align=config.align,
+        equalize=config.equalize,
+    )
+
+
+def _choose_positions(count: int, wanted: int, look: Callable[[int], object]) -> list[int]:
+    """Up to ``wanted`` sorted positions among ``count`` candidates whose ``look`` finds a face."""
+    chosen = _nearest_centre_faces(count, wanted, look)
+    if len(chosen) < wanted:
+        chosen.extend(_spare_faces(count, wanted - len(chosen), chosen, look))
+    return sorted(chosen)
+
+
+def _nearest_centre_faces(count: int, wanted: int, look: Callable[[int], object]) -> list[int]:
+    """Per group of consecutive candidates, the face nearest the group's centre."""
+    chosen: list[int] = []
+    for group in np.array_split(np.arange(count), min(wanted, count)):
+        group = list(group)
+        centre = (len(group) - 1) / 2
+        for position in sorted(group, key=lambda p: (abs(p - group[0] - centre), p)):
+            if look(position) is not None:
+                chosen.append(position)
+                break
+    return chosen
+
+
+def _spare_faces(count: int, missing: int, chosen: list[int], look: Callable[[int], object]) -> list[int]:
+    """Up to ``missing`` evenly spread other candidates with a face (fills face-less stretches)."""
+    spare = [p for p in range(count) if p not in chosen and look(p) is not None]
+    extra = min(missing, len(spare))
+    if not extra:
+        return []
+    picks = np.linspace(0, len(spare) - 1, extra).round().astype(int)
+    return [spare[i] for i in sorted(set(picks.tolist()))]
+
+
+def _shortfall(chosen: int, sampled: int, min_faces: int) -> str | None:
+    if not chosen:
+        return f"{REASON_NO_FACE}: none in {sampled} sampled frames"
+    if chosen < min_faces:
+        return f"{REASON_FEWER_FACES} {min_faces}: found {chosen} in {sampled} sampled frames"
+    return None
+
+
+def _index_row(base: dict, frame, crop, detector: str) -> dict:
+    return {
+        **base,
+        "frame_index": frame.index,
+        "timestamp": round(frame.timestamp, 3),
+        "bbox_x": crop.box.x,
+        "bbox_y": crop.box.y,
+        "bbox_w": crop.box.w,
+        "bbox_h": crop.box.h,
+        "face_score": round(crop.box.score, 4),
+        "align_angle": round(crop.angle, 3),
+        "detector": detector,
+    }
 
 
 def cache_config(

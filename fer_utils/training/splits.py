@@ -135,6 +135,27 @@ def make_split(
         raise ValueError(
             f"test_size must be in (0, 1) and validation_size in [0, 1), got {test_size}, {validation_size}"
         )
+    labels = _class_labels(index)
+    face_ids = index["face_id"].to_numpy()
+    positions = np.arange(len(index))
+    if protocol == "fixed":
+        train, validation, test = _fixed_parts(index, positions)
+        groups, n_folds = None, None
+    else:
+        groups = _groups(index, protocol)
+        train, test, n_folds = _holdout(positions, labels, groups, test_size, seed, fold)
+        validation = np.array([], dtype=int)
+    if not len(validation) and validation_size > 0:
+        train, validation = _validation_holdout(index, train, labels, groups, validation_size, seed + 1)
+    split = Split(
+        protocol, face_ids[train], face_ids[validation], face_ids[test], fold if n_folds else None, n_folds
+    )
+    check_leakage(index, split, allow_duplicate_leakage)
+    return split
+
+
+def _class_labels(index: pd.DataFrame) -> np.ndarray:
+    """The faces' labels as strings; refuses an empty index or a single class."""
     if index.empty:
         raise ValueError("the face index is empty: nothing to split")
     labels = index["label"].astype(str).to_numpy()
@@ -142,39 +163,41 @@ def make_split(
         raise ValueError(
             f"a classifier needs at least 2 classes, this data has only {np.unique(labels).tolist()}"
         )
-    face_ids = index["face_id"].to_numpy()
-    positions = np.arange(len(index))
-    if protocol == "fixed":
-        if "split" not in index.columns:
-            raise ValueError(
-                "protocol 'fixed' needs a 'split' column (e.g. folder_samples(..., split_dirs=True))"
-            )
-        parts = index["split"].astype(str).str.lower().to_numpy()
-        test = positions[np.isin(parts, ["test", "privatetest"])]
-        validation = positions[np.isin(parts, ["validation", "val", "publictest"])]
-        train = positions[np.isin(parts, ["train", "training"])]
-        if not len(test) or not len(train):
-            raise ValueError(
-                f"protocol 'fixed' needs train and test parts, found splits {sorted(set(parts))}"
-            )
-        groups, n_folds = None, None
-    else:
-        groups = _groups(index, protocol)
-        train, test, n_folds = _holdout(positions, labels, groups, test_size, seed, fold)
-        validation = np.array([], dtype=int)
-    if not len(validation) and validation_size > 0:
-        inner_groups = None
-        if groups is not None:
-            inner_groups = groups[train]
-            if len(np.unique(inner_groups)) < 3:  # too few subjects left: validate on held-out videos
-                inner_groups = index["video_id"].astype(str).to_numpy()[train]
-        keep, held, _ = _holdout(train, labels[train], inner_groups, validation_size, seed + 1)
-        train, validation = keep, held
-    split = Split(
-        protocol, face_ids[train], face_ids[validation], face_ids[test], fold if n_folds else None, n_folds
-    )
-    check_leakage(index, split, allow_duplicate_leakage)
-    return split
+    return labels
+
+
+def _fixed_parts(index: pd.DataFrame, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(train, validation, test)`` positions from the index's ``split`` column (protocol ``fixed``)."""
+    if "split" not in index.columns:
+        raise ValueError(
+            "protocol 'fixed' needs a 'split' column (e.g. folder_samples(..., split_dirs=True))"
+        )
+    parts = index["split"].astype(str).str.lower().to_numpy()
+    test = positions[np.isin(parts, ["test", "privatetest"])]
+    validation = positions[np.isin(parts, ["validation", "val", "publictest"])]
+    train = positions[np.isin(parts, ["train", "training"])]
+    if not len(test) or not len(train):
+        raise ValueError(f"protocol 'fixed' needs train and test parts, found splits {sorted(set(parts))}")
+    return train, validation, test
+
+
+def _validation_holdout(
+    index: pd.DataFrame,
+    train: np.ndarray,
+    labels: np.ndarray,
+    groups: np.ndarray | None,
+    size: float,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, validation)``: the validation part held out of the training side, by the protocol's
+    groups, or by video when fewer than 3 groups remain there."""
+    inner_groups = None
+    if groups is not None:
+        inner_groups = groups[train]
+        if len(np.unique(inner_groups)) < 3:
+            inner_groups = index["video_id"].astype(str).to_numpy()[train]
+    keep, held, _ = _holdout(train, labels[train], inner_groups, size, seed)
+    return keep, held
 
 
 def subject_folds(index: pd.DataFrame, n_folds: int | None = None, seed: int = 0, **kwargs) -> list[Split]:

@@ -305,8 +305,6 @@ def make_verdict(
         ``{text (Markdown), best, chosen, threshold, candidates, paper}``; ``chosen`` is None when no
         configuration has a finished run.
     """
-    accuracy_name = _SHORT_NAMES.get(accuracy, accuracy)
-    gap_name = _SHORT_NAMES.get(gap, gap)
     usable = summary[summary["n_ok"] > 0]
     failed_note = _left_out_note(summary)
     if usable.empty:
@@ -318,32 +316,19 @@ def make_verdict(
             "candidates": [],
             "paper": None,
         }
-    best = usable.loc[usable[f"{accuracy}_mean"].idxmax()]
-    best_sd = best[f"{accuracy}_sd"]
-    best_sd = 0.0 if math.isnan(best_sd) else float(best_sd)
-    threshold = float(best[f"{accuracy}_mean"]) - best_sd
-    candidates = usable[usable[f"{accuracy}_mean"] >= threshold - 1e-12]
-    chosen = candidates.sort_values([f"{gap}_mean", f"{accuracy}_mean"], ascending=[True, False]).iloc[0]
-
-    def describe(row) -> str:
-        return (
-            f"{accuracy_name} {mean_sd(row[f'{accuracy}_mean'], row[f'{accuracy}_sd'])}, "
-            f"{gap_name} {mean_sd(row[f'{gap}_mean'], row[f'{gap}_sd'])} over {int(row['n_ok'])} run(s)"
-        )
-
+    best, threshold, candidates, chosen = _near_best(usable, accuracy, gap)
+    accuracy_name = _SHORT_NAMES.get(accuracy, accuracy)
+    gap_name = _SHORT_NAMES.get(gap, gap)
     text = [
-        f"Best {accuracy_name}: **{best['configuration']}** ({describe(best)}). "
+        f"Best {accuracy_name}: **{best['configuration']}** ({_describe(best, accuracy, gap)}). "
         f"{len(candidates)} of {len(usable)} configurations lie within one sd of it (≥ {threshold:.3f}); "
-        f"among them **{chosen['configuration']}** has the smallest {gap_name} ({describe(chosen)})."
+        f"among them **{chosen['configuration']}** has the smallest {gap_name} "
+        f"({_describe(chosen, accuracy, gap)})."
     ]
     paper = _paper_comparison(usable, paper_l1, accuracy, gap)
     if paper is not None:
         text.append(paper.pop("text"))
-    text.append(
-        "Seeds are few, so differences smaller than the sd are not evidence either way."
-        if int(usable["n_ok"].min()) > 1
-        else "Some configurations have a single finished run: no sd, so read the differences as anecdotes."
-    )
+    text.append(_seed_caveat(usable))
     return {
         "text": " ".join(text) + failed_note,
         "best": best["configuration"],
@@ -352,6 +337,32 @@ def make_verdict(
         "candidates": candidates["configuration"].tolist(),
         "paper": paper,
     }
+
+
+def _near_best(usable: pd.DataFrame, accuracy: str, gap: str):
+    """``(best, threshold, candidates, chosen)``: the best mean ``accuracy``, the configurations within one
+    sd of it, and among those the one with the smallest mean ``gap``."""
+    best = usable.loc[usable[f"{accuracy}_mean"].idxmax()]
+    best_sd = best[f"{accuracy}_sd"]
+    best_sd = 0.0 if math.isnan(best_sd) else float(best_sd)
+    threshold = float(best[f"{accuracy}_mean"]) - best_sd
+    candidates = usable[usable[f"{accuracy}_mean"] >= threshold - 1e-12]
+    chosen = candidates.sort_values([f"{gap}_mean", f"{accuracy}_mean"], ascending=[True, False]).iloc[0]
+    return best, threshold, candidates, chosen
+
+
+def _describe(row, accuracy: str, gap: str) -> str:
+    return (
+        f"{_SHORT_NAMES.get(accuracy, accuracy)} {mean_sd(row[f'{accuracy}_mean'], row[f'{accuracy}_sd'])}, "
+        f"{_SHORT_NAMES.get(gap, gap)} {mean_sd(row[f'{gap}_mean'], row[f'{gap}_sd'])} "
+        f"over {int(row['n_ok'])} run(s)"
+    )
+
+
+def _seed_caveat(usable: pd.DataFrame) -> str:
+    if int(usable["n_ok"].min()) > 1:
+        return "Seeds are few, so differences smaller than the sd are not evidence either way."
+    return "Some configurations have a single finished run: no sd, so read the differences as anecdotes."
 
 
 def load_histories(runs: pd.DataFrame, include_stalled: bool = False) -> pd.DataFrame:

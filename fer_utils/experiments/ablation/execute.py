@@ -50,40 +50,12 @@ def execute_run(task: dict) -> dict:
         ``{name, status: complete | failed, seconds, error}``; a failure is also written to
         ``<run_dir>/error.json`` with papermill's error cell (name, message, cell source, traceback).
     """
-    from papermill.exceptions import PapermillExecutionError
-
     run_dir = Path(task["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in (ERROR_FILE, rundir.METRICS_FILE):  # only runs to (re)do get here
         (run_dir / stale).unlink(missing_ok=True)
     started = time.perf_counter()
-    failure = None
-    try:
-        execute_notebook(
-            task["notebook"],
-            run_dir / EXECUTED_NOTEBOOK,
-            task["parameters"],
-            cwd=run_dir,
-            threads=task.get("threads"),
-            timeout=task.get("cell_timeout"),
-        )
-    except PapermillExecutionError as error:
-        failure = {
-            "ename": error.ename,
-            "evalue": error.evalue,
-            "cell_index": error.cell_index,
-            "cell_source": error.source,
-            "traceback": _ANSI.sub("", "\n".join(error.traceback or [])),
-        }
-    except Exception as error:  # a dead kernel, a cell timeout, a kernel that never started
-        failure = {"ename": type(error).__name__, "evalue": str(error), "cell_index": None}
-    else:
-        if not rundir.is_finished(run_dir):
-            failure = {
-                "ename": "MissingMetrics",
-                "evalue": "the notebook finished but wrote no metrics.json",
-                "cell_index": None,
-            }
+    failure = _notebook_failure(task, run_dir)
     seconds = round(time.perf_counter() - started, 1)
     if failure is None:
         return {"name": task["name"], "status": "complete", "seconds": seconds, "error": ""}
@@ -101,6 +73,39 @@ def execute_run(task: dict) -> dict:
         "seconds": seconds,
         "error": error_message(record),
     }
+
+
+def _notebook_failure(task: dict, run_dir: Path) -> dict | None:
+    """Run the task's notebook in ``run_dir``; what went wrong (``ename``, ``evalue``, ``cell_index``, and
+    papermill's cell source and traceback when a cell raised), or None when it wrote its metrics."""
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        execute_notebook(
+            task["notebook"],
+            run_dir / EXECUTED_NOTEBOOK,
+            task["parameters"],
+            cwd=run_dir,
+            threads=task.get("threads"),
+            timeout=task.get("cell_timeout"),
+        )
+    except PapermillExecutionError as error:
+        return {
+            "ename": error.ename,
+            "evalue": error.evalue,
+            "cell_index": error.cell_index,
+            "cell_source": error.source,
+            "traceback": _ANSI.sub("", "\n".join(error.traceback or [])),
+        }
+    except Exception as error:  # a dead kernel, a cell timeout, a kernel that never started
+        return {"ename": type(error).__name__, "evalue": str(error), "cell_index": None}
+    if not rundir.is_finished(run_dir):
+        return {
+            "ename": "MissingMetrics",
+            "evalue": "the notebook finished but wrote no metrics.json",
+            "cell_index": None,
+        }
+    return None
 
 
 def run_grid(

@@ -31,6 +31,10 @@ def seed_band(histories: pd.DataFrame, last_two_dropout: float, l1: float, colum
     return band
 
 
+#: (history column prefix, name, RGB) of each curve of :func:`configuration_curves_figure`.
+_CURVE_SERIES = (("", "train", "31, 119, 180"), ("val_", "validation", "255, 127, 14"))
+
+
 def configuration_curves_figure(
     histories: pd.DataFrame,
     configurations: Sequence[tuple[float, float]] | None = None,
@@ -47,57 +51,17 @@ def configuration_curves_figure(
         horizontal_spacing=0.05,
         subplot_titles=[config_label(*c) for c in configurations] + [""] * len(configurations),
     )
-    series = (("", "train", "31, 119, 180"), ("val_", "validation", "255, 127, 14"))
     for col, (dropout, l1) in enumerate(configurations, start=1):
         for row, metric in enumerate(("accuracy", "loss"), start=1):
-            for prefix, name, rgb in series:
+            for prefix, name, rgb in _CURVE_SERIES:
                 band = seed_band(histories, dropout, l1, f"{prefix}{metric}") if len(histories) else None
                 if band is None or band.empty:
                     continue
-                epochs = band["epoch"].tolist()
-                upper = (band["mean"] + band["sd"]).tolist()
-                lower = (band["mean"] - band["sd"]).tolist()
-                figure.add_trace(
-                    go.Scatter(
-                        x=epochs + epochs[::-1],
-                        y=upper + lower[::-1],
-                        fill="toself",
-                        fillcolor=f"rgba({rgb}, 0.2)",
-                        line={"width": 0},
-                        hoverinfo="skip",
-                        showlegend=False,
-                        legendgroup=name,
-                        name=f"{name} ± sd",
-                    ),
-                    row=row,
-                    col=col,
-                )
-                figure.add_trace(
-                    go.Scatter(
-                        x=epochs,
-                        y=band["mean"],
-                        customdata=np.stack([band["sd"], band["n"]], axis=1),
-                        hovertemplate=f"{name} {metric}<br>epoch %{{x}}: %{{y:.3f}} ± %{{customdata[0]:.3f}}"
-                        " (%{customdata[1]} seeds)<extra></extra>",
-                        name=f"{name} (mean of seeds)",
-                        legendgroup=name,
-                        showlegend=row == 1 and col == 1,
-                        line={"color": f"rgb({rgb})"},
-                        mode="lines+markers",
-                    ),
-                    row=row,
-                    col=col,
-                )
+                for trace in _band_traces(band, name, metric, rgb, show_legend=row == 1 and col == 1):
+                    figure.add_trace(trace, row=row, col=col)
             figure.update_xaxes(title_text="epoch", row=row, col=col)
         if histories.empty or seed_band(histories, dropout, l1, "accuracy").empty:
-            figure.add_annotation(
-                text="no finished run",
-                showarrow=False,
-                xref=f"x{'' if col == 1 else col} domain",
-                yref=f"y{'' if col == 1 else col} domain",
-                x=0.5,
-                y=0.5,
-            )
+            _mark_empty_column(figure, col)
     figure.update_yaxes(title_text="accuracy", row=1, col=1)
     figure.update_yaxes(title_text="loss", row=2, col=1)
     figure.update_layout(
@@ -106,6 +70,48 @@ def configuration_curves_figure(
         legend={"orientation": "h", "y": -0.1},
     )
     return figure
+
+
+def _band_traces(band: pd.DataFrame, name: str, metric: str, rgb: str, show_legend: bool) -> list:
+    """The ± sd band and the mean line of one :func:`seed_band`."""
+    epochs = band["epoch"].tolist()
+    upper = (band["mean"] + band["sd"]).tolist()
+    lower = (band["mean"] - band["sd"]).tolist()
+    spread = go.Scatter(
+        x=epochs + epochs[::-1],
+        y=upper + lower[::-1],
+        fill="toself",
+        fillcolor=f"rgba({rgb}, 0.2)",
+        line={"width": 0},
+        hoverinfo="skip",
+        showlegend=False,
+        legendgroup=name,
+        name=f"{name} ± sd",
+    )
+    mean = go.Scatter(
+        x=epochs,
+        y=band["mean"],
+        customdata=np.stack([band["sd"], band["n"]], axis=1),
+        hovertemplate=f"{name} {metric}<br>epoch %{{x}}: %{{y:.3f}} ± %{{customdata[0]:.3f}}"
+        " (%{customdata[1]} seeds)<extra></extra>",
+        name=f"{name} (mean of seeds)",
+        legendgroup=name,
+        showlegend=show_legend,
+        line={"color": f"rgb({rgb})"},
+        mode="lines+markers",
+    )
+    return [spread, mean]
+
+
+def _mark_empty_column(figure, col: int) -> None:
+    figure.add_annotation(
+        text="no finished run",
+        showarrow=False,
+        xref=f"x{'' if col == 1 else col} domain",
+        yref=f"y{'' if col == 1 else col} domain",
+        x=0.5,
+        y=0.5,
+    )
 
 
 def gap_heatmap_figure(summary: pd.DataFrame):
