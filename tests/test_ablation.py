@@ -125,12 +125,13 @@ def test_table_shows_mean_sd_strings_and_errors(hand_made_ablation):
     out_dir, _ = hand_made_ablation
     table = ablation.format_table(ablation.summarize_configurations(ablation.runs_table(out_dir)))
     assert table["dropout"].tolist() == ["0.3/0.3/0.3", "0.3/0.5/0.5", "0.3/1.5/1.5"]
-    assert table["final train−val gap"].iloc[0] == "0.400 ± 0.071"  # gaps 0.45 and 0.35
+    assert table["final train−val gap"].iloc[0] == "40.0% ± 7.1"  # gaps 0.45 and 0.35, in percent
     assert table["validation accuracy (best)"].iloc[2] == "—"
     assert table["error"].iloc[2].startswith("ValueError: dropout rates")
     markdown = ablation.markdown_table(table)
-    assert markdown.count("\n") == 4 and "| 0.3/0.3/0.3 | 0 | 0.575 ± 0.035 |" in markdown
-    assert ablation.mean_sd(0.5, math.nan) == "0.500" and ablation.markdown_table(
+    assert markdown.count("\n") == 4 and "| 0.3/0.3/0.3 | 0 | 57.5% ± 3.5 |" in markdown
+    assert table["macro F1 (test)"].iloc[0].count(".") == 2  # F1 with three decimals: "0.xyz ± 0.xyz"
+    assert ablation.markdown_table(
         pd.DataFrame({"a": ["x|y"]})
     ).endswith("| x\\|y |")
 
@@ -172,6 +173,8 @@ def test_verdict_takes_the_smallest_gap_within_one_sd_of_the_best_accuracy():
     assert (
         "**dropout 0.3/0.5/0.5 · L1 0** has the smallest" in verdict["text"] and "narrows" in verdict["text"]
     )
+    assert "(≥ 58.0%)" in verdict["text"] and "(20.0% → 1.0%)" in verdict["text"]  # percent, as everywhere
+    assert "by −5.0 pp" in verdict["text"].replace("-", "−")
     nothing = summary.assign(n_ok=0, n_failed=3)
     assert ablation.make_verdict(nothing)["chosen"] is None
 

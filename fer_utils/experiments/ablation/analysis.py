@@ -26,15 +26,22 @@ from fer_utils.experiments.ablation.grid import (
     read_grid,
 )
 from fer_utils.training import rundir
+from fer_utils.viz import formatting
 
-#: Per-run scores aggregated over seeds: column → (table heading, decimals).
+
+def _epochs(value) -> str:
+    return f"{float(value):.1f}"
+
+
+#: Per-run scores aggregated over seeds: column → (table heading, formatter). Accuracies and train−val
+#: gaps in percent, F1 with three decimals (:mod:`fer_utils.viz.formatting`, as everywhere else).
 METRICS = {
-    "val_accuracy": ("validation accuracy (best)", 3),
-    "test_accuracy": ("test accuracy", 3),
-    "macro_f1": ("macro F1 (test)", 3),
-    "final_gap": ("final train−val gap", 3),
-    "max_gap": ("largest train−val gap", 3),
-    "epochs_to_best": ("epochs to best", 1),
+    "val_accuracy": ("validation accuracy (best)", formatting.percent),
+    "test_accuracy": ("test accuracy", formatting.percent),
+    "macro_f1": ("macro F1 (test)", formatting.score),
+    "final_gap": ("final train−val gap", formatting.percent),
+    "max_gap": ("largest train−val gap", formatting.percent),
+    "epochs_to_best": ("epochs to best", _epochs),
 }
 
 
@@ -190,13 +197,9 @@ def summarize_configurations(runs: pd.DataFrame, include_stalled: bool = False) 
     return pd.DataFrame(rows)
 
 
-def mean_sd(mean: float, sd: float, decimals: int = 3) -> str:
-    """``"0.452 ± 0.012"``; ``"0.452"`` for a single run; ``"—"`` when there is no value."""
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "—"
-    if sd is None or (isinstance(sd, float) and math.isnan(sd)):
-        return f"{mean:.{decimals}f}"
-    return f"{mean:.{decimals}f} ± {sd:.{decimals}f}"
+def metric_text(row, metric: str) -> str:
+    """A configuration's ``metric`` as ``mean ± sd`` in that metric's format (``"45.2% ± 1.2"``)."""
+    return formatting.mean_sd(row[f"{metric}_mean"], row[f"{metric}_sd"], METRICS[metric][1])
 
 
 def format_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -207,11 +210,8 @@ def format_table(summary: pd.DataFrame) -> pd.DataFrame:
             "L1": [f"{value:g}" for value in summary["l1"]],
         }
     )
-    for metric, (heading, decimals) in METRICS.items():
-        table[heading] = [
-            mean_sd(m, s, decimals)
-            for m, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_sd"], strict=True)
-        ]
+    for metric, (heading, _) in METRICS.items():
+        table[heading] = [metric_text(row, metric) for _, row in summary.iterrows()]
     table["runs ok"] = summary["n_ok"].astype(int)
     table["stalled"] = summary["n_stalled"].astype(int)
     table["underfit"] = summary["n_underfit"].astype(int)
@@ -274,8 +274,8 @@ def _paper_comparison(usable: pd.DataFrame, paper_l1: float, accuracy: str, gap:
     text = (
         f"The paper's fix ({regularized['configuration']} vs its baseline {baseline['configuration']}) "
         f"{'narrows' if gap_change < 0 else 'does not narrow'} the {gap_name} "
-        f"({baseline[f'{gap}_mean']:.3f} → {regularized[f'{gap}_mean']:.3f}) and changes the "
-        f"{accuracy_name} by {accuracy_change:+.3f}."
+        f"({formatting.percent(baseline[f'{gap}_mean'])} → {formatting.percent(regularized[f'{gap}_mean'])}) "
+        f"and changes the {accuracy_name} by {formatting.percent(accuracy_change, sign=True)}."
     )
     return {
         "baseline": baseline["configuration"],
@@ -321,7 +321,7 @@ def make_verdict(
     gap_name = _SHORT_NAMES.get(gap, gap)
     text = [
         f"Best {accuracy_name}: **{best['configuration']}** ({_describe(best, accuracy, gap)}). "
-        f"{len(candidates)} of {len(usable)} configurations lie within one sd of it (≥ {threshold:.3f}); "
+        f"{len(candidates)} of {len(usable)} configurations lie within one sd of it (≥ {formatting.percent(threshold)}); "
         f"among them **{chosen['configuration']}** has the smallest {gap_name} "
         f"({_describe(chosen, accuracy, gap)})."
     ]
@@ -353,8 +353,8 @@ def _near_best(usable: pd.DataFrame, accuracy: str, gap: str):
 
 def _describe(row, accuracy: str, gap: str) -> str:
     return (
-        f"{_SHORT_NAMES.get(accuracy, accuracy)} {mean_sd(row[f'{accuracy}_mean'], row[f'{accuracy}_sd'])}, "
-        f"{_SHORT_NAMES.get(gap, gap)} {mean_sd(row[f'{gap}_mean'], row[f'{gap}_sd'])} "
+        f"{_SHORT_NAMES.get(accuracy, accuracy)} {metric_text(row, accuracy)}, "
+        f"{_SHORT_NAMES.get(gap, gap)} {metric_text(row, gap)} "
         f"over {int(row['n_ok'])} run(s)"
     )
 

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from fer_utils.experiments.ablation.analysis import METRICS, _find, mean_sd
+from fer_utils.experiments.ablation.analysis import METRICS, _find, metric_text
 from fer_utils.experiments.ablation.grid import (
     FIRST_DROPOUT,
     PAPER_BASELINE,
@@ -131,7 +131,7 @@ def gap_heatmap_figure(summary: pd.DataFrame):
                     text_row.append("failed" if row is not None and row["n_failed"] else "—")
                 else:
                     z_row.append(row[f"{metric}_mean"])
-                    text_row.append(mean_sd(row[f"{metric}_mean"], row[f"{metric}_sd"]))
+                    text_row.append(metric_text(row, metric))
             z.append(z_row)
             text.append(text_row)
         figure.add_trace(

@@ -160,17 +160,10 @@ def ablation_folders(choices: list[RunChoice]) -> list[Path]:
     return sorted({choice.ablation_dir for choice in choices if choice.ablation_dir is not None})
 
 
-ABLATION_FORMATS = {
-    "val_accuracy": ("validation accuracy (best)", formatting.percent),
-    "test_accuracy": ("test accuracy", formatting.percent),
-    "macro_f1": ("macro F1 (test)", formatting.score),
-    "final_gap": ("final train−val gap", formatting.percent),
-    "max_gap": ("largest train−val gap", formatting.percent),
-}
-
-
 def ablation_table(summary: pd.DataFrame) -> pd.DataFrame:
     """The ablation's per-configuration summary in the report's number format."""
+    from fer_utils.experiments.ablation.analysis import METRICS, metric_text
+
     table = pd.DataFrame(
         {
             "configuration": [
@@ -179,11 +172,9 @@ def ablation_table(summary: pd.DataFrame) -> pd.DataFrame:
             ]
         }
     )
-    for metric, (heading, formatter) in ABLATION_FORMATS.items():
-        table[heading] = [
-            formatting.mean_sd(m, s, formatter)
-            for m, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_sd"], strict=True)
-        ]
+    for metric, (heading, _) in METRICS.items():
+        if metric != "epochs_to_best":
+            table[heading] = [metric_text(row, metric) for _, row in summary.iterrows()]
     for column, heading in (("n_ok", "runs ok"), ("n_stalled", "stalled"), ("n_failed", "failed")):
         table[heading] = summary[column].astype(int)
     return table.set_index("configuration")
