@@ -131,9 +131,7 @@ def test_table_shows_mean_sd_strings_and_errors(hand_made_ablation):
     markdown = ablation.markdown_table(table)
     assert markdown.count("\n") == 4 and "| 0.3/0.3/0.3 | 0 | 57.5% ± 3.5 |" in markdown
     assert table["macro F1 (test)"].iloc[0].count(".") == 2  # F1 with three decimals: "0.xyz ± 0.xyz"
-    assert ablation.markdown_table(
-        pd.DataFrame({"a": ["x|y"]})
-    ).endswith("| x\\|y |")
+    assert ablation.markdown_table(pd.DataFrame({"a": ["x|y"]})).endswith("| x\\|y |")
 
 
 def summary_of(rows):

@@ -627,3 +627,11 @@ def test_dashboard_command_culls_the_kernels_of_closed_pages():
     assert any(option.startswith("--MappingKernelManager.cull_interval=") for option in command)
     with pytest.raises(ValueError, match="positive"):
         dashboard.culling_options(0)
+
+
+def test_the_verdicts_bold_markdown_is_rendered_and_the_rest_escaped():
+    from fer_utils.viz.dashboard.static import bold_markdown_html
+
+    assert bold_markdown_html("Best: **dropout 0.3/0.5/0.5 · L1 0** (≥ 58.0%) <x>") == (
+        "Best: <b>dropout 0.3/0.5/0.5 · L1 0</b> (≥ 58.0%) &lt;x&gt;"
+    )

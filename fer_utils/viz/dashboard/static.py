@@ -10,6 +10,7 @@ import base64
 import html
 import json
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -180,6 +181,11 @@ def ablation_table(summary: pd.DataFrame) -> pd.DataFrame:
     return table.set_index("configuration")
 
 
+def bold_markdown_html(text: str) -> str:
+    """Escaped HTML of a one-paragraph Markdown text whose only markup is ``**bold**`` (the verdict)."""
+    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
+
+
 def ablation_section_html(folder: Path) -> tuple[str, list]:
     """One ablation folder: its table, verdict and figures (returned apart, drawn after the text)."""
     from fer_utils.experiments.ablation.report import analyze
@@ -199,7 +205,7 @@ def ablation_section_html(folder: Path) -> tuple[str, list]:
         return intro + message_html(
             f"The ablation could not be read: {html.escape(str(error))}", "warning"
         ), []
-    verdict = f'<p class="fer-verdict"><b>Verdict.</b> {html.escape(result.verdict["text"])}</p>'
+    verdict = f'<p class="fer-verdict"><b>Verdict.</b> {bold_markdown_html(result.verdict["text"])}</p>'
     figures = [result.figures["curves"], result.figures["gap_heatmap"]]
     return intro + table_html(ablation_table(result.summary)) + verdict, figures
 
