@@ -224,6 +224,14 @@ def test_dashboard_in_chromium(playwright_module, voila_url, real_runs_dir, tmp_
                 timeout=60_000,
             )
             page.wait_for_selector(f'.fer-cell-count[data-count="{count}"]', timeout=60_000)
+            page.wait_for_function(  # the clicked cell is outlined at once, in the same plot
+                """([selector, x0, y0]) => {
+                    const shapes = document.querySelector(selector)._fullLayout.shapes;
+                    return shapes.length === 1 && shapes[0].x0 === x0 && shapes[0].y0 === y0;
+                }""",
+                arg=[HEATMAP, column - 0.5, row - 0.5],
+                timeout=10_000,
+            )
             title = page.inner_text(".fer-gallery-title")
             assert f"true {labels[row]} → predicted {labels[column]}" in title
             page.wait_for_function(

@@ -193,7 +193,7 @@ def face_caption_html(row) -> str:
         detail += f" · {int(faces)} face" + ("s" if int(faces) != 1 else "")
     title = html.escape(f"{row.video_id}\n{full}" if full != str(row.video_id) else full, quote=True)
     return (
-        f'<div class="fer-caption" title="{title}">{html.escape(short_video_id(row.video_id))}</div>'
+        f'<div class="fer-caption" title="{title}">{html.escape(short_video_id(row.video_id)).replace("_", "_<wbr>")}</div>'
         f'<div class="fer-caption" title="{title}">{detail}</div>'
         f'<div class="fer-caption"><b>p = {row.confidence:.2f}</b></div>'
     )
