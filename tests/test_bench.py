@@ -6,15 +6,16 @@ import json
 
 import pytest
 
-from fer_utils.bench import run as bench
+from fer_utils.bench.floor import count_multiply_adds
+from fer_utils.bench.run import run_benchmarks
+from fer_utils.bench.targets import evaluate_targets
+from fer_utils.bench.timing import cpu_info, time_calls
 
 
 def test_multiply_adds_of_the_paper_cnn_are_counted_from_its_layers():
     from fer_utils.training.model import build_paper_cnn
 
-    layers = {
-        row["layer"]: row["multiply_adds"] for row in bench.count_multiply_adds(build_paper_cnn(8, 180))
-    }
+    layers = {row["layer"]: row["multiply_adds"] for row in count_multiply_adds(build_paper_cnn(8, 180))}
     assert layers == {
         "conv1": 180 * 180 * 3 * 3 * 1 * 16,
         "conv2": 90 * 90 * 3 * 3 * 16 * 64,
@@ -27,13 +28,13 @@ def test_multiply_adds_of_the_paper_cnn_are_counted_from_its_layers():
 
 def test_time_calls_reports_median_min_max_of_the_timed_runs():
     calls = []
-    timing = bench.time_calls(lambda: calls.append(1), warmup=3, repeats=7)
+    timing = time_calls(lambda: calls.append(1), warmup=3, repeats=7)
     assert len(calls) == 10 and timing["runs"] == 7
     assert 0 <= timing["min"] <= timing["median"] <= timing["max"]
 
 
 def test_cpu_info_names_the_int8_dot_product_features():
-    info = bench.cpu_info()
+    info = cpu_info()
     assert info["cores"] >= 1
     features = info["features"]
     assert {"avx2", "avx512_vnni", "avx_vnni", "arm_dotprod", "int8_dot_product"} <= set(features)
@@ -68,7 +69,7 @@ def test_targets_are_judged_from_measured_ratios():
             "augmented_throughput_ratio": 0.8,
         },
     }
-    met = {target["target"]: target["met"] for target in bench.evaluate_targets(results)}
+    met = {target["target"]: target["met"] for target in evaluate_targets(results)}
     assert met["best batch-1 one-thread path ≤ 1.1 × the fp32 floor"] is True  # batch 64 does not count
     assert met["stretch: below the floor"] is False
     assert met["int8 accuracy within 1 point of float"] is False
@@ -80,7 +81,7 @@ def test_targets_are_judged_from_measured_ratios():
 
 def test_unknown_section_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown benchmark sections"):
-        bench.run_benchmarks(tmp_path, quick=True, sections=("floor", "gpu"))
+        run_benchmarks(tmp_path, quick=True, sections=("floor", "gpu"))
 
 
 @pytest.mark.slow

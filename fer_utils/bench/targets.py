@@ -1,0 +1,128 @@
+"""The speed targets of ``benchmarks/README.md`` judged from the measured results."""
+
+from __future__ import annotations
+
+
+def evaluate_targets(results: dict) -> list[dict]:
+    """The speed targets (benchmarks/README.md, "targets") as measured ratios: met (True/False) or None when not measured."""
+    return (
+        _inference_targets(results)
+        + _int8_targets(results)
+        + _preprocessing_targets(results)
+        + _training_targets(results)
+        + _prediction_targets(results)
+    )
+
+
+def _inference_targets(results: dict) -> list[dict]:
+    """The best batch-1 one-thread inference against the fp32 floor."""
+    inference = [row for row in results.get("inference", []) if row["batch"] == 1 and row["threads"] == 1]
+    if not inference:
+        return []
+    best = min(inference, key=lambda row: row["ratio_to_floor"])
+    best_fp32 = min((r for r in inference if r["precision"] == "fp32"), key=lambda r: r["ratio_to_floor"])
+    return [
+        {
+            "target": "best batch-1 one-thread path ≤ 1.1 × the fp32 floor",
+            "measured": f"{best['engine']} {best['precision']}: {best['ratio_to_floor']:.2f} × "
+            f"(best fp32: {best_fp32['engine']} {best_fp32['ratio_to_floor']:.2f} ×)",
+            "met": best["ratio_to_floor"] <= 1.1,
+        },
+        {
+            "target": "stretch: below the floor",
+            "measured": f"{best['ratio_to_floor']:.2f} ×",
+            "met": best["ratio_to_floor"] < 1.0,
+        },
+    ]
+
+
+def _int8_targets(results: dict) -> list[dict]:
+    """The int8 model's accuracy against the float model's."""
+    accuracy = {row["model"]: row for row in results.get("accuracy", {}).get("rows", [])}
+    if "tflite-int8" not in accuracy:
+        return []
+    delta = accuracy["tflite-int8"]["accuracy_delta"]
+    return [
+        {
+            "target": "int8 accuracy within 1 point of float",
+            "measured": f"{100 * delta:+.2f} points (agreement {100 * accuracy['tflite-int8']['agreement']:.1f} %)",
+            "met": abs(delta) <= 0.01,
+        }
+    ]
+
+
+def _preprocessing_targets(results: dict) -> list[dict]:
+    """The default preprocessing's speed-up over the naive one, finding at least as many faces."""
+    preprocessing = results.get("preprocessing", {})
+    speedup = preprocessing.get("speedup") if isinstance(preprocessing, dict) else None
+    if speedup is None:
+        return []
+    faces_ok = preprocessing.get("faces_default", 0) >= preprocessing.get("faces_naive", 0)
+    return [
+        {
+            "target": "preprocessing default ≥ 10 × naive clips/s, at least as many faces",
+            "measured": f"{speedup:.1f} × · faces {preprocessing.get('faces_default')} vs "
+            f"{preprocessing.get('faces_naive')}",
+            "met": speedup >= 10 and faces_ok,
+        }
+    ]
+
+
+def _training_targets(results: dict) -> list[dict]:
+    """Input-pipeline overhead, speed-up over a default ``model.fit`` and the cost of augmentation."""
+    training = results.get("training")
+    if not (training and "rows" in training):
+        return []
+    overhead = training["pipeline_overhead"]
+    speedup = training["speedup_vs_default_fit"]
+    targets = [
+        {
+            "target": "training input-pipeline overhead ≤ 10 % over in-memory tensors",
+            "measured": f"{100 * overhead:+.1f} %",
+            "met": overhead <= 0.10,
+        },
+        {
+            "target": "steady training ≥ 1.5 × a default model.fit",
+            "measured": f"{speedup:.2f} ×",
+            "met": speedup >= 1.5,
+        },
+    ]
+    ratio = training.get("augmented_throughput_ratio")
+    if ratio is not None:
+        targets.append(
+            {
+                "target": "training with on-the-fly augmentation ≥ 85 % of the plain pipeline's img/s",
+                "measured": f"{100 * ratio:.1f} %",
+                "met": ratio >= 0.85,
+            }
+        )
+    return targets
+
+
+def _prediction_targets(results: dict) -> list[dict]:
+    """End-to-end ms per one-face frame and the memory of long vs short clips."""
+    targets = []
+    end_to_end = results.get("end_to_end") or {}
+    if "rows" in end_to_end:
+        row = end_to_end["rows"][0]
+        targets.append(
+            {
+                "target": f"decode + detect + classify ≤ {end_to_end['target_ms_per_frame']:.0f} ms per one-face "
+                "640×360 frame on 1 core",
+                "measured": f"{row['ms_per_frame']:.1f} ms ({row['media']})",
+                "met": end_to_end["met"],
+            }
+        )
+    memory = results.get("predict_memory") or {}
+    if "rows" in memory:
+        short, long = memory["rows"]
+        targets.append(
+            {
+                "target": "fer predict --fps 25: peak memory of a long clip ≤ 1.2 × a short one",
+                "measured": f"{long['peak_rss_mib']:.0f} vs {short['peak_rss_mib']:.0f} MiB "
+                f"({long['seconds_of_video']:g} s vs {short['seconds_of_video']:g} s): "
+                f"{memory['ratio_long_to_short']:.3f} ×",
+                "met": memory["met"],
+            }
+        )
+    return targets
