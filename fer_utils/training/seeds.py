@@ -20,6 +20,7 @@ import pandas as pd
 from fer_utils.files import atomic_write_csv, atomic_write_json, require_folder_path
 from fer_utils.parallel import default_workers, parallel_map
 from fer_utils.training import rundir
+from fer_utils.viz.formatting import mean_sd, percent, score
 
 SEEDS_TABLE_FILE = "seeds.csv"
 SEEDS_SUMMARY_FILE = "seeds.json"
@@ -233,12 +234,15 @@ def describe_seeds(summary: dict) -> str:
         f"{summary['runs']} seeds ({summary.get('recipe')}): {summary['converged']} converged, "
         f"{summary['stalled']} stalled, {summary['underfit']} underfit"
     ]
-    for column in ("test_accuracy", "test_macro_f1"):
+    for column, name, written in (
+        ("test_accuracy", "test accuracy", percent),
+        ("test_macro_f1", "macro F1", score),
+    ):
         stats = summary["scores"].get(column)
         if stats:
             lines.append(
-                f"  {column.replace('_', ' ')}: {stats['mean']:.4f} ± {stats['sd']:.4f} "
-                f"[{stats['min']:.4f} – {stats['max']:.4f}]"
+                f"  {name}: {mean_sd(stats['mean'], stats['sd'], written)} "
+                f"[{written(stats['min'])} – {written(stats['max'])}]"
             )
     lines.extend(f"  seed {seed} FAILED: {error}" for seed, error in summary.get("failed", {}).items())
     return "\n".join(lines)
