@@ -341,7 +341,7 @@ def test_grid_executes_one_notebook_per_run_and_reports_failures(real_grid):
                 and "dropout rates must be in [0, 1), got 1.5" in error["evalue"]
             )
             # refused where the parameters become a TrainConfig, before any model or run file exists
-            assert "config_from_args" in error["cell_source"] and not (run_dir / "metrics.json").exists()
+            assert "notebook_training(" in error["cell_source"] and not (run_dir / "metrics.json").exists()
         else:
             assert (run_dir / "metrics.json").exists() and not (run_dir / ablation.ERROR_FILE).exists()
     assert sorted(result.executions["status"]) == ["complete"] * 4 + ["failed"] * 4
