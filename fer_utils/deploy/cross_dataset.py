@@ -316,7 +316,9 @@ def describe_evaluation(metrics: dict) -> str:
             f"macro F1 {score(restricted['macro_f1'])}"
         )
     unmapped = metrics.get("unmapped_answers")
-    if unmapped:
+    if unmapped and not evaluation.get("unmapped_model_classes"):
+        lines.append("  every model class maps to a cache label: no answer falls outside them")
+    elif unmapped:
         classes = ", ".join(evaluation.get("unmapped_model_classes") or []) or "none"
         line = (
             f"  answers on unmapped model classes ({classes}): {unmapped['count']} of {frame['support']} "
