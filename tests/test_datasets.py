@@ -8,6 +8,7 @@ from fixture_media import touch
 
 from fer_utils.cli import main as fer_main
 from fer_utils.data.datasets import (
+    Sample,
     dataset_samples,
     manual_download,
     mead_samples,
@@ -192,3 +193,15 @@ def test_manual_download_texts_and_cli(capsys):
     assert "level_1" in capsys.readouterr().out
     assert fer_main(["preprocess", "--dataset", "savee", "--root", "/nonexistent/savee"]) == 2
     assert "kahlan.eps.surrey.ac.uk" in capsys.readouterr().err
+
+
+def test_only_class_folder_names_count_as_renamed_labels(tmp_path):
+    from fer_utils.data.datasets import label_renaming
+
+    touch(tmp_path / "faces" / "happiness" / "a.jpg")
+    touch(tmp_path / "faces" / "sad" / "b.jpg")
+    samples, _ = dataset_samples("folder", tmp_path / "faces")
+    assert label_renaming(samples) == {"happiness": "happy"}
+    # RAVDESS-like: the label comes from the file name's codes, the folder is a speaker
+    samples = [Sample("ravdess", str(tmp_path / "Actor_01" / "01-01-05-01-01-01-01.mp4"), "angry", "01", "v")]
+    assert label_renaming(samples) == {}

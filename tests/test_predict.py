@@ -194,11 +194,81 @@ def test_evaluate_scores_the_bundled_model_and_reports_the_unmappable_class(
     scored = 400 - 25 - disgust
     assert run.metrics["frame"]["support"] == scored and len(run.predictions) == scored
     assert run.metrics["frame"]["accuracy"] > 0.4  # real faces, a real model: well above chance (1/7)
+    assert evaluation["resized"] is None  # 48 px faces, 48 px model
     choices, _ = run_choices(tmp_path / "runs")
     assert len(choices) == 1  # the dashboard lists it like a run, marked as an evaluation of the model
-    assert (
-        choices[0].label == "ravdess-like · evaluation of fer2013_robust_48_int8.tflite (trained on FER2013)"
+    assert choices[0].label.startswith(
+        "ravdess-like · evaluation of fer2013_robust_48_int8.tflite (trained on FER2013) · full "
     )
+
+
+def test_evaluate_scores_the_scored_classes_and_reports_restricted_scores_and_unmapped_answers(
+    ravdess_like_cache, tmp_path, capsys
+):
+    """Macro F1 averages over the scored labels only; beside the full output the answer restricted to the
+    mapped classes is scored, and the answers on unmapped model classes are counted per true label."""
+    from fer_utils.viz.dashboard import run_choices
+
+    label_map = tmp_path / "map.json"
+    label_map.write_text(json.dumps({"neutral": None}))  # a target set without neutral
+    out = tmp_path / "runs" / "no-neutral"
+    assert (
+        main(
+            ["evaluate", "--cache", str(ravdess_like_cache), "--label-map", str(label_map), "--out", str(out)]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    run = run_choices(tmp_path / "runs")[0][0].run
+    metrics, predictions = run.metrics, run.predictions
+    scored = [label for label in run.labels if label != UNMAPPED]
+    assert len(scored) == 6 and "neutral" not in scored
+    per_class = metrics["frame"]["per_class"]
+    assert metrics["frame"]["macro_f1"] == pytest.approx(
+        np.mean([per_class[label]["f1"] for label in scored])
+    )
+    answered_unmapped = predictions["predicted_label"] == UNMAPPED
+    assert answered_unmapped.sum() > 0 and set(predictions.loc[answered_unmapped, "model_label"]) == {
+        "neutral"
+    }
+    unmapped = metrics["unmapped_answers"]
+    assert unmapped["count"] == answered_unmapped.sum() and unmapped["model_classes"] == {
+        "neutral": unmapped["count"]
+    }
+    assert unmapped["share"] == pytest.approx(answered_unmapped.mean())
+    assert sum(part["count"] for part in unmapped["per_label"].values()) == unmapped["count"]
+    # restricted: argmax over the mapped classes' probabilities, computed here independently
+    restricted = np.asarray(scored)[
+        predictions[[f"prob_{label}" for label in scored]].to_numpy().argmax(axis=1)
+    ]
+    assert (predictions["restricted_label"] == restricted).all()
+    restricted_accuracy = float((restricted == predictions["true_label"]).mean())
+    assert metrics["restricted"]["frame"]["accuracy"] == pytest.approx(restricted_accuracy)
+    assert restricted_accuracy > metrics["frame"]["accuracy"]  # the unmapped answers get a second chance
+    assert "full output: accuracy" in printed and "restricted to the mapped classes: accuracy" in printed
+    assert (
+        f"answers on unmapped model classes (neutral): {unmapped['count']} of {len(predictions)}" in printed
+    )
+    from fer_utils.viz.dashboard.fragments import header_html
+
+    choice = run_choices(tmp_path / "runs")[0][0]
+    assert " · restricted " in choice.label and " unmapped" in choice.label
+    assert "restricted to the mapped classes" in header_html(choice)  # dashboard and report header
+
+
+def test_evaluate_says_when_it_resizes_the_cache_faces(fer2013_root, tmp_path, capsys):
+    import cv2
+
+    from fer_utils.faces.cache import write_array_cache
+
+    faces, labels, _ = bundled.fer2013_test_faces(fer2013_root)
+    chosen = np.random.default_rng(0).choice(len(faces), 60, replace=False)
+    big = np.stack([cv2.resize(faces[i], (96, 96), interpolation=cv2.INTER_LINEAR) for i in chosen])
+    cache = write_array_cache(tmp_path / "big", big, list(np.asarray(labels)[chosen]), dataset="big")
+    run = evaluate_on_cache(bundled.bundled_model_path(), cache.cache_dir, tmp_path / "eval")
+    assert run.metrics["evaluation"]["resized"] == {"from": 96, "to": 48}
+    printed = capsys.readouterr().out
+    assert printed.count("faces resized from the cache's 96 px to the model's 48 px input") == 1
 
 
 def test_evaluate_refuses_a_bad_label_map_in_one_line(ravdess_like_cache, tmp_path, capsys):

@@ -350,3 +350,27 @@ def test_notebook_01_runs_on_the_real_clips(pyfeat_media, tmp_path):
         if "application/vnd.plotly.v1+json" in out.get("data", {})
     ]
     assert len(figures) >= 4
+
+
+def test_class_folders_renamed_at_ingestion_are_said_once_and_recorded(fer2013_root, tmp_path, capsys):
+    """``anger/ sadness/`` become the labels ``angry``/``sad``: printed, kept in the cache's config.json,
+    and named when a label map uses the folder name."""
+    from fer_utils.deploy.cross_dataset import label_mapping
+    from fer_utils.faces.preprocess import image_folder_cache
+
+    folders = {"angry": "anger", "sad": "sadness", "happy": "happy"}
+    for source, name in folders.items():
+        (tmp_path / "posed" / name).mkdir(parents=True)
+        for image in sorted((fer2013_root / "test" / source).iterdir())[:4]:
+            (tmp_path / "posed" / name / image.name).symlink_to(image)
+    cache = image_folder_cache(tmp_path / "posed", tmp_path / "cache", image_size=48, progress=False)
+    printed = capsys.readouterr().out
+    assert printed.count("class folders renamed") == 1
+    assert "anger/ → angry, sadness/ → sad" in printed and "happy/" not in printed
+    renaming = {"anger": "angry", "sadness": "sad"}
+    assert cache.ingestion == {"label_renaming": renaming}
+    assert FaceCache(cache.cache_dir).ingestion == {"label_renaming": renaming}
+    again = image_folder_cache(tmp_path / "posed", tmp_path / "cache", image_size=48, progress=False)
+    assert again.cache_dir == cache.cache_dir and again.ingestion == {"label_renaming": renaming}
+    with pytest.raises(ValueError, match="folders renamed at ingestion: anger/ became angry"):
+        label_mapping(["angry", "sad", "happy"], cache.labels, {"angry": "anger"})

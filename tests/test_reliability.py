@@ -131,3 +131,87 @@ def test_transfer_copies_shared_layers_and_head_rows():
     np.testing.assert_array_equal(target_kernel[:, 1], source_kernel[:, 1])  # sad
     with pytest.raises(ValueError, match="image size"):
         transfer_weights(build_paper_cnn(3, image_size=64), target, ["a", "b", "c"], ["a", "b", "c", "d"])
+
+
+def test_init_from_the_bundled_keras_model_finds_its_spec_and_keeps_the_head_rows(tmp_path, capsys):
+    """The bundled model's spec is ``fer2013_robust_48.keras.json``: transfer reads it by the rule
+    ``fer predict`` uses, so the head rows of shared classes are carried over (not silently fresh)."""
+    from fer_utils.deploy.bundled import bundled_model_path
+    from fer_utils.deploy.predictors import model_spec
+    from fer_utils.training.model import load_keras_model
+    from fer_utils.training.transfer import initialise_from, resolve_source
+
+    bundled = bundled_model_path("keras")
+    path, labels = resolve_source(bundled)
+    assert labels == model_spec(bundled)["labels"] and len(labels) == 7
+    target_labels = ["neutral", "calm", "happy", "sad"]
+    target = build_paper_cnn(4, image_size=48, input_scaling="centered")  # the bundled model's recipe
+    record = initialise_from(bundled, target, target_labels)
+    assert record["source_labels"] == labels
+    assert record["head_classes_copied"] == ["neutral", "happy", "sad"]
+    assert record["head_classes_new"] == ["calm"] and "input_range_differs" not in record
+    printed = capsys.readouterr().out
+    assert "head rows kept for neutral, happy, sad; starting fresh: calm" in printed
+    source_kernel = load_keras_model(path).get_layer("emotion").get_weights()[0]
+    target_kernel = target.get_layer("emotion").get_weights()[0]
+    np.testing.assert_array_equal(target_kernel[:, 2], source_kernel[:, labels.index("happy")])
+    np.testing.assert_array_equal(target_kernel[:, 3], source_kernel[:, labels.index("sad")])
+
+    # The paper recipe scales pixels to [0, 1], the bundled model to [-1, 1]: said, and recorded.
+    record = initialise_from(bundled, build_paper_cnn(4, image_size=48), target_labels)
+    assert record["input_range_differs"] == {"source": [-1.0, 1.0], "run": [0.0, 1.0]}
+    assert "WARNING" in capsys.readouterr().out
+
+    # Without any spec the head cannot be carried over: a one-line error, never a silent fresh head.
+    lone = tmp_path / "lone.keras"
+    lone.write_bytes(bundled.read_bytes())
+    with pytest.raises(ValueError, match="no class names for its outputs") as error:
+        initialise_from(lone, build_paper_cnn(4, image_size=48), target_labels)
+    assert "\n" not in str(error.value) and "lone.keras.json" in str(error.value)
+
+
+def test_a_validation_score_that_saturates_early_makes_selection_arbitrary():
+    from fer_utils.training.health import selection_saturation
+
+    saturated = selection_saturation([0.6, 0.9, 1.0, 1.0, 0.98, 1.0], "val_accuracy")
+    assert saturated["selection_saturated"]
+    assert "epoch 3 of 6 (3 epochs at 1.0)" in saturated["selection_saturated_reason"]
+    assert selection_saturation([0.6, 0.9, 0.95], "val_macro_f1") == {
+        "selection_saturated": False,
+        "selection_saturated_reason": None,
+    }
+    assert not selection_saturation([0.6, 0.9, 1.0], "val_macro_f1")["selection_saturated"]  # last epoch
+
+
+def test_a_saturated_run_says_so_in_metrics_and_summary(tmp_path):
+    """The flag reaches metrics.json (``run_metrics``) and the run's warnings (summary, dashboard)."""
+    import pandas as pd
+
+    from fer_utils.training.rundir import Run
+    from fer_utils.training.train import FitResult, run_metrics
+
+    history = pd.DataFrame(
+        {
+            "accuracy": [0.5, 0.8, 0.9, 0.95],
+            "val_accuracy": [0.6, 1.0, 1.0, 1.0],
+            "val_macro_f1": [0.55, 1.0, 1.0, 1.0],
+            "dead_units": [0.0] * 4,
+        }
+    )
+    fitted = FitResult(history, 1.0, {"dead_units": 0.0, "grad_norm": 1.0}, [], "val_macro_f1")
+    labels = ["happy", "sad"]
+    predictions = pd.DataFrame({"true_label": ["happy", "sad"] * 5, "predicted_label": ["happy", "sad"] * 5})
+    run_config = {
+        "labels": labels,
+        "dataset": "d",
+        "protocol": "paper",
+        "recipe": "robust",
+        "recipe_label": "robust",
+        "split": {},
+    }
+    metrics = run_metrics(run_config, fitted, predictions, 10, {"present": labels, "predicted": labels})
+    assert metrics["selection_saturated"] and metrics["best_epoch"] == 2
+    assert "epoch 2 of 4" in metrics["selection_saturated_reason"]
+    run = Run(tmp_path, {}, history, metrics | {"frame": metrics["frame"], "num_params": 10}, predictions)
+    assert any(warning.startswith("selection_saturated: ") for warning in run.health_warnings)
+    assert "WARNING: selection_saturated" in run.summary()

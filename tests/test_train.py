@@ -45,6 +45,9 @@ def test_run_directory_has_every_artifact(small_run, fer2013_small_cache):
     accuracy = (small_run.predictions["true_label"] == small_run.predictions["predicted_label"]).mean()
     assert metrics["frame"]["accuracy"] == pytest.approx(accuracy)
     assert isinstance(metrics["stalled"], bool)
+    # 2 epochs on 620 faces: the validation part is far from 100 %, so the epoch choice means something
+    assert metrics["selection_saturated"] is False and metrics["selection_saturated_reason"] is None
+    assert config["resized_faces"] is None  # the 48 px cache trains the 48 px model as it is
 
 
 def test_same_seed_same_metrics(small_run, fer2013_small_cache, tmp_path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -75,6 +75,31 @@ def canonical_label(name: str) -> str:
     if key in CANONICAL_LABELS:
         return key
     raise ValueError(f"unknown emotion folder {name!r}; known: {sorted(FOLDER_LABELS)}")
+
+
+def label_renaming(samples: Sequence[Sample]) -> dict[str, str]:
+    """Class-folder names that became another (canonical) label: ``{"anger": "angry", "fear": "fearful"}``.
+
+    A sample's parent folder counts when :func:`canonical_label` maps it to the sample's label under
+    another name (RAVDESS's ``Actor_01`` and the like are not class names and are left alone).
+    """
+    renamed = {}
+    for name, label in sorted({(Path(sample.media_path).parent.name, sample.label) for sample in samples}):
+        try:
+            canonical = canonical_label(name)
+        except ValueError:
+            continue
+        if canonical == label and name != label:
+            renamed[name] = label
+    return renamed
+
+
+def describe_renaming(renamed: dict[str, str]) -> str:
+    """One line naming every folder → label renaming (empty when there is none)."""
+    if not renamed:
+        return ""
+    pairs = ", ".join(f"{name}/ → {label}" for name, label in renamed.items())
+    return f"class folders renamed to the suite's labels: {pairs} (label maps and reports use the new names)"
 
 
 def require_root(root: str | Path, what: str) -> Path:

@@ -7,6 +7,12 @@ no model class maps to (RAVDESS's *calm* for a FER2013 model) cannot be predicte
 of the scores and reported as such, never silently merged. A model class that maps to no cache label wins
 a face as ``(unmapped)``, which counts as wrong.
 
+Two scores, both always reported: the **full output** (the model's answer over all its classes; answers on
+unmapped classes are wrong) and the **restricted** one (the answer over the mapped classes only, the usual
+cross-dataset convention). Macro F1 averages over the scored labels only (``(unmapped)`` has no faces);
+``unmapped_answers`` counts the answers that fell on unmapped model classes, per true label. Faces of
+another size than the model's input are resized, which is printed and recorded (``evaluation.resized``).
+
 The result is a run-like folder (``config.json`` with ``kind: evaluation``, ``predictions.csv``,
 ``metrics.json``) that reports and the dashboard open like any run, marked as an evaluation of model X
 (trained on Y) on cache Z.
@@ -55,12 +61,24 @@ def label_mapping(model_labels: list[str], cache_labels: list[str], overrides: d
         if unknown_sources:
             parts.append(f"model classes {unknown_sources} (the model has {model_labels})")
         if unknown_targets:
-            parts.append(f"cache labels {unknown_targets} (the cache has {cache_labels})")
+            parts.append(
+                f"cache labels {unknown_targets} (the cache has {cache_labels}{_renaming_hint(unknown_targets)})"
+            )
         raise ValueError("the label map names unknown " + " and ".join(parts))
     return {
         label: overrides[label] if label in overrides else (label if label in cache_labels else None)
         for label in model_labels
     }
+
+
+def _renaming_hint(names: list[str]) -> str:
+    """``"; folder anger/ became label angry at ingestion"`` for names that are class-folder aliases."""
+    from fer_utils.data.datasets import FOLDER_LABELS
+
+    renamed = [
+        f"{name}/ became {FOLDER_LABELS[name]}" for name in names if FOLDER_LABELS.get(name, name) != name
+    ]
+    return f"; folders renamed at ingestion: {', '.join(renamed)}" if renamed else ""
 
 
 def mapped_probabilities(
@@ -103,7 +121,7 @@ def evaluate_on_cache(
     """Score ``model`` on the faces of a cache (all, or those of ``split`` for caches with a split column)
     and write an evaluation folder (see the module doc). Errors in the mapping come before any work."""
     from fer_utils.deploy.predictors import load_predictor
-    from fer_utils.faces.cache import FaceCache
+    from fer_utils.faces.cache import FaceCache, announce_resize
     from fer_utils.training.evaluate import evaluate_predictions
 
     predictor = load_predictor(model, threads)
@@ -114,7 +132,9 @@ def evaluate_on_cache(
     scored = index[index["label"].isin(labels)]
     if not len(scored):
         raise ValueError(f"no face of {cache_dir} has a label the model's classes map to ({mapping})")
+    resized = announce_resize(cache.image_size, predictor.image_size, "evaluation")
     predictions = predict_scored_faces(predictor, cache, scored, mapping, labels)
+    scored_labels = [label for label in labels if label != UNMAPPED]
     evaluation = {
         **model_origin(predictor),
         "cache_dir": str(Path(cache_dir).resolve()),
@@ -126,15 +146,60 @@ def evaluate_on_cache(
             for k, v in index.loc[~index.index.isin(scored.index), "label"].value_counts().items()
         },
         "unscored_reason": "no model class maps to these labels",
+        "unmapped_model_classes": [label for label, target in mapping.items() if target is None],
+        "resized": resized,
+        "label_renaming": cache.ingestion.get("label_renaming") or {},
     }
     evaluation["description"] = (
         f"evaluation of {Path(str(predictor.path)).name} (trained on {evaluation['trained_on']}) "
         f"on {evaluation['dataset']}"
     )
-    write_evaluation(
-        out, evaluation, predictions, evaluate_predictions(predictions, labels), predictor, cache, overwrite
-    )
+    scores = evaluate_predictions(predictions, labels, average_over=scored_labels)
+    scores |= {
+        "restricted": restricted_scores(predictions, scored_labels),
+        "unmapped_answers": unmapped_answers(predictions, scored_labels),
+    }
+    write_evaluation(out, evaluation, predictions, scores, predictor, cache, overwrite)
     return rundir.load_run(out)
+
+
+def restricted_predictions(predictions, scored_labels: list[str]):
+    """The answer over the mapped classes only: argmax of the scored labels' probabilities."""
+    columns = [f"prob_{label}" for label in scored_labels]
+    restricted = predictions.copy()
+    restricted["predicted_label"] = np.asarray(scored_labels)[predictions[columns].to_numpy().argmax(axis=1)]
+    restricted["correct"] = restricted["true_label"] == restricted["predicted_label"]
+    return restricted
+
+
+def restricted_scores(predictions, scored_labels: list[str]) -> dict:
+    """Frame (and video) scores of the answer restricted to the mapped classes."""
+    from fer_utils.training.evaluate import evaluate_predictions
+
+    scores = evaluate_predictions(restricted_predictions(predictions, scored_labels), scored_labels)
+    return {"frame": scores["frame"], "video": scores["video"]}
+
+
+def unmapped_answers(predictions, scored_labels: list[str]) -> dict:
+    """How many faces the full output answered with an unmapped model class: in all and per true label
+    (``count``, ``share``), and which model classes they were (``model_classes``)."""
+    unmapped = predictions["predicted_label"] == UNMAPPED
+    per_label = {}
+    for label in scored_labels:
+        of_label = predictions["true_label"] == label
+        count = int((unmapped & of_label).sum())
+        per_label[label] = {"count": count, "share": float(count / max(1, int(of_label.sum())))}
+    model_classes = {}
+    if "model_label" in predictions.columns:
+        model_classes = {
+            str(k): int(v) for k, v in predictions.loc[unmapped, "model_label"].value_counts().items()
+        }
+    return {
+        "count": int(unmapped.sum()),
+        "share": float(unmapped.mean()) if len(predictions) else 0.0,
+        "per_label": per_label,
+        "model_classes": model_classes,
+    }
 
 
 def faces_to_score(cache, split: str | None):
@@ -154,18 +219,16 @@ def predict_scored_faces(predictor, cache, scored, mapping: dict, labels: list[s
     from fer_utils.training.evaluate import predictions_table
 
     face_ids = scored["face_id"].to_numpy()
-    probabilities = np.concatenate(
-        [
-            mapped_probabilities(
-                predictor.predict_proba(cache.faces(face_ids[start : start + BATCH])),
-                predictor.labels,
-                mapping,
-                labels,
-            )
-            for start in range(0, len(face_ids), BATCH)
-        ]
-    )
-    return predictions_table(scored, probabilities, labels)
+    mapped, answers = [], []
+    for start in range(0, len(face_ids), BATCH):
+        probabilities = predictor.predict_proba(cache.faces(face_ids[start : start + BATCH]))
+        mapped.append(mapped_probabilities(probabilities, predictor.labels, mapping, labels))
+        answers.append(probabilities.argmax(axis=1))
+    table = predictions_table(scored, np.concatenate(mapped), labels)
+    table["model_label"] = np.asarray(predictor.labels)[np.concatenate(answers)]
+    scored_labels = [label for label in labels if label != UNMAPPED]
+    table["restricted_label"] = restricted_predictions(table, scored_labels)["predicted_label"]
+    return table
 
 
 def write_evaluation(
@@ -225,14 +288,46 @@ def _evaluate_cli(args) -> int:
         args.overwrite,
         args.threads,
     )
-    evaluation = run.metrics["evaluation"]
-    frame = run.metrics["frame"]
-    print(evaluation["description"])
-    print(f"  label map: {json.dumps(evaluation['label_map'])}")
-    for label, count in evaluation["unscored_faces"].items():
-        print(f"  {count} {label} face(s) not scored: no model class maps to {label!r}")
-    print(
-        f"  accuracy {100 * frame['accuracy']:.1f} %, macro F1 {frame['macro_f1']:.3f} on {frame['support']} faces"
-    )
+    print(describe_evaluation(run.metrics))
     print(f"written to {run.path}")
     return 0
+
+
+def describe_evaluation(metrics: dict) -> str:
+    """The console lines of an evaluation: mapping, unscored faces, full and restricted scores, unmapped
+    answers per true label."""
+    from fer_utils.viz.formatting import percent, score
+
+    evaluation, frame = metrics["evaluation"], metrics["frame"]
+    scored = [label for label in metrics["labels"] if label != UNMAPPED]
+    lines = [evaluation["description"], f"  label map: {json.dumps(evaluation['label_map'])}"]
+    lines += [
+        f"  {count} {label} face(s) not scored: no model class maps to {label!r}"
+        for label, count in evaluation["unscored_faces"].items()
+    ]
+    lines.append(
+        f"  full output: accuracy {percent(frame['accuracy'])}, macro F1 {score(frame['macro_f1'])} "
+        f"over the {len(scored)} scored classes, on {frame['support']} faces"
+    )
+    restricted = (metrics.get("restricted") or {}).get("frame")
+    if restricted:
+        lines.append(
+            f"  restricted to the mapped classes: accuracy {percent(restricted['accuracy'])}, "
+            f"macro F1 {score(restricted['macro_f1'])}"
+        )
+    unmapped = metrics.get("unmapped_answers")
+    if unmapped and not evaluation.get("unmapped_model_classes"):
+        lines.append("  every model class maps to a cache label: no answer falls outside them")
+    elif unmapped:
+        classes = ", ".join(evaluation.get("unmapped_model_classes") or []) or "none"
+        line = (
+            f"  answers on unmapped model classes ({classes}): {unmapped['count']} of {frame['support']} "
+            f"({percent(unmapped['share'])})"
+        )
+        per_label = [
+            f"{label} {part['count']}/{frame['per_class'][label]['support']}"
+            for label, part in unmapped["per_label"].items()
+            if part["count"]
+        ]
+        lines.append(line + (f": {', '.join(per_label)}" if per_label else ""))
+    return "\n".join(lines)

@@ -186,6 +186,36 @@ def _keras_spec(model_path: Path) -> dict:
     return spec
 
 
+def spec_path(model_path: str | os.PathLike) -> Path:
+    """Where a model file's spec lives: ``<file>.json`` beside it (``model.keras`` → ``model.keras.json``)."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.name + ".json")
+
+
+def model_spec(model_path: str | os.PathLike) -> dict:
+    """What is known of a model file, by the one rule ``fer predict``, ``fer evaluate`` and ``--init-from``
+    share: its spec ``<file>.json`` (exported and bundled models), else for a ``.keras`` file its run's
+    ``config.json`` (labels, image size, preprocessing); without either only the format and file name.
+
+    Raises:
+        ValueError: the spec file exists but is not a JSON object.
+    """
+    model_path = Path(model_path)
+    path = spec_path(model_path)
+    if path.exists():
+        try:
+            spec = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"model spec {path} is unreadable: {error}") from error
+        if not isinstance(spec, dict):
+            raise ValueError(f"model spec {path} must be a JSON object")
+        if spec:
+            return spec
+    if model_path.suffix.lower() == ".keras":
+        return _keras_spec(model_path)
+    return {}
+
+
 def load_predictor(path: str | os.PathLike, num_threads: int | None = None) -> Predictor:
     """Load a model for prediction: a run folder, ``.keras``, ``.tflite`` or ``.onnx``.
 
@@ -208,10 +238,7 @@ def load_predictor(path: str | os.PathLike, num_threads: int | None = None) -> P
     kinds = {".keras": _KerasPredictor, ".tflite": _TFLitePredictor, ".onnx": _OnnxPredictor}
     if suffix not in kinds:
         raise ValueError(f"unsupported model file {path.name}: expected .keras, .tflite or .onnx")
-    spec_path = path.with_name(path.name + ".json")
-    spec = json.loads(spec_path.read_text()) if spec_path.exists() else {}
-    if not spec and suffix == ".keras":
-        spec = _keras_spec(path)
+    spec = model_spec(path)
     fmt = spec.get("format") or suffix.lstrip(".")
     options = {} if suffix == ".keras" else {"num_threads": num_threads}
     predictor = kinds[suffix](

@@ -62,6 +62,19 @@ def config_key(config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def announce_resize(cache_size: int, model_size: int, purpose: str) -> dict | None:
+    """Print once and return the record (``{"from": px, "to": px}``) of resizing a cache's faces to a
+    model's input for ``purpose`` (e.g. ``"training"``); None when the sizes agree."""
+    if int(cache_size) == int(model_size):
+        return None
+    direction = "downscaled" if cache_size > model_size else "upscaled"
+    print(
+        f"{purpose}: faces resized from the cache's {cache_size} px to the model's {model_size} px input "
+        f"({direction}; scores can differ from those on a {model_size} px cache of the same faces)"
+    )
+    return {"from": int(cache_size), "to": int(model_size)}
+
+
 def cache_dir_for(cache_root: str | os.PathLike, dataset: str, config: dict) -> Path:
     """The cache folder of ``dataset`` under ``cache_root`` for this preprocessing config."""
     return Path(cache_root) / f"{dataset}-{config_key(config)}"
@@ -85,8 +98,11 @@ class FaceCacheWriter:
     :meth:`release`: a second writer on the same folder raises :class:`~fer_utils.locks.FolderBusy`.
     """
 
-    def __init__(self, cache_dir: str | os.PathLike, config: dict, shard_size: int = 512):
+    def __init__(
+        self, cache_dir: str | os.PathLike, config: dict, shard_size: int = 512, ingestion: dict | None = None
+    ):
         self.cache_dir = Path(cache_dir)
+        self.ingestion = dict(ingestion or {})
         self.shard_dir = self.cache_dir / "shards"
         self.shard_dir.mkdir(parents=True, exist_ok=True)
         self.lock = WriterLock(self.cache_dir, self.cache_dir / LOCK_NAME, "fer preprocess").acquire()
@@ -100,6 +116,7 @@ class FaceCacheWriter:
         self.config = dict(config)
         self.key = config_key(self.config)
         config_path = self.cache_dir / "config.json"
+        stored = None
         if config_path.exists():
             stored = json.loads(config_path.read_text())
             if stored.get("key") != self.key:
@@ -107,8 +124,12 @@ class FaceCacheWriter:
                     f"{self.cache_dir} holds a cache made with another config (key {stored.get('key')}, "
                     f"this config is {self.key}); use another folder"
                 )
-        else:
-            atomic_write_text(config_path, json.dumps({"key": self.key, "config": self.config}, indent=2))
+        if stored is None or (self.ingestion and stored.get("ingestion") != self.ingestion):
+            # What ingestion did to the inputs (e.g. folders renamed to labels) is recorded, not hashed.
+            record = {"key": self.key, "config": self.config}
+            if self.ingestion:
+                record["ingestion"] = self.ingestion
+            atomic_write_text(config_path, json.dumps(record, indent=2))
         self.shard_size = shard_size
         self._remove_unfinished_shards()
         #: Why each broken shard was removed on opening (its items are preprocessed again).
@@ -292,6 +313,8 @@ class FaceCache:
         stored = json.loads(config_path.read_text())
         self.key: str = stored["key"]
         self.config: dict = stored["config"]
+        #: What ingestion did beside the config, e.g. ``{"label_renaming": {"anger": "angry"}}``.
+        self.ingestion: dict = stored.get("ingestion") or {}
         rows, skipped, stats = self._load_shards()
         if check_index:
             self._check_index_agreement(len(rows))

@@ -27,7 +27,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fer_utils.data.datasets import DATASETS, Sample, SkippedItem, folder_samples
+from fer_utils.data.datasets import (
+    DATASETS,
+    Sample,
+    SkippedItem,
+    describe_renaming,
+    folder_samples,
+    label_renaming,
+)
 from fer_utils.data.synthetic import SYNTHETIC_MARKER, is_demo_media
 from fer_utils.faces.cache import DUPLICATES_FILE, FaceCache, FaceCacheWriter, cache_dir_for, duplicate_faces
 from fer_utils.faces.detection import DETECTORS, EQUALIZATIONS, extract_face, to_gray_face  # noqa: F401  (to_gray_face: re-exported)
@@ -337,7 +344,15 @@ def preprocess(
     require_folder_path(cache_root, "--cache-root")
     dataset = dataset or samples[0].dataset
     stored = cache_config(config, dataset, dataset_options, synthetic=is_demo_media(samples[0].media_path))
-    writer = FaceCacheWriter(cache_dir_for(cache_root, dataset, stored), stored, shard_size=shard_size)
+    renamed = label_renaming(samples)
+    if renamed:
+        print(describe_renaming(renamed))
+    writer = FaceCacheWriter(
+        cache_dir_for(cache_root, dataset, stored),
+        stored,
+        shard_size=shard_size,
+        ingestion={"label_renaming": renamed} if renamed else None,
+    )
     for problem in writer.repaired:
         print(f"removed a broken shard, its items are preprocessed again: {problem}")
     todo = _record_skipped_and_list_todo(writer, samples, skipped)

@@ -20,23 +20,31 @@ ATTRIBUTE_COLUMNS = (
 )
 
 
-def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict:
+def classification_metrics(
+    y_true: Sequence[str],
+    y_pred: Sequence[str],
+    labels: Sequence[str],
+    average_over: Sequence[str] | None = None,
+) -> dict:
     """Accuracy, macro/weighted F1, per-class precision/recall/F1/support and the confusion matrix.
 
     Args:
         y_true, y_pred: label names.
         labels: class order of the per-class table and the matrix (rows true, columns predicted).
+        average_over: the labels macro / weighted F1 average over (default ``labels``); an evaluation
+            leaves out its ``(unmapped)`` answer column, which no face has as its true label.
     """
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     labels = list(labels)
+    averaged = list(average_over) if average_over is not None else labels
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=labels, zero_division=0
     )
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-        "weighted_f1": float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=averaged, average="macro", zero_division=0)),
+        "weighted_f1": float(f1_score(y_true, y_pred, labels=averaged, average="weighted", zero_division=0)),
         "support": int(len(y_true)),
         "per_class": {
             label: {
@@ -82,16 +90,23 @@ def video_level(predictions: pd.DataFrame, labels: Sequence[str]) -> pd.DataFram
     return videos.reset_index()
 
 
-def evaluate_predictions(predictions: pd.DataFrame, labels: Sequence[str]) -> dict:
-    """Frame-level metrics, video-level metrics (when faces share videos) and per-attribute breakdowns."""
+def evaluate_predictions(
+    predictions: pd.DataFrame, labels: Sequence[str], average_over: Sequence[str] | None = None
+) -> dict:
+    """Frame-level metrics, video-level metrics (when faces share videos) and per-attribute breakdowns;
+    F1 averages over ``average_over`` (default ``labels``, see :func:`classification_metrics`)."""
     labels = list(labels)
     result = {
-        "frame": classification_metrics(predictions["true_label"], predictions["predicted_label"], labels)
+        "frame": classification_metrics(
+            predictions["true_label"], predictions["predicted_label"], labels, average_over
+        )
     }
     result["video"] = None
     if "video_id" in predictions.columns and predictions["video_id"].nunique() < len(predictions):
         videos = video_level(predictions, labels)
-        result["video"] = classification_metrics(videos["true_label"], videos["predicted_label"], labels)
+        result["video"] = classification_metrics(
+            videos["true_label"], videos["predicted_label"], labels, average_over
+        )
     from sklearn.metrics import accuracy_score, f1_score
 
     breakdown = {}
@@ -102,7 +117,13 @@ def evaluate_predictions(predictions: pd.DataFrame, labels: Sequence[str]) -> di
             str(value): {
                 "accuracy": float(accuracy_score(part["true_label"], part["predicted_label"])),
                 "macro_f1": float(
-                    f1_score(part["true_label"], part["predicted_label"], average="macro", zero_division=0)
+                    f1_score(
+                        part["true_label"],
+                        part["predicted_label"],
+                        labels=_present(part, average_over),
+                        average="macro",
+                        zero_division=0,
+                    )
                 ),
                 "support": int(len(part)),
             }
@@ -110,3 +131,11 @@ def evaluate_predictions(predictions: pd.DataFrame, labels: Sequence[str]) -> di
         }
     result["by_attribute"] = breakdown
     return result
+
+
+def _present(part: pd.DataFrame, average_over: Sequence[str] | None) -> list[str] | None:
+    """The labels a part's macro F1 averages over: those it has or predicts, within ``average_over``."""
+    if average_over is None:
+        return None
+    present = set(part["true_label"]) | set(part["predicted_label"])
+    return [label for label in average_over if label in present]

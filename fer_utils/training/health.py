@@ -1,4 +1,5 @@
-"""Did a run learn? Baselines on the test part and the ``stalled`` / ``underfit`` flags."""
+"""Did a run learn? Baselines on the test part, the ``stalled`` / ``underfit`` flags, and whether its
+epoch selection meant anything (``selection_saturated``)."""
 
 from __future__ import annotations
 
@@ -92,3 +93,30 @@ def health_flags(
         "underfit_reason": underfit,
         "converged": stalled is None and underfit is None,
     }
+
+
+#: The selection score counts as saturated at this value (a perfect validation part).
+SATURATED_SCORE = 1.0 - 1e-9
+
+
+def selection_saturation(validation_scores: Sequence[float], metric: str) -> dict:
+    """``selection_saturated`` and its reason: the validation score reached its ceiling (1.0) before the
+    last epoch, so the kept epoch is merely the first to touch it and model selection is arbitrary
+    (a validation part too small or too easy to choose between epochs).
+
+    Args:
+        validation_scores: the selection metric per epoch (``history[selection_metric]``).
+        metric: its name, for the reason.
+    """
+    scores = pd.Series(list(validation_scores), dtype=float)
+    at_ceiling = scores.index[scores >= SATURATED_SCORE]
+    saturated = len(at_ceiling) > 0 and at_ceiling[0] < len(scores) - 1
+    reason = None
+    if saturated:
+        first = int(at_ceiling[0]) + 1
+        reason = (
+            f"{metric} reached 1.0 at epoch {first} of {len(scores)} ({len(at_ceiling)} epochs at 1.0): the kept "
+            f"epoch is simply the first to touch it, so model selection is arbitrary "
+            "(use a larger validation part, e.g. a higher validation_size)"
+        )
+    return {"selection_saturated": bool(saturated), "selection_saturated_reason": reason}

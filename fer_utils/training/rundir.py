@@ -250,10 +250,11 @@ class Run:
 
     @property
     def health_warnings(self) -> list[str]:
-        """``stalled: …`` / ``underfit: …`` for a run that did not (fully) learn; empty otherwise."""
+        """``stalled: …`` / ``underfit: …`` for a run that did not (fully) learn, ``selection_saturated: …``
+        when its epoch choice was arbitrary; empty otherwise."""
         return [
             f"{flag}: {self.metrics.get(f'{flag}_reason')}"
-            for flag in ("stalled", "underfit")
+            for flag in ("stalled", "underfit", "selection_saturated")
             if self.metrics.get(flag)
         ]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_utils.faces.cache import FaceCache
+from fer_utils.faces.cache import FaceCache, announce_resize
 from fer_utils.faces.preprocess import default_cache_root, image_folder_cache
 from fer_utils.files import writing
 from fer_utils.parallel import default_workers
@@ -22,8 +22,8 @@ from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args, setting
 from fer_utils.training import rundir
 from fer_utils.training.evaluate import evaluate_predictions, predictions_table
-from fer_utils.training.health import health_flags, majority_baselines
-from fer_utils.training.model import INPUT_SCALINGS, check_regularisation, load_keras_model
+from fer_utils.training.health import health_flags, majority_baselines, selection_saturation
+from fer_utils.training.model import INPUT_SCALINGS, check_regularisation
 from fer_utils.training.recipes import (
     CLASS_WEIGHTINGS,
     LR_SCHEDULES,
@@ -348,7 +348,8 @@ def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainCon
     run_config = run_config_record(writer.path, cache, config, image_size, split, train_ids) | {
         "numerics": numerics
     }
-    writer.write_config({**run_config, "transfer": transfer})
+    resized = announce_resize(cache.image_size, image_size, "training")
+    writer.write_config({**run_config, "transfer": transfer, "resized_faces": resized})
     writer.write_split(split_table(split, train_ids))
     probe = probe_faces(cache, train_ids, targets, image_size, config.seed)
     part_targets = {name: targets[ids] for name, ids in parts.items()}
@@ -421,12 +422,9 @@ def initial_model(labels: list[str], image_size: int, config: TrainConfig):
     if not config.init_from:
         return model, None
 
-    from fer_utils.training.transfer import resolve_source, transfer_weights
+    from fer_utils.training.transfer import initialise_from
 
-    path, source_labels = resolve_source(config.init_from)
-    source = load_keras_model(path)
-    report = transfer_weights(source, model, source_labels, list(labels))
-    return model, {"source": str(path.resolve()), "source_labels": source_labels, **report}
+    return model, initialise_from(config.init_from, model, list(labels))
 
 
 def compile_model(model, config: TrainConfig, steps_per_epoch: int, epochs: int) -> None:
@@ -648,7 +646,7 @@ def run_metrics(
     baselines = majority_baselines(predictions["true_label"], labels)
     flags = health_flags(
         scores["frame"], baselines, labels, validation_labels["present"], validation_labels["predicted"]
-    )
+    ) | selection_saturation(history[fitted.selection_metric], fitted.selection_metric)
     best_row = int(history[fitted.selection_metric].idxmax())
     return {
         "status": "complete",

@@ -81,6 +81,17 @@ def _header_scores(metrics: dict) -> list[str]:
         )
     elif metrics.get("majority_rate") is not None:
         scores.append(f"majority-class rate {formatting.percent(metrics['majority_rate'])}")
+    restricted = (metrics.get("restricted") or {}).get("frame")
+    if restricted:
+        scores.append(
+            f"restricted to the mapped classes: accuracy <b>{formatting.percent(restricted['accuracy'])}</b>, "
+            f"macro F1 <b>{formatting.score(restricted['macro_f1'])}</b>"
+        )
+    unmapped = metrics.get("unmapped_answers")
+    if unmapped:
+        scores.append(
+            f"answers on unmapped classes <b>{unmapped['count']}</b> ({formatting.percent(unmapped['share'])})"
+        )
     return scores
 
 
@@ -94,7 +105,11 @@ def header_html(choice: RunChoice) -> str:
         f'<div class="fer-facts">{" · ".join(_header_scores(metrics))} · folder '
         f"<code>{html.escape(str(run.path))}</code></div></div>"
     )
-    for flag, title in (("stalled", "Stalled run"), ("underfit", "Underfit run")):
+    for flag, title in (
+        ("stalled", "Stalled run"),
+        ("underfit", "Underfit run"),
+        ("selection_saturated", "Arbitrary epoch choice"),
+    ):
         if metrics.get(flag):
             reason = html.escape(str(metrics.get(f"{flag}_reason") or ""))
             text += message_html(f"<b>{title}:</b> {reason}", "warning")

@@ -12,6 +12,7 @@ import numpy as np
 from fer_utils.data.synthetic import is_synthetic_config
 from fer_utils.paths import PROJECT_ROOT
 from fer_utils.training.rundir import EVALUATION_KIND
+from fer_utils.viz.formatting import percent
 
 RUNS_DIR_ENV = "FER_RUNS_DIR"
 INITIAL_RUN_ENV = "FER_INITIAL_RUN"
@@ -115,19 +116,33 @@ def _setting_text(config: dict) -> str:
     return " ".join(setting)
 
 
+def _unmapped_text(metrics: dict) -> str:
+    """``" · full 54.8% · restricted 66.6% · 31.1% unmapped"`` for an evaluation with unmapped model
+    classes (empty otherwise: then both scores are the same)."""
+    restricted = (metrics.get("restricted") or {}).get("frame")
+    if not restricted or not (metrics.get("evaluation") or {}).get("unmapped_model_classes"):
+        return ""
+    return (
+        f" · full {percent(metrics['frame']['accuracy'])} · restricted {percent(restricted['accuracy'])}"
+        f" · {percent(metrics['unmapped_answers']['share'])} unmapped"
+    )
+
+
 def run_label(config: dict, metrics: dict | None = None) -> str:
     """Menu label of a run, grouped by dataset, protocol and configuration.
 
     Example: ``"ravdess · subject protocol · paper recipe · drop(.3,.5,.5) l1=1e-3 · seed 0"``; the image size is added when it
     is not the paper's 180 px, the fold when the protocol has folds beyond the first, and
     ``(synthetic demo)`` after the dataset when the run trained on the demo set. An evaluation folder
-    (``fer evaluate``) reads ``"<dataset> · evaluation of <model file> (trained on <data>)"``.
+    (``fer evaluate``) reads ``"<dataset> · evaluation of <model file> (trained on <data>)"``, then
+    ``· full 54.8% · restricted 66.6% · 31.1% unmapped`` when some model class maps to no label.
     """
     metrics = metrics or {}
     evaluation = config.get("evaluation") if config.get("kind") == EVALUATION_KIND else None
     if evaluation:
         model = Path(str(evaluation.get("model", "model"))).name
-        return f"{data_label(config, metrics)} · evaluation of {model} (trained on {evaluation.get('trained_on')})"
+        label = f"{data_label(config, metrics)} · evaluation of {model} (trained on {evaluation.get('trained_on')})"
+        return label + _unmapped_text(metrics)
     protocol = config.get("protocol") or metrics.get("protocol") or "?"
     parts = [data_label(config, metrics), f"{protocol} protocol"]
     recipe = metrics.get("recipe_label") or config.get("recipe_label") or config.get("recipe")
