@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_utils.training import rundir
+from fer_utils.training.results import EVALUATION_KIND, Evaluation, RunConfig, RunMetrics
 
 UNMAPPED = "(unmapped)"
 #: Faces classified per model call.
@@ -173,24 +174,27 @@ def write_evaluation(
 ) -> None:
     """The evaluation folder: config.json (``kind: evaluation``), predictions.csv, metrics.json last."""
     labels = list(predictions.filter(like="prob_").columns.str.removeprefix("prob_"))
-    common = {"kind": rundir.EVALUATION_KIND, "dataset": evaluation["dataset"], "protocol": "evaluation"}
-    config = {
-        **common,
-        "labels": labels,
-        "image_size": predictor.image_size,
-        "cache_dir": evaluation["cache_dir"],
-        "preprocessing": cache.config,
-        "evaluation": evaluation,
-    }
-    metrics = {
-        "status": "complete",
-        **common,
-        "labels": labels,
-        "num_params": int(predictor.spec.get("num_params") or 0),
-        "split": {"test": int(len(predictions))},
-        "evaluation": evaluation,
-        **scores,
-    }
+    record = Evaluation.from_json(evaluation)
+    config = RunConfig(
+        settings={"protocol": "evaluation"},
+        kind=EVALUATION_KIND,
+        dataset=record.dataset,
+        labels=labels,
+        image_size=predictor.image_size,
+        cache_dir=record.cache_dir,
+        preprocessing=cache.config,
+        evaluation=record,
+    )
+    metrics = RunMetrics.build(
+        scores,
+        kind=EVALUATION_KIND,
+        dataset=record.dataset,
+        protocol="evaluation",
+        labels=labels,
+        num_params=int(predictor.spec.get("num_params") or 0),
+        split={"test": int(len(predictions))},
+        evaluation=record,
+    )
     with rundir.RunWriter(out, overwrite) as writer:
         writer.write_config(config)
         writer.write_predictions(predictions)
@@ -225,14 +229,11 @@ def _evaluate_cli(args) -> int:
         args.overwrite,
         args.threads,
     )
-    evaluation = run.metrics["evaluation"]
-    frame = run.metrics["frame"]
-    print(evaluation["description"])
-    print(f"  label map: {json.dumps(evaluation['label_map'])}")
-    for label, count in evaluation["unscored_faces"].items():
+    evaluation, frame = run.outcome.evaluation, run.outcome.frame
+    print(evaluation.description)
+    print(f"  label map: {json.dumps(evaluation.label_map)}")
+    for label, count in evaluation.unscored_faces.items():
         print(f"  {count} {label} face(s) not scored: no model class maps to {label!r}")
-    print(
-        f"  accuracy {100 * frame['accuracy']:.1f} %, macro F1 {frame['macro_f1']:.3f} on {frame['support']} faces"
-    )
+    print(f"  accuracy {100 * frame.accuracy:.1f} %, macro F1 {frame.macro_f1:.3f} on {frame.support} faces")
     print(f"written to {run.path}")
     return 0

@@ -26,12 +26,12 @@ from fer_utils.viz.formatting import mean_sd, percent, score
 
 SEEDS_TABLE_FILE = "seeds.csv"
 SEEDS_SUMMARY_FILE = "seeds.json"
-#: Scores summarised over seeds: column → where it is in metrics.json.
+#: Scores summarised over seeds: column → how it is read from a run's metrics record.
 SEED_SCORES = {
-    "test_accuracy": ("frame", "accuracy"),
-    "test_macro_f1": ("frame", "macro_f1"),
-    "best_val_accuracy": ("best_val_accuracy",),
-    "best_val_macro_f1": ("best_val_macro_f1",),
+    "test_accuracy": lambda outcome: outcome.frame.accuracy,
+    "test_macro_f1": lambda outcome: outcome.frame.macro_f1,
+    "best_val_accuracy": lambda outcome: outcome.best_val_accuracy,
+    "best_val_macro_f1": lambda outcome: outcome.best_val_macro_f1,
 }
 
 
@@ -139,9 +139,9 @@ def refuse_other_settings(folders: dict) -> None:
     stale = []
     for folder, config in folders.items():
         for run in finished_seed_runs(folder):
-            expected = asdict(replace(config, seed=run.config.get("seed")))
+            expected = asdict(replace(config, seed=run.setup.seed))
             if expected["image_size"] is None:  # "the cache's size": config.json records the size it was
-                expected["image_size"] = run.config.get("image_size")
+                expected["image_size"] = run.setup.image_size
             problems = setting_mismatches(effective_settings(run.config), effective_settings(expected))
             if problems:
                 stale.append(f"{run.path}: {', '.join(problems)}")
@@ -177,15 +177,12 @@ def seed_table(runs: Sequence[rundir.Run]) -> pd.DataFrame:
     """One row per run: seed, recipe, scores and health flags."""
     rows = []
     for run in runs:
-        row = {"seed": run.config.get("seed"), "run": run.name, "recipe": run.recipe}
-        for column, keys in SEED_SCORES.items():
-            value = run.metrics
-            for key in keys:
-                value = value.get(key) if isinstance(value, dict) else None
-            row[column] = value
-        row |= {flag: bool(run.metrics.get(flag)) for flag in ("stalled", "underfit")}
+        outcome = run.outcome
+        row = {"seed": run.setup.seed, "run": run.name, "recipe": run.recipe}
+        row |= {column: read(outcome) for column, read in SEED_SCORES.items()}
+        row |= {"stalled": outcome.stalled, "underfit": outcome.underfit}
         row["converged"] = not (row["stalled"] or row["underfit"])
-        row["majority_rate"] = run.metrics.get("majority_rate")
+        row["majority_rate"] = outcome.majority_rate
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -125,10 +125,9 @@ def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainCon
         for name, ids in parts.items()
     }
     model, transfer = initial_model(cache.labels, image_size, config)
-    run_config = run_config_record(writer.path, cache, config, image_size, split, train_ids) | {
-        "numerics": numerics
-    }
-    writer.write_config({**run_config, "transfer": transfer})
+    run_config = run_config_record(writer.path, cache, config, image_size, split, train_ids)
+    run_config.numerics, run_config.transfer = numerics, transfer
+    writer.write_config(run_config)
     writer.write_split(split_table(split, train_ids))
     probe = probe_faces(cache, train_ids, targets, image_size, config.seed)
     part_targets = {name: targets[ids] for name, ids in parts.items()}
