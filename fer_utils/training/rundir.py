@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from fer_utils.files import atomic_write_csv, atomic_write_json, replace_directory, require_folder_path
+from fer_utils.formatting import percent, score
 from fer_utils.locks import WriterLock, run_lock_path
 from fer_utils.training.results import (
     EVALUATION_KIND,
@@ -36,7 +37,6 @@ from fer_utils.training.results import (
     RunMetrics,
     Scores,
 )
-from fer_utils.viz.formatting import percent, score
 
 __all__ = ["EVALUATION_KIND", "SCHEMA_VERSION", "RunConfig", "RunMetrics", "Scores"]
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from fer_utils.files import atomic_write_csv, atomic_write_json, require_folder_path
+from fer_utils.formatting import mean_sd, percent, score
 from fer_utils.parallel import default_workers, parallel_map
 from fer_utils.training import rundir
 from fer_utils.training.config import TrainConfig, effective_settings, setting_mismatches
 from fer_utils.training.train import train_run
-from fer_utils.viz.formatting import mean_sd, percent, score
 
 SEEDS_TABLE_FILE = "seeds.csv"
 SEEDS_SUMMARY_FILE = "seeds.json"
