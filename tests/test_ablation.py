@@ -42,13 +42,20 @@ def make_finished_run(
     settings = {key: value for key, value in config.items() if key in field_names(TrainConfig)}
     others = {key: value for key, value in config.items() if key not in settings}
     training = TrainConfig(dropout=run.dropout, l1=l1, seed=seed, **settings)
-    rundir.write_run(
-        run_dir,
-        {**asdict(training), **others},
-        history,
-        {"frame": {"accuracy": test_acc, "macro_f1": macro_f1}, "stalled": stalled},
-    )
+    metrics = hand_made_metrics(test_acc, macro_f1, stalled=stalled)
+    metrics.fill_kept_epoch(history, "val_accuracy")  # the paper recipe keeps the best validation accuracy
+    setup = rundir.RunConfig.from_json({**asdict(training), **others, "labels": list(LABELS)})
+    rundir.write_run(run_dir, setup, history, metrics)
     return run_dir
+
+
+LABELS = ("happy", "sad")
+
+
+def hand_made_metrics(test_acc, macro_f1, **fields):
+    """A metrics record load_run accepts, with the scores the ablation reads (the rest neutral)."""
+    frame = rundir.Scores(test_acc, macro_f1, macro_f1, per_class={}, confusion_matrix=[[0, 0], [0, 0]])
+    return rundir.RunMetrics(labels=list(LABELS), protocol="paper", num_params=0, frame=frame, **fields)
 
 
 def make_failed_run(out_dir, dropout, l1, seed, message="dropout rates must be in [0, 1), got 1.5"):
@@ -119,6 +126,57 @@ def test_summary_is_mean_and_sd_over_seeds_of_each_runs_files(hand_made_ablation
     )
     assert with_stalled.loc[(0.3, 0.0), "n_ok"] == 3
     assert with_stalled.loc[(0.3, 0.0), "final_gap_mean"] == pytest.approx((0.45 + 0.35 + 0.0) / 3)
+
+
+def test_hand_made_runs_hold_metrics_that_load_run_accepts(hand_made_ablation):
+    out_dir, _ = hand_made_ablation
+    finished = [path for path in (out_dir / ablation.RUNS_FOLDER).iterdir() if rundir.is_finished(path)]
+    assert len(finished) == 5
+    for path in finished:
+        assert rundir.metrics_problem(rundir.read_metrics(path)) is None
+        assert rundir.read_outcome(path).best_epoch is not None
+
+
+def test_epoch_columns_and_verdict_use_the_epoch_each_run_kept(tmp_path):
+    """Under the robust recipe a run keeps the best validation macro F1: its validation accuracy and epoch
+    in the table, and the ranking of the verdict, are that epoch's, not those of the best accuracy."""
+    val_accuracy = {(0.3, 0.0): [0.40, 0.70, 0.50], (0.5, 0.0): [0.40, 0.55, 0.60]}
+    val_macro_f1 = {(0.3, 0.0): [0.30, 0.20, 0.45], (0.5, 0.0): [0.30, 0.40, 0.50]}
+    for cell, accuracy in val_accuracy.items():
+        run_dir = tmp_path / ablation.RUNS_FOLDER / ablation.GridRun(*cell, 0).name
+        history = pd.DataFrame(
+            {
+                "epoch": [1, 2, 3],
+                "accuracy": [0.5, 0.8, 0.9],
+                "val_accuracy": accuracy,
+                "val_macro_f1": val_macro_f1[cell],
+            }
+        )
+        kept = int(np.argmax(val_macro_f1[cell]))  # epoch 3 in both cells
+        metrics = {
+            "labels": list(LABELS),
+            "protocol": "paper",
+            "num_params": 0,
+            "recipe": "robust",
+            "frame": {
+                "accuracy": 0.5,
+                "macro_f1": 0.4,
+                "weighted_f1": 0.4,
+                "per_class": {},
+                "confusion_matrix": [],
+            },
+            "selection_metric": "val_macro_f1",
+            "best_epoch": kept + 1,
+            "best_val_accuracy": accuracy[kept],
+            "best_val_macro_f1": val_macro_f1[cell][kept],
+        }
+        config = asdict(TrainConfig(recipe="robust", dropout=ablation.GridRun(*cell, 0).dropout))
+        rundir.write_run(run_dir, config, history, metrics)
+    runs = ablation.runs_table(tmp_path).set_index("last_two_dropout")
+    assert runs.loc[0.3, "val_accuracy"] == pytest.approx(0.50)  # epoch 3's, not the unkept 0.70 of epoch 2
+    assert runs.loc[0.3, "epochs_to_best"] == 3
+    verdict = ablation.make_verdict(ablation.summarize_configurations(runs.reset_index()))
+    assert verdict["best"] == ablation.config_label(0.5, 0.0)  # 60.0 % kept beats 50.0 % kept
 
 
 def test_table_shows_mean_sd_strings_and_errors(hand_made_ablation):
@@ -366,12 +424,12 @@ def test_aggregate_equals_a_recomputation_from_the_run_files(real_grid):
             gap = history["accuracy"] - history["val_accuracy"]
             rows.append(
                 {
-                    "val_accuracy": history["val_accuracy"].max(),
+                    "val_accuracy": history["val_accuracy"][history["epoch"] == metrics["best_epoch"]].item(),
                     "test_accuracy": metrics["frame"]["accuracy"],
                     "macro_f1": metrics["frame"]["macro_f1"],
                     "final_gap": gap.iloc[-1],
                     "max_gap": gap.max(),
-                    "epochs_to_best": history["epoch"][history["val_accuracy"].idxmax()],
+                    "epochs_to_best": history["epoch"][history[metrics["selection_metric"]].idxmax()],
                 }
             )
         expected = pd.DataFrame(rows)

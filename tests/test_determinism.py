@@ -25,6 +25,9 @@ from fer_utils.training.train import TrainConfig
 SETTINGS = {"protocol": "paper", "epochs": 2, "batch_size": 16, "learning_rate": 5e-4, "seed": 0}
 
 
+pytestmark = pytest.mark.slow  # papermill kernels and three trainings: the slow tier
+
+
 @pytest.fixture(scope="module")
 def tiny_demo_cache(tmp_path_factory):
     """The demo set at its smallest: 4 actors × 8 emotions × 1 clip, 6 faces each, at the demo's 64×64

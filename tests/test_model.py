@@ -1,12 +1,19 @@
 import numpy as np
 import pytest
+from paper_cnn import paper_cnn_parameters
 
 from fer_utils.training.model import build_paper_cnn
 
 
 @pytest.mark.parametrize(("classes", "expected"), [(8, 542_136), (7, 542_119)])
 def test_paper_parameter_count(classes, expected):
-    assert build_paper_cnn(classes).count_params() == expected
+    """542,136 at 180×180 and 8 classes is the paper's own figure; the rest follows from the layers."""
+    assert build_paper_cnn(classes).count_params() == expected == paper_cnn_parameters(classes, 180)
+
+
+@pytest.mark.parametrize(("classes", "size"), [(7, 48), (2, 64), (8, 96)])
+def test_parameter_count_follows_the_layers_at_every_size(classes, size):
+    assert build_paper_cnn(classes, image_size=size).count_params() == paper_cnn_parameters(classes, size)
 
 
 def test_architecture_matches_the_paper():

@@ -4,8 +4,12 @@ import json
 
 import nbformat
 import papermill
+import pytest
+from paper_cnn import paper_cnn_parameters
 
 from fer_utils.paths import NOTEBOOKS_DIR
+
+pytestmark = pytest.mark.slow  # papermill kernels: the slow tier
 
 
 def outputs_text(notebook) -> str:
@@ -34,7 +38,7 @@ def test_training_notebook_writes_the_run_it_displays(fer2013_small_cache, tmp_p
     assert f"macro F1 {metrics['frame']['macro_f1']:.3f}" in text
     summary_line = next(line for line in text.splitlines() if line.startswith("accuracy (frame)"))
     assert summary_line.split()[-1] == f"{100 * metrics['frame']['accuracy']:.1f}%"
-    assert "83,367" in text  # the model summary at 48×48, 7 classes
+    assert f"{paper_cnn_parameters(7, 48):,}" in text  # the model summary at 48×48, 7 classes
     html_figures = [
         output
         for cell in nbformat.read(executed, as_version=4).cells
@@ -85,3 +89,17 @@ def test_training_notebook_over_seeds_shows_the_distribution_and_the_median_seed
         annotation["text"] for figure in figures for annotation in figure["layout"].get("annotations", [])
     ]
     assert "dead Dense(16) units (fraction)" in titles
+
+
+@pytest.mark.parametrize("notebook", ["02_training.ipynb", "03_regularization_ablation.ipynb"])
+def test_a_misspelled_parameter_stops_the_notebook_naming_the_field(notebook, tmp_path):
+    with pytest.raises(papermill.PapermillExecutionError) as raised:
+        papermill.execute_notebook(
+            str(NOTEBOOKS_DIR / notebook),
+            str(tmp_path / notebook),
+            parameters={"learnig_rate": 0.01, "epochs": 1},
+            kernel_name="python3",
+            cwd=str(tmp_path),
+            progress_bar=False,
+        )
+    assert raised.value.evalue == "unknown notebook parameter 'learnig_rate' (did you mean 'learning_rate'?)"

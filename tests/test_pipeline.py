@@ -62,6 +62,7 @@ def test_main_job_makes_every_artifact_and_learns_the_demo(tmp_path):
     assert "subject" in html and "plotly" in html.lower()
 
 
+@pytest.mark.slow  # runs the whole job (papermill kernels)
 def test_main_job_shows_its_progress_and_leaves_no_stderr_in_the_notebooks(tmp_path, capfd):
     """`fer run` at its smallest: one line per notebook with the cell it is on and the elapsed time;
     executed notebooks without TensorFlow / absl / warning boxes."""

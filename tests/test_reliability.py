@@ -187,6 +187,7 @@ def test_a_saturated_run_says_so_in_metrics_and_summary(tmp_path):
     """The flag reaches metrics.json (``run_metrics``) and the run's warnings (summary, dashboard)."""
     import pandas as pd
 
+    from fer_utils.training.results import RunConfig
     from fer_utils.training.rundir import Run
     from fer_utils.training.train import FitResult, run_metrics
 
@@ -201,17 +202,12 @@ def test_a_saturated_run_says_so_in_metrics_and_summary(tmp_path):
     fitted = FitResult(history, 1.0, {"dead_units": 0.0, "grad_norm": 1.0}, [], "val_macro_f1")
     labels = ["happy", "sad"]
     predictions = pd.DataFrame({"true_label": ["happy", "sad"] * 5, "predicted_label": ["happy", "sad"] * 5})
-    run_config = {
-        "labels": labels,
-        "dataset": "d",
-        "protocol": "paper",
-        "recipe": "robust",
-        "recipe_label": "robust",
-        "split": {},
-    }
+    run_config = RunConfig(
+        settings={"protocol": "paper", "recipe": "robust"}, labels=labels, dataset="d", recipe_label="robust"
+    )
     metrics = run_metrics(run_config, fitted, predictions, 10, {"present": labels, "predicted": labels})
-    assert metrics["selection_saturated"] and metrics["best_epoch"] == 2
-    assert "epoch 2 of 4" in metrics["selection_saturated_reason"]
-    run = Run(tmp_path, {}, history, metrics | {"frame": metrics["frame"], "num_params": 10}, predictions)
+    assert metrics.selection_saturated and metrics.best_epoch == 2
+    assert "epoch 2 of 4" in metrics.selection_saturated_reason
+    run = Run(tmp_path, {}, history, metrics.to_json(), predictions)
     assert any(warning.startswith("selection_saturated: ") for warning in run.health_warnings)
     assert "WARNING: selection_saturated" in run.summary()

@@ -137,3 +137,29 @@ def test_notebook_parameter_defaults_are_the_dataclass_defaults(notebook, config
         value = ast.literal_eval(parameters[name]["default"])
         value = tuple(value) if isinstance(default, tuple) and isinstance(value, list) else value
         assert value == default, f"{notebook}: {name} = {value!r}, {config_class.__name__} says {default!r}"
+
+
+def test_unknown_notebook_parameters_are_named_with_the_closest_field():
+    import nbformat
+
+    from fer_utils.experiments.notebook_pipeline import refuse_unknown_parameters, unknown_parameters
+    from fer_utils.paths import NOTEBOOKS_DIR
+    from fer_utils.settings import field_names
+
+    notebook = nbformat.read(NOTEBOOKS_DIR / "02_training.ipynb", as_version=4)
+    parameters_cell = next(
+        cell.source for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])
+    )
+    kernel = {
+        "In": ["", parameters_cell, "# Parameters\nlearnig_rate = 0.01\nepochs = 1\nwarmup_epochs = 2\n"]
+    }
+    accepted = field_names(TrainConfig)
+    assert unknown_parameters(kernel, accepted) == {"learnig_rate": "learning_rate"}
+    with pytest.raises(
+        ValueError, match=r"^unknown notebook parameter 'learnig_rate' \(did you mean 'learning_rate'\?\)$"
+    ):
+        refuse_unknown_parameters(kernel, accepted)
+    assert (
+        unknown_parameters({"In": ["", parameters_cell]}, accepted) == {}
+    )  # opened by hand: nothing injected
+    refuse_unknown_parameters({}, accepted)  # plain Python (no IPython history): nothing to check

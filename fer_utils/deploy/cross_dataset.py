@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_utils.formatting import percent, score
 from fer_utils.training import rundir
+from fer_utils.training.results import EVALUATION_KIND, Evaluation, RunConfig, RunMetrics
 
 UNMAPPED = "(unmapped)"
 #: Faces classified per model call.
@@ -236,24 +238,27 @@ def write_evaluation(
 ) -> None:
     """The evaluation folder: config.json (``kind: evaluation``), predictions.csv, metrics.json last."""
     labels = list(predictions.filter(like="prob_").columns.str.removeprefix("prob_"))
-    common = {"kind": rundir.EVALUATION_KIND, "dataset": evaluation["dataset"], "protocol": "evaluation"}
-    config = {
-        **common,
-        "labels": labels,
-        "image_size": predictor.image_size,
-        "cache_dir": evaluation["cache_dir"],
-        "preprocessing": cache.config,
-        "evaluation": evaluation,
-    }
-    metrics = {
-        "status": "complete",
-        **common,
-        "labels": labels,
-        "num_params": int(predictor.spec.get("num_params") or 0),
-        "split": {"test": int(len(predictions))},
-        "evaluation": evaluation,
-        **scores,
-    }
+    record = Evaluation.from_json(evaluation)
+    config = RunConfig(
+        settings={"protocol": "evaluation"},
+        kind=EVALUATION_KIND,
+        dataset=record.dataset,
+        labels=labels,
+        image_size=predictor.image_size,
+        cache_dir=record.cache_dir,
+        preprocessing=cache.config,
+        evaluation=record,
+    )
+    metrics = RunMetrics.build(
+        scores,
+        kind=EVALUATION_KIND,
+        dataset=record.dataset,
+        protocol="evaluation",
+        labels=labels,
+        num_params=int(predictor.spec.get("num_params") or 0),
+        split={"test": int(len(predictions))},
+        evaluation=record,
+    )
     with rundir.RunWriter(out, overwrite) as writer:
         writer.write_config(config)
         writer.write_predictions(predictions)
@@ -296,8 +301,6 @@ def _evaluate_cli(args) -> int:
 def describe_evaluation(metrics: dict) -> str:
     """The console lines of an evaluation: mapping, unscored faces, full and restricted scores, unmapped
     answers per true label."""
-    from fer_utils.viz.formatting import percent, score
-
     evaluation, frame = metrics["evaluation"], metrics["frame"]
     scored = [label for label in metrics["labels"] if label != UNMAPPED]
     lines = [evaluation["description"], f"  label map: {json.dumps(evaluation['label_map'])}"]

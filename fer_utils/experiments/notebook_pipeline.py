@@ -17,23 +17,26 @@ Settings: real datasets get the paper's, which are the defaults of :class:`Prepr
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
+import difflib
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from fer_utils.data.datasets import DATASETS, dataset_samples
 from fer_utils.data.synthetic import ensure_demo_dataset
-from fer_utils.experiments.ablation.grid import shared_training
+from fer_utils.experiments.ablation.grid import GridConfig, shared_training
 from fer_utils.faces.cache import FaceCache, cache_dir_for
 from fer_utils.faces.preprocess import PreprocessConfig, cache_config, image_folder_cache, preprocess
 from fer_utils.notebook_execution import execute_notebook
 from fer_utils.paths import NOTEBOOKS_DIR, project_path
 from fer_utils.settings import add_arguments as add_config_arguments
-from fer_utils.settings import config_from_args, setting, values_from
+from fer_utils.settings import config_from_args, field_names, setting, values_from
 from fer_utils.training import rundir
-from fer_utils.training.train import TrainConfig
+from fer_utils.training.config import TrainConfig
 from fer_utils.viz.report import execute_results_notebook, notebook_to_html
 
 #: The demo's faces share one identity and differ only in expression: equalised 64×64 crops (CLAHE) keep
@@ -132,11 +135,58 @@ def notebook_cache(
     return demo_cache(seed=seed)
 
 
+#: The first line of the cell papermill adds after a notebook's parameters cell.
+INJECTED_CELL_HEADER = "# Parameters\n"
+
+
+def _assigned_names(source: str) -> set[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    return {
+        target.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name)
+    }
+
+
+def unknown_parameters(namespace: dict, accepted: Iterable[str]) -> dict[str, str | None]:
+    """The parameters papermill passed to this kernel (its injected cell, in ``namespace["In"]``) that
+    neither the notebook's own cells nor ``accepted`` define: name → closest known name (or None)."""
+    cells = [cell for cell in namespace.get("In") or [] if isinstance(cell, str)]
+    injected = [cell for cell in cells if cell.startswith(INJECTED_CELL_HEADER)]
+    if not injected:
+        return {}
+    known = set(accepted).union(*(_assigned_names(cell) for cell in cells if cell not in injected))
+    passed = set().union(*(_assigned_names(cell) for cell in injected))
+    return {
+        name: next(iter(difflib.get_close_matches(name, sorted(known), n=1)), None)
+        for name in sorted(passed - known)
+    }
+
+
+def refuse_unknown_parameters(namespace: dict, accepted: Iterable[str]) -> None:
+    """ValueError naming each unknown parameter and the closest field (a misspelled ``-p learnig_rate``
+    would otherwise be ignored and the run train with the default)."""
+    unknown = unknown_parameters(namespace, accepted)
+    if unknown:
+        raise ValueError(
+            "; ".join(
+                f"unknown notebook parameter {name!r}" + (f" (did you mean {close!r}?)" if close else "")
+                for name, close in unknown.items()
+            )
+        )
+
+
 def notebook_training(cache_dir: str, image_folder: str, parameters: dict) -> TrainConfig:
     """The TrainConfig of notebook 02 or 03 from its ``parameters`` (its ``globals()``): every field the
     notebook sets, the dataclass defaults for the others. On the demo set (neither ``cache_dir`` nor
     ``image_folder``) the demo's settings (:data:`DEMO_TRAINING`) replace the notebook's, as in
     ``fer run``, unless the notebook sets ``demo_settings = False``."""
+    refuse_unknown_parameters(parameters, (*field_names(TrainConfig), *field_names(GridConfig)))
     values = values_from(TrainConfig, parameters)
     if not (cache_dir or image_folder) and parameters.get("demo_settings", True):
         values.update(DEMO_TRAINING)

@@ -21,17 +21,24 @@ import json
 import os
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from fer_utils.files import atomic_write_csv, atomic_write_json, replace_directory, require_folder_path
+from fer_utils.formatting import percent, score
 from fer_utils.locks import WriterLock, run_lock_path
-from fer_utils.viz.formatting import percent, score
+from fer_utils.training.results import (
+    EVALUATION_KIND,
+    SCHEMA_VERSION,
+    RecordProblem,
+    RunConfig,
+    RunMetrics,
+    Scores,
+)
 
-#: Bumped when a file's meaning changes; stored in config.json and metrics.json.
-SCHEMA_VERSION = 1
+__all__ = ["EVALUATION_KIND", "SCHEMA_VERSION", "RunConfig", "RunMetrics", "Scores"]
 
 CONFIG_FILE = "config.json"
 SPLIT_FILE = "split.csv"
@@ -41,14 +48,12 @@ PREDICTIONS_FILE = "predictions.csv"
 METRICS_FILE = "metrics.json"
 #: Files a finished run must hold (``split.csv`` is optional for readers: older runs lack it).
 RUN_FILES = (CONFIG_FILE, HISTORY_FILE, MODEL_FILE, METRICS_FILE, PREDICTIONS_FILE)
-#: ``config.json``'s ``kind`` of a run-like folder that scores an existing model (``fer evaluate``): it has
-#: no training history and no model of its own.
-EVALUATION_KIND = "evaluation"
+#: An evaluation folder (``config.json``'s ``kind`` is :data:`EVALUATION_KIND`, ``fer evaluate``) has no
+#: training history and no model of its own.
 EVALUATION_FILES = (CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE)
-#: Keys :func:`load_run` requires in metrics.json.
-REQUIRED_METRICS = ("labels", "frame", "protocol", "num_params")
-#: Keys each score level (``frame``, and ``video`` when present) must hold in metrics.json.
-REQUIRED_SCORES = ("accuracy", "macro_f1", "weighted_f1", "per_class", "confusion_matrix")
+#: Keys :func:`load_run` requires in metrics.json, and in each score level (``frame``, ``video``).
+REQUIRED_METRICS = RunMetrics.REQUIRED
+REQUIRED_SCORES = Scores.REQUIRED
 
 
 # ------------------------------------------------------------------------------------------------ writing
@@ -102,9 +107,12 @@ class RunWriter:
         """Where the model checkpoint goes (Keras writes it itself)."""
         return self.work_path / MODEL_FILE
 
-    def write_config(self, config: dict) -> None:
+    def write_config(self, config: RunConfig | dict) -> None:
+        """``config.json`` from its record (a dict is taken as the file's keys, as older callers give)."""
+        if isinstance(config, RunConfig):
+            config = config.to_json()
         atomic_write_json(
-            self.work_path / CONFIG_FILE, {"schema_version": SCHEMA_VERSION, **config}, default=str
+            self.work_path / CONFIG_FILE, {**config, "schema_version": SCHEMA_VERSION}, default=str
         )
 
     def write_split(self, parts: pd.DataFrame) -> None:
@@ -116,9 +124,11 @@ class RunWriter:
     def write_predictions(self, predictions: pd.DataFrame) -> None:
         atomic_write_csv(self.work_path / PREDICTIONS_FILE, predictions)
 
-    def write_metrics(self, metrics: dict) -> None:
+    def write_metrics(self, metrics: RunMetrics | dict) -> None:
         """Write ``metrics.json`` and swap the finished run in: from here on it counts as finished."""
-        atomic_write_json(self.work_path / METRICS_FILE, {"schema_version": SCHEMA_VERSION, **metrics})
+        if isinstance(metrics, RunMetrics):
+            metrics = metrics.to_json()
+        atomic_write_json(self.work_path / METRICS_FILE, {**metrics, "schema_version": SCHEMA_VERSION})
         if Path.cwd().is_relative_to(os.path.abspath(self.path)):
             self._move_files_in()  # a process working inside the folder (papermill's kernel) keeps its cwd
         else:
@@ -161,9 +171,9 @@ class RunWriter:
 
 def write_run(
     run_dir: str | os.PathLike,
-    config: dict,
+    config: RunConfig | dict,
     history: pd.DataFrame,
-    metrics: dict,
+    metrics: RunMetrics | dict,
     predictions: pd.DataFrame | None = None,
     split: pd.DataFrame | None = None,
     model_bytes: bytes | None = None,
@@ -195,6 +205,15 @@ def read_metrics(run_dir: str | os.PathLike) -> dict:
     return json.loads((Path(run_dir) / METRICS_FILE).read_text())
 
 
+def read_outcome(run_dir: str | os.PathLike, history: pd.DataFrame | None = None) -> RunMetrics:
+    """A finished run's metrics.json as its record (older files migrated with ``history``, see
+    :meth:`RunMetrics.from_json`); ValueError when it cannot be read."""
+    try:
+        return RunMetrics.from_json(read_metrics(run_dir), history)
+    except RecordProblem as error:
+        raise ValueError(f"run {Path(run_dir).name}: {METRICS_FILE} {error}") from error
+
+
 def read_history(run_dir: str | os.PathLike) -> pd.DataFrame:
     return pd.read_csv(Path(run_dir) / HISTORY_FILE)
 
@@ -223,13 +242,25 @@ READ_ERRORS = (
 
 @dataclass
 class Run:
-    """A finished run: its parameters, per-epoch history, metrics and test-face predictions."""
+    """A finished run: its parameters, per-epoch history, metrics and test-face predictions.
+
+    ``setup`` and ``outcome`` are config.json and metrics.json as records (:mod:`fer_utils.training.results`):
+    read those. ``config`` / ``metrics`` are the same files as parsed JSON, for readers not converted yet.
+    """
 
     path: Path
     config: dict
     history: pd.DataFrame
     metrics: dict
     predictions: pd.DataFrame
+    setup: RunConfig = field(default=None, repr=False)
+    outcome: RunMetrics = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.setup is None:
+            self.setup = RunConfig.from_json(self.config)
+        if self.outcome is None:
+            self.outcome = RunMetrics.from_json(self.metrics, self.history)
 
     @property
     def name(self) -> str:
@@ -246,36 +277,32 @@ class Run:
     @property
     def recipe(self) -> str:
         """The recipe as applied (``paper`` for runs made before recipes existed)."""
-        return self.metrics.get("recipe_label") or self.metrics.get("recipe") or "paper"
+        return self.outcome.recipe_name
 
     @property
     def health_warnings(self) -> list[str]:
         """``stalled: …`` / ``underfit: …`` for a run that did not (fully) learn, ``selection_saturated: …``
         when its epoch choice was arbitrary; empty otherwise."""
-        return [
-            f"{flag}: {self.metrics.get(f'{flag}_reason')}"
-            for flag in ("stalled", "underfit", "selection_saturated")
-            if self.metrics.get(flag)
-        ]
+        return self.outcome.health_warnings
 
     def summary(self) -> str:
         """One paragraph for a terminal: data, protocol, recipe, scores and health warnings if any."""
-        frame = self.metrics["frame"]
-        split = self.metrics.get("split", {})
+        outcome = self.outcome
+        frame, split = outcome.frame, outcome.split
         lines = [
             f"run {self.path}",
-            f"  dataset {self.metrics.get('dataset')} · protocol {self.metrics['protocol']} · recipe {self.recipe} · "
+            f"  dataset {outcome.dataset or None} · protocol {outcome.protocol} · recipe {self.recipe} · "
             f"train/val/test {split.get('train')}/{split.get('validation')}/{split.get('test')} faces · "
-            f"{self.metrics['num_params']:,} parameters",
-            f"  test accuracy {percent(frame['accuracy'])} · macro F1 {score(frame['macro_f1'])} · "
-            f"weighted F1 {score(frame['weighted_f1'])} (frame level)",
+            f"{outcome.num_params:,} parameters",
+            f"  test accuracy {percent(frame.accuracy)} · macro F1 {score(frame.macro_f1)} · "
+            f"weighted F1 {score(frame.weighted_f1)} (frame level)",
         ]
-        if self.metrics.get("video"):
-            video = self.metrics["video"]
+        if outcome.video:
+            video = outcome.video
             lines.append(
-                f"  video level: accuracy {percent(video['accuracy'])} · macro F1 {score(video['macro_f1'])}"
+                f"  video level: accuracy {percent(video.accuracy)} · macro F1 {score(video.macro_f1)}"
             )
-        baselines = self.metrics.get("baselines")
+        baselines = outcome.baselines
         if baselines:
             lines.append(
                 f"  baseline: always {baselines['majority_label']!r} scores {percent(baselines['majority_rate'])} "
@@ -307,33 +334,23 @@ def load_run(run_dir: str | os.PathLike) -> Run:
         raise ValueError(f"run {path.name} has a malformed file: {error}") from error
     if not isinstance(config, dict):
         raise ValueError(f"run {path.name} has a malformed file: {CONFIG_FILE} is not a JSON object")
-    problem = metrics_problem(metrics)
-    if problem:
-        raise ValueError(f"run {path.name}: {METRICS_FILE} {problem}")
-    return Run(path, config, history, metrics, predictions)
+    try:
+        setup = RunConfig.from_json(config)
+    except RecordProblem as error:
+        raise ValueError(f"run {path.name}: {CONFIG_FILE} {error}") from error
+    try:
+        outcome = RunMetrics.from_json(metrics, history)
+    except RecordProblem as error:
+        raise ValueError(f"run {path.name}: {METRICS_FILE} {error}") from error
+    return Run(path, config, history, metrics, predictions, setup, outcome)
 
 
 def metrics_problem(metrics) -> str | None:
     """Why ``metrics`` (a parsed metrics.json) cannot be shown (e.g. ``"lacks 'frame'"``), or None."""
-    if not isinstance(metrics, dict):
-        kind = {type(None): "null", list: "array", str: "string", bool: "boolean"}.get(
-            type(metrics), "number"
-        )
-        return f"is malformed: the JSON value is {kind}, not an object"
-    for key in REQUIRED_METRICS:
-        if key not in metrics:
-            return f"lacks {key!r}"
-    if not isinstance(metrics["labels"], list) or not isinstance(metrics["num_params"], int | float):
-        return "is malformed: 'labels' must be a list and 'num_params' a number"
-    for level in ("frame", "video"):
-        scores = metrics.get(level)
-        if level == "video" and not scores:
-            continue
-        if not isinstance(scores, dict):
-            return f"is malformed: {level!r} is not an object"
-        missing = [key for key in REQUIRED_SCORES if key not in scores]
-        if missing:
-            return f"is malformed: {level!r} lacks {', '.join(map(repr, missing))}"
+    try:
+        RunMetrics.from_json(metrics)
+    except RecordProblem as error:
+        return str(error)
     return None
 
 

@@ -18,18 +18,20 @@ from pathlib import Path
 import pandas as pd
 
 from fer_utils.files import atomic_write_csv, atomic_write_json, require_folder_path
+from fer_utils.formatting import mean_sd, percent, score
 from fer_utils.parallel import default_workers, parallel_map
 from fer_utils.training import rundir
-from fer_utils.viz.formatting import mean_sd, percent, score
+from fer_utils.training.config import TrainConfig, effective_settings, setting_mismatches
+from fer_utils.training.train import train_run
 
 SEEDS_TABLE_FILE = "seeds.csv"
 SEEDS_SUMMARY_FILE = "seeds.json"
-#: Scores summarised over seeds: column → where it is in metrics.json.
+#: Scores summarised over seeds: column → how it is read from a run's metrics record.
 SEED_SCORES = {
-    "test_accuracy": ("frame", "accuracy"),
-    "test_macro_f1": ("frame", "macro_f1"),
-    "best_val_accuracy": ("best_val_accuracy",),
-    "best_val_macro_f1": ("best_val_macro_f1",),
+    "test_accuracy": lambda outcome: outcome.frame.accuracy,
+    "test_macro_f1": lambda outcome: outcome.frame.macro_f1,
+    "best_val_accuracy": lambda outcome: outcome.best_val_accuracy,
+    "best_val_macro_f1": lambda outcome: outcome.best_val_macro_f1,
 }
 
 
@@ -47,8 +49,6 @@ def plan_threads(runs: int, workers: int | None, threads: int | None) -> tuple[i
 
 def _train_one(task: dict) -> dict:
     """Worker: one seed's run (TensorFlow is imported in this spawned process, with the run's threads)."""
-    from fer_utils.training.train import TrainConfig, train_run
-
     config = TrainConfig(**task["config"])
     try:
         run = train_run(task["cache_dir"], task["run_dir"], config, overwrite=task["overwrite"])
@@ -136,14 +136,12 @@ def finished_seed_runs(folder: Path) -> list[rundir.Run]:
 
 def refuse_other_settings(folders: dict) -> None:
     """ValueError when a finished seed run in a folder was made with other settings than its config."""
-    from fer_utils.training.train import effective_settings, setting_mismatches
-
     stale = []
     for folder, config in folders.items():
         for run in finished_seed_runs(folder):
-            expected = asdict(replace(config, seed=run.config.get("seed")))
+            expected = asdict(replace(config, seed=run.setup.seed))
             if expected["image_size"] is None:  # "the cache's size": config.json records the size it was
-                expected["image_size"] = run.config.get("image_size")
+                expected["image_size"] = run.setup.image_size
             problems = setting_mismatches(effective_settings(run.config), effective_settings(expected))
             if problems:
                 stale.append(f"{run.path}: {', '.join(problems)}")
@@ -179,15 +177,12 @@ def seed_table(runs: Sequence[rundir.Run]) -> pd.DataFrame:
     """One row per run: seed, recipe, scores and health flags."""
     rows = []
     for run in runs:
-        row = {"seed": run.config.get("seed"), "run": run.name, "recipe": run.recipe}
-        for column, keys in SEED_SCORES.items():
-            value = run.metrics
-            for key in keys:
-                value = value.get(key) if isinstance(value, dict) else None
-            row[column] = value
-        row |= {flag: bool(run.metrics.get(flag)) for flag in ("stalled", "underfit")}
+        outcome = run.outcome
+        row = {"seed": run.setup.seed, "run": run.name, "recipe": run.recipe}
+        row |= {column: read(outcome) for column, read in SEED_SCORES.items()}
+        row |= {"stalled": outcome.stalled, "underfit": outcome.underfit}
         row["converged"] = not (row["stalled"] or row["underfit"])
-        row["majority_rate"] = run.metrics.get("majority_rate")
+        row["majority_rate"] = outcome.majority_rate
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -153,6 +153,7 @@ def metrics_table(metrics: dict, level: str = "frame", as_text: bool = False) ->
 def summary_table(metrics: dict) -> pd.DataFrame:
     """Headline numbers of a run (frame and, when present, video level) as a one-column table, written
     as everywhere else (:mod:`fer_utils.viz.formatting`: accuracy in percent, F1 with three decimals)."""
+    from fer_utils.training.results import recipe_name
     from fer_utils.viz.formatting import count, percent, score
 
     rows = {
@@ -167,7 +168,7 @@ def summary_table(metrics: dict) -> pd.DataFrame:
         rows["accuracy (video)"] = percent(metrics["video"]["accuracy"])
         rows["macro F1 (video)"] = score(metrics["video"]["macro_f1"])
     if "recipe" in metrics:
-        rows["recipe"] = metrics.get("recipe_label") or metrics["recipe"]
+        rows["recipe"] = recipe_name(metrics.get("recipe_label"), metrics["recipe"])
     baselines = metrics.get("baselines")
     if baselines:
         rows["always-majority baseline"] = (

@@ -26,6 +26,7 @@ from fer_utils.experiments.ablation.grid import (
     read_grid,
 )
 from fer_utils.training import rundir
+from fer_utils.training.results import RunConfig
 from fer_utils.viz import formatting
 
 
@@ -35,6 +36,7 @@ def _epochs(value) -> str:
 
 #: Per-run scores aggregated over seeds: column → (table heading, formatter). Accuracies and train−val
 #: gaps in percent, F1 with three decimals (:mod:`fer_utils.viz.formatting`, as everywhere else).
+#: ``val_accuracy`` and ``epochs_to_best`` are those of the epoch each run kept (its recipe's selection metric).
 METRICS = {
     "val_accuracy": ("validation accuracy (best)", formatting.percent),
     "test_accuracy": ("test accuracy", formatting.percent),
@@ -56,9 +58,10 @@ _SHORT_NAMES = {
 def run_record(run_dir: str | os.PathLike) -> dict:
     """One row of the runs table, read from a run directory's files.
 
-    A finished run (``metrics.json``) gives its scores: best validation accuracy, test accuracy and macro
-    F1 (frame level), the train − validation accuracy gap at the last epoch and its largest value over the
-    epochs, epochs to the best validation accuracy. A failed run gives its error from ``error.json``.
+    A finished run (``metrics.json``) gives its scores: validation accuracy and epoch of the epoch it kept
+    (the best by its recipe's selection metric, whose model the test scores come from), test accuracy and
+    macro F1 (frame level), the train − validation accuracy gap at the last epoch and its largest value
+    over the epochs. A failed run gives its error from ``error.json``.
     """
     run_dir = Path(run_dir)
     row = {"run_name": run_dir.name, "run_dir": str(run_dir), "notebook": ""}
@@ -66,30 +69,29 @@ def run_record(run_dir: str | os.PathLike) -> dict:
         row["notebook"] = str(run_dir / EXECUTED_NOTEBOOK)
     if rundir.is_finished(run_dir):
         try:
-            config = rundir.read_config(run_dir)
-            metrics = rundir.read_metrics(run_dir)
             history = rundir.read_history(run_dir)
-        except rundir.READ_ERRORS as error:
+            setup = RunConfig.from_json(rundir.read_config(run_dir))
+            outcome = rundir.read_outcome(run_dir, history)
+        except (*rundir.READ_ERRORS, ValueError) as error:
             return {**row, "status": "unreadable", "error": f"{type(error).__name__}: {error}"}
         gap = history["accuracy"] - history["val_accuracy"]
-        best = int(history["val_accuracy"].to_numpy().argmax())
         return {
             **row,
             "status": "complete",
             "error": "",
-            "last_two_dropout": float(config["dropout"][1]),
-            "l1": float(config["l1"]),
-            "seed": int(config["seed"]),
-            "dropout": "/".join(f"{float(rate):g}" for rate in config["dropout"]),
-            "val_accuracy": float(history["val_accuracy"].iloc[best]),
-            "test_accuracy": float(metrics["frame"]["accuracy"]),
-            "macro_f1": float(metrics["frame"]["macro_f1"]),
+            "last_two_dropout": float(setup.dropout[1]),
+            "l1": float(setup.l1),
+            "seed": int(setup.seed),
+            "dropout": "/".join(f"{float(rate):g}" for rate in setup.dropout),
+            "val_accuracy": outcome.best_val_accuracy,
+            "test_accuracy": outcome.frame.accuracy,
+            "macro_f1": outcome.frame.macro_f1,
             "final_gap": float(gap.iloc[-1]),
             "max_gap": float(gap.max()),
-            "epochs_to_best": int(history["epoch"].iloc[best]),
+            "epochs_to_best": outcome.best_epoch,
             "epochs_run": len(history),
-            "stalled": bool(metrics.get("stalled", False)),
-            "underfit": bool(metrics.get("underfit", False)),
+            "stalled": outcome.stalled,
+            "underfit": outcome.underfit,
         }
     if (run_dir / ERROR_FILE).exists():
         record = read_error(run_dir)

@@ -11,6 +11,7 @@ import numpy as np
 
 from fer_utils.data.synthetic import is_synthetic_config
 from fer_utils.paths import PROJECT_ROOT
+from fer_utils.training.results import recipe_name
 from fer_utils.training.rundir import EVALUATION_KIND
 from fer_utils.viz.formatting import percent
 
@@ -145,9 +146,9 @@ def run_label(config: dict, metrics: dict | None = None) -> str:
         return label + _unmapped_text(metrics)
     protocol = config.get("protocol") or metrics.get("protocol") or "?"
     parts = [data_label(config, metrics), f"{protocol} protocol"]
-    recipe = metrics.get("recipe_label") or config.get("recipe_label") or config.get("recipe")
-    if recipe:
-        parts.append(f"{recipe} recipe")
+    recipe_label = metrics.get("recipe_label") or config.get("recipe_label")
+    if recipe_label or config.get("recipe"):  # runs recorded before recipes: no recipe in the label
+        parts.append(f"{recipe_name(recipe_label, config.get('recipe'))} recipe")
     setting = _setting_text(config)
     if setting:
         parts.append(setting)

@@ -99,9 +99,7 @@ def _suite_version() -> str:
 def title_block_html(choices: list[RunChoice], runs_dir: Path) -> str:
     """The report's title: the data (marked synthetic demo), date, suite version, recipes."""
     data = sorted({choice.data_label for choice in choices}) or ["—"]
-    recipes = sorted(
-        {str(c.run.metrics.get("recipe_label") or c.run.config.get("recipe") or "—") for c in choices}
-    )
+    recipes = sorted({choice.run.recipe for choice in choices})
     facts = [
         f"data <b>{html.escape(', '.join(data))}</b>",
         f"date <b>{datetime.now(UTC):%Y-%m-%d}</b>",
