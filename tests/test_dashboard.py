@@ -540,13 +540,48 @@ def test_captions_are_short_with_the_full_path_on_hover():
             "video_id": ["ravdess/Actor_01/01-01-03-01-01-01-01.mp4"],
             "media_path": ["/data/ravdess/Actor_01/01-01-03-01-01-01-01.mp4"],
             "frame_index": [12],
-            "timestamp": [0.4],
+            "timestamp_s": [0.4],
             "confidence": [0.87],
         }
     ).iloc[0]
     text = dashboard.face_caption_html(row)
     assert ">01-01-03-01-01-01-01</div>" in text and "frame 12 · 0.40 s" in text and "p = 0.87" in text
     assert 'title="ravdess/Actor_01/01-01-03-01-01-01-01.mp4\n/data/ravdess/Actor_01/' in text
+
+
+def test_caption_times_are_seconds_within_the_clip(tmp_path):
+    """A face 22 frames into a 1.5 s clip is captioned at 1.47 s, whether the cache was written today
+    (``timestamp_s``, seconds) or before (``timestamp``, milliseconds): never "1466.67 s"."""
+    from types import SimpleNamespace
+
+    from fer_utils.faces.frames import Frame
+    from fer_utils.faces.preprocess import _index_row
+
+    box = SimpleNamespace(x=1, y=2, w=10, h=10, score=1.0)
+    crop = SimpleNamespace(box=box, angle=0.0)
+    base = {"dataset": "toy", "media_path": "clip.mp4", "label": "happy", "subject": "s1", "video_id": "clip"}
+    frames = [Frame(index, index * 1000 / 15, None) for index in (0, 11, 22)]
+    rows = [_index_row(base, frame, crop, "hog") for frame in frames]
+    legacy_rows = [
+        {**{k: v for k, v in row.items() if k != "timestamp_s"}, "timestamp": f.timestamp}
+        for row, f in zip(rows, frames, strict=True)
+    ]
+    for name, index_rows in (("today", rows), ("legacy", legacy_rows)):
+        writer = FaceCacheWriter(tmp_path / f"cache-{name}", {"dataset": "toy", "image_size": 8})
+        writer.add("clip.mp4", np.zeros((3, 8, 8), np.uint8), index_rows)
+        cache = writer.close()
+        probabilities = np.tile([0.1, 0.8, 0.1], (3, 1))
+        run = make_run(tmp_path / f"run-{name}", cache, probabilities)
+        predictions = rundir.load_run(run).predictions
+        if name == "legacy":  # a run written before the rename carries milliseconds under `timestamp`
+            predictions = predictions.rename(columns={"timestamp_s": "timestamp"})
+            predictions["timestamp"] *= 1000
+        faces = dashboard.cell_faces(predictions, LABELS, "happy", "happy")
+        captions = [dashboard.face_caption_html(row) for row in faces.itertuples()]
+        assert any("frame 22 · 1.47 s" in caption for caption in captions), captions
+        assert not any("1466" in caption for caption in captions)
+        assert "timestamp" not in cache.index.columns
+        assert cache.index["timestamp_s"].between(0, 1.5).all()
 
 
 def test_synthetic_demo_runs_are_named_so_and_kept_out_of_the_literature(tmp_path):
