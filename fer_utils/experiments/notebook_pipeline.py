@@ -29,7 +29,7 @@ from fer_utils.experiments.ablation.grid import shared_training
 from fer_utils.faces.cache import FaceCache, cache_dir_for
 from fer_utils.faces.preprocess import PreprocessConfig, cache_config, image_folder_cache, preprocess
 from fer_utils.notebook_execution import execute_notebook
-from fer_utils.paths import NOTEBOOKS_DIR, project_path
+from fer_utils.paths import NOTEBOOKS_DIR, output_path, project_path
 from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args, setting, values_from
 from fer_utils.training import rundir
@@ -96,9 +96,10 @@ DEMO_DIR = "reports/demo"
 
 
 def demo_cache(out_dir: str | os.PathLike = DEMO_DIR, seed: int = 0) -> FaceCache:
-    """The demo set's face cache under ``out_dir`` (project-relative), built when absent: what a
-    notebook opened without parameters trains on (the same data and settings as ``fer run``)."""
-    out = project_path(out_dir)
+    """The demo set's face cache under ``out_dir`` (relative to the project the user works in), built
+    when absent: what a notebook opened without parameters trains on (the same data and settings as
+    ``fer run``)."""
+    out = output_path(out_dir, "demo set and its face cache")
     root, _ = ensure_demo_dataset(out / "data", seed)
     samples, skipped = dataset_samples("ravdess", root)
     return preprocess(
@@ -116,19 +117,22 @@ def notebook_cache(
     seed: int = 0,
 ) -> FaceCache:
     """The face cache notebooks 02 and 03 train on: ``cache_dir``; else ``image_folder`` turned into a
-    cache under ``cache_root``; else the demo set's cache (:func:`demo_cache`). Paths are project-relative."""
+    cache under ``cache_root``; else the demo set's cache (:func:`demo_cache`). Relative paths resolve from
+    the project the user works in (:func:`fer_utils.paths.work_root`)."""
     if cache_dir:
         return FaceCache(project_path(cache_dir))
     if image_folder:
         return image_folder_cache(
             project_path(image_folder),
-            project_path(cache_root),
+            output_path(cache_root, "face cache"),
             image_size=image_size or 180,
             split_dirs=split_dirs,
             max_per_class=max_per_class,
             seed=seed,
         )
-    print("no cache_dir or image_folder given: training on the synthetic demo set (reports/demo)")
+    print(
+        f"no cache_dir or image_folder given: training on the synthetic demo set ({project_path(DEMO_DIR)})"
+    )
     return demo_cache(seed=seed)
 
 

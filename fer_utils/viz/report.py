@@ -12,10 +12,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from fer_utils.paths import NOTEBOOKS_DIR, REPORTS_DIR
+from fer_utils.paths import NOTEBOOKS_DIR
 
 RESULTS_NOTEBOOK = NOTEBOOKS_DIR / "04_results.ipynb"
-DEFAULT_REPORT = REPORTS_DIR / "results.html"
+#: Relative to the current folder (the CLI's rule), not to the checkout fer_utils was imported from.
+DEFAULT_REPORT = Path("reports") / "results.html"
 
 
 def execute_results_notebook(

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_utils.data.synthetic import is_synthetic_config
-from fer_utils.paths import PROJECT_ROOT
+from fer_utils.paths import project_path
 from fer_utils.training.rundir import EVALUATION_KIND
 
 RUNS_DIR_ENV = "FER_RUNS_DIR"
@@ -75,13 +75,14 @@ def ablation_folder(run_path: str | os.PathLike, levels: int = 3) -> Path | None
 def resolve_runs_dir(runs_dir: str | os.PathLike | None = None) -> Path:
     """The runs folder: ``runs_dir`` if given, else ``$FER_RUNS_DIR``, else ``runs``.
 
-    A relative path is taken from the current folder, or from the project root when it does not exist
-    there (Voila and papermill run the notebook inside ``notebooks/``).
+    A relative path is taken from the current folder, or from the project the user works in
+    (:func:`fer_utils.paths.work_root`; Voila and JupyterLab run the notebook inside ``notebooks/``) when
+    it does not exist there.
     """
     text = str(runs_dir) if runs_dir else os.environ.get(RUNS_DIR_ENV, "") or "runs"
     path = Path(text).expanduser()
-    if not path.is_absolute() and not path.exists() and (PROJECT_ROOT / path).exists():
-        path = PROJECT_ROOT / path
+    if not path.is_absolute() and not path.exists() and project_path(path).exists():
+        path = project_path(path)
     return path.resolve()
 
 
