@@ -635,6 +635,33 @@ def test_protocol_comparison_has_one_row_per_protocol_without_ablation_cells(tmp
     assert "Leakage gap on toy" in page and formatting.percent(gaps["toy"], sign=True) in page
 
 
+def test_protocol_table_states_faces_per_test_video_and_marks_incomparable_video_scores(tmp_path):
+    """paper: 6 test faces in 4 videos (1.5 each); subject: 6 faces in 1 video: the video accuracies are
+    marked not comparable, with both counts."""
+    from fer_utils.viz.dashboard.tables import faces_per_test_video, incomparable_video_scores
+
+    cache = make_cache(tmp_path / "cache", 12)
+    make_run(tmp_path / "runs" / "paper", cache, toy_probabilities(5, 0))  # videos v0 (3), v1 (2)
+    make_run(tmp_path / "runs" / "subject", cache, toy_probabilities(3, 1), protocol="subject")  # v0 (3)
+    choices, _ = dashboard.run_choices(tmp_path / "runs")
+    assert faces_per_test_video(next(c for c in choices if c.name == "paper").run.metrics) == 2.5
+    table = dashboard.protocol_comparison(choices)
+    assert table.loc[("toy", "paper"), "faces_per_video"] == 2.5
+    assert table.loc[("toy", "subject"), "faces_per_video"] == 3.0
+    assert incomparable_video_scores(table) == {}  # 2.5 vs 3.0: comparable
+    page = dashboard.protocol_comparison_html(table, {})
+    assert "test faces per video" in page and "<td>2.5</td>" in page and "†" not in page
+    make_run(tmp_path / "runs" / "video", cache, toy_probabilities(1, 2), protocol="video")  # 1 face, 1 video
+    table = dashboard.protocol_comparison(dashboard.run_choices(tmp_path / "runs")[0])
+    assert incomparable_video_scores(table) == {"toy": {"paper": 2.5, "subject": 3.0, "video": 1.0}}
+    page = dashboard.protocol_comparison_html(table, {})
+    assert (
+        page.count(" †</td>") == 3
+        and "not comparable" in page
+        and "paper 2.5, video 1.0, subject 3.0" in page
+    )
+
+
 def test_static_run_detail_is_collapsible_with_face_thumbnails(toy_runs):
     from fer_utils.viz.dashboard import static
 
