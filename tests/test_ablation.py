@@ -177,6 +177,40 @@ def test_verdict_takes_the_smallest_gap_within_one_sd_of_the_best_accuracy():
     assert ablation.make_verdict(nothing)["chosen"] is None
 
 
+def test_verdict_says_tie_and_single_seed_and_a_sign_flip_is_no_narrowing():
+    """The demo's case: two configurations tie on validation (78.1 %), each from one seed, and the fix
+    takes the gap from +11.8 % to −8.7 %."""
+    summary = summary_of(
+        [
+            (0.3, 0.0, 0.78125, np.nan, 0.118),
+            (0.5, 0.001, 0.78125, np.nan, -0.087),
+            (0.5, 0.0, 0.70, np.nan, 0.05),
+        ]
+    ).assign(n_ok=1, test_accuracy_mean=[0.583, 0.708, 0.6], test_accuracy_sd=np.nan)
+    text = ablation.make_verdict(summary, paper_l1=0.001)["text"]
+    assert "a tie at 78.1%" in text and "test accuracy 58.3%" in text and "test accuracy 70.8%" in text
+    assert "no spread: 1 seed" in text and "within one sd" not in text
+    assert (
+        "flips the sign of" in text and "narrows" not in text and "(11.8% → −8.7%)" in text.replace("-", "−")
+    )
+    assert (
+        ablation.gap_change_words(0.2, 0.1) == "narrows" and ablation.gap_change_words(0.1, 0.2) == "widens"
+    )
+    assert ablation.gap_change_words(0.1, 0.1) == "leaves unchanged"
+
+
+def test_the_reports_ablation_table_has_the_columns_of_table_md(hand_made_ablation):
+    """Every count column of table.md (runs ok, stalled, underfit, failed) is in the report's table too."""
+    from fer_utils.viz.dashboard.static import ablation_table
+
+    out_dir, _ = hand_made_ablation
+    summary = ablation.summarize_configurations(ablation.runs_table(out_dir))
+    report = ablation_table(summary)
+    for column in ("runs ok", "stalled", "underfit", "failed"):
+        assert column in ablation.format_table(summary).columns and column in report.columns, column
+    assert report["underfit"].tolist() == summary["n_underfit"].tolist()
+
+
 def test_curves_show_seed_bands_for_the_papers_two_configurations(hand_made_ablation):
     out_dir, histories = hand_made_ablation
     loaded = ablation.load_histories(ablation.runs_table(out_dir))
@@ -205,7 +239,9 @@ def test_gap_heatmap_covers_the_grid_and_marks_failed_cells(hand_made_ablation):
         "L1 0",
         "L1 0.001",
     ]
-    assert final.z[0][0] == pytest.approx(0.4) and final.z[0][1] is None
+    assert final.z[0][0] == pytest.approx(40.0) and final.z[0][1] is None  # percent, as the cell text
+    assert final.text[0][0].startswith("40.0%") and figure.layout.coloraxis.colorbar.ticksuffix == " %"
+    assert "%" in figure.layout.coloraxis.colorbar.title.text
     assert final.text[2][0] == "failed" and final.text[0][1] == "—"
     assert largest.z[0][0] >= final.z[0][0]
 

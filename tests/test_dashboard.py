@@ -662,6 +662,23 @@ def test_protocol_table_states_faces_per_test_video_and_marks_incomparable_video
     )
 
 
+def test_a_mean_over_stalled_runs_is_flagged_beside_it(tmp_path):
+    import json
+
+    cache = make_cache(tmp_path / "cache", 12)
+    for seed in (0, 1):
+        run = make_run(tmp_path / "runs" / f"seed-{seed}", cache, toy_probabilities(12, seed), seed=seed)
+        metrics = json.loads((run / "metrics.json").read_text())
+        (run / "metrics.json").write_text(json.dumps({**metrics, "stalled": True}))
+    table = dashboard.protocol_comparison(dashboard.run_choices(tmp_path / "runs")[0])
+    assert table.loc[("toy", "paper"), "stalled"] == 2
+    page = dashboard.protocol_comparison_html(table, {})
+    mean = formatting.mean_sd(
+        table.loc[("toy", "paper"), "accuracy_mean"], table.loc[("toy", "paper"), "accuracy_sd"]
+    )
+    assert f"{mean} ⚠ 2 of 2 stalled</td>" in page
+
+
 def test_static_run_detail_is_collapsible_with_face_thumbnails(toy_runs):
     from fer_utils.viz.dashboard import static
 

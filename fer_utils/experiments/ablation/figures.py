@@ -130,7 +130,7 @@ def gap_heatmap_figure(summary: pd.DataFrame):
                     z_row.append(None)
                     text_row.append("failed" if row is not None and row["n_failed"] else "—")
                 else:
-                    z_row.append(row[f"{metric}_mean"])
+                    z_row.append(100 * row[f"{metric}_mean"])  # percent, as the cells read
                     text_row.append(metric_text(row, metric))
             z.append(z_row)
             text.append(text_row)
@@ -151,7 +151,7 @@ def gap_heatmap_figure(summary: pd.DataFrame):
         figure.update_yaxes(title_text="dropout rates" if col == 1 else None, type="category", row=1, col=col)
     figure.update_layout(
         title="Overfitting over the grid: train − validation accuracy gap (mean ± sd over seeds)",
-        coloraxis={"colorscale": "Reds", "colorbar": {"title": "gap"}},
+        coloraxis={"colorscale": "Reds", "colorbar": {"title": "gap (%)", "ticksuffix": " %"}},
         height=420,
     )
     return figure

@@ -211,6 +211,11 @@ def literature_html(table: pd.DataFrame, dataset: str = "") -> str:
     )
 
 
+def stalled_flag(stalled: int, runs: int) -> str:
+    """What stands beside a mean that includes stalled runs: `` ⚠ 2 of 2 stalled`` ('' when none)."""
+    return f" ⚠ {stalled} of {runs} stalled" if stalled else ""
+
+
 def protocol_comparison_html(comparison: pd.DataFrame, gaps: dict[str, float]) -> str:
     """The protocol comparison (one row per dataset × protocol, mean ± sd over seeds) and the leakage
     gap paper − subject per dataset."""
@@ -225,7 +230,8 @@ def protocol_comparison_html(comparison: pd.DataFrame, gaps: dict[str, float]) -
                 "data · protocol": f"{data} · {protocol}",
                 "runs (seeds)": int(row["runs"]),
                 "test faces per video": f"{row['faces_per_video']:.1f}",
-                "accuracy (per face)": formatting.mean_sd(row["accuracy_mean"], row["accuracy_sd"]),
+                "accuracy (per face)": formatting.mean_sd(row["accuracy_mean"], row["accuracy_sd"])
+                + stalled_flag(int(row.get("stalled", 0)), int(row["runs"])),
                 "video accuracy": f"{video} †" if data in incomparable else video,
                 "macro F1": formatting.mean_sd(row["macro_f1_mean"], row["macro_f1_sd"], formatting.score),
             }

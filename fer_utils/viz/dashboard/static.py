@@ -176,8 +176,13 @@ def ablation_table(summary: pd.DataFrame) -> pd.DataFrame:
     for metric, (heading, _) in METRICS.items():
         if metric != "epochs_to_best":
             table[heading] = [metric_text(row, metric) for _, row in summary.iterrows()]
-    for column, heading in (("n_ok", "runs ok"), ("n_stalled", "stalled"), ("n_failed", "failed")):
-        table[heading] = summary[column].astype(int)
+    for column, heading in (
+        ("n_ok", "runs ok"),
+        ("n_stalled", "stalled"),
+        ("n_underfit", "underfit"),
+        ("n_failed", "failed"),
+    ):
+        table[heading] = summary[column].astype(int) if column in summary else 0
     return table.set_index("configuration")
 
 

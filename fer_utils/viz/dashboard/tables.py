@@ -94,7 +94,8 @@ def protocol_comparison(choices: list[RunChoice]) -> pd.DataFrame:
     over), accuracy / video accuracy / macro F1 as mean and sd over them.
 
     Returns:
-        DataFrame indexed by ``(data, protocol)`` with ``runs, faces_per_video, accuracy_mean, accuracy_sd,
+        DataFrame indexed by ``(data, protocol)`` with ``runs, faces_per_video, stalled`` (how many of the
+        runs stalled: they are in the means, and flagged where shown), ``accuracy_mean, accuracy_sd,
         video_accuracy_mean, video_accuracy_sd, macro_f1_mean, macro_f1_sd`` (fractions; sd NaN for one run).
     """
     rows = []
@@ -109,12 +110,18 @@ def protocol_comparison(choices: list[RunChoice]) -> pd.DataFrame:
                 "video_accuracy": video.get("accuracy", np.nan),
                 "macro_f1": metrics["frame"]["macro_f1"],
                 "faces_per_video": faces_per_test_video(metrics),
+                "stalled": bool(metrics.get("stalled")),
             }
         )
     columns = ["accuracy", "video_accuracy", "macro_f1"]
     if not rows:
         return pd.DataFrame(
-            columns=["runs", "faces_per_video", *(f"{c}_{s}" for c in columns for s in ("mean", "sd"))]
+            columns=[
+                "runs",
+                "faces_per_video",
+                "stalled",
+                *(f"{c}_{s}" for c in columns for s in ("mean", "sd")),
+            ]
         )
     frame = pd.DataFrame(rows)
     grouped = frame.groupby(["data", "protocol"], sort=False)
@@ -122,6 +129,7 @@ def protocol_comparison(choices: list[RunChoice]) -> pd.DataFrame:
     table.columns = [f"{column}_{'sd' if stat == 'std' else stat}" for column, stat in table.columns]
     table.insert(0, "runs", grouped.size())
     table.insert(1, "faces_per_video", grouped["faces_per_video"].mean())
+    table.insert(2, "stalled", grouped["stalled"].sum().astype(int))
     order = {name: i for i, name in enumerate(PROTOCOL_ORDER)}
     keys = sorted(table.index, key=lambda key: (key[0], order.get(key[1], len(order)), key[1]))
     return table.loc[keys]
