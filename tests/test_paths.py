@@ -73,3 +73,16 @@ def test_notebooks_write_through_output_path():
         for call in writes:
             assert call in source, (name, call)
         assert "PROJECT_ROOT" not in source
+
+
+def test_notebook_04_as_opened_finds_the_demo_runs_or_says_what_to_do(second_checkout, monkeypatch):
+    monkeypatch.delenv(dashboard.RUNS_DIR_ENV, raising=False)
+    with pytest.raises(dashboard.NoRunsFolder, match=r"Run `fer run`.*set runs_dir"):
+        dashboard.resolve_runs_dir("")
+    shown = dashboard.build_dashboard("").value  # a message, not a traceback
+    assert "No runs to show yet" in shown and "fer run" in shown and "runs_dir" in shown
+    demo = second_checkout / "reports" / "demo" / "runs"
+    demo.mkdir(parents=True)
+    assert dashboard.resolve_runs_dir("") == demo.resolve()
+    (second_checkout / "runs").mkdir()
+    assert dashboard.resolve_runs_dir("") == (second_checkout / "runs").resolve()

@@ -54,6 +54,7 @@ from fer_utils.viz.dashboard.runs import (
     INITIAL_RUN_ENV,
     RUNS_DIR_ENV,
     SYNTHETIC_NOTE,
+    NoRunsFolder,
     RunChoice,
     data_label,
     find_choice,
@@ -83,7 +84,7 @@ from fer_utils.viz.dashboard.widgets import Dashboard, build_dashboard
 
 __all__ = [
     "DASHBOARD_NOTEBOOK", "FACE_DISPLAY_PX", "GALLERY_PAGE", "INITIAL_RUN_ENV", "LEVELS", "LITERATURE_CSV",
-    "NOTEBOOKS_DIR", "PROJECT_ROOT", "RUNS_DIR_ENV", "STYLE", "SYNTHETIC_NOTE", "VIEWS", "Dashboard",
+    "NOTEBOOKS_DIR", "NoRunsFolder", "PROJECT_ROOT", "RUNS_DIR_ENV", "STYLE", "SYNTHETIC_NOTE", "VIEWS", "Dashboard",
     "FaceGallery", "RunChoice", "add_arguments", "build_dashboard", "cell_faces", "confusion_counts",
     "culling_options", "data_label", "difference_figure", "difference_matrix", "display_report",
     "face_caption_html", "face_png", "figure_bundle", "find_choice", "format_cell", "has_level",

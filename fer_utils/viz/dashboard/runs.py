@@ -72,14 +72,41 @@ def ablation_folder(run_path: str | os.PathLike, levels: int = 3) -> Path | None
     return None
 
 
+#: Where notebook 04 opened without a runs folder looks, in order (relative to the project): a ``runs``
+#: folder, then the demo's (``fer run`` makes it).
+DEFAULT_RUNS_DIRS = ("runs", "reports/demo/runs")
+
+
+class NoRunsFolder(ValueError):
+    """No runs folder was given and none of :data:`DEFAULT_RUNS_DIRS` exists."""
+
+
 def resolve_runs_dir(runs_dir: str | os.PathLike | None = None) -> Path:
-    """The runs folder: ``runs_dir`` if given, else ``$FER_RUNS_DIR``, else ``runs``.
+    """The runs folder: ``runs_dir`` if given, else ``$FER_RUNS_DIR``, else the first existing of
+    :data:`DEFAULT_RUNS_DIRS` (``runs``, the demo's ``reports/demo/runs``).
 
     A relative path is taken from the current folder, or from the project the user works in
     (:func:`fer_utils.paths.work_root`; Voila and JupyterLab run the notebook inside ``notebooks/``) when
     it does not exist there.
+
+    Raises:
+        NoRunsFolder: nothing was given and no default folder exists; the message says what to do.
     """
-    text = str(runs_dir) if runs_dir else os.environ.get(RUNS_DIR_ENV, "") or "runs"
+    text = str(runs_dir) if runs_dir else os.environ.get(RUNS_DIR_ENV, "")
+    if not text:
+        for default in DEFAULT_RUNS_DIRS:
+            if _resolve(default).is_dir():
+                return _resolve(default)
+        tried = " or ".join(str(project_path(default)) for default in DEFAULT_RUNS_DIRS)
+        raise NoRunsFolder(
+            f"no runs folder: neither {tried} exists. Run `fer run` (the demo, a few minutes) from "
+            f"{project_path('.')} to make reports/demo/runs, or set runs_dir in this notebook's first cell "
+            "to a folder of runs (`fer train` / notebook 02 write them)"
+        )
+    return _resolve(text)
+
+
+def _resolve(text: str | os.PathLike) -> Path:
     path = Path(text).expanduser()
     if not path.is_absolute() and not path.exists() and project_path(path).exists():
         path = project_path(path)

@@ -39,7 +39,7 @@ from fer_utils.viz.dashboard.fragments import (
 )
 from fer_utils.viz.dashboard.gallery import open_run_cache
 from fer_utils.viz.dashboard.plots import heatmap_figure, run_curves_figure
-from fer_utils.viz.dashboard.runs import RunChoice, resolve_runs_dir, run_choices
+from fer_utils.viz.dashboard.runs import NoRunsFolder, RunChoice, resolve_runs_dir, run_choices
 from fer_utils.viz.dashboard.tables import (
     leakage_gaps,
     literature_comparison,
@@ -304,8 +304,14 @@ def display_report(runs_dir: str | os.PathLike | None = None) -> None:
     mode): title, contents, protocols, ablation, runs in detail, literature."""
     from IPython.display import HTML, display
 
-    runs_dir = resolve_runs_dir(runs_dir)
+    from fer_utils.viz.dashboard.widgets import no_runs_folder_html
+
     display(HTML(STYLE))
+    try:
+        runs_dir = resolve_runs_dir(runs_dir)
+    except NoRunsFolder as error:
+        display(HTML(no_runs_folder_html(error)))
+        return
     try:
         choices, problems = run_choices(runs_dir)
     except ValueError as error:
