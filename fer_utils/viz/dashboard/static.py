@@ -245,9 +245,15 @@ def _thumbnail_html(row, face) -> str:
     return (
         f'<figure class="fer-thumb" title="{full}"><img src="data:image/png;base64,{data}" '
         f'width="{THUMBNAIL_PX}" height="{THUMBNAIL_PX}" alt="{html.escape(short_video_id(row.video_id))}">'
-        f"<figcaption>{html.escape(short_video_id(row.video_id))}<br>frame {row.frame_index} · "
-        f"p = {row.confidence:.2f}</figcaption></figure>"
+        f"<figcaption>{html.escape(short_video_id(row.video_id)).replace('_', '_<wbr>')}<br>"
+        f"frame {row.frame_index}{_time_text(row)} · p = {row.confidence:.2f}</figcaption></figure>"
     )
+
+
+def _time_text(row) -> str:
+    """`` · 1.47 s`` for a face of a video (its time in the clip), '' for a still (time 0) or unknown."""
+    seconds = getattr(row, "timestamp_s", None)
+    return f" · {float(seconds):.2f} s" if seconds is not None and pd.notna(seconds) and seconds > 0 else ""
 
 
 def run_detail_html(choice: RunChoice) -> str:
