@@ -301,6 +301,56 @@ def test_rerun_skips_finished_runs_and_refuses_runs_made_otherwise(tiny_cache, t
         ablation.run_grid(tiny_cache.cache_dir, out_dir, dropouts=[0.5], l1s=[0.0], seeds=2, epochs=3)
 
 
+def test_a_finished_run_with_the_cells_settings_is_copied_in_not_trained_again(tiny_cache, tmp_path):
+    settings = {"epochs": 2, "image_size": 16, "cache_key": tiny_cache.key}
+    subject = make_finished_run(tmp_path / "elsewhere", 0.3, 0.0, 0, [0.6, 0.7], [0.5, 0.6], **settings)
+    longer = make_finished_run(
+        tmp_path / "longer", 0.3, 0.0, 0, [0.6, 0.7], [0.5, 0.6], **{**settings, "epochs": 3}
+    )
+    cell = {**asdict(TrainConfig(epochs=2, image_size=16)), "seed": 0}
+    cell.update(dropout=[0.3, 0.3, 0.3], l1=0.0)
+    assert ablation.reusable_run([longer, subject], cell, tiny_cache.key) == subject
+    assert ablation.reusable_run([longer], cell, tiny_cache.key) is None  # epochs differ
+    assert ablation.reusable_run([subject], cell, "another-cache") is None
+    assert ablation.reusable_run([subject], {**cell, "l1": 1e-3}, tiny_cache.key) is None
+    assert ablation.reusable_run([subject], {**cell, "threads": 2}, tiny_cache.key) is None  # other sums
+
+    out_dir = tmp_path / "ablation"
+    result = ablation.run_grid(
+        tiny_cache.cache_dir,
+        out_dir,
+        dropouts=[0.3],
+        l1s=[0.0],
+        seeds=1,
+        epochs=2,
+        reuse_runs=[longer, subject],
+    )
+    assert result.executions["status"].tolist() == [f"reused ({subject})"]  # papermill never started
+    copy = out_dir / ablation.RUNS_FOLDER / "dropout0.3-0.3-0.3_l1-0-seed0"
+    assert json.loads((copy / ablation.REUSED_FILE).read_text()) == {"reused_from": str(subject.resolve())}
+    assert (copy / rundir.METRICS_FILE).read_bytes() == (subject / rundir.METRICS_FILE).read_bytes()
+    assert result.summary["n_ok"].tolist() == [1]
+    again = ablation.run_grid(
+        tiny_cache.cache_dir, out_dir, dropouts=[0.3], l1s=[0.0], seeds=1, epochs=2, reuse_runs=[subject]
+    )
+    assert again.executions["status"].tolist() == ["skipped (complete)"]
+
+
+def test_fer_run_offers_its_protocol_run_to_the_ablation(monkeypatch, tmp_path):
+    from fer_utils.experiments import notebook_pipeline
+
+    executed = {}
+    monkeypatch.setattr(
+        notebook_pipeline, "_execute", lambda notebook, output, parameters, cwd: executed.update(parameters)
+    )
+    config = notebook_pipeline.PipelineConfig()
+    notebook_pipeline.ablation_step(
+        config, config.training_config(), tmp_path / "cache", tmp_path / "runs" / "ablation", tmp_path, {}
+    )
+    assert executed["reuse_runs"] == [str(tmp_path / "runs" / "subject")]
+    assert executed["protocol"] == "subject" and executed["epochs"] == config.training_config().epochs
+
+
 def test_bad_arguments_are_clear_errors(tiny_cache, tmp_path):
     with pytest.raises(ValueError, match="unknown protocol"):
         ablation.run_grid(tiny_cache.cache_dir, tmp_path, protocol="random")

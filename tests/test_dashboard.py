@@ -8,6 +8,7 @@ faces (:func:`real_runs_dir`, also used by the report and browser tests).
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -167,6 +168,31 @@ def test_duplicate_labels_are_made_unique_with_the_folder_name(tmp_path):
     make_run(tmp_path / "runs" / "y", cache, toy_probabilities(6, 1))
     labels = [c.label for c in dashboard.run_choices(tmp_path / "runs")[0]]
     assert labels[0].endswith("· x") and labels[1].endswith("· y")
+
+
+def test_an_ablation_cell_copied_from_a_listed_run_is_one_menu_entry(tmp_path):
+    from fer_utils.experiments import ablation
+
+    cache = make_cache(tmp_path / "cache", 6)
+    subject = make_run(tmp_path / "runs" / "subject", cache, toy_probabilities(6, 0), protocol="subject")
+    grid = tmp_path / "runs" / "ablation"
+    cell = grid / "runs" / "dropout0.3-0.3-0.3_l1-0-seed0"
+    shutil.copytree(subject, cell)
+    (grid / ablation.GRID_FILE).write_text("{}")
+    (cell / ablation.REUSED_FILE).write_text(json.dumps({"reused_from": str(subject)}))
+    other = make_run(
+        grid / "runs" / "dropout0.3-0.5-0.5_l1-0-seed0",
+        cache,
+        toy_probabilities(6, 1),
+        protocol="subject",
+        dropout=(0.3, 0.5, 0.5),
+    )
+    choices, _ = dashboard.run_choices(tmp_path / "runs")
+    assert [c.run.path for c in choices] == [subject, other]
+    assert choices[0].label.endswith(f"· {dashboard.ALSO_ABLATION_NOTE}")
+    assert dashboard.ALSO_ABLATION_NOTE not in choices[1].label
+    (cell / ablation.REUSED_FILE).write_text(json.dumps({"reused_from": str(tmp_path / "gone")}))
+    assert len(dashboard.run_choices(tmp_path / "runs")[0]) == 3  # its source not listed: the cell stays
 
 
 def test_runs_dir_comes_from_the_parameter_then_the_environment(tmp_path, monkeypatch):

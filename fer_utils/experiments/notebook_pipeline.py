@@ -259,7 +259,9 @@ def training_step(
 def ablation_step(
     config: PipelineConfig, training: TrainConfig, cache_dir: Path, out_dir: Path, out: Path, timings: dict
 ) -> None:
-    """Notebook 03: the small regularization grid, on the subject protocol when it is reported."""
+    """Notebook 03: the small regularization grid, on the subject protocol when it is reported. Its cell
+    with the protocol run's settings (the baseline, at the same epochs) is a copy of that run, not trained
+    again (``GridConfig.reuse_runs``)."""
     protocol = "subject" if "subject" in config.protocols else config.protocols[0]
     training = dataclasses.replace(
         training, protocol=protocol, epochs=config.ablation_epochs or training.epochs
@@ -275,6 +277,7 @@ def ablation_step(
             "l1s": list(config.ablation_l1s),
             "seeds": config.ablation_seeds,
             "workers": config.workers,
+            "reuse_runs": [str(out_dir.parent / protocol)],
         },
         out,
     )

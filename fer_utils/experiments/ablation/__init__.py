@@ -28,7 +28,7 @@ from fer_utils.experiments.ablation.analysis import (
     summarize_configurations,
 )
 from fer_utils.experiments.ablation.cli import add_arguments
-from fer_utils.experiments.ablation.execute import execute_run, run_grid
+from fer_utils.experiments.ablation.execute import execute_run, reusable_run, run_grid
 from fer_utils.experiments.ablation.figures import configuration_curves_figure, gap_heatmap_figure, seed_band
 from fer_utils.experiments.ablation.grid import (
     CHECKED_PARAMETERS,
@@ -43,6 +43,7 @@ from fer_utils.experiments.ablation.grid import (
     PAPER_BASELINE,
     PAPER_DROPOUT,
     PAPER_L1,
+    REUSED_FILE,
     RUNS_FOLDER,
     TRAINING_DEFAULTS,
     TRAINING_NOTEBOOK,
@@ -71,6 +72,7 @@ __all__ = [
     "PAPER_BASELINE",
     "PAPER_DROPOUT",
     "PAPER_L1",
+    "REUSED_FILE",
     "RUNS_FOLDER",
     "RUN_COLUMNS",
     "TRAINING_DEFAULTS",
@@ -95,6 +97,7 @@ __all__ = [
     "gap_change_words",
     "markdown_table",
     "metric_text",
+    "reusable_run",
     "run_grid",
     "run_record",
     "runs_table",

@@ -51,6 +51,7 @@ from fer_utils.viz.dashboard.plots import (
     selection_shape,
 )
 from fer_utils.viz.dashboard.runs import (
+    ALSO_ABLATION_NOTE,
     INITIAL_RUN_ENV,
     RUNS_DIR_ENV,
     SYNTHETIC_NOTE,
@@ -83,7 +84,7 @@ from fer_utils.viz.dashboard.tables import (
 from fer_utils.viz.dashboard.widgets import Dashboard, build_dashboard
 
 __all__ = [
-    "DASHBOARD_NOTEBOOK", "FACE_DISPLAY_PX", "GALLERY_PAGE", "INITIAL_RUN_ENV", "LEVELS", "LITERATURE_CSV",
+    "ALSO_ABLATION_NOTE", "DASHBOARD_NOTEBOOK", "FACE_DISPLAY_PX", "GALLERY_PAGE", "INITIAL_RUN_ENV", "LEVELS", "LITERATURE_CSV",
     "NOTEBOOKS_DIR", "NoRunsFolder", "PROJECT_ROOT", "RUNS_DIR_ENV", "STYLE", "SYNTHETIC_NOTE", "VIEWS", "Dashboard",
     "FaceGallery", "RunChoice", "add_arguments", "build_dashboard", "cell_faces", "confusion_counts",
     "culling_options", "data_label", "difference_figure", "difference_matrix", "display_report",

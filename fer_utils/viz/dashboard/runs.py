@@ -19,6 +19,10 @@ INITIAL_RUN_ENV = "FER_INITIAL_RUN"
 SYNTHETIC_NOTE = "synthetic demo"
 #: The file that makes a folder an ablation grid (``experiments/ablation/grid.py``'s ``GRID_FILE``).
 GRID_FILE = "grid.json"
+#: In an ablation cell copied from a finished run (``experiments/ablation/grid.py``'s ``REUSED_FILE``).
+REUSED_FILE = "reused.json"
+#: Added to the menu label of a run that is also an ablation cell (the cell is a copy, not listed twice).
+ALSO_ABLATION_NOTE = "also an ablation cell"
 
 
 @dataclass
@@ -186,9 +190,23 @@ def _sort_key(run) -> tuple:
     )
 
 
+def reused_from(run_path: str | os.PathLike) -> Path | None:
+    """The run an ablation cell was copied from (``fer run`` reuses its protocol run), or None."""
+    import json
+
+    record = Path(run_path) / REUSED_FILE
+    try:
+        return Path(json.loads(record.read_text())["reused_from"]).resolve()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def run_choices(runs_dir: str | os.PathLike) -> tuple[list[RunChoice], dict[str, str]]:
     """Finished runs under ``runs_dir`` as menu choices (sorted by dataset / protocol / configuration,
     labels made unique with the run folder's name) and, per unreadable run folder, why.
+
+    An ablation cell copied from another run listed here is that run: one entry, labelled
+    ``… · also an ablation cell``.
 
     Raises:
         ValueError: ``runs_dir`` does not exist.
@@ -196,8 +214,15 @@ def run_choices(runs_dir: str | os.PathLike) -> tuple[list[RunChoice], dict[str,
     from fer_utils.training.rundir import list_runs
 
     runs, problems = list_runs(runs_dir)
-    runs = sorted(runs, key=_sort_key)
-    labels = [run_label(run.config, run.metrics) for run in runs]
+    listed = {Path(run.path).resolve() for run in runs}
+    copies = {run.path: reused_from(run.path) for run in runs}
+    runs = sorted((run for run in runs if copies[run.path] not in listed), key=_sort_key)
+    also_cells = {source for source in copies.values() if source in listed}
+    labels = [
+        run_label(run.config, run.metrics)
+        + (f" · {ALSO_ABLATION_NOTE}" if Path(run.path).resolve() in also_cells else "")
+        for run in runs
+    ]
     choices = []
     for run, label in zip(runs, labels, strict=True):
         if labels.count(label) > 1:
