@@ -413,7 +413,11 @@ def test_dashboard_cli_is_registered_and_checks_its_folder(tmp_path, capsys):
     assert main(["dashboard", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
     command = dashboard.voila_command(dashboard.DASHBOARD_NOTEBOOK, 8899, "127.0.0.1", open_browser=False)
-    assert command[1:3] == ["-m", "voila"] and "--Voila.ip=127.0.0.1" in command and "--no-browser" in command
+    assert (
+        command[1:3] == ["-m", "fer_utils.viz.dashboard.voila_main"]
+        and "--Voila.ip=127.0.0.1" in command
+        and "--no-browser" in command
+    )
 
 
 def test_results_notebook_is_committed_without_outputs_and_has_parameters():
