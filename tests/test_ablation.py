@@ -246,6 +246,18 @@ def test_gap_heatmap_covers_the_grid_and_marks_failed_cells(hand_made_ablation):
     assert largest.z[0][0] >= final.z[0][0]
 
 
+def test_figure_titles_fit_a_narrow_page(hand_made_ablation):
+    """Each title line stays under ~55 characters (about 500 px at plotly's title size), so nothing is cut
+    in an 820 px window."""
+    import re
+
+    result = ablation.analyze(hand_made_ablation[0])
+    for name in ("curves", "gap_heatmap"):
+        title = result.figures[name].layout.title.text
+        lines = [re.sub(r"<[^>]+>", "", line) for line in title.split("<br>")]
+        assert max(map(len, lines)) <= 55, (name, lines)
+
+
 def test_analyze_writes_table_figures_and_summary(hand_made_ablation):
     out_dir, _ = hand_made_ablation
     result = ablation.analyze(out_dir)

@@ -369,6 +369,19 @@ def test_clicking_a_cell_fills_the_gallery_with_its_faces(toy_runs):
         assert "p = " in caption.value and "frame " in caption.value
 
 
+def test_the_gallery_title_counts_one_face_or_video_in_the_singular(toy_runs):
+    runs, _ = toy_runs
+    board = dashboard.Dashboard(runs, initial_run="a-run")
+    run = board.choice.run
+    for level in ("frame", "video"):
+        matrix = np.asarray(run.metrics[level]["confusion_matrix"])
+        unit = "video" if level == "video" else "face"
+        for (i, j), count in np.ndenumerate(matrix):
+            board.faces.show(run, LABELS[i], LABELS[j], level)
+            expected = f"<b>{count}</b> {unit}{'' if count == 1 else 's'}</span>"
+            assert expected in board.gallery_title.value, (level, count, board.gallery_title.value)
+
+
 def test_view_level_and_compare_callbacks(toy_runs):
     runs, _ = toy_runs
     board = dashboard.Dashboard(runs)

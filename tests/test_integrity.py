@@ -431,3 +431,18 @@ def test_run_folders_named_with_glob_characters_or_holding_the_cwd_work(
     assert os.getcwd() == str(finished_run.path) and new.config["seed"] == 3
     assert rundir.load_run(finished_run.path).config["seed"] == 3
     assert_untouched(new.__class__(finished_run.path, new.config, new.history, new.metrics, new.predictions))
+
+
+def test_the_lock_holder_names_the_command_once(tmp_path, monkeypatch):
+    import json
+
+    from fer_utils import locks
+
+    monkeypatch.setattr("sys.argv", ["/venv/bin/fer", "train", "--epochs", "2"])
+    lock = locks.WriterLock(tmp_path / "run", tmp_path / ".run.lock", "fer train").acquire()
+    try:
+        holder = json.loads((tmp_path / ".run.lock.json").read_text())
+        assert holder["command"] == "fer train" and holder["argv"] == "/venv/bin/fer train --epochs 2"
+        assert locks._holder_text(tmp_path / ".run.lock").endswith("(fer train)")  # not "fer train train"
+    finally:
+        lock.release()

@@ -114,7 +114,7 @@ class Dashboard:
         )
         self.header = self._html("fer-run-header")
         self.view_toggle = widgets.ToggleButtons(
-            options=list(VIEWS), value="counts", description="View", style={"button_width": "200px"}
+            options=list(VIEWS), value="counts", description="View", style={"button_width": "auto"}
         )
         self.view_toggle.add_class("fer-view")
         self.level_toggle = widgets.ToggleButtons(options=list(LEVELS), value="frame", description="Level")
