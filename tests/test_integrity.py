@@ -291,11 +291,11 @@ def test_predict_outputs_of_same_stem_media_do_not_collide(tmp_path, monkeypatch
     out = tmp_path / "out"
     assert fer_main(["predict", str(media), "--model", "m.keras", "--out", str(out)]) == 0  # no face anywhere
     summary = pd.read_csv(out / "summary.csv")
-    assert summary["summary"].is_unique and len(summary) == 4
+    assert summary["summary_file"].is_unique and len(summary) == 4
     for row in summary.itertuples():
-        written = json.loads(open(row.summary).read())
+        written = json.loads(open(row.summary_file).read())
         assert written["media_path"] == row.media_path  # each row's file is its own media's
-        assert len(os.path.basename(row.summary).encode()) <= 200
+        assert len(os.path.basename(row.summary_file).encode()) <= 200
     assert (out / "clip.mp4_summary.json").exists() and (out / "clip.jpg_summary.json").exists()
 
 
