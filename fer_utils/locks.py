@@ -76,7 +76,8 @@ class WriterLock:
             holder = {
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
-                "command": " ".join([self.command, *sys.argv[1:]])[:500],
+                "command": self.command,
+                "argv": " ".join(sys.argv)[:500],
                 "started": datetime.now(UTC).isoformat(timespec="seconds"),
             }
             atomic_write_text(Path(f"{self.lock_path}.json"), json.dumps(holder))

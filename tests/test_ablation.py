@@ -235,6 +235,40 @@ def test_verdict_takes_the_smallest_gap_within_one_sd_of_the_best_accuracy():
     assert ablation.make_verdict(nothing)["chosen"] is None
 
 
+def test_verdict_says_tie_and_single_seed_and_a_sign_flip_is_no_narrowing():
+    """The demo's case: two configurations tie on validation (78.1 %), each from one seed, and the fix
+    takes the gap from +11.8 % to −8.7 %."""
+    summary = summary_of(
+        [
+            (0.3, 0.0, 0.78125, np.nan, 0.118),
+            (0.5, 0.001, 0.78125, np.nan, -0.087),
+            (0.5, 0.0, 0.70, np.nan, 0.05),
+        ]
+    ).assign(n_ok=1, test_accuracy_mean=[0.583, 0.708, 0.6], test_accuracy_sd=np.nan)
+    text = ablation.make_verdict(summary, paper_l1=0.001)["text"]
+    assert "a tie at 78.1%" in text and "test accuracy 58.3%" in text and "test accuracy 70.8%" in text
+    assert "no spread: 1 seed" in text and "within one sd" not in text
+    assert (
+        "flips the sign of" in text and "narrows" not in text and "(11.8% → −8.7%)" in text.replace("-", "−")
+    )
+    assert (
+        ablation.gap_change_words(0.2, 0.1) == "narrows" and ablation.gap_change_words(0.1, 0.2) == "widens"
+    )
+    assert ablation.gap_change_words(0.1, 0.1) == "leaves unchanged"
+
+
+def test_the_reports_ablation_table_has_the_columns_of_table_md(hand_made_ablation):
+    """Every count column of table.md (runs ok, stalled, underfit, failed) is in the report's table too."""
+    from fer_utils.viz.dashboard.static import ablation_table
+
+    out_dir, _ = hand_made_ablation
+    summary = ablation.summarize_configurations(ablation.runs_table(out_dir))
+    report = ablation_table(summary)
+    for column in ("runs ok", "stalled", "underfit", "failed"):
+        assert column in ablation.format_table(summary).columns and column in report.columns, column
+    assert report["underfit"].tolist() == summary["n_underfit"].tolist()
+
+
 def test_curves_show_seed_bands_for_the_papers_two_configurations(hand_made_ablation):
     out_dir, histories = hand_made_ablation
     loaded = ablation.load_histories(ablation.runs_table(out_dir))
@@ -263,9 +297,23 @@ def test_gap_heatmap_covers_the_grid_and_marks_failed_cells(hand_made_ablation):
         "L1 0",
         "L1 0.001",
     ]
-    assert final.z[0][0] == pytest.approx(0.4) and final.z[0][1] is None
+    assert final.z[0][0] == pytest.approx(40.0) and final.z[0][1] is None  # percent, as the cell text
+    assert final.text[0][0].startswith("40.0%") and figure.layout.coloraxis.colorbar.ticksuffix == " %"
+    assert "%" in figure.layout.coloraxis.colorbar.title.text
     assert final.text[2][0] == "failed" and final.text[0][1] == "—"
     assert largest.z[0][0] >= final.z[0][0]
+
+
+def test_figure_titles_fit_a_narrow_page(hand_made_ablation):
+    """Each title line stays under ~55 characters (about 500 px at plotly's title size), so nothing is cut
+    in an 820 px window."""
+    import re
+
+    result = ablation.analyze(hand_made_ablation[0])
+    for name in ("curves", "gap_heatmap"):
+        title = result.figures[name].layout.title.text
+        lines = [re.sub(r"<[^>]+>", "", line) for line in title.split("<br>")]
+        assert max(map(len, lines)) <= 55, (name, lines)
 
 
 def test_analyze_writes_table_figures_and_summary(hand_made_ablation):
@@ -321,6 +369,56 @@ def test_rerun_skips_finished_runs_and_refuses_runs_made_otherwise(tiny_cache, t
     assert result.summary["n_ok"].tolist() == [2]
     with pytest.raises(ValueError, match="epochs 2 ≠ 3"):
         ablation.run_grid(tiny_cache.cache_dir, out_dir, dropouts=[0.5], l1s=[0.0], seeds=2, epochs=3)
+
+
+def test_a_finished_run_with_the_cells_settings_is_copied_in_not_trained_again(tiny_cache, tmp_path):
+    settings = {"epochs": 2, "image_size": 16, "cache_key": tiny_cache.key}
+    subject = make_finished_run(tmp_path / "elsewhere", 0.3, 0.0, 0, [0.6, 0.7], [0.5, 0.6], **settings)
+    longer = make_finished_run(
+        tmp_path / "longer", 0.3, 0.0, 0, [0.6, 0.7], [0.5, 0.6], **{**settings, "epochs": 3}
+    )
+    cell = {**asdict(TrainConfig(epochs=2, image_size=16)), "seed": 0}
+    cell.update(dropout=[0.3, 0.3, 0.3], l1=0.0)
+    assert ablation.reusable_run([longer, subject], cell, tiny_cache.key) == subject
+    assert ablation.reusable_run([longer], cell, tiny_cache.key) is None  # epochs differ
+    assert ablation.reusable_run([subject], cell, "another-cache") is None
+    assert ablation.reusable_run([subject], {**cell, "l1": 1e-3}, tiny_cache.key) is None
+    assert ablation.reusable_run([subject], {**cell, "threads": 2}, tiny_cache.key) is None  # other sums
+
+    out_dir = tmp_path / "ablation"
+    result = ablation.run_grid(
+        tiny_cache.cache_dir,
+        out_dir,
+        dropouts=[0.3],
+        l1s=[0.0],
+        seeds=1,
+        epochs=2,
+        reuse_runs=[longer, subject],
+    )
+    assert result.executions["status"].tolist() == [f"reused ({subject})"]  # papermill never started
+    copy = out_dir / ablation.RUNS_FOLDER / "dropout0.3-0.3-0.3_l1-0-seed0"
+    assert json.loads((copy / ablation.REUSED_FILE).read_text()) == {"reused_from": str(subject.resolve())}
+    assert (copy / rundir.METRICS_FILE).read_bytes() == (subject / rundir.METRICS_FILE).read_bytes()
+    assert result.summary["n_ok"].tolist() == [1]
+    again = ablation.run_grid(
+        tiny_cache.cache_dir, out_dir, dropouts=[0.3], l1s=[0.0], seeds=1, epochs=2, reuse_runs=[subject]
+    )
+    assert again.executions["status"].tolist() == ["skipped (complete)"]
+
+
+def test_fer_run_offers_its_protocol_run_to_the_ablation(monkeypatch, tmp_path):
+    from fer_utils.experiments import notebook_pipeline
+
+    executed = {}
+    monkeypatch.setattr(
+        notebook_pipeline, "_execute", lambda notebook, output, parameters, cwd: executed.update(parameters)
+    )
+    config = notebook_pipeline.PipelineConfig()
+    notebook_pipeline.ablation_step(
+        config, config.training_config(), tmp_path / "cache", tmp_path / "runs" / "ablation", tmp_path, {}
+    )
+    assert executed["reuse_runs"] == [str(tmp_path / "runs" / "subject")]
+    assert executed["protocol"] == "subject" and executed["epochs"] == config.training_config().epochs
 
 
 def test_bad_arguments_are_clear_errors(tiny_cache, tmp_path):

@@ -8,6 +8,7 @@ faces (:func:`real_runs_dir`, also used by the report and browser tests).
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -167,6 +168,31 @@ def test_duplicate_labels_are_made_unique_with_the_folder_name(tmp_path):
     make_run(tmp_path / "runs" / "y", cache, toy_probabilities(6, 1))
     labels = [c.label for c in dashboard.run_choices(tmp_path / "runs")[0]]
     assert labels[0].endswith("· x") and labels[1].endswith("· y")
+
+
+def test_an_ablation_cell_copied_from_a_listed_run_is_one_menu_entry(tmp_path):
+    from fer_utils.experiments import ablation
+
+    cache = make_cache(tmp_path / "cache", 6)
+    subject = make_run(tmp_path / "runs" / "subject", cache, toy_probabilities(6, 0), protocol="subject")
+    grid = tmp_path / "runs" / "ablation"
+    cell = grid / "runs" / "dropout0.3-0.3-0.3_l1-0-seed0"
+    shutil.copytree(subject, cell)
+    (grid / ablation.GRID_FILE).write_text("{}")
+    (cell / ablation.REUSED_FILE).write_text(json.dumps({"reused_from": str(subject)}))
+    other = make_run(
+        grid / "runs" / "dropout0.3-0.5-0.5_l1-0-seed0",
+        cache,
+        toy_probabilities(6, 1),
+        protocol="subject",
+        dropout=(0.3, 0.5, 0.5),
+    )
+    choices, _ = dashboard.run_choices(tmp_path / "runs")
+    assert [c.run.path for c in choices] == [subject, other]
+    assert choices[0].label.endswith(f"· {dashboard.ALSO_ABLATION_NOTE}")
+    assert dashboard.ALSO_ABLATION_NOTE not in choices[1].label
+    (cell / ablation.REUSED_FILE).write_text(json.dumps({"reused_from": str(tmp_path / "gone")}))
+    assert len(dashboard.run_choices(tmp_path / "runs")[0]) == 3  # its source not listed: the cell stays
 
 
 def test_runs_dir_comes_from_the_parameter_then_the_environment(tmp_path, monkeypatch):
@@ -343,6 +369,19 @@ def test_clicking_a_cell_fills_the_gallery_with_its_faces(toy_runs):
         assert "p = " in caption.value and "frame " in caption.value
 
 
+def test_the_gallery_title_counts_one_face_or_video_in_the_singular(toy_runs):
+    runs, _ = toy_runs
+    board = dashboard.Dashboard(runs, initial_run="a-run")
+    run = board.choice.run
+    for level in ("frame", "video"):
+        matrix = np.asarray(run.metrics[level]["confusion_matrix"])
+        unit = "video" if level == "video" else "face"
+        for (i, j), count in np.ndenumerate(matrix):
+            board.faces.show(run, LABELS[i], LABELS[j], level)
+            expected = f"<b>{count}</b> {unit}{'' if count == 1 else 's'}</span>"
+            assert expected in board.gallery_title.value, (level, count, board.gallery_title.value)
+
+
 def test_view_level_and_compare_callbacks(toy_runs):
     runs, _ = toy_runs
     board = dashboard.Dashboard(runs)
@@ -387,7 +426,11 @@ def test_dashboard_cli_is_registered_and_checks_its_folder(tmp_path, capsys):
     assert main(["dashboard", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
     command = dashboard.voila_command(dashboard.DASHBOARD_NOTEBOOK, 8899, "127.0.0.1", open_browser=False)
-    assert command[1:3] == ["-m", "voila"] and "--Voila.ip=127.0.0.1" in command and "--no-browser" in command
+    assert (
+        command[1:3] == ["-m", "fer_utils.viz.dashboard.voila_main"]
+        and "--Voila.ip=127.0.0.1" in command
+        and "--no-browser" in command
+    )
 
 
 def test_results_notebook_is_committed_without_outputs_and_has_parameters():
@@ -540,13 +583,48 @@ def test_captions_are_short_with_the_full_path_on_hover():
             "video_id": ["ravdess/Actor_01/01-01-03-01-01-01-01.mp4"],
             "media_path": ["/data/ravdess/Actor_01/01-01-03-01-01-01-01.mp4"],
             "frame_index": [12],
-            "timestamp": [0.4],
+            "timestamp_s": [0.4],
             "confidence": [0.87],
         }
     ).iloc[0]
     text = dashboard.face_caption_html(row)
     assert ">01-01-03-01-01-01-01</div>" in text and "frame 12 · 0.40 s" in text and "p = 0.87" in text
     assert 'title="ravdess/Actor_01/01-01-03-01-01-01-01.mp4\n/data/ravdess/Actor_01/' in text
+
+
+def test_caption_times_are_seconds_within_the_clip(tmp_path):
+    """A face 22 frames into a 1.5 s clip is captioned at 1.47 s, whether the cache was written today
+    (``timestamp_s``, seconds) or before (``timestamp``, milliseconds): never "1466.67 s"."""
+    from types import SimpleNamespace
+
+    from fer_utils.faces.frames import Frame
+    from fer_utils.faces.preprocess import _index_row
+
+    box = SimpleNamespace(x=1, y=2, w=10, h=10, score=1.0)
+    crop = SimpleNamespace(box=box, angle=0.0)
+    base = {"dataset": "toy", "media_path": "clip.mp4", "label": "happy", "subject": "s1", "video_id": "clip"}
+    frames = [Frame(index, index * 1000 / 15, None) for index in (0, 11, 22)]
+    rows = [_index_row(base, frame, crop, "hog") for frame in frames]
+    legacy_rows = [
+        {**{k: v for k, v in row.items() if k != "timestamp_s"}, "timestamp": f.timestamp}
+        for row, f in zip(rows, frames, strict=True)
+    ]
+    for name, index_rows in (("today", rows), ("legacy", legacy_rows)):
+        writer = FaceCacheWriter(tmp_path / f"cache-{name}", {"dataset": "toy", "image_size": 8})
+        writer.add("clip.mp4", np.zeros((3, 8, 8), np.uint8), index_rows)
+        cache = writer.close()
+        probabilities = np.tile([0.1, 0.8, 0.1], (3, 1))
+        run = make_run(tmp_path / f"run-{name}", cache, probabilities)
+        predictions = rundir.load_run(run).predictions
+        if name == "legacy":  # a run written before the rename carries milliseconds under `timestamp`
+            predictions = predictions.rename(columns={"timestamp_s": "timestamp"})
+            predictions["timestamp"] *= 1000
+        faces = dashboard.cell_faces(predictions, LABELS, "happy", "happy")
+        captions = [dashboard.face_caption_html(row) for row in faces.itertuples()]
+        assert any("frame 22 · 1.47 s" in caption for caption in captions), captions
+        assert not any("1466" in caption for caption in captions)
+        assert "timestamp" not in cache.index.columns
+        assert cache.index["timestamp_s"].between(0, 1.5).all()
 
 
 def test_synthetic_demo_runs_are_named_so_and_kept_out_of_the_literature(tmp_path):
@@ -598,6 +676,50 @@ def test_protocol_comparison_has_one_row_per_protocol_without_ablation_cells(tmp
     page = dashboard.protocol_comparison_html(table, gaps)
     assert page.count("<tr") == 3 and formatting.percent(np.mean(accuracies)) in page
     assert "Leakage gap on toy" in page and formatting.percent(gaps["toy"], sign=True) in page
+
+
+def test_protocol_table_states_faces_per_test_video_and_marks_incomparable_video_scores(tmp_path):
+    """paper: 6 test faces in 4 videos (1.5 each); subject: 6 faces in 1 video: the video accuracies are
+    marked not comparable, with both counts."""
+    from fer_utils.viz.dashboard.tables import faces_per_test_video, incomparable_video_scores
+
+    cache = make_cache(tmp_path / "cache", 12)
+    make_run(tmp_path / "runs" / "paper", cache, toy_probabilities(5, 0))  # videos v0 (3), v1 (2)
+    make_run(tmp_path / "runs" / "subject", cache, toy_probabilities(3, 1), protocol="subject")  # v0 (3)
+    choices, _ = dashboard.run_choices(tmp_path / "runs")
+    assert faces_per_test_video(next(c for c in choices if c.name == "paper").run.metrics) == 2.5
+    table = dashboard.protocol_comparison(choices)
+    assert table.loc[("toy", "paper"), "faces_per_video"] == 2.5
+    assert table.loc[("toy", "subject"), "faces_per_video"] == 3.0
+    assert incomparable_video_scores(table) == {}  # 2.5 vs 3.0: comparable
+    page = dashboard.protocol_comparison_html(table, {})
+    assert "test faces per video" in page and "<td>2.5</td>" in page and "†" not in page
+    make_run(tmp_path / "runs" / "video", cache, toy_probabilities(1, 2), protocol="video")  # 1 face, 1 video
+    table = dashboard.protocol_comparison(dashboard.run_choices(tmp_path / "runs")[0])
+    assert incomparable_video_scores(table) == {"toy": {"paper": 2.5, "subject": 3.0, "video": 1.0}}
+    page = dashboard.protocol_comparison_html(table, {})
+    assert (
+        page.count(" †</td>") == 3
+        and "not comparable" in page
+        and "paper 2.5, video 1.0, subject 3.0" in page
+    )
+
+
+def test_a_mean_over_stalled_runs_is_flagged_beside_it(tmp_path):
+    import json
+
+    cache = make_cache(tmp_path / "cache", 12)
+    for seed in (0, 1):
+        run = make_run(tmp_path / "runs" / f"seed-{seed}", cache, toy_probabilities(12, seed), seed=seed)
+        metrics = json.loads((run / "metrics.json").read_text())
+        (run / "metrics.json").write_text(json.dumps({**metrics, "stalled": True}))
+    table = dashboard.protocol_comparison(dashboard.run_choices(tmp_path / "runs")[0])
+    assert table.loc[("toy", "paper"), "stalled"] == 2
+    page = dashboard.protocol_comparison_html(table, {})
+    mean = formatting.mean_sd(
+        table.loc[("toy", "paper"), "accuracy_mean"], table.loc[("toy", "paper"), "accuracy_sd"]
+    )
+    assert f"{mean} ⚠ 2 of 2 stalled</td>" in page
 
 
 def test_static_run_detail_is_collapsible_with_face_thumbnails(toy_runs):

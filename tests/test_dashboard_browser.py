@@ -84,11 +84,9 @@ def voila_server(real_runs_dir, tmp_path):  # noqa: F811
     command ``fer dashboard`` uses (short culling times); yields ``(url, process)``."""
     port = free_port()
     log = (tmp_path / "voila.log").open("w")
-    environment = {
-        **os.environ,
-        dashboard.RUNS_DIR_ENV: str(real_runs_dir),
-        dashboard.INITIAL_RUN_ENV: "fer2013-base",
-    }
+    environment = dashboard.voila_environment(
+        {**os.environ, dashboard.RUNS_DIR_ENV: str(real_runs_dir), dashboard.INITIAL_RUN_ENV: "fer2013-base"}
+    )
     command = dashboard.voila_command(
         dashboard.DASHBOARD_NOTEBOOK,
         port,

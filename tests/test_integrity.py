@@ -291,11 +291,11 @@ def test_predict_outputs_of_same_stem_media_do_not_collide(tmp_path, monkeypatch
     out = tmp_path / "out"
     assert fer_main(["predict", str(media), "--model", "m.keras", "--out", str(out)]) == 0  # no face anywhere
     summary = pd.read_csv(out / "summary.csv")
-    assert summary["summary"].is_unique and len(summary) == 4
+    assert summary["summary_file"].is_unique and len(summary) == 4
     for row in summary.itertuples():
-        written = json.loads(open(row.summary).read())
+        written = json.loads(open(row.summary_file).read())
         assert written["media_path"] == row.media_path  # each row's file is its own media's
-        assert len(os.path.basename(row.summary).encode()) <= 200
+        assert len(os.path.basename(row.summary_file).encode()) <= 200
     assert (out / "clip.mp4_summary.json").exists() and (out / "clip.jpg_summary.json").exists()
 
 
@@ -431,3 +431,18 @@ def test_run_folders_named_with_glob_characters_or_holding_the_cwd_work(
     assert os.getcwd() == str(finished_run.path) and new.config["seed"] == 3
     assert rundir.load_run(finished_run.path).config["seed"] == 3
     assert_untouched(new.__class__(finished_run.path, new.config, new.history, new.metrics, new.predictions))
+
+
+def test_the_lock_holder_names_the_command_once(tmp_path, monkeypatch):
+    import json
+
+    from fer_utils import locks
+
+    monkeypatch.setattr("sys.argv", ["/venv/bin/fer", "train", "--epochs", "2"])
+    lock = locks.WriterLock(tmp_path / "run", tmp_path / ".run.lock", "fer train").acquire()
+    try:
+        holder = json.loads((tmp_path / ".run.lock.json").read_text())
+        assert holder["command"] == "fer train" and holder["argv"] == "/venv/bin/fer train --epochs 2"
+        assert locks._holder_text(tmp_path / ".run.lock").endswith("(fer train)")  # not "fer train train"
+    finally:
+        lock.release()

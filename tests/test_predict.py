@@ -13,6 +13,7 @@ import fer_utils
 from fer_utils.cli import main
 from fer_utils.deploy import bundled
 from fer_utils.deploy.cross_dataset import UNMAPPED, evaluate_on_cache, label_mapping
+from fer_utils.deploy.predictors import load_predictor
 from fer_utils.deploy.tracking import FaceTracker, box_iou
 from fer_utils.faces.detection import detect_faces
 from fer_utils.faces.frames import evenly_spaced, stream_frames
@@ -335,3 +336,62 @@ def test_a_model_whose_spec_disagrees_with_its_outputs_is_refused_before_any_wor
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "has 7 outputs but its spec names 3 labels" in error
     assert not out.exists()
+
+
+# ------------------------------------------------------------------- what a researcher sees (issue 21)
+
+
+def test_the_timeline_shows_the_frames_without_a_face(pyfeat_media, tmp_path):
+    """face_noface.mov: the face leaves at ~2.5 s; the axis runs to the last sampled frame (~6.4 s), the
+    lines break there and the span is shaded "no face"."""
+    from fer_utils.deploy import predict
+
+    prediction = predict.predict_media(
+        pyfeat_media / "face_noface.mov", load_predictor(bundled.bundled_model_path()), fps=5
+    )
+    last = prediction.faces["timestamp_s"].max()
+    assert last > 6 and prediction.face_rows["timestamp_s"].max() < 2.6
+    spans = predict.no_face_spans(prediction)
+    assert len(spans) == 1 and 2.3 < spans[0][0] < 2.6 and spans[0][1] == last
+    figure = predict.timeline_figure(prediction)
+    assert figure.layout.xaxis.range[1] >= last
+    assert any(getattr(a, "text", "") == "no face" for a in figure.layout.annotations)
+    shaded = [shape for shape in figure.layout.shapes if shape.type == "rect"]
+    assert len(shaded) == 1 and shaded[0].x0 < 2.6 and shaded[0].x1 >= last
+    trace = figure.data[0]
+    assert max(trace.x) == last and np.isnan(np.asarray(trace.y, float)[-1])  # no line past the face
+
+
+def test_a_face_cut_by_the_frame_gets_its_whole_label_inside_the_image():
+    from fer_utils.deploy.predict import label_origin
+
+    assert label_origin((-77, 40), (120, 20), (300, 400, 3)) == (0, 20)  # left edge: moved in
+    assert label_origin((350, 5), (120, 20), (300, 400, 3)) == (280, 5)  # top and right: inside the box
+    assert label_origin((10, 295), (120, 20), (300, 400, 3)) == (10, 275)
+
+
+def test_summary_columns_are_counts_in_a_fixed_order_and_a_missing_path_is_a_reported_skip(
+    pyfeat_media, tmp_path, capsys
+):
+    from fer_utils.deploy.predict import OUTPUT_KINDS, SUMMARY_COLUMNS
+
+    out = tmp_path / "out"
+    photo, missing = pyfeat_media / "multi_face.jpg", tmp_path / "not-there.mp4"
+    assert (
+        main(["predict", str(missing), str(photo), str(pyfeat_media / "no_face.mp4"), "--out", str(out)]) == 1
+    )
+    printed = capsys.readouterr().out
+    assert f"{missing}: skipped" in printed and "multi_face.jpg: " in printed  # the batch went on
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.columns) == [*SUMMARY_COLUMNS, *(f"{kind}_file" for kind in OUTPUT_KINDS)]
+    rows = summary.set_index(summary["media_path"].map(lambda p: p.rsplit("/", 1)[-1]))
+    assert rows.loc["not-there.mp4", "status"] == "missing"
+    assert rows.loc["multi_face.jpg", "faces"] == dlib_faces(photo) == rows.loc["multi_face.jpg", "tracks"]
+    assert (
+        json.loads((out / "multi_face.jpg_summary.json").read_text())["faces"]
+        == rows.loc["multi_face.jpg", "faces"]
+    )
+    assert rows.loc["no_face.mp4", "faces"] == 0
+    text = pd.read_csv(out / "summary.csv", dtype=str, keep_default_na=False)
+    for column in ("faces", "tracks", "frames_sampled", "frames_without_face"):  # "6", never "6.0"
+        assert text[column].map(lambda v: v == "" or v.isdigit()).all(), text[column]

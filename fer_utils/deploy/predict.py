@@ -296,8 +296,52 @@ def predict_image_array(image: np.ndarray, predictor: Predictor, **options) -> M
     return result
 
 
+def track_points(prediction: MediaPrediction, track_id):
+    """One row per sampled frame for a track's panel: its probabilities where the track has a face, NaN
+    elsewhere (frames without a face or where another face was seen), so its lines break there."""
+    frames = prediction.faces.drop_duplicates("frame_index")[["frame_index", "timestamp_s"]]
+    points = prediction.face_rows[prediction.face_rows["track_id"] == track_id]
+    points = points.drop_duplicates("frame_index").drop(columns="timestamp_s")
+    return frames.merge(points, on="frame_index", how="left").sort_values("frame_index")
+
+
+def no_face_spans(prediction: MediaPrediction) -> list[tuple[float, float]]:
+    """The time spans (first, last sampled time, seconds) of consecutive sampled frames without any face."""
+    if not len(prediction.faces):
+        return []
+    frames = prediction.faces.groupby("frame_index", sort=True).agg(
+        time=("timestamp_s", "first"), empty=("status", lambda s: bool((s == "no_face").all()))
+    )
+    spans, start, previous = [], None, None
+    for time, empty in zip(frames["time"], frames["empty"], strict=True):
+        if empty and start is None:
+            start = time
+        if not empty and start is not None:
+            spans.append((float(start), float(previous)))
+            start = None
+        previous = time
+    if start is not None:
+        spans.append((float(start), float(previous)))
+    return spans
+
+
+def _mark_no_face(figure, spans: list[tuple[float, float]], half_step: float) -> None:
+    """Shade each span without a face across every panel, labelled "no face"."""
+    for first, last in spans:
+        figure.add_vrect(
+            x0=max(0.0, first - half_step),
+            x1=last + half_step,
+            fillcolor="lightgray",
+            opacity=0.4,
+            line_width=0,
+            annotation_text="no face",
+            annotation_position="top left",
+        )
+
+
 def timeline_figure(prediction: MediaPrediction):
-    """Plotly figure of each emotion's probability over time, one panel per face track."""
+    """Plotly figure of each emotion's probability over time, one panel per face track; sampled frames
+    without a face break the lines and are shaded "no face", and the time axis spans every sampled frame."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -316,13 +360,14 @@ def timeline_figure(prediction: MediaPrediction):
     )
     colors = go.layout.Template().layout.colorway or None
     for row, track in enumerate(tracks.itertuples() if len(tracks) else [], start=1):
-        points = prediction.face_rows[prediction.face_rows["track_id"] == track.track_id]
+        points = track_points(prediction, track.track_id)
         for i, label in enumerate(prediction.labels):
             figure.add_trace(
                 go.Scatter(
                     x=points["timestamp_s"],
                     y=points[f"prob_{label}"],
                     mode="lines+markers",
+                    connectgaps=False,
                     name=label,
                     legendgroup=label,
                     showlegend=row == 1,
@@ -335,6 +380,13 @@ def timeline_figure(prediction: MediaPrediction):
             )
         figure.update_yaxes(range=[0, 1], title_text="probability", row=row, col=1)
     figure.update_xaxes(title_text="time (s)", row=rows, col=1)
+    times = prediction.faces["timestamp_s"].drop_duplicates().sort_values() if len(prediction.faces) else []
+    if len(times):
+        half_step = float(np.diff(times).min()) / 2 if len(times) > 1 else 0.05
+        _mark_no_face(figure, no_face_spans(prediction), half_step)
+        figure.update_xaxes(
+            range=[max(0.0, float(times.iloc[0]) - half_step), float(times.iloc[-1]) + half_step]
+        )
     hidden = len(prediction.tracks) - len(tracks) if prediction.tracks is not None else 0
     note = f" ({hidden} shorter track(s) in the CSV only)" if hidden > 0 else ""
     figure.update_layout(
@@ -380,10 +432,20 @@ def annotated_image(prediction: MediaPrediction) -> np.ndarray:
         text = f"{row.face_index}: {row.predicted_label} {row.confidence:.2f}"
         scale = max(0.4, w / 220)
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        top = max(0, y - th - base - 2)
-        cv2.rectangle(image, (x, top), (x + tw, top + th + base + 2), (0, 200, 255), -1)
-        cv2.putText(image, text, (x, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness)
+        left, top = label_origin((x, y), (tw, th + base + 2), image.shape)
+        cv2.rectangle(image, (left, top), (left + tw, top + th + base + 2), (0, 200, 255), -1)
+        cv2.putText(image, text, (left, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness)
     return image
+
+
+def label_origin(box_corner: tuple[int, int], label_size: tuple[int, int], image_shape) -> tuple[int, int]:
+    """Top-left corner of a face's label: just above the box's top-left corner, moved inside the image
+    when the box reaches past an edge (a face cut by the frame still gets its whole label)."""
+    (x, y), (width, height) = box_corner, label_size
+    image_height, image_width = image_shape[:2]
+    left = min(max(0, x), max(0, image_width - width))
+    top = y - height if y - height >= 0 else max(0, y)
+    return int(left), int(min(top, max(0, image_height - height)))
 
 
 #: Longest output file name in bytes (most file systems allow 255; room is left for temporary names).
@@ -467,6 +529,65 @@ def prediction_summary(prediction: MediaPrediction, model_path: str = "") -> dic
     }
 
 
+#: Columns of ``summary.csv``, in this order whatever the inputs: counts, then the files written.
+SUMMARY_COLUMNS = (
+    "media_path",
+    "status",
+    "label",
+    "confidence",
+    "faces",
+    "tracks",
+    "frames_sampled",
+    "frames_without_face",
+    "message",
+)
+OUTPUT_KINDS = ("summary", "faces", "tracks", "figure", "annotated")
+
+
+def summary_row(media_path, prediction: MediaPrediction | None, outputs: dict, message: str = "") -> dict:
+    """One row of ``summary.csv``: :data:`SUMMARY_COLUMNS` (``faces`` and ``tracks`` are counts, as in
+    ``_summary.json``), then ``<kind>_file`` for each of :data:`OUTPUT_KINDS` (empty when not written).
+    ``prediction`` None: a path that could not be predicted at all (``status`` missing)."""
+    if prediction is None:
+        row = dict.fromkeys(SUMMARY_COLUMNS)
+        row.update(media_path=str(media_path), status="missing", message=message)
+    else:
+        row = {
+            "media_path": str(media_path),
+            "status": prediction.status,
+            "label": prediction.label,
+            "confidence": prediction.confidence,
+            "faces": int(len(prediction.face_rows)),
+            "tracks": 0 if prediction.tracks is None else int(len(prediction.tracks)),
+            "frames_sampled": prediction.frames_sampled,
+            "frames_without_face": prediction.frames_without_face,
+            "message": prediction.message(),
+        }
+    return {**row, **{f"{kind}_file": outputs.get(kind, "") for kind in OUTPUT_KINDS}}
+
+
+def summary_table(rows: list[dict]):
+    """``summary.csv`` from :func:`summary_row` rows: counts as integers (empty for a skipped path)."""
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    for column in ("faces", "tracks", "frames_sampled", "frames_without_face"):
+        table[column] = table[column].astype("Int64")
+    return table
+
+
+def collect_media(items) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The media of every given path (:func:`media_in`) and, for a path that gives none (missing, or a
+    folder without media), ``(path, reason)``: reported and skipped, the rest goes on."""
+    media, skipped = [], []
+    for item in items:
+        try:
+            media.extend(media_in(item))
+        except ValueError as error:
+            skipped.append((str(item), str(error)))
+    return media, skipped
+
+
 def media_in(path: str | os.PathLike) -> list[Path]:
     """The media files to predict: the file itself, or the videos and images of a folder (sorted)."""
     path = Path(path)
@@ -521,37 +642,37 @@ def _check_arguments(args) -> None:
 
 
 def _predict_cli(args) -> int:
-    import pandas as pd
 
     from fer_utils.deploy.bundled import bundled_model_path
 
     _check_arguments(args)
-    media = [path for item in args.media for path in media_in(item)]
+    media, skipped = collect_media(args.media)
     model = args.model or bundled_model_path()
     predictor = load_predictor(model, args.threads)
     rows = []
+    for item, reason in skipped:
+        print(f"{item}: skipped ({reason})")
+        rows.append(summary_row(item, None, {}, f"skipped: {reason}"))
     for path in media:
         prediction = predict_media(
             path, predictor, args.frames, args.fps, args.detector, args.max_faces, args.min_face_size
         )
         outputs = write_prediction(prediction, args.out, str(model))
         print(prediction.message())
-        rows.append(
-            {
-                "media_path": str(path),
-                "status": prediction.status,
-                "label": prediction.label,
-                "confidence": prediction.confidence,
-                "faces": len(prediction.face_rows),
-                "tracks": 0 if prediction.tracks is None else len(prediction.tracks),
-                "frames_sampled": prediction.frames_sampled,
-                **outputs,
-            }
-        )
-    if len(media) > 1:
-        atomic_write_csv(Path(args.out) / "summary.csv", pd.DataFrame(rows))
+        rows.append(summary_row(path, prediction, outputs))
+    if len(rows) > 1:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        atomic_write_csv(Path(args.out) / "summary.csv", summary_table(rows))
     print(f"outputs in {args.out}")
+    return _exit_status(rows)
+
+
+def _exit_status(rows: list[dict]) -> int:
+    """1 (after saying which) when any input was missing or unreadable, else 0."""
     unreadable = sum(row["status"] == "unreadable" for row in rows)
+    missing = sum(row["status"] == "missing" for row in rows)
     if unreadable:
         print(f"{unreadable} of {len(rows)} file(s) could not be read (see their _summary.json)")
-    return 1 if unreadable else 0
+    if missing:
+        print(f"{missing} of {len(rows)} path(s) skipped: they do not exist or hold no video or image")
+    return 1 if unreadable or missing else 0

@@ -32,7 +32,7 @@ from fer_utils.experiments.ablation.grid import GridConfig, shared_training
 from fer_utils.faces.cache import FaceCache, cache_dir_for
 from fer_utils.faces.preprocess import PreprocessConfig, cache_config, image_folder_cache, preprocess
 from fer_utils.notebook_execution import execute_notebook
-from fer_utils.paths import NOTEBOOKS_DIR, project_path
+from fer_utils.paths import NOTEBOOKS_DIR, output_path, project_path
 from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args, field_names, setting, values_from
 from fer_utils.training import rundir
@@ -99,9 +99,10 @@ DEMO_DIR = "reports/demo"
 
 
 def demo_cache(out_dir: str | os.PathLike = DEMO_DIR, seed: int = 0) -> FaceCache:
-    """The demo set's face cache under ``out_dir`` (project-relative), built when absent: what a
-    notebook opened without parameters trains on (the same data and settings as ``fer run``)."""
-    out = project_path(out_dir)
+    """The demo set's face cache under ``out_dir`` (relative to the project the user works in), built
+    when absent: what a notebook opened without parameters trains on (the same data and settings as
+    ``fer run``)."""
+    out = output_path(out_dir, "demo set and its face cache")
     root, _ = ensure_demo_dataset(out / "data", seed)
     samples, skipped = dataset_samples("ravdess", root)
     return preprocess(
@@ -119,19 +120,22 @@ def notebook_cache(
     seed: int = 0,
 ) -> FaceCache:
     """The face cache notebooks 02 and 03 train on: ``cache_dir``; else ``image_folder`` turned into a
-    cache under ``cache_root``; else the demo set's cache (:func:`demo_cache`). Paths are project-relative."""
+    cache under ``cache_root``; else the demo set's cache (:func:`demo_cache`). Relative paths resolve from
+    the project the user works in (:func:`fer_utils.paths.work_root`)."""
     if cache_dir:
         return FaceCache(project_path(cache_dir))
     if image_folder:
         return image_folder_cache(
             project_path(image_folder),
-            project_path(cache_root),
+            output_path(cache_root, "face cache"),
             image_size=image_size or 180,
             split_dirs=split_dirs,
             max_per_class=max_per_class,
             seed=seed,
         )
-    print("no cache_dir or image_folder given: training on the synthetic demo set (reports/demo)")
+    print(
+        f"no cache_dir or image_folder given: training on the synthetic demo set ({project_path(DEMO_DIR)})"
+    )
     return demo_cache(seed=seed)
 
 
@@ -305,7 +309,9 @@ def training_step(
 def ablation_step(
     config: PipelineConfig, training: TrainConfig, cache_dir: Path, out_dir: Path, out: Path, timings: dict
 ) -> None:
-    """Notebook 03: the small regularization grid, on the subject protocol when it is reported."""
+    """Notebook 03: the small regularization grid, on the subject protocol when it is reported. Its cell
+    with the protocol run's settings (the baseline, at the same epochs) is a copy of that run, not trained
+    again (``GridConfig.reuse_runs``)."""
     protocol = "subject" if "subject" in config.protocols else config.protocols[0]
     training = dataclasses.replace(
         training, protocol=protocol, epochs=config.ablation_epochs or training.epochs
@@ -321,6 +327,7 @@ def ablation_step(
             "l1s": list(config.ablation_l1s),
             "seeds": config.ablation_seeds,
             "workers": config.workers,
+            "reuse_runs": [str(out_dir.parent / protocol)],
         },
         out,
     )

@@ -34,6 +34,10 @@ HASH_COLUMN = "face_hash"
 #: Faces whose pixels also appear in another video (written beside index.csv).
 DUPLICATES_FILE = "duplicates.csv"
 DUPLICATE_COLUMNS = ["face_hash", "face_id", "media_path", "video_id", "subject", "label"]
+#: A face's time in its clip, in seconds (the one name and unit for time in every table: index.csv,
+#: predictions.csv, ``fer predict``'s faces.csv). Caches and runs written before it have ``timestamp`` in ms.
+TIME_COLUMN = "timestamp_s"
+LEGACY_TIME_COLUMN = "timestamp"
 
 
 def face_hash(face: np.ndarray) -> str:
@@ -54,6 +58,18 @@ def duplicate_faces(index: pd.DataFrame) -> pd.DataFrame:
     shared = index[videos > 1]
     columns = [c for c in DUPLICATE_COLUMNS if c in shared.columns]
     return shared[columns].sort_values([HASH_COLUMN, "media_path", "face_id"]).reset_index(drop=True)
+
+
+def with_time_in_seconds(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its time as ``timestamp_s`` (seconds): an older table's ``timestamp`` (milliseconds)
+    is converted and dropped; a table already in seconds, or without time, comes back unchanged."""
+    if LEGACY_TIME_COLUMN not in table.columns:
+        return table
+    table = table.copy()
+    legacy = pd.to_numeric(table.pop(LEGACY_TIME_COLUMN), errors="coerce") / 1000.0
+    if TIME_COLUMN not in table.columns:
+        table[TIME_COLUMN] = legacy.round(4)
+    return table
 
 
 def config_key(config: dict) -> str:
@@ -318,7 +334,7 @@ class FaceCache:
         rows, skipped, stats = self._load_shards()
         if check_index:
             self._check_index_agreement(len(rows))
-        index = pd.DataFrame(rows)
+        index = with_time_in_seconds(pd.DataFrame(rows))
         if len(index):
             sort_cols = [c for c in INDEX_SORT_COLUMNS if c in index.columns]
             index = index.sort_values(sort_cols, kind="stable").reset_index(drop=True)
@@ -443,7 +459,7 @@ def write_array_cache(
             "subject": None if subjects is None else str(subjects[number]),
             "video_id": item if video_ids is None else str(video_ids[number]),
             "frame_index": number,
-            "timestamp": 0.0,
+            TIME_COLUMN: 0.0,
         }
         writer.add(item, face[None], [row])
     return writer.close()

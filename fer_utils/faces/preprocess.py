@@ -36,7 +36,14 @@ from fer_utils.data.datasets import (
     label_renaming,
 )
 from fer_utils.data.synthetic import SYNTHETIC_MARKER, is_demo_media
-from fer_utils.faces.cache import DUPLICATES_FILE, FaceCache, FaceCacheWriter, cache_dir_for, duplicate_faces
+from fer_utils.faces.cache import (
+    DUPLICATES_FILE,
+    TIME_COLUMN,
+    FaceCache,
+    FaceCacheWriter,
+    cache_dir_for,
+    duplicate_faces,
+)
 from fer_utils.faces.detection import DETECTORS, EQUALIZATIONS, extract_face, to_gray_face  # noqa: F401  (to_gray_face: re-exported)
 from fer_utils.faces.frames import SAMPLING_METHODS, SampledFrames, sample_frames
 from fer_utils.files import require_folder_path
@@ -245,7 +252,7 @@ def _index_row(base: dict, frame, crop, detector: str) -> dict:
     return {
         **base,
         "frame_index": frame.index,
-        "timestamp": round(frame.timestamp, 3),
+        TIME_COLUMN: round(frame.timestamp / 1000.0, 4),
         "bbox_x": crop.box.x,
         "bbox_y": crop.box.y,
         "bbox_w": crop.box.w,

@@ -223,7 +223,11 @@ def read_split(run_dir: str | os.PathLike) -> pd.DataFrame:
 
 
 def read_predictions(run_dir: str | os.PathLike) -> pd.DataFrame:
-    return pd.read_csv(Path(run_dir) / PREDICTIONS_FILE, dtype={"subject": str, "video_id": str})
+    """predictions.csv, with an older run's ``timestamp`` (ms) read as ``timestamp_s`` (seconds)."""
+    from fer_utils.faces.cache import with_time_in_seconds
+
+    table = pd.read_csv(Path(run_dir) / PREDICTIONS_FILE, dtype={"subject": str, "video_id": str})
+    return with_time_in_seconds(table)
 
 
 def model_path(run_dir: str | os.PathLike) -> Path:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import sys
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -237,9 +236,8 @@ def check_leakage(index: pd.DataFrame, split: Split, allow_duplicate_leakage: bo
     problem = duplicate_leakage(index, split)
     if problem and split.protocol in REFUSE_DUPLICATES and not allow_duplicate_leakage:
         raise ValueError(f"{problem}; remove the duplicates, or pass --allow-duplicate-leakage to only warn")
-    if problem:
-        print(f"WARNING: {problem}", file=sys.stderr)
-        warnings.warn(problem, stacklevel=2)
+    if problem:  # one line, once (not also a UserWarning, which repeats it with its source line)
+        print(f"WARNING: {problem}", file=sys.stderr, flush=True)
 
 
 def duplicate_leakage(index: pd.DataFrame, split: Split, examples: int = 3) -> str | None:

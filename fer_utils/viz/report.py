@@ -12,10 +12,20 @@ import os
 import tempfile
 from pathlib import Path
 
-from fer_utils.paths import NOTEBOOKS_DIR, REPORTS_DIR
+from fer_utils.paths import NOTEBOOKS_DIR
 
 RESULTS_NOTEBOOK = NOTEBOOKS_DIR / "04_results.ipynb"
-DEFAULT_REPORT = REPORTS_DIR / "results.html"
+#: Relative to the current folder (the CLI's rule), not to the checkout fer_utils was imported from.
+DEFAULT_REPORT = Path("reports") / "results.html"
+
+
+#: nbconvert's lab template without what it loads from a CDN (require.js, MathJax): the report opens
+#: offline with no failed request (plotly.js is inlined; the report has no formulas).
+OFFLINE_TEMPLATE = "fer_offline.html.j2"
+OFFLINE_TEMPLATE_TEXT = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+"""
 
 
 def execute_results_notebook(
@@ -70,12 +80,17 @@ def notebook_to_html(
     Returns:
         The HTML file's path.
     """
+    import jinja2
     import nbformat
     from nbconvert import HTMLExporter
 
     notebook = nbformat.read(str(executed_notebook), as_version=4)
     exporter = HTMLExporter(
-        exclude_input=hide_code, exclude_input_prompt=hide_code, exclude_output_prompt=hide_code
+        exclude_input=hide_code,
+        exclude_input_prompt=hide_code,
+        exclude_output_prompt=hide_code,
+        extra_loaders=[jinja2.DictLoader({OFFLINE_TEMPLATE: OFFLINE_TEMPLATE_TEXT})],
+        template_file=OFFLINE_TEMPLATE,
     )
     body, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": "FER results"}})
     html_path = Path(html_path)

@@ -18,6 +18,7 @@ from fer_utils.experiments.ablation.analysis import (
     RUN_COLUMNS,
     aggregated_runs,
     format_table,
+    gap_change_words,
     load_histories,
     make_verdict,
     markdown_table,
@@ -27,7 +28,7 @@ from fer_utils.experiments.ablation.analysis import (
     summarize_configurations,
 )
 from fer_utils.experiments.ablation.cli import add_arguments
-from fer_utils.experiments.ablation.execute import execute_run, run_grid
+from fer_utils.experiments.ablation.execute import execute_run, reusable_run, run_grid
 from fer_utils.experiments.ablation.figures import configuration_curves_figure, gap_heatmap_figure, seed_band
 from fer_utils.experiments.ablation.grid import (
     CHECKED_PARAMETERS,
@@ -42,6 +43,7 @@ from fer_utils.experiments.ablation.grid import (
     PAPER_BASELINE,
     PAPER_DROPOUT,
     PAPER_L1,
+    REUSED_FILE,
     RUNS_FOLDER,
     TRAINING_DEFAULTS,
     TRAINING_NOTEBOOK,
@@ -70,6 +72,7 @@ __all__ = [
     "PAPER_BASELINE",
     "PAPER_DROPOUT",
     "PAPER_L1",
+    "REUSED_FILE",
     "RUNS_FOLDER",
     "RUN_COLUMNS",
     "TRAINING_DEFAULTS",
@@ -91,8 +94,10 @@ __all__ = [
     "grid_runs",
     "load_histories",
     "make_verdict",
+    "gap_change_words",
     "markdown_table",
     "metric_text",
+    "reusable_run",
     "run_grid",
     "run_record",
     "runs_table",

@@ -271,12 +271,13 @@ def _paper_comparison(usable: pd.DataFrame, paper_l1: float, accuracy: str, gap:
     regularized = _find(usable, PAPER_DROPOUT, paper_l1)
     if baseline is None or regularized is None:
         return None
-    gap_change = regularized[f"{gap}_mean"] - baseline[f"{gap}_mean"]
+    before, after = float(baseline[f"{gap}_mean"]), float(regularized[f"{gap}_mean"])
+    gap_change = after - before
     accuracy_change = regularized[f"{accuracy}_mean"] - baseline[f"{accuracy}_mean"]
     text = (
         f"The paper's fix ({regularized['configuration']} vs its baseline {baseline['configuration']}) "
-        f"{'narrows' if gap_change < 0 else 'does not narrow'} the {gap_name} "
-        f"({formatting.percent(baseline[f'{gap}_mean'])} → {formatting.percent(regularized[f'{gap}_mean'])}) "
+        f"{gap_change_words(before, after)} the {gap_name} "
+        f"({formatting.percent(before)} → {formatting.percent(after)}) "
         f"and changes the {accuracy_name} by {formatting.percent(accuracy_change, sign=True)}."
     )
     return {
@@ -286,6 +287,16 @@ def _paper_comparison(usable: pd.DataFrame, paper_l1: float, accuracy: str, gap:
         "accuracy_change": float(accuracy_change),
         "text": text,
     }
+
+
+def gap_change_words(before: float, after: float) -> str:
+    """How a train − validation gap moved: ``narrows`` / ``widens`` (same sign, smaller / larger),
+    ``flips the sign of`` (training above validation became below, or back), ``leaves unchanged``."""
+    if formatting.percent(before) == formatting.percent(after):
+        return "leaves unchanged"
+    if before * after < 0:
+        return "flips the sign of"
+    return "narrows" if abs(after) < abs(before) else "widens"
 
 
 def make_verdict(
@@ -319,14 +330,7 @@ def make_verdict(
             "paper": None,
         }
     best, threshold, candidates, chosen = _near_best(usable, accuracy, gap)
-    accuracy_name = _SHORT_NAMES.get(accuracy, accuracy)
-    gap_name = _SHORT_NAMES.get(gap, gap)
-    text = [
-        f"Best {accuracy_name}: **{best['configuration']}** ({_describe(best, accuracy, gap)}). "
-        f"{len(candidates)} of {len(usable)} configurations lie within one sd of it (≥ {formatting.percent(threshold)}); "
-        f"among them **{chosen['configuration']}** has the smallest {gap_name} "
-        f"({_describe(chosen, accuracy, gap)})."
-    ]
+    text = [_best_sentence(usable, best, threshold, candidates, chosen, accuracy, gap)]
     paper = _paper_comparison(usable, paper_l1, accuracy, gap)
     if paper is not None:
         text.append(paper.pop("text"))
@@ -339,6 +343,43 @@ def make_verdict(
         "candidates": candidates["configuration"].tolist(),
         "paper": paper,
     }
+
+
+def _best_sentence(usable, best, threshold, candidates, chosen, accuracy: str, gap: str) -> str:
+    """The verdict's first sentence: the best configuration, or the tie ("tie" with each one's test
+    accuracy, which never selects), the near-best (within one sd, or "no spread: 1 seed" when the best
+    has a single run) and the one with the smallest gap among them."""
+    accuracy_name = _SHORT_NAMES.get(accuracy, accuracy)
+    gap_name = _SHORT_NAMES.get(gap, gap)
+    best_mean = formatting.percent(best[f"{accuracy}_mean"])
+    tied = usable[[formatting.percent(value) == best_mean for value in usable[f"{accuracy}_mean"]]]
+    if len(tied) > 1:
+        tie = ", ".join(
+            f"**{row['configuration']}** (test accuracy {metric_text(row, 'test_accuracy')})"
+            for _, row in tied.iterrows()
+        )
+        head = (
+            f"Best {accuracy_name}: a tie at {best_mean} between {len(tied)} configurations: {tie} "
+            "(the test part does not break it)."
+        )
+    else:
+        head = f"Best {accuracy_name}: **{best['configuration']}** ({_describe(best, accuracy, gap)})."
+    if int(best["n_ok"]) > 1 and not math.isnan(float(best[f"{accuracy}_sd"])):
+        near = (
+            f"{len(candidates)} of {len(usable)} configurations lie within one sd of it "
+            f"(≥ {formatting.percent(threshold)})"
+        )
+    else:
+        near = (
+            f"Its {accuracy_name} has no spread: 1 seed, so the near-best are the {len(candidates)} of "
+            f"{len(usable)} configurations that equal it"
+        )
+    if len(candidates) == 1:
+        return f"{head} {near}."
+    return (
+        f"{head} {near}; among them **{chosen['configuration']}** has the smallest "
+        f"{gap_name} ({_describe(chosen, accuracy, gap)})."
+    )
 
 
 def _near_best(usable: pd.DataFrame, accuracy: str, gap: str):

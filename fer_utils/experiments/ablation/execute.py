@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from fer_utils.experiments.ablation.grid import (
     EXECUTED_NOTEBOOK,
     FIRST_DROPOUT,
     GRID_FILE,
+    REUSED_FILE,
     RUNS_FOLDER,
     TRAINING_DEFAULTS,
     TRAINING_NOTEBOOK,
@@ -28,7 +30,7 @@ from fer_utils.experiments.ablation.grid import (
 )
 from fer_utils.experiments.ablation.report import Ablation, analyze
 from fer_utils.faces.cache import FaceCache
-from fer_utils.files import atomic_write_json
+from fer_utils.files import atomic_write_json, replace_directory
 from fer_utils.notebook_execution import execute_notebook
 from fer_utils.parallel import default_workers, parallel_map
 from fer_utils.settings import field_names
@@ -189,10 +191,43 @@ def grid_record(
     }
 
 
+def run_mismatches(run_dir: str | os.PathLike, parameters: dict, cache_key: str) -> list[str]:
+    """How a finished run's recorded settings and face cache differ from ``parameters`` on the cache
+    ``cache_key`` (:data:`CHECKED_PARAMETERS`; ``"name recorded ≠ expected"``, empty when none)."""
+    recorded = rundir.read_config(run_dir)
+    return setting_mismatches(
+        {**effective_settings(recorded), "cache_key": recorded.get("cache_key")},
+        {**effective_settings(parameters), "cache_key": cache_key},
+    )
+
+
+def reusable_run(candidates, parameters: dict, cache_key: str) -> Path | None:
+    """The first finished run among ``candidates`` made with exactly ``parameters``' checked settings and
+    thread count on the cache ``cache_key``: the run the grid would train, so it is copied in instead."""
+    for candidate in map(Path, candidates):
+        if (
+            rundir.is_finished(candidate)
+            and not run_mismatches(candidate, parameters, cache_key)
+            and rundir.read_config(candidate).get("threads") == parameters.get("threads")
+        ):
+            return candidate
+    return None
+
+
+def copy_reused_run(source: Path, run_dir: Path) -> None:
+    """Put a copy of the finished run ``source`` at ``run_dir`` (whole or not at all), noting where from."""
+    partial = run_dir.with_name(f".{run_dir.name}.reused")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial, ignore=shutil.ignore_patterns(".*"))
+    atomic_write_json(partial / REUSED_FILE, {"reused_from": str(source.resolve())})
+    replace_directory(partial, run_dir)
+
+
 def plan_runs(
     runs: list[GridRun], out_dir: Path, record: dict, grid: GridConfig, notebook: Path
 ) -> tuple[list[dict], list[dict]]:
-    """The runs to execute (papermill tasks) and those skipped (finished, or failed and not retried).
+    """The runs to execute (papermill tasks) and those skipped (finished, failed and not retried, or
+    copied from a matching run of ``grid.reuse_runs``).
 
     Raises ValueError when a finished run was made with other parameters (see :data:`CHECKED_PARAMETERS`).
     """
@@ -201,14 +236,15 @@ def plan_runs(
         run_dir = out_dir / RUNS_FOLDER / run.name
         parameters = {**record["training"], "seed": run.seed, "dropout": run.dropout, "l1": run.l1}
         if rundir.is_finished(run_dir) and not grid.rerun:
-            recorded = rundir.read_config(run_dir)
-            problems = setting_mismatches(
-                {**effective_settings(recorded), "cache_key": recorded.get("cache_key")},
-                {**effective_settings(parameters), "cache_key": record["cache_key"]},
-            )
+            problems = run_mismatches(run_dir, parameters, record["cache_key"])
             if problems:
                 stale.append(f"{run.name}: {', '.join(problems)}")
             executions.append({"name": run.name, "status": "skipped (complete)", "seconds": 0.0, "error": ""})
+            continue
+        reused = None if grid.rerun else reusable_run(grid.reuse_runs, parameters, record["cache_key"])
+        if reused is not None:
+            copy_reused_run(reused, run_dir)
+            executions.append({"name": run.name, "status": f"reused ({reused})", "seconds": 0.0, "error": ""})
             continue
         if (run_dir / ERROR_FILE).exists() and not grid.retry_failed and not grid.rerun:
             error = error_message(read_error(run_dir))

@@ -65,7 +65,7 @@ def configuration_curves_figure(
     figure.update_yaxes(title_text="accuracy", row=1, col=1)
     figure.update_yaxes(title_text="loss", row=2, col=1)
     figure.update_layout(
-        title="Train vs validation over epochs (mean ± sd over seeds): the paper's Fig. 5 / Fig. 6 view",
+        title="Train vs validation over epochs<br><sup>mean ± sd over seeds: the paper's Fig. 5 / Fig. 6 view</sup>",
         height=700,
         legend={"orientation": "h", "y": -0.1},
     )
@@ -130,7 +130,7 @@ def gap_heatmap_figure(summary: pd.DataFrame):
                     z_row.append(None)
                     text_row.append("failed" if row is not None and row["n_failed"] else "—")
                 else:
-                    z_row.append(row[f"{metric}_mean"])
+                    z_row.append(100 * row[f"{metric}_mean"])  # percent, as the cells read
                     text_row.append(metric_text(row, metric))
             z.append(z_row)
             text.append(text_row)
@@ -150,8 +150,8 @@ def gap_heatmap_figure(summary: pd.DataFrame):
         figure.update_xaxes(title_text="L1 factor (dense layer)", type="category", row=1, col=col)
         figure.update_yaxes(title_text="dropout rates" if col == 1 else None, type="category", row=1, col=col)
     figure.update_layout(
-        title="Overfitting over the grid: train − validation accuracy gap (mean ± sd over seeds)",
-        coloraxis={"colorscale": "Reds", "colorbar": {"title": "gap"}},
+        title="Overfitting over the grid: train − validation gap<br><sup>accuracy, mean ± sd over seeds</sup>",
+        coloraxis={"colorscale": "Reds", "colorbar": {"title": "gap (%)", "ticksuffix": " %"}},
         height=420,
     )
     return figure

@@ -80,6 +80,9 @@ GRID_FILE = "grid.json"
 
 RUNS_FOLDER = "runs"
 
+#: In a grid cell copied from a finished run outside the grid (``GridConfig.reuse_runs``): where from.
+REUSED_FILE = "reused.json"
+
 #: TrainConfig fields the grid sets per run; every other field is shared by all runs of a grid.
 VARIED_FIELDS = ("seed", "dropout", "l1")
 #: The ablation's own training defaults (shorter than a full run); everything else is TrainConfig's.
@@ -107,6 +110,11 @@ class GridConfig:
     scheduler: str | None = setting(None, help="Dask scheduler address, e.g. tcp://host:8786")
     cell_timeout: int | None = setting(None, help="seconds a notebook cell may run before the run fails")
     rerun: bool = setting(False, help="execute finished runs again")
+    reuse_runs: tuple[str, ...] = setting(
+        (),
+        help="finished runs outside the grid copied in as a cell (instead of trained) when their checked "
+        "settings and face cache are the cell's (`fer run`: its run of the ablation's protocol)",
+    )
     retry_failed: bool = setting(True, help="execute runs that failed before again")
 
 

@@ -51,9 +51,11 @@ from fer_utils.viz.dashboard.plots import (
     selection_shape,
 )
 from fer_utils.viz.dashboard.runs import (
+    ALSO_ABLATION_NOTE,
     INITIAL_RUN_ENV,
     RUNS_DIR_ENV,
     SYNTHETIC_NOTE,
+    NoRunsFolder,
     RunChoice,
     data_label,
     find_choice,
@@ -64,9 +66,11 @@ from fer_utils.viz.dashboard.runs import (
 )
 from fer_utils.viz.dashboard.server import (
     DASHBOARD_NOTEBOOK,
+    OFFLINE_TEMPLATE,
     add_arguments,
     culling_options,
     voila_command,
+    voila_environment,
 )
 from fer_utils.viz.dashboard.static import display_report, figure_bundle
 from fer_utils.viz.dashboard.tables import (
@@ -82,8 +86,8 @@ from fer_utils.viz.dashboard.tables import (
 from fer_utils.viz.dashboard.widgets import Dashboard, build_dashboard
 
 __all__ = [
-    "DASHBOARD_NOTEBOOK", "FACE_DISPLAY_PX", "GALLERY_PAGE", "INITIAL_RUN_ENV", "LEVELS", "LITERATURE_CSV",
-    "NOTEBOOKS_DIR", "PROJECT_ROOT", "RUNS_DIR_ENV", "STYLE", "SYNTHETIC_NOTE", "VIEWS", "Dashboard",
+    "ALSO_ABLATION_NOTE", "DASHBOARD_NOTEBOOK", "FACE_DISPLAY_PX", "GALLERY_PAGE", "INITIAL_RUN_ENV", "LEVELS", "LITERATURE_CSV",
+    "NOTEBOOKS_DIR", "NoRunsFolder", "OFFLINE_TEMPLATE", "PROJECT_ROOT", "RUNS_DIR_ENV", "STYLE", "SYNTHETIC_NOTE", "VIEWS", "Dashboard",
     "FaceGallery", "RunChoice", "add_arguments", "build_dashboard", "cell_faces", "confusion_counts",
     "culling_options", "data_label", "difference_figure", "difference_matrix", "display_report",
     "face_caption_html", "face_png", "figure_bundle", "find_choice", "format_cell", "has_level",
@@ -92,5 +96,5 @@ __all__ = [
     "per_class_table", "problems_html", "protocol_comparison", "protocol_comparison_html", "resolve_initial_run",
     "resolve_runs_dir", "run_choices", "run_curves_figure", "run_label", "runs_overview",
     "runs_overview_html", "selection_shape", "short_video_id", "standalone_runs",
-    "synthetic_html", "table_html", "top_confusions", "video_predictions", "voila_command",
+    "synthetic_html", "table_html", "top_confusions", "video_predictions", "voila_command", "voila_environment",
 ]  # fmt: skip

@@ -14,6 +14,8 @@ import html
 import numpy as np
 import pandas as pd
 
+from fer_utils.faces.cache import TIME_COLUMN, with_time_in_seconds
+
 #: Matrix views: button label → ``normalize`` argument of :func:`fer_utils.viz.figures.normalize_matrix`.
 VIEWS = {
     "counts": None,
@@ -97,8 +99,10 @@ def video_predictions(predictions: pd.DataFrame, labels: list[str]) -> pd.DataFr
 
 
 def _with_timestamp(table: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
-    """Add the face's ``timestamp`` (s) and ``media_path`` from the predictions when it records them."""
-    extra = [column for column in ("timestamp", "media_path") if column in predictions.columns]
+    """Add the face's ``timestamp_s`` (seconds) and ``media_path`` from the predictions when it records
+    them (older runs' ``timestamp``, in milliseconds, is read as seconds)."""
+    predictions = with_time_in_seconds(predictions)
+    extra = [column for column in (TIME_COLUMN, "media_path") if column in predictions.columns]
     if not extra:
         return table
     lookup = predictions.set_index("face_id")[extra]
@@ -122,7 +126,7 @@ def cell_faces(
 
     Returns:
         DataFrame with ``face_id, video_id, frame_index, confidence`` (probability of the predicted class;
-        for videos the mean over the video's faces), at video level ``faces``, and ``timestamp`` /
+        for videos the mean over the video's faces), at video level ``faces``, and ``timestamp_s`` /
         ``media_path`` when the predictions record them.
     """
     for name in (true_label, predicted_label):
@@ -185,9 +189,9 @@ def face_caption_html(row) -> str:
     path in the hover title."""
     full = str(getattr(row, "media_path", "") or row.video_id)
     detail = f"frame {row.frame_index}"
-    timestamp = getattr(row, "timestamp", None)
-    if timestamp is not None and not pd.isna(timestamp) and float(timestamp) > 0:  # stills have time 0
-        detail += f" · {float(timestamp):.2f} s"
+    seconds = getattr(row, TIME_COLUMN, None)
+    if seconds is not None and not pd.isna(seconds) and float(seconds) > 0:  # stills have time 0
+        detail += f" · {float(seconds):.2f} s"
     faces = getattr(row, "faces", None)
     if faces is not None and not pd.isna(faces):
         detail += f" · {int(faces)} face" + ("s" if int(faces) != 1 else "")

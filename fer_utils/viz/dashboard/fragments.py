@@ -12,7 +12,12 @@ import pandas as pd
 
 from fer_utils.viz import formatting
 from fer_utils.viz.dashboard.runs import SYNTHETIC_NOTE, RunChoice
-from fer_utils.viz.dashboard.tables import load_literature, per_class_table, runs_overview
+from fer_utils.viz.dashboard.tables import (
+    incomparable_video_scores,
+    load_literature,
+    per_class_table,
+    runs_overview,
+)
 
 #: The page's CSS (a ``<style>`` element, package data beside this module).
 STYLE = Path(__file__).with_name("style.html").read_text()
@@ -221,27 +226,44 @@ def literature_html(table: pd.DataFrame, dataset: str = "") -> str:
     )
 
 
+def stalled_flag(stalled: int, runs: int) -> str:
+    """What stands beside a mean that includes stalled runs: `` ⚠ 2 of 2 stalled`` ('' when none)."""
+    return f" ⚠ {stalled} of {runs} stalled" if stalled else ""
+
+
 def protocol_comparison_html(comparison: pd.DataFrame, gaps: dict[str, float]) -> str:
     """The protocol comparison (one row per dataset × protocol, mean ± sd over seeds) and the leakage
     gap paper − subject per dataset."""
     if comparison.empty:
         return message_html("No standalone runs to compare protocols with.", "info")
+    incomparable = incomparable_video_scores(comparison)
     rows = []
     for (data, protocol), row in comparison.iterrows():
+        video = formatting.mean_sd(row["video_accuracy_mean"], row["video_accuracy_sd"])
         rows.append(
             {
                 "data · protocol": f"{data} · {protocol}",
                 "runs (seeds)": int(row["runs"]),
-                "accuracy": formatting.mean_sd(row["accuracy_mean"], row["accuracy_sd"]),
-                "video accuracy": formatting.mean_sd(row["video_accuracy_mean"], row["video_accuracy_sd"]),
+                "test faces per video": f"{row['faces_per_video']:.1f}",
+                "accuracy (per face)": formatting.mean_sd(row["accuracy_mean"], row["accuracy_sd"])
+                + stalled_flag(int(row.get("stalled", 0)), int(row["runs"])),
+                "video accuracy": f"{video} †" if data in incomparable else video,
                 "macro F1": formatting.mean_sd(row["macro_f1_mean"], row["macro_f1_sd"], formatting.score),
             }
         )
     table = pd.DataFrame(rows).set_index("data · protocol")
     text = table_html(table)
+    for data, faces in incomparable.items():
+        counts = ", ".join(f"{protocol} {value:.1f}" for protocol, value in faces.items())
+        text += (
+            f'<p class="fer-note">† {html.escape(data)}: video accuracies are not comparable across these '
+            f"rows, nor with the per-face accuracy: test videos hold {html.escape(counts)} faces each, and a "
+            "video of one or two faces is scored on those alone (a protocol that scores higher per face may "
+            "score lower per video).</p>"
+        )
     for data, gap in gaps.items():
         text += (
-            f'<p class="fer-gap">Leakage gap on {html.escape(data)} (paper − subject accuracy): '
+            f'<p class="fer-gap">Leakage gap on {html.escape(data)} (paper − subject accuracy per face): '
             f"<b>{formatting.percent(gap, sign=True)}</b> — what frames of the same person on both sides of "
             "the split add to the score.</p>"
         )

@@ -84,9 +84,9 @@ class FaceGallery:
         self.faces = cell_faces(
             run.predictions, list(run.metrics["labels"]), true_label, predicted_label, level
         )
-        unit = "videos" if level == "video" else "faces"
-        verdict = "correct" if true_label == predicted_label else "mistaken"
         count = len(self.faces)
+        unit = ("video" if level == "video" else "face") + ("" if count == 1 else "s")
+        verdict = "correct" if true_label == predicted_label else "mistaken"
         self.title.value = (
             f'<span class="fer-cell-count" data-count="{count}"><b>{count}</b> {unit}</span> '
             f"{verdict}: true <b>{html.escape(true_label)}</b> → predicted <b>{html.escape(predicted_label)}</b>"

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_utils.data.synthetic import is_synthetic_config
-from fer_utils.paths import PROJECT_ROOT
+from fer_utils.paths import project_path
 from fer_utils.training.results import recipe_name
 from fer_utils.training.rundir import EVALUATION_KIND
 from fer_utils.viz.formatting import percent
@@ -21,6 +21,10 @@ INITIAL_RUN_ENV = "FER_INITIAL_RUN"
 SYNTHETIC_NOTE = "synthetic demo"
 #: The file that makes a folder an ablation grid (``experiments/ablation/grid.py``'s ``GRID_FILE``).
 GRID_FILE = "grid.json"
+#: In an ablation cell copied from a finished run (``experiments/ablation/grid.py``'s ``REUSED_FILE``).
+REUSED_FILE = "reused.json"
+#: Added to the menu label of a run that is also an ablation cell (the cell is a copy, not listed twice).
+ALSO_ABLATION_NOTE = "also an ablation cell"
 
 
 @dataclass
@@ -74,16 +78,44 @@ def ablation_folder(run_path: str | os.PathLike, levels: int = 3) -> Path | None
     return None
 
 
-def resolve_runs_dir(runs_dir: str | os.PathLike | None = None) -> Path:
-    """The runs folder: ``runs_dir`` if given, else ``$FER_RUNS_DIR``, else ``runs``.
+#: Where notebook 04 opened without a runs folder looks, in order (relative to the project): a ``runs``
+#: folder, then the demo's (``fer run`` makes it).
+DEFAULT_RUNS_DIRS = ("runs", "reports/demo/runs")
 
-    A relative path is taken from the current folder, or from the project root when it does not exist
-    there (Voila and papermill run the notebook inside ``notebooks/``).
+
+class NoRunsFolder(ValueError):
+    """No runs folder was given and none of :data:`DEFAULT_RUNS_DIRS` exists."""
+
+
+def resolve_runs_dir(runs_dir: str | os.PathLike | None = None) -> Path:
+    """The runs folder: ``runs_dir`` if given, else ``$FER_RUNS_DIR``, else the first existing of
+    :data:`DEFAULT_RUNS_DIRS` (``runs``, the demo's ``reports/demo/runs``).
+
+    A relative path is taken from the current folder, or from the project the user works in
+    (:func:`fer_utils.paths.work_root`; Voila and JupyterLab run the notebook inside ``notebooks/``) when
+    it does not exist there.
+
+    Raises:
+        NoRunsFolder: nothing was given and no default folder exists; the message says what to do.
     """
-    text = str(runs_dir) if runs_dir else os.environ.get(RUNS_DIR_ENV, "") or "runs"
+    text = str(runs_dir) if runs_dir else os.environ.get(RUNS_DIR_ENV, "")
+    if not text:
+        for default in DEFAULT_RUNS_DIRS:
+            if _resolve(default).is_dir():
+                return _resolve(default)
+        tried = " or ".join(str(project_path(default)) for default in DEFAULT_RUNS_DIRS)
+        raise NoRunsFolder(
+            f"no runs folder: neither {tried} exists. Run `fer run` (the demo, a few minutes) from "
+            f"{project_path('.')} to make reports/demo/runs, or set runs_dir in this notebook's first cell "
+            "to a folder of runs (`fer train` / notebook 02 write them)"
+        )
+    return _resolve(text)
+
+
+def _resolve(text: str | os.PathLike) -> Path:
     path = Path(text).expanduser()
-    if not path.is_absolute() and not path.exists() and (PROJECT_ROOT / path).exists():
-        path = PROJECT_ROOT / path
+    if not path.is_absolute() and not path.exists() and project_path(path).exists():
+        path = project_path(path)
     return path.resolve()
 
 
@@ -174,9 +206,23 @@ def _sort_key(run) -> tuple:
     )
 
 
+def reused_from(run_path: str | os.PathLike) -> Path | None:
+    """The run an ablation cell was copied from (``fer run`` reuses its protocol run), or None."""
+    import json
+
+    record = Path(run_path) / REUSED_FILE
+    try:
+        return Path(json.loads(record.read_text())["reused_from"]).resolve()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def run_choices(runs_dir: str | os.PathLike) -> tuple[list[RunChoice], dict[str, str]]:
     """Finished runs under ``runs_dir`` as menu choices (sorted by dataset / protocol / configuration,
     labels made unique with the run folder's name) and, per unreadable run folder, why.
+
+    An ablation cell copied from another run listed here is that run: one entry, labelled
+    ``… · also an ablation cell``.
 
     Raises:
         ValueError: ``runs_dir`` does not exist.
@@ -184,8 +230,15 @@ def run_choices(runs_dir: str | os.PathLike) -> tuple[list[RunChoice], dict[str,
     from fer_utils.training.rundir import list_runs
 
     runs, problems = list_runs(runs_dir)
-    runs = sorted(runs, key=_sort_key)
-    labels = [run_label(run.config, run.metrics) for run in runs]
+    listed = {Path(run.path).resolve() for run in runs}
+    copies = {run.path: reused_from(run.path) for run in runs}
+    runs = sorted((run for run in runs if copies[run.path] not in listed), key=_sort_key)
+    also_cells = {source for source in copies.values() if source in listed}
+    labels = [
+        run_label(run.config, run.metrics)
+        + (f" · {ALSO_ABLATION_NOTE}" if Path(run.path).resolve() in also_cells else "")
+        for run in runs
+    ]
     choices = []
     for run, label in zip(runs, labels, strict=True):
         if labels.count(label) > 1:

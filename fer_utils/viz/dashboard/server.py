@@ -3,6 +3,11 @@
 The runs folder reaches the notebook through ``$FER_RUNS_DIR`` (and ``$FER_INITIAL_RUN``), read when the
 notebook's ``runs_dir`` parameter is empty. Kernels are culled once their page is gone (no connection
 and idle for ``cull_idle_s``), so memory is bounded by the viewers at a time, not by page loads.
+
+The page loads nothing from the network: it is rendered with :data:`OFFLINE_TEMPLATE`, Voila's lab template
+without the two Font Awesome stylesheets it links from cdn.jsdelivr.net (the dashboard draws no icon),
+found through ``$JUPYTER_PATH`` (:func:`voila_environment`), as is a ``python3`` kernelspec that keeps the
+kernel's "TCP without encryption" warning off the terminal (see :mod:`.voila_main` for the others).
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from fer_utils.paths import NOTEBOOKS_DIR
 from fer_utils.viz.dashboard.runs import INITIAL_RUN_ENV, RUNS_DIR_ENV
 
 DASHBOARD_NOTEBOOK = NOTEBOOKS_DIR / "04_results.ipynb"
+#: A Jupyter data folder (package data): ``voila/templates/<OFFLINE_TEMPLATE>``, ``kernels/python3``.
+JUPYTER_DATA = Path(__file__).with_name("jupyter")
+OFFLINE_TEMPLATE = "fer-offline"
 #: A kernel with no open page is shut down after this many idle seconds …
 CULL_IDLE_S = 60
 #: … checked this often.
@@ -47,16 +55,26 @@ def voila_command(
     command = [
         sys.executable,
         "-m",
-        "voila",
+        "fer_utils.viz.dashboard.voila_main",  # Voila without its unactionable warnings
         str(notebook),
         f"--port={port}",
         f"--Voila.ip={host}",
         "--Voila.port_retries=0",  # fail clearly rather than serve on another port than the one printed
+        f"--template={OFFLINE_TEMPLATE}",  # found through voila_environment()'s JUPYTER_PATH
         *culling_options(cull_idle_s, cull_interval_s),
     ]
     if not open_browser:
         command.append("--no-browser")
     return command
+
+
+def voila_environment(environment: dict | None = None) -> dict:
+    """The environment Voila runs in: ``environment`` (default: this process's) with :data:`JUPYTER_DATA`
+    first on ``$JUPYTER_PATH``, where Voila finds :data:`OFFLINE_TEMPLATE`."""
+    environment = dict(os.environ if environment is None else environment)
+    paths = [str(JUPYTER_DATA), *filter(None, environment.get("JUPYTER_PATH", "").split(os.pathsep))]
+    environment["JUPYTER_PATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return environment
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,7 +109,7 @@ def _cli_dashboard(args) -> int:
         raise ValueError(f"--cull-idle must be a positive number of seconds, got {args.cull_idle}")
     if not DASHBOARD_NOTEBOOK.exists():
         raise ValueError(f"dashboard notebook {DASHBOARD_NOTEBOOK} is missing")
-    environment = {**os.environ, RUNS_DIR_ENV: str(runs_dir)}
+    environment = voila_environment({**os.environ, RUNS_DIR_ENV: str(runs_dir)})
     if args.initial_run:
         environment[INITIAL_RUN_ENV] = args.initial_run
     command = voila_command(

@@ -39,7 +39,7 @@ from fer_utils.viz.dashboard.fragments import (
 )
 from fer_utils.viz.dashboard.gallery import open_run_cache
 from fer_utils.viz.dashboard.plots import heatmap_figure, run_curves_figure
-from fer_utils.viz.dashboard.runs import RunChoice, resolve_runs_dir, run_choices
+from fer_utils.viz.dashboard.runs import NoRunsFolder, RunChoice, resolve_runs_dir, run_choices
 from fer_utils.viz.dashboard.tables import (
     leakage_gaps,
     literature_comparison,
@@ -174,8 +174,13 @@ def ablation_table(summary: pd.DataFrame) -> pd.DataFrame:
     for metric, (heading, _) in METRICS.items():
         if metric != "epochs_to_best":
             table[heading] = [metric_text(row, metric) for _, row in summary.iterrows()]
-    for column, heading in (("n_ok", "runs ok"), ("n_stalled", "stalled"), ("n_failed", "failed")):
-        table[heading] = summary[column].astype(int)
+    for column, heading in (
+        ("n_ok", "runs ok"),
+        ("n_stalled", "stalled"),
+        ("n_underfit", "underfit"),
+        ("n_failed", "failed"),
+    ):
+        table[heading] = summary[column].astype(int) if column in summary else 0
     return table.set_index("configuration")
 
 
@@ -238,9 +243,15 @@ def _thumbnail_html(row, face) -> str:
     return (
         f'<figure class="fer-thumb" title="{full}"><img src="data:image/png;base64,{data}" '
         f'width="{THUMBNAIL_PX}" height="{THUMBNAIL_PX}" alt="{html.escape(short_video_id(row.video_id))}">'
-        f"<figcaption>{html.escape(short_video_id(row.video_id))}<br>frame {row.frame_index} · "
-        f"p = {row.confidence:.2f}</figcaption></figure>"
+        f"<figcaption>{html.escape(short_video_id(row.video_id)).replace('_', '_<wbr>')}<br>"
+        f"frame {row.frame_index}{_time_text(row)} · p = {row.confidence:.2f}</figcaption></figure>"
     )
+
+
+def _time_text(row) -> str:
+    """`` · 1.47 s`` for a face of a video (its time in the clip), '' for a still (time 0) or unknown."""
+    seconds = getattr(row, "timestamp_s", None)
+    return f" · {float(seconds):.2f} s" if seconds is not None and pd.notna(seconds) and seconds > 0 else ""
 
 
 def run_detail_html(choice: RunChoice) -> str:
@@ -297,8 +308,14 @@ def display_report(runs_dir: str | os.PathLike | None = None) -> None:
     mode): title, contents, protocols, ablation, runs in detail, literature."""
     from IPython.display import HTML, display
 
-    runs_dir = resolve_runs_dir(runs_dir)
+    from fer_utils.viz.dashboard.widgets import no_runs_folder_html
+
     display(HTML(STYLE))
+    try:
+        runs_dir = resolve_runs_dir(runs_dir)
+    except NoRunsFolder as error:
+        display(HTML(no_runs_folder_html(error)))
+        return
     try:
         choices, problems = run_choices(runs_dir)
     except ValueError as error:

@@ -90,10 +90,12 @@ def standalone_runs(choices: list[RunChoice]) -> list[RunChoice]:
 
 def protocol_comparison(choices: list[RunChoice]) -> pd.DataFrame:
     """One row per dataset × protocol over the standalone runs (ablation cells left out): the number of
-    runs (seeds), accuracy / video accuracy / macro F1 as mean and sd over them.
+    runs (seeds), the test faces per test video (mean over the runs: what a video-level score averages
+    over), accuracy / video accuracy / macro F1 as mean and sd over them.
 
     Returns:
-        DataFrame indexed by ``(data, protocol)`` with ``runs, accuracy_mean, accuracy_sd,
+        DataFrame indexed by ``(data, protocol)`` with ``runs, faces_per_video, stalled`` (how many of the
+        runs stalled: they are in the means, and flagged where shown), ``accuracy_mean, accuracy_sd,
         video_accuracy_mean, video_accuracy_sd, macro_f1_mean, macro_f1_sd`` (fractions; sd NaN for one run).
     """
     rows = []
@@ -107,19 +109,56 @@ def protocol_comparison(choices: list[RunChoice]) -> pd.DataFrame:
                 "accuracy": metrics["frame"]["accuracy"],
                 "video_accuracy": video.get("accuracy", np.nan),
                 "macro_f1": metrics["frame"]["macro_f1"],
+                "faces_per_video": faces_per_test_video(metrics),
+                "stalled": bool(metrics.get("stalled")),
             }
         )
     columns = ["accuracy", "video_accuracy", "macro_f1"]
     if not rows:
-        return pd.DataFrame(columns=["runs", *(f"{c}_{s}" for c in columns for s in ("mean", "sd"))])
+        return pd.DataFrame(
+            columns=[
+                "runs",
+                "faces_per_video",
+                "stalled",
+                *(f"{c}_{s}" for c in columns for s in ("mean", "sd")),
+            ]
+        )
     frame = pd.DataFrame(rows)
     grouped = frame.groupby(["data", "protocol"], sort=False)
     table = grouped[columns].agg(["mean", "std"])
     table.columns = [f"{column}_{'sd' if stat == 'std' else stat}" for column, stat in table.columns]
     table.insert(0, "runs", grouped.size())
+    table.insert(1, "faces_per_video", grouped["faces_per_video"].mean())
+    table.insert(2, "stalled", grouped["stalled"].sum().astype(int))
     order = {name: i for i, name in enumerate(PROTOCOL_ORDER)}
     keys = sorted(table.index, key=lambda key: (key[0], order.get(key[1], len(order)), key[1]))
     return table.loc[keys]
+
+
+def faces_per_test_video(metrics: dict) -> float:
+    """Test faces per test video (frame-level support / video-level support); 1 when every face is its
+    own video (no video-level scores)."""
+    video = metrics.get("video") or {}
+    if not video.get("support"):
+        return 1.0
+    return metrics["frame"]["support"] / video["support"]
+
+
+#: Rows of one dataset whose test videos differ more than this in faces per video are not comparable at
+#: video level (a video of one or two faces is scored on those alone).
+COMPARABLE_FACES_RATIO = 1.5
+
+
+def incomparable_video_scores(comparison: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per dataset whose protocols' test videos hold very different numbers of faces (ratio above
+    :data:`COMPARABLE_FACES_RATIO`): faces per test video by protocol. Its video accuracies, and its frame
+    against video accuracies, are not comparable across those rows."""
+    found = {}
+    for data in comparison.index.get_level_values("data").unique():
+        per_protocol = comparison.loc[data, "faces_per_video"].dropna()
+        if len(per_protocol) > 1 and per_protocol.max() > COMPARABLE_FACES_RATIO * per_protocol.min():
+            found[data] = {str(k): float(v) for k, v in per_protocol.items()}
+    return found
 
 
 def leakage_gaps(comparison: pd.DataFrame) -> dict[str, float]:

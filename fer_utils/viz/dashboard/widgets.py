@@ -32,6 +32,7 @@ from fer_utils.viz.dashboard.plots import (
     run_curves_figure,
 )
 from fer_utils.viz.dashboard.runs import (
+    NoRunsFolder,
     RunChoice,
     find_choice,
     resolve_initial_run,
@@ -113,7 +114,7 @@ class Dashboard:
         )
         self.header = self._html("fer-run-header")
         self.view_toggle = widgets.ToggleButtons(
-            options=list(VIEWS), value="counts", description="View", style={"button_width": "200px"}
+            options=list(VIEWS), value="counts", description="View", style={"button_width": "auto"}
         )
         self.view_toggle.add_class("fer-view")
         self.level_toggle = widgets.ToggleButtons(options=list(LEVELS), value="frame", description="Level")
@@ -356,4 +357,15 @@ def build_dashboard(runs_dir: str | os.PathLike | None = None, initial_run: str 
         An ``ipywidgets.VBox`` to display (a clear message instead of a traceback when the folder is
         missing, empty or holds only unfinished or malformed runs).
     """
-    return Dashboard(resolve_runs_dir(runs_dir), resolve_initial_run(initial_run)).widget
+    try:
+        folder = resolve_runs_dir(runs_dir)
+    except NoRunsFolder as error:
+        import ipywidgets as widgets
+
+        return widgets.HTML(STYLE + no_runs_folder_html(error))
+    return Dashboard(folder, resolve_initial_run(initial_run)).widget
+
+
+def no_runs_folder_html(error: Exception) -> str:
+    """The message notebook 04 shows when opened without a runs folder: what to run or set."""
+    return message_html(f"<b>No runs to show yet.</b> {html.escape(str(error))}.", "info")
