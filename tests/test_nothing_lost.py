@@ -1,0 +1,181 @@
+"""Issue 20, nothing lost round 3: one bad run never sinks a report, every output folder has one writer,
+paths are data (never templates), predict names never collide, a full disk names its folder, and the
+low items (shard checksums on first read, unreadable folders, bad model files, symlinked runs, progress
+bars named after the run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_dashboard import make_cache, make_run, toy_probabilities
+
+from fer_utils.faces.cache import FaceCache
+from fer_utils.training import rundir
+
+# ----------------------------------------------------------------------------------------------------
+# 1. Per-run isolation in every reader
+# ----------------------------------------------------------------------------------------------------
+
+
+def _strip_shard_records(cache_dir: Path) -> None:
+    """Make every shard json look like one written before sizes and checksums were recorded."""
+    for meta_path in (cache_dir / "shards").glob("shard-*.json"):
+        meta = json.loads(meta_path.read_text())
+        meta.pop("npy_bytes", None)
+        meta.pop("npy_sha256", None)
+        meta_path.write_text(json.dumps(meta))
+
+
+def _first_shard(cache_dir: Path) -> Path:
+    return sorted((cache_dir / "shards").glob("shard-*.npy"))[0]
+
+
+def _edit_predictions(run: Path, edit) -> None:
+    table = pd.read_csv(run / rundir.PREDICTIONS_FILE)
+    edit(table).to_csv(run / rundir.PREDICTIONS_FILE, index=False)
+
+
+#: Every malformed kind of the fault campaign: run folder name → what makes it bad.
+MALFORMED = (
+    "pickled-shard",
+    "linked-shard",
+    "ids-outside",
+    "negative-ids",
+    "matrix-shape",
+    "predictions-columns",
+    "unrelated-history",
+)
+
+
+@pytest.fixture()
+def mixed_runs(tmp_path):
+    """Two good runs and one run of each malformed kind (each with its own cache where the cache is bad)."""
+    runs = tmp_path / "runs"
+    good_cache = make_cache(tmp_path / "cache", 12)
+    make_run(runs / "good-a", good_cache, toy_probabilities(12, 0))
+    make_run(runs / "good-b", good_cache, toy_probabilities(12, 1), seed=1)
+    for kind in ("pickled-shard", "linked-shard"):
+        cache = make_cache(tmp_path / f"cache-{kind}", 12)
+        make_run(runs / kind, cache, toy_probabilities(12, 2))
+        _strip_shard_records(cache.cache_dir)
+        shard = _first_shard(cache.cache_dir)
+        shard.unlink()
+        if kind == "pickled-shard":
+            np.save(shard, np.array([{"not": "faces"}] * 7, dtype=object), allow_pickle=True)
+        else:
+            shard.symlink_to("/etc/passwd")
+    for kind, face_id in (("ids-outside", 10000027), ("negative-ids", -1)):
+        make_run(runs / kind, good_cache, toy_probabilities(12, 3))
+        _edit_predictions(runs / kind, lambda t, face_id=face_id: t.assign(face_id=t["face_id"] + face_id))
+    make_run(runs / "matrix-shape", good_cache, toy_probabilities(12, 4))
+    metrics = json.loads((runs / "matrix-shape" / rundir.METRICS_FILE).read_text())
+    metrics["frame"]["confusion_matrix"] = [[1, 2], [3, 4]]
+    (runs / "matrix-shape" / rundir.METRICS_FILE).write_text(json.dumps(metrics))
+    make_run(runs / "predictions-columns", good_cache, toy_probabilities(12, 5))
+    _edit_predictions(runs / "predictions-columns", lambda t: t[["face_id"]])
+    make_run(runs / "unrelated-history", good_cache, toy_probabilities(12, 6))
+    pd.DataFrame({"a": [1, 2], "b": [3, 4]}).to_csv(runs / "unrelated-history" / rundir.HISTORY_FILE)
+    return runs
+
+
+def test_validate_run_names_each_malformed_kind_and_passes_good_runs(mixed_runs):
+    for name in ("good-a", "good-b"):
+        assert rundir.validate_run(rundir.load_run(mixed_runs / name)) == []
+    reasons = {name: rundir.validate_run(rundir.load_run(mixed_runs / name)) for name in MALFORMED}
+    assert all(reasons.values()), reasons
+    assert "not a face cache shard" in " ".join(reasons["pickled-shard"] + reasons["linked-shard"])
+    assert "outside its face cache" in reasons["ids-outside"][0]
+    assert "outside its face cache" in reasons["negative-ids"][0]
+    assert "confusion matrix" in reasons["matrix-shape"][0] and "2 × 2" in reasons["matrix-shape"][0]
+    assert "predictions.csv lacks" in reasons["predictions-columns"][0]
+    assert "history.csv" in reasons["unrelated-history"][0]
+
+
+def test_list_runs_keeps_every_good_run_and_lists_each_bad_one(mixed_runs):
+    runs, problems = rundir.list_runs(mixed_runs)
+    assert sorted(run.name for run in runs) == ["good-a", "good-b"]
+    assert sorted(problems) == sorted(MALFORMED)
+
+
+def test_negative_face_ids_never_wrap_to_other_faces(tmp_path):
+    cache = make_cache(tmp_path / "cache", 12)
+    with pytest.raises(IndexError, match="outside"):
+        cache.faces([-1])
+    with pytest.raises(IndexError, match="outside"):
+        cache.faces([12])
+    assert cache.faces([11])[0, 0, 0] == 11
+
+
+def test_a_pickled_shard_is_refused_as_damage_not_loaded(tmp_path):
+    from fer_utils.faces.cache import CacheDamaged
+
+    cache = make_cache(tmp_path / "cache", 12)
+    _strip_shard_records(cache.cache_dir)
+    shard = _first_shard(cache.cache_dir)
+    shard.unlink()
+    np.save(shard, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(CacheDamaged, match="not a face cache shard"):
+        FaceCache(cache.cache_dir).faces([0])
+
+
+def _report_html(runs_dir, monkeypatch) -> str:
+    """What ``display_report`` shows, as one HTML string (no kernel: ``display`` is collected)."""
+    import IPython.display
+
+    from fer_utils.viz.dashboard import static
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objects: shown.extend(objects))
+    static.display_report(runs_dir)
+    return "".join(getattr(item, "data", "") for item in shown)
+
+
+def test_the_report_draws_every_good_run_and_lists_every_bad_one(mixed_runs, monkeypatch):
+    page = _report_html(mixed_runs, monkeypatch)
+    assert page.count('<details class="fer-run"') == 2
+    assert f"{len(MALFORMED)} run folder(s) could not be opened" in page
+    for name in MALFORMED:
+        assert f"<code>{name}</code>" in page
+
+
+def test_dashboard_lists_the_same_bad_runs(mixed_runs):
+    from test_dashboard import html_of
+
+    from fer_utils.viz import dashboard
+
+    page = html_of(dashboard.build_dashboard(mixed_runs))
+    assert f"{len(MALFORMED)} run folder(s) could not be opened" in page
+
+
+def test_a_run_that_fails_while_drawn_is_a_problem_not_a_lost_report(mixed_runs, monkeypatch):
+    """Whatever validation misses, one run's drawing error is caught and listed; the others are drawn."""
+    from fer_utils.viz.dashboard import static
+
+    real = static.run_detail_html
+
+    def fragile(choice):
+        if choice.name == "good-b":
+            raise IndexError("index 2 is out of bounds for axis 1 with size 2")
+        return real(choice)
+
+    monkeypatch.setattr(static, "run_detail_html", fragile)
+    page = _report_html(mixed_runs, monkeypatch)
+    assert page.count('<details class="fer-run"') == 1
+    assert "good-b" in page and "index 2 is out of bounds" in page
+
+
+def test_a_symlinked_run_folder_is_listed_with_its_reason_not_dropped(tmp_path):
+    cache = make_cache(tmp_path / "cache", 12)
+    outside = make_run(tmp_path / "elsewhere" / "far-run", cache, toy_probabilities(12, 0))
+    runs = tmp_path / "runs"
+    make_run(runs / "real-run", cache, toy_probabilities(12, 1))
+    (runs / "linked-far").symlink_to(outside, target_is_directory=True)
+    (runs / "linked-near").symlink_to(runs / "real-run", target_is_directory=True)
+    found, problems = rundir.list_runs(runs)
+    assert [run.name for run in found] == ["real-run"]
+    assert "outside" in problems["linked-far"] and str(outside) in problems["linked-far"]
+    assert "real-run" in problems["linked-near"]
