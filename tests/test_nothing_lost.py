@@ -119,7 +119,7 @@ def test_a_pickled_shard_is_refused_as_damage_not_loaded(tmp_path):
     shard.unlink()
     np.save(shard, np.array([{"x": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(CacheDamaged, match="not a face cache shard"):
-        FaceCache(cache.cache_dir).faces([0])
+        FaceCache(cache.cache_dir).faces(np.arange(12))  # every shard, whichever holds face 0
 
 
 def _report_html(runs_dir, monkeypatch) -> str:
@@ -179,3 +179,104 @@ def test_a_symlinked_run_folder_is_listed_with_its_reason_not_dropped(tmp_path):
     assert [run.name for run in found] == ["real-run"]
     assert "outside" in problems["linked-far"] and str(outside) in problems["linked-far"]
     assert "real-run" in problems["linked-near"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# 2. One writer per output folder
+# ----------------------------------------------------------------------------------------------------
+
+
+def _holding_output_lock(folder: Path, command: str):
+    from test_integrity import Holder
+
+    return Holder(
+        f"from fer_utils.locks import output_lock\nlock = output_lock({str(folder)!r}, {command!r}).acquire()"
+    )
+
+
+def _would_write(*args, **kwargs):
+    raise AssertionError("went on to write while another writer holds the folder")
+
+
+def _refusal(call, folder: Path, command: str):
+    from fer_utils.locks import FolderBusy
+
+    with _holding_output_lock(folder, command) as holder:
+        with pytest.raises(FolderBusy) as refused:
+            call()
+    message = str(refused.value)
+    assert f"another {command} is writing" in message and f"pid {holder.process.pid}" in message
+    return message
+
+
+def test_a_second_ablation_on_one_folder_is_refused_before_any_cell(tmp_path, monkeypatch):
+    from fer_utils.experiments.ablation import execute
+
+    cache = make_cache(tmp_path / "cache", 12)
+    monkeypatch.setattr(execute, "execute_tasks", _would_write)
+    out = tmp_path / "abl"
+    _refusal(lambda: execute.run_grid(cache.cache_dir, out, seeds=1, epochs=1), out, "fer ablate")
+    assert not (out / "grid.json").exists()
+
+
+def test_an_ablation_cell_is_cleaned_only_under_its_run_lock(tmp_path):
+    from test_integrity import Holder
+
+    from fer_utils.experiments.ablation.execute import execute_run
+    from fer_utils.experiments.ablation.grid import ERROR_FILE
+
+    cell = tmp_path / "abl" / "runs" / "cell-seed0"
+    cell.mkdir(parents=True)
+    (cell / rundir.METRICS_FILE).write_text("{}")  # another writer's finished run
+    setup = (
+        f"from fer_utils.training.rundir import RunWriter\nwriter = RunWriter({str(cell)!r}, overwrite=True)"
+    )
+    with Holder(setup):
+        outcome = execute_run({"name": cell.name, "run_dir": str(cell), "notebook": "none", "parameters": {}})
+    assert outcome["status"] == "failed" and "another fer train is writing" in outcome["error"]
+    assert (cell / rundir.METRICS_FILE).exists() and not (cell / ERROR_FILE).exists()
+
+
+def test_a_second_recipe_study_or_seeds_folder_writer_is_refused(tmp_path, monkeypatch):
+    from fer_utils.experiments import recipe_study
+    from fer_utils.training import seeds
+    from fer_utils.training.train import TrainConfig
+
+    cache = make_cache(tmp_path / "cache", 12)
+    monkeypatch.setattr(seeds, "parallel_map", _would_write)
+    study = tmp_path / "study"
+    _refusal(
+        lambda: recipe_study.run_recipe_study(cache.cache_dir, study, TrainConfig(epochs=1), [0], ["paper"]),
+        study,
+        "fer study-recipes",
+    )
+    assert not (study / recipe_study.STUDY_FILE).exists()
+    folder = tmp_path / "seeds"
+    _refusal(
+        lambda: seeds.train_seeds(cache.cache_dir, folder, TrainConfig(epochs=1), [0]), folder, "fer train"
+    )
+
+
+def test_a_second_report_into_one_folder_is_refused(tmp_path, monkeypatch):
+    from fer_utils.viz import report
+
+    monkeypatch.setattr(report, "execute_results_notebook", _would_write)
+    (tmp_path / "runs").mkdir()
+    out = tmp_path / "reports"
+    _refusal(lambda: report.write_report(tmp_path / "runs", out / "results.html"), out, "fer report")
+
+
+def test_a_second_predict_into_one_folder_is_refused(tmp_path, monkeypatch, capsys):
+    import cv2
+
+    from fer_utils.cli import main
+    from fer_utils.deploy import predict
+
+    monkeypatch.setattr(predict, "load_predictor", _would_write)
+    image = tmp_path / "photo.jpg"
+    cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
+    out = tmp_path / "predictions"
+    with _holding_output_lock(out, "fer predict") as holder:
+        assert main(["predict", str(image), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "another fer predict is writing" in error and f"pid {holder.process.pid}" in error

@@ -21,6 +21,7 @@ from fer_utils.deploy.predictors import Predictor, load_predictor
 from fer_utils.faces.detection import DETECTORS, extract_face, extract_faces
 from fer_utils.faces.frames import UnreadableMedia, is_image, stream_frames
 from fer_utils.files import atomic_write_csv, atomic_write_json
+from fer_utils.locks import output_lock
 
 # ------------------------------------------------------------------------------------------ predict media
 
@@ -521,12 +522,17 @@ def _check_arguments(args) -> None:
 
 
 def _predict_cli(args) -> int:
+    _check_arguments(args)
+    media = [path for item in args.media for path in media_in(item)]
+    with output_lock(args.out, "fer predict"):  # one writer per output folder
+        return _predict_into(args, media)
+
+
+def _predict_into(args, media: list[Path]) -> int:
     import pandas as pd
 
     from fer_utils.deploy.bundled import bundled_model_path
 
-    _check_arguments(args)
-    media = [path for item in args.media for path in media_in(item)]
     model = args.model or bundled_model_path()
     predictor = load_predictor(model, args.threads)
     rows = []
