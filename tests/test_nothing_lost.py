@@ -280,3 +280,116 @@ def test_a_second_predict_into_one_folder_is_refused(tmp_path, monkeypatch, caps
         assert main(["predict", str(image), "--out", str(out)]) == 2
     error = capsys.readouterr().err
     assert "another fer predict is writing" in error and f"pid {holder.process.pid}" in error
+
+
+# ----------------------------------------------------------------------------------------------------
+# 3. Paths are data, never templates
+# ----------------------------------------------------------------------------------------------------
+
+#: Output folder names that papermill, a shell or Python source would read as something else.
+AWKWARD_NAMES = ("abl_{seed}", "rep {x}", "odd %s %(x)s", "quote ' and \"", "new\nline")
+
+
+@pytest.mark.parametrize(
+    "name", AWKWARD_NAMES, ids=["braces-param", "braces-unknown", "percent", "quotes", "newline"]
+)
+def test_papermill_is_given_paths_it_opens_as_they_are(name, tmp_path, monkeypatch):
+    """The paths execute_notebook hands papermill come back unchanged through papermill's own path
+    formatting, whatever the folder is called."""
+    import papermill
+    from papermill.parameterize import parameterize_path
+
+    from fer_utils import notebook_execution
+
+    opened = {}
+
+    def fake_execute(input_path, output_path, parameters, **options):
+        opened["input"] = parameterize_path(input_path, parameters)
+        opened["output"] = parameterize_path(output_path, parameters)
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    folder = tmp_path / name
+    notebook_execution.execute_notebook(folder / "in.ipynb", folder / "out.ipynb", {"seed": 0}, cwd=tmp_path)
+    assert opened == {"input": str(folder / "in.ipynb"), "output": str(folder / "out.ipynb")}
+
+
+@pytest.mark.slow
+def test_fer_ablate_and_report_write_into_folders_named_like_templates(tmp_path, capsys):
+    """One real cell (1 epoch) and a report, into folders whose names hold ``{}``, ``%s``, quotes and a
+    newline: everything lands where it was asked, nothing lands in ``abl_0``."""
+    from test_integrity import tiny_cache
+
+    from fer_utils.cli import main
+    from fer_utils.experiments.ablation.grid import EXECUTED_NOTEBOOK, RUNS_FOLDER
+
+    cache = tiny_cache(tmp_path / "cache")
+    awkward = "abl_{seed} {x} %s 'q\" \nline"
+    out = tmp_path / awkward
+    command = [
+        "ablate",
+        "--cache",
+        str(cache.cache_dir),
+        "--out",
+        str(out),
+        "--dropouts",
+        "0.5",
+        "--l1s",
+        "0",
+    ]
+    assert main([*command, "--seeds", "1", "--epochs", "1"]) == 0, capsys.readouterr()
+    cells = list((out / RUNS_FOLDER).iterdir())
+    assert len(cells) == 1 and rundir.is_finished(cells[0]) and (cells[0] / EXECUTED_NOTEBOOK).exists()
+    assert not (tmp_path / "abl_0").exists()
+    report = tmp_path / "rep {x} %s 'q\" \nline"
+    assert main(["report", str(out), "--out", str(report), "--keep-notebook"]) == 0, capsys.readouterr()
+    assert (report / "results.html").exists() and (report / "results.ipynb").exists()
+    assert "1 finished run(s)" in (report / "results.html").read_text()
+
+
+# ----------------------------------------------------------------------------------------------------
+# 4. Predict output names that never collide
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_predict_of_two_folders_holding_the_same_file_name_keeps_both(tmp_path, monkeypatch):
+    from test_integrity import fake_predict
+
+    from fer_utils.cli import main
+
+    fake_predict(monkeypatch)
+    for folder in ("dirA", "dirB"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "photo.jpg").write_bytes(folder.encode())  # different photos, one name
+    out = tmp_path / "out"
+    assert main(["predict", str(tmp_path / "dirA"), str(tmp_path / "dirB"), "--out", str(out)]) == 0
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["summary"].is_unique and len(summary) == 2
+    for row in summary.itertuples():
+        assert json.loads(Path(row.summary).read_text())["media_path"] == row.media_path
+        assert Path(row.summary).name == f"{row.output_name}_summary.json"
+    assert sorted(summary["output_name"]) == ["dirA__photo.jpg", "dirB__photo.jpg"]
+
+
+def test_output_names_are_relative_to_the_common_root_and_unique():
+    from fer_utils.deploy.predict import output_names
+
+    assert output_names([Path("/m/a/clip.mp4")]) == ["clip.mp4"]
+    assert output_names([Path("/m/a/x.jpg"), Path("/m/a/y.jpg")]) == ["x.jpg", "y.jpg"]
+    assert output_names([Path("/m/a/x.jpg"), Path("/m/b/c/x.jpg")]) == ["a__x.jpg", "b__c__x.jpg"]
+    tricky = output_names(
+        [Path("/m/a__b/x.jpg"), Path("/m/a/b__x.jpg"), Path("/m/A/X.JPG"), Path("/m/a/x.jpg")]
+    )
+    assert len({name.lower() for name in tricky}) == 4  # even on a case-insensitive disk
+
+
+def test_fer_train_into_a_folder_named_like_a_keras_template(tmp_path):
+    """Keras formats its checkpoint path: ``run_{epoch}`` once failed (KeyError) or wrote elsewhere."""
+    from test_integrity import quick_run, tiny_cache
+
+    cache = tiny_cache(tmp_path / "cache")
+    run = quick_run(cache, tmp_path / "run_{epoch} {seed} %s")
+    assert run.path.name == "run_{epoch} {seed} %s" and run.model_path.stat().st_size > 0
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
+        "cache",
+        run.path.name,
+    ]

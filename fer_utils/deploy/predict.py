@@ -415,8 +415,32 @@ def output_stem(media_path: str | os.PathLike) -> str:
     return f"{prefix}~{digest}{extension}"
 
 
-def write_prediction(prediction: MediaPrediction, out_dir: str | os.PathLike, model_path: str = "") -> dict:
-    """Write a media file's outputs, named after its whole file name (:func:`output_stem`):
+#: Joins the folders of a media file's path below the inputs' common root in its output name.
+FOLDER_SEPARATOR = "__"
+
+
+def output_names(media: list[Path]) -> list[str]:
+    """Output names of ``media`` (one per file, same order) that never collide: the file's path relative
+    to the inputs' common folder, folders joined by ``__`` (``dirA/photo.jpg`` → ``dirA__photo.jpg``;
+    files of one folder keep their bare names), cut to fit as :func:`output_stem` does. Names that would
+    still meet (``a__b/x`` and ``a/b__x``, or ``X.JPG`` and ``x.jpg`` on a case-insensitive disk) get
+    ``~<hash of the path>``."""
+    absolute = [os.path.abspath(path) for path in media]
+    root = os.path.commonpath([os.path.dirname(path) for path in absolute]) if absolute else ""
+    names = [output_stem(FOLDER_SEPARATOR.join(Path(os.path.relpath(path, root)).parts)) for path in absolute]
+    taken = [name.lower() for name in names]
+    for position, (name, path) in enumerate(zip(names, absolute, strict=True)):
+        if taken.count(name.lower()) > 1:
+            digest = hashlib.sha256(path.encode()).hexdigest()[:10]
+            names[position] = output_stem(f"{Path(name).stem}~{digest}{Path(name).suffix}")
+    return names
+
+
+def write_prediction(
+    prediction: MediaPrediction, out_dir: str | os.PathLike, model_path: str = "", name: str | None = None
+) -> dict:
+    """Write a media file's outputs, named ``name`` (:func:`output_names`; default: its whole file name,
+    :func:`output_stem`):
     ``_summary.json`` always; with faces ``_faces.csv`` (one row per face per frame, and one per frame
     without a face), ``_tracks.csv`` (a label per track) and, for a video, ``_timeline.html`` (one panel
     per track) or, for an image, ``_annotated.png`` (boxes and labels) and ``_faces.html`` (a bar chart
@@ -429,7 +453,7 @@ def write_prediction(prediction: MediaPrediction, out_dir: str | os.PathLike, mo
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = output_stem(prediction.media_path)
+    stem = name or output_stem(prediction.media_path)
     paths = {"summary": out_dir / f"{stem}_summary.json"}
     if prediction.status != "unreadable":
         paths["faces"] = out_dir / f"{stem}_faces.csv"
@@ -523,7 +547,7 @@ def _check_arguments(args) -> None:
 
 def _predict_cli(args) -> int:
     _check_arguments(args)
-    media = [path for item in args.media for path in media_in(item)]
+    media = list(dict.fromkeys(path for item in args.media for path in media_in(item)))  # each file once
     with output_lock(args.out, "fer predict"):  # one writer per output folder
         return _predict_into(args, media)
 
@@ -536,15 +560,16 @@ def _predict_into(args, media: list[Path]) -> int:
     model = args.model or bundled_model_path()
     predictor = load_predictor(model, args.threads)
     rows = []
-    for path in media:
+    for path, name in zip(media, output_names(media), strict=True):
         prediction = predict_media(
             path, predictor, args.frames, args.fps, args.detector, args.max_faces, args.min_face_size
         )
-        outputs = write_prediction(prediction, args.out, str(model))
+        outputs = write_prediction(prediction, args.out, str(model), name)
         print(prediction.message())
         rows.append(
             {
                 "media_path": str(path),
+                "output_name": name,
                 "status": prediction.status,
                 "label": prediction.label,
                 "confidence": prediction.confidence,

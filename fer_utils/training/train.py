@@ -16,7 +16,7 @@ import pandas as pd
 
 from fer_utils.faces.cache import FaceCache
 from fer_utils.faces.preprocess import default_cache_root, image_folder_cache
-from fer_utils.files import writing
+from fer_utils.files import format_literal, writing
 from fer_utils.parallel import default_workers
 from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args, setting
@@ -618,7 +618,9 @@ def training_callbacks(
             {"val": targets["validation"], "test": targets["test"]},
             *probe,
         ),
-        keras.callbacks.ModelCheckpoint(model_path, monitor=monitor, mode="max", save_best_only=True),
+        keras.callbacks.ModelCheckpoint(  # Keras formats the path: braces in a folder name stay braces
+            format_literal(model_path), monitor=monitor, mode="max", save_best_only=True
+        ),
     ]
     if settings.recycle_dead_units:
         callbacks.append(recycle_callback(probe[0], config.seed, recycled))
