@@ -6,6 +6,7 @@ bars named after the run)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -337,7 +338,7 @@ def test_fer_ablate_and_report_write_into_folders_named_like_templates(tmp_path,
         "0",
     ]
     assert main([*command, "--seeds", "1", "--epochs", "1"]) == 0, capsys.readouterr()
-    cells = list((out / RUNS_FOLDER).iterdir())
+    cells = [cell for cell in (out / RUNS_FOLDER).iterdir() if not cell.name.startswith(".")]  # not locks
     assert len(cells) == 1 and rundir.is_finished(cells[0]) and (cells[0] / EXECUTED_NOTEBOOK).exists()
     assert not (tmp_path / "abl_0").exists()
     report = tmp_path / "rep {x} %s 'q\" \nline"
@@ -393,3 +394,77 @@ def test_fer_train_into_a_folder_named_like_a_keras_template(tmp_path):
         "cache",
         run.path.name,
     ]
+
+
+# ----------------------------------------------------------------------------------------------------
+# 5. Disk full in predict: the output folder named, plotly.js written atomically and checked on reuse
+# ----------------------------------------------------------------------------------------------------
+
+
+def _image_prediction(path: str):
+    from fer_utils.deploy import predict
+
+    faces = pd.DataFrame(
+        {"frame_index": [0], "timestamp": [0.0], "status": ["face"], "track_id": [0], "face_index": [0],
+         "bbox_x": [0], "bbox_y": [0], "bbox_w": [8], "bbox_h": [8], "predicted_label": ["happy"],
+         "confidence": [0.9], "prob_happy": [0.9], "prob_sad": [0.1]}
+    )  # fmt: skip
+    tracks = pd.DataFrame({"track_id": [0], "faces": [1], "label": ["happy"], "confidence": [0.9]})
+    return predict.MediaPrediction(path, ["happy", "sad"], faces, tracks, frames_sampled=1, is_image=True)
+
+
+def test_a_full_disk_during_predict_names_the_output_folder(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from test_integrity import fake_predict
+
+    from fer_utils.cli import main
+    from fer_utils.deploy import predict
+
+    fake_predict(monkeypatch)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")  # as cv2 / plotly raise it: no file name
+
+    monkeypatch.setattr(predict, "atomic_write_csv", full_disk)
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    out = tmp_path / "deep" / "out"
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", str(tmp_path / "clip.mp4"), "--out", str(out)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "disk full" in error
+    assert f"{out}/clip.mp4_" in error and f"disk holding {out}" in error
+
+
+def test_a_truncated_plotly_js_is_rewritten_and_a_failed_write_leaves_none(tmp_path, monkeypatch):
+    import errno
+
+    from plotly.offline import get_plotlyjs
+
+    from fer_utils import files
+    from fer_utils.deploy import predict
+
+    image = tmp_path / "photo.jpg"
+    import cv2
+
+    cv2.imwrite(str(image), np.zeros((16, 16, 3), np.uint8))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "plotly.min.js").write_text(get_plotlyjs()[:1000])  # what a full disk left behind
+    predict.write_prediction(_image_prediction(str(image)), out)
+    assert (out / "plotly.min.js").read_text() == get_plotlyjs()
+    assert 'src="plotly.min.js"' in (out / "photo.jpg_faces.html").read_text()
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    real_replace = os.replace
+
+    def full_disk(source, target):
+        if str(target).endswith("plotly.min.js"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(files.os, "replace", full_disk)
+    with pytest.raises(files.DiskFull, match="plotly"):
+        predict.write_prediction(_image_prediction(str(image)), fresh)
+    assert not (fresh / "plotly.min.js").exists() and not list(fresh.glob(".plotly*"))

@@ -20,7 +20,7 @@ from fer_utils.data.datasets import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fer_utils.deploy.predictors import Predictor, load_predictor
 from fer_utils.faces.detection import DETECTORS, extract_face, extract_faces
 from fer_utils.faces.frames import UnreadableMedia, is_image, stream_frames
-from fer_utils.files import atomic_write_csv, atomic_write_json
+from fer_utils.files import atomic_write_csv, atomic_write_json, atomic_write_with, writing
 from fer_utils.locks import output_lock
 
 # ------------------------------------------------------------------------------------------ predict media
@@ -449,29 +449,72 @@ def write_prediction(
     Returns:
         The written paths by kind.
     """
-    import cv2
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = name or output_stem(prediction.media_path)
     paths = {"summary": out_dir / f"{stem}_summary.json"}
     if prediction.status != "unreadable":
         paths["faces"] = out_dir / f"{stem}_faces.csv"
-        atomic_write_csv(paths["faces"], prediction.faces)
+        with writing("the faces table", paths["faces"]):
+            atomic_write_csv(paths["faces"], prediction.faces)
     if prediction.status == "ok":
         paths["tracks"] = out_dir / f"{stem}_tracks.csv"
-        atomic_write_csv(paths["tracks"], prediction.tracks)
+        with writing("the tracks table", paths["tracks"]):
+            atomic_write_csv(paths["tracks"], prediction.tracks)
         if prediction.is_image:
             paths["annotated"] = out_dir / f"{stem}_annotated.png"
-            cv2.imwrite(str(paths["annotated"]), annotated_image(prediction))
+            write_png(annotated_image(prediction), paths["annotated"])
             paths["figure"] = out_dir / f"{stem}_faces.html"
-            faces_bar_figure(prediction).write_html(paths["figure"], include_plotlyjs="directory")
+            write_figure(faces_bar_figure(prediction), paths["figure"])
         else:
             paths["figure"] = out_dir / f"{stem}_timeline.html"
-            timeline_figure(prediction).write_html(paths["figure"], include_plotlyjs="directory")
-    atomic_write_json(paths["summary"], prediction_summary(prediction, model_path))
+            write_figure(timeline_figure(prediction), paths["figure"])
+    with writing("the summary", paths["summary"]):
+        atomic_write_json(paths["summary"], prediction_summary(prediction, model_path))
     prediction.outputs = {kind: str(path) for kind, path in paths.items()}
     return prediction.outputs
+
+
+#: The one copy of plotly.js that every figure of an output folder loads.
+PLOTLY_FILE = "plotly.min.js"
+#: Output folders whose plotly.js this process has checked (it is read back once, not per figure).
+_CHECKED_PLOTLY: set[Path] = set()
+
+
+def ensure_plotly_js(out_dir: Path) -> str:
+    """Make ``out_dir/plotly.min.js`` the bundled plotly.js: written atomically, and rewritten when the
+    file there is not it (cut short by a full disk, or another version). Returns the name figures load."""
+    from plotly.offline import get_plotlyjs
+
+    path = Path(os.path.abspath(out_dir / PLOTLY_FILE))
+    if path in _CHECKED_PLOTLY and path.exists():
+        return PLOTLY_FILE
+    script = get_plotlyjs().encode()
+    if not (path.is_file() and path.stat().st_size == len(script) and path.read_bytes() == script):
+        with writing("plotly.js", path, len(script)):
+            atomic_write_with(path, lambda tmp: tmp.write_bytes(script), "plotly.js", needed=len(script))
+    _CHECKED_PLOTLY.add(path)
+    return PLOTLY_FILE
+
+
+def write_figure(figure, path: Path) -> None:
+    """A plotly figure as HTML loading the folder's :func:`ensure_plotly_js`, written atomically."""
+    script = ensure_plotly_js(path.parent)
+    with writing("the figure", path):
+        atomic_write_with(
+            path, lambda tmp: figure.write_html(tmp, include_plotlyjs=script), suffix=".tmp.html"
+        )
+
+
+def write_png(image: np.ndarray, path: Path) -> None:
+    """An image as PNG, written atomically (``cv2.imwrite`` reports a full disk only as False)."""
+    import cv2
+
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError(f"could not encode the annotated image {path.name} as PNG")
+    with writing("the annotated image", path, encoded.nbytes):
+        atomic_write_with(path, lambda tmp: tmp.write_bytes(encoded.tobytes()), needed=encoded.nbytes)
 
 
 def prediction_summary(prediction: MediaPrediction, model_path: str = "") -> dict:
