@@ -468,3 +468,22 @@ def test_a_truncated_plotly_js_is_rewritten_and_a_failed_write_leaves_none(tmp_p
     with pytest.raises(files.DiskFull, match="plotly"):
         predict.write_prediction(_image_prediction(str(image)), fresh)
     assert not (fresh / "plotly.min.js").exists() and not list(fresh.glob(".plotly*"))
+
+
+# ----------------------------------------------------------------------------------------------------
+# 6. Low items
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_flipped_bytes_in_a_shard_are_caught_when_training_first_reads_it(tmp_path):
+    from fer_utils.faces.cache import CacheDamaged
+    from fer_utils.training.train import open_training_cache
+
+    cache = make_cache(tmp_path / "cache", 12)
+    shard = _first_shard(cache.cache_dir)
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF  # same size, one pixel changed
+    shard.write_bytes(bytes(data))
+    assert len(FaceCache(cache.cache_dir).faces(np.arange(12))) == 12  # the size check passes
+    with pytest.raises(CacheDamaged, match="sha256"):
+        open_training_cache(cache.cache_dir).faces(np.arange(12))

@@ -282,8 +282,11 @@ class FaceCache:
     """Read side of a face cache: ``index`` (DataFrame, one row per face, ``face_id`` = row number),
     ``skipped`` (DataFrame) and :meth:`faces` to gather face pixels without loading the whole cache."""
 
-    def __init__(self, cache_dir: str | os.PathLike, check_index: bool = True):
+    def __init__(self, cache_dir: str | os.PathLike, check_index: bool = True, checksums: bool = False):
         self.cache_dir = Path(cache_dir)
+        #: Check each shard's sha256 the first time it is read (training does: flipped bytes of the same size
+        #: pass the size check at opening).
+        self.checksums = checksums
         config_path = self.cache_dir / "config.json"
         if not config_path.exists():
             raise ValueError(
@@ -315,6 +318,7 @@ class FaceCache:
         rows, skipped, stats = [], [], []
         self._shard_names: list[str] = []
         self._shard_sizes: list[int] = []
+        self._shard_metas: list[dict] = []
         shard_dir = self.cache_dir / "shards"
         for meta in _read_shard_metas(shard_dir):
             problem = shard_problem(shard_dir, meta)
@@ -323,6 +327,7 @@ class FaceCache:
             shard_number = len(self._shard_names)
             self._shard_names.append(meta["name"])
             self._shard_sizes.append(len(meta["index"]))
+            self._shard_metas.append(meta)
             for offset, row in enumerate(meta["index"]):
                 rows.append({**row, "shard": shard_number, "offset": offset})
             skipped.extend(meta["skipped"])
@@ -372,6 +377,10 @@ class FaceCache:
     def _shard(self, number: int) -> np.ndarray:
         if number not in self._mmaps:
             path = self.cache_dir / "shards" / f"{self._shard_names[number]}.npy"
+            if self.checksums:
+                problem = shard_problem(path.parent, self._shard_metas[number], checksum=True)
+                if problem:
+                    raise CacheDamaged(problem)
             self._mmaps[number] = self._map_shard(path, self._shard_sizes[number])
         return self._mmaps[number]
 
