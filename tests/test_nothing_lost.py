@@ -487,3 +487,31 @@ def test_flipped_bytes_in_a_shard_are_caught_when_training_first_reads_it(tmp_pa
     assert len(FaceCache(cache.cache_dir).faces(np.arange(12))) == 12  # the size check passes
     with pytest.raises(CacheDamaged, match="sha256"):
         open_training_cache(cache.cache_dir).faces(np.arange(12))
+
+
+def test_the_progress_bar_is_named_after_the_run_and_an_error_starts_its_own_line(
+    tmp_path, monkeypatch, capsys
+):
+    from test_integrity import quick_run, tiny_cache
+
+    from fer_utils.training import callbacks
+
+    assert callbacks.run_display_name(".fer2013-base.partial-1a2b3c4d") == "fer2013-base"
+    assert callbacks.run_display_name("seed-0") == "seed-0"
+    cache = tiny_cache(tmp_path / "cache")
+
+    def failing_scores(*args, **kwargs):
+        raise RuntimeError("evaluation failed")
+
+    monkeypatch.setattr(callbacks, "epoch_scores", failing_scores)
+    with pytest.raises(RuntimeError, match="evaluation failed"):
+        quick_run(cache, tmp_path / "my-run", verbose=1)
+    err = capsys.readouterr().err
+    assert "my-run" in err and "partial" not in err
+    assert err.endswith("\n")  # the bar is closed: what is printed next starts on its own line
+
+
+def test_a_report_of_a_folder_holding_only_an_ablation_has_no_leakage_gaps():
+    from fer_utils.viz.dashboard.tables import leakage_gaps, protocol_comparison
+
+    assert leakage_gaps(protocol_comparison([])) == {}

@@ -563,25 +563,27 @@ def fit_model(
     initial = bottleneck_diagnostics(model, *probe)
     started = time.perf_counter()
     histories, done = [], 0
-    for until, convolutions_trainable in training_phases(config):
-        for layer in model.layers:
-            if layer.name.startswith("conv"):
-                layer.trainable = convolutions_trainable
-        compile_model(model, config, steps, until - done)
-        fit = model.fit(
-            datasets["train"],
-            initial_epoch=done,
-            epochs=until,
-            callbacks=callbacks,
-            class_weight=weights,
-            shuffle=False,  # the tf.data pipeline shuffles (seeded)
-            verbose=0,
-        )
-        histories.append(pd.DataFrame(fit.history))
-        done = until
+    try:
+        for until, convolutions_trainable in training_phases(config):
+            for layer in model.layers:
+                if layer.name.startswith("conv"):
+                    layer.trainable = convolutions_trainable
+            compile_model(model, config, steps, until - done)
+            fit = model.fit(
+                datasets["train"],
+                initial_epoch=done,
+                epochs=until,
+                callbacks=callbacks,
+                class_weight=weights,
+                shuffle=False,  # the tf.data pipeline shuffles (seeded)
+                verbose=0,
+            )
+            histories.append(pd.DataFrame(fit.history))
+            done = until
+    finally:  # a bar left open would glue the error message to it
+        for callback in callbacks:
+            getattr(callback, "close", lambda: None)()
     seconds = time.perf_counter() - started
-    for callback in callbacks:
-        getattr(callback, "close", lambda: None)()
     history = pd.concat(histories, ignore_index=True)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
     return FitResult(history, seconds, initial, recycled, settings.selection_metric)
