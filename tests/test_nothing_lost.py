@@ -515,3 +515,81 @@ def test_a_report_of_a_folder_holding_only_an_ablation_has_no_leakage_gaps():
     from fer_utils.viz.dashboard.tables import leakage_gaps, protocol_comparison
 
     assert leakage_gaps(protocol_comparison([])) == {}
+
+
+def _unreadable(monkeypatch, path: Path) -> None:
+    """Make ``path`` unreadable: chmod 000, and (root reads through any mode) listing or opening it
+    raises PermissionError as it does for an ordinary user."""
+    path.chmod(0)
+    if os.geteuid() != 0:
+        return
+    denied = PermissionError(13, "Permission denied", str(path))
+    real_iterdir, real_scandir, real_open = Path.iterdir, os.scandir, open
+
+    def iterdir(self):
+        if self == path:
+            raise denied
+        return real_iterdir(self)
+
+    def scandir(target="."):
+        if Path(target) == path:
+            raise denied
+        return real_scandir(target)
+
+    def guarded_open(file, *args, **kwargs):
+        if isinstance(file, str | os.PathLike) and Path(file) == path:
+            raise denied
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr("builtins.open", guarded_open)
+
+
+def test_an_unreadable_class_folder_or_image_is_skipped_as_permission_denied(tmp_path, monkeypatch, capsys):
+    import cv2
+    from fixture_media import face_frame
+
+    from fer_utils.cli import main as fer_main
+
+    root = tmp_path / "faces"
+    for name in ("happy/a.png", "happy/locked.png", "sad/b.png", "angry/c.png"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / name), cv2.cvtColor(face_frame(), cv2.COLOR_BGR2GRAY))
+    _unreadable(monkeypatch, root / "angry")
+    _unreadable(monkeypatch, root / "happy" / "locked.png")
+    try:
+        code = fer_main(
+            ["preprocess", "--root", str(root), "--cache-root", str(tmp_path / "cache"), "--detector", "none"]
+            + ["--workers", "1", "--no-progress"]
+        )
+    finally:
+        (root / "angry").chmod(0o755)
+        (root / "happy" / "locked.png").chmod(0o644)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    cache = FaceCache(next((tmp_path / "cache").iterdir()))
+    reasons = dict(zip(cache.skipped["media_path"], cache.skipped["reason"], strict=True))
+    assert set(reasons) == {str(root / "angry"), str(root / "happy" / "locked.png")}
+    assert all("permission denied" in reason for reason in reasons.values()), reasons
+    assert not any("decodable" in reason for reason in reasons.values())
+    assert set(cache.index["media_path"]) == {str(root / "happy" / "a.png"), str(root / "sad" / "b.png")}
+
+
+def test_an_unreadable_folder_in_a_video_layout_is_recorded_not_silently_left_out(tmp_path, monkeypatch):
+    from fixture_media import face_video
+
+    from fer_utils.data.datasets import dataset_samples
+
+    root = tmp_path / "ravdess"
+    face_video(root / "Actor_01/01-01-03-01-01-01-01.mp4", frames=2)
+    face_video(root / "Actor_02/01-01-04-02-01-01-02.mp4", frames=2)
+    _unreadable(monkeypatch, root / "Actor_02")
+    try:
+        samples, skipped = dataset_samples("ravdess", root)
+    finally:
+        (root / "Actor_02").chmod(0o755)
+    assert [Path(s.media_path).parent.name for s in samples] == ["Actor_01"]
+    assert [(item.media_path, item.reason) for item in skipped] == [
+        (str(root / "Actor_02"), "unreadable: permission denied (the folder cannot be listed)")
+    ]
