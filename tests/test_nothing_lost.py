@@ -593,3 +593,44 @@ def test_an_unreadable_folder_in_a_video_layout_is_recorded_not_silently_left_ou
     assert [(item.media_path, item.reason) for item in skipped] == [
         (str(root / "Actor_02"), "unreadable: permission denied (the folder cannot be listed)")
     ]
+
+
+def _one_line_error(code: int, err: str, command: str) -> str:
+    """The error of a failed command: exit status non-zero, one line on stderr, no traceback."""
+    lines = err.strip().splitlines()
+    assert code != 0 and len(lines) == 1 and "Traceback" not in err, (code, err)
+    assert lines[0].startswith(f"fer {command}: error: ")
+    return lines[0]
+
+
+def test_fer_export_of_a_model_holding_a_module_function_lambda_is_one_line(tmp_path, capsys):
+    import operator
+
+    import keras
+
+    from fer_utils.cli import main as fer_main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    inputs = keras.Input((48, 48, 1))
+    hidden = keras.layers.Flatten()(keras.layers.Lambda(operator.neg)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
+    model.save(run / rundir.MODEL_FILE)
+    (run / rundir.CONFIG_FILE).write_text(json.dumps({"labels": ["a", "b", "c"], "image_size": 48}))
+    code = fer_main(["export", str(run), "--format", "tflite"])
+    line = _one_line_error(code, capsys.readouterr().err, "export")
+    assert "Lambda layer" in line and str(run / rundir.MODEL_FILE) in line
+    assert not (run / "model.tflite").exists()
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".tflite", ".keras"])
+def test_fer_predict_of_a_garbage_model_file_is_one_line(suffix, tmp_path, capsys):
+    from fer_utils.cli import main as fer_main
+
+    model = tmp_path / f"model{suffix}"
+    model.write_bytes(np.random.default_rng(0).bytes(4096))
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"")  # never read: the model is loaded first
+    code = fer_main(["predict", str(photo), "--model", str(model), "--out", str(tmp_path / "out")])
+    line = _one_line_error(code, capsys.readouterr().err, "predict")
+    assert str(model) in line and "not a valid" in line
