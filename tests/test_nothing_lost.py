@@ -5,8 +5,10 @@ bars named after the run)."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -180,6 +182,79 @@ def test_a_symlinked_run_folder_is_listed_with_its_reason_not_dropped(tmp_path):
     assert [run.name for run in found] == ["real-run"]
     assert "outside" in problems["linked-far"] and str(outside) in problems["linked-far"]
     assert "real-run" in problems["linked-near"]
+
+
+def _break_run(run: Path, kind: str) -> None:
+    """Make the copied real run ``run`` malformed in the way ``kind`` of :data:`MALFORMED` names."""
+    if kind in ("pickled-shard", "linked-shard"):  # the run gets its own copy of the cache, then breaks it
+        config = json.loads((run / rundir.CONFIG_FILE).read_text())
+        cache_dir = run.parent.parent / f"cache-{kind}"
+        shutil.copytree(config["cache_dir"], cache_dir)
+        (run / rundir.CONFIG_FILE).write_text(json.dumps({**config, "cache_dir": str(cache_dir)}))
+        _strip_shard_records(cache_dir)
+        shard = _first_shard(cache_dir)
+        shard.unlink()
+        if kind == "pickled-shard":
+            np.save(shard, np.array([{"not": "faces"}] * 7, dtype=object), allow_pickle=True)
+        else:
+            shard.symlink_to("/etc/passwd")
+    elif kind in ("ids-outside", "negative-ids"):
+        shift = (
+            10000027
+            if kind == "ids-outside"
+            else -int(pd.read_csv(run / rundir.PREDICTIONS_FILE)["face_id"].max()) - 1
+        )
+        _edit_predictions(run, lambda t: t.assign(face_id=t["face_id"] + shift))
+    elif kind == "matrix-shape":
+        metrics = json.loads((run / rundir.METRICS_FILE).read_text())
+        metrics["frame"]["confusion_matrix"] = [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+        (run / rundir.METRICS_FILE).write_text(json.dumps(metrics))
+    elif kind == "predictions-columns":
+        _edit_predictions(run, lambda t: t[["face_id"]])
+    else:
+        pd.DataFrame({"a": [1, 2], "b": [3, 4]}).to_csv(run / rundir.HISTORY_FILE)
+
+
+#: What each malformed kind's reason says (a real run broken that way).
+REASON_PHRASES = {
+    "pickled-shard": "not a face cache shard",
+    "linked-shard": "not a face cache shard",
+    "ids-outside": "outside its face cache",
+    "negative-ids": "outside its face cache",
+    "matrix-shape": "confusion matrix",
+    "predictions-columns": "predictions.csv lacks",
+    "unrelated-history": "history.csv",
+}
+
+
+@pytest.mark.slow
+def test_fer_report_of_real_runs_mixed_with_every_malformed_kind(tmp_path, capsys):
+    """The real command (papermill kernel, nbconvert) on one real 1-epoch run, a copy of it, and a copy
+    broken in each malformed way: the HTML is written, both good runs drawn, each bad one listed."""
+    from test_integrity import quick_run, tiny_cache
+
+    from fer_utils.cli import main as fer_main
+
+    runs = tmp_path / "runs"
+    good = runs / "good"
+    quick_run(tiny_cache(tmp_path / "cache"), good)
+    shutil.copytree(good, runs / "good-copy")
+    for kind in MALFORMED:
+        shutil.copytree(good, runs / kind)
+        _break_run(runs / kind, kind)
+    code = fer_main(["report", str(runs), "--out", str(tmp_path / "report")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    page = next((tmp_path / "report").glob("*.html")).read_text()
+    assert "Traceback" not in page
+    assert page.count('<details class="fer-run"') == 2
+    assert "<code>good</code>" not in page and "<code>good-copy</code>" not in page  # neither is a problem
+    assert f"{len(MALFORMED)} run folder(s) could not be opened" in page
+    _, problems = rundir.list_runs(runs)
+    assert sorted(problems) == sorted(MALFORMED)
+    for kind, phrase in REASON_PHRASES.items():
+        assert phrase in problems[kind], (kind, problems[kind])
+        assert f"<li><code>{kind}</code>: {html.escape(problems[kind], quote=False)}</li>" in page, kind
 
 
 # ----------------------------------------------------------------------------------------------------
