@@ -709,3 +709,21 @@ def test_fer_predict_of_a_garbage_model_file_is_one_line(suffix, tmp_path, capsy
     code = fer_main(["predict", str(photo), "--model", str(model), "--out", str(tmp_path / "out")])
     line = _one_line_error(code, capsys.readouterr().err, "predict")
     assert str(model) in line and "not a valid" in line
+
+
+def test_an_unreadable_split_folder_is_skipped_and_the_other_splits_kept(tmp_path, monkeypatch):
+    from fer_utils.data.datasets import PERMISSION_DENIED_FOLDER, folder_samples
+
+    root = tmp_path / "fer2013"
+    for name in ("train/happy/a.png", "test/sad/b.png"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"png")
+    _unreadable(monkeypatch, root / "test")
+    try:
+        samples, skipped = folder_samples(root, "fer2013", split_dirs=True)
+    finally:
+        (root / "test").chmod(0o755)
+    assert [sample.media_path for sample in samples] == [str(root / "train/happy/a.png")]
+    assert [(item.media_path, item.reason) for item in skipped] == [
+        (str(root / "test"), PERMISSION_DENIED_FOLDER)
+    ]
