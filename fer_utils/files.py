@@ -123,6 +123,12 @@ def require_folder_path(path: str | os.PathLike, what: str) -> Path:
     return path
 
 
+def format_literal(path: str | os.PathLike) -> str:
+    """``path`` with its braces doubled, for tools that ``str.format`` the paths they are given (papermill's
+    input / output paths, Keras' checkpoint path): formatting gives back exactly ``path``."""
+    return str(path).replace("{", "{{").replace("}", "}}")
+
+
 def temporary_name(path: Path, suffix: str = ".tmp") -> Path:
     """A hidden, unique sibling of ``path`` to write before renaming onto it."""
     return path.with_name(f".{path.name}.{uuid.uuid4().hex}{suffix}")

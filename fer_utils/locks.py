@@ -6,7 +6,10 @@ once with a :class:`FolderBusy` error naming the folder and the holder; it never
 The same thread may reopen a folder it holds (an abandoned writer in a notebook kernel does not lock the
 kernel out). The operating system drops the lock when its process dies, ``kill -9`` included.
 
-Files: the lock itself (``LOCK_NAME`` inside a cache, ``.<run>.lock`` beside a run folder) and
+Every command that writes an output folder (``fer ablate``, ``fer study-recipes``, seeds folders, ``fer report``,
+``fer predict``) takes that folder's :func:`output_lock` the same way.
+
+Files: the lock itself (``LOCK_NAME`` inside a cache, ``.<run>.lock`` beside a run or output folder) and
 ``<lock>.json`` naming the holder (pid, host, command, start time); both are hidden and may stay behind.
 """
 
@@ -35,6 +38,12 @@ def run_lock_path(run_dir: str | os.PathLike) -> Path:
     """The lock of a run folder: a hidden sibling, so it survives the folder being swapped."""
     run_dir = Path(os.path.abspath(run_dir))
     return run_dir.with_name(f".{run_dir.name}.lock")
+
+
+def output_lock(folder: str | os.PathLike, command: str) -> WriterLock:
+    """The (unacquired) writer lock of an output folder (ablation, study, seeds folder, report, predictions):
+    the hidden sibling a run folder uses (:func:`run_lock_path`), so one writer per folder, whatever it is."""
+    return WriterLock(folder, run_lock_path(folder), command)
 
 
 def _holder_text(lock_path: Path) -> str:

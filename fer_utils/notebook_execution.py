@@ -14,6 +14,7 @@ import logging
 import os
 from pathlib import Path
 
+from fer_utils.files import format_literal
 from fer_utils.training.runtime import QUIET_TENSORFLOW_ENVIRONMENT
 
 #: Kernel command-line options: the kernel's own log only for errors (see the module docstring).
@@ -62,6 +63,13 @@ def cell_progress(description: str) -> dict:
     return {"desc": description, "bar_format": "{desc}: cell {n_fmt}/{total_fmt} [{elapsed}]", "leave": True}
 
 
+def papermill_path(path: str | os.PathLike) -> str:
+    """``path`` as papermill must be given it to open exactly that file: papermill formats the input and
+    output paths with the parameters (``str.format``), so ``abl_{seed}`` would become ``abl_0`` and
+    ``rep {x}`` an error; braces are doubled so the path is data, never a template."""
+    return format_literal(path)
+
+
 def execute_notebook(
     notebook: str | os.PathLike,
     output: str | os.PathLike,
@@ -76,7 +84,8 @@ def execute_notebook(
 
     Args:
         notebook: the notebook to run.
-        output: where the executed notebook goes (its folder is created).
+        output: where the executed notebook goes (its folder is created). Both paths are taken as they
+            are (:func:`papermill_path`), braces included.
         parameters: injected after the cell tagged ``parameters``.
         cwd: the kernel's working folder.
         progress: a description for a one-line cell counter with elapsed time (None: no display).
@@ -93,8 +102,8 @@ def execute_notebook(
     _quiet_papermill_log()
     with kernel_environment(threads):
         return papermill.execute_notebook(
-            str(notebook),
-            str(output),
+            papermill_path(notebook),
+            papermill_path(output),
             parameters=parameters,
             kernel_name="python3",
             cwd=str(cwd),

@@ -31,9 +31,9 @@ def _keras_worker(
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    import keras
+    from fer_utils.training.model import load_keras_model
 
-    model = keras.saving.load_model(model_path, compile=False)
+    model = load_keras_model(model_path)
     call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     rows = []
     for batch in BATCH_SIZES:

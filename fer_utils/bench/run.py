@@ -241,9 +241,7 @@ def _json_default(value):
 
 def _benchmark_model(run_dir, data, model_path: Path):
     """The model to benchmark, its labels, test faces (and labels) and int8 calibration faces."""
-    import keras
-
-    from fer_utils.training.model import build_paper_cnn
+    from fer_utils.training.model import build_paper_cnn, load_keras_model
 
     if run_dir:
         from fer_utils.deploy import as_batch, run_calibration_faces
@@ -251,7 +249,7 @@ def _benchmark_model(run_dir, data, model_path: Path):
 
         run_dir = Path(run_dir)
         config = rundir.read_config(run_dir)
-        model = keras.saving.load_model(rundir.model_path(run_dir), compile=False)
+        model = load_keras_model(rundir.model_path(run_dir))
         split = rundir.read_split(run_dir)
         test_ids = split.loc[split["part"] == "test", "face_id"].to_numpy()[: MODES["full"]["test_faces"]]
         cache = FaceCache(config["cache_dir"])
@@ -268,7 +266,7 @@ def _benchmark_model(run_dir, data, model_path: Path):
         return model, labels, faces, None, faces
     cache, train_ids, _, test_ids, labels = data
     if model_path.exists():
-        model = keras.saving.load_model(model_path, compile=False)
+        model = load_keras_model(model_path)
     else:
         model = build_paper_cnn(len(labels), IMAGE_SIZE)
     rng = np.random.default_rng(0)

@@ -112,10 +112,20 @@ def require_root(root: str | Path, what: str) -> Path:
     return path
 
 
-def _class_folder_files(folder: Path, suffixes: set[str], skipped: list) -> list[Path]:
-    """The media files of a class folder; every other entry (not hidden) goes to ``skipped`` with a reason."""
+def _listed(folder: Path, skipped: list) -> list[Path] | None:
+    """The entries of ``folder``; None (and the folder in ``skipped``) when it cannot be listed."""
+    try:
+        return list(folder.iterdir())
+    except PermissionError:
+        skipped.append(SkippedItem(str(folder), PERMISSION_DENIED_FOLDER))
+        return None
+
+
+def _class_folder_files(folder: Path, entries: list[Path], suffixes: set[str], skipped: list) -> list[Path]:
+    """The media files among a class folder's entries; every other entry (not hidden) goes to ``skipped``
+    with a reason."""
     files = []
-    for path in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
+    for path in sorted(p for p in entries if not p.name.startswith(".")):
         problem = _link_problem(path, folder) if path.is_symlink() else None
         if not problem and path.suffix.lower() not in suffixes:
             kind = "a folder" if path.is_dir() else f"{path.suffix or 'no suffix'}"
@@ -160,7 +170,9 @@ def folder_samples(
     skipped: list[SkippedItem] = []
     class_folders_seen = 0
     for split_folder in split_folders:
-        for class_folder in sorted(p for p in split_folder.iterdir() if p.is_dir()):
+        # An unreadable dataset root is an error (OSError); an unreadable split folder is skipped.
+        class_folders = (_listed(split_folder, skipped) or []) if split_dirs else split_folder.iterdir()
+        for class_folder in sorted(p for p in class_folders if p.is_dir()):
             class_folders_seen += 1
             samples += _class_folder_samples(
                 dataset, split_folder, class_folder, split_dirs, pattern, suffixes, skipped
@@ -191,7 +203,10 @@ def _class_folder_samples(
     except ValueError as error:
         skipped.append(SkippedItem(str(class_folder), str(error)))
         return []
-    files = _class_folder_files(class_folder, suffixes, skipped)
+    entries = _listed(class_folder, skipped)
+    if entries is None:
+        return []
+    files = _class_folder_files(class_folder, entries, suffixes, skipped)
     if not files:
         raise ValueError(
             f"{dataset}: class folder {class_folder} is empty (no {', '.join(sorted(suffixes))} files); "
@@ -342,6 +357,7 @@ def _no_match_error(dataset: str, root: Path, expected: str) -> ValueError:
 REASON_UNREADABLE = "unreadable"
 REASON_NOT_SELECTED = "not selected"
 REASON_NOT_MEDIA = "not a media file"
+PERMISSION_DENIED_FOLDER = f"{REASON_UNREADABLE}: permission denied (the folder cannot be listed)"
 
 
 def _link_problem(path: Path, root: Path) -> str | None:
@@ -375,8 +391,18 @@ def _walk_layout(root: Path) -> Iterator[tuple[Path, str | None]]:
                 continue
         if path.is_file() or (path.is_dir() and path.suffix.lower() in VIDEO_SUFFIXES):
             yield path, None
+        elif path.is_dir() and not path.is_symlink() and not _can_list(path):
+            yield path, PERMISSION_DENIED_FOLDER  # rglob leaves such a folder out without a word
         elif not path.is_dir():
             yield path, f"{REASON_UNREADABLE}: not a regular file"
+
+
+def _can_list(folder: Path) -> bool:
+    try:
+        os.scandir(folder).close()
+    except PermissionError:
+        return False
+    return True
 
 
 def _media_files(root: Path, skipped: list) -> Iterator[Path]:

@@ -135,10 +135,11 @@ def ship_run(run, out_dir: Path) -> dict[str, Path]:
 
 def _write_shipped_files(keras, run, out_dir: Path) -> dict[str, Path]:
     from fer_utils.deploy.export import export_model, run_calibration_faces, write_model_spec
+    from fer_utils.training.model import load_keras_model
 
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = list(run.config["labels"])
-    model = keras.saving.load_model(run.model_path, compile=False)
+    model = load_keras_model(run.model_path)
     extra = {
         "trained_on": "FER2013",
         "training_data": "FER2013 train (28,709 faces); PublicTest (3,589) selected the epoch",

@@ -253,9 +253,9 @@ def export_model(
         raise ValueError("tflite-int8 export needs calibration faces")
     quiet_tensorflow()
     if isinstance(model, str | os.PathLike):
-        import keras
+        from fer_utils.training.model import load_keras_model
 
-        model = keras.saving.load_model(model, compile=False)
+        model = load_keras_model(model)
     if model.output_shape[-1] != len(labels):
         raise ValueError(f"model has {model.output_shape[-1]} outputs but {len(labels)} labels were given")
     folded = fold_rescaling(model)

@@ -20,7 +20,8 @@ from fer_utils.data.datasets import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fer_utils.deploy.predictors import Predictor, load_predictor
 from fer_utils.faces.detection import DETECTORS, extract_face, extract_faces
 from fer_utils.faces.frames import UnreadableMedia, is_image, stream_frames
-from fer_utils.files import atomic_write_csv, atomic_write_json
+from fer_utils.files import atomic_write_csv, atomic_write_json, atomic_write_with, writing
+from fer_utils.locks import output_lock
 
 # ------------------------------------------------------------------------------------------ predict media
 
@@ -476,8 +477,32 @@ def output_stem(media_path: str | os.PathLike) -> str:
     return f"{prefix}~{digest}{extension}"
 
 
-def write_prediction(prediction: MediaPrediction, out_dir: str | os.PathLike, model_path: str = "") -> dict:
-    """Write a media file's outputs, named after its whole file name (:func:`output_stem`):
+#: Joins the folders of a media file's path below the inputs' common root in its output name.
+FOLDER_SEPARATOR = "__"
+
+
+def output_names(media: list[Path]) -> list[str]:
+    """Output names of ``media`` (one per file, same order) that never collide: the file's path relative
+    to the inputs' common folder, folders joined by ``__`` (``dirA/photo.jpg`` → ``dirA__photo.jpg``;
+    files of one folder keep their bare names), cut to fit as :func:`output_stem` does. Names that would
+    still meet (``a__b/x`` and ``a/b__x``, or ``X.JPG`` and ``x.jpg`` on a case-insensitive disk) get
+    ``~<hash of the path>``."""
+    absolute = [os.path.abspath(path) for path in media]
+    root = os.path.commonpath([os.path.dirname(path) for path in absolute]) if absolute else ""
+    names = [output_stem(FOLDER_SEPARATOR.join(Path(os.path.relpath(path, root)).parts)) for path in absolute]
+    taken = [name.lower() for name in names]
+    for position, (name, path) in enumerate(zip(names, absolute, strict=True)):
+        if taken.count(name.lower()) > 1:
+            digest = hashlib.sha256(path.encode()).hexdigest()[:10]
+            names[position] = output_stem(f"{Path(name).stem}~{digest}{Path(name).suffix}")
+    return names
+
+
+def write_prediction(
+    prediction: MediaPrediction, out_dir: str | os.PathLike, model_path: str = "", name: str | None = None
+) -> dict:
+    """Write a media file's outputs, named ``name`` (:func:`output_names`; default: its whole file name,
+    :func:`output_stem`):
     ``_summary.json`` always; with faces ``_faces.csv`` (one row per face per frame, and one per frame
     without a face), ``_tracks.csv`` (a label per track) and, for a video, ``_timeline.html`` (one panel
     per track) or, for an image, ``_annotated.png`` (boxes and labels) and ``_faces.html`` (a bar chart
@@ -486,29 +511,72 @@ def write_prediction(prediction: MediaPrediction, out_dir: str | os.PathLike, mo
     Returns:
         The written paths by kind.
     """
-    import cv2
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = output_stem(prediction.media_path)
+    stem = name or output_stem(prediction.media_path)
     paths = {"summary": out_dir / f"{stem}_summary.json"}
     if prediction.status != "unreadable":
         paths["faces"] = out_dir / f"{stem}_faces.csv"
-        atomic_write_csv(paths["faces"], prediction.faces)
+        with writing("the faces table", paths["faces"]):
+            atomic_write_csv(paths["faces"], prediction.faces)
     if prediction.status == "ok":
         paths["tracks"] = out_dir / f"{stem}_tracks.csv"
-        atomic_write_csv(paths["tracks"], prediction.tracks)
+        with writing("the tracks table", paths["tracks"]):
+            atomic_write_csv(paths["tracks"], prediction.tracks)
         if prediction.is_image:
             paths["annotated"] = out_dir / f"{stem}_annotated.png"
-            cv2.imwrite(str(paths["annotated"]), annotated_image(prediction))
+            write_png(annotated_image(prediction), paths["annotated"])
             paths["figure"] = out_dir / f"{stem}_faces.html"
-            faces_bar_figure(prediction).write_html(paths["figure"], include_plotlyjs="directory")
+            write_figure(faces_bar_figure(prediction), paths["figure"])
         else:
             paths["figure"] = out_dir / f"{stem}_timeline.html"
-            timeline_figure(prediction).write_html(paths["figure"], include_plotlyjs="directory")
-    atomic_write_json(paths["summary"], prediction_summary(prediction, model_path))
+            write_figure(timeline_figure(prediction), paths["figure"])
+    with writing("the summary", paths["summary"]):
+        atomic_write_json(paths["summary"], prediction_summary(prediction, model_path))
     prediction.outputs = {kind: str(path) for kind, path in paths.items()}
     return prediction.outputs
+
+
+#: The one copy of plotly.js that every figure of an output folder loads.
+PLOTLY_FILE = "plotly.min.js"
+#: Output folders whose plotly.js this process has checked (it is read back once, not per figure).
+_CHECKED_PLOTLY: set[Path] = set()
+
+
+def ensure_plotly_js(out_dir: Path) -> str:
+    """Make ``out_dir/plotly.min.js`` the bundled plotly.js: written atomically, and rewritten when the
+    file there is not it (cut short by a full disk, or another version). Returns the name figures load."""
+    from plotly.offline import get_plotlyjs
+
+    path = Path(os.path.abspath(out_dir / PLOTLY_FILE))
+    if path in _CHECKED_PLOTLY and path.exists():
+        return PLOTLY_FILE
+    script = get_plotlyjs().encode()
+    if not (path.is_file() and path.stat().st_size == len(script) and path.read_bytes() == script):
+        with writing("plotly.js", path, len(script)):
+            atomic_write_with(path, lambda tmp: tmp.write_bytes(script), "plotly.js", needed=len(script))
+    _CHECKED_PLOTLY.add(path)
+    return PLOTLY_FILE
+
+
+def write_figure(figure, path: Path) -> None:
+    """A plotly figure as HTML loading the folder's :func:`ensure_plotly_js`, written atomically."""
+    script = ensure_plotly_js(path.parent)
+    with writing("the figure", path):
+        atomic_write_with(
+            path, lambda tmp: figure.write_html(tmp, include_plotlyjs=script), suffix=".tmp.html"
+        )
+
+
+def write_png(image: np.ndarray, path: Path) -> None:
+    """An image as PNG, written atomically (``cv2.imwrite`` reports a full disk only as False)."""
+    import cv2
+
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError(f"could not encode the annotated image {path.name} as PNG")
+    with writing("the annotated image", path, encoded.nbytes):
+        atomic_write_with(path, lambda tmp: tmp.write_bytes(encoded.tobytes()), needed=encoded.nbytes)
 
 
 def prediction_summary(prediction: MediaPrediction, model_path: str = "") -> dict:
@@ -532,6 +600,7 @@ def prediction_summary(prediction: MediaPrediction, model_path: str = "") -> dic
 #: Columns of ``summary.csv``, in this order whatever the inputs: counts, then the files written.
 SUMMARY_COLUMNS = (
     "media_path",
+    "output_name",
     "status",
     "label",
     "confidence",
@@ -544,16 +613,20 @@ SUMMARY_COLUMNS = (
 OUTPUT_KINDS = ("summary", "faces", "tracks", "figure", "annotated")
 
 
-def summary_row(media_path, prediction: MediaPrediction | None, outputs: dict, message: str = "") -> dict:
+def summary_row(
+    media_path, prediction: MediaPrediction | None, outputs: dict, message: str = "", output_name: str = ""
+) -> dict:
     """One row of ``summary.csv``: :data:`SUMMARY_COLUMNS` (``faces`` and ``tracks`` are counts, as in
     ``_summary.json``), then ``<kind>_file`` for each of :data:`OUTPUT_KINDS` (empty when not written).
-    ``prediction`` None: a path that could not be predicted at all (``status`` missing)."""
+    ``output_name`` is what its files are named after (:func:`output_names`). ``prediction`` None: a path
+    that could not be predicted at all (``status`` missing)."""
     if prediction is None:
         row = dict.fromkeys(SUMMARY_COLUMNS)
         row.update(media_path=str(media_path), status="missing", message=message)
     else:
         row = {
             "media_path": str(media_path),
+            "output_name": output_name,
             "status": prediction.status,
             "label": prediction.label,
             "confidence": prediction.confidence,
@@ -585,7 +658,7 @@ def collect_media(items) -> tuple[list[Path], list[tuple[str, str]]]:
             media.extend(media_in(item))
         except ValueError as error:
             skipped.append((str(item), str(error)))
-    return media, skipped
+    return list(dict.fromkeys(media)), skipped  # a file given twice is done once
 
 
 def media_in(path: str | os.PathLike) -> list[Path]:
@@ -642,24 +715,28 @@ def _check_arguments(args) -> None:
 
 
 def _predict_cli(args) -> int:
-
-    from fer_utils.deploy.bundled import bundled_model_path
-
     _check_arguments(args)
     media, skipped = collect_media(args.media)
+    with output_lock(args.out, "fer predict"):  # one writer per output folder
+        return _predict_into(args, media, skipped)
+
+
+def _predict_into(args, media: list[Path], skipped: list[tuple[str, str]]) -> int:
+    from fer_utils.deploy.bundled import bundled_model_path
+
     model = args.model or bundled_model_path()
     predictor = load_predictor(model, args.threads)
     rows = []
     for item, reason in skipped:
         print(f"{item}: skipped ({reason})")
-        rows.append(summary_row(item, None, {}, f"skipped: {reason}"))
-    for path in media:
+        rows.append(summary_row(item, None, {}, message=f"skipped: {reason}"))
+    for path, name in zip(media, output_names(media), strict=True):
         prediction = predict_media(
             path, predictor, args.frames, args.fps, args.detector, args.max_faces, args.min_face_size
         )
-        outputs = write_prediction(prediction, args.out, str(model))
+        outputs = write_prediction(prediction, args.out, str(model), name)
         print(prediction.message())
-        rows.append(summary_row(path, prediction, outputs))
+        rows.append(summary_row(path, prediction, outputs, output_name=name))
     if len(rows) > 1:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         atomic_write_csv(Path(args.out) / "summary.csv", summary_table(rows))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -114,10 +115,23 @@ def tflite_interpreter(
         return Interpreter(**source, num_threads=num_threads, experimental_op_resolver_type=resolver)
 
 
+@contextmanager
+def _invalid_model_file(path: Path, kind: str):
+    """A runtime's refusal of a model file (garbage bytes, truncated) as a one-line ValueError naming it."""
+    try:
+        yield
+    except Exception as error:  # ONNX Runtime's errors derive from Exception only
+        detail = " ".join(str(error).split())[:300]
+        raise ValueError(
+            f"{path} is not a valid {kind} model file ({type(error).__name__}: {detail}); export it again"
+        ) from None
+
+
 class _TFLitePredictor(Predictor):
     def __init__(self, *args, num_threads=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.interpreter = tflite_interpreter(self.path, num_threads)
+        with _invalid_model_file(self.path, "TFLite"):
+            self.interpreter = tflite_interpreter(self.path, num_threads)
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
         self._batch = None
@@ -164,7 +178,8 @@ def onnx_session(path: str | os.PathLike, num_threads: int | None = None, profil
 class _OnnxPredictor(Predictor):
     def __init__(self, *args, num_threads=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.session = onnx_session(self.path, num_threads)
+        with _invalid_model_file(self.path, "ONNX"):
+            self.session = onnx_session(self.path, num_threads)
         self._input = self.session.get_inputs()[0].name
 
     def _run(self, batch):
@@ -203,12 +218,7 @@ def model_spec(model_path: str | os.PathLike) -> dict:
     model_path = Path(model_path)
     path = spec_path(model_path)
     if path.exists():
-        try:
-            spec = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"model spec {path} is unreadable: {error}") from error
-        if not isinstance(spec, dict):
-            raise ValueError(f"model spec {path} must be a JSON object")
+        spec = _read_spec(path)
         if spec:
             return spec
     if model_path.suffix.lower() == ".keras":
@@ -254,6 +264,16 @@ def load_predictor(path: str | os.PathLike, num_threads: int | None = None) -> P
             f"{path.name} has {classes} outputs but its spec names {len(predictor.labels)} labels"
         )
     return predictor
+
+
+def _read_spec(spec_path: Path) -> dict:
+    try:
+        spec = json.loads(spec_path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{spec_path} is not a model spec (JSON): {error}; export the model again") from None
+    if not isinstance(spec, dict):
+        raise ValueError(f"{spec_path} is not a model spec (a JSON object); export the model again")
+    return spec
 
 
 def _model_input_shape(predictor: Predictor) -> tuple:

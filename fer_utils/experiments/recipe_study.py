@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer_utils.files import atomic_write_csv, atomic_write_json, atomic_write_text
+from fer_utils.files import atomic_write_csv, atomic_write_json, atomic_write_text, require_folder_path
+from fer_utils.locks import output_lock
 from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args
 from fer_utils.training.config import TrainConfig
@@ -71,7 +72,12 @@ def run_recipe_study(
         if unknown:
             raise ValueError(f"unknown configuration(s) {unknown}; choose from {list(INGREDIENT_STUDY)}")
         configurations = {name: INGREDIENT_STUDY[name] for name in configurations}
-    out = Path(out_dir)
+    out = require_folder_path(out_dir, "--out")
+    with output_lock(out, "fer study-recipes"):
+        return _run_study(cache_dir, out, base, seeds, configurations, workers, progress)
+
+
+def _run_study(cache_dir, out: Path, base, seeds, configurations: Mapping, workers, progress) -> pd.DataFrame:
     out.mkdir(parents=True, exist_ok=True)
     configs = {
         out / folder_name(name): dataclasses.replace(base, **overrides)

@@ -319,8 +319,11 @@ class FaceCache:
     """Read side of a face cache: ``index`` (DataFrame, one row per face, ``face_id`` = row number),
     ``skipped`` (DataFrame) and :meth:`faces` to gather face pixels without loading the whole cache."""
 
-    def __init__(self, cache_dir: str | os.PathLike, check_index: bool = True):
+    def __init__(self, cache_dir: str | os.PathLike, check_index: bool = True, checksums: bool = False):
         self.cache_dir = Path(cache_dir)
+        #: Check each shard's sha256 the first time it is read (training does: flipped bytes of the same size
+        #: pass the size check at opening).
+        self.checksums = checksums
         config_path = self.cache_dir / "config.json"
         if not config_path.exists():
             raise ValueError(
@@ -353,6 +356,8 @@ class FaceCache:
         """Index rows, skipped rows and stats of every shard; CacheDamaged names a broken shard file."""
         rows, skipped, stats = [], [], []
         self._shard_names: list[str] = []
+        self._shard_sizes: list[int] = []
+        self._shard_metas: list[dict] = []
         shard_dir = self.cache_dir / "shards"
         for meta in _read_shard_metas(shard_dir):
             problem = shard_problem(shard_dir, meta)
@@ -360,6 +365,8 @@ class FaceCache:
                 raise CacheDamaged(problem)
             shard_number = len(self._shard_names)
             self._shard_names.append(meta["name"])
+            self._shard_sizes.append(len(meta["index"]))
+            self._shard_metas.append(meta)
             for offset, row in enumerate(meta["index"]):
                 rows.append({**row, "shard": shard_number, "offset": offset})
             skipped.extend(meta["skipped"])
@@ -409,16 +416,71 @@ class FaceCache:
     def _shard(self, number: int) -> np.ndarray:
         if number not in self._mmaps:
             path = self.cache_dir / "shards" / f"{self._shard_names[number]}.npy"
-            self._mmaps[number] = np.load(path, mmap_mode="r")
+            if self.checksums:
+                problem = shard_problem(path.parent, self._shard_metas[number], checksum=True)
+                if problem:
+                    raise CacheDamaged(problem)
+            self._mmaps[number] = self._map_shard(path, self._shard_sizes[number])
         return self._mmaps[number]
 
+    def _map_shard(self, path: Path, faces: int) -> np.ndarray:
+        """A shard's faces memory-mapped, or CacheDamaged when the file is not ``faces`` uint8 faces of the
+        cache's size (a pickled object array, a link to another file, a truncated header)."""
+        size = self.image_size
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as error:
+            raise CacheDamaged(f"{path} is not a face cache shard ({error}); {REPAIR}") from None
+        faces_shape = array.ndim == 3 and (
+            array.shape[1:] == (size, size) or not len(array)
+        )  # empty: (0, 1, 1)
+        if array.dtype != np.uint8 or not faces_shape:
+            found = f"{getattr(array, 'dtype', type(array).__name__)} {getattr(array, 'shape', '')}"
+            raise CacheDamaged(
+                f"{path} is not a face cache shard (holds {found}, not uint8 faces of {size}×{size} px); {REPAIR}"
+            )
+        if len(array) < faces:
+            raise CacheDamaged(f"{path} holds {len(array)} faces, its json lists {faces}; {REPAIR}")
+        return array
+
+    def shard_problems(self) -> list[str]:
+        """Why shards cannot be read as faces (each naming its file); empty when every shard maps."""
+        problems = []
+        for number in range(len(self._shard_names)):
+            try:
+                self._shard(number)
+            except CacheDamaged as error:
+                problems.append(str(error))
+        return problems
+
+    def id_problem(self, face_ids: Sequence[int] | np.ndarray) -> str | None:
+        """Why ``face_ids`` do not all name a face of this cache (the first few offenders), or None."""
+        face_ids = np.asarray(face_ids)
+        if not len(face_ids):
+            return None
+        if not np.issubdtype(face_ids.dtype, np.integer):
+            return f"face ids are not integers ({face_ids.dtype})"
+        outside = face_ids[(face_ids < 0) | (face_ids >= len(self))]
+        if not len(outside):
+            return None
+        shown = ", ".join(str(int(face_id)) for face_id in outside[:3])
+        return f"{len(outside)} face id(s) outside its face cache of {len(self)} faces (e.g. {shown})"
+
     def faces(self, face_ids: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Face pixels (n, size, size) uint8 for the given face ids, in the given order."""
+        """Face pixels (n, size, size) uint8 for the given face ids, in the given order.
+
+        Raises:
+            IndexError: an id is negative or past the last face (never wrapped to another face).
+            CacheDamaged: a shard's file is not faces of this cache.
+        """
         face_ids = np.asarray(face_ids, dtype=np.int64)
         size = self.image_size
         out = np.empty((len(face_ids), size, size), np.uint8)
         if not len(face_ids):
             return out
+        problem = self.id_problem(face_ids)
+        if problem:
+            raise IndexError(f"{self.cache_dir}: {problem}")
         shards = self.index["shard"].to_numpy()[face_ids]
         offsets = self.index["offset"].to_numpy()[face_ids]
         for shard in np.unique(shards):

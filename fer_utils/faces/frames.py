@@ -99,7 +99,7 @@ def read_image(path: str | os.PathLike, gray: bool = True) -> SampledFrames:
 
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
     if image is None:
-        return SampledFrames(error="unreadable (not a decodable image)")
+        return SampledFrames(error=_permission_problem(str(path)) or "unreadable (not a decodable image)")
     return SampledFrames([Frame(0, 0.0, image)], reported_count=1, decoded_count=1)
 
 
@@ -148,6 +148,16 @@ def _file_problem(path: str) -> str | None:
         return "unreadable (not a regular file)"
     if os.path.getsize(path) == 0:
         return "unreadable (empty file)"
+    return _permission_problem(path)
+
+
+def _permission_problem(path: str) -> str | None:
+    """``unreadable (permission denied)`` when the file cannot be opened for reading (OpenCV says only
+    that it does not decode)."""
+    try:
+        open(path, "rb").close()
+    except PermissionError:
+        return "unreadable (permission denied)"
     return None
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from fer_utils.training.model import BOTTLENECK_LAYER, HEAD_LAYER
@@ -81,9 +83,17 @@ def evaluation_callback(datasets: dict, targets: dict, probe_faces, probe_target
 PROGRESS_SCORES = {"loss": "loss", "accuracy": "acc", "val_accuracy": "val_acc", "val_macro_f1": "val_f1"}
 
 
+def run_display_name(folder_name: str) -> str:
+    """The run a folder is written for: ``.fer2013-base.partial-1a2b3c4d`` (where a run is written before
+    it is swapped in) → ``fer2013-base``; other names unchanged."""
+    match = re.fullmatch(r"\.(.+)\.partial-[0-9a-f]+", folder_name)
+    return match.group(1) if match else folder_name
+
+
 def progress_callback(epochs: int, description: str, position: int | None = None, lines: bool = False):
     """One tqdm bar per run (epochs done, ETA, the last epoch's key scores), or with ``lines`` one
-    printed line per epoch, which reads well in an executed notebook or a log."""
+    printed line per epoch, which reads well in an executed notebook or a log. ``description`` is the run
+    folder's name (the hidden work folder's name is shown as the run's, :func:`run_display_name`)."""
     import time
 
     import keras
@@ -95,7 +105,11 @@ def progress_callback(epochs: int, description: str, position: int | None = None
                 self.started = time.perf_counter()
                 if not lines:
                     self.bar = tqdm(
-                        total=epochs, desc=description, unit="epoch", position=position, leave=True
+                        total=epochs,
+                        desc=run_display_name(description),
+                        unit="epoch",
+                        position=position,
+                        leave=True,
                     )
 
         def on_epoch_end(self, epoch, logs=None):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer_utils.files import format_literal
 from fer_utils.training.config import TrainConfig
 
 
@@ -94,25 +95,27 @@ def fit_model(
     initial = bottleneck_diagnostics(model, *probe)
     started = time.perf_counter()
     histories, done = [], 0
-    for until, convolutions_trainable in training_phases(config):
-        for layer in model.layers:
-            if layer.name.startswith("conv"):
-                layer.trainable = convolutions_trainable
-        compile_model(model, config, steps, until - done)
-        fit = model.fit(
-            datasets["train"],
-            initial_epoch=done,
-            epochs=until,
-            callbacks=callbacks,
-            class_weight=weights,
-            shuffle=False,  # the tf.data pipeline shuffles (seeded)
-            verbose=0,
-        )
-        histories.append(pd.DataFrame(fit.history))
-        done = until
+    try:
+        for until, convolutions_trainable in training_phases(config):
+            for layer in model.layers:
+                if layer.name.startswith("conv"):
+                    layer.trainable = convolutions_trainable
+            compile_model(model, config, steps, until - done)
+            fit = model.fit(
+                datasets["train"],
+                initial_epoch=done,
+                epochs=until,
+                callbacks=callbacks,
+                class_weight=weights,
+                shuffle=False,  # the tf.data pipeline shuffles (seeded)
+                verbose=0,
+            )
+            histories.append(pd.DataFrame(fit.history))
+            done = until
+    finally:  # a bar left open would glue the error message to it
+        for callback in callbacks:
+            getattr(callback, "close", lambda: None)()
     seconds = time.perf_counter() - started
-    for callback in callbacks:
-        getattr(callback, "close", lambda: None)()
     history = pd.concat(histories, ignore_index=True)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
     return FitResult(history, seconds, initial, recycled, settings.selection_metric)
@@ -149,7 +152,9 @@ def training_callbacks(
             {"val": targets["validation"], "test": targets["test"]},
             *probe,
         ),
-        keras.callbacks.ModelCheckpoint(model_path, monitor=monitor, mode="max", save_best_only=True),
+        keras.callbacks.ModelCheckpoint(  # Keras formats the path: braces in a folder name stay braces
+            format_literal(model_path), monitor=monitor, mode="max", save_best_only=True
+        ),
     ]
     if settings.recycle_dead_units:
         callbacks.append(recycle_callback(probe[0], config.seed, recycled))

@@ -10,6 +10,7 @@ Layout of a seeds folder::
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, replace
@@ -19,6 +20,7 @@ import pandas as pd
 
 from fer_utils.files import atomic_write_csv, atomic_write_json, require_folder_path
 from fer_utils.formatting import mean_sd, percent, score
+from fer_utils.locks import output_lock
 from fer_utils.parallel import default_workers, parallel_map
 from fer_utils.training import rundir
 from fer_utils.training.config import TrainConfig, effective_settings, setting_mismatches
@@ -90,6 +92,17 @@ def train_seed_sets(
     if not seeds:
         raise ValueError("give at least one seed")
     folders = {Path(folder): config for folder, config in configs.items()}
+    for folder in folders:
+        require_folder_path(folder, "--out")
+    with contextlib.ExitStack() as held:  # one writer per seeds folder (each seed run has its own lock)
+        for folder in folders:
+            held.enter_context(output_lock(folder, "fer train"))
+        return _train_seed_sets(cache_dir, folders, seeds, workers, overwrite, progress)
+
+
+def _train_seed_sets(
+    cache_dir, folders: dict, seeds: list[int], workers, overwrite: bool, progress: bool
+) -> dict:
     if not overwrite:
         refuse_other_settings(folders)
     pending = [
@@ -110,8 +123,6 @@ def train_seed_sets(
         }
         for folder, seed in pending
     ]
-    for folder in folders:
-        require_folder_path(folder, "--out")
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
     results = parallel_map(_train_one, tasks, workers=workers, start_method="spawn")

@@ -150,7 +150,7 @@ def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainCon
 
 def open_training_cache(cache_dir: str | os.PathLike) -> FaceCache:
     """The face cache a run trains on; ValueError when it cannot train a classifier."""
-    cache = FaceCache(cache_dir)
+    cache = FaceCache(cache_dir, checksums=True)  # each shard's sha256 checked when first read
     if not len(cache):
         raise ValueError(f"face cache {cache_dir} holds no faces (see its skipped.csv)")
     if len(cache.labels) < 2:

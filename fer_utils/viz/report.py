@@ -118,15 +118,18 @@ def write_report(
     Returns:
         The report's path.
     """
+    from fer_utils.locks import output_lock
+
     html_path = Path(html_path).expanduser().resolve()
     if html_path.suffix.lower() not in {".html", ".htm"}:
         raise ValueError(f"the report must be an .html file, got {html_path}")
-    if keep_notebook:
-        executed = execute_results_notebook(runs_dir, html_path.with_suffix(".ipynb"))
-        return notebook_to_html(executed, html_path, hide_code)
-    with tempfile.TemporaryDirectory(prefix="fer-report-") as folder:
-        executed = execute_results_notebook(runs_dir, Path(folder) / "04_results.executed.ipynb")
-        return notebook_to_html(executed, html_path, hide_code)
+    with output_lock(html_path.parent, "fer report"):  # one report writer per folder
+        if keep_notebook:
+            executed = execute_results_notebook(runs_dir, html_path.with_suffix(".ipynb"))
+            return notebook_to_html(executed, html_path, hide_code)
+        with tempfile.TemporaryDirectory(prefix="fer-report-") as folder:
+            executed = execute_results_notebook(runs_dir, Path(folder) / "04_results.executed.ipynb")
+            return notebook_to_html(executed, html_path, hide_code)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

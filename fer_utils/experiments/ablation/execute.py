@@ -31,6 +31,7 @@ from fer_utils.experiments.ablation.grid import (
 from fer_utils.experiments.ablation.report import Ablation, analyze
 from fer_utils.faces.cache import FaceCache
 from fer_utils.files import atomic_write_json, replace_directory
+from fer_utils.locks import FolderBusy, WriterLock, output_lock, run_lock_path
 from fer_utils.notebook_execution import execute_notebook
 from fer_utils.parallel import default_workers, parallel_map
 from fer_utils.settings import field_names
@@ -53,9 +54,10 @@ def execute_run(task: dict) -> dict:
         ``<run_dir>/error.json`` with papermill's error cell (name, message, cell source, traceback).
     """
     run_dir = Path(task["run_dir"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (ERROR_FILE, rundir.METRICS_FILE):  # only runs to (re)do get here
-        (run_dir / stale).unlink(missing_ok=True)
+    try:
+        clean_cell(run_dir)
+    except FolderBusy as error:  # someone else writes this cell: leave its files alone
+        return {"name": task["name"], "status": "failed", "seconds": 0.0, "error": str(error)}
     started = time.perf_counter()
     failure = _notebook_failure(task, run_dir)
     seconds = round(time.perf_counter() - started, 1)
@@ -75,6 +77,16 @@ def execute_run(task: dict) -> dict:
         "seconds": seconds,
         "error": error_message(record),
     }
+
+
+def clean_cell(run_dir: Path) -> None:
+    """Remove a cell's previous outcome (``error.json``, ``metrics.json``) under the cell's run lock, which
+    is released before the notebook's kernel takes it to write the run. FolderBusy when another writer
+    holds the cell."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with WriterLock(run_dir, run_lock_path(run_dir), "fer train"):
+        for stale in (ERROR_FILE, rundir.METRICS_FILE):  # only runs to (re)do get here
+            (run_dir / stale).unlink(missing_ok=True)
 
 
 def _notebook_failure(task: dict, run_dir: Path) -> dict | None:
@@ -146,13 +158,14 @@ def run_grid(
     training = dataclasses.replace(training, image_size=int(training.image_size or cache.image_size))
     runs = grid_runs(grid.dropouts, grid.l1s, grid.seeds)
     out_dir = Path(out_dir)
-    (out_dir / RUNS_FOLDER).mkdir(parents=True, exist_ok=True)
-    record = grid_record(Path(cache_dir), cache.key, runs, grid, training)
-    tasks, executions = plan_runs(runs, out_dir, record, grid, notebook)
-    atomic_write_json(out_dir / GRID_FILE, record)
-    if tasks:
-        executions += execute_tasks(tasks, grid, progress, skipped=len(executions))
-    result = analyze(out_dir, paper_l1=grid.paper_l1, include_stalled=grid.include_stalled)
+    with output_lock(out_dir, "fer ablate"):  # one ablation per folder; cells are locked one by one
+        (out_dir / RUNS_FOLDER).mkdir(parents=True, exist_ok=True)
+        record = grid_record(Path(cache_dir), cache.key, runs, grid, training)
+        tasks, executions = plan_runs(runs, out_dir, record, grid, notebook)
+        atomic_write_json(out_dir / GRID_FILE, record)
+        if tasks:
+            executions += execute_tasks(tasks, grid, progress, skipped=len(executions))
+        result = analyze(out_dir, paper_l1=grid.paper_l1, include_stalled=grid.include_stalled)
     result.executions = pd.DataFrame(executions, columns=["name", "status", "seconds", "error"])
     return result
 

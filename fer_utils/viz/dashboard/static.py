@@ -227,7 +227,13 @@ def face_thumbnails_html(choice: RunChoice, level: str = "frame") -> str:
     for true_label, predicted_label, count in confusions:
         faces = cell_faces(choice.run.predictions, labels, true_label, predicted_label, level)
         shown = faces.head(THUMBNAILS_PER_CELL)
-        pixels = cache.faces(shown["face_id"].to_numpy())
+        try:
+            pixels = cache.faces(shown["face_id"].to_numpy())
+        except (IndexError, ValueError, OSError) as error:
+            return message_html(
+                f"faces could not be read from the cache ({html.escape(str(error))}) — no thumbnails.",
+                "warning",
+            )
         cards = "".join(_thumbnail_html(row, pixels[i]) for i, row in enumerate(shown.itertuples()))
         blocks.append(
             f'<div class="fer-confusion"><div><b>{count}</b> true <b>{html.escape(true_label)}</b> → '
@@ -278,6 +284,19 @@ def run_detail_html(choice: RunChoice) -> str:
         + "".join(parts)
         + "</details>"
     )
+
+
+def isolated_run_detail_html(choice: RunChoice) -> str:
+    """:func:`run_detail_html`, or a warning naming the run and why it could not be drawn: one run the
+    validation did not catch never sinks the report."""
+    try:
+        return run_detail_html(choice)
+    except Exception as error:  # noqa: BLE001  (whatever one run's files hold, the others are drawn)
+        return message_html(
+            f"<b>Run <code>{html.escape(choice.name)}</code> could not be drawn</b> and is left out: "
+            f"{html.escape(type(error).__name__)}: {html.escape(str(error))}",
+            "warning",
+        )
 
 
 def literature_section_html(choices: list[RunChoice]) -> str:
@@ -340,7 +359,7 @@ def display_report(runs_dir: str | os.PathLike | None = None) -> None:
         overview += f"<p>{len(choices) - len(standalone)} ablation grid run(s) are summarised above.</p>"
     display(HTML(_heading("runs", SECTIONS["runs"]) + overview))
     for choice in standalone:
-        display(HTML(run_detail_html(choice)))
+        display(HTML(isolated_run_detail_html(choice)))
     display(HTML(literature_section_html(choices)))
 
 

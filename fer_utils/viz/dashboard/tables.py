@@ -165,6 +165,8 @@ def leakage_gaps(comparison: pd.DataFrame) -> dict[str, float]:
     """Per dataset, mean accuracy under ``paper`` minus under ``subject`` (what frames of one person on
     both sides of the split add); only datasets with both protocols."""
     gaps = {}
+    if "data" not in comparison.index.names:  # no standalone run (e.g. a folder holding only an ablation)
+        return gaps
     for data in comparison.index.get_level_values("data").unique():
         if (data, "paper") in comparison.index and (data, "subject") in comparison.index:
             gaps[data] = float(
