@@ -332,7 +332,7 @@ def test_notebook_01_runs_on_the_real_clips(pyfeat_media, tmp_path):
     papermill.execute_notebook(
         str(source),
         str(output),
-        parameters={"cache_root": str(tmp_path / "cache"), "workers": 2},
+        parameters={"root": "pyfeat", "cache_root": str(tmp_path / "cache"), "workers": 2},
         kernel_name="python3",
         cwd=str(tmp_path),
         progress_bar=False,
