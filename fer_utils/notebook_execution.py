@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from fer_utils.files import format_literal
+from fer_utils.progress import DISABLE_VARIABLE
 from fer_utils.training.runtime import QUIET_TENSORFLOW_ENVIRONMENT
 
 #: Kernel command-line options: the kernel's own log only for errors (see the module docstring).
@@ -40,10 +41,11 @@ def _quiet_papermill_log() -> None:
 
 @contextlib.contextmanager
 def kernel_environment(threads: int | None = None):
-    """Environment inherited by kernels started inside the block: quiet TensorFlow (values already set
-    win) and, with ``threads``, a cap on TensorFlow's and OpenMP's threads so parallel kernels do not
+    """Environment inherited by kernels started inside the block: quiet TensorFlow, no progress bars
+    (:mod:`fer_utils.progress`; values already set win) and, with ``threads``, a cap on TensorFlow's and OpenMP's threads so parallel kernels do not
     oversubscribe the cores."""
-    values = {name: os.environ.get(name, value) for name, value in QUIET_TENSORFLOW_ENVIRONMENT.items()}
+    quiet = {**QUIET_TENSORFLOW_ENVIRONMENT, DISABLE_VARIABLE: "1"}  # no one watches its progress bars
+    values = {name: os.environ.get(name, value) for name, value in quiet.items()}
     if threads:
         values |= {name: str(threads) for name in THREAD_VARIABLES}
     saved = {name: os.environ.get(name) for name in values}
@@ -60,7 +62,13 @@ def kernel_environment(threads: int | None = None):
 
 def cell_progress(description: str) -> dict:
     """papermill's ``progress_bar`` options: ``<description>: cell 3/17 [00:12]``."""
-    return {"desc": description, "bar_format": "{desc}: cell {n_fmt}/{total_fmt} [{elapsed}]", "leave": True}
+    # disable False: the TQDM_DISABLE that kernel_environment sets for the kernel is in this process too
+    return {
+        "desc": description,
+        "bar_format": "{desc}: cell {n_fmt}/{total_fmt} [{elapsed}]",
+        "leave": True,
+        "disable": False,
+    }
 
 
 def papermill_path(path: str | os.PathLike) -> str:

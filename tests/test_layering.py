@@ -57,7 +57,7 @@ KNOWN_CYCLES: set = set()  # none at module level; in-function imports still clo
 
 def test_the_utilities_import_no_stage():
     stages = {"data", "faces", "training", "experiments", "viz", "deploy", "bench"}
-    for utility in ("formatting", "files", "locks", "paths", "parallel", "settings"):
+    for utility in ("formatting", "files", "locks", "paths", "parallel", "progress", "settings"):
         assert not import_graph().get(utility, set()) & stages, utility
 
 

@@ -64,7 +64,7 @@ def test_notebooks_write_through_output_path():
     import nbformat
 
     for name, writes in {
-        "01_preprocessing": ['output_path(cache_root, "face cache")', 'output_path("reports/demo/data"'],
+        "01_preprocessing": ["notebook_preprocessing(globals())"],  # output_path for cache and demo set
         "02_training": ['output_path(run_dir, "run")'],
         "03_regularization_ablation": ['output_path(out_dir, "ablation folder")'],
     }.items():
@@ -86,3 +86,50 @@ def test_notebook_04_as_opened_finds_the_demo_runs_or_says_what_to_do(second_che
     assert dashboard.resolve_runs_dir("") == demo.resolve()
     (second_checkout / "runs").mkdir()
     assert dashboard.resolve_runs_dir("") == (second_checkout / "runs").resolve()
+
+
+def _opened_parameters(name: str) -> dict:
+    """The values of a notebook's parameters cell as committed (the notebook as opened)."""
+    import nbformat
+
+    notebook = nbformat.read(paths.NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
+    cell = next(cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", []))
+    namespace: dict = {}
+    exec(cell.source, namespace)
+    return namespace
+
+
+def test_notebook_02_as_opened_trains_on_the_cache_notebook_01_as_opened_builds(second_checkout, monkeypatch):
+    """Both on the demo set, with the demo's preprocessing, into one cache folder (the demo set's
+    generation and the preprocessing itself are stubbed: only where the faces go is compared)."""
+    from fer_utils.experiments import notebook_pipeline
+    from fer_utils.faces.cache import cache_dir_for
+    from fer_utils.faces.preprocess import cache_config
+
+    monkeypatch.setattr(notebook_pipeline, "ensure_demo_dataset", lambda root, seed=0: (Path(root), False))
+    monkeypatch.setattr(notebook_pipeline, "dataset_samples", lambda dataset, root: ([], []))
+    built = []
+    monkeypatch.setattr(
+        notebook_pipeline,
+        "preprocess",
+        lambda samples, cache_root, config, dataset, **_: built.append(
+            cache_dir_for(cache_root, dataset, cache_config(config, dataset, synthetic=True))
+        ),
+    )
+    first = _opened_parameters("01_preprocessing")
+    dataset, root, cache_root, config = notebook_pipeline.notebook_preprocessing(first)
+    opened_01 = cache_dir_for(
+        cache_root, dataset, cache_config(config, dataset, first["dataset_options"], True)
+    )
+    second = _opened_parameters("02_training")
+    notebook_pipeline.notebook_cache(
+        second["cache_dir"],
+        second["image_folder"],
+        second["cache_root"],
+        second["image_size"],
+        seed=second["seed"],
+    )
+    assert built == [opened_01]
+    assert opened_01.parent == second_checkout.resolve() / notebook_pipeline.DEMO_DIR / "cache"
+    assert config.image_size == notebook_pipeline.DEMO_PREPROCESS["image_size"]
+    assert root.is_relative_to(second_checkout.resolve() / notebook_pipeline.DEMO_DIR)

@@ -320,24 +320,23 @@ def test_benchmark_reports_every_setting(tmp_path):
 
 @pytest.mark.slow
 def test_notebook_01_runs_on_the_real_clips(pyfeat_media, tmp_path):
+    """As ``fer run`` executes it (the suite's quiet kernel): faces found, figures drawn, and no progress
+    bar saved at its first state (a widget whose text read "0/96")."""
     import nbformat
-    import papermill
 
+    from fer_utils.notebook_execution import execute_notebook
     from fer_utils.paths import NOTEBOOKS_DIR
 
     source = NOTEBOOKS_DIR / "01_preprocessing.ipynb"
     committed = nbformat.read(source, as_version=4)
     assert all(not cell.get("outputs") for cell in committed.cells if cell.cell_type == "code")
     output = tmp_path / "01.ipynb"
-    papermill.execute_notebook(
-        str(source),
-        str(output),
-        parameters={"cache_root": str(tmp_path / "cache"), "workers": 2},
-        kernel_name="python3",
-        cwd=str(tmp_path),
-        progress_bar=False,
-    )
+    parameters = {"root": "pyfeat", "cache_root": str(tmp_path / "cache"), "workers": 2}
+    execute_notebook(source, output, parameters, tmp_path)
     executed = nbformat.read(output, as_version=4)
+    outputs = [out for cell in executed.cells if cell.cell_type == "code" for out in cell.outputs]
+    assert not [out for out in outputs if "application/vnd.jupyter.widget-view+json" in out.get("data", {})]
+    assert not [out for out in outputs if "it/s]" in str(out) or "clip/s]" in str(out)]
     text = "\n".join(
         out.get("text", "") for cell in executed.cells if cell.cell_type == "code" for out in cell.outputs
     )

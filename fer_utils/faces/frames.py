@@ -74,15 +74,42 @@ def evenly_spaced(count: int, n: int) -> list[int]:
     return sorted(set(np.linspace(0, count - 1, min(n, count)).round().astype(int).tolist()))
 
 
-def _open_capture(path: str):
+#: FFmpeg's log level for the suite's decoding (AV_LOG_QUIET): a damaged clip is reported by the suite in one
+#: line, not by FFmpeg's "moov atom not found" / "Reference 4 >= 4" lines before it.
+FFMPEG_LOG_LEVEL = "-8"
+_decoding_quieted = False
+
+
+def quiet_video_decoding() -> None:
+    """Silence FFmpeg's and OpenCV's own lines about damaged media (``OPENCV_FFMPEG_LOGLEVEL``, read when the
+    first capture opens, and OpenCV's log level to errors); a user's ``OPENCV_FFMPEG_LOGLEVEL`` or
+    ``OPENCV_LOG_LEVEL`` wins. Called before every capture the suite opens."""
+    global _decoding_quieted
+    if _decoding_quieted:
+        return
     import cv2
 
-    # One decoding thread: parallelism comes from worker processes, one clip each.
-    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", FFMPEG_LOG_LEVEL)
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    _decoding_quieted = True
+
+
+def open_video(path: str | os.PathLike, threads: int = 1):
+    """An opened ``cv2.VideoCapture`` (FFmpeg, ``threads`` decoding threads, quiet), or None."""
+    import cv2
+
+    quiet_video_decoding()
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, threads])
     if not capture.isOpened():
         capture.release()
         return None
     return capture
+
+
+def _open_capture(path: str):
+    # One decoding thread: parallelism comes from worker processes, one clip each.
+    return open_video(path, threads=1)
 
 
 def _convert(image: np.ndarray, gray: bool) -> np.ndarray:

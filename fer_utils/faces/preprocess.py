@@ -397,11 +397,12 @@ def _process_into(writer, todo, config, report, progress, scheduler, flush_secon
     Whatever happens (a full disk, Ctrl-C), the finished items are flushed when possible and the cache's
     lock is given back, so a rerun resumes.
     """
-    from tqdm.auto import tqdm
-
     from fer_utils.parallel import parallel_map
+    from fer_utils.progress import progress_bar
 
-    bar = tqdm(total=len(todo), desc=f"faces {dataset}", unit="clip", disable=not progress, smoothing=0.05)
+    bar = progress_bar(
+        total=len(todo), desc=f"faces {dataset}", unit="clip", enabled=progress, smoothing=0.05
+    )
     worker = functools.partial(process_sample, config=config)
     completed = False
     last_flush = time.perf_counter()

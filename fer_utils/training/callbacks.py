@@ -97,14 +97,15 @@ def progress_callback(epochs: int, description: str, position: int | None = None
     import time
 
     import keras
-    from tqdm.auto import tqdm
+
+    from fer_utils.progress import progress_bar
 
     class EpochProgress(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             if not hasattr(self, "started"):
                 self.started = time.perf_counter()
                 if not lines:
-                    self.bar = tqdm(
+                    self.bar = progress_bar(
                         total=epochs,
                         desc=run_display_name(description),
                         unit="epoch",

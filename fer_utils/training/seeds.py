@@ -127,9 +127,11 @@ def _train_seed_sets(
         folder.mkdir(parents=True, exist_ok=True)
     results = parallel_map(_train_one, tasks, workers=workers, start_method="spawn")
     if progress and tasks:
-        from tqdm.auto import tqdm
+        from fer_utils.progress import progress_bar
 
-        results = tqdm(results, total=len(tasks), desc=f"{len(tasks)} runs × {threads} thread(s)", unit="run")
+        results = progress_bar(
+            results, total=len(tasks), desc=f"{len(tasks)} runs × {threads} thread(s)", unit="run"
+        )
     failures: dict = {folder: {} for folder in folders}
     for result in results:
         if result["error"]:
