@@ -81,15 +81,14 @@ def benchmark_keyframes(
     """Keyframe detection + tracking vs detection on every frame on the real clips (see the module doc)."""
     import cv2
 
-    from fer_utils.deploy.bundled import bundled_model_path
+    from fer_utils.deploy.engines import bundled_predictor
     from fer_utils.deploy.predict import _face_options, predict_frames
-    from fer_utils.deploy.predictors import load_predictor
 
     clips = [media_dir / name for name in KEYFRAME_CLIPS if (media_dir / name).exists()]
     if not clips:
         return {"skipped": f"none of {', '.join(KEYFRAME_CLIPS)} in {media_dir}"}
     cv2.setNumThreads(1)
-    predictor = load_predictor(bundled_model_path(), num_threads=1)
+    predictor = bundled_predictor("auto", threads=1)
     options = _face_options(dict(predictor.spec.get("preprocessing") or {}), None)
     configs = [(1, "window")] + [(k, tracker) for tracker in trackers for k in ks]
     rows = []
@@ -106,6 +105,11 @@ def benchmark_keyframes(
                 times[(k, tracker)].append(1000 * (time.perf_counter() - started) / len(frames))
                 tables[(k, tracker)] = table
         reference_ms = np.array(times[(1, "window")])
+        reference = tables[(1, "window")]
+        labels = reference[reference["status"] == "face"].groupby("frame_index")["predicted_label"].first()
+        self_agreement = (
+            float(np.mean(labels.to_numpy()[1:] == labels.to_numpy()[:-1])) if len(labels) > 1 else None
+        )
         for k, tracker in configs:
             ms = np.array(times[(k, tracker)])
             row = {
@@ -116,13 +120,13 @@ def benchmark_keyframes(
                 "ms_per_frame": float(np.median(ms)) + decode_ms,
                 "decode_ms": decode_ms,
                 "ratio_to_every_frame": float(np.median((ms + decode_ms) / (reference_ms + decode_ms))),
-                **compare_to_reference(tables[(1, "window")], tables[(k, tracker)]),
+                "reference_self_agreement": self_agreement,
+                **compare_to_reference(reference, tables[(k, tracker)]),
             }
             rows.append(row)
-            if k == 1:
-                rows[-1]["configs"] = len(configs)
     return {
-        "model": bundled_model_path().name,
+        "model": predictor.path.name,
+        "engine": predictor.engine,
         "threads": 1,
         "rounds": rounds,
         "face_options": options,
@@ -204,12 +208,13 @@ def markdown_sections(keyframes: dict | None, scale: dict | None) -> list[str]:
         lines += [
             "## Keyframes + tracking vs detection on every frame (1 core)",
             "",
-            f"Model `{keyframes['model']}`; every frame of each clip through `fer predict`'s face loop; "
+            f"Model `{keyframes['model']}` ({keyframes.get('engine')}); every frame of each clip through `fer predict`'s face loop; "
             f"{keyframes['rounds']} interleaved rounds; ratio = median of per-round ratios to detection "
-            "on every frame (decode included). IoU and label agreement per face detected on every frame.",
+            "on every frame (decode included). IoU and label agreement per face detected on every frame; "
+            "'self' = how often the reference's label of a frame equals the previous frame's (its own jitter).",
             "",
-            "| clip | frames | detect every | tracker | ms/frame | ratio | mean IoU | min IoU | labels agree | extra faces |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| clip | frames | detect every | tracker | ms/frame | ratio | mean IoU | min IoU | labels agree | self | extra faces |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in keyframes["rows"]:
             iou = "—" if r["mean_iou"] is None else f"{r['mean_iou']:.3f}"
@@ -218,7 +223,7 @@ def markdown_sections(keyframes: dict | None, scale: dict | None) -> list[str]:
             lines.append(
                 f"| {r['clip']} | {r['frames']} | {r['detect_every']} | {r['tracker']} | "
                 f"{r['ms_per_frame']:.1f} | {r['ratio_to_every_frame']:.2f} | {iou} | {low} | {agree} | "
-                f"{r['extra_faces']} |"
+                f"{_percent(r['reference_self_agreement'])} | {r['extra_faces']} |"
             )
         lines.append("")
     if scale and "rows" in scale:
@@ -239,3 +244,7 @@ def markdown_sections(keyframes: dict | None, scale: dict | None) -> list[str]:
             )
         lines.append("")
     return lines
+
+
+def _percent(value) -> str:
+    return "—" if value is None else f"{100 * value:.1f} %"

@@ -50,7 +50,7 @@ from fer_utils.bench.inference import (
 from fer_utils.bench.report import markdown_report
 from fer_utils.bench.targets import evaluate_targets
 from fer_utils.bench.timing import IMAGE_SIZE, cpu_info, versions
-from fer_utils.bench.training import benchmark_training
+from fer_utils.bench.training import add_training_floor, benchmark_training
 from fer_utils.training import rundir
 
 #: Rates of the benchmark in each mode: (warm-up calls, timed calls) per batch size, matmul repeats,
@@ -74,7 +74,17 @@ MODES = {
     },
 }
 #: The sections ``fer bench --sections`` can choose from.
-SECTIONS = ("floor", "inference", "preprocessing", "training", "end_to_end", "predict_memory")
+SECTIONS = (
+    "floor",
+    "inference",
+    "preprocessing",
+    "training",
+    "end_to_end",
+    "predict_memory",
+    "keyframes",
+    "detect_scale",
+    "engine_choice",
+)
 #: Clip lengths (s) of the memory section: short and long clip per mode.
 MEMORY_CLIPS = {"quick": (5, 60), "full": (10, 600)}
 
@@ -158,6 +168,7 @@ def _model_sections(results: dict, sections, workdir: Path, run_dir, mode: dict)
     if "floor" in sections or "inference" in sections:
         print("floor: multiply-adds and matmul rate …", file=sys.stderr)
         results["floor"] = flop_floor(model, mode["matmul_repeats"])
+        add_training_floor(results.get("training"), results["floor"])
     if "inference" in sections:
         print("inference: exporting and timing engines …", file=sys.stderr)
         if not model_path.exists():
@@ -185,6 +196,40 @@ def _media_sections(results: dict, sections, media: Path, quick: bool) -> None:
         short_s, long_s = MEMORY_CLIPS["quick" if quick else "full"]
         print(f"predict memory: fer predict --fps 25 on {short_s} s and {long_s} s clips …", file=sys.stderr)
         results["predict_memory"] = predict_memory(media, short_s, long_s)
+    if "engine_choice" in sections:
+        print("engine choice: fer predict --engine auto vs each engine measured afresh …", file=sys.stderr)
+        results["engine_choice"] = engine_choice_section()
+    if "keyframes" in sections:
+        print("keyframes: detection every k frames + tracking vs every frame …", file=sys.stderr)
+        from fer_utils.bench.keyframes import benchmark_keyframes
+
+        if quick:
+            results["keyframes"] = benchmark_keyframes(media, ks=(5, 10), rounds=2, max_frames=150)
+        else:
+            results["keyframes"] = benchmark_keyframes(media, rounds=5)
+    if "detect_scale" in sections:
+        print("detect scale: faces found on downscaled frames …", file=sys.stderr)
+        from fer_utils.bench.keyframes import benchmark_detect_scale
+
+        results["detect_scale"] = benchmark_detect_scale(media, step=8 if quick else 2)
+
+
+def engine_choice_section(threads: int = 1) -> dict:
+    """What ``fer predict --engine auto`` picks (cached or by features) and each engine measured afresh
+    in a fresh process: the pick's ratio to the fastest."""
+    from fer_utils.deploy.engines import _measure_in_fresh_process, choose_engine
+
+    choice = choose_engine(threads)
+    measured = _measure_in_fresh_process(threads)
+    if measured is None:
+        return {"skipped": "the engines could not be measured", "engine": choice["engine"]}
+    return {
+        **measured,
+        "engine": choice["engine"],
+        "how": choice["how"],
+        "fastest_now": measured["engine"],
+        "chosen_ratio_to_fastest": measured["ratio_to_fastest"][choice["engine"]],
+    }
 
 
 def benchmark_preprocessing_section(media_dir: Path, quick: bool) -> dict:

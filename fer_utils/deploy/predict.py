@@ -600,7 +600,7 @@ def add_arguments(predict: argparse.ArgumentParser) -> None:
 def add_speed_arguments(predict: argparse.ArgumentParser) -> None:
     """``--detect-every``, ``--tracker`` and ``--engine``: how fast faces are found and classified."""
     from fer_utils.deploy.engines import ENGINES
-    from fer_utils.faces.keyframes import DEFAULT_DETECT_EVERY, TRACKERS
+    from fer_utils.faces.keyframes import DEFAULT_DETECT_EVERY, DEFAULT_TRACKER, TRACKERS
 
     predict.add_argument(
         "--detect-every",
@@ -610,7 +610,7 @@ def add_speed_arguments(predict: argparse.ArgumentParser) -> None:
         f"{DEFAULT_DETECT_EVERY}; 1 = every frame; only for frames ≤ {MAX_TRACKING_GAP_S} s apart)",
     )
     predict.add_argument(
-        "--tracker", choices=TRACKERS, default="correlation", help="tracker between keyframes"
+        "--tracker", choices=TRACKERS, default=DEFAULT_TRACKER, help="tracker between keyframes"
     )
     predict.add_argument(
         "--engine",

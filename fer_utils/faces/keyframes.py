@@ -12,8 +12,9 @@ followed by one of two cheap trackers (:data:`TRACKERS`):
   box; its peak-to-sidelobe ratio is its confidence.
 
 A face that is not re-found (no box in its window, or a correlation confidence under
-:data:`MIN_CORRELATION_CONFIDENCE`) makes that frame a keyframe: full detection again. New faces appear
-on the next keyframe. ``detect_every=1`` is detection on every frame, exactly as before.
+:data:`MIN_CORRELATION_CONFIDENCE`) makes that frame a keyframe: full detection again. Keyframes come
+every ``detect_every`` frames whether faces were found or not, so new faces appear on the next keyframe
+(at most ``detect_every - 1`` frames late). ``detect_every=1`` is detection on every frame, as before.
 """
 
 from __future__ import annotations
@@ -26,12 +27,17 @@ TRACKERS = ("window", "correlation")
 #: Keyframe spacing of ``fer predict`` (sampled frames): chosen from ``fer bench``'s keyframe section on
 #: the real clips (``single_face.mp4``, ``WolfgangLanger_Pexels.mp4``): see benchmarks/README.md.
 DEFAULT_DETECT_EVERY = 10
+#: The tracker of ``fer predict`` (same measurements).
+DEFAULT_TRACKER = "correlation"
 #: The side (pixels) a followed face is scaled to in its search window (dlib's HOG window is 80 px).
 WINDOW_FACE_PX = 100
 #: Side of the search window as a multiple of the face box's side.
 WINDOW_SIDE = 1.8
 #: Below this peak-to-sidelobe ratio dlib's correlation tracker has lost the face.
 MIN_CORRELATION_CONFIDENCE = 7.0
+#: The correlation tracker runs on the frame scaled so the smallest followed face is about this many
+#: pixels (its cost grows with the face; its box is as good at this size).
+CORRELATION_FACE_PX = 100
 
 
 def _window_redetect(gray: np.ndarray, box: FaceBox, detector: str, upsample: int) -> FaceBox | None:
@@ -88,14 +94,15 @@ class KeyframeDetector:
         self.detect_every, self.tracker = detect_every, tracker
         self.detector, self.upsample, self.detect_width = detector, upsample, detect_width
         self.keyframes = 0
-        self._since_keyframe = 0
+        self._since_keyframe: int | None = None
         self._boxes: list[FaceBox] = []
         self._correlation: list = []
+        self._scale = 1.0
 
     def boxes(self, gray: np.ndarray) -> list[FaceBox]:
         """This frame's face boxes, largest first (as :func:`detect_faces`)."""
-        if self._boxes and self._since_keyframe + 1 < self.detect_every:
-            followed = self._follow(gray)
+        if self._since_keyframe is not None and self._since_keyframe + 1 < self.detect_every:
+            followed = self._follow(gray) if self._boxes else []
             if followed is not None:
                 self._since_keyframe += 1
                 self._boxes = sorted(followed, key=lambda box: (-box.area, -box.score))
@@ -106,34 +113,50 @@ class KeyframeDetector:
         self.keyframes += 1
         self._since_keyframe = 0
         self._boxes = detect_faces(gray, self.detector, self.upsample, self.detect_width)
-        if self.tracker == "correlation":
-            self._correlation = [self._start_correlation(gray, box) for box in self._boxes]
+        if self.tracker == "correlation" and self._boxes:
+            smallest = min(min(box.w, box.h) for box in self._boxes)
+            self._scale = min(1.0, CORRELATION_FACE_PX / max(1, smallest))
+            small = self._scaled(gray)
+            self._correlation = [self._start_correlation(small, box, self._scale) for box in self._boxes]
         return self._boxes
+
+    def _scaled(self, gray: np.ndarray) -> np.ndarray:
+        import cv2
+
+        if self._scale >= 1.0:
+            return gray
+        return cv2.resize(gray, None, fx=self._scale, fy=self._scale, interpolation=cv2.INTER_AREA)
 
     def _follow(self, gray: np.ndarray) -> list[FaceBox] | None:
         """Every known face followed into this frame, or None when one is lost (→ keyframe)."""
         if self.tracker == "window":
             followed = [_window_redetect(gray, box, self.detector, self.upsample) for box in self._boxes]
         else:
-            followed = [self._update_correlation(gray, tracker) for tracker in self._correlation]
+            small = self._scaled(gray)
+            followed = [
+                self._update_correlation(small, tracker, self._scale) for tracker in self._correlation
+            ]
         return None if any(box is None for box in followed) else followed
 
     @staticmethod
-    def _start_correlation(gray: np.ndarray, box: FaceBox):
+    def _start_correlation(gray: np.ndarray, box: FaceBox, scale: float):
         import dlib
 
         tracker = dlib.correlation_tracker()
-        tracker.start_track(
-            np.ascontiguousarray(gray), dlib.rectangle(box.x, box.y, box.x + box.w, box.y + box.h)
-        )
+        rect = dlib.drectangle(box.x * scale, box.y * scale, (box.x + box.w) * scale, (box.y + box.h) * scale)
+        tracker.start_track(np.ascontiguousarray(gray), rect)
         return tracker
 
     @staticmethod
-    def _update_correlation(gray: np.ndarray, tracker) -> FaceBox | None:
+    def _update_correlation(gray: np.ndarray, tracker, scale: float) -> FaceBox | None:
         confidence = tracker.update(np.ascontiguousarray(gray))
         if confidence < MIN_CORRELATION_CONFIDENCE:
             return None
         rect = tracker.get_position()
         return FaceBox(
-            round(rect.left()), round(rect.top()), round(rect.width()), round(rect.height()), confidence
+            round(rect.left() / scale),
+            round(rect.top() / scale),
+            round(rect.width() / scale),
+            round(rect.height() / scale),
+            confidence,
         )
