@@ -247,6 +247,9 @@ def benchmark_preprocessing_section(media_dir: Path, quick: bool) -> dict:
         result["speedup"] = result["speedup_vs_naive"]["default"]
         result["faces_default"] = settings["default"]["faces"]
         result["faces_naive"] = settings["naive"]["faces"]
+        if result.get("decode_floor"):
+            naive = settings["naive"]["clips_per_second_per_core"]
+            result["ceiling_vs_naive"] = result["decode_floor"]["clips_per_second_per_core"] / naive
     result["markdown"] = format_benchmark(result)
     return result
 

@@ -7,7 +7,7 @@ import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -716,7 +716,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     seeds.add_argument(
         "--workers", type=int, help="with --seeds: runs at once (default: one per core, 1 thread each)"
     )
-    add_config_arguments(parser.add_argument_group("training (TrainConfig)"), TrainConfig)
+    # One `fer train` run uses every core unless --threads says otherwise (the count is recorded);
+    # with --seeds each run gets one thread (_cli_train). TrainConfig's own default (1) is what
+    # notebooks and the ablation use.
+    add_config_arguments(
+        parser.add_argument_group("training (TrainConfig)"), TrainConfig, defaults={"threads": None}
+    )
     parser.set_defaults(func=_cli_train)
 
 
@@ -738,6 +743,8 @@ def _cli_train(args) -> int:
     if args.seeds:
         from fer_utils.training.seeds import describe_seeds, train_seeds
 
+        if config.threads is None:
+            config = replace(config, threads=1)
         summary = train_seeds(cache_dir, args.out, config, args.seeds, args.workers, args.overwrite)
         print(describe_seeds(summary))
         print(f"runs and summary (seeds.csv, seeds.json) in {args.out}")
