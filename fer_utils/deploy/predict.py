@@ -20,6 +20,7 @@ from fer_utils.data.datasets import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fer_utils.deploy.predictors import Predictor, load_predictor
 from fer_utils.faces.detection import DETECTORS, extract_face, extract_faces
 from fer_utils.faces.frames import UnreadableMedia, is_image, stream_frames
+from fer_utils.faces.keyframes import DEFAULT_TRACKER
 from fer_utils.files import atomic_write_csv, atomic_write_json
 
 # ------------------------------------------------------------------------------------------ predict media
@@ -212,7 +213,7 @@ def predict_frames(
     max_faces=None,
     min_face_size: int = 0,
     detect_every: int = 1,
-    tracker: str = "window",
+    tracker: str = DEFAULT_TRACKER,
 ):
     """Detect, track and classify every face of an iterable of frames (one frame in memory at a time).
 
@@ -284,7 +285,7 @@ def predict_media(
     max_faces: int | None = None,
     min_face_size: int = 0,
     detect_every: int = 1,
-    tracker: str = "window",
+    tracker: str = DEFAULT_TRACKER,
 ) -> MediaPrediction:
     """Every face's class probabilities in a video or image, through the training face pipeline.
 
