@@ -13,8 +13,10 @@ followed by one of two cheap trackers (:data:`TRACKERS`):
 
 A face that is not re-found (no box in its window, or a correlation confidence under
 :data:`MIN_CORRELATION_CONFIDENCE`) makes that frame a keyframe: full detection again. Keyframes come
-every ``detect_every`` frames whether faces were found or not, so new faces appear on the next keyframe
-(at most ``detect_every - 1`` frames late). ``detect_every=1`` is detection on every frame, as before.
+every ``detect_every`` frames while faces are followed, so a new face appears on the next keyframe (at
+most ``detect_every - 1`` frames late); while no face is known, every :data:`SEARCH_EVERY` frames (a face
+entering an empty scene is at most one frame late, at half the cost of detecting on every frame).
+``detect_every=1`` is detection on every frame, as before.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ TRACKERS = ("window", "correlation")
 DEFAULT_DETECT_EVERY = 10
 #: The tracker of ``fer predict`` (same measurements).
 DEFAULT_TRACKER = "correlation"
+#: Keyframe spacing while no face is known (searching).
+SEARCH_EVERY = 2
 #: The side (pixels) a followed face is scaled to in its search window (dlib's HOG window is 80 px).
 WINDOW_FACE_PX = 100
 #: Side of the search window as a multiple of the face box's side.
@@ -101,7 +105,8 @@ class KeyframeDetector:
 
     def boxes(self, gray: np.ndarray) -> list[FaceBox]:
         """This frame's face boxes, largest first (as :func:`detect_faces`)."""
-        if self._since_keyframe is not None and self._since_keyframe + 1 < self.detect_every:
+        spacing = self.detect_every if self._boxes else min(self.detect_every, SEARCH_EVERY)
+        if self._since_keyframe is not None and self._since_keyframe + 1 < spacing:
             followed = self._follow(gray) if self._boxes else []
             if followed is not None:
                 self._since_keyframe += 1
