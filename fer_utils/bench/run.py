@@ -20,6 +20,10 @@ module drives the sections, each measured by its own module:
   ``model.fit`` on NumPy arrays vs the suite's tuned settings fed from in-memory tensors and from the
   suite's ``tf.data`` pipeline.
 * **end to end**, **predict memory** — from :mod:`fer_utils.bench.end_to_end` on the real clips.
+* **keyframes**, **detect scale** — from :mod:`fer_utils.bench.keyframes`: keyframe detection + tracking vs
+  detection on every frame, and faces found on downscaled frames, on the real clips and photos.
+* **engine choice** — what ``fer predict --engine auto`` picks (:mod:`fer_utils.deploy.engines`) against
+  each engine measured afresh.
 
 The speed targets are judged in :mod:`~fer_utils.bench.targets`; the Markdown is written by
 :mod:`~fer_utils.bench.report`.
@@ -327,7 +331,7 @@ def _benchmark_model(run_dir, data, model_path: Path):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="a reduced run (under 3 minutes on 2 cores)")
+    parser.add_argument("--quick", action="store_true", help="a reduced run (a few minutes on 2 idle cores)")
     parser.add_argument(
         "--out", default="reports/benchmarks", help="output folder (default reports/benchmarks)"
     )
