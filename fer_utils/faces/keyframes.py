@@ -5,11 +5,11 @@ Every ``detect_every``-th frame (a *keyframe*) gets a full detection (:func:`~fe
 detect_faces`, as on every frame otherwise). On the frames between, each face of the previous frame is
 followed by one of two cheap trackers (:data:`TRACKERS`):
 
-* ``"window"`` (default) — the same detector run on a small window around the face's last box, scaled
+* ``"window"`` — the same detector run on a small window around the face's last box, scaled
   so the face is about :data:`WINDOW_FACE_PX` pixels: the box is the detector's own box (no drift), at a
   fraction of a full frame's pixels.
-* ``"correlation"`` — dlib's correlation tracker (``dlib.correlation_tracker``), started on each keyframe
-  box; its peak-to-sidelobe ratio is its confidence.
+* ``"correlation"`` (:data:`DEFAULT_TRACKER`) — dlib's correlation tracker (``dlib.correlation_tracker``),
+  started on each keyframe box; its peak-to-sidelobe ratio is its confidence.
 
 A face that is not re-found (no box in its window, or a correlation confidence under
 :data:`MIN_CORRELATION_CONFIDENCE`) makes that frame a keyframe: full detection again. Keyframes come
@@ -39,9 +39,6 @@ WINDOW_FACE_PX = 100
 WINDOW_SIDE = 1.8
 #: Below this peak-to-sidelobe ratio dlib's correlation tracker has lost the face.
 MIN_CORRELATION_CONFIDENCE = 7.0
-#: The correlation tracker runs on the frame scaled so the smallest followed face is about this many
-#: pixels (its cost grows with the face; its box is as good at this size).
-CORRELATION_FACE_PX = 100
 
 
 def _window_redetect(gray: np.ndarray, box: FaceBox, detector: str, upsample: int) -> FaceBox | None:
@@ -86,7 +83,7 @@ class KeyframeDetector:
     def __init__(
         self,
         detect_every: int = DEFAULT_DETECT_EVERY,
-        tracker: str = "window",
+        tracker: str = DEFAULT_TRACKER,
         detector: str = "hog",
         upsample: int = 0,
         detect_width: int | None = None,
@@ -101,7 +98,6 @@ class KeyframeDetector:
         self._since_keyframe: int | None = None
         self._boxes: list[FaceBox] = []
         self._correlation: list = []
-        self._scale = 1.0
 
     def boxes(self, gray: np.ndarray) -> list[FaceBox]:
         """This frame's face boxes, largest first (as :func:`detect_faces`)."""
@@ -118,50 +114,34 @@ class KeyframeDetector:
         self.keyframes += 1
         self._since_keyframe = 0
         self._boxes = detect_faces(gray, self.detector, self.upsample, self.detect_width)
-        if self.tracker == "correlation" and self._boxes:
-            smallest = min(min(box.w, box.h) for box in self._boxes)
-            self._scale = min(1.0, CORRELATION_FACE_PX / max(1, smallest))
-            small = self._scaled(gray)
-            self._correlation = [self._start_correlation(small, box, self._scale) for box in self._boxes]
+        if self.tracker == "correlation":
+            # dlib's update costs about the same (~4 ms here) at any frame or face size: no downscaling.
+            self._correlation = [self._start_correlation(gray, box) for box in self._boxes]
         return self._boxes
-
-    def _scaled(self, gray: np.ndarray) -> np.ndarray:
-        import cv2
-
-        if self._scale >= 1.0:
-            return gray
-        return cv2.resize(gray, None, fx=self._scale, fy=self._scale, interpolation=cv2.INTER_AREA)
 
     def _follow(self, gray: np.ndarray) -> list[FaceBox] | None:
         """Every known face followed into this frame, or None when one is lost (→ keyframe)."""
         if self.tracker == "window":
             followed = [_window_redetect(gray, box, self.detector, self.upsample) for box in self._boxes]
         else:
-            small = self._scaled(gray)
-            followed = [
-                self._update_correlation(small, tracker, self._scale) for tracker in self._correlation
-            ]
+            followed = [self._update_correlation(gray, tracker) for tracker in self._correlation]
         return None if any(box is None for box in followed) else followed
 
     @staticmethod
-    def _start_correlation(gray: np.ndarray, box: FaceBox, scale: float):
+    def _start_correlation(gray: np.ndarray, box: FaceBox):
         import dlib
 
         tracker = dlib.correlation_tracker()
-        rect = dlib.drectangle(box.x * scale, box.y * scale, (box.x + box.w) * scale, (box.y + box.h) * scale)
+        rect = dlib.rectangle(box.x, box.y, box.x + box.w, box.y + box.h)
         tracker.start_track(np.ascontiguousarray(gray), rect)
         return tracker
 
     @staticmethod
-    def _update_correlation(gray: np.ndarray, tracker, scale: float) -> FaceBox | None:
+    def _update_correlation(gray: np.ndarray, tracker) -> FaceBox | None:
         confidence = tracker.update(np.ascontiguousarray(gray))
         if confidence < MIN_CORRELATION_CONFIDENCE:
             return None
         rect = tracker.get_position()
         return FaceBox(
-            round(rect.left() / scale),
-            round(rect.top() / scale),
-            round(rect.width() / scale),
-            round(rect.height() / scale),
-            confidence,
+            round(rect.left()), round(rect.top()), round(rect.width()), round(rect.height()), confidence
         )
