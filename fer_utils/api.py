@@ -10,10 +10,11 @@ import pandas as pd
 
 
 @lru_cache(maxsize=4)
-def _cached_predictor(model: str, threads: int | None):
+def _cached_predictor(model: str | None, threads: int | None, engine: str = "auto"):
+    from fer_utils.deploy.engines import bundled_predictor
     from fer_utils.deploy.predictors import load_predictor
 
-    return load_predictor(model, threads)
+    return bundled_predictor(engine, threads) if model is None else load_predictor(model, threads)
 
 
 def predict(
@@ -25,6 +26,8 @@ def predict(
     max_faces: int | None = None,
     min_face_size: int = 0,
     threads: int | None = None,
+    detect_every: int | None = None,
+    engine: str = "auto",
 ) -> pd.DataFrame:
     """Every face's emotion in ``source``: one row per face per sampled frame.
 
@@ -34,6 +37,8 @@ def predict(
             :class:`~fer_utils.deploy.predictors.Predictor`; None = the bundled FER2013 model.
         frames, fps, detector, max_faces, min_face_size: as for ``fer predict``.
         threads: CPU threads of TFLite / ONNX Runtime.
+        detect_every: as ``fer predict --detect-every`` (default the same: keyframes on dense video only).
+        engine: the bundled model's engine, as ``fer predict --engine`` (``auto``: fastest on this CPU).
 
     Returns:
         A DataFrame with ``media_path`` (``"<array>"`` for an array), ``frame_index``, ``timestamp_s``,
@@ -41,14 +46,15 @@ def predict(
         with the reason in ``error``), ``face_index`` (largest first), ``track_id`` (the same face across
         frames), ``bbox_x/y/w/h``, ``predicted_label``, ``confidence`` and ``prob_<label>`` per class.
     """
-    from fer_utils.deploy.bundled import bundled_model_path
     from fer_utils.deploy.predict import media_in, predict_image_array, predict_media
     from fer_utils.deploy.predictors import Predictor
+    from fer_utils.faces.keyframes import DEFAULT_DETECT_EVERY
 
     if isinstance(model, Predictor):
         predictor = model
     else:
-        predictor = _cached_predictor(str(model or bundled_model_path()), threads)
+        predictor = _cached_predictor(None if model is None else str(model), threads, engine)
+    every = DEFAULT_DETECT_EVERY if detect_every is None else detect_every
     options = {"detector": detector, "max_faces": max_faces, "min_face_size": min_face_size}
     if isinstance(source, np.ndarray):
         return predict_image_array(source, predictor, **options).faces
@@ -56,7 +62,7 @@ def predict(
         raise ValueError(f"source must be a path or a NumPy image, got {type(source).__name__}")
     tables = []
     for path in media_in(source):
-        result = predict_media(path, predictor, frames, fps, **options)
+        result = predict_media(path, predictor, frames, fps, **options, detect_every=every)
         if result.error:
             tables.append(
                 pd.DataFrame([{"media_path": str(path), "status": "unreadable", "error": result.error}])

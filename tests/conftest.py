@@ -11,6 +11,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # at the first op, which an earlier test (a model built, an export) may run: give those pools one thread too.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+# `fer predict`'s engine choice is cached under $XDG_CACHE_HOME: keep the tests' out of the user's home.
+if "FER_TEST_KEEP_CACHE_HOME" not in os.environ:
+    import tempfile
+
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="fer-tests-cache-")
 
 from fer_utils.paths import shared_data_root  # noqa: E402
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from fer_utils.bench.floor import count_multiply_adds
@@ -61,7 +62,13 @@ def test_targets_are_judged_from_measured_ratios():
             _row("tflite", "fp32", 64, 1, 0.5),
         ],
         "accuracy": {"rows": [{"model": "tflite-int8", "accuracy_delta": -0.02, "agreement": 0.97}]},
-        "preprocessing": {"speedup": 12.0, "faces_default": 30, "faces_naive": 31},
+        "preprocessing": {
+            "speedup": 2.0,
+            "faces_default": 30,
+            "faces_naive": 31,
+            "ratio_to_decode_floor": 0.7,
+            "ceiling_vs_naive": 3.3,
+        },
         "training": {
             "rows": [{}],
             "pipeline_overhead": 0.04,
@@ -73,7 +80,8 @@ def test_targets_are_judged_from_measured_ratios():
     assert met["best batch-1 one-thread path ≤ 1.1 × the fp32 floor"] is True  # batch 64 does not count
     assert met["stretch: below the floor"] is False
     assert met["int8 accuracy within 1 point of float"] is False
-    assert met["preprocessing default ≥ 10 × naive clips/s, at least as many faces"] is False  # fewer faces
+    preprocessing = next(target for target in met if target.startswith("preprocessing default ≥ 0.5 ×"))
+    assert met[preprocessing] is False  # at 0.7 × its floor, but fewer faces than naive
     assert met["training input-pipeline overhead ≤ 10 % over in-memory tensors"] is True
     assert met["steady training ≥ 1.5 × a default model.fit"] is True
     assert met["training with on-the-fly augmentation ≥ 85 % of the plain pipeline's img/s"] is False
@@ -129,6 +137,65 @@ def test_quick_bench_writes_the_documented_schema(fer2013_root, pyfeat_media, tm
     measured_targets = {target["target"] for target in results["targets"]}
     assert any("one-face" in target for target in measured_targets)
     assert any("peak memory" in target for target in measured_targets)
+    assert memory["peak_rss_mib"] > 50 and memory["measured_as"].startswith("VmHWM")
+    keyframes = {(r["clip"], r["detect_every"], r["tracker"]): r for r in results["keyframes"]["rows"]}
+    default = keyframes[("single_face.mp4", 10, "correlation")]
+    assert default["mean_iou"] >= 0.8 and default["label_agreement"] >= 0.95
+    assert keyframes[("single_face.mp4", 1, "—")]["mean_iou"] == 1.0
+    assert results["engine_choice"]["engine"] in results["engine_choice"]["ms_per_face"]
+    assert {row["min_face_size"] for row in results["detect_scale"]["rows"]} >= {0, 160}
+    assert all(row["threads"] >= 1 and row["ratio_to_floor"] > 0 for row in results["training"]["rows"])
+    assert results["preprocessing"]["decode_floor"]["clips_per_second_per_core"] > 0
     markdown = (tmp_path / "benchmarks.md").read_text()
     assert "## Inference" in markdown and "## Targets" in markdown
     assert "## End to end" in markdown and "## Memory of `fer predict --fps 25`" in markdown
+    assert "## Keyframes + tracking" in markdown and "## Engine of `fer predict`" in markdown
+
+
+def test_predict_memory_is_the_child_s_own_peak_not_its_parent_s(pyfeat_media, tmp_path):
+    """Linux carries ru_maxrss across fork + exec: a parent holding 600 MB made every child report it."""
+    from fer_utils.bench.end_to_end import make_long_clip, peak_memory_of_predict
+
+    clip = make_long_clip(pyfeat_media / "single_face.mp4", tmp_path / "clip.mp4", seconds=2)
+    ballast = np.ones(600 * 2**20, np.uint8)  # this process is now > 600 MiB resident
+    row = peak_memory_of_predict(clip, tmp_path / "out", fps=25)
+    assert ballast.sum() == ballast.size
+    assert row["exit"] == 0 and 50 < row["peak_rss_mib"] < 300
+    assert "tensorflow" not in row["heavy_modules"] and "keras" not in row["heavy_modules"]
+
+
+def test_the_report_shows_the_new_sections():
+    from fer_utils.bench.report import markdown_report
+
+    results = {
+        "mode": "quick",
+        "created": "now",
+        "machine": {"cpu": cpu_info(), "load_average_start": [0.0]},
+        "predict_memory": {
+            "fps": 25,
+            "rows": [
+                {
+                    "clip": "a.mp4",
+                    "seconds_of_video": 5,
+                    "peak_rss_mib": 190.0,
+                    "seconds": 2,
+                    "heavy_modules": [],
+                }
+            ]
+            * 2,
+            "ratio_long_to_short": 1.0,
+            "peak_rss_mib": 190.0,
+            "measured_as": "VmHWM",
+        },
+        "engine_choice": {
+            "engine": "tflite-int8",
+            "how": "measured",
+            "threads": 1,
+            "face_size": 48,
+            "ms_per_face": {"tflite-int8": 0.5, "onnx-fp32": 1.0},
+            "ratio_to_fastest": {"tflite-int8": 1.0, "onnx-fp32": 2.0},
+        },
+    }
+    markdown = markdown_report(results)
+    assert "Peak 190 MiB (target ≤ 300 MiB" in markdown
+    assert "## Engine of `fer predict`" in markdown and "| onnx-fp32 | 1.000 | 2.00 |" in markdown

@@ -22,7 +22,14 @@ from fer_utils.training.rundir import load_run
 from fer_utils.training.train import TrainConfig
 
 #: The shared config: the ablation's one cell (dropout 0.3/0.3/0.3, no L1) equals TrainConfig's defaults.
-SETTINGS = {"protocol": "paper", "epochs": 2, "batch_size": 16, "learning_rate": 5e-4, "seed": 0}
+SETTINGS = {
+    "protocol": "paper",
+    "epochs": 2,
+    "batch_size": 16,
+    "learning_rate": 5e-4,
+    "seed": 0,
+    "threads": 1,
+}
 
 
 pytestmark = pytest.mark.slow  # papermill kernels and three trainings: the slow tier

@@ -63,7 +63,11 @@ def test_train_cli_round_trips_into_train_config():
     )
     config = settings.config_from_args(TrainConfig, args)
     assert config.dropout == (0.3, 0.5, 0.5) and config.early_stopping_patience == 4
-    assert config == dataclasses.replace(TrainConfig(), dropout=(0.3, 0.5, 0.5), early_stopping_patience=4)
+    # The one flag default that differs from the dataclass: a single `fer train` uses every core.
+    expected = dataclasses.replace(TrainConfig(), dropout=(0.3, 0.5, 0.5), early_stopping_patience=4)
+    assert config == dataclasses.replace(expected, threads=None) and TrainConfig().threads == 1
+    pinned = build_parser(["train"]).parse_args(["train", "--cache", "c", "--out", "r", "--threads", "1"])
+    assert settings.config_from_args(TrainConfig, pinned).threads == 1
 
 
 def test_staleness_check_and_optional_values_derive_from_the_dataclasses():

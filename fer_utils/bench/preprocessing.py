@@ -78,7 +78,14 @@ def benchmark_preprocessing(
     stages = {
         name: stage_times(samples, *settings[name]) for name in ("naive", "default") if name in settings
     }
+    floor = decode_floor(samples, settings["default"][0], repeats) if "default" in settings else None
     return {
+        "decode_floor": floor,
+        "ratio_to_decode_floor": (
+            results["default"]["clips_per_second_per_core"] / floor["clips_per_second_per_core"]
+            if floor
+            else None
+        ),
         "media_dir": str(media_dir),
         "clips": [p.name for p in clips],
         "repeats": repeats,
@@ -160,6 +167,30 @@ def _time_setting(samples: list[Sample], config: PreprocessConfig, decode_all: b
         "config": config.to_dict(),
         "decode_all_frames": decode_all,
         "per_clip": per_clip,
+    }
+
+
+def decode_floor(samples: list[Sample], config: PreprocessConfig, repeats: int) -> dict:
+    """The floor of a setting: its frame sampling alone (the frames it decodes, nothing detected), best
+    of ``repeats`` per clip in CPU seconds → clips/s per core. Preprocessing cannot beat it without
+    decoding fewer frames."""
+    cpu_seconds = wall_seconds = 0.0
+    count = config.frames_per_video * config.candidates_per_frame
+    for sample in samples:
+        best_cpu = best_wall = None
+        for _ in range(repeats):
+            started, started_cpu = time.perf_counter(), time.process_time()
+            sample_frames(sample.media_path, count, gray=True, method=config.sampling)
+            wall, cpu = time.perf_counter() - started, time.process_time() - started_cpu
+            best_cpu = cpu if best_cpu is None else min(best_cpu, cpu)
+            best_wall = wall if best_wall is None else min(best_wall, wall)
+        cpu_seconds += best_cpu
+        wall_seconds += best_wall
+    return {
+        "what": f"decode only: sample_frames of {count} candidate frames per clip ({config.sampling} walk)",
+        "clips_per_second_per_core": round(len(samples) / cpu_seconds, 3),
+        "clips_per_second_wall": round(len(samples) / wall_seconds, 3),
+        "ms_per_clip": round(1000 * cpu_seconds / len(samples), 1),
     }
 
 
@@ -262,6 +293,14 @@ def format_benchmark(result: dict) -> str:
                 f"| {name} | {row['decode_ms_per_clip']:.1f} | {row['detect_ms_per_clip']:.1f} "
                 f"| {row['crop_resize_ms_per_clip']:.1f} | {row['write_ms_per_clip']:.1f} |"
             )
+    if result.get("decode_floor"):
+        floor = result["decode_floor"]
+        lines += [
+            "",
+            f"Floor ({floor['what']}): {floor['clips_per_second_per_core']:.2f} clips/s per core "
+            f"({floor['ms_per_clip']:.0f} ms CPU per clip); the default runs at "
+            f"{result['ratio_to_decode_floor']:.2f} × that floor (1.0 = nothing but decoding).",
+        ]
     if result.get("parallel"):
         par = result["parallel"]
         lines += [

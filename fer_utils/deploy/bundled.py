@@ -23,8 +23,14 @@ from fer_utils.paths import PACKAGE_DIR, PROJECT_ROOT, shared_data_root
 
 BUNDLED_DIR = PACKAGE_DIR / "models"
 BUNDLED_NAME = "fer2013_robust_48"
-#: The shipped files by format.
-BUNDLED_FILES = {"keras": f"{BUNDLED_NAME}.keras", "tflite-int8": f"{BUNDLED_NAME}_int8.tflite"}
+#: The shipped files by format (the fp32 exports let ``fer predict`` pick the engine fastest on the CPU,
+#: :mod:`fer_utils.deploy.engines`).
+BUNDLED_FILES = {
+    "keras": f"{BUNDLED_NAME}.keras",
+    "tflite-int8": f"{BUNDLED_NAME}_int8.tflite",
+    "tflite-fp32": f"{BUNDLED_NAME}.tflite",
+    "onnx-fp32": f"{BUNDLED_NAME}.onnx",
+}
 DEFAULT_FORMAT = "tflite-int8"
 CARD_JSON = "model_card.json"
 CARD_MARKDOWN = PROJECT_ROOT / "docs" / "model_card.md"
@@ -173,7 +179,21 @@ def _write_shipped_files(keras, run, out_dir: Path) -> dict[str, Path]:
         run_calibration_faces(run.path),
         extra,
     )
-    return {"keras": keras_path, "tflite-int8": int8_path}
+    return {
+        "keras": keras_path,
+        "tflite-int8": int8_path,
+        **write_fp32_exports(model, labels, out_dir, extra),
+    }
+
+
+def write_fp32_exports(model, labels: list[str], out_dir: Path, extra: dict) -> dict[str, Path]:
+    """The shipped model's float32 TFLite and ONNX exports (exact conversions of the Keras model)."""
+    from fer_utils.deploy.export import export_model
+
+    return {
+        fmt: export_model(model, export_fmt, out_dir / BUNDLED_FILES[fmt], labels, extra=extra)
+        for fmt, export_fmt in (("tflite-fp32", "tflite"), ("onnx-fp32", "onnx"))
+    }
 
 
 def model_card_numbers(summary: dict, run, shipped: dict[str, Path], images: Path) -> dict:

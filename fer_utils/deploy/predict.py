@@ -20,6 +20,7 @@ from fer_utils.data.datasets import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fer_utils.deploy.predictors import Predictor, load_predictor
 from fer_utils.faces.detection import DETECTORS, extract_face, extract_faces
 from fer_utils.faces.frames import UnreadableMedia, is_image, open_video, stream_frames
+from fer_utils.faces.keyframes import DEFAULT_TRACKER
 from fer_utils.files import atomic_write_csv, atomic_write_json, atomic_write_with, writing
 from fer_utils.locks import output_lock
 
@@ -64,6 +65,8 @@ class MediaPrediction:
     error: str | None = None
     is_image: bool = False
     outputs: dict = field(default_factory=dict)
+    #: How faces were found and classified (detect_every, tracker, engine): recorded in the summary.
+    method: dict = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -206,8 +209,19 @@ def track_table(faces, labels: list[str]):
     return tracks.reset_index(drop=True)
 
 
-def predict_frames(frames, predictor: Predictor, options: dict, max_faces=None, min_face_size: int = 0):
+def predict_frames(
+    frames,
+    predictor: Predictor,
+    options: dict,
+    max_faces=None,
+    min_face_size: int = 0,
+    detect_every: int = 1,
+    tracker: str = DEFAULT_TRACKER,
+):
     """Detect, track and classify every face of an iterable of frames (one frame in memory at a time).
+
+    ``detect_every`` > 1 detects fully on every k-th frame only and follows the faces between
+    (:class:`fer_utils.faces.keyframes.KeyframeDetector` with ``tracker``).
 
     Returns:
         ``(faces table, frames seen, frames without a face)``; the table as :class:`MediaPrediction`'s.
@@ -215,21 +229,54 @@ def predict_frames(frames, predictor: Predictor, options: dict, max_faces=None, 
     from fer_utils.deploy.tracking import FaceTracker
 
     media_path = options.pop("media_path", "")
-    table, tracker = _FaceTable(media_path, predictor.labels), FaceTracker()
+    table, tracker_ids = _FaceTable(media_path, predictor.labels), FaceTracker()
+    find_faces = _face_finder(predictor.image_size, options, max_faces, min_face_size, detect_every, tracker)
     seen = empty = 0
     for frame in frames:
         seen += 1
-        crops = extract_faces(
-            frame.image, predictor.image_size, max_faces=max_faces, min_face_size=min_face_size, **options
-        )
+        crops = find_faces(frame.image)
         if not crops:
             empty += 1
             table.add_frame(frame, [], [], None)
-            tracker.assign([])
+            tracker_ids.assign([])
             continue
-        track_ids = tracker.assign([(c.box.x, c.box.y, c.box.w, c.box.h) for c in crops])
+        track_ids = tracker_ids.assign([(c.box.x, c.box.y, c.box.w, c.box.h) for c in crops])
         table.add_frame(frame, crops, track_ids, predictor.predict_proba(np.stack([c.face for c in crops])))
     return table.frame(), seen, empty
+
+
+def _face_finder(image_size: int, options: dict, max_faces, min_face_size: int, detect_every: int, tracker):
+    """``frame → crops``: :func:`extract_faces` on every frame, or keyframe detection + tracking."""
+    from fer_utils.faces.detection import crops_of_boxes, detect_width_for
+    from fer_utils.faces.keyframes import KeyframeDetector
+
+    if detect_every <= 1 or options.get("detector") == "none":
+        return lambda image: extract_faces(
+            image, image_size, max_faces=max_faces, min_face_size=min_face_size, **options
+        )
+    keyframes = None
+    crop_options = {k: options[k] for k in ("margin", "align", "equalize") if k in options}
+
+    def find(image):
+        nonlocal keyframes
+        if image.ndim == 3:
+            import cv2
+
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        if keyframes is None:
+            upsample = options.get("upsample", 0)
+            width = detect_width_for(image.shape[1], min_face_size, options.get("detect_width"), upsample)
+            keyframes = KeyframeDetector(detect_every, tracker, options["detector"], upsample, width)
+        return crops_of_boxes(
+            image,
+            keyframes.boxes(image),
+            image_size,
+            max_faces=max_faces,
+            min_face_size=min_face_size,
+            **crop_options,
+        )
+
+    return find
 
 
 def predict_media(
@@ -240,6 +287,8 @@ def predict_media(
     detector: str | None = None,
     max_faces: int | None = None,
     min_face_size: int = 0,
+    detect_every: int = 1,
+    tracker: str = DEFAULT_TRACKER,
 ) -> MediaPrediction:
     """Every face's class probabilities in a video or image, through the training face pipeline.
 
@@ -251,7 +300,11 @@ def predict_media(
             stream through one at a time whatever the clip's length.
         detector: face detector override (default: the model's; HOG for models trained on cropped faces).
         max_faces: at most this many faces per frame (the largest); None = all.
-        min_face_size: ignore faces smaller than this (box side, pixels).
+        min_face_size: ignore faces smaller than this (box side, pixels); also lets detection run on a
+            downscaled frame (:func:`fer_utils.faces.detection.detect_width_for`).
+        detect_every: full face detection on every k-th sampled frame, faces followed between
+            (:mod:`fer_utils.faces.keyframes`); 1 = detect on every frame.
+        tracker: how faces are followed between keyframes (:data:`fer_utils.faces.keyframes.TRACKERS`).
 
     Returns:
         A :class:`MediaPrediction`; an unreadable file gives one with ``error`` set, not an exception.
@@ -262,9 +315,22 @@ def predict_media(
     count = frames_to_sample(media_path, preprocessing, frames, fps)
     result = MediaPrediction(media_path, predictor.labels, _FaceTable(media_path, []).frame())
     result.is_image = is_image(media_path)
+    detect_every = effective_detect_every(media_path, count, detect_every)
+    result.method = {
+        "detect_every": detect_every,
+        "tracker": tracker if detect_every > 1 else None,
+        "engine": getattr(predictor, "engine", None) or predictor.format,
+        "engine_choice": getattr(predictor, "engine_choice", None),
+    }
     try:
         faces, seen, empty = predict_frames(
-            stream_frames(media_path, count), predictor, options, max_faces, min_face_size
+            stream_frames(media_path, count),
+            predictor,
+            options,
+            max_faces,
+            min_face_size,
+            detect_every,
+            tracker,
         )
     except UnreadableMedia as error:
         result.error = str(error)
@@ -272,6 +338,31 @@ def predict_media(
     result.faces, result.frames_sampled, result.frames_without_face = faces, seen, empty
     result.tracks = track_table(faces, predictor.labels)
     return result
+
+
+#: Faces are followed between keyframes only across sampled frames at most this far apart (seconds).
+MAX_TRACKING_GAP_S = 0.25
+
+
+def effective_detect_every(media_path: str, count: int, detect_every: int) -> int:
+    """``detect_every``, or 1 for an image and for sampling sparser than :data:`MAX_TRACKING_GAP_S`
+    (faces move too far between the frames for a tracker)."""
+    import cv2
+
+    if detect_every <= 1 or is_image(media_path):
+        return 1
+    capture = open_video(media_path)
+    if capture is None:
+        return 1  # unreadable: predict_media reports it
+    try:
+        native_fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+        frames = capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0
+    finally:
+        capture.release()
+    if native_fps <= 0 or frames <= 0 or count < 2:
+        return 1
+    gap_s = frames / native_fps / count
+    return detect_every if gap_s <= MAX_TRACKING_GAP_S else 1
 
 
 def predict_image_array(image: np.ndarray, predictor: Predictor, **options) -> MediaPrediction:
@@ -594,6 +685,7 @@ def prediction_summary(prediction: MediaPrediction, model_path: str = "") -> dic
         "frames_sampled": prediction.frames_sampled,
         "frames_without_face": prediction.frames_without_face,
         "faces": int(len(prediction.face_rows)),
+        **prediction.method,
         "tracks": tracks,
         "labels": prediction.labels,
     }
@@ -699,8 +791,32 @@ def add_arguments(predict: argparse.ArgumentParser) -> None:
         "--min-face-size", type=int, default=0, help="ignore faces smaller than this many pixels (box side)"
     )
     predict.add_argument("--threads", type=int, help="CPU threads of TFLite / ONNX Runtime (default: all)")
+    add_speed_arguments(predict)
     predict.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
     predict.set_defaults(func=_predict_cli)
+
+
+def add_speed_arguments(predict: argparse.ArgumentParser) -> None:
+    """``--detect-every``, ``--tracker`` and ``--engine``: how fast faces are found and classified."""
+    from fer_utils.deploy.engines import ENGINES
+    from fer_utils.faces.keyframes import DEFAULT_DETECT_EVERY, DEFAULT_TRACKER, TRACKERS
+
+    predict.add_argument(
+        "--detect-every",
+        type=int,
+        default=DEFAULT_DETECT_EVERY,
+        help=f"full face detection on every k-th sampled frame, faces tracked between (default "
+        f"{DEFAULT_DETECT_EVERY}; 1 = every frame; only for frames ≤ {MAX_TRACKING_GAP_S} s apart)",
+    )
+    predict.add_argument(
+        "--tracker", choices=TRACKERS, default=DEFAULT_TRACKER, help="tracker between keyframes"
+    )
+    predict.add_argument(
+        "--engine",
+        choices=("auto", *ENGINES),
+        default="auto",
+        help="engine of the bundled model (default auto: the fastest on this CPU, measured once and cached)",
+    )
 
 
 def _check_arguments(args) -> None:
@@ -712,8 +828,22 @@ def _check_arguments(args) -> None:
         raise ValueError(f"--max-faces must be ≥ 1, got {args.max_faces}")
     if args.min_face_size < 0:
         raise ValueError(f"--min-face-size must be ≥ 0, got {args.min_face_size}")
+    if args.detect_every < 1:
+        raise ValueError(f"--detect-every must be ≥ 1, got {args.detect_every}")
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ValueError(f"--out {args.out} is a file, not a folder")
+
+
+def _predict_cli_predictor(args):
+    """The predictor of ``fer predict``: ``--model``, else the bundled model in ``--engine``'s format."""
+    from fer_utils.deploy.engines import bundled_predictor
+
+    if args.model:
+        if args.engine != "auto":
+            raise ValueError("--engine chooses among the bundled model's files; drop it with --model")
+        return load_predictor(args.model, args.threads), str(args.model)
+    predictor = bundled_predictor(args.engine, args.threads)
+    return predictor, str(predictor.path)
 
 
 def _predict_cli(args) -> int:
@@ -724,17 +854,22 @@ def _predict_cli(args) -> int:
 
 
 def _predict_into(args, media: list[Path], skipped: list[tuple[str, str]]) -> int:
-    from fer_utils.deploy.bundled import bundled_model_path
-
-    model = args.model or bundled_model_path()
-    predictor = load_predictor(model, args.threads)
+    predictor, model = _predict_cli_predictor(args)
     rows = []
     for item, reason in skipped:
         print(f"{item}: skipped ({reason})")
         rows.append(summary_row(item, None, {}, message=f"skipped: {reason}"))
     for path, name in zip(media, output_names(media), strict=True):
         prediction = predict_media(
-            path, predictor, args.frames, args.fps, args.detector, args.max_faces, args.min_face_size
+            path,
+            predictor,
+            args.frames,
+            args.fps,
+            args.detector,
+            args.max_faces,
+            args.min_face_size,
+            args.detect_every,
+            args.tracker,
         )
         outputs = write_prediction(prediction, args.out, str(model), name)
         print(prediction.message())

@@ -255,7 +255,9 @@ def extract_faces(
 
     Args:
         max_faces: keep at most this many (the largest); None = all.
-        min_face_size: ignore faces whose box side is smaller than this many pixels.
+        min_face_size: ignore faces whose box side is smaller than this many pixels; faces larger than
+            the detector's window (:data:`HOG_MIN_FACE`) let it run on a downscaled frame
+            (:func:`detect_width_for`).
         The other arguments are those of :func:`extract_face`.
     """
     if detector not in DETECTORS:
@@ -267,11 +269,40 @@ def extract_faces(
         return [
             FaceCrop(equalize_face(to_gray_face(gray, image_size), equalize), FaceBox(0, 0, width, height))
         ]
-    boxes = [
-        box
-        for box in detect_faces(gray, detector, upsample, detect_width)
-        if min(box.w, box.h) >= min_face_size
-    ][:max_faces]
+    width = detect_width_for(gray.shape[1], min_face_size, detect_width, upsample)
+    boxes = detect_faces(gray, detector, upsample, width)
+    return crops_of_boxes(gray, boxes, image_size, margin, align, equalize, max_faces, min_face_size)
+
+
+#: The smallest face (box side, pixels) dlib's HOG detector finds without upsampling: its window.
+HOG_MIN_FACE = 80
+
+
+def detect_width_for(
+    frame_width: int, min_face_size: int = 0, detect_width: int | None = None, upsample: int = 0
+) -> int | None:
+    """The width to detect at: the frame shrunk as far as faces of ``min_face_size`` pixels stay findable
+    (to :data:`HOG_MIN_FACE` × 2^upsample), never wider than ``detect_width``. None = full width."""
+    widths = [detect_width] if detect_width else []
+    smallest = HOG_MIN_FACE / 2**upsample
+    if min_face_size > smallest:
+        widths.append(max(1, int(frame_width * smallest / min_face_size)))
+    width = min(widths) if widths else None
+    return width if width is not None and width < frame_width else None
+
+
+def crops_of_boxes(
+    gray: np.ndarray,
+    boxes: list[FaceBox],
+    image_size: int = 180,
+    margin: float = 0.0,
+    align: bool = False,
+    equalize: str = "none",
+    max_faces: int | None = None,
+    min_face_size: int = 0,
+) -> list[FaceCrop]:
+    """The crops of detected boxes (largest first), as :func:`extract_faces` makes them."""
+    boxes = [box for box in boxes if min(box.w, box.h) >= min_face_size][:max_faces]
     crops = []
     for box in boxes:
         angle = eye_angle(gray, box) if align else 0.0

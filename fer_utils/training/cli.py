@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from fer_utils.faces.preprocess import default_cache_root, image_folder_cache
 from fer_utils.settings import add_arguments as add_config_arguments
@@ -47,7 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     seeds.add_argument(
         "--workers", type=int, help="with --seeds: runs at once (default: one per core, 1 thread each)"
     )
-    add_config_arguments(parser.add_argument_group("training (TrainConfig)"), TrainConfig)
+    # One `fer train` run uses every core unless --threads says otherwise (the count is recorded);
+    # with --seeds each run gets one thread (_cli_train). TrainConfig's own default (1) is what
+    # notebooks and the ablation use.
+    add_config_arguments(
+        parser.add_argument_group("training (TrainConfig)"), TrainConfig, defaults={"threads": None}
+    )
     parser.set_defaults(func=_cli_train)
 
 
@@ -67,6 +73,8 @@ def _cli_train(args) -> int:
         print(f"face cache: {cache_dir} ({len(cache)} faces, {len(cache.skipped)} skipped)")
     config = config_from_args(TrainConfig, args)
     if args.seeds:
+        if config.threads is None:
+            config = replace(config, threads=1)
         summary = train_seeds(cache_dir, args.out, config, args.seeds, args.workers, args.overwrite)
         print(describe_seeds(summary))
         print(f"runs and summary (seeds.csv, seeds.json) in {args.out}")
