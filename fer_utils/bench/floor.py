@@ -11,7 +11,9 @@ from fer_utils.bench.timing import time_calls
 
 
 def count_multiply_adds(model) -> list[dict]:
-    """Multiply-adds per face of each Conv2D / Dense layer (conv: H·W·k·k·Cin·Cout; dense: in·out).
+    """Multiply-adds per face of each convolution and Dense layer (conv: H·W·k·k·Cin·Cout; depthwise:
+    H·W·k·k·Cin·multiplier; separable: depthwise + H·W·Cin·multiplier·Cout; dense: in·out). Elementwise
+    layers (BatchNorm, activations, pooling, additions) are not counted.
 
     Args:
         model: a built Keras model.
@@ -23,7 +25,16 @@ def count_multiply_adds(model) -> list[dict]:
 
     counted = []
     for layer in model.layers:
-        if isinstance(layer, layers.Conv2D):
+        if isinstance(layer, layers.SeparableConv2D):
+            _, height, width, channels_out = layer.output.shape
+            kernel_h, kernel_w, channels_in, multiplier = layer.depthwise_kernel.shape
+            depthwise = kernel_h * kernel_w * channels_in * multiplier
+            macs = height * width * (depthwise + channels_in * multiplier * channels_out)
+        elif isinstance(layer, layers.DepthwiseConv2D):
+            _, height, width, _ = layer.output.shape
+            kernel_h, kernel_w, channels_in, multiplier = layer.kernel.shape
+            macs = height * width * kernel_h * kernel_w * channels_in * multiplier
+        elif isinstance(layer, layers.Conv2D):
             _, height, width, channels_out = layer.output.shape
             kernel_h, kernel_w, channels_in, _ = layer.kernel.shape
             macs = height * width * kernel_h * kernel_w * channels_in * channels_out

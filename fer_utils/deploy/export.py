@@ -35,8 +35,9 @@ CALIBRATION_FACES = 256
 def fold_rescaling(model):
     """The same network with its ``Rescaling`` layer folded into the next convolution's kernel.
 
-    A Rescaling with an offset (the ``robust`` recipe's centring to [−1, 1]) is kept: the model is returned
-    unchanged.
+    A Rescaling with an offset (the ``robust`` recipe's centring to [−1, 1]) is kept, and so is the Rescaling
+    of a graph with merges (residual families of :mod:`fer_utils.training.architectures`): the model is
+    returned unchanged.
 
     ``conv(x * s)`` equals ``conv'(x)`` with ``kernel' = kernel * s`` (exact for a zero offset, whatever
     the padding), so the folded model takes raw pixels and gives the same outputs with one operation
@@ -52,6 +53,8 @@ def fold_rescaling(model):
     from keras import layers
 
     chain = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    if any(isinstance(layer.input, list | tuple) for layer in chain):
+        return model  # a residual graph (Add, Multiply): its Rescaling stays, one cheap elementwise op
     rescale_at = [i for i, layer in enumerate(chain) if isinstance(layer, layers.Rescaling)]
     if not rescale_at:
         return model
