@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "fer_utils.faces.cache",
         "check a face cache: `fer cache verify CACHE` (sizes, checksums, index)",
     ),
-    "train": ("fer_utils.training.train", "train and evaluate the paper CNN, writing a run directory"),
+    "train": ("fer_utils.training.cli", "train and evaluate the paper CNN, writing a run directory"),
     "ablate": (
         "fer_utils.experiments.ablation",
         "the paper's dropout / L1 study: a grid of papermill-executed training runs, with table and figures",

@@ -36,7 +36,7 @@ def _training_feed(cache, train_ids, targets, feed: str, tuned: bool, batch_size
     """``(fit data, fit kwargs)`` for one feeding style (see :func:`_train_worker`)."""
     import tensorflow as tf
 
-    from fer_utils.training.train import make_dataset
+    from fer_utils.training.feed import make_dataset
 
     if feed == "numpy":
         faces = np.asarray(cache.faces(train_ids))[..., None].astype(np.float32)
@@ -86,7 +86,7 @@ def _train_worker(
     """In a fresh process: images/s of each ``model.fit`` epoch for one feeding style.
 
     ``feed``: ``"numpy"`` (arrays in RAM, Keras' own adapter), ``"memory"`` (a ``tf.data`` pipeline over
-    in-memory tensors), ``"pipeline"`` (the suite's :func:`fer_utils.training.train.make_dataset` from the
+    in-memory tensors), ``"pipeline"`` (the suite's :func:`fer_utils.training.feed.make_dataset` from the
     cache) or ``"augmented"`` (the same with the recipes' on-the-fly augmentation).
     ``tuned``: the suite's settings (oneDNN on, intra-op threads = cores, inter-op 1, tf.data's private
     thread pool) instead of TensorFlow's defaults.

@@ -106,7 +106,7 @@ def score_fer2013_test(model_path: str | os.PathLike, fer2013_root: str | os.Pat
 def bundled_train_config(epochs: int = 30):
     """The shipped model's training: robust recipe, FER2013's own split (PublicTest selects, PrivateTest
     tests), 48 px."""
-    from fer_utils.training.train import TrainConfig
+    from fer_utils.training.config import TrainConfig
 
     return TrainConfig(protocol="fixed", epochs=epochs, recipe="robust", image_size=IMAGE_SIZE)
 

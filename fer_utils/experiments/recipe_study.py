@@ -24,8 +24,8 @@ import pandas as pd
 from fer_utils.files import atomic_write_csv, atomic_write_json, atomic_write_text
 from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args
+from fer_utils.training.config import TrainConfig
 from fer_utils.training.seeds import read_seed_summary, train_seed_sets
-from fer_utils.training.train import TrainConfig
 
 STUDY_FILE = "study.json"
 TABLE_FILE = "recipes.csv"

@@ -1,6 +1,6 @@
 """TensorFlow's numerics, set one way for every caller: ``fer train``, notebook 02 and the ablation's kernels.
 
-Two runs of one :class:`~fer_utils.training.train.TrainConfig` give identical metrics when they also share
+Two runs of one :class:`~fer_utils.training.config.TrainConfig` give identical metrics when they also share
 what this module fixes and records in ``config.json`` (``numerics``): the intra-op thread count (float
 reductions are split by thread, so another count sums in another order), one inter-op thread, op
 determinism, oneDNN, deterministic ``tf.data`` and the seed of Python, NumPy and TensorFlow.

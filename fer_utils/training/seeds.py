@@ -20,6 +20,8 @@ import pandas as pd
 from fer_utils.files import atomic_write_csv, atomic_write_json, require_folder_path
 from fer_utils.parallel import default_workers, parallel_map
 from fer_utils.training import rundir
+from fer_utils.training.config import TrainConfig, effective_settings, setting_mismatches
+from fer_utils.training.train import train_run
 from fer_utils.viz.formatting import mean_sd, percent, score
 
 SEEDS_TABLE_FILE = "seeds.csv"
@@ -47,8 +49,6 @@ def plan_threads(runs: int, workers: int | None, threads: int | None) -> tuple[i
 
 def _train_one(task: dict) -> dict:
     """Worker: one seed's run (TensorFlow is imported in this spawned process, with the run's threads)."""
-    from fer_utils.training.train import TrainConfig, train_run
-
     config = TrainConfig(**task["config"])
     try:
         run = train_run(task["cache_dir"], task["run_dir"], config, overwrite=task["overwrite"])
@@ -136,8 +136,6 @@ def finished_seed_runs(folder: Path) -> list[rundir.Run]:
 
 def refuse_other_settings(folders: dict) -> None:
     """ValueError when a finished seed run in a folder was made with other settings than its config."""
-    from fer_utils.training.train import effective_settings, setting_mismatches
-
     stale = []
     for folder, config in folders.items():
         for run in finished_seed_runs(folder):

@@ -10,7 +10,7 @@ from fer_utils.experiments.ablation.execute import run_grid
 from fer_utils.experiments.ablation.grid import TRAINING_DEFAULTS, VARIED_FIELDS, GridConfig
 from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args
-from fer_utils.training.train import TrainConfig
+from fer_utils.training.config import TrainConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -33,7 +33,7 @@ from fer_utils.notebook_execution import execute_notebook
 from fer_utils.parallel import default_workers, parallel_map
 from fer_utils.settings import field_names
 from fer_utils.training import rundir
-from fer_utils.training.train import TrainConfig, effective_settings, setting_mismatches
+from fer_utils.training.config import TrainConfig, effective_settings, setting_mismatches
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -123,7 +123,7 @@ def run_grid(
         cache_dir: the face cache every run trains on.
         out_dir: the ablation folder (see :mod:`fer_utils.experiments.ablation`).
         grid: the grid and how it runs (:class:`GridConfig`: dropouts, L1s, seeds, workers, rerun …).
-        training: the parameters every run shares (:class:`~fer_utils.training.train.TrainConfig`; the
+        training: the parameters every run shares (:class:`~fer_utils.training.config.TrainConfig`; the
             grid sets ``seed, dropout, l1`` per run). Default: TrainConfig with :data:`TRAINING_DEFAULTS`.
             ``image_size`` None trains at the cache's own size.
         notebook: the training notebook to execute.

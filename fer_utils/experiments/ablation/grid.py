@@ -37,7 +37,7 @@ import numpy as np
 
 from fer_utils.paths import NOTEBOOKS_DIR
 from fer_utils.settings import setting
-from fer_utils.training.train import CHECKED_FIELDS, TrainConfig
+from fer_utils.training.config import CHECKED_FIELDS, TrainConfig
 
 #: The first dropout rate is never varied (the paper changed only the last two).
 FIRST_DROPOUT = 0.3

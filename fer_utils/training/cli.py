@@ -1,0 +1,76 @@
+"""``fer train``: the data source (``--cache`` or ``--images``), the output, seeds, and every
+:class:`~fer_utils.training.config.TrainConfig` field as a flag."""
+
+from __future__ import annotations
+
+import argparse
+
+from fer_utils.faces.preprocess import default_cache_root, image_folder_cache
+from fer_utils.settings import add_arguments as add_config_arguments
+from fer_utils.settings import config_from_args
+from fer_utils.training.config import TrainConfig
+from fer_utils.training.seeds import describe_seeds, train_seeds
+from fer_utils.training.train import train_run
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``fer train``: the data source and output here; every :class:`TrainConfig` field as a flag."""
+    source = parser.add_argument_group("data (one of --cache / --images)").add_mutually_exclusive_group(
+        required=True
+    )
+    source.add_argument("--cache", help="face cache folder made by `fer preprocess`")
+    source.add_argument("--images", help="class-folder image dataset (turned into a face cache first)")
+    images = parser.add_argument_group("with --images")
+    images.add_argument("--split-dirs", action="store_true", help="--images has <split>/<class>/ folders")
+    images.add_argument("--filename-pattern", help="regex with groups subject/video, or 'ck+'")
+    images.add_argument("--max-per-class", type=int, help="at most this many images per split × class")
+    images.add_argument(
+        "--cache-root", help="where --images puts its face cache (default: $FER_CACHE_ROOT or ./cache)"
+    )
+    images.add_argument(
+        "--cache-image-size",
+        type=int,
+        help="face size of the --images cache (default: --image-size, else 180)",
+    )
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", "--run-dir", dest="out", required=True, help="the run folder to write")
+    output.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    seeds = parser.add_argument_group("seeds")
+    seeds.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        metavar="SEED",
+        help="one run per seed in --out/seed-<k>, in parallel, plus seeds.csv / seeds.json "
+        "(mean ± sd, min, max, how many converged); --seed is then ignored",
+    )
+    seeds.add_argument(
+        "--workers", type=int, help="with --seeds: runs at once (default: one per core, 1 thread each)"
+    )
+    add_config_arguments(parser.add_argument_group("training (TrainConfig)"), TrainConfig)
+    parser.set_defaults(func=_cli_train)
+
+
+def _cli_train(args) -> int:
+    cache_dir = args.cache
+    if args.images:
+        cache = image_folder_cache(
+            args.images,
+            args.cache_root or default_cache_root(),
+            image_size=args.cache_image_size or args.image_size or 180,
+            split_dirs=args.split_dirs,
+            filename_pattern=args.filename_pattern,
+            max_per_class=args.max_per_class,
+            seed=args.seed,
+        )
+        cache_dir = cache.cache_dir
+        print(f"face cache: {cache_dir} ({len(cache)} faces, {len(cache.skipped)} skipped)")
+    config = config_from_args(TrainConfig, args)
+    if args.seeds:
+        summary = train_seeds(cache_dir, args.out, config, args.seeds, args.workers, args.overwrite)
+        print(describe_seeds(summary))
+        print(f"runs and summary (seeds.csv, seeds.json) in {args.out}")
+        return 1 if summary["failed"] else 0
+    run = train_run(cache_dir, args.out, config, overwrite=args.overwrite, verbose=1)
+    print(run.summary())
+    return 0

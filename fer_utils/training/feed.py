@@ -1,0 +1,83 @@
+"""The data feed of a run: face cache → batched ``tf.data`` pipelines, class targets, probe faces."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fer_utils.faces.cache import FaceCache
+
+
+def make_dataset(
+    cache: FaceCache,
+    face_ids: np.ndarray,
+    targets: np.ndarray,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    image_size: int | None = None,
+    in_memory_limit_mb: int = 2048,
+    augment: bool = False,
+    one_hot_classes: int | None = None,
+):
+    """A batched, prefetched ``tf.data.Dataset`` of ``(faces (b, s, s, 1), class index)`` (or one-hot
+    targets of ``one_hot_classes`` classes, which label smoothing needs).
+
+    Small selections are gathered into memory once; larger ones stream batch by batch from the
+    memory-mapped shards (one gather per batch), so MEAD-scale caches never need to fit in RAM. Faces are
+    uint8, or float32 0–255 when resized or augmented (:func:`fer_utils.training.augment.augment_batch`).
+    """
+    import tensorflow as tf
+
+    size = cache.image_size
+    face_ids = np.asarray(face_ids, dtype=np.int64)
+    targets = np.asarray(targets, dtype=np.int32)
+    if len(face_ids) * size * size <= in_memory_limit_mb * 2**20:
+        dataset = tf.data.Dataset.from_tensor_slices((cache.faces(face_ids)[..., None], targets))
+        if shuffle:
+            dataset = dataset.shuffle(len(face_ids), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(batch_size)
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices((face_ids, targets))
+        if shuffle:
+            dataset = dataset.shuffle(min(len(face_ids), 100_000), seed=seed, reshuffle_each_iteration=True)
+
+        def gather(ids):
+            return cache.faces(ids)[..., None]
+
+        def load(ids, labels):
+            faces = tf.numpy_function(gather, [ids], tf.uint8, stateful=False)
+            return tf.ensure_shape(faces, [None, size, size, 1]), labels
+
+        dataset = dataset.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if image_size and image_size != size:
+        dataset = dataset.map(
+            lambda faces, labels: (tf.image.resize(faces, (image_size, image_size), antialias=True), labels),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    if augment:
+        from fer_utils.training.augment import augment_batch
+
+        dataset = dataset.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if one_hot_classes:
+        dataset = dataset.map(lambda faces, labels: (faces, tf.one_hot(labels, one_hot_classes)))
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def class_targets(cache: FaceCache) -> np.ndarray:
+    """Class index of every face of the cache (by face id = row), in ``cache.labels`` order."""
+    class_of = {label: i for i, label in enumerate(cache.labels)}
+    return cache.index["label"].map(class_of).to_numpy(np.int32)
+
+
+def probe_faces(cache: FaceCache, train_ids, targets, image_size: int, seed: int, size: int = 256):
+    """A fixed sample of training faces (float32, the run's image size) and their classes, on which the
+    diagnostics are measured and dead units are detected."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.choice(train_ids, size=min(size, len(train_ids)), replace=False))
+    faces = cache.faces(ids)[..., None].astype(np.float32)
+    if image_size != cache.image_size:
+        faces = tf.image.resize(faces, (image_size, image_size), antialias=True).numpy()
+    return faces, targets[ids]

@@ -1,0 +1,130 @@
+"""What a run records: the contents of ``config.json`` and ``metrics.json`` and the ``split.csv`` table."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fer_utils.faces.cache import FaceCache
+from fer_utils.parallel import default_workers
+from fer_utils.training.config import TrainConfig
+from fer_utils.training.evaluate import evaluate_predictions
+from fer_utils.training.fit import FitResult
+from fer_utils.training.health import health_flags, majority_baselines
+from fer_utils.training.recipes import recipe_label
+from fer_utils.training.splits import Split, membership_hash
+
+
+def package_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in (
+        "fer-utils",
+        "tensorflow",
+        "tensorflow-cpu",
+        "keras",
+        "numpy",
+        "scikit-learn",
+        "opencv-python-headless",
+        "dlib-bin",
+    ):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return versions
+
+
+def run_config_record(
+    run_dir: Path, cache: FaceCache, config: TrainConfig, image_size: int, split: Split, train_ids: np.ndarray
+) -> dict:
+    """What ``config.json`` records: the parameters, the recipe as applied, the data and the split."""
+    sizes = {
+        "train": int(len(train_ids)),
+        "validation": int(len(split.validation)),
+        "test": int(len(split.test)),
+    }
+    settings = config.settings()
+    return {
+        "run_name": run_dir.name,
+        "dataset": str(cache.config.get("dataset", "")),
+        "cache_dir": str(Path(cache.cache_dir).resolve()),
+        "cache_key": cache.key,
+        "preprocessing": cache.config,
+        **asdict(config),
+        "recipe_settings": asdict(settings),
+        "recipe_label": recipe_label(config.recipe, settings),
+        "threads_used": config.threads or default_workers(),  # TensorFlow's intra-op default: every core
+        "image_size": image_size,
+        "labels": cache.labels,
+        "split": {
+            **sizes,
+            "fold": split.fold,
+            "n_folds": split.n_folds,
+            "test_hash": membership_hash(cache.index, split.test),
+        },
+        "versions": package_versions(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def split_table(split: Split, train_ids: np.ndarray) -> pd.DataFrame:
+    """``split.csv``: face id → part, with the training part as actually used (after the cap)."""
+    parts = split.parts()
+    parts = parts[parts["part"] != "train"]
+    return pd.concat([pd.DataFrame({"face_id": train_ids, "part": "train"}), parts]).sort_values("face_id")
+
+
+def run_metrics(
+    run_config: dict,
+    fitted: FitResult,
+    predictions: pd.DataFrame,
+    num_params: int,
+    validation_labels: dict,
+) -> dict:
+    """What ``metrics.json`` records: scores, baselines on the test part, the health flags and the
+    course of training."""
+    history = fitted.history
+    labels = run_config["labels"]
+    scores = evaluate_predictions(predictions, labels)
+    baselines = majority_baselines(predictions["true_label"], labels)
+    flags = health_flags(
+        scores["frame"], baselines, labels, validation_labels["present"], validation_labels["predicted"]
+    )
+    best_row = int(history[fitted.selection_metric].idxmax())
+    return {
+        "status": "complete",
+        "dataset": run_config["dataset"],
+        "protocol": run_config["protocol"],
+        "recipe": run_config["recipe"],
+        "recipe_label": run_config["recipe_label"],
+        "labels": labels,
+        "num_params": num_params,
+        "split": run_config["split"],
+        "baselines": baselines,
+        "majority_rate": baselines["majority_rate"],
+        "final_train_accuracy": float(history["accuracy"].iloc[-1]),
+        "best_train_accuracy": float(history["accuracy"].max()),
+        "selection_metric": fitted.selection_metric,
+        "best_epoch": best_row + 1,
+        "best_val_accuracy": float(history["val_accuracy"].iloc[best_row]),
+        "best_val_macro_f1": float(history["val_macro_f1"].iloc[best_row]),
+        "epochs_run": int(len(history)),
+        "train_seconds": round(fitted.seconds, 2),
+        "diagnostics": {
+            "initial_dead_units": fitted.initial_diagnostics["dead_units"],
+            "initial_grad_norm": fitted.initial_diagnostics["grad_norm"],
+            "final_dead_units": float(history["dead_units"].iloc[-1]),
+            "max_dead_units": float(history["dead_units"].max()),
+            "recycled_units": [{"epoch": epoch, "units": units} for epoch, units in fitted.recycled],
+        },
+        "validation_classes_predicted": validation_labels["predicted"],
+        **flags,
+        **scores,
+    }
