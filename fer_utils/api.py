@@ -31,7 +31,8 @@ def predict(
     Args:
         source: a video or image path, a folder of them, or a NumPy image (gray, BGR or BGRA uint8).
         model: a model path (run folder, ``.keras``, ``.tflite``, ``.onnx``) or a loaded
-            :class:`~fer_utils.deploy.predictors.Predictor`; None = the bundled FER2013 model.
+            :class:`~fer_utils.deploy.predictors.Predictor`, or a bundled model by architecture name
+            (``"paper"``: the paper CNN); None = the bundled FER2013 default.
         frames, fps, detector, max_faces, min_face_size: as for ``fer predict``.
         threads: CPU threads of TFLite / ONNX Runtime.
 
@@ -41,14 +42,15 @@ def predict(
         with the reason in ``error``), ``face_index`` (largest first), ``track_id`` (the same face across
         frames), ``bbox_x/y/w/h``, ``predicted_label``, ``confidence`` and ``prob_<label>`` per class.
     """
-    from fer_utils.deploy.bundled import bundled_model_path
+    from fer_utils.deploy.bundled import bundled_model_path, is_bundled_name
     from fer_utils.deploy.predict import media_in, predict_image_array, predict_media
     from fer_utils.deploy.predictors import Predictor
 
     if isinstance(model, Predictor):
         predictor = model
     else:
-        predictor = _cached_predictor(str(model or bundled_model_path()), threads)
+        path = bundled_model_path(model=model) if model is None or is_bundled_name(model) else model
+        predictor = _cached_predictor(str(path), threads)
     options = {"detector": detector, "max_faces": max_faces, "min_face_size": min_face_size}
     if isinstance(source, np.ndarray):
         return predict_image_array(source, predictor, **options).faces

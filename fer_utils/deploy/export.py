@@ -340,11 +340,17 @@ def export_run(
             if calibration_cache
             else run_calibration_faces(run_dir)
         )
+    from fer_utils.deploy.predictors import run_calibration
+
     extra = {
         "source_run": str(run_dir.resolve()),
         "protocol": config.get("protocol"),
         "preprocessing": config.get("preprocessing", {}),
+        "architecture": config.get("architecture", "paper"),
     }
+    calibration = run_calibration(run_dir)
+    if calibration:
+        extra["calibration"] = calibration  # predictors scale their probabilities with it
     return export_model(
         rundir.model_path(run_dir),
         fmt,

@@ -485,7 +485,8 @@ def add_arguments(predict: argparse.ArgumentParser) -> None:
     predict.add_argument("media", nargs="+", help="videos, images or folders of them")
     predict.add_argument(
         "--model",
-        help="run folder, model.keras, .tflite or .onnx (default: the bundled FER2013 model, see `fer bundle-model`)",
+        help="run folder, model.keras, .tflite or .onnx, or a bundled model by architecture name, e.g. paper "
+        "(default: the bundled FER2013 model, see `fer bundle-model`)",
     )
     predict.add_argument("--fps", type=float, help="sample this many frames per second (dense timeline)")
     predict.add_argument(
@@ -523,11 +524,13 @@ def _check_arguments(args) -> None:
 def _predict_cli(args) -> int:
     import pandas as pd
 
-    from fer_utils.deploy.bundled import bundled_model_path
+    from fer_utils.deploy.bundled import bundled_model_path, is_bundled_name
 
     _check_arguments(args)
     media = [path for item in args.media for path in media_in(item)]
-    model = args.model or bundled_model_path()
+    model = (
+        bundled_model_path(model=args.model) if is_bundled_name(args.model) or not args.model else args.model
+    )
     predictor = load_predictor(model, args.threads)
     rows = []
     for path in media:
