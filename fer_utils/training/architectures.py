@@ -115,9 +115,10 @@ def build_mini_xception(
         x = layers.ReLU(name=f"conv{index}_relu")(x)
     for module, width in enumerate(filters, start=1):
         name = f"module{module}"
-        shortcut = layers.Conv2D(
-            width, 1, strides=2, padding="same", use_bias=False, name=f"{name}_shortcut"
-        )(x)
+        # The 1×1 stride-2 projection as subsampling + a 1×1 convolution (the same numbers): TensorFlow 2.21's
+        # oneDNN kernels abort ("double free") when training a strided 1×1 convolution.
+        shortcut = layers.MaxPooling2D(1, strides=2, name=f"{name}_subsample")(x)
+        shortcut = layers.Conv2D(width, 1, use_bias=False, name=f"{name}_shortcut")(shortcut)
         shortcut = layers.BatchNormalization(name=f"{name}_shortcut_bn")(shortcut)
         x = layers.SeparableConv2D(width, 3, padding="same", use_bias=False, name=f"{name}_sep1")(x)
         x = layers.BatchNormalization(name=f"{name}_sep1_bn")(x)
