@@ -121,3 +121,21 @@ def test_changed_settings_are_refused_and_a_damaged_checkpoint_falls_back(
     reference = train_run(fer2013_small_cache.cache_dir, tmp_path / "reference", **options)
     assert finished.metrics["frame"] == reference.metrics["frame"]
     pd.testing.assert_frame_equal(finished.history, reference.history)
+
+
+@pytest.mark.slow
+def test_model_study_writes_the_frontier_and_resumes(fer2013_small_cache, tmp_path):
+    from fer_utils.experiments.model_study import FIGURE_FILE, MARKDOWN_FILE, frontier_figure, run_model_study
+    from fer_utils.training.config import TrainConfig
+
+    base = TrainConfig(epochs=1, image_size=32)
+    table = run_model_study(fer2013_small_cache.cache_dir, tmp_path, base, ["paper", "mini_xception"], [0])
+    assert list(table["architecture"]) == ["paper", "mini_xception"]
+    assert (table["int8_ms_per_face"] > 0).all() and table["pareto_parameters"].any()
+    assert table.loc[0, "parameters"] == 62_887  # the paper CNN at 32 px, 7 classes
+    assert (tmp_path / FIGURE_FILE).stat().st_size > 0
+    assert '<a href="paper/seed-0">paper</a>' in frontier_figure(table).data[0].text
+    assert "[mini_xception](mini_xception/seed-0)" in (tmp_path / MARKDOWN_FILE).read_text()
+    finished = (tmp_path / "paper" / "seed-0" / "metrics.json").stat().st_mtime
+    run_model_study(fer2013_small_cache.cache_dir, tmp_path, base, ["paper", "mini_xception"], [0])
+    assert (tmp_path / "paper" / "seed-0" / "metrics.json").stat().st_mtime == finished  # kept, not retrained

@@ -348,9 +348,9 @@ def export_run(
         "preprocessing": config.get("preprocessing", {}),
         "architecture": config.get("architecture", "paper"),
     }
-    calibration = run_calibration(run_dir)
-    if calibration:
-        extra["calibration"] = calibration  # predictors scale their probabilities with it
+    temperature = run_calibration(run_dir)
+    if temperature:
+        extra["calibration"] = temperature  # predictors scale their probabilities with it
     return export_model(
         rundir.model_path(run_dir),
         fmt,
