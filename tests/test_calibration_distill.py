@@ -126,3 +126,35 @@ def test_bundled_models_are_named_by_architecture():
     config = bundled.bundled_train_config(5, "mobilenet_v3_small")
     assert config.architecture == "mobilenet_v3_small" and config.image_size == 64
     assert bundled.bundled_train_config(5).image_size == 48
+
+
+def test_predictors_report_calibrated_probabilities_from_the_run_and_its_exports(teacher_run, tmp_path):
+    import shutil
+
+    from fer_utils import deploy
+
+    run = tmp_path / "run"
+    shutil.copytree(teacher_run, run)
+    labels = ["happy", "sad", "angry"]
+    (run / "config.json").write_text(json.dumps({"labels": labels, "image_size": 24}))
+    (run / "metrics.json").write_text(json.dumps({"labels": labels, "calibration": {"temperature": 2.5}}))
+    faces = np.random.default_rng(0).integers(0, 256, (6, 24, 24), dtype=np.uint8)
+    predictor = deploy.load_predictor(run)
+    raw = predictor.predict_proba(faces, calibrated=False)
+    assert predictor.temperature == 2.5
+    np.testing.assert_allclose(predictor.predict_proba(faces), apply_temperature(raw, 2.5), atol=1e-6)
+    exported = deploy.export_model(
+        run / "model.keras", "onnx", tmp_path / "m.onnx", labels, extra={"calibration": {"temperature": 2.5}}
+    )
+    np.testing.assert_allclose(
+        deploy.load_predictor(exported).predict_proba(faces), apply_temperature(raw, 2.5), atol=1e-5
+    )
+
+
+def test_the_paper_cnn_stays_selectable_by_name():
+    from fer_utils.deploy.bundled import DEFAULT_MODEL, bundled_model_path
+
+    assert bundled_model_path(model="paper").name == "fer2013_robust_48_int8.tflite"
+    assert bundled_model_path() == bundled_model_path(model=DEFAULT_MODEL)
+    with pytest.raises(ValueError, match="fer bundle-model --architecture mini_xception"):
+        bundled_model_path(model="mini_xception")
