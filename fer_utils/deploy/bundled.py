@@ -64,10 +64,10 @@ def bundled_files(architecture: str = "paper") -> dict[str, str]:
 
 
 def is_bundled_name(model) -> bool:
-    """True when ``model`` names a bundled model (``paper`` or another architecture), not a path."""
+    """True when ``model`` names a bundled model (``paper`` or another architecture) and no such path exists."""
     from fer_utils.training.architectures import ARCHITECTURES
 
-    return isinstance(model, str) and model in ARCHITECTURES
+    return isinstance(model, str) and model in ARCHITECTURES and not Path(model).exists()
 
 
 def bundled_model_path(

@@ -48,7 +48,12 @@ def transfer_weights(source_model, target_model, source_labels, target_labels) -
         if not weights or layer.name == HEAD_LAYER:
             continue
         source = source_layers.get(layer.name)
-        source_weights = source.get_weights() if source is not None else []
+        if source is None:
+            raise ValueError(
+                f"--init-from: the source model has no layer {layer.name!r} (another --architecture? "
+                "train with the source's architecture)"
+            )
+        source_weights = source.get_weights()
         shapes = [w.shape for w in source_weights]
         if shapes != [w.shape for w in weights]:
             raise ValueError(
