@@ -67,6 +67,9 @@ class RunWriter:
     Args:
         run_dir: the folder (created when the run finishes).
         overwrite: replace a finished run; otherwise a finished run raises ValueError.
+        resume: keep and reuse the newest partial folder holding a training checkpoint
+            (:mod:`fer_utils.training.resume`; ``resumed`` says whether one was found), and keep this one's
+            when the run fails or is interrupted, for the next writer to resume. ``overwrite`` starts over.
 
     The files go to a hidden sibling (``.<name>.partial-<id>``) that replaces ``run_dir`` in one step
     when :meth:`write_metrics` is called, so ``run_dir`` always holds the previous run or the new
