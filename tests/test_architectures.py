@@ -48,7 +48,7 @@ def test_depthwise_and_separable_convolutions_are_counted():
     inputs = keras.Input((8, 8, 4))
     x = layers.DepthwiseConv2D(3, padding="same", name="depthwise")(inputs)
     x = layers.SeparableConv2D(6, 3, padding="same", name="separable")(x)
-    from fer_utils.bench.floor import count_multiply_adds
+    from fer_utils.training.architectures import count_multiply_adds
 
     counted = {row["layer"]: row["multiply_adds"] for row in count_multiply_adds(keras.Model(inputs, x))}
     assert counted == {"depthwise": 8 * 8 * 9 * 4, "separable": 8 * 8 * (9 * 4 + 4 * 6)}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_utils.deploy.predictors import as_batch, quiet_tensorflow
+from fer_utils.deploy.predictors import as_batch, quiet_tensorflow, run_calibration
 from fer_utils.training import rundir
 
 EXPORT_FORMATS = ("tflite", "tflite-int8", "onnx")
@@ -340,8 +340,6 @@ def export_run(
             if calibration_cache
             else run_calibration_faces(run_dir)
         )
-    from fer_utils.deploy.predictors import run_calibration
-
     extra = {
         "source_run": str(run_dir.resolve()),
         "protocol": config.get("protocol"),

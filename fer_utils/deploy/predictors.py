@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_utils.training import rundir
+from fer_utils.training.calibration import apply_temperature
 from fer_utils.training.runtime import import_tensorflow, stderr_silenced
 
 
@@ -81,8 +82,6 @@ class Predictor:
         # Guard against rounding in exported runtimes: every row sums to 1.
         probabilities = probabilities / np.maximum(probabilities.sum(axis=1, keepdims=True), 1e-12)
         if calibrated and self.temperature:
-            from fer_utils.training.calibration import apply_temperature
-
             probabilities = apply_temperature(probabilities, self.temperature).astype(np.float32)
         return probabilities
 

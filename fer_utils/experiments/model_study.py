@@ -25,6 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer_utils.bench.inference import _tflite_timer
+from fer_utils.bench.timing import time_calls
+from fer_utils.deploy.export import EXPORT_FILE_NAMES, export_run, run_calibration_faces
 from fer_utils.files import atomic_write_csv, atomic_write_json, atomic_write_text
 from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args
@@ -87,10 +90,6 @@ def run_model_study(
 
 def int8_latency_ms(run_dir: Path, repeats: int = LATENCY_REPEATS) -> float:
     """Median ms/face of the run's int8 TFLite export (exported when missing) at 1 thread, batch 1."""
-    from fer_utils.bench.inference import _tflite_timer
-    from fer_utils.bench.timing import time_calls
-    from fer_utils.deploy.export import EXPORT_FILE_NAMES, export_run, run_calibration_faces
-
     path = Path(run_dir) / EXPORT_FILE_NAMES["tflite-int8"]
     if not path.exists():
         export_run(run_dir, "tflite-int8")

@@ -218,11 +218,53 @@ def build_model(
     return architecture(name).build(num_classes, image_size, dropout, l1, input_scaling)
 
 
+def count_multiply_adds(model) -> list[dict]:
+    """Multiply-adds per face of each convolution and Dense layer (conv: H·W·k·k·Cin·Cout; depthwise:
+    H·W·k·k·Cin·multiplier; separable: depthwise + H·W·Cin·multiplier·Cout; dense: in·out). Elementwise
+    layers (BatchNorm, activations, pooling, additions) are not counted.
+
+    Args:
+        model: a built Keras model.
+
+    Returns:
+        One dict per counted layer: name, kind, output shape, multiply-adds.
+    """
+    from keras import layers
+
+    counted = []
+    for layer in model.layers:
+        if isinstance(layer, layers.SeparableConv2D):
+            _, height, width, channels_out = layer.output.shape
+            kernel_h, kernel_w, channels_in, multiplier = layer.depthwise_kernel.shape
+            depthwise = kernel_h * kernel_w * channels_in * multiplier
+            macs = height * width * (depthwise + channels_in * multiplier * channels_out)
+        elif isinstance(layer, layers.DepthwiseConv2D):
+            _, height, width, _ = layer.output.shape
+            kernel_h, kernel_w, channels_in, multiplier = layer.kernel.shape
+            macs = height * width * kernel_h * kernel_w * channels_in * multiplier
+        elif isinstance(layer, layers.Conv2D):
+            _, height, width, channels_out = layer.output.shape
+            kernel_h, kernel_w, channels_in, _ = layer.kernel.shape
+            macs = height * width * kernel_h * kernel_w * channels_in * channels_out
+        elif isinstance(layer, layers.Dense):
+            inputs, outputs = layer.kernel.shape
+            macs = inputs * outputs
+        else:
+            continue
+        counted.append(
+            {
+                "layer": layer.name,
+                "kind": type(layer).__name__,
+                "output_shape": [int(d) for d in layer.output.shape[1:]],
+                "multiply_adds": int(macs),
+            }
+        )
+    return counted
+
+
 def model_cost(model) -> dict:
     """``{"parameters", "multiply_adds"}`` per face of a built model (convolutions and Dense layers,
-    :func:`fer_utils.bench.floor.count_multiply_adds`)."""
-    from fer_utils.bench.floor import count_multiply_adds
-
+    :func:`count_multiply_adds`)."""
     return {
         "parameters": int(model.count_params()),
         "multiply_adds": int(sum(layer["multiply_adds"] for layer in count_multiply_adds(model))),

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_utils.training.model import load_keras_model
+from fer_utils.training.transfer import resolve_source
+
 
 def load_teacher(source: str | os.PathLike, labels: list[str], image_size: int):
     """The teacher model behind a run folder or ``.keras`` file, with its outputs in ``labels`` order.
@@ -19,9 +22,6 @@ def load_teacher(source: str | os.PathLike, labels: list[str], image_size: int):
     Raises:
         ValueError: one line naming the difference when its classes or input size are not the student's.
     """
-    from fer_utils.training.model import load_keras_model
-    from fer_utils.training.transfer import resolve_source
-
     try:
         path, teacher_labels = resolve_source(source)
     except ValueError:

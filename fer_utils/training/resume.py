@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_utils.files import atomic_write_json, atomic_write_with
+from fer_utils.training.config import setting_mismatches
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
@@ -141,8 +142,6 @@ def read_checkpoint(work_path: Path, run_name: str = "") -> tuple[dict, list, Pa
 
 def refuse_changed_settings(recorded: dict, wanted: dict, run_name: str, partial: Path) -> None:
     """ValueError (one line) naming every setting that differs from the checkpoint's."""
-    from fer_utils.training.config import setting_mismatches
-
     problems = setting_mismatches(recorded, wanted)
     problems += [f"{key} (not in the checkpoint)" for key in recorded.keys() - wanted.keys()]
     if problems:

@@ -22,6 +22,7 @@ from fer_utils.files import atomic_write_csv, atomic_write_json, require_folder_
 from fer_utils.parallel import default_workers, parallel_map
 from fer_utils.training import rundir
 from fer_utils.training.config import TrainConfig, effective_settings, setting_mismatches
+from fer_utils.training.resume import checkpoint_root
 from fer_utils.training.train import train_run
 from fer_utils.viz.formatting import mean_sd, percent, score
 
@@ -132,8 +133,6 @@ def train_seed_sets(
 
 def epochs_done(run_dir: Path) -> int:
     """Epochs a run has finished: all when it is complete, else its partial folder's newest checkpoint."""
-    from fer_utils.training.resume import checkpoint_root
-
     run_dir = Path(os.path.abspath(run_dir))
     if rundir.is_finished(run_dir):
         return -1

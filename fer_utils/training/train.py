@@ -22,6 +22,7 @@ from fer_utils.training import rundir
 from fer_utils.training.architectures import build_model, model_cost
 from fer_utils.training.calibration import calibrate
 from fer_utils.training.config import CHECKED_FIELDS, TrainConfig, effective_settings, setting_mismatches
+from fer_utils.training.distill import add_teacher_outputs, load_teacher
 from fer_utils.training.evaluate import predictions_table
 from fer_utils.training.feed import class_targets, make_dataset, probe_faces
 from fer_utils.training.fit import (
@@ -35,7 +36,13 @@ from fer_utils.training.fit import (
 )
 from fer_utils.training.model import load_keras_model
 from fer_utils.training.record import run_config_record, run_metrics, split_table
-from fer_utils.training.resume import BEST_FILE, remove_checkpoints
+from fer_utils.training.resume import (
+    BEST_FILE,
+    TrainingState,
+    read_checkpoint,
+    refuse_changed_settings,
+    remove_checkpoints,
+)
 from fer_utils.training.splits import Split, make_split
 
 __all__ = [
@@ -119,8 +126,6 @@ def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainCon
     parts = {"train": train_ids, "validation": split.validation, "test": split.test}
     teacher = None
     if config.teacher:
-        from fer_utils.training.distill import load_teacher
-
         teacher = load_teacher(config.teacher, list(cache.labels), image_size)
 
     def feed(name, ids, epochs=None):
@@ -138,8 +143,6 @@ def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainCon
             epochs=epochs,
         )
         if teacher is not None and name == "train":
-            from fer_utils.training.distill import add_teacher_outputs
-
             weights = class_weights(targets[ids], len(cache.labels), settings.class_weighting)
             dataset = add_teacher_outputs(dataset, teacher[0], teacher[1], len(cache.labels), weights)
         return dataset
@@ -182,8 +185,6 @@ def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainCon
 def resume_point(writer: rundir.RunWriter, cache: FaceCache, config: TrainConfig, image_size: int) -> Resume:
     """What :func:`fit_model` resumes from: the partial folder's newest good checkpoint (after refusing one
     made with other settings, in one line), or a fresh start."""
-    from fer_utils.training.resume import TrainingState, read_checkpoint, refuse_changed_settings
-
     wanted = {**effective_settings(asdict(config)), "cache_key": cache.key, "image_size": image_size}
     state = TrainingState()
     found = read_checkpoint(writer.work_path, writer.path.name) if writer.resumed else None
