@@ -11,10 +11,13 @@ import pandas as pd
 
 @lru_cache(maxsize=4)
 def _cached_predictor(model: str | None, threads: int | None, engine: str = "auto"):
+    from fer_utils.deploy.bundled import is_bundled_name
     from fer_utils.deploy.engines import bundled_predictor
     from fer_utils.deploy.predictors import load_predictor
 
-    return bundled_predictor(engine, threads) if model is None else load_predictor(model, threads)
+    if model is None or is_bundled_name(model):  # None: the default; "paper": the paper CNN
+        return bundled_predictor(engine, threads, model)
+    return load_predictor(model, threads)
 
 
 def predict(
@@ -34,7 +37,8 @@ def predict(
     Args:
         source: a video or image path, a folder of them, or a NumPy image (gray, BGR or BGRA uint8).
         model: a model path (run folder, ``.keras``, ``.tflite``, ``.onnx``) or a loaded
-            :class:`~fer_utils.deploy.predictors.Predictor`; None = the bundled FER2013 model.
+            :class:`~fer_utils.deploy.predictors.Predictor`, or a bundled model by architecture name
+            (``"paper"``: the paper CNN); None = the bundled FER2013 default.
         frames, fps, detector, max_faces, min_face_size: as for ``fer predict``.
         threads: CPU threads of TFLite / ONNX Runtime.
         detect_every: as ``fer predict --detect-every`` (default the same: keyframes on dense video only).

@@ -28,7 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "fer_utils.faces.cache",
         "check a face cache: `fer cache verify CACHE` (sizes, checksums, index)",
     ),
-    "train": ("fer_utils.training.cli", "train and evaluate the paper CNN, writing a run directory"),
+    "train": (
+        "fer_utils.training.cli",
+        "train and evaluate a network (the paper CNN by default), writing a run directory; resumable",
+    ),
     "ablate": (
         "fer_utils.experiments.ablation",
         "the paper's dropout / L1 study: a grid of papermill-executed training runs, with table and figures",
@@ -36,6 +39,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "study-recipes": (
         "fer_utils.experiments.recipe_study",
         "does each ingredient of the robust recipe earn its place? configurations × seeds, with a table",
+    ),
+    "study-models": (
+        "fer_utils.experiments.model_study",
+        "the light-model frontier: architectures × seeds, accuracy vs parameters and int8 ms/face",
     ),
     "report": (
         "fer_utils.viz.report",

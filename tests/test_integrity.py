@@ -120,7 +120,7 @@ def test_two_fer_train_racing_on_one_folder_leave_one_whole_run(cache, tmp_path)
                 "--out",
                 str(out),
             ]
-            + ["--epochs", "40", "--batch-size", "8", "--seed", str(seed)],
+            + ["--epochs", "40", "--batch-size", "8", "--seed", str(seed), "--threads", "1"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -8,39 +8,7 @@ import os
 import numpy as np
 
 from fer_utils.bench.timing import time_calls
-
-
-def count_multiply_adds(model) -> list[dict]:
-    """Multiply-adds per face of each Conv2D / Dense layer (conv: H·W·k·k·Cin·Cout; dense: in·out).
-
-    Args:
-        model: a built Keras model.
-
-    Returns:
-        One dict per counted layer: name, kind, output shape, multiply-adds.
-    """
-    from keras import layers
-
-    counted = []
-    for layer in model.layers:
-        if isinstance(layer, layers.Conv2D):
-            _, height, width, channels_out = layer.output.shape
-            kernel_h, kernel_w, channels_in, _ = layer.kernel.shape
-            macs = height * width * kernel_h * kernel_w * channels_in * channels_out
-        elif isinstance(layer, layers.Dense):
-            inputs, outputs = layer.kernel.shape
-            macs = inputs * outputs
-        else:
-            continue
-        counted.append(
-            {
-                "layer": layer.name,
-                "kind": type(layer).__name__,
-                "output_shape": [int(d) for d in layer.output.shape[1:]],
-                "multiply_adds": int(macs),
-            }
-        )
-    return counted
+from fer_utils.training.architectures import count_multiply_adds  # counted where the models are built
 
 
 def matmul_rate(threads: int, size: int = 1024, repeats: int = 10) -> dict:

@@ -23,14 +23,6 @@ from fer_utils.paths import PACKAGE_DIR, PROJECT_ROOT, shared_data_root
 
 BUNDLED_DIR = PACKAGE_DIR / "models"
 BUNDLED_NAME = "fer2013_robust_48"
-#: The shipped files by format (the fp32 exports let ``fer predict`` pick the engine fastest on the CPU,
-#: :mod:`fer_utils.deploy.engines`).
-BUNDLED_FILES = {
-    "keras": f"{BUNDLED_NAME}.keras",
-    "tflite-int8": f"{BUNDLED_NAME}_int8.tflite",
-    "tflite-fp32": f"{BUNDLED_NAME}.tflite",
-    "onnx-fp32": f"{BUNDLED_NAME}.onnx",
-}
 DEFAULT_FORMAT = "tflite-int8"
 CARD_JSON = "model_card.json"
 CARD_MARKDOWN = PROJECT_ROOT / "docs" / "model_card.md"
@@ -53,18 +45,57 @@ FER2013_CLASSES = {
 }
 
 
-def bundled_model_path(fmt: str = DEFAULT_FORMAT, models_dir: str | os.PathLike | None = None) -> Path:
-    """The shipped model file of ``fmt`` (``keras`` or ``tflite-int8``).
+#: The bundled model ``fer predict`` uses without ``--model`` (a name of :func:`bundled_files`).
+DEFAULT_MODEL = "paper"
+
+
+def bundled_name(architecture: str = "paper") -> str:
+    """The file stem of a bundled model: ``fer2013_robust_48`` for the paper CNN (as always shipped),
+    ``fer2013_<architecture>`` for another family."""
+    return BUNDLED_NAME if architecture == "paper" else f"fer2013_{architecture}"
+
+
+def bundled_files(architecture: str = "paper") -> dict[str, str]:
+    """The shipped file names by format of the bundled ``architecture`` (the fp32 exports let ``fer
+    predict`` pick the engine fastest on the CPU, :mod:`fer_utils.deploy.engines`)."""
+    name = bundled_name(architecture)
+    return {
+        "keras": f"{name}.keras",
+        "tflite-int8": f"{name}_int8.tflite",
+        "tflite-fp32": f"{name}.tflite",
+        "onnx-fp32": f"{name}.onnx",
+    }
+
+
+#: The paper CNN's shipped files by format.
+BUNDLED_FILES = bundled_files("paper")
+
+
+def is_bundled_name(model) -> bool:
+    """True when ``model`` names a bundled model (``paper`` or another architecture) and no such path exists."""
+    from fer_utils.training.architectures import ARCHITECTURES
+
+    return isinstance(model, str) and model in ARCHITECTURES and not Path(model).exists()
+
+
+def bundled_model_path(
+    fmt: str = DEFAULT_FORMAT, models_dir: str | os.PathLike | None = None, model: str | None = None
+) -> Path:
+    """The shipped model file of ``fmt`` (``keras`` or ``tflite-int8``) of the bundled ``model``
+    (an architecture name; None: :data:`DEFAULT_MODEL`).
 
     Raises:
         ValueError: the file is missing (a checkout where ``fer bundle-model`` has not been run).
     """
-    if fmt not in BUNDLED_FILES:
-        raise ValueError(f"no bundled model in format {fmt!r}; choose one of {', '.join(BUNDLED_FILES)}")
-    path = Path(models_dir or BUNDLED_DIR) / BUNDLED_FILES[fmt]
+    files = bundled_files(model or DEFAULT_MODEL)
+    if fmt not in files:
+        raise ValueError(f"no bundled model in format {fmt!r}; choose one of {', '.join(files)}")
+    path = Path(models_dir or BUNDLED_DIR) / files[fmt]
     if not path.exists():
         raise ValueError(
-            f"the bundled model {path} is missing; rebuild it with `fer bundle-model` or pass --model"
+            f"the bundled model {path} is missing; rebuild it with `fer bundle-model"
+            f"{'' if (model or DEFAULT_MODEL) == 'paper' else ' --architecture ' + (model or DEFAULT_MODEL)}` "
+            "or pass --model"
         )
     return path
 
@@ -109,15 +140,28 @@ def score_fer2013_test(model_path: str | os.PathLike, fer2013_root: str | os.Pat
 # ------------------------------------------------------------------------------------------------ build
 
 
-def bundled_train_config(epochs: int = 30):
+def bundled_train_config(epochs: int = 30, architecture: str = "paper", image_size: int | None = None):
     """The shipped model's training: robust recipe, FER2013's own split (PublicTest selects, PrivateTest
-    tests), 48 px."""
+    tests); the paper CNN at 48 px (FER2013's own), another family at its intended input size
+    (:mod:`fer_utils.training.architectures`) unless ``image_size``."""
+    from fer_utils.training.architectures import architecture as family
     from fer_utils.training.config import TrainConfig
 
-    return TrainConfig(protocol="fixed", epochs=epochs, recipe="robust", image_size=IMAGE_SIZE)
+    size = image_size or (IMAGE_SIZE if architecture == "paper" else family(architecture).input_size)
+    return TrainConfig(
+        protocol="fixed", epochs=epochs, recipe="robust", image_size=size, architecture=architecture
+    )
 
 
-def train_bundle_seeds(images: Path, work: Path, seeds: list[int], epochs: int, workers: int | None) -> dict:
+def train_bundle_seeds(
+    images: Path,
+    work: Path,
+    seeds: list[int],
+    epochs: int,
+    workers: int | None,
+    architecture: str = "paper",
+    image_size: int | None = None,
+) -> dict:
     """FER2013 → face cache → one robust run per seed in ``work/seeds`` (finished seeds are kept)."""
     from fer_utils.faces.preprocess import default_cache_root, image_folder_cache
     from fer_utils.training.seeds import train_seeds
@@ -126,7 +170,8 @@ def train_bundle_seeds(images: Path, work: Path, seeds: list[int], epochs: int, 
         images, default_cache_root(), image_size=IMAGE_SIZE, split_dirs=True, progress=False
     )
     print(f"face cache: {cache.cache_dir} ({len(cache)} faces)")
-    return train_seeds(cache.cache_dir, work / "seeds", bundled_train_config(epochs), seeds, workers)
+    config = bundled_train_config(epochs, architecture, image_size)
+    return train_seeds(cache.cache_dir, work / "seeds", config, seeds, workers)
 
 
 def ship_run(run, out_dir: Path) -> dict[str, Path]:
@@ -141,17 +186,23 @@ def ship_run(run, out_dir: Path) -> dict[str, Path]:
 
 def _write_shipped_files(keras, run, out_dir: Path) -> dict[str, Path]:
     from fer_utils.deploy.export import export_model, run_calibration_faces, write_model_spec
+    from fer_utils.deploy.predictors import run_calibration
     from fer_utils.training.model import load_keras_model
 
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = list(run.config["labels"])
     model = load_keras_model(run.model_path)
+    architecture = run.config.get("architecture", "paper")
+    files = bundled_files(architecture)
     extra = {
         "trained_on": "FER2013",
         "training_data": "FER2013 train (28,709 faces); PublicTest (3,589) selected the epoch",
         "recipe": run.config.get("recipe"),
         "seed": run.config.get("seed"),
         "num_params": run.metrics.get("num_params"),
+        "architecture": architecture,
+        "cost": run.metrics.get("cost"),
+        "calibration": run_calibration(run.path),
         "preprocessing": {
             "detector": "hog",
             "margin": PREDICT_MARGIN,
@@ -159,7 +210,7 @@ def _write_shipped_files(keras, run, out_dir: Path) -> dict[str, Path]:
             "frames_per_video": 6,
         },
     }
-    keras_path = out_dir / BUNDLED_FILES["keras"]
+    keras_path = out_dir / files["keras"]
     model.save(keras_path)
     write_model_spec(
         keras_path,
@@ -167,14 +218,14 @@ def _write_shipped_files(keras, run, out_dir: Path) -> dict[str, Path]:
             "format": "keras",
             "model_file": keras_path.name,
             "labels": labels,
-            "image_size": IMAGE_SIZE,
+            "image_size": int(run.config.get("image_size") or IMAGE_SIZE),
             **extra,
         },
     )
     int8_path = export_model(
         model,
         "tflite-int8",
-        out_dir / BUNDLED_FILES["tflite-int8"],
+        out_dir / files["tflite-int8"],
         labels,
         run_calibration_faces(run.path),
         extra,
@@ -182,16 +233,20 @@ def _write_shipped_files(keras, run, out_dir: Path) -> dict[str, Path]:
     return {
         "keras": keras_path,
         "tflite-int8": int8_path,
-        **write_fp32_exports(model, labels, out_dir, extra),
+        **write_fp32_exports(model, labels, out_dir, extra, files),
     }
 
 
-def write_fp32_exports(model, labels: list[str], out_dir: Path, extra: dict) -> dict[str, Path]:
-    """The shipped model's float32 TFLite and ONNX exports (exact conversions of the Keras model)."""
+def write_fp32_exports(
+    model, labels: list[str], out_dir: Path, extra: dict, files: dict[str, str] | None = None
+) -> dict[str, Path]:
+    """The shipped model's float32 TFLite and ONNX exports (exact conversions of the Keras model), named
+    as ``files`` (:func:`bundled_files`; default the paper CNN's)."""
     from fer_utils.deploy.export import export_model
 
+    files = files or BUNDLED_FILES
     return {
-        fmt: export_model(model, export_fmt, out_dir / BUNDLED_FILES[fmt], labels, extra=extra)
+        fmt: export_model(model, export_fmt, out_dir / files[fmt], labels, extra=extra)
         for fmt, export_fmt in (("tflite-fp32", "tflite"), ("onnx-fp32", "onnx"))
     }
 
@@ -205,7 +260,13 @@ def model_card_numbers(summary: dict, run, shipped: dict[str, Path], images: Pat
             "recipe": run.config.get("recipe"),
             "recipe_settings": run.config.get("recipe_settings"),
             "epochs": run.config.get("epochs"),
-            "image_size": IMAGE_SIZE,
+            "image_size": int(run.config.get("image_size") or IMAGE_SIZE),
+            "architecture": run.config.get("architecture", "paper"),
+            "cost": run.metrics.get("cost"),
+            "calibration": {
+                key: (run.metrics.get("calibration") or {}).get(key)
+                for key in ("temperature", "test_ece_before", "test_ece_after")
+            },
             "num_params": run.metrics.get("num_params"),
             "threads": run.config.get("threads_used"),
         },
@@ -267,13 +328,16 @@ def build_bundled_model(
     workers: int | None = None,
     out_dir: str | os.PathLike | None = None,
     card_markdown: str | os.PathLike | None = CARD_MARKDOWN,
+    architecture: str = "paper",
+    image_size: int | None = None,
 ) -> dict:
-    """Train (resumable), pick the median seed, ship its files and write the model card's numbers."""
+    """Train (resumable: finished seeds are kept, an interrupted seed resumes after its last finished
+    epoch), pick the median seed, ship its files and write the model card's numbers."""
     from fer_utils.training.seeds import describe_seeds, median_run
 
     images, work = Path(images), Path(work)
     out_dir = Path(out_dir or BUNDLED_DIR)
-    summary = train_bundle_seeds(images, work, seeds, epochs, workers)
+    summary = train_bundle_seeds(images, work, seeds, epochs, workers, architecture, image_size)
     print(describe_seeds(summary))
     if summary["failed"]:
         raise ValueError(f"{summary['failed']} seed run(s) failed; see {work / 'seeds' / 'seeds.json'}")
@@ -282,7 +346,8 @@ def build_bundled_model(
     shutil.rmtree(staging, ignore_errors=True)
     shipped = ship_run(run, staging)
     card = model_card_numbers(summary, run, shipped, images)
-    atomic_write_json(staging / CARD_JSON, card, default=str)
+    card_name = CARD_JSON if architecture == "paper" else f"model_card_{architecture}.json"
+    atomic_write_json(staging / card_name, card, default=str)
     out_dir.mkdir(parents=True, exist_ok=True)
     for entry in staging.iterdir():
         os.replace(entry, out_dir / entry.name)
@@ -300,28 +365,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--work",
-        default="runs/bundled-model",
-        help="where the seed runs go (resumable; default: runs/bundled-model)",
+        help="where the seed runs go (resumable; default: runs/bundled-model, with --architecture X "
+        "runs/bundled-model-X)",
     )
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per seed (default: 0 1 2)"
     )
     parser.add_argument("--epochs", type=int, default=30, help="epochs per run (default: 30)")
+    parser.add_argument(
+        "--architecture",
+        default="paper",
+        help="the family to train and ship (fer_utils/training/architectures.py; default: paper, shipped "
+        "as fer2013_robust_48; another as fer2013_<architecture>)",
+    )
+    parser.add_argument(
+        "--image-size", type=int, help="face size (default: 48 for paper, else the family's input size)"
+    )
     parser.add_argument("--workers", type=int, help="runs at once (default: one per core)")
     parser.add_argument("--out", help=f"folder the shipped files go into (default: {BUNDLED_DIR})")
     parser.add_argument(
-        "--card", default=str(CARD_MARKDOWN), help="model card whose numbers block is rewritten ('' to skip)"
+        "--card",
+        help=f"model card whose numbers block is rewritten ('' to skip; default: {CARD_MARKDOWN} for the "
+        "paper CNN, none for another architecture)",
     )
     parser.set_defaults(func=_bundle_cli)
 
 
 def _bundle_cli(args) -> int:
+    from fer_utils.training.architectures import architecture
+
+    architecture(args.architecture)  # an unknown name: one line, before any work
+    paper = args.architecture == "paper"
+    work = args.work or ("runs/bundled-model" if paper else f"runs/bundled-model-{args.architecture}")
+    card_markdown = args.card if args.card is not None else (str(CARD_MARKDOWN) if paper else "")
     card = build_bundled_model(
-        args.images, args.work, args.seeds, args.epochs, args.workers, args.out, args.card
+        args.images,
+        work,
+        args.seeds,
+        args.epochs,
+        args.workers,
+        args.out,
+        card_markdown,
+        args.architecture,
+        args.image_size,
     )
     scores = card["test"][DEFAULT_FORMAT]
     print(
         f"shipped seed {card['shipped_seed']}: PrivateTest accuracy {100 * scores['accuracy']:.1f} %, "
-        f"macro F1 {scores['macro_f1']:.3f} ({BUNDLED_FILES[DEFAULT_FORMAT]})"
+        f"macro F1 {scores['macro_f1']:.3f} ({bundled_files(args.architecture)[DEFAULT_FORMAT]})"
     )
     return 0

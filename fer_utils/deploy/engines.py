@@ -151,9 +151,10 @@ def _measure_in_fresh_process(threads: int | None) -> dict | None:
     return json.loads(line.split(" ", 1)[1]) if line else None
 
 
-def bundled_predictor(engine: str = "auto", threads: int | None = None):
-    """The bundled model's predictor in ``engine`` (``auto``: :func:`choose_engine`), with
-    ``predictor.engine`` and ``predictor.engine_choice`` recording what was chosen and how."""
+def bundled_predictor(engine: str = "auto", threads: int | None = None, model: str | None = None):
+    """The predictor of the bundled ``model`` (an architecture name; None: the default) in ``engine``
+    (``auto``: :func:`choose_engine`), with ``predictor.engine`` and ``predictor.engine_choice`` recording
+    what was chosen and how."""
     from fer_utils.deploy.bundled import bundled_model_path
     from fer_utils.deploy.predictors import load_predictor
 
@@ -163,7 +164,7 @@ def bundled_predictor(engine: str = "auto", threads: int | None = None):
         choice = {"engine": engine, "how": "forced (--engine)"}
     else:
         raise ValueError(f"unknown engine {engine!r}; choose auto or one of {', '.join(ENGINES)}")
-    predictor = load_predictor(bundled_model_path(choice["engine"]), threads)
+    predictor = load_predictor(bundled_model_path(choice["engine"], model=model), threads)
     predictor.engine = choice["engine"]
     predictor.engine_choice = {k: v for k, v in choice.items() if k != "key"}
     return predictor

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_utils.deploy.predictors import as_batch, quiet_tensorflow
+from fer_utils.deploy.predictors import as_batch, quiet_tensorflow, run_calibration
 from fer_utils.training import rundir
 
 EXPORT_FORMATS = ("tflite", "tflite-int8", "onnx")
@@ -35,8 +35,9 @@ CALIBRATION_FACES = 256
 def fold_rescaling(model):
     """The same network with its ``Rescaling`` layer folded into the next convolution's kernel.
 
-    A Rescaling with an offset (the ``robust`` recipe's centring to [−1, 1]) is kept: the model is returned
-    unchanged.
+    A Rescaling with an offset (the ``robust`` recipe's centring to [−1, 1]) is kept, and so is the Rescaling
+    of a graph with merges (residual families of :mod:`fer_utils.training.architectures`): the model is
+    returned unchanged.
 
     ``conv(x * s)`` equals ``conv'(x)`` with ``kernel' = kernel * s`` (exact for a zero offset, whatever
     the padding), so the folded model takes raw pixels and gives the same outputs with one operation
@@ -52,6 +53,8 @@ def fold_rescaling(model):
     from keras import layers
 
     chain = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    if any(isinstance(layer.input, list | tuple) for layer in chain):
+        return model  # a residual graph (Add, Multiply): its Rescaling stays, one cheap elementwise op
     rescale_at = [i for i, layer in enumerate(chain) if isinstance(layer, layers.Rescaling)]
     if not rescale_at:
         return model
@@ -341,7 +344,11 @@ def export_run(
         "source_run": str(run_dir.resolve()),
         "protocol": config.get("protocol"),
         "preprocessing": config.get("preprocessing", {}),
+        "architecture": config.get("architecture", "paper"),
     }
+    temperature = run_calibration(run_dir)
+    if temperature:
+        extra["calibration"] = temperature  # predictors scale their probabilities with it
     return export_model(
         rundir.model_path(run_dir),
         fmt,

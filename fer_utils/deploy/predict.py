@@ -773,7 +773,8 @@ def add_arguments(predict: argparse.ArgumentParser) -> None:
     predict.add_argument("media", nargs="+", help="videos, images or folders of them")
     predict.add_argument(
         "--model",
-        help="run folder, model.keras, .tflite or .onnx (default: the bundled FER2013 model, see `fer bundle-model`)",
+        help="run folder, model.keras, .tflite or .onnx, or a bundled model by architecture name, e.g. paper "
+        "(default: the bundled FER2013 model, see `fer bundle-model`)",
     )
     predict.add_argument("--fps", type=float, help="sample this many frames per second (dense timeline)")
     predict.add_argument(
@@ -835,14 +836,16 @@ def _check_arguments(args) -> None:
 
 
 def _predict_cli_predictor(args):
-    """The predictor of ``fer predict``: ``--model``, else the bundled model in ``--engine``'s format."""
+    """The predictor of ``fer predict``: ``--model`` (a file, a run folder, or a bundled model by
+    architecture name such as ``paper``), else the bundled default, in ``--engine``'s format."""
+    from fer_utils.deploy.bundled import is_bundled_name
     from fer_utils.deploy.engines import bundled_predictor
 
-    if args.model:
+    if args.model and not is_bundled_name(args.model):
         if args.engine != "auto":
-            raise ValueError("--engine chooses among the bundled model's files; drop it with --model")
+            raise ValueError("--engine chooses among the bundled model's files; drop it with --model FILE")
         return load_predictor(args.model, args.threads), str(args.model)
-    predictor = bundled_predictor(args.engine, args.threads)
+    predictor = bundled_predictor(args.engine, args.threads, args.model)
     return predictor, str(predictor.path)
 
 

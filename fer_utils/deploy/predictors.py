@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_utils.training import rundir
+from fer_utils.training.calibration import apply_temperature
 from fer_utils.training.runtime import import_tensorflow, stderr_silenced
 
 
@@ -64,15 +65,26 @@ class Predictor:
     def _run(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - implemented by backends
         raise NotImplementedError
 
-    def predict_proba(self, faces: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Probabilities ``(n, len(labels))`` for uint8 faces ``(n, s, s)`` (or ``(n, s, s, 1)``)."""
+    @property
+    def temperature(self) -> float | None:
+        """The calibration temperature stored with the model (spec ``calibration``), or None."""
+        value = (self.spec.get("calibration") or {}).get("temperature")
+        return float(value) if value else None
+
+    def predict_proba(self, faces: np.ndarray, batch_size: int = 64, calibrated: bool = True) -> np.ndarray:
+        """Probabilities ``(n, len(labels))`` for uint8 faces ``(n, s, s)`` (or ``(n, s, s, 1)``),
+        temperature-scaled when the model carries a calibration (``calibrated=False``: the raw softmax;
+        the predicted class is the same either way)."""
         faces = as_batch(np.asarray(faces), self.image_size)
         if not len(faces):
             return np.zeros((0, len(self.labels)), np.float32)
         parts = [self._run(faces[start : start + batch_size]) for start in range(0, len(faces), batch_size)]
         probabilities = np.concatenate(parts).astype(np.float32)
         # Guard against rounding in exported runtimes: every row sums to 1.
-        return probabilities / np.maximum(probabilities.sum(axis=1, keepdims=True), 1e-12)
+        probabilities = probabilities / np.maximum(probabilities.sum(axis=1, keepdims=True), 1e-12)
+        if calibrated and self.temperature:
+            probabilities = apply_temperature(probabilities, self.temperature).astype(np.float32)
+        return probabilities
 
 
 class _KerasPredictor(Predictor):
@@ -198,6 +210,9 @@ def _keras_spec(model_path: Path) -> dict:
             preprocessing=config.get("preprocessing", {}),
             source_run=str(model_path.parent.resolve()),
         )
+    calibration = run_calibration(model_path.parent)
+    if calibration:
+        spec["calibration"] = calibration
     return spec
 
 
@@ -224,6 +239,20 @@ def model_spec(model_path: str | os.PathLike) -> dict:
     if model_path.suffix.lower() == ".keras":
         return _keras_spec(model_path)
     return {}
+
+
+def run_calibration(run_dir: Path) -> dict | None:
+    """``{"temperature", "fitted_on"}`` from a run's metrics.json (None for runs without calibration)."""
+    metrics_path = Path(run_dir) / rundir.METRICS_FILE
+    if not metrics_path.exists():
+        return None
+    try:
+        calibration = json.loads(metrics_path.read_text()).get("calibration") or {}
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    if not calibration.get("temperature"):
+        return None
+    return {"temperature": float(calibration["temperature"]), "fitted_on": "validation part of the run"}
 
 
 def load_predictor(path: str | os.PathLike, num_threads: int | None = None) -> Predictor:

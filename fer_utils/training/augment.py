@@ -20,21 +20,30 @@ class AugmentConfig:
     max_contrast: float = 0.2  # contrast factor drawn from [1 − c, 1 + c]
 
 
-def augment_batch(faces, labels, config: AugmentConfig = AugmentConfig()):
+def augment_batch(faces, labels, config: AugmentConfig = AugmentConfig(), seed=None):
     """Augment a batch ``(b, s, s, 1)`` of faces (any dtype 0–255); returns float32 faces in 0–255.
 
     One projective-transform call per batch (bilinear, reflected borders) instead of one op per change.
+    ``seed``: a ``[2]`` int64 tensor for stateless draws (the same seed, the same changes: what a resumed
+    run needs); None draws from TensorFlow's global generator.
     """
     import tensorflow as tf
 
     faces = tf.cast(faces, tf.float32)
     batch = tf.shape(faces)[0]
     side = tf.cast(tf.shape(faces)[1], tf.float32)
+    draws = iter(range(8))
+    seeds = None if seed is None else tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=8)
+
+    def draw(low, high):
+        if seeds is None:
+            return tf.random.uniform([batch], low, high)
+        return tf.random.stateless_uniform([batch], seeds[next(draws)], low, high)
 
     def uniform(limit):
-        return tf.random.uniform([batch], -limit, limit)
+        return draw(-limit, limit)
 
-    mirror = 1.0 - 2.0 * tf.cast(tf.random.uniform([batch]) < (0.5 if config.flip else 0.0), tf.float32)
+    mirror = 1.0 - 2.0 * tf.cast(draw(0.0, 1.0) < (0.5 if config.flip else 0.0), tf.float32)
     angle = uniform(config.max_rotation_degrees * math.pi / 180)
     scale = 1.0 + uniform(config.max_scale)
     cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale

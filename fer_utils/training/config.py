@@ -7,6 +7,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from fer_utils.settings import setting
+from fer_utils.training.architectures import ARCHITECTURES
 from fer_utils.training.model import INPUT_SCALINGS, check_regularisation
 from fer_utils.training.recipes import (
     CLASS_WEIGHTINGS,
@@ -33,6 +34,13 @@ class TrainConfig:
         help="which faces are held out: paper (random faces), video (unseen clips), subject (unseen people), "
         "fixed (the dataset's own split)",
         choices=PROTOCOLS,
+    )
+    architecture: str = setting(
+        "paper",
+        help="the network: paper (the published CNN), paper_bn (its layout with BatchNorm and a 64-unit "
+        "bottleneck), mini_xception (depthwise-separable residual), mobilenet_v3_small (untrained backbone); "
+        "fer_utils/training/architectures.py gives each one's input size and cost",
+        choices=tuple(ARCHITECTURES),
     )
     epochs: int = setting(30, help="passes over the training part")
     batch_size: int = setting(32, help="faces per gradient step")
@@ -116,6 +124,15 @@ class TrainConfig:
         help="start from this run folder or .keras model (same image size; new head rows for new classes)",
     )
     freeze_epochs: int = setting(0, help="with --init-from: epochs with the convolutions frozen first")
+    teacher: str | None = setting(
+        None,
+        help="distil from this run folder or .keras model (same classes and image size): the loss adds the "
+        "teacher's softened outputs to the labels",
+    )
+    distill_temperature: float = setting(4.0, help="with --teacher: softmax temperature of both outputs")
+    distill_weight: float = setting(
+        0.5, help="with --teacher: weight of the teacher term (1 − weight on the labels' cross-entropy)"
+    )
     threads: int | None = setting(
         1,
         help="TensorFlow intra-op threads of this run (none: all cores). The same config and thread count "
@@ -136,6 +153,15 @@ class TrainConfig:
         self.settings()  # validates the recipe and its overrides
         if self.freeze_epochs < 0 or (self.freeze_epochs and not self.init_from):
             raise ValueError("freeze_epochs needs --init-from and must be ≥ 0")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"unknown architecture {self.architecture!r}; choose one of {', '.join(ARCHITECTURES)}"
+            )
+        if self.distill_temperature <= 0 or not 0 <= self.distill_weight <= 1:
+            raise ValueError(
+                f"distill_temperature must be > 0 and distill_weight in [0, 1], got "
+                f"{self.distill_temperature}, {self.distill_weight}"
+            )
         if self.freeze_epochs >= self.epochs:
             raise ValueError(f"freeze_epochs ({self.freeze_epochs}) must be below epochs ({self.epochs})")
 

@@ -18,6 +18,7 @@ def make_dataset(
     in_memory_limit_mb: int = 2048,
     augment: bool = False,
     one_hot_classes: int | None = None,
+    epochs: tuple[int, int] | None = None,
 ):
     """A batched, prefetched ``tf.data.Dataset`` of ``(faces (b, s, s, 1), class index)`` (or one-hot
     targets of ``one_hot_classes`` classes, which label smoothing needs).
@@ -25,21 +26,24 @@ def make_dataset(
     Small selections are gathered into memory once; larger ones stream batch by batch from the
     memory-mapped shards (one gather per batch), so MEAD-scale caches never need to fit in RAM. Faces are
     uint8, or float32 0–255 when resized or augmented (:func:`fer_utils.training.augment.augment_batch`).
+
+    ``epochs=(first, last)``: the batches of epochs ``first`` … ``last − 1`` one after the other (fit it
+    with ``steps_per_epoch``), each epoch a full permutation and augmentation drawn statelessly from
+    ``(seed, epoch)`` only, so a run resumed at any epoch sees exactly the batches an uninterrupted run
+    sees. Without it a shuffled dataset reshuffles on each pass (``reshuffle_each_iteration``, buffer of
+    at most 100,000 faces).
     """
     import tensorflow as tf
 
     size = cache.image_size
     face_ids = np.asarray(face_ids, dtype=np.int64)
     targets = np.asarray(targets, dtype=np.int32)
-    if len(face_ids) * size * size <= in_memory_limit_mb * 2**20:
-        dataset = tf.data.Dataset.from_tensor_slices((cache.faces(face_ids)[..., None], targets))
-        if shuffle:
-            dataset = dataset.shuffle(len(face_ids), seed=seed, reshuffle_each_iteration=True)
-        dataset = dataset.batch(batch_size)
+    in_memory = len(face_ids) * size * size <= in_memory_limit_mb * 2**20
+    if in_memory:
+        faces = tf.constant(cache.faces(face_ids)[..., None])
+        base = tf.data.Dataset.from_tensor_slices((faces, targets))
     else:
-        dataset = tf.data.Dataset.from_tensor_slices((face_ids, targets))
-        if shuffle:
-            dataset = dataset.shuffle(min(len(face_ids), 100_000), seed=seed, reshuffle_each_iteration=True)
+        base = tf.data.Dataset.from_tensor_slices((face_ids, targets))
 
         def gather(ids):
             return cache.faces(ids)[..., None]
@@ -48,20 +52,66 @@ def make_dataset(
             faces = tf.numpy_function(gather, [ids], tf.uint8, stateful=False)
             return tf.ensure_shape(faces, [None, size, size, 1]), labels
 
-        dataset = dataset.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if image_size and image_size != size:
-        dataset = dataset.map(
-            lambda faces, labels: (tf.image.resize(faces, (image_size, image_size), antialias=True), labels),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-    if augment:
-        from fer_utils.training.augment import augment_batch
+    rows = (faces if in_memory else tf.constant(face_ids)), tf.constant(targets)
 
-        dataset = dataset.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if one_hot_classes:
-        dataset = dataset.map(lambda faces, labels: (faces, tf.one_hot(labels, one_hot_classes)))
+    def batches(epoch=None):
+        if shuffle and epoch is not None:
+            # One permutation per (seed, epoch), stateless: nothing to restore when a run resumes.
+            key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+            dataset = (
+                tf.data.Dataset.range(len(face_ids))
+                .map(lambda index: tf.random.experimental.index_shuffle(index, key, len(face_ids) - 1))
+                .batch(batch_size)
+                .map(lambda order: (tf.gather(rows[0], order), tf.gather(rows[1], order)))
+            )
+        elif shuffle:
+            dataset = base.shuffle(min(len(face_ids), 100_000), seed=seed, reshuffle_each_iteration=True)
+            dataset = dataset.batch(batch_size)
+        else:
+            dataset = base.batch(batch_size)
+        if not in_memory:
+            dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        if image_size and image_size != size:
+            dataset = dataset.map(
+                lambda faces, labels: (
+                    tf.image.resize(faces, (image_size, image_size), antialias=True),
+                    labels,
+                ),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True,
+            )
+        if augment:
+            from fer_utils.training.augment import augment_batch
+
+            batch_seeds = tf.data.Dataset.range(2**62).map(
+                lambda step: tf.stack([epoch_seed(seed, -1 if epoch is None else epoch), step])
+            )
+            dataset = tf.data.Dataset.zip(dataset, batch_seeds).map(
+                lambda batch, batch_seed: augment_batch(*batch, seed=batch_seed),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True,
+            )
+        if one_hot_classes:
+            dataset = dataset.map(lambda faces, labels: (faces, tf.one_hot(labels, one_hot_classes)))
+        return dataset
+
+    if epochs is None:
+        dataset = batches()
+    else:
+        first, last = epochs
+        dataset = tf.data.Dataset.range(first, last).flat_map(batches)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def epoch_seed(seed, epoch):
+    """The augmentation seed of one epoch (int64; a tensor when ``epoch`` is one)."""
+    return tf_int64(seed) * 1_000_003 + tf_int64(epoch)
+
+
+def tf_int64(value):
+    import tensorflow as tf
+
+    return tf.cast(value, tf.int64)
 
 
 def class_targets(cache: FaceCache) -> np.ndarray:

@@ -30,6 +30,17 @@ def compile_model(model, config: TrainConfig, steps_per_epoch: int, epochs: int)
             warmup_target=settings.learning_rate if warmup else None,
             warmup_steps=warmup,
         )
+    if config.teacher:
+        from fer_utils.training.distill import accuracy_metric, distillation_loss
+
+        loss = distillation_loss(
+            model.output_shape[-1],
+            config.distill_temperature,
+            config.distill_weight,
+            settings.label_smoothing,
+        )
+        model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=[accuracy_metric()])
+        return
     model.compile(
         optimizer=keras.optimizers.Adam(rate),
         loss=_loss(settings.label_smoothing),
@@ -78,47 +89,100 @@ def fit_model(
     config: TrainConfig,
     model_path: Path,
     verbose: int = 0,
+    resume=None,
 ) -> FitResult:
     """Fit with the recipe; keep the epoch with the best validation score (``selection_metric``).
 
     Every epoch's logs get the validation and held-out test scores and the bottleneck diagnostics
     (:func:`fer_utils.training.callbacks.evaluation_callback`); the test scores only draw the paper's
     curves. With ``freeze_epochs`` the convolutions stay frozen for the first epochs (transfer).
+
+    ``datasets["train"]`` is a dataset, or a function ``(first epoch, last epoch) → dataset`` of those
+    epochs' batches (:func:`fer_utils.training.feed.make_dataset` with ``epochs``). ``resume``: a
+    :class:`Resume` — checkpoint after every epoch, and start from its restored state.
     """
     from fer_utils.training.callbacks import bottleneck_diagnostics
+    from fer_utils.training.resume import TrainingState, checkpoint_callback, restore_variables
 
     settings = config.settings()
-    recycled: list = []
+    state = resume.state if resume else TrainingState()
+    recycled: list = [tuple(item) for item in state.recycled]
     callbacks = training_callbacks(datasets, targets, probe, config, model_path, verbose, recycled)
+    selection = next(c for c in callbacks if type(c).__name__ == "ModelCheckpoint")
+    stopper = next((c for c in callbacks if type(c).__name__ == "EarlyStopping"), None)
+    if state.best is not None:
+        selection.best = state.best
     weights = class_weights(targets["train"], model.output_shape[-1], settings.class_weighting)
     steps = math.ceil(len(targets["train"]) / config.batch_size)
-    initial = bottleneck_diagnostics(model, *probe)
-    started = time.perf_counter()
-    histories, done = [], 0
+    initial = state.initial_diagnostics or bottleneck_diagnostics(model, *probe)
+    state.initial_diagnostics = initial
+    started = time.perf_counter() - state.seconds
+    if resume:
+        state.recycled = recycled  # the recycling callback appends here; the checkpoint saves it
+        saver = checkpoint_callback(
+            resume.work_path,
+            state,
+            resume.settings,
+            model_path,
+            lambda: time.perf_counter() - started,
+            selection,
+            stopper,
+        )
+        callbacks.insert(len(callbacks) - (1 if verbose else 0), saver)
     try:
+        done = state.epoch
+        phase_start = 0
         for until, convolutions_trainable in training_phases(config):
+            if until <= done or state.stopped:
+                phase_start = until
+                continue
             for layer in model.layers:
                 if layer.name.startswith("conv"):
                     layer.trainable = convolutions_trainable
-            compile_model(model, config, steps, until - done)
+            compile_model(model, config, steps, until - phase_start)
+            if state.variables is not None:
+                mid_phase = done > phase_start
+                restore_variables(
+                    model, state.variables, state.model_variable_count, restore_optimizer=mid_phase
+                )
+                state.variables = None
+                if mid_phase and resume:
+                    saver.restore_early_stopping = state.early_stopping
+            train = datasets["train"]
+            fit_options = {}
+            if callable(train):
+                train, fit_options = train(done, until), {"steps_per_epoch": steps}
             fit = model.fit(
-                datasets["train"],
+                train,
                 initial_epoch=done,
                 epochs=until,
                 callbacks=callbacks,
-                class_weight=weights,
+                class_weight=None if config.teacher else weights,  # distillation weighs in the feed
                 shuffle=False,  # the tf.data pipeline shuffles (seeded)
                 verbose=0,
+                **fit_options,
             )
-            histories.append(pd.DataFrame(fit.history))
-            done = until
+            if not resume:
+                state.history.extend(pd.DataFrame(fit.history).to_dict("records"))
+            done = phase_start = until
+            if model.stop_training:
+                break
     finally:  # a bar left open would glue the error message to it
         for callback in callbacks:
             getattr(callback, "close", lambda: None)()
     seconds = time.perf_counter() - started
-    history = pd.concat(histories, ignore_index=True)
+    history = pd.DataFrame(state.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
     return FitResult(history, seconds, initial, recycled, settings.selection_metric)
+
+
+@dataclass
+class Resume:
+    """Where a resumable run checkpoints (its partial folder), the settings it checks, what it restores."""
+
+    work_path: Path
+    settings: dict
+    state: object  # fer_utils.training.resume.TrainingState
 
 
 def training_phases(config: TrainConfig) -> list[tuple[int, bool]]:

@@ -52,7 +52,16 @@ def _split_known(cls, data: dict) -> tuple[dict, dict]:
 
 
 #: Fields left out of the file while None (a training run has no ``kind`` and no ``evaluation``).
-_OMITTED_WHEN_NONE = ("kind", "evaluation", "restricted", "unmapped_answers")
+_OMITTED_WHEN_NONE = (
+    "kind",
+    "evaluation",
+    "restricted",
+    "unmapped_answers",
+    "architecture",
+    "cost",
+    "calibration",
+    "teacher",
+)
 
 
 def _to_json(record) -> dict:
@@ -159,6 +168,13 @@ class RunMetrics:
     stalled_reason: str | None = None
     underfit: bool = False
     underfit_reason: str | None = None
+    #: The model family (:mod:`fer_utils.training.architectures`; None: runs before families, the paper CNN).
+    architecture: str | None = None
+    #: ``{parameters, multiply_adds}`` per face of the model (:func:`~fer_utils.training.architectures.model_cost`).
+    cost: dict | None = None
+    #: Temperature scaling fitted on the validation part, with test ECE / NLL before and after
+    #: (:func:`~fer_utils.training.calibration.calibrate`).
+    calibration: dict | None = None
     #: The validation score reached 1.0 before the last epoch: the kept epoch is an arbitrary choice.
     selection_saturated: bool = False
     selection_saturated_reason: str | None = None
@@ -274,6 +290,10 @@ class RunConfig:
     created: str | None = None
     numerics: dict | None = None
     transfer: dict | None = None
+    #: ``{parameters, multiply_adds}`` per face (:func:`~fer_utils.training.architectures.model_cost`).
+    cost: dict | None = None
+    #: ``{model}`` of the distillation teacher (None: trained on the labels alone).
+    teacher: dict | None = None
     #: ``{from, to}`` (px) when the cache's faces were resized to the model's input (None: same size).
     resized_faces: dict | None = None
     evaluation: Evaluation | None = None

@@ -47,6 +47,8 @@ HISTORY_FILE = "history.csv"
 MODEL_FILE = "model.keras"
 PREDICTIONS_FILE = "predictions.csv"
 METRICS_FILE = "metrics.json"
+#: Inside a partial folder: the per-epoch training checkpoints a rerun resumes from (fer_utils.training.resume).
+CHECKPOINT_DIR = "checkpoint"
 #: Files a finished run must hold (``split.csv`` is optional for readers: older runs lack it).
 RUN_FILES = (CONFIG_FILE, HISTORY_FILE, MODEL_FILE, METRICS_FILE, PREDICTIONS_FILE)
 #: An evaluation folder (``config.json``'s ``kind`` is :data:`EVALUATION_KIND`, ``fer evaluate``) has no
@@ -71,6 +73,9 @@ class RunWriter:
     Args:
         run_dir: the folder (created when the run finishes).
         overwrite: replace a finished run; otherwise a finished run raises ValueError.
+        resume: keep and reuse the newest partial folder holding a training checkpoint
+            (:mod:`fer_utils.training.resume`; ``resumed`` says whether one was found), and keep this one's
+            when the run fails or is interrupted, for the next writer to resume. ``overwrite`` starts over.
 
     The files go to a hidden sibling (``.<name>.partial-<id>``) that replaces ``run_dir`` in one step
     when :meth:`write_metrics` is called, so ``run_dir`` always holds the previous run or the new
@@ -81,7 +86,7 @@ class RunWriter:
     a second writer on the same folder raises :class:`~fer_utils.locks.FolderBusy`.
     """
 
-    def __init__(self, run_dir: str | os.PathLike, overwrite: bool = False):
+    def __init__(self, run_dir: str | os.PathLike, overwrite: bool = False, resume: bool = False):
         self.path = Path(run_dir)
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"run folder {self.path} is a file, not a folder; choose another path")
@@ -94,14 +99,29 @@ class RunWriter:
                     "or choose another folder"
                 )
             where = Path(os.path.abspath(self.path))  # "." and "runs/x/" have a parent and a name too
-            for stale in where.parent.glob(f".{glob.escape(where.name)}.partial-*"):
-                shutil.rmtree(stale, ignore_errors=True)  # left by a killed writer; we hold the lock
-            self.work_path = where.with_name(f".{where.name}.partial-{uuid.uuid4().hex[:8]}")
-            self.work_path.mkdir()
+            stale = sorted(
+                where.parent.glob(f".{glob.escape(where.name)}.partial-*"),
+                key=lambda path: path.stat().st_mtime,
+            )
+            resumable = (
+                [path for path in stale if (path / CHECKPOINT_DIR).is_dir()]
+                if resume and not overwrite
+                else []
+            )
+            self.resumed = bool(resumable)
+            for folder in stale:
+                if not resumable or folder != resumable[-1]:
+                    shutil.rmtree(folder, ignore_errors=True)  # left by a killed writer; we hold the lock
+            if resumable:
+                self.work_path = resumable[-1]
+            else:
+                self.work_path = where.with_name(f".{where.name}.partial-{uuid.uuid4().hex[:8]}")
+                self.work_path.mkdir()
         except BaseException:
             self.lock.release()
             raise
         self.finished = False
+        self.resumable = resume
 
     @property
     def model_path(self) -> Path:
@@ -157,9 +177,10 @@ class RunWriter:
             else:
                 shutil.copy2(entry, self.work_path / entry.name, follow_symlinks=False)
 
-    def abort(self) -> None:
-        """Drop the unfinished files and the lock; the previous run (if any) stays as it was."""
-        if not self.finished:
+    def abort(self, keep_checkpoint: bool = False) -> None:
+        """Drop the unfinished files and the lock; the previous run (if any) stays as it was. With
+        ``keep_checkpoint`` a partial folder holding a training checkpoint stays for a rerun to resume."""
+        if not self.finished and not (keep_checkpoint and (self.work_path / CHECKPOINT_DIR).is_dir()):
             shutil.rmtree(self.work_path, ignore_errors=True)
         self.lock.release()
 
@@ -167,7 +188,7 @@ class RunWriter:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.abort()
+        self.abort(keep_checkpoint=self.resumable)
 
 
 def write_run(

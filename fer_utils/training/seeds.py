@@ -11,6 +11,7 @@ Layout of a seeds folder::
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, replace
@@ -24,6 +25,7 @@ from fer_utils.locks import output_lock
 from fer_utils.parallel import default_workers, parallel_map
 from fer_utils.training import rundir
 from fer_utils.training.config import TrainConfig, effective_settings, setting_mismatches
+from fer_utils.training.resume import checkpoint_root
 from fer_utils.training.train import train_run
 
 SEEDS_TABLE_FILE = "seeds.csv"
@@ -126,19 +128,70 @@ def _train_seed_sets(
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
     results = parallel_map(_train_one, tasks, workers=workers, start_method="spawn")
-    if progress and tasks:
-        from fer_utils.progress import progress_bar
-
-        results = progress_bar(
-            results, total=len(tasks), desc=f"{len(tasks)} runs × {threads} thread(s)", unit="run"
-        )
+    watcher = EpochProgress(tasks) if progress and tasks else None
     failures: dict = {folder: {} for folder in folders}
-    for result in results:
-        if result["error"]:
-            failures[Path(result["run_dir"]).parent][result["seed"]] = result["error"]
+    try:
+        for result in results:
+            if result["error"]:
+                failures[Path(result["run_dir"]).parent][result["seed"]] = result["error"]
+    finally:
+        if watcher:
+            watcher.stop()
     return {
         folder: write_seed_summary(folder, finished_seed_runs(folder), failures[folder]) for folder in folders
     }
+
+
+def epochs_done(run_dir: Path) -> int:
+    """Epochs a run has finished: all when it is complete, else its partial folder's newest checkpoint."""
+    run_dir = Path(os.path.abspath(run_dir))
+    if rundir.is_finished(run_dir):
+        return -1
+    found = [
+        int(path.name.split("-")[1])
+        for partial in run_dir.parent.glob(f".{glob.escape(run_dir.name)}.partial-*")
+        for path in checkpoint_root(partial).glob("epoch-*")
+    ]
+    return max(found, default=0)
+
+
+class EpochProgress:
+    """One tqdm bar per pending run (``seed-<k>``: epochs done of its epochs), fed by a thread that reads
+    the runs' checkpoints every few seconds: the workers are other processes and need not report."""
+
+    def __init__(self, tasks: list[dict], every_s: float = 2.0):
+        import threading
+
+        from tqdm.auto import tqdm
+
+        self.runs = [(Path(task["run_dir"]), int(task["config"]["epochs"])) for task in tasks]
+        self.bars = [
+            tqdm(total=epochs, desc=f"{path.parent.name}/{path.name}", unit="epoch", position=i, leave=True)
+            for i, (path, epochs) in enumerate(self.runs)
+        ]
+        self.every_s = every_s
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _update(self) -> None:
+        for bar, (path, epochs) in zip(self.bars, self.runs, strict=True):
+            done = epochs_done(path)
+            done = epochs if done < 0 else min(done, epochs)
+            if done != bar.n:
+                bar.n = done
+                bar.refresh()
+
+    def _watch(self) -> None:
+        while not self.stopped.wait(self.every_s):
+            self._update()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+        self._update()
+        for bar in self.bars:
+            bar.close()
 
 
 def finished_seed_runs(folder: Path) -> list[rundir.Run]:

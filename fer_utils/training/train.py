@@ -1,4 +1,4 @@
-"""Training runs: face cache → tf.data → the paper CNN → a run directory (see README, "Run directory").
+"""Training runs: face cache → tf.data → a network (``--architecture``) → a run directory (see README, "Run directory").
 
 :func:`train_run` is the one path from data to evaluation; its parts live beside it: the parameters
 (:mod:`~fer_utils.training.config`), the data feed (:mod:`~fer_utils.training.feed`), fitting
@@ -9,6 +9,8 @@ command (:mod:`~fer_utils.training.cli`). Their public names are re-exported her
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from dataclasses import asdict
 
 import numpy as np
@@ -17,18 +19,30 @@ import pandas as pd
 from fer_utils.faces.cache import FaceCache, announce_resize
 from fer_utils.files import writing
 from fer_utils.training import rundir
+from fer_utils.training.architectures import build_model, model_cost
+from fer_utils.training.calibration import calibrate
 from fer_utils.training.config import CHECKED_FIELDS, TrainConfig, effective_settings, setting_mismatches
+from fer_utils.training.distill import add_teacher_outputs, load_teacher
 from fer_utils.training.evaluate import predictions_table
 from fer_utils.training.feed import class_targets, make_dataset, probe_faces
 from fer_utils.training.fit import (
     FitResult,
+    Resume,
     class_weights,
     compile_model,
     fit_model,
     training_callbacks,
     training_phases,
 )
+from fer_utils.training.model import load_keras_model
 from fer_utils.training.record import run_config_record, run_metrics, split_table
+from fer_utils.training.resume import (
+    BEST_FILE,
+    TrainingState,
+    read_checkpoint,
+    refuse_changed_settings,
+    remove_checkpoints,
+)
 from fer_utils.training.splits import Split, make_split
 
 __all__ = [
@@ -74,7 +88,8 @@ def train_run(
     verbose: int = 0,
     **overrides,
 ) -> rundir.Run:
-    """Train and evaluate the paper CNN on a face cache and write a run directory.
+    """Train and evaluate a network on a face cache and write a run directory (resumable: rerun after an
+    interruption and it continues after the last finished epoch, ending as an uninterrupted run would).
 
     Args:
         cache_dir: a face cache folder (``fer preprocess`` or :func:`image_folder_cache`).
@@ -93,23 +108,28 @@ def train_run(
     """
     config = TrainConfig(**{**asdict(config or TrainConfig()), **overrides})
     cache = open_training_cache(cache_dir)
-    with rundir.RunWriter(run_dir, overwrite) as writer:
+    with rundir.RunWriter(run_dir, overwrite, resume=True) as writer:
         _write_training(writer, cache, config, verbose)
     return rundir.load_run(writer.path)
 
 
 def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainConfig, verbose: int) -> None:
-    """Split, fit, evaluate and write every file of the run (``metrics.json`` last)."""
+    """Split, fit, evaluate and write every file of the run (``metrics.json`` last); a partial folder with
+    a checkpoint of the same settings resumes at its last finished epoch."""
     settings = config.settings()
+    image_size = config.image_size or cache.image_size
+    resume = resume_point(writer, cache, config, image_size)
     split, train_ids = split_faces(cache.index, config)
     targets = class_targets(cache)
-    image_size = config.image_size or cache.image_size
     numerics = prepare_tensorflow(config)
-    import keras
 
     parts = {"train": train_ids, "validation": split.validation, "test": split.test}
-    datasets = {
-        name: make_dataset(
+    teacher = None
+    if config.teacher:
+        teacher = load_teacher(config.teacher, list(cache.labels), image_size)
+
+    def feed(name, ids, epochs=None):
+        dataset = make_dataset(
             cache,
             ids,
             targets[ids],
@@ -120,32 +140,82 @@ def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainCon
             in_memory_limit_mb=config.in_memory_limit_mb,
             augment=settings.augment and name == "train",
             one_hot_classes=len(cache.labels) if settings.label_smoothing and name == "train" else None,
+            epochs=epochs,
         )
-        for name, ids in parts.items()
-    }
+        if teacher is not None and name == "train":
+            weights = class_weights(targets[ids], len(cache.labels), settings.class_weighting)
+            dataset = add_teacher_outputs(dataset, teacher[0], teacher[1], len(cache.labels), weights)
+        return dataset
+
+    datasets = {name: feed(name, ids) for name, ids in parts.items() if name != "train"}
+    datasets["train"] = lambda first, last: feed("train", train_ids, (first, last))
     model, transfer = initial_model(cache.labels, image_size, config)
     run_config = run_config_record(writer.path, cache, config, image_size, split, train_ids)
     run_config.numerics, run_config.transfer = numerics, transfer
     run_config.resized_faces = announce_resize(cache.image_size, image_size, "training")
+    run_config.cost = model_cost(model)
+    run_config.teacher = None if teacher is None else {"model": str(teacher[2].resolve())}
     writer.write_config(run_config)
     writer.write_split(split_table(split, train_ids))
     probe = probe_faces(cache, train_ids, targets, image_size, config.seed)
     part_targets = {name: targets[ids] for name, ids in parts.items()}
     with writing("the model checkpoint", writer.model_path):
-        fitted = fit_model(model, datasets, part_targets, probe, config, writer.model_path, verbose)
+        fitted = fit_model(model, datasets, part_targets, probe, config, writer.model_path, verbose, resume)
     writer.write_history(fitted.history)
-    best = keras.models.load_model(writer.model_path)
+    best = load_keras_model(writer.model_path)
     probabilities = best.predict(datasets["test"], verbose=0)
+    validation_probabilities = best.predict(datasets["validation"], verbose=0)
+    calibration = calibrate(
+        validation_probabilities, part_targets["validation"], probabilities, part_targets["test"]
+    )
     faces = cache.index.set_index("face_id")
     predictions = predictions_table(faces.loc[split.test].reset_index(), probabilities, cache.labels)
     writer.write_predictions(predictions)
-    validation_predicted = best.predict(datasets["validation"], verbose=0).argmax(axis=1)
+    validation_predicted = validation_probabilities.argmax(axis=1)
     validation_labels = {
         "present": sorted(set(faces.loc[split.validation, "label"])),
         "predicted": sorted({cache.labels[i] for i in validation_predicted}),
     }
     metrics = run_metrics(run_config, fitted, predictions, int(best.count_params()), validation_labels)
+    metrics.architecture, metrics.cost, metrics.calibration = (
+        config.architecture,
+        run_config.cost,
+        calibration,
+    )
+    remove_checkpoints(writer.work_path)
     writer.write_metrics(metrics)
+
+
+def resume_point(writer: rundir.RunWriter, cache: FaceCache, config: TrainConfig, image_size: int) -> Resume:
+    """What :func:`fit_model` resumes from: the partial folder's newest good checkpoint (after refusing one
+    made with other settings, in one line), or a fresh start."""
+    wanted = {**effective_settings(asdict(config)), "cache_key": cache.key, "image_size": image_size}
+    state = TrainingState()
+    found = read_checkpoint(writer.work_path, writer.path.name) if writer.resumed else None
+    if found:
+        record, variables, folder = found
+        refuse_changed_settings(record["settings"], wanted, writer.path.name, writer.work_path)
+        state = TrainingState(
+            epoch=record["epoch"],
+            history=record["history"],
+            recycled=record["recycled"],
+            best=record["best"],
+            early_stopping=record["early_stopping"],
+            stopped=record["stopped"],
+            seconds=record["seconds"],
+            initial_diagnostics=record["initial_diagnostics"],
+            variables=variables,
+            model_variable_count=record["model_variables"],
+        )
+        best = folder / BEST_FILE
+        if best.is_file():
+            shutil.copyfile(best, writer.model_path)
+        print(
+            f"{writer.path.name}: resuming after epoch {state.epoch} of {config.epochs} ({folder})",
+            file=sys.stderr,
+            flush=True,
+        )
+    return Resume(writer.work_path, wanted, state)
 
 
 def open_training_cache(cache_dir: str | os.PathLike) -> FaceCache:
@@ -185,12 +255,12 @@ def prepare_tensorflow(config: TrainConfig) -> dict:
 
 
 def initial_model(labels: list[str], image_size: int, config: TrainConfig):
-    """The paper CNN for ``labels``, initialised from ``config.init_from`` when given; returns the model
-    and what the transfer copied (None without ``init_from``)."""
-    from fer_utils.training.model import build_paper_cnn
-
+    """The ``config.architecture`` network for ``labels``, initialised from ``config.init_from`` when given;
+    returns the model and what the transfer copied (None without ``init_from``)."""
     settings = config.settings()
-    model = build_paper_cnn(len(labels), image_size, config.dropout, config.l1, settings.input_scaling)
+    model = build_model(
+        config.architecture, len(labels), image_size, config.dropout, config.l1, settings.input_scaling
+    )
     if not config.init_from:
         return model, None
 

@@ -11,7 +11,7 @@ import numpy as np
 from fer_utils.training.model import HEAD_LAYER
 
 
-def resolve_source(source: str | os.PathLike) -> tuple[Path, list[str]]:
+def resolve_source(source: str | os.PathLike, flag: str = "--init-from") -> tuple[Path, list[str]]:
     """The ``.keras`` file behind a run folder or model path, and its class names, found by the rule
     every model reader shares (:func:`fer_utils.deploy.predictors.model_spec`: ``<file>.json``, else the
     run's ``config.json``).
@@ -26,14 +26,14 @@ def resolve_source(source: str | os.PathLike) -> tuple[Path, list[str]]:
     if path.is_dir():
         path = path / "model.keras"
     if not path.is_file():
-        raise ValueError(f"--init-from {source}: no model there (give a run folder or a .keras file)")
+        raise ValueError(f"{flag} {source}: no model there (give a run folder or a .keras file)")
     try:
         labels = model_spec(path).get("labels")
     except ValueError as error:
-        raise ValueError(f"--init-from {source}: {error}") from None
+        raise ValueError(f"{flag} {source}: {error}") from None
     if not labels or not all(isinstance(label, str) for label in labels):
         raise ValueError(
-            f"--init-from {source}: no class names for its outputs (neither {spec_path(path).name} "
+            f"{flag} {source}: no class names for its outputs (neither {spec_path(path).name} "
             f"nor a run config.json beside it names them), so its head could not be carried over"
         )
     return path, list(labels)
@@ -101,7 +101,12 @@ def transfer_weights(source_model, target_model, source_labels, target_labels) -
         if not weights or layer.name == HEAD_LAYER:
             continue
         source = source_layers.get(layer.name)
-        source_weights = source.get_weights() if source is not None else []
+        if source is None:
+            raise ValueError(
+                f"--init-from: the source model has no layer {layer.name!r} (another --architecture? "
+                "train with the source's architecture)"
+            )
+        source_weights = source.get_weights()
         shapes = [w.shape for w in source_weights]
         if shapes != [w.shape for w in weights]:
             raise ValueError(

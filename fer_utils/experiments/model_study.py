@@ -1,0 +1,282 @@
+"""The light-model frontier (``fer study-models``): architectures × seeds under one protocol, then test
+accuracy against parameters and against measured int8 latency (1 thread, batch 1), seed spread as error
+bars, the Pareto front marked, each point linking to its seeds folder.
+
+Layout of a study folder::
+
+    <architecture>/seed-<k>/   run directories (fer_utils.training.rundir); <architecture>/seeds.*
+    study.json                 the architectures, their image sizes, seeds and the shared settings
+    frontier.csv, frontier.md  one row per architecture: cost, accuracy over seeds, int8 ms/face, img/s
+    frontier.html              the figure
+
+Resumable: finished seeds are kept and an interrupted seed resumes after its last finished epoch
+(:mod:`fer_utils.training.resume`); the latencies are measured again on every call, side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fer_utils.bench.inference import _tflite_timer
+from fer_utils.bench.timing import time_calls
+from fer_utils.deploy.export import EXPORT_FILE_NAMES, export_run, run_calibration_faces
+from fer_utils.files import atomic_write_csv, atomic_write_json, atomic_write_text
+from fer_utils.settings import add_arguments as add_config_arguments
+from fer_utils.settings import config_from_args
+from fer_utils.training.architectures import ARCHITECTURES, architecture
+from fer_utils.training.config import TrainConfig
+from fer_utils.training.seeds import finished_seed_runs, median_run, read_seed_summary, train_seed_sets
+
+STUDY_FILE = "study.json"
+TABLE_FILE = "frontier.csv"
+MARKDOWN_FILE = "frontier.md"
+FIGURE_FILE = "frontier.html"
+#: Timed calls per int8 model (after warm-up).
+LATENCY_REPEATS = 200
+
+
+def study_image_size(name: str, image_size: int | None) -> int | None:
+    """A family's face size in the study: ``image_size`` when given; else its intended input size, except
+    ``paper`` (its 180 px is the paper's own video set) at the cache's size (None)."""
+    if image_size:
+        return image_size
+    return None if name == "paper" else architecture(name).input_size
+
+
+def run_model_study(
+    cache_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    base: TrainConfig,
+    architectures: Iterable[str],
+    seeds: Iterable[int],
+    workers: int | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Train every architecture over ``seeds`` (one shared pool; resumable), time each one's int8 export
+    and write the table and figure. Returns the table (see :func:`frontier_table`)."""
+    architectures = list(dict.fromkeys(architectures))
+    for name in architectures:
+        architecture(name)  # an unknown name: one line, before any work
+    seeds = list(seeds)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    configs = {
+        out / name: dataclasses.replace(
+            base, architecture=name, image_size=study_image_size(name, base.image_size)
+        )
+        for name in architectures
+    }
+    atomic_write_json(
+        out / STUDY_FILE,
+        {
+            "cache_dir": str(Path(cache_dir).resolve()),
+            "seeds": seeds,
+            "architectures": {name: {"image_size": configs[out / name].image_size} for name in architectures},
+            "shared": dataclasses.asdict(base),
+        },
+        default=str,
+    )
+    train_seed_sets(cache_dir, configs, seeds, workers, progress=progress)
+    return write_frontier(out)
+
+
+def int8_latency_ms(run_dir: Path, repeats: int = LATENCY_REPEATS) -> float:
+    """Median ms/face of the run's int8 TFLite export (exported when missing) at 1 thread, batch 1."""
+    path = Path(run_dir) / EXPORT_FILE_NAMES["tflite-int8"]
+    if not path.exists():
+        export_run(run_dir, "tflite-int8")
+    faces = run_calibration_faces(run_dir, count=16)
+    return float(time_calls(_tflite_timer(path, 1, 1, faces), warmup=20, repeats=repeats)["median"])
+
+
+def _train_images_per_second(runs) -> float | None:
+    rates = [
+        run.config["split"]["train"] * run.metrics["epochs_run"] / run.metrics["train_seconds"]
+        for run in runs
+        if run.metrics.get("train_seconds")
+    ]
+    return float(np.mean(rates)) if rates else None
+
+
+def frontier_table(out_dir: str | os.PathLike) -> pd.DataFrame:
+    """One row per architecture of a study folder: image size, parameters, multiply-adds, seeds, test
+    accuracy and macro F1 (mean, sd, min, max), int8 ms/face of the median seed, training img/s and wall
+    time, and whether it is on the Pareto front of accuracy vs parameters and vs ms."""
+    out = Path(out_dir)
+    study = json.loads((out / STUDY_FILE).read_text())
+    rows = []
+    for name in study["architectures"]:
+        runs = finished_seed_runs(out / name)
+        if not runs:
+            continue
+        summary = read_seed_summary(out / name)
+        accuracy, f1 = summary["scores"]["test_accuracy"], summary["scores"]["test_macro_f1"]
+        median = median_run(out / name)
+        cost = median.metrics.get("cost") or {}
+        rows.append(
+            {
+                "architecture": name,
+                "image_size": median.config.get("image_size"),
+                "parameters": cost.get("parameters", median.metrics.get("num_params")),
+                "multiply_adds": cost.get("multiply_adds"),
+                "seeds": summary["runs"],
+                "test_accuracy_mean": accuracy["mean"],
+                "test_accuracy_sd": accuracy["sd"],
+                "test_accuracy_min": accuracy["min"],
+                "test_accuracy_max": accuracy["max"],
+                "test_macro_f1_mean": f1["mean"],
+                "int8_ms_per_face": int8_latency_ms(median.path),
+                "train_images_per_s": _train_images_per_second(runs),
+                "train_hours_total": sum(run.metrics.get("train_seconds", 0) for run in runs) / 3600,
+                "ece_after_mean": float(
+                    np.mean(
+                        [(run.metrics.get("calibration") or {}).get("test_ece_after", np.nan) for run in runs]
+                    )
+                ),
+                "median_run": os.path.relpath(median.path, out),
+            }
+        )
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["pareto_parameters"] = pareto_front(table["parameters"], table["test_accuracy_mean"])
+        table["pareto_ms"] = pareto_front(table["int8_ms_per_face"], table["test_accuracy_mean"])
+    return table
+
+
+def pareto_front(cost, accuracy) -> list[bool]:
+    """True for each point no other point beats: at most its cost with higher accuracy, or lower cost
+    with at least its accuracy."""
+    cost, accuracy = np.asarray(cost, float), np.asarray(accuracy, float)
+    front = []
+    for c, a in zip(cost, accuracy, strict=True):
+        beaten = ((cost <= c) & (accuracy > a)) | ((cost < c) & (accuracy >= a))
+        front.append(not beaten.any())
+    return front
+
+
+def markdown_frontier(table: pd.DataFrame) -> str:
+    """The table as Markdown (percent with one decimal, F1 with three; ★ = on the Pareto front)."""
+    lines = [
+        "| architecture | px | parameters | multiply-adds | seeds | test accuracy (mean ± sd) | min – max | "
+        "macro F1 | int8 ms/face (1 thread) | train img/s | train h (all seeds) | ECE after | front (params / ms) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in table.itertuples():
+        madds = f"{row.multiply_adds / 1e6:.1f} M" if row.multiply_adds else "?"
+        rate = f"{row.train_images_per_s:.0f}" if row.train_images_per_s else "?"
+        lines.append(
+            f"| [{row.architecture}]({row.median_run}) | {row.image_size} | {row.parameters:,} | {madds} | "
+            f"{row.seeds} | {100 * row.test_accuracy_mean:.1f} ± {100 * row.test_accuracy_sd:.1f} % | "
+            f"{100 * row.test_accuracy_min:.1f} – {100 * row.test_accuracy_max:.1f} % | "
+            f"{row.test_macro_f1_mean:.3f} | {row.int8_ms_per_face:.3f} | {rate} | {row.train_hours_total:.2f} | "
+            f"{row.ece_after_mean:.3f} | {'★' if row.pareto_parameters else '·'} / {'★' if row.pareto_ms else '·'} |"
+        )
+    return "\n".join(lines)
+
+
+def frontier_figure(table: pd.DataFrame):
+    """Two panels: test accuracy vs parameters (log) and vs int8 ms/face; error bars = seed sd, Pareto
+    points as stars joined by a line; each label links to the architecture's median run."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    figure = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=("accuracy vs parameters", "accuracy vs int8 ms/face (1 thread, batch 1)"),
+    )
+    for column, (x, front) in enumerate(
+        (("parameters", "pareto_parameters"), ("int8_ms_per_face", "pareto_ms")), start=1
+    ):
+        figure.add_trace(
+            go.Scatter(
+                x=table[x],
+                y=100 * table["test_accuracy_mean"],
+                error_y={"type": "data", "array": 100 * table["test_accuracy_sd"]},
+                mode="markers+text",
+                marker={"symbol": ["star" if on else "circle" for on in table[front]], "size": 12},
+                text=[
+                    f'<a href="{run}">{name}</a>'
+                    for name, run in zip(table["architecture"], table["median_run"], strict=True)
+                ],
+                textposition="top center",
+                name=x,
+                showlegend=False,
+            ),
+            row=1,
+            col=column,
+        )
+        on_front = table[table[front]].sort_values(x)
+        figure.add_trace(
+            go.Scatter(
+                x=on_front[x],
+                y=100 * on_front["test_accuracy_mean"],
+                mode="lines",
+                line={"dash": "dot"},
+                name="Pareto front",
+                showlegend=column == 1,
+            ),
+            row=1,
+            col=column,
+        )
+    figure.update_xaxes(type="log", title_text="parameters", row=1, col=1)
+    figure.update_xaxes(title_text="ms/face", row=1, col=2)
+    figure.update_yaxes(title_text="test accuracy (%, mean ± sd over seeds)")
+    return figure
+
+
+def write_frontier(out_dir: str | os.PathLike) -> pd.DataFrame:
+    """Write ``frontier.csv``, ``frontier.md`` and ``frontier.html`` of a study folder."""
+    out = Path(out_dir)
+    table = frontier_table(out)
+    atomic_write_csv(out / TABLE_FILE, table)
+    atomic_write_text(out / MARKDOWN_FILE, markdown_frontier(table) + "\n")
+    if len(table):
+        atomic_write_text(out / FIGURE_FILE, frontier_figure(table).to_html(include_plotlyjs="cdn"))
+    return table
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``fer study-models``: the study's flags and every TrainConfig field shared by its runs."""
+    parser.add_argument("--cache", required=True, help="face cache folder every run trains on")
+    parser.add_argument(
+        "--out", required=True, help="study folder (one seeds folder per architecture, tables)"
+    )
+    parser.add_argument(
+        "--architectures",
+        nargs="+",
+        choices=tuple(ARCHITECTURES),
+        default=tuple(ARCHITECTURES),
+        metavar="NAME",
+        help=f"which families (default: all: {', '.join(ARCHITECTURES)})",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=(0, 1, 2), help="seeds of every architecture")
+    parser.add_argument("--workers", type=int, help="runs at once (default: one per core, 1 thread each)")
+    add_config_arguments(
+        parser.add_argument_group("training, shared by every run (TrainConfig)"),
+        TrainConfig,
+        exclude=("seed", "threads", "architecture"),
+    )
+    parser.set_defaults(func=_cli_study)
+
+
+def _cli_study(args) -> int:
+    table = run_model_study(
+        args.cache,
+        args.out,
+        config_from_args(TrainConfig, args),
+        args.architectures,
+        args.seeds,
+        args.workers,
+    )
+    print(markdown_frontier(table))
+    print(f"\nwrote {Path(args.out) / TABLE_FILE}, {MARKDOWN_FILE} and {FIGURE_FILE}")
+    return 0
