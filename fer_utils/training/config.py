@@ -135,7 +135,7 @@ class TrainConfig:
     )
     threads: int | None = setting(
         1,
-        help="TensorFlow intra-op threads of this run (none: all cores). The same config and thread count "
+        help="TensorFlow intra-op threads of this run (none: $TF_NUM_INTRAOP_THREADS if set, else all cores). The same config and thread count "
         "give identical results; another count sums floats in another order, so scores can differ",
         aliases=("--threads-per-run",),
         checked=False,  # recorded in config.json (numerics); a rerun may train with another count

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 
 from fer_utils.faces.cache import FaceCache
-from fer_utils.parallel import default_workers
 from fer_utils.training.config import TrainConfig
 from fer_utils.training.evaluate import evaluate_predictions
 from fer_utils.training.fit import FitResult
 from fer_utils.training.health import health_flags, majority_baselines, selection_saturation
 from fer_utils.training.recipes import recipe_label
 from fer_utils.training.results import RunConfig, RunMetrics
+from fer_utils.training.runtime import resolved_threads
 from fer_utils.training.splits import Split, membership_hash
 
 
@@ -61,7 +61,7 @@ def run_config_record(
         preprocessing=cache.config,
         recipe_settings=asdict(settings),
         recipe_label=recipe_label(config.recipe, settings),
-        threads_used=config.threads or default_workers(),  # TensorFlow's intra-op default: every core
+        threads_used=resolved_threads(config.threads),
         image_size=image_size,
         labels=list(cache.labels),
         split={

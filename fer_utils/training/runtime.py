@@ -53,11 +53,17 @@ def import_tensorflow():
     return tf, keras
 
 
+def resolved_threads(threads: int | None) -> int:
+    """The intra-op thread count a run with ``threads`` gets: that number, or for None TensorFlow's own
+    default (``TF_NUM_INTRAOP_THREADS`` when the user set it, else every core)."""
+    return threads or int(os.environ.get("TF_NUM_INTRAOP_THREADS") or 0) or default_workers()
+
+
 def configure_numerics(threads: int | None, seed: int) -> dict:
     """Fix TensorFlow's threads and determinism and seed Python, NumPy and TensorFlow; returns the
     record of it for ``config.json``.
 
-    ``threads``: intra-op threads (None: every core). The thread pools are fixed by the first op a
+    ``threads``: intra-op threads (None: :func:`resolved_threads`). The thread pools are fixed by the first op a
     process runs: when they already have another size, ValueError (restart the kernel), since the run
     would silently differ from its config.
     """
@@ -68,7 +74,7 @@ def configure_numerics(threads: int | None, seed: int) -> dict:
     except RuntimeError:  # the pools exist already: fine when they have the wanted size
         pass
     current = pool_threads(tf)["intra_op_threads"]
-    if current != (threads or default_workers()):
+    if current != resolved_threads(threads):
         raise ValueError(
             f"TensorFlow already runs with {current} intra-op thread(s) in this process, the config asks "
             f"for {threads or 'all'}: restart the kernel (or call train.prepare_tensorflow(config) before "
