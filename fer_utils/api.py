@@ -8,11 +8,13 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from fer_utils.deploy.bundled import bundled_model_path
+from fer_utils.deploy.predict import media_in, predict_image_array, predict_media
+from fer_utils.deploy.predictors import Predictor, load_predictor
+
 
 @lru_cache(maxsize=4)
 def _cached_predictor(model: str, threads: int | None):
-    from fer_utils.deploy.predictors import load_predictor
-
     return load_predictor(model, threads)
 
 
@@ -41,9 +43,6 @@ def predict(
         with the reason in ``error``), ``face_index`` (largest first), ``track_id`` (the same face across
         frames), ``bbox_x/y/w/h``, ``predicted_label``, ``confidence`` and ``prob_<label>`` per class.
     """
-    from fer_utils.deploy.bundled import bundled_model_path
-    from fer_utils.deploy.predict import media_in, predict_image_array, predict_media
-    from fer_utils.deploy.predictors import Predictor
 
     if isinstance(model, Predictor):
         predictor = model

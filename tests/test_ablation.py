@@ -259,11 +259,9 @@ def test_verdict_says_tie_and_single_seed_and_a_sign_flip_is_no_narrowing():
 
 def test_the_reports_ablation_table_has_the_columns_of_table_md(hand_made_ablation):
     """Every count column of table.md (runs ok, stalled, underfit, failed) is in the report's table too."""
-    from fer_utils.viz.dashboard.static import ablation_table
-
     out_dir, _ = hand_made_ablation
     summary = ablation.summarize_configurations(ablation.runs_table(out_dir))
-    report = ablation_table(summary)
+    report = ablation.report_table(summary)
     for column in ("runs ok", "stalled", "underfit", "failed"):
         assert column in ablation.format_table(summary).columns and column in report.columns, column
     assert report["underfit"].tolist() == summary["n_underfit"].tolist()
@@ -605,3 +603,30 @@ def test_notebook_03_renders_a_finished_grid(real_grid, tmp_path):
     text = json.dumps([cell.get("outputs", []) for cell in executed.cells])
     assert "skipped (complete)" in text and "application/vnd.plotly.v1+json" in text
     assert "got 1.5" in text and "Best validation accuracy" in text
+
+
+def test_the_report_reads_the_ablation_from_its_files_not_by_re_analysing(hand_made_ablation):
+    """The report's ablation section is what summary.json and the figure JSON files say: a verdict edited
+    in the file is the one shown, even with the runs gone; a summary.json from before the report table
+    is a one-line warning naming the command that rewrites it."""
+    import shutil
+
+    from fer_utils.viz.dashboard.static import ablation_section_html
+
+    out_dir, _ = hand_made_ablation
+    ablation.analyze(out_dir)
+    summary_path = out_dir / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["verdict"]["text"] = "read from **the file**"
+    summary_path.write_text(json.dumps(summary))
+    shutil.rmtree(out_dir / "runs")
+    text, figures = ablation_section_html(out_dir)
+    assert "read from <b>the file</b>" in text and "runs ok" in text
+    assert [figure.layout.title.text for figure in figures] == [
+        json.loads((out_dir / name).read_text())["layout"]["title"]["text"]
+        for name in ("curves.json", "gap_heatmap.json")
+    ]
+    del summary["report_table"]
+    summary_path.write_text(json.dumps(summary))
+    text, figures = ablation_section_html(out_dir)
+    assert "predates it" in text and "fer ablate --out" in text and figures == []

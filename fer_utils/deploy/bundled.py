@@ -18,8 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_utils.deploy.export import export_model, run_calibration_faces, write_model_spec
+from fer_utils.deploy.predictors import load_predictor
+from fer_utils.faces.preprocess import default_cache_root, image_folder_cache
 from fer_utils.files import atomic_write_json, atomic_write_text
 from fer_utils.paths import PACKAGE_DIR, PROJECT_ROOT, shared_data_root
+from fer_utils.training.config import TrainConfig
+from fer_utils.training.evaluate import classification_metrics
+from fer_utils.training.runtime import import_tensorflow, stderr_silenced
+from fer_utils.training.seeds import describe_seeds, median_run, train_seeds
 
 BUNDLED_DIR = PACKAGE_DIR / "models"
 BUNDLED_NAME = "fer2013_robust_48"
@@ -91,8 +98,6 @@ def fer2013_test_faces(fer2013_root: str | os.PathLike) -> tuple[np.ndarray, lis
 
 def score_fer2013_test(model_path: str | os.PathLike, fer2013_root: str | os.PathLike) -> dict:
     """Accuracy, macro F1, per-class scores and confusion matrix of a model on FER2013 PrivateTest."""
-    from fer_utils.deploy.predictors import load_predictor
-    from fer_utils.training.evaluate import classification_metrics
 
     faces, truth, _ = fer2013_test_faces(fer2013_root)
     predictor = load_predictor(model_path, num_threads=1)
@@ -106,15 +111,12 @@ def score_fer2013_test(model_path: str | os.PathLike, fer2013_root: str | os.Pat
 def bundled_train_config(epochs: int = 30):
     """The shipped model's training: robust recipe, FER2013's own split (PublicTest selects, PrivateTest
     tests), 48 px."""
-    from fer_utils.training.config import TrainConfig
 
     return TrainConfig(protocol="fixed", epochs=epochs, recipe="robust", image_size=IMAGE_SIZE)
 
 
 def train_bundle_seeds(images: Path, work: Path, seeds: list[int], epochs: int, workers: int | None) -> dict:
     """FER2013 → face cache → one robust run per seed in ``work/seeds`` (finished seeds are kept)."""
-    from fer_utils.faces.preprocess import default_cache_root, image_folder_cache
-    from fer_utils.training.seeds import train_seeds
 
     cache = image_folder_cache(
         images, default_cache_root(), image_size=IMAGE_SIZE, split_dirs=True, progress=False
@@ -126,7 +128,6 @@ def train_bundle_seeds(images: Path, work: Path, seeds: list[int], epochs: int, 
 def ship_run(run, out_dir: Path) -> dict[str, Path]:
     """Write a run's model into ``out_dir`` as the bundled files (Keras without optimizer state, int8
     TFLite calibrated on the run's training faces), each with its JSON spec."""
-    from fer_utils.training.runtime import import_tensorflow, stderr_silenced
 
     _, keras = import_tensorflow()
     with stderr_silenced():  # TensorFlow's first op repeats its oneDNN note past absl logging
@@ -134,8 +135,6 @@ def ship_run(run, out_dir: Path) -> dict[str, Path]:
 
 
 def _write_shipped_files(keras, run, out_dir: Path) -> dict[str, Path]:
-    from fer_utils.deploy.export import export_model, run_calibration_faces, write_model_spec
-
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = list(run.config["labels"])
     model = keras.saving.load_model(run.model_path, compile=False)
@@ -248,7 +247,6 @@ def build_bundled_model(
     card_markdown: str | os.PathLike | None = CARD_MARKDOWN,
 ) -> dict:
     """Train (resumable), pick the median seed, ship its files and write the model card's numbers."""
-    from fer_utils.training.seeds import describe_seeds, median_run
 
     images, work = Path(images), Path(work)
     out_dir = Path(out_dir or BUNDLED_DIR)

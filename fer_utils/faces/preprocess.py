@@ -31,9 +31,11 @@ from fer_utils.data.datasets import (
     DATASETS,
     Sample,
     SkippedItem,
+    dataset_samples,
     describe_renaming,
     folder_samples,
     label_renaming,
+    manual_download,
 )
 from fer_utils.data.synthetic import SYNTHETIC_MARKER, is_demo_media
 from fer_utils.faces.cache import (
@@ -47,6 +49,7 @@ from fer_utils.faces.cache import (
 from fer_utils.faces.detection import DETECTORS, EQUALIZATIONS, extract_face, to_gray_face  # noqa: F401  (to_gray_face: re-exported)
 from fer_utils.faces.frames import SAMPLING_METHODS, SampledFrames, sample_frames
 from fer_utils.files import require_folder_path
+from fer_utils.parallel import default_workers, parallel_map
 from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args, setting
 
@@ -344,7 +347,6 @@ def preprocess(
         The finished :class:`~fer_utils.faces.cache.FaceCache`; ``cache.report`` holds a
         :class:`PreprocessReport` of this call.
     """
-    from fer_utils.parallel import default_workers
 
     if not samples:
         raise ValueError("no samples to preprocess")
@@ -398,8 +400,6 @@ def _process_into(writer, todo, config, report, progress, scheduler, flush_secon
     lock is given back, so a rerun resumes.
     """
     from tqdm.auto import tqdm
-
-    from fer_utils.parallel import parallel_map
 
     bar = tqdm(total=len(todo), desc=f"faces {dataset}", unit="clip", disable=not progress, smoothing=0.05)
     worker = functools.partial(process_sample, config=config)
@@ -536,8 +536,6 @@ def dataset_options_from_args(args) -> dict:
 
 
 def _run_cli(args) -> int:
-    from fer_utils.data.datasets import dataset_samples, manual_download
-
     if args.help_dataset:
         print(manual_download(args.help_dataset))
         return 0

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fer_utils.faces.cache import with_time_in_seconds
 from fer_utils.files import atomic_write_csv, atomic_write_json, replace_directory, require_folder_path
 from fer_utils.formatting import percent, score
 from fer_utils.locks import WriterLock, run_lock_path
@@ -224,7 +225,6 @@ def read_split(run_dir: str | os.PathLike) -> pd.DataFrame:
 
 def read_predictions(run_dir: str | os.PathLike) -> pd.DataFrame:
     """predictions.csv, with an older run's ``timestamp`` (ms) read as ``timestamp_s`` (seconds)."""
-    from fer_utils.faces.cache import with_time_in_seconds
 
     table = pd.read_csv(Path(run_dir) / PREDICTIONS_FILE, dtype={"subject": str, "video_id": str})
     return with_time_in_seconds(table)

@@ -28,8 +28,11 @@ from fer_utils.training.fit import (
     training_callbacks,
     training_phases,
 )
+from fer_utils.training.model import build_paper_cnn
 from fer_utils.training.record import run_config_record, run_metrics, split_table
+from fer_utils.training.runtime import configure_numerics
 from fer_utils.training.splits import Split, make_split
+from fer_utils.training.transfer import initialise_from
 
 __all__ = [
     "CHECKED_FIELDS",
@@ -179,7 +182,6 @@ def split_faces(index: pd.DataFrame, config: TrainConfig) -> tuple[Split, np.nda
 def prepare_tensorflow(config: TrainConfig) -> dict:
     """Threads, determinism and seeds of ``config`` (:func:`fer_utils.training.runtime.configure_numerics`);
     a notebook calls it before building any model, ``train_run`` calls it again. Returns the record."""
-    from fer_utils.training.runtime import configure_numerics
 
     return configure_numerics(config.threads, config.seed)
 
@@ -187,13 +189,10 @@ def prepare_tensorflow(config: TrainConfig) -> dict:
 def initial_model(labels: list[str], image_size: int, config: TrainConfig):
     """The paper CNN for ``labels``, initialised from ``config.init_from`` when given; returns the model
     and what the transfer copied (None without ``init_from``)."""
-    from fer_utils.training.model import build_paper_cnn
 
     settings = config.settings()
     model = build_paper_cnn(len(labels), image_size, config.dropout, config.l1, settings.input_scaling)
     if not config.init_from:
         return model, None
-
-    from fer_utils.training.transfer import initialise_from
 
     return model, initialise_from(config.init_from, model, list(labels))

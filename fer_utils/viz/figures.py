@@ -8,6 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from fer_utils.training.results import recipe_name
+from fer_utils.viz.formatting import count, percent, score
+
 NORMALIZATIONS = (None, "true", "pred")
 
 
@@ -138,7 +141,6 @@ def diagnostics_figure(
 def metrics_table(metrics: dict, level: str = "frame", as_text: bool = False) -> pd.DataFrame:
     """Per-class precision / recall / F1 / support; ``as_text`` writes the scores with three decimals
     (:func:`fer_utils.viz.formatting.score`) for display."""
-    from fer_utils.viz.formatting import score
 
     scores = metrics[level]
     table = pd.DataFrame(scores["per_class"]).T[["precision", "recall", "f1", "support"]]
@@ -153,8 +155,6 @@ def metrics_table(metrics: dict, level: str = "frame", as_text: bool = False) ->
 def summary_table(metrics: dict) -> pd.DataFrame:
     """Headline numbers of a run (frame and, when present, video level) as a one-column table, written
     as everywhere else (:mod:`fer_utils.viz.formatting`: accuracy in percent, F1 with three decimals)."""
-    from fer_utils.training.results import recipe_name
-    from fer_utils.viz.formatting import count, percent, score
 
     rows = {
         "protocol": metrics["protocol"],
@@ -191,7 +191,6 @@ def setup_notebook_rendering() -> None:
 def attribute_table(groups: dict, as_text: bool = False) -> pd.DataFrame:
     """A ``metrics['by_attribute'][name]`` mapping as a table (one row per attribute value); ``as_text``
     writes accuracy in percent and macro F1 with three decimals."""
-    from fer_utils.viz.formatting import percent, score
 
     table = pd.DataFrame(groups).T[["accuracy", "macro_f1", "support"]].astype({"support": int})
     if as_text:

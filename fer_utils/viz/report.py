@@ -12,6 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from fer_utils.notebook_execution import execute_notebook
 from fer_utils.paths import NOTEBOOKS_DIR
 
 RESULTS_NOTEBOOK = NOTEBOOKS_DIR / "04_results.ipynb"
@@ -47,7 +48,6 @@ def execute_results_notebook(
     Returns:
         The executed notebook's path.
     """
-    from fer_utils.notebook_execution import execute_notebook
 
     runs_dir = Path(runs_dir).expanduser().resolve()
     if not runs_dir.is_dir():

@@ -15,7 +15,8 @@ Layout of an ablation folder::
     table.csv, table.md             one row per configuration: mean ± sd over seeds, runs ok / failed
     curves.html                     train vs validation curves of the paper's two configurations
     gap_heatmap.html                the train − validation gap over the grid
-    summary.json                    parameters, table, verdict, failed runs
+    summary.json                    parameters, table, report table, verdict, failed runs
+    curves.json, gap_heatmap.json   the figures as plotly JSON (what the report draws)
 
 The analysis functions (:func:`runs_table`, :func:`summarize_configurations`, :func:`make_verdict`, the figures) read
 only these files, so a grid can be re-analysed without training anything.
@@ -76,6 +77,8 @@ ERROR_FILE = "error.json"
 
 
 GRID_FILE = "grid.json"
+#: The analysis: table, report table, verdict, failed runs, file names (the report reads it).
+SUMMARY_FILE = "summary.json"
 
 
 RUNS_FOLDER = "runs"

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from fer_utils.faces.cache import TIME_COLUMN, with_time_in_seconds
+from fer_utils.training.evaluate import probability_columns, video_level
+from fer_utils.viz.figures import normalize_matrix
 
 #: Matrix views: button label → ``normalize`` argument of :func:`fer_utils.viz.figures.normalize_matrix`.
 VIEWS = {
@@ -42,7 +44,6 @@ def confusion_counts(metrics: dict, level: str = "frame") -> np.ndarray:
 def matrix_view(metrics: dict, level: str = "frame", normalize: str | None = None) -> np.ndarray:
     """The matrix shown for a view: counts, row-normalised (``'true'``, recall) or column-normalised
     (``'pred'``, precision)."""
-    from fer_utils.viz.figures import normalize_matrix
 
     return normalize_matrix(confusion_counts(metrics, level), normalize)
 
@@ -81,7 +82,6 @@ def video_predictions(predictions: pd.DataFrame, labels: list[str]) -> pd.DataFr
     """One row per test video: true and predicted label (mean class probabilities over its faces), the
     video's confidence, its number of faces and a representative face (its face with the highest
     probability for the video's predicted class)."""
-    from fer_utils.training.evaluate import probability_columns, video_level
 
     videos = video_level(predictions, labels)
     columns = probability_columns(labels)

@@ -7,6 +7,7 @@ import html
 
 import pandas as pd
 
+from fer_utils.faces.cache import FaceCache
 from fer_utils.viz.dashboard.cells import cell_faces, face_caption_html, face_png
 from fer_utils.viz.dashboard.fragments import message_html
 
@@ -17,7 +18,6 @@ FACE_DISPLAY_PX = 96
 
 def open_run_cache(config: dict):
     """The run's face cache, or a sentence saying why it cannot be used."""
-    from fer_utils.faces.cache import FaceCache
 
     cache_dir = str(config.get("cache_dir", ""))
     try:

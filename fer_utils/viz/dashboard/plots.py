@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from fer_utils.viz.dashboard.cells import confusion_counts, difference_matrix, format_cell
+from fer_utils.viz.figures import confusion_figure, curves_figure
 
 #: A light template: the default one adds ~10 kB of JSON to every figure sent to the browser.
 TEMPLATE = "simple_white"
@@ -15,7 +16,6 @@ MARGIN = {"l": 90, "r": 20, "t": 60, "b": 80}
 
 def run_curves_figure(history: pd.DataFrame):
     """The run's training curves (:func:`fer_utils.viz.figures.curves_figure`) sized for the dashboard."""
-    from fer_utils.viz.figures import curves_figure
 
     return curves_figure(history, title="Training curves").update_layout(height=380, template=TEMPLATE)
 
@@ -51,7 +51,6 @@ def heatmap_figure(
 ):
     """The confusion heatmap of one run (plotly ``Figure``), the ``selected`` (true, predicted) cell
     outlined."""
-    from fer_utils.viz.figures import confusion_figure
 
     labels = list(metrics["labels"])
     figure = confusion_figure(confusion_counts(metrics, level), labels, normalize, title=title)

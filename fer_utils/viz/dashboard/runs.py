@@ -12,7 +12,7 @@ import numpy as np
 from fer_utils.data.synthetic import is_synthetic_config
 from fer_utils.paths import project_path
 from fer_utils.training.results import recipe_name
-from fer_utils.training.rundir import EVALUATION_KIND
+from fer_utils.training.rundir import EVALUATION_KIND, list_runs
 from fer_utils.viz.formatting import percent
 
 RUNS_DIR_ENV = "FER_RUNS_DIR"
@@ -227,7 +227,6 @@ def run_choices(runs_dir: str | os.PathLike) -> tuple[list[RunChoice], dict[str,
     Raises:
         ValueError: ``runs_dir`` does not exist.
     """
-    from fer_utils.training.rundir import list_runs
 
     runs, problems = list_runs(runs_dir)
     listed = {Path(run.path).resolve() for run in runs}

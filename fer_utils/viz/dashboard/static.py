@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fer_utils import __version__
 from fer_utils.viz import formatting
 from fer_utils.viz.dashboard.cells import (
     LEVELS,
@@ -91,8 +92,6 @@ def figure_bundle(figure, include_plotlyjs: bool) -> dict:
 
 
 def _suite_version() -> str:
-    from fer_utils import __version__
-
     return __version__
 
 
@@ -154,34 +153,14 @@ def protocols_section_html(choices: list[RunChoice]) -> str:
     )
 
 
+#: What an ablation folder's analysis wrote (``experiments/ablation/grid.py``'s ``SUMMARY_FILE``): its
+#: report table, verdict and the names of its figures' JSON files. The report reads it, never re-analyses.
+ABLATION_SUMMARY = "summary.json"
+
+
 def ablation_folders(choices: list[RunChoice]) -> list[Path]:
     """The ablation folders the runs belong to, in order."""
     return sorted({choice.ablation_dir for choice in choices if choice.ablation_dir is not None})
-
-
-def ablation_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """The ablation's per-configuration summary in the report's number format."""
-    from fer_utils.experiments.ablation.analysis import METRICS, metric_text
-
-    table = pd.DataFrame(
-        {
-            "configuration": [
-                f"dropout {d} · L1 {float(l1):g}"
-                for d, l1 in zip(summary["dropout"], summary["l1"], strict=True)
-            ]
-        }
-    )
-    for metric, (heading, _) in METRICS.items():
-        if metric != "epochs_to_best":
-            table[heading] = [metric_text(row, metric) for _, row in summary.iterrows()]
-    for column, heading in (
-        ("n_ok", "runs ok"),
-        ("n_stalled", "stalled"),
-        ("n_underfit", "underfit"),
-        ("n_failed", "failed"),
-    ):
-        table[heading] = summary[column].astype(int) if column in summary else 0
-    return table.set_index("configuration")
 
 
 def bold_markdown_html(text: str) -> str:
@@ -190,12 +169,12 @@ def bold_markdown_html(text: str) -> str:
 
 
 def ablation_section_html(folder: Path) -> tuple[str, list]:
-    """One ablation folder: its table, verdict and figures (returned apart, drawn after the text)."""
-    from fer_utils.experiments.ablation.report import analyze
-
+    """One ablation folder as its files say (``summary.json``: the table and verdict; ``curves.json``,
+    ``gap_heatmap.json``: the figures), returned apart: the text, and the figures drawn after it. The
+    analysis is the ablation's (``fer ablate``); the report only reads what it wrote."""
     files = ", ".join(
         f"<code>{name}</code>"
-        for name in ("table.md", "summary.json", "curves.html", "gap_heatmap.html")
+        for name in ("table.md", ABLATION_SUMMARY, "curves.html", "gap_heatmap.html")
         if (folder / name).exists()
     )
     files = f" ({files})" if files else ""
@@ -203,14 +182,29 @@ def ablation_section_html(folder: Path) -> tuple[str, list]:
         f"<h3>{html.escape(folder.name)}</h3><p>Folder <code>{html.escape(str(folder))}</code>{files}.</p>"
     )
     try:
-        result = analyze(folder, write=False)
-    except Exception as error:  # noqa: BLE001  (one unreadable folder must not sink the report)
+        summary = json.loads((folder / ABLATION_SUMMARY).read_text())
+        table = pd.DataFrame(summary["report_table"]).set_index("configuration")
+        verdict_text = summary["verdict"]["text"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        reason = (
+            f"{ABLATION_SUMMARY} is missing"
+            if isinstance(error, FileNotFoundError)
+            else f"{ABLATION_SUMMARY} lacks the report's table ({html.escape(str(error))}): it predates it"
+        )
         return intro + message_html(
-            f"The ablation could not be read: {html.escape(str(error))}", "warning"
+            f"The ablation could not be read: {reason}. Analyse the folder again with "
+            f"<code>fer ablate --out {html.escape(str(folder))} …</code> (finished runs are kept).",
+            "warning",
         ), []
-    verdict = f'<p class="fer-verdict"><b>Verdict.</b> {bold_markdown_html(result.verdict["text"])}</p>'
-    figures = [result.figures["curves"], result.figures["gap_heatmap"]]
-    return intro + table_html(ablation_table(result.summary)) + verdict, figures
+    import plotly.io as pio  # deferred: plotly is heavy and only an ablation's figures need it here
+
+    figures = []
+    for name in ("curves", "gap_heatmap"):
+        path = folder / summary.get("figures", {}).get(name, f"{name}.json")
+        if path.exists():
+            figures.append(pio.read_json(path))
+    verdict = f'<p class="fer-verdict"><b>Verdict.</b> {bold_markdown_html(verdict_text)}</p>'
+    return intro + table_html(table) + verdict, figures
 
 
 def face_thumbnails_html(choice: RunChoice, level: str = "frame") -> str:
@@ -308,6 +302,7 @@ def display_report(runs_dir: str | os.PathLike | None = None) -> None:
     mode): title, contents, protocols, ablation, runs in detail, literature."""
     from IPython.display import HTML, display
 
+    # deferred: widgets imports ipywidgets, which the static report does not otherwise need
     from fer_utils.viz.dashboard.widgets import no_runs_folder_html
 
     display(HTML(STYLE))

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from fer_utils.viz.dashboard.runs import RunChoice
+from fer_utils.viz.figures import metrics_table
 
 LITERATURE_CSV = Path(__file__).resolve().parent.parent / "literature.csv"
 PROTOCOL_ORDER = ("paper", "video", "subject")
@@ -18,7 +19,6 @@ PROTOCOL_ORDER = ("paper", "video", "subject")
 
 def per_class_table(metrics: dict, level: str = "frame") -> pd.DataFrame:
     """Per-class precision / recall / F1 / support, then macro and weighted averages."""
-    from fer_utils.viz.figures import metrics_table
 
     table = metrics_table(metrics, level)
     scores = metrics[level]
