@@ -13,8 +13,6 @@ import importlib
 import os
 import sys
 
-from fer_utils.files import describe_os_error
-
 #: Subcommand → (module with ``add_arguments``, one-line help), in the order of ``fer --help``.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": (
@@ -98,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fer {args.command}: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a full disk, a file where a folder belongs, …: one line, no traceback
+        from fer_utils.files import describe_os_error  # deferred: `fer --help` imports fer_utils.cli alone
+
         print(f"fer {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -163,3 +163,37 @@ def test_unknown_notebook_parameters_are_named_with_the_closest_field():
         unknown_parameters({"In": ["", parameters_cell]}, accepted) == {}
     )  # opened by hand: nothing injected
     refuse_unknown_parameters({}, accepted)  # plain Python (no IPython history): nothing to check
+
+
+@pytest.mark.parametrize("notebook", ["02_training.ipynb", "03_regularization_ablation.ipynb"])
+def test_the_host_refuses_an_unknown_notebook_parameter_before_any_kernel_starts(
+    notebook, tmp_path, monkeypatch
+):
+    """``execute_notebook`` (``fer run`` / ``fer ablate``) checks the names against the notebook's cells and
+    the config fields, with the kernel's one-line message, and never reaches papermill."""
+    import sys
+
+    from fer_utils.experiments.ablation.grid import NOTEBOOK_FIELDS
+    from fer_utils.notebook_execution import check_parameters, execute_notebook
+    from fer_utils.paths import NOTEBOOKS_DIR
+
+    monkeypatch.setitem(sys.modules, "papermill", None)  # importing it would fail: no kernel may start
+    output = tmp_path / "out.ipynb"
+    with pytest.raises(
+        ValueError,
+        match=rf"^{notebook}: unknown notebook parameter 'learnig_rate' \(did you mean 'learning_rate'\?\)$",
+    ):
+        execute_notebook(
+            NOTEBOOKS_DIR / notebook,
+            output,
+            {"learnig_rate": 0.01, "epochs": 1},
+            tmp_path,
+            accepted=NOTEBOOK_FIELDS,
+        )
+    assert not output.exists()
+    # every config field and every name the notebook assigns passes (cache_dir: its parameters cell)
+    check_parameters(
+        NOTEBOOKS_DIR / notebook,
+        {"cache_dir": "", "warmup_epochs": 2, "dropout": [0.3, 0.5, 0.5]},
+        NOTEBOOK_FIELDS,
+    )

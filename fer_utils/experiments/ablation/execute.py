@@ -16,6 +16,7 @@ from fer_utils.experiments.ablation.grid import (
     EXECUTED_NOTEBOOK,
     FIRST_DROPOUT,
     GRID_FILE,
+    NOTEBOOK_FIELDS,
     REUSED_FILE,
     RUNS_FOLDER,
     TRAINING_DEFAULTS,
@@ -90,6 +91,7 @@ def _notebook_failure(task: dict, run_dir: Path) -> dict | None:
             cwd=run_dir,
             threads=task.get("threads"),
             timeout=task.get("cell_timeout"),
+            accepted=NOTEBOOK_FIELDS,
         )
     except PapermillExecutionError as error:
         return {

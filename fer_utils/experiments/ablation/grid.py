@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_utils.paths import NOTEBOOKS_DIR
-from fer_utils.settings import setting
+from fer_utils.settings import field_names, setting
 from fer_utils.training.config import CHECKED_FIELDS, TrainConfig
 
 #: The first dropout rate is never varied (the paper changed only the last two).
@@ -119,6 +119,11 @@ class GridConfig:
         "settings and face cache are the cell's (`fer run`: its run of the ablation's protocol)",
     )
     retry_failed: bool = setting(True, help="execute runs that failed before again")
+
+
+#: What notebooks 02 and 03 read from their globals besides the names their cells assign: every
+#: TrainConfig and GridConfig field (checked before a kernel starts, and again inside it).
+NOTEBOOK_FIELDS = (*field_names(TrainConfig), *field_names(GridConfig))
 
 
 def shared_training(training: TrainConfig) -> dict:
