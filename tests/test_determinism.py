@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from fer_utils.data.datasets import dataset_samples
-from fer_utils.data.synthetic import make_demo_dataset
+from fer_utils.demo import make_demo_dataset
 from fer_utils.experiments.ablation import GridConfig, run_grid
 from fer_utils.experiments.notebook_pipeline import DEMO_PREPROCESS
 from fer_utils.faces.preprocess import PreprocessConfig, preprocess

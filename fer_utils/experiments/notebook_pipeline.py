@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fer_utils.data.datasets import DATASETS, dataset_samples
-from fer_utils.data.synthetic import ensure_demo_dataset
+from fer_utils.demo import ensure_demo_dataset
 from fer_utils.experiments.ablation.grid import NOTEBOOK_FIELDS, shared_training
 from fer_utils.faces.cache import FaceCache, cache_dir_for
 from fer_utils.faces.preprocess import PreprocessConfig, cache_config, image_folder_cache, preprocess
