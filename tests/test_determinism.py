@@ -78,7 +78,7 @@ def test_fer_train_notebook_and_ablation_give_identical_metrics(tiny_demo_cache,
     ablation = run_grid(
         cache_dir,
         tmp_path / "ablation",
-        grid=GridConfig(dropouts=(0.3, 0.5), l1s=(0.0,), seeds=1),  # two runs at once, as in a real grid
+        grid=GridConfig(dropouts=(0.3, 0.5), l1s=(0.0,), n_seeds=1),  # two runs at once, as in a real grid
         training=TrainConfig(**{k: v for k, v in SETTINGS.items() if k != "seed"}),
         progress=False,
     )

@@ -103,7 +103,7 @@ NOTEBOOK_DEFAULT_EXCEPTIONS = {
     # as opened, notebook 03 runs a quick grid (its parameters cell says so): 2 × 2 configurations, 1 seed
     ("03_regularization_ablation", "epochs"): "quick grid",
     ("03_regularization_ablation", "l1s"): "quick grid",
-    ("03_regularization_ablation", "seeds"): "quick grid",
+    ("03_regularization_ablation", "n_seeds"): "quick grid",
 }
 
 

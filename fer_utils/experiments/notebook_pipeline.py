@@ -77,7 +77,9 @@ class PipelineConfig:
     )
     ablation_dropouts: tuple[float, ...] = setting((0.3, 0.5), help="the ablation's last-two dropout rates")
     ablation_l1s: tuple[float, ...] = setting((0.0, 1e-3), help="the ablation's L1 factors")
-    ablation_seeds: int = setting(1, help="seeds per ablation configuration")
+    ablation_n_seeds: int = setting(
+        1, help="seeds per ablation configuration", renamed_from=("ablation_seeds",)
+    )
     ablation_epochs: int | None = setting(None, help="epochs of each ablation run (default: --epochs)")
     demo_actors: int | None = setting(None, help="demo only: number of synthetic actors (default 6)")
     dataset_options: dict = setting(default_factory=dict, help="dataset spec options", cli=False)
@@ -311,7 +313,7 @@ def ablation_step(
             **shared_training(training),
             "dropouts": list(config.ablation_dropouts),
             "l1s": list(config.ablation_l1s),
-            "seeds": config.ablation_seeds,
+            "n_seeds": config.ablation_n_seeds,
             "workers": config.workers,
             "reuse_runs": [str(out_dir.parent / protocol)],
         },

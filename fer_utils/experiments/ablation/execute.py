@@ -34,7 +34,7 @@ from fer_utils.faces.cache import FaceCache
 from fer_utils.files import atomic_write_json, replace_directory
 from fer_utils.notebook_execution import execute_notebook
 from fer_utils.parallel import default_workers, parallel_map
-from fer_utils.settings import field_names
+from fer_utils.settings import field_names, warn_renamed
 from fer_utils.training import rundir
 from fer_utils.training.config import TrainConfig, effective_settings, setting_mismatches
 
@@ -126,13 +126,13 @@ def run_grid(
     Args:
         cache_dir: the face cache every run trains on.
         out_dir: the ablation folder (see :mod:`fer_utils.experiments.ablation`).
-        grid: the grid and how it runs (:class:`GridConfig`: dropouts, L1s, seeds, workers, rerun …).
+        grid: the grid and how it runs (:class:`GridConfig`: dropouts, L1s, n_seeds, workers, rerun …).
         training: the parameters every run shares (:class:`~fer_utils.training.config.TrainConfig`; the
             grid sets ``seed, dropout, l1`` per run). Default: TrainConfig with :data:`TRAINING_DEFAULTS`.
             ``image_size`` None trains at the cache's own size.
         notebook: the training notebook to execute.
         progress: print one line per finished run.
-        options: single fields of either config by name (``seeds=2, epochs=3``), applied over them.
+        options: single fields of either config by name (``n_seeds=2, epochs=3``), applied over them.
 
     Returns:
         The :class:`Ablation` (also written into ``out_dir``), with ``executions`` listing what this
@@ -146,7 +146,7 @@ def run_grid(
     if not len(cache):
         raise ValueError(f"face cache {cache_dir} holds no faces")
     training = dataclasses.replace(training, image_size=int(training.image_size or cache.image_size))
-    runs = grid_runs(grid.dropouts, grid.l1s, grid.seeds)
+    runs = grid_runs(grid.dropouts, grid.l1s, grid.n_seeds)
     out_dir = Path(out_dir)
     (out_dir / RUNS_FOLDER).mkdir(parents=True, exist_ok=True)
     record = grid_record(Path(cache_dir), cache.key, runs, grid, training)
@@ -163,6 +163,10 @@ def grid_settings(
     grid: GridConfig | None, training: TrainConfig | None, options: dict
 ) -> tuple[GridConfig, TrainConfig]:
     """The two configs with single-field ``options`` applied (each name to the config that has it)."""
+    options = dict(options)
+    if "seeds" in options:  # the former name of n_seeds
+        warn_renamed("seeds", "n_seeds")
+        options["n_seeds"] = options.pop("seeds")
     grid_fields, training_fields = set(field_names(GridConfig)), set(field_names(TrainConfig))
     unknown = set(options) - grid_fields - training_fields
     if unknown:
@@ -185,7 +189,7 @@ def grid_record(
         "cache_key": cache_key,
         "dropouts": sorted({run.last_two_dropout for run in runs}),
         "l1s": sorted({run.l1 for run in runs}),
-        "seeds": seed_list(grid.seeds),
+        "seeds": seed_list(grid.n_seeds),
         "first_dropout": FIRST_DROPOUT,
         "paper_l1": float(grid.paper_l1),
         "training": shared_training(training),
