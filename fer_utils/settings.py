@@ -53,7 +53,9 @@ def renamed_from(field: dataclasses.Field) -> tuple[str, ...]:
     return tuple(field.metadata.get("renamed_from", ()))
 
 
-def _renamed_action(base: type[argparse.Action], old_flag: str, new_flag: str) -> type[argparse.Action]:
+def renamed_action(base: type[argparse.Action], old_flag: str, new_flag: str) -> type[argparse.Action]:
+    """An argparse action class for a former flag: ``base``'s, after a :func:`warn_renamed` notice."""
+
     class RenamedFlag(base):
         def __call__(self, parser, namespace, values, option_string=None):
             warn_renamed(old_flag, new_flag)
@@ -173,7 +175,7 @@ def add_arguments(
             renamed = {
                 **options,
                 "help": argparse.SUPPRESS,
-                "action": _renamed_action(base, old_flag, flag_name(field)),
+                "action": renamed_action(base, old_flag, flag_name(field)),
             }
             parser.add_argument(old_flag, **renamed)
         names.append(field.name)

@@ -375,7 +375,7 @@ def test_a_finished_run_with_the_cells_settings_is_copied_in_not_trained_again(t
     longer = make_finished_run(
         tmp_path / "longer", 0.3, 0.0, 0, [0.6, 0.7], [0.5, 0.6], **{**settings, "epochs": 3}
     )
-    cell = {**asdict(TrainConfig(epochs=2, image_size=16)), "seed": 0}
+    cell = {**asdict(TrainConfig(epochs=2, input_size=16)), "seed": 0}
     cell.update(dropout=[0.3, 0.3, 0.3], l1=0.0)
     assert ablation.reusable_run([longer, subject], cell, tiny_cache.key) == subject
     assert ablation.reusable_run([longer], cell, tiny_cache.key) is None  # epochs differ

@@ -138,15 +138,15 @@ def toy_runs(tmp_path):
 def test_run_label_names_dataset_protocol_and_configuration():
     config = {"dataset": "ravdess", "protocol": "subject", "dropout": [0.3, 0.5, 0.5], "l1": 0.001, "seed": 0}
     assert dashboard.run_label({**config, "recipe": "paper", "protocol": "paper"}).startswith(
-        "ravdess · paper protocol · paper recipe · "
+        "ravdess · protocol: paper · recipe: paper · "
     )
     assert (
         dashboard.run_label({**config, "image_size": 180})
-        == "ravdess · subject protocol · drop(.3,.5,.5) l1=1e-3 · seed 0"
+        == "ravdess · protocol: subject · drop(.3,.5,.5) l1=1e-3 · seed 0"
     )
     assert (
         dashboard.run_label({**config, "image_size": 48, "l1": 0, "split": {"fold": 2}})
-        == "ravdess · subject protocol · drop(.3,.5,.5) l1=0 48px · seed 0 fold 2"
+        == "ravdess · protocol: subject · drop(.3,.5,.5) l1=0 48px · seed 0 fold 2"
     )
 
 
@@ -154,7 +154,7 @@ def test_run_choices_sorts_labels_and_reports_unfinished_and_malformed(toy_runs)
     runs, _ = toy_runs
     choices, problems = dashboard.run_choices(runs)
     assert [c.name for c in choices] == ["a-run", "b-run"]  # dropout (.3,.3,.3) sorts first
-    assert choices[1].label == "toy · paper protocol · drop(.3,.5,.5) l1=1e-3 16px · seed 1"
+    assert choices[1].label == "toy · protocol: paper · drop(.3,.5,.5) l1=1e-3 16px · seed 1"
     assert set(problems) == {"unfinished", "malformed"}
     assert "metrics.json" in problems["unfinished"]
     assert "malformed" in problems["malformed"]
@@ -466,7 +466,7 @@ def real_runs_dir(tmp_path_factory, fer2013_root):
     cache = image_folder_cache(
         fer2013_root,
         base / "cache",
-        image_size=48,
+        face_size=48,
         split_dirs=True,
         max_per_class=40,
         dataset="fer2013",
@@ -517,7 +517,7 @@ def test_runs_overview_lists_every_finished_run(toy_runs):
         assert row["video accuracy %"] == pytest.approx(100 * choice.run.metrics["video"]["accuracy"])
         assert row["test faces"] == 12 and row["parameters"] == 1234
     assert (
-        "<td>toy · paper protocol · drop(.3,.5,.5) l1=1e-3 16px · seed 1</td>"
+        "<td>toy · protocol: paper · drop(.3,.5,.5) l1=1e-3 16px · seed 1</td>"
         in dashboard.runs_overview_html(choices)
     )
 
@@ -633,7 +633,7 @@ def test_synthetic_demo_runs_are_named_so_and_kept_out_of_the_literature(tmp_pat
     make_run(tmp_path / "runs" / "real", cache, toy_probabilities(6, 1), dataset="ravdess", seed=1)
     choices, _ = dashboard.run_choices(tmp_path / "runs")
     demo = next(c for c in choices if c.name == "demo")
-    assert demo.synthetic and demo.label.startswith("ravdess (synthetic demo) · paper")
+    assert demo.synthetic and demo.label.startswith("ravdess (synthetic demo) · protocol: paper")
     assert "ravdess (synthetic demo)" in dashboard.header_html(demo)
     assert "synthetic demo" in dashboard.synthetic_html(choices) and dashboard.synthetic_html([]) == ""
     ours = dashboard.literature_comparison(choices, "ravdess").query("source == 'this suite'")

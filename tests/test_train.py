@@ -53,6 +53,8 @@ def test_run_directory_has_every_artifact(small_run, fer2013_small_cache):
     # 2 epochs on 620 faces: the validation part is far from 100 %, so the epoch choice means something
     assert metrics["selection_saturated"] is False and metrics["selection_saturated_reason"] is None
     assert config["resized_faces"] is None  # the 48 px cache trains the 48 px model as it is
+    # the size as requested (none: the cache's) and as resolved, apart
+    assert config["input_size"] is None and config["image_size"] == 48 and config["schema_version"] == 2
 
 
 def test_same_seed_same_metrics(small_run, fer2013_small_cache, tmp_path):
@@ -143,13 +145,13 @@ def test_image_folder_records_undecodable_images_and_rejects_empty_classes(fer20
         for source in sorted((fer2013_root / "train" / label).iterdir())[:3]:
             (root / label / source.name).write_bytes(source.read_bytes())
     (root / "sad" / "broken.jpg").write_bytes(b"not a jpeg at all")
-    cache = image_folder_cache(root, tmp_path / "cache", image_size=48, progress=False)
+    cache = image_folder_cache(root, tmp_path / "cache", face_size=48, progress=False)
     assert len(cache) == 6
     assert cache.skipped["media_path"].str.endswith("broken.jpg").tolist() == [True]
     assert cache.skipped["reason"].iloc[0].startswith("unreadable")
     (root / "angry").mkdir()
     with pytest.raises(ValueError, match="empty"):
-        image_folder_cache(root, tmp_path / "cache2", image_size=48, progress=False)
+        image_folder_cache(root, tmp_path / "cache2", face_size=48, progress=False)
 
 
 def test_list_runs_reports_unfinished_and_malformed_runs(small_run, tmp_path):
@@ -187,10 +189,10 @@ def test_fer_train_learns_real_faces(fer2013_root, tmp_path):
 
 def test_another_image_subset_is_another_cache(fer2013_root, tmp_path):
     three = image_folder_cache(
-        fer2013_root, tmp_path, image_size=48, split_dirs=True, max_per_class=3, progress=False
+        fer2013_root, tmp_path, face_size=48, split_dirs=True, max_per_class=3, progress=False
     )
     four = image_folder_cache(
-        fer2013_root, tmp_path, image_size=48, split_dirs=True, max_per_class=4, progress=False
+        fer2013_root, tmp_path, face_size=48, split_dirs=True, max_per_class=4, progress=False
     )
     assert three.cache_dir != four.cache_dir
     assert (len(three), len(four)) == (3 * 7 * 3, 4 * 7 * 3)

@@ -112,14 +112,14 @@ def bundled_train_config(epochs: int = 30):
     """The shipped model's training: robust recipe, FER2013's own split (PublicTest selects, PrivateTest
     tests), 48 px."""
 
-    return TrainConfig(protocol="fixed", epochs=epochs, recipe="robust", image_size=IMAGE_SIZE)
+    return TrainConfig(protocol="fixed", epochs=epochs, recipe="robust", input_size=IMAGE_SIZE)
 
 
 def train_bundle_seeds(images: Path, work: Path, seeds: list[int], epochs: int, workers: int | None) -> dict:
     """FER2013 → face cache → one robust run per seed in ``work/seeds`` (finished seeds are kept)."""
 
     cache = image_folder_cache(
-        images, default_cache_root(), image_size=IMAGE_SIZE, split_dirs=True, progress=False
+        images, default_cache_root(), face_size=IMAGE_SIZE, split_dirs=True, progress=False
     )
     print(f"face cache: {cache.cache_dir} ({len(cache)} faces)")
     return train_seeds(cache.cache_dir, work / "seeds", bundled_train_config(epochs), seeds, workers)

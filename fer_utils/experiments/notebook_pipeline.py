@@ -47,12 +47,12 @@ from fer_utils.viz.report import execute_results_notebook, notebook_to_html
 #: seeds 0–2: at its defaults 0 of 3 runs converged, 27.0 ± 12.9 %; at 40 epochs, batch 16 and learning
 #: rate 5e-4, 1 of 3, 15.5–82.8 %), so the demo trains with the robust recipe (same CNN): 3 of 3 converged
 #: under every protocol (paper 85.6 ± 2.2 %, video 73.7 ± 1.8 %, subject 70.5 ± 4.7 %).
-DEMO_PREPROCESS = {"image_size": 64, "equalize": "clahe"}
+DEMO_PREPROCESS = {"face_size": 64, "equalize": "clahe"}
 DEMO_TRAINING = {"recipe": "robust"}
 PROTOCOLS_REPORTED = ("paper", "video", "subject")
 #: TrainConfig fields the pipeline sets itself (per protocol / its own --seed) or that belong to
 #: preprocessing (the face size is PreprocessConfig's).
-PIPELINE_SETS = ("protocol", "seed", "image_size")
+PIPELINE_SETS = ("protocol", "seed", "input_size")
 
 
 @dataclass
@@ -119,7 +119,7 @@ def notebook_cache(
     cache_dir: str = "",
     image_folder: str = "",
     cache_root: str = "cache",
-    image_size: int | None = None,
+    face_size: int | None = None,
     split_dirs: bool = False,
     max_per_class: int | None = None,
     seed: int = 0,
@@ -133,7 +133,7 @@ def notebook_cache(
         return image_folder_cache(
             project_path(image_folder),
             output_path(cache_root, "face cache"),
-            image_size=image_size or 180,
+            face_size=face_size or 180,
             split_dirs=split_dirs,
             max_per_class=max_per_class,
             seed=seed,

@@ -69,7 +69,9 @@ class PreprocessConfig:
     and a parameter of notebook 01; the defaults are the paper's pipeline.
     """
 
-    image_size: int = setting(180, help="side of the square gray crops in pixels (paper: 180)")
+    face_size: int = setting(
+        180, help="side of the square gray face crops in pixels (paper: 180)", renamed_from=("image_size",)
+    )
     frames_per_video: int = setting(
         6, help="faces kept per video (paper: 6 evenly spaced frames)", aliases=("--frames",)
     )
@@ -106,7 +108,7 @@ class PreprocessConfig:
             raise ValueError(f"unknown equalize {self.equalize!r}; choose one of {EQUALIZATIONS}")
         if self.sampling not in SAMPLING_METHODS:
             raise ValueError(f"unknown sampling {self.sampling!r}; choose one of {SAMPLING_METHODS}")
-        for name in ("image_size", "frames_per_video", "candidates_per_frame", "min_faces"):
+        for name in ("face_size", "frames_per_video", "candidates_per_frame", "min_faces"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         if self.min_faces > self.frames_per_video:
@@ -119,7 +121,10 @@ class PreprocessConfig:
             raise ValueError(f"detect_width must be ≥ 32 pixels or None, got {self.detect_width}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a face cache's config.json stores (and hashes) them: ``face_size`` under its
+        stored name ``image_size`` (the cache's ``FaceCache.image_size``), so existing caches keep their keys."""
+        values = asdict(self)
+        return {"image_size": values.pop("face_size"), **values}
 
 
 class ProcessedItem(NamedTuple):
@@ -202,7 +207,7 @@ def _candidate_frames(
 def _extract(image: np.ndarray, config: PreprocessConfig):
     return extract_face(
         image,
-        image_size=config.image_size,
+        image_size=config.face_size,
         detector=config.detector,
         upsample=config.upsample,
         detect_width=config.detect_width,
@@ -427,7 +432,7 @@ def _process_into(writer, todo, config, report, progress, scheduler, flush_secon
 def image_folder_cache(
     image_folder: str | os.PathLike,
     cache_root: str | os.PathLike,
-    image_size: int = 180,
+    face_size: int = 180,
     split_dirs: bool = False,
     filename_pattern: str | None = None,
     detector: str = "none",
@@ -452,7 +457,7 @@ def image_folder_cache(
             for members in groups.values()
             for i in sorted(rng.permutation(len(members))[:max_per_class])
         ]
-    config = PreprocessConfig(image_size=image_size, detector=detector)
+    config = PreprocessConfig(face_size=face_size, detector=detector)
     selection = {"split_dirs": split_dirs, "filename_pattern": filename_pattern}
     if max_per_class:
         selection |= {"max_per_class": max_per_class, "seed": seed}  # another subset is another cache

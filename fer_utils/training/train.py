@@ -106,7 +106,7 @@ def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainCon
     settings = config.settings()
     split, train_ids = split_faces(cache.index, config)
     targets = class_targets(cache)
-    image_size = config.image_size or cache.image_size
+    image_size = config.input_size or cache.image_size
     numerics = prepare_tensorflow(config)
     import keras
 

@@ -129,7 +129,7 @@ def run_grid(
         grid: the grid and how it runs (:class:`GridConfig`: dropouts, L1s, n_seeds, workers, rerun …).
         training: the parameters every run shares (:class:`~fer_utils.training.config.TrainConfig`; the
             grid sets ``seed, dropout, l1`` per run). Default: TrainConfig with :data:`TRAINING_DEFAULTS`.
-            ``image_size`` None trains at the cache's own size.
+            ``input_size`` None trains at the cache's own size.
         notebook: the training notebook to execute.
         progress: print one line per finished run.
         options: single fields of either config by name (``n_seeds=2, epochs=3``), applied over them.
@@ -145,11 +145,10 @@ def run_grid(
     cache = FaceCache(cache_dir)
     if not len(cache):
         raise ValueError(f"face cache {cache_dir} holds no faces")
-    training = dataclasses.replace(training, image_size=int(training.image_size or cache.image_size))
     runs = grid_runs(grid.dropouts, grid.l1s, grid.n_seeds)
     out_dir = Path(out_dir)
     (out_dir / RUNS_FOLDER).mkdir(parents=True, exist_ok=True)
-    record = grid_record(Path(cache_dir), cache.key, runs, grid, training)
+    record = grid_record(Path(cache_dir), cache.key, runs, grid, training) | {"face_size": cache.image_size}
     tasks, executions = plan_runs(runs, out_dir, record, grid, notebook)
     atomic_write_json(out_dir / GRID_FILE, record)
     if tasks:
@@ -197,23 +196,27 @@ def grid_record(
     }
 
 
-def run_mismatches(run_dir: str | os.PathLike, parameters: dict, cache_key: str) -> list[str]:
+def run_mismatches(
+    run_dir: str | os.PathLike, parameters: dict, cache_key: str, face_size: int | None = None
+) -> list[str]:
     """How a finished run's recorded settings and face cache differ from ``parameters`` on the cache
-    ``cache_key`` (:data:`CHECKED_PARAMETERS`; ``"name recorded ≠ expected"``, empty when none)."""
+    ``cache_key`` of faces of ``face_size`` px (:data:`CHECKED_PARAMETERS`; ``"name recorded ≠ expected"``,
+    empty when none). ``input_size`` None means that face size (default: the run's cache's)."""
     recorded = rundir.read_config(run_dir)
+    face_size = face_size or (recorded.get("preprocessing") or {}).get("image_size")
     return setting_mismatches(
         {**effective_settings(recorded), "cache_key": recorded.get("cache_key")},
-        {**effective_settings(parameters), "cache_key": cache_key},
+        {**effective_settings(parameters, face_size), "cache_key": cache_key},
     )
 
 
-def reusable_run(candidates, parameters: dict, cache_key: str) -> Path | None:
+def reusable_run(candidates, parameters: dict, cache_key: str, face_size: int | None = None) -> Path | None:
     """The first finished run among ``candidates`` made with exactly ``parameters``' checked settings and
     thread count on the cache ``cache_key``: the run the grid would train, so it is copied in instead."""
     for candidate in map(Path, candidates):
         if (
             rundir.is_finished(candidate)
-            and not run_mismatches(candidate, parameters, cache_key)
+            and not run_mismatches(candidate, parameters, cache_key, face_size)
             and rundir.read_config(candidate).get("threads") == parameters.get("threads")
         ):
             return candidate
@@ -242,12 +245,16 @@ def plan_runs(
         run_dir = out_dir / RUNS_FOLDER / run.name
         parameters = {**record["training"], "seed": run.seed, "dropout": run.dropout, "l1": run.l1}
         if rundir.is_finished(run_dir) and not grid.rerun:
-            problems = run_mismatches(run_dir, parameters, record["cache_key"])
+            problems = run_mismatches(run_dir, parameters, record["cache_key"], record.get("face_size"))
             if problems:
                 stale.append(f"{run.name}: {', '.join(problems)}")
             executions.append({"name": run.name, "status": "skipped (complete)", "seconds": 0.0, "error": ""})
             continue
-        reused = None if grid.rerun else reusable_run(grid.reuse_runs, parameters, record["cache_key"])
+        reused = (
+            None
+            if grid.rerun
+            else reusable_run(grid.reuse_runs, parameters, record["cache_key"], record.get("face_size"))
+        )
         if reused is not None:
             copy_reused_run(reused, run_dir)
             executions.append({"name": run.name, "status": f"reused ({reused})", "seconds": 0.0, "error": ""})
