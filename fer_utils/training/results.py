@@ -233,6 +233,12 @@ class RunMetrics:
     def is_evaluation(self) -> bool:
         return self.kind == EVALUATION_KIND
 
+    def scores(self, level: str) -> Scores | None:
+        """The :class:`Scores` of ``level`` (``frame``, or ``video``: None when every face is its own video)."""
+        if level not in ("frame", "video"):
+            raise ValueError(f"level must be one of ('frame', 'video'), got {level!r}")
+        return self.frame if level == "frame" else self.video
+
     @property
     def recipe_name(self) -> str:
         """The recipe as applied (its label, e.g. ``robust − augment``); ``paper`` for runs made before

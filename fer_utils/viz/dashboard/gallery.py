@@ -81,9 +81,7 @@ class FaceGallery:
     def show(self, run, true_label: str, predicted_label: str, level: str) -> pd.DataFrame:
         """Fill the gallery with the first page of one cell's faces; returns the cell's table."""
         self.run = run
-        self.faces = cell_faces(
-            run.predictions, list(run.metrics["labels"]), true_label, predicted_label, level
-        )
+        self.faces = cell_faces(run.predictions, run.labels, true_label, predicted_label, level)
         count = len(self.faces)
         unit = ("video" if level == "video" else "face") + ("" if count == 1 else "s")
         verdict = "correct" if true_label == predicted_label else "mistaken"

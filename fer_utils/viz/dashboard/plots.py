@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fer_utils.training.results import RunMetrics
 from fer_utils.viz.dashboard.cells import confusion_counts, difference_matrix, format_cell
 from fer_utils.viz.figures import confusion_figure, curves_figure
 
@@ -42,7 +43,7 @@ def selection_shape(labels: list[str], true_label: str | None, predicted_label: 
 
 
 def heatmap_figure(
-    metrics: dict,
+    metrics: RunMetrics,
     level: str,
     normalize: str | None,
     title: str,
@@ -52,7 +53,7 @@ def heatmap_figure(
     """The confusion heatmap of one run (plotly ``Figure``), the ``selected`` (true, predicted) cell
     outlined."""
 
-    labels = list(metrics["labels"])
+    labels = list(metrics.labels)
     figure = confusion_figure(confusion_counts(metrics, level), labels, normalize, title=title)
     figure.update_layout(
         width=size + 40,
@@ -68,13 +69,18 @@ def heatmap_figure(
 
 
 def difference_figure(
-    metrics_a: dict, metrics_b: dict, level: str, normalize: str | None, title: str, size: int = 460
+    metrics_a: RunMetrics,
+    metrics_b: RunMetrics,
+    level: str,
+    normalize: str | None,
+    title: str,
+    size: int = 460,
 ):
     """Heatmap of run A minus run B (red: A higher, blue: B higher)."""
     import plotly.graph_objects as go
 
     difference = difference_matrix(metrics_a, metrics_b, level, normalize)
-    labels = list(metrics_a["labels"])
+    labels = list(metrics_a.labels)
     text = [[format_cell(value, normalize) for value in row] for row in difference]
     bound = float(np.abs(difference).max()) or 1.0
     figure = go.Figure(

@@ -209,14 +209,14 @@ def ablation_section_html(folder: Path) -> tuple[str, list]:
 
 def face_thumbnails_html(choice: RunChoice, level: str = "frame") -> str:
     """The faces behind the run's largest confusions as embedded PNG thumbnails (static drill-down)."""
-    metrics = choice.run.metrics
-    confusions = top_confusions(metrics, level, TOP_CONFUSIONS)
+    outcome = choice.run.outcome
+    confusions = top_confusions(outcome, level, TOP_CONFUSIONS)
     if not confusions:
         return "<p>No confusions: every test face is on the diagonal.</p>"
     cache = open_run_cache(choice.run.config)
     if isinstance(cache, str):
         return message_html(html.escape(cache) + " — no thumbnails.", "warning")
-    labels = list(metrics["labels"])
+    labels = list(outcome.labels)
     blocks = []
     for true_label, predicted_label, count in confusions:
         faces = cell_faces(choice.run.predictions, labels, true_label, predicted_label, level)
@@ -251,21 +251,21 @@ def _time_text(row) -> str:
 def run_detail_html(choice: RunChoice) -> str:
     """One run as a collapsible section: header, matrices (counts, recall), per-class scores, the faces
     behind its top confusions, training curves."""
-    metrics = choice.run.metrics
+    outcome = choice.run.outcome
     parts = [header_html(choice)]
     for level in LEVELS:
-        if not has_level(metrics, level):
+        if not has_level(outcome, level):
             continue
         figures = [
-            heatmap_figure(metrics, level, n, title=f"{level} level", size=460) for n in (None, "true")
+            heatmap_figure(outcome, level, n, title=f"{level} level", size=460) for n in (None, "true")
         ]
         parts.append('<div class="fer-row">' + "".join(figure_html(f) for f in figures) + "</div>")
-        parts.append(f"<h4>Per-class scores ({level} level)</h4>" + per_class_html(metrics, level))
+        parts.append(f"<h4>Per-class scores ({level} level)</h4>" + per_class_html(outcome, level))
     parts.append("<h4>The faces behind the largest confusions</h4>" + face_thumbnails_html(choice))
     parts.append(figure_html(run_curves_figure(choice.run.history)))
     summary = (
-        f"{html.escape(choice.label)} — accuracy {formatting.percent(metrics['frame']['accuracy'])}, "
-        f"macro F1 {formatting.score(metrics['frame']['macro_f1'])}"
+        f"{html.escape(choice.label)} — accuracy {formatting.percent(outcome.frame.accuracy)}, "
+        f"macro F1 {formatting.score(outcome.frame.macro_f1)}"
     )
     return (
         f'<details class="fer-run" id="{_run_anchor(choice)}"><summary>{summary}</summary>'
