@@ -1,6 +1,7 @@
 """The package's import graph: which subpackage may import which (ARCHITECTURE.md, "The flow")."""
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import fer_utils
@@ -14,13 +15,18 @@ def room(module: str) -> str:
     return parts[1] if len(parts) > 1 else parts[0]
 
 
+@cache
+def parsed_modules() -> tuple[tuple[Path, ast.Module], ...]:
+    """Every module of the package, parsed once for all the tests."""
+    return tuple((path, ast.parse(path.read_text())) for path in sorted(PACKAGE.rglob("*.py")))
+
+
 def import_graph(top_level_only: bool = True) -> dict[str, set[str]]:
     """Room → rooms it imports (module-level imports; in-function ones too unless ``top_level_only``)."""
     graph: dict[str, set[str]] = {}
-    for path in PACKAGE.rglob("*.py"):
+    for path, tree in parsed_modules():
         module = ".".join(("fer_utils", *path.relative_to(PACKAGE).with_suffix("").parts))
         source_room = room(module)
-        tree = ast.parse(path.read_text())
         nodes = tree.body if top_level_only else ast.walk(tree)
         for node in nodes:
             names = []
@@ -86,10 +92,8 @@ STAGES = {"data", "faces", "demo", "training", "experiments", "viz", "deploy", "
 def inner_imports() -> list[tuple[str, int, str, str]]:
     """Every in-function import of a ``fer_utils`` module: (file, line, module, the line and the one above)."""
     found = []
-    for path in PACKAGE.rglob("*.py"):
-        source = path.read_text()
-        lines = source.splitlines()
-        tree = ast.parse(source)
+    for path, tree in parsed_modules():
+        lines = path.read_text().splitlines()
         top = {id(node) for node in tree.body}
         for node in ast.walk(tree):
             if id(node) in top or not isinstance(node, ast.Import | ast.ImportFrom):

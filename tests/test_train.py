@@ -107,6 +107,7 @@ def test_health_flags_and_baselines_come_from_the_test_part(small_run):
     assert metrics["best_epoch"] == small_run.history["val_accuracy"].idxmax() + 1
 
 
+@pytest.mark.slow  # an 8-epoch training that must learn: a real-training proof
 def test_training_from_arrays_on_separable_faces(tmp_path):
     from skimage.data import astronaut
 
