@@ -132,6 +132,22 @@ def test_viz_reads_the_ablation_from_its_files():
     assert "experiments" not in import_graph(top_level_only=False)["viz"]
 
 
+def graph_text() -> str:
+    """The import directions between rooms (in-function imports included), one line per room, as
+    ARCHITECTURE.md shows them between its ``import-graph`` markers."""
+    graph = import_graph(top_level_only=False)
+    return "\n".join(
+        f"{room} → {', '.join(sorted(graph[room]))}" for room in sorted(graph) if room != "__init__"
+    )
+
+
+def test_architecture_shows_the_real_import_directions():
+    """ARCHITECTURE.md's import graph is this test's graph (regenerate it with ``graph_text()``)."""
+    text = (PACKAGE.parent / "ARCHITECTURE.md").read_text()
+    shown = text.split("<!-- import-graph -->")[1].split("```")[1].strip()
+    assert shown == graph_text(), "update ARCHITECTURE.md's import graph to:\n" + graph_text()
+
+
 def test_no_new_cycle_between_subpackages():
     assert cycles(import_graph()) <= KNOWN_CYCLES
     assert cycles(import_graph(top_level_only=False)) <= KNOWN_CYCLES

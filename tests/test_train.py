@@ -174,7 +174,7 @@ def test_fer_train_learns_real_faces(fer2013_root, tmp_path):
     """The paper CNN through `fer train` on a class-balanced FER2013 subset beats the majority rate 1.5×."""
     command = [
         sys.executable, "-m", "fer_utils.cli", "train", "--images", str(fer2013_root), "--split-dirs",
-        "--image-size", "48", "--cache-root", str(tmp_path / "cache"), "--run-dir", str(tmp_path / "run"),
+        "--face-size", "48", "--cache-root", str(tmp_path / "cache"), "--run-dir", str(tmp_path / "run"),
         "--protocol", "fixed", "--epochs", "15", "--train-faces-per-class", "1000", "--seed", "0",
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=1500)
@@ -321,7 +321,7 @@ def test_robust_recipe_converges_on_every_seed(fer2013_root, tmp_path):
     underfits, every seed lands in the measured band."""
     command = [
         sys.executable, "-m", "fer_utils.cli", "train", "--images", str(fer2013_root), "--split-dirs",
-        "--image-size", "48", "--cache-root", str(tmp_path / "cache"), "--out", str(tmp_path / "robust"),
+        "--face-size", "48", "--cache-root", str(tmp_path / "cache"), "--out", str(tmp_path / "robust"),
         "--protocol", "fixed", "--epochs", "15", "--train-faces-per-class", "1000", "--recipe", "robust",
         "--seeds", "0", "1", "2",
     ]  # fmt: skip
