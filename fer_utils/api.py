@@ -8,13 +8,15 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from fer_utils.deploy.bundled import is_bundled_name
+from fer_utils.deploy.engines import bundled_predictor
+from fer_utils.deploy.predict import media_in, predict_image_array, predict_media
+from fer_utils.deploy.predictors import Predictor, load_predictor
+from fer_utils.faces.keyframes import DEFAULT_DETECT_EVERY
+
 
 @lru_cache(maxsize=4)
 def _cached_predictor(model: str | None, threads: int | None, engine: str = "auto"):
-    from fer_utils.deploy.bundled import is_bundled_name
-    from fer_utils.deploy.engines import bundled_predictor
-    from fer_utils.deploy.predictors import load_predictor
-
     if model is None or is_bundled_name(model):  # None: the default; "paper": the paper CNN
         return bundled_predictor(engine, threads, model)
     return load_predictor(model, threads)
@@ -50,10 +52,6 @@ def predict(
         with the reason in ``error``), ``face_index`` (largest first), ``track_id`` (the same face across
         frames), ``bbox_x/y/w/h``, ``predicted_label``, ``confidence`` and ``prob_<label>`` per class.
     """
-    from fer_utils.deploy.predict import media_in, predict_image_array, predict_media
-    from fer_utils.deploy.predictors import Predictor
-    from fer_utils.faces.keyframes import DEFAULT_DETECT_EVERY
-
     if isinstance(model, Predictor):
         predictor = model
     else:

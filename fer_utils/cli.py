@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "the main job: notebooks 01→04 on the demo dataset (default, offline) or a real dataset",
     ),
     "demo-data": (
-        "fer_utils.data.synthetic",
+        "fer_utils.demo.render",
         "write the synthetic RAVDESS-layout demo set (offline, seconds)",
     ),
     "preprocess": ("fer_utils.faces.preprocess", "media → face cache (datasets, frame sampling, dlib faces)"),
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fer {args.command}: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a full disk, a file where a folder belongs, …: one line, no traceback
-        from fer_utils.files import describe_os_error
+        from fer_utils.files import describe_os_error  # deferred: `fer --help` imports fer_utils.cli alone
 
         print(f"fer {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
         return 1

@@ -1,7 +1,7 @@
 """Executing a notebook by papermill, quietly: the one way ``fer run``, ``fer ablate`` and ``fer report``
 start a kernel.
 
-The kernel inherits :data:`~fer_utils.training.runtime.QUIET_TENSORFLOW_ENVIRONMENT` (no TensorFlow C++
+The kernel inherits :data:`~fer_utils.environment.QUIET_TENSORFLOW_ENVIRONMENT` (no TensorFlow C++
 lines in the executed notebook), optionally a thread cap, and starts with its own log at ERROR, so the
 "Kernel is running over TCP without encryption" warning (a local kernel on 127.0.0.1) stays off the
 terminal. ``progress`` shows one line per notebook with the cell it is on and the elapsed time.
@@ -9,14 +9,18 @@ terminal. ``progress`` shows one line per notebook with the cell it is on and th
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import difflib
+import json
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
+from fer_utils.environment import QUIET_TENSORFLOW_ENVIRONMENT
 from fer_utils.files import format_literal
 from fer_utils.progress import DISABLE_VARIABLE
-from fer_utils.training.runtime import QUIET_TENSORFLOW_ENVIRONMENT
 
 #: Kernel command-line options: the kernel's own log only for errors (see the module docstring).
 QUIET_KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
@@ -60,6 +64,60 @@ def kernel_environment(threads: int | None = None):
                 os.environ[name] = value
 
 
+def assigned_names(source: str) -> set[str]:
+    """The names a cell's code assigns (``x = …``, ``x: int = …``, ``x += …``); none when it does not parse
+    (IPython magics)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    return {
+        target.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name)
+    }
+
+
+def closest_names(passed: Iterable[str], known: Iterable[str]) -> dict[str, str | None]:
+    """Each name of ``passed`` not in ``known`` → the closest known name (None when nothing is close)."""
+    known = sorted(set(known))
+    return {
+        name: next(iter(difflib.get_close_matches(name, known, n=1)), None)
+        for name in sorted(set(passed) - set(known))
+    }
+
+
+def unknown_parameters_message(unknown: dict[str, str | None]) -> str:
+    """``unknown notebook parameter 'learnig_rate' (did you mean 'learning_rate'?)``, one per name."""
+    return "; ".join(
+        f"unknown notebook parameter {name!r}" + (f" (did you mean {close!r}?)" if close else "")
+        for name, close in unknown.items()
+    )
+
+
+def notebook_names(notebook: str | os.PathLike) -> set[str]:
+    """Every name a notebook's code cells assign (its parameters cell's among them)."""
+    cells = json.loads(Path(notebook).read_text()).get("cells", [])
+    return set().union(
+        *(
+            assigned_names("".join(cell.get("source", "")))
+            for cell in cells
+            if cell.get("cell_type") == "code"
+        )
+    )
+
+
+def check_parameters(notebook: str | os.PathLike, parameters: dict, accepted: Iterable[str]) -> None:
+    """ValueError, before any kernel starts, naming each parameter that neither the notebook's cells nor
+    ``accepted`` (the config fields it reads from its globals) define, with the closest name; the same
+    message the notebook itself gives when papermill is run by hand."""
+    unknown = closest_names(parameters, notebook_names(notebook) | set(accepted))
+    if unknown:
+        raise ValueError(f"{Path(notebook).name}: {unknown_parameters_message(unknown)}")
+
+
 def cell_progress(description: str) -> dict:
     """papermill's ``progress_bar`` options: ``<description>: cell 3/17 [00:12]``."""
     # disable False: the TQDM_DISABLE that kernel_environment sets for the kernel is in this process too
@@ -86,6 +144,7 @@ def execute_notebook(
     progress: str | None = None,
     threads: int | None = None,
     timeout: int | None = None,
+    accepted: Iterable[str] | None = None,
     **options,
 ):
     """Execute ``notebook`` into ``output`` with ``parameters`` in a quiet kernel (see the module).
@@ -99,12 +158,17 @@ def execute_notebook(
         progress: a description for a one-line cell counter with elapsed time (None: no display).
         threads: TensorFlow / OpenMP thread cap of the kernel (None: no cap).
         timeout: seconds a cell may run (None: no limit).
+        accepted: names the notebook reads besides those its cells assign (the config fields of
+            notebooks 02 / 03); given, an unknown parameter is refused before the kernel starts
+            (:func:`check_parameters`).
         options: further ``papermill.execute_notebook`` options (e.g. ``report_mode``).
 
     Returns:
         The executed notebook (papermill's node); raises papermill's errors.
     """
-    import papermill
+    if accepted is not None:
+        check_parameters(notebook, parameters, accepted)
+    import papermill  # deferred: papermill (and its Jupyter stack) is heavy
 
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     _quiet_papermill_log()

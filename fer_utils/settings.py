@@ -12,7 +12,8 @@ A field's type, default and ``metadata`` say everything its flag needs::
 namespace. So a new field is a new flag on every command built from its dataclass, with no CLI code.
 
 Metadata keys (all optional): ``help``; ``choices``; ``flag`` (another flag name than ``--field-name``);
-``aliases`` (further, hidden-from-nobody flag names, e.g. a deprecated spelling); ``metavar``;
+``aliases`` (further, hidden-from-nobody flag names); ``renamed_from`` (former field names: their flags
+and notebook / mapping keys are still accepted, with a ``FutureWarning``, for one release); ``metavar``;
 ``cli: False`` (no flag, e.g. a dict of free-form tags). Type → argparse: ``int | float | str`` as
 such; ``X | None`` takes ``none`` for None; ``bool`` gives ``--flag / --no-flag``;
 ``tuple[T, T, T]`` three values; ``tuple[T, ...]`` / ``list[T]`` one or more values. Fields of other
@@ -25,6 +26,7 @@ import argparse
 import dataclasses
 import types
 import typing
+import warnings
 from collections.abc import Iterable, Mapping
 
 NONE_WORDS = ("none", "None")
@@ -35,6 +37,31 @@ def setting(default=dataclasses.MISSING, *, help: str, default_factory=dataclass
     return dataclasses.field(
         default=default, default_factory=default_factory, metadata={"help": help, **metadata}
     )
+
+
+def warn_renamed(old: str, new: str) -> None:
+    """The one-line notice of a former setting name (accepted for one release)."""
+    warnings.warn(
+        f"{old!r} is renamed {new!r}: the old name still works in this release only",
+        FutureWarning,
+        stacklevel=3,
+    )
+
+
+def renamed_from(field: dataclasses.Field) -> tuple[str, ...]:
+    """A field's former names (its ``renamed_from`` metadata)."""
+    return tuple(field.metadata.get("renamed_from", ()))
+
+
+def renamed_action(base: type[argparse.Action], old_flag: str, new_flag: str) -> type[argparse.Action]:
+    """An argparse action class for a former flag: ``base``'s, after a :func:`warn_renamed` notice."""
+
+    class RenamedFlag(base):
+        def __call__(self, parser, namespace, values, option_string=None):
+            warn_renamed(old_flag, new_flag)
+            super().__call__(parser, namespace, values, option_string)
+
+    return RenamedFlag
 
 
 def _optional(kind):
@@ -142,19 +169,35 @@ def add_arguments(
         if field.metadata.get("metavar") is not None:
             options["metavar"] = field.metadata["metavar"]
         parser.add_argument(flag_name(field), *field.metadata.get("aliases", ()), **options)
+        for old in renamed_from(field):
+            old_flag = "--" + old.replace("_", "-")
+            base = options.get("action", argparse._StoreAction)
+            renamed = {
+                **options,
+                "help": argparse.SUPPRESS,
+                "action": renamed_action(base, old_flag, flag_name(field)),
+            }
+            parser.add_argument(old_flag, **renamed)
         names.append(field.name)
     return names
 
 
 def values_from(cls, source) -> dict:
     """The values of ``cls``'s fields present in ``source`` (an argparse namespace or a mapping such
-    as a notebook's ``globals()``), with sequences made tuples for tuple fields."""
+    as a notebook's ``globals()``), with sequences made tuples for tuple fields. A former name
+    (``renamed_from``) is taken with a :func:`warn_renamed` notice, over the new one (in a notebook the
+    parameters cell sets the new name; the old one is there only when passed)."""
     get = source.get if isinstance(source, Mapping) else lambda name, default: getattr(source, name, default)
     hints = typing.get_type_hints(cls)
     missing = object()
     values = {}
     for field in dataclasses.fields(cls):
         value = get(field.name, missing)
+        for old in renamed_from(field):
+            old_value = get(old, missing)
+            if old_value is not missing:
+                warn_renamed(old, field.name)
+                value = old_value
         if value is missing:
             continue
         if typing.get_origin(_unwrap_optional(hints[field.name])[0]) is tuple and value is not None:
@@ -170,3 +213,8 @@ def config_from_args(cls, source, **overrides):
 
 def field_names(cls) -> tuple[str, ...]:
     return tuple(field.name for field in dataclasses.fields(cls))
+
+
+def accepted_names(cls) -> tuple[str, ...]:
+    """The field names and their former names (``renamed_from``): what a notebook may be passed."""
+    return (*field_names(cls), *(old for field in dataclasses.fields(cls) for old in renamed_from(field)))

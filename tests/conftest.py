@@ -48,5 +48,5 @@ def fer2013_small_cache(fer2013_root, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("fer2013_cache")
     return image_folder_cache(
-        fer2013_root, root, image_size=48, split_dirs=True, max_per_class=30, progress=False
+        fer2013_root, root, face_size=48, split_dirs=True, max_per_class=30, progress=False
     )

@@ -259,11 +259,9 @@ def test_verdict_says_tie_and_single_seed_and_a_sign_flip_is_no_narrowing():
 
 def test_the_reports_ablation_table_has_the_columns_of_table_md(hand_made_ablation):
     """Every count column of table.md (runs ok, stalled, underfit, failed) is in the report's table too."""
-    from fer_utils.viz.dashboard.static import ablation_table
-
     out_dir, _ = hand_made_ablation
     summary = ablation.summarize_configurations(ablation.runs_table(out_dir))
-    report = ablation_table(summary)
+    report = ablation.report_table(summary)
     for column in ("runs ok", "stalled", "underfit", "failed"):
         assert column in ablation.format_table(summary).columns and column in report.columns, column
     assert report["underfit"].tolist() == summary["n_underfit"].tolist()
@@ -364,11 +362,11 @@ def test_rerun_skips_finished_runs_and_refuses_runs_made_otherwise(tiny_cache, t
             [0.5, 0.6],
             **training,
         )
-    result = ablation.run_grid(tiny_cache.cache_dir, out_dir, dropouts=[0.5], l1s=[0.0], seeds=2, epochs=2)
+    result = ablation.run_grid(tiny_cache.cache_dir, out_dir, dropouts=[0.5], l1s=[0.0], n_seeds=2, epochs=2)
     assert result.executions["status"].tolist() == ["skipped (complete)"] * 2  # papermill never started
     assert result.summary["n_ok"].tolist() == [2]
     with pytest.raises(ValueError, match="epochs 2 ≠ 3"):
-        ablation.run_grid(tiny_cache.cache_dir, out_dir, dropouts=[0.5], l1s=[0.0], seeds=2, epochs=3)
+        ablation.run_grid(tiny_cache.cache_dir, out_dir, dropouts=[0.5], l1s=[0.0], n_seeds=2, epochs=3)
 
 
 def test_a_finished_run_with_the_cells_settings_is_copied_in_not_trained_again(tiny_cache, tmp_path):
@@ -377,7 +375,7 @@ def test_a_finished_run_with_the_cells_settings_is_copied_in_not_trained_again(t
     longer = make_finished_run(
         tmp_path / "longer", 0.3, 0.0, 0, [0.6, 0.7], [0.5, 0.6], **{**settings, "epochs": 3}
     )
-    cell = {**asdict(TrainConfig(epochs=2, image_size=16)), "seed": 0}
+    cell = {**asdict(TrainConfig(epochs=2, input_size=16)), "seed": 0}
     cell.update(dropout=[0.3, 0.3, 0.3], l1=0.0)
     assert ablation.reusable_run([longer, subject], cell, tiny_cache.key) == subject
     assert ablation.reusable_run([longer], cell, tiny_cache.key) is None  # epochs differ
@@ -391,7 +389,7 @@ def test_a_finished_run_with_the_cells_settings_is_copied_in_not_trained_again(t
         out_dir,
         dropouts=[0.3],
         l1s=[0.0],
-        seeds=1,
+        n_seeds=1,
         epochs=2,
         reuse_runs=[longer, subject],
     )
@@ -401,7 +399,7 @@ def test_a_finished_run_with_the_cells_settings_is_copied_in_not_trained_again(t
     assert (copy / rundir.METRICS_FILE).read_bytes() == (subject / rundir.METRICS_FILE).read_bytes()
     assert result.summary["n_ok"].tolist() == [1]
     again = ablation.run_grid(
-        tiny_cache.cache_dir, out_dir, dropouts=[0.3], l1s=[0.0], seeds=1, epochs=2, reuse_runs=[subject]
+        tiny_cache.cache_dir, out_dir, dropouts=[0.3], l1s=[0.0], n_seeds=1, epochs=2, reuse_runs=[subject]
     )
     assert again.executions["status"].tolist() == ["skipped (complete)"]
 
@@ -446,25 +444,44 @@ def test_cli_registers_fer_ablate():
             "--l1s",
             "0",
             "1e-3",
-            "--seeds",
+            "--n-seeds",
             "2",
         ]
     )
     assert args.func is ablation.cli._cli_ablate
-    assert args.dropouts == [0.3, 0.5] and args.l1s == [0.0, 0.001] and args.seeds == 2 and args.epochs == 15
+    assert (
+        args.dropouts == [0.3, 0.5] and args.l1s == [0.0, 0.001] and args.n_seeds == 2 and args.epochs == 15
+    )
+
+
+def test_the_former_seed_count_name_still_works_with_a_warning():
+    """``--seeds N`` / ``seeds=N`` (a count under fer ablate, a list under fer train) is ``n_seeds`` now;
+    the old name is accepted, with a FutureWarning naming the new one, for one release."""
+    from fer_utils import cli
+    from fer_utils.experiments.ablation.execute import grid_settings
+    from fer_utils.settings import config_from_args
+
+    with pytest.warns(FutureWarning, match="'--seeds' is renamed '--n-seeds'"):
+        args = cli.build_parser().parse_args(["ablate", "--cache", "c", "--out", "o", "--seeds", "3"])
+    assert args.n_seeds == 3
+    with pytest.warns(FutureWarning, match="'seeds' is renamed 'n_seeds'"):
+        grid = config_from_args(ablation.GridConfig, {"n_seeds": 1, "seeds": 2})  # notebook 03, -p seeds 2
+    assert grid.n_seeds == 2
+    with pytest.warns(FutureWarning, match="'seeds' is renamed 'n_seeds'"):
+        assert grid_settings(None, None, {"seeds": 2})[0].n_seeds == 2
 
 
 def test_notebook_03_parameters_reach_run_grid():
     notebook = nbformat.read(NOTEBOOKS_DIR / "03_regularization_ablation.ipynb", as_version=4)
     parameters = next(cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", []))
     names = {line.split("=")[0].strip() for line in parameters.source.splitlines() if "=" in line}
-    assert {"cache_dir", "out_dir", "protocol", "epochs", "dropouts", "l1s", "seeds", "workers"} <= names
+    assert {"cache_dir", "out_dir", "protocol", "epochs", "dropouts", "l1s", "n_seeds", "workers"} <= names
     assert "ablation.run_grid(" in "".join(cell.source for cell in notebook.cells)
 
 
 # ------------------------------------------------------------------------------------------ slow tier
 
-GRID = {"dropouts": [0.5, 1.5], "l1s": [0.0, 1e-3], "seeds": 2}
+GRID = {"dropouts": [0.5, 1.5], "l1s": [0.0, 1e-3], "n_seeds": 2}
 TRAINING = {"protocol": "fixed", "epochs": 2, "batch_size": 32, "train_faces_per_class": 15}
 # Two epochs on 105 faces rarely leave the majority-class rate: count stalled runs in the means here.
 ANALYSIS = {"include_stalled": True}
@@ -515,7 +532,7 @@ def test_aggregate_equals_a_recomputation_from_the_run_files(real_grid):
     _, out_dir, result = real_grid
     for l1 in GRID["l1s"]:
         rows = []
-        for seed in range(GRID["seeds"]):
+        for seed in range(GRID["n_seeds"]):
             run_dir = out_dir / ablation.RUNS_FOLDER / ablation.GridRun(0.5, l1, seed).name
             metrics = json.loads((run_dir / "metrics.json").read_text())
             history = pd.read_csv(run_dir / "history.csv")
@@ -605,3 +622,30 @@ def test_notebook_03_renders_a_finished_grid(real_grid, tmp_path):
     text = json.dumps([cell.get("outputs", []) for cell in executed.cells])
     assert "skipped (complete)" in text and "application/vnd.plotly.v1+json" in text
     assert "got 1.5" in text and "Best validation accuracy" in text
+
+
+def test_the_report_reads_the_ablation_from_its_files_not_by_re_analysing(hand_made_ablation):
+    """The report's ablation section is what summary.json and the figure JSON files say: a verdict edited
+    in the file is the one shown, even with the runs gone; a summary.json from before the report table
+    is a one-line warning naming the command that rewrites it."""
+    import shutil
+
+    from fer_utils.viz.dashboard.static import ablation_section_html
+
+    out_dir, _ = hand_made_ablation
+    ablation.analyze(out_dir)
+    summary_path = out_dir / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["verdict"]["text"] = "read from **the file**"
+    summary_path.write_text(json.dumps(summary))
+    shutil.rmtree(out_dir / "runs")
+    text, figures = ablation_section_html(out_dir)
+    assert "read from <b>the file</b>" in text and "runs ok" in text
+    assert [figure.layout.title.text for figure in figures] == [
+        json.loads((out_dir / name).read_text())["layout"]["title"]["text"]
+        for name in ("curves.json", "gap_heatmap.json")
+    ]
+    del summary["report_table"]
+    summary_path.write_text(json.dumps(summary))
+    text, figures = ablation_section_html(out_dir)
+    assert "predates it" in text and "fer ablate --out" in text and figures == []

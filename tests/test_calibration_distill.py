@@ -124,8 +124,8 @@ def test_bundled_models_are_named_by_architecture():
     assert bundled.bundled_files("mini_xception")["tflite-int8"] == "fer2013_mini_xception_int8.tflite"
     assert bundled.is_bundled_name("paper") and not bundled.is_bundled_name("runs/paper")
     config = bundled.bundled_train_config(5, "mobilenet_v3_small")
-    assert config.architecture == "mobilenet_v3_small" and config.image_size == 64
-    assert bundled.bundled_train_config(5).image_size == 48
+    assert config.architecture == "mobilenet_v3_small" and config.input_size == 64
+    assert bundled.bundled_train_config(5).input_size == 48
 
 
 def test_predictors_report_calibrated_probabilities_from_the_run_and_its_exports(teacher_run, tmp_path):

@@ -21,9 +21,22 @@ from fer_utils.data.synthetic import MANIFEST_NAME, SYNTHETIC_MARKER, is_demo_me
 from fer_utils.faces.cache import FaceCache, FaceCacheWriter
 from fer_utils.training import rundir
 from fer_utils.training.evaluate import evaluate_predictions, predictions_table
+from fer_utils.training.results import RunMetrics
 from fer_utils.viz import dashboard, figures, formatting
 
 LABELS = ["neutral", "happy", "sad"]
+
+
+def outcome(labels, frame_matrix, video_matrix=None, per_class=None) -> RunMetrics:
+    """A run record whose scores are just these confusion matrices (and per-class rows), built by the
+    record's one builder."""
+
+    def scores(matrix):
+        return {"accuracy": 0.0, "macro_f1": 0.0, "weighted_f1": 0.0, "per_class": per_class or {},
+                "confusion_matrix": matrix}  # fmt: skip
+
+    levels = {"frame": scores(frame_matrix), "video": scores(video_matrix) if video_matrix else None}
+    return RunMetrics.build(levels, labels=list(labels), protocol="paper", num_params=0)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -138,15 +151,15 @@ def toy_runs(tmp_path):
 def test_run_label_names_dataset_protocol_and_configuration():
     config = {"dataset": "ravdess", "protocol": "subject", "dropout": [0.3, 0.5, 0.5], "l1": 0.001, "seed": 0}
     assert dashboard.run_label({**config, "recipe": "paper", "protocol": "paper"}).startswith(
-        "ravdess · paper protocol · paper recipe · "
+        "ravdess · protocol: paper · recipe: paper · "
     )
     assert (
         dashboard.run_label({**config, "image_size": 180})
-        == "ravdess · subject protocol · drop(.3,.5,.5) l1=1e-3 · seed 0"
+        == "ravdess · protocol: subject · drop(.3,.5,.5) l1=1e-3 · seed 0"
     )
     assert (
         dashboard.run_label({**config, "image_size": 48, "l1": 0, "split": {"fold": 2}})
-        == "ravdess · subject protocol · drop(.3,.5,.5) l1=0 48px · seed 0 fold 2"
+        == "ravdess · protocol: subject · drop(.3,.5,.5) l1=0 48px · seed 0 fold 2"
     )
 
 
@@ -154,7 +167,7 @@ def test_run_choices_sorts_labels_and_reports_unfinished_and_malformed(toy_runs)
     runs, _ = toy_runs
     choices, problems = dashboard.run_choices(runs)
     assert [c.name for c in choices] == ["a-run", "b-run"]  # dropout (.3,.3,.3) sorts first
-    assert choices[1].label == "toy · paper protocol · drop(.3,.5,.5) l1=1e-3 16px · seed 1"
+    assert choices[1].label == "toy · protocol: paper · drop(.3,.5,.5) l1=1e-3 16px · seed 1"
     assert set(problems) == {"unfinished", "malformed"}
     assert "metrics.json" in problems["unfinished"]
     assert "malformed" in problems["malformed"]
@@ -210,7 +223,7 @@ def test_runs_dir_comes_from_the_parameter_then_the_environment(tmp_path, monkey
 
 
 def test_matrix_views_counts_recall_and_precision():
-    metrics = {"frame": {"confusion_matrix": [[3, 1], [2, 2]]}, "video": None}
+    metrics = outcome(["x", "y"], [[3, 1], [2, 2]])
     np.testing.assert_array_equal(dashboard.matrix_view(metrics, "frame", None), [[3, 1], [2, 2]])
     np.testing.assert_allclose(dashboard.matrix_view(metrics, "frame", "true"), [[0.75, 0.25], [0.5, 0.5]])
     np.testing.assert_allclose(dashboard.matrix_view(metrics, "frame", "pred"), [[0.6, 1 / 3], [0.4, 2 / 3]])
@@ -260,23 +273,23 @@ def test_video_cells_show_one_representative_face_per_video(toy_runs):
 
 
 def test_difference_matrix_subtracts_and_refuses_other_classes():
-    a = {"labels": ["x", "y"], "frame": {"confusion_matrix": [[3, 1], [0, 4]]}}
-    b = {"labels": ["x", "y"], "frame": {"confusion_matrix": [[2, 2], [1, 3]]}}
+    a = outcome(["x", "y"], [[3, 1], [0, 4]])
+    b = outcome(["x", "y"], [[2, 2], [1, 3]])
     np.testing.assert_array_equal(dashboard.difference_matrix(a, b), [[1, -1], [-1, 1]])
     np.testing.assert_allclose(
         dashboard.difference_matrix(a, b, normalize="true"), [[0.25, -0.25], [-0.25, 0.25]]
     )
     with pytest.raises(ValueError, match="different classes"):
-        dashboard.difference_matrix(a, {**b, "labels": ["x", "z"]})
+        dashboard.difference_matrix(a, outcome(["x", "z"], [[2, 2], [1, 3]]))
 
 
 def test_per_class_table_has_averages_matching_metrics(toy_runs):
     runs, _ = toy_runs
-    metrics = dashboard.run_choices(runs)[0][0].run.metrics
+    metrics = dashboard.run_choices(runs)[0][0].run.outcome
     table = dashboard.per_class_table(metrics)
     assert list(table.index) == [*LABELS, "macro avg", "weighted avg"]
-    assert table.loc["macro avg", "f1"] == pytest.approx(metrics["frame"]["macro_f1"])
-    assert table.loc["weighted avg", "f1"] == pytest.approx(metrics["frame"]["weighted_f1"])
+    assert table.loc["macro avg", "f1"] == pytest.approx(metrics.frame.macro_f1)
+    assert table.loc["weighted avg", "f1"] == pytest.approx(metrics.frame.weighted_f1)
     assert table["support"].dtype.kind == "i" and table.loc["macro avg", "support"] == 12
     assert '<td class="fer-num">12</td>' in dashboard.per_class_html(metrics)
 
@@ -385,8 +398,8 @@ def test_the_gallery_title_counts_one_face_or_video_in_the_singular(toy_runs):
 def test_view_level_and_compare_callbacks(toy_runs):
     runs, _ = toy_runs
     board = dashboard.Dashboard(runs)
-    metrics = board.choice.run.metrics
-    np.testing.assert_array_equal(board.heatmap.figure["data"][0]["z"], metrics["frame"]["confusion_matrix"])
+    metrics = board.choice.run.outcome
+    np.testing.assert_array_equal(board.heatmap.figure["data"][0]["z"], metrics.frame.confusion_matrix)
     first_heatmap = board.heatmap
     board.view_toggle.value = "recall (row-normalised)"
     assert board.heatmap is first_heatmap and board.heatmap_box.children == (
@@ -466,7 +479,7 @@ def real_runs_dir(tmp_path_factory, fer2013_root):
     cache = image_folder_cache(
         fer2013_root,
         base / "cache",
-        image_size=48,
+        face_size=48,
         split_dirs=True,
         max_per_class=40,
         dataset="fer2013",
@@ -517,7 +530,7 @@ def test_runs_overview_lists_every_finished_run(toy_runs):
         assert row["video accuracy %"] == pytest.approx(100 * choice.run.metrics["video"]["accuracy"])
         assert row["test faces"] == 12 and row["parameters"] == 1234
     assert (
-        "<td>toy · paper protocol · drop(.3,.5,.5) l1=1e-3 16px · seed 1</td>"
+        "<td>toy · protocol: paper · drop(.3,.5,.5) l1=1e-3 16px · seed 1</td>"
         in dashboard.runs_overview_html(choices)
     )
 
@@ -536,9 +549,9 @@ def test_one_number_format_everywhere():
 
 
 def test_notebook_tables_are_written_as_everywhere_else():
-    metrics = {
-        "frame": {"per_class": {"sad": {"precision": 0.123456, "recall": 0.5, "f1": 0.2, "support": 3}}}
-    }
+    metrics = outcome(
+        ["sad"], [[3]], per_class={"sad": {"precision": 0.123456, "recall": 0.5, "f1": 0.2, "support": 3}}
+    )
     assert figures.metrics_table(metrics, as_text=True).loc["sad"].tolist() == ["0.123", "0.500", "0.200", 3]
     assert figures.metrics_table(metrics).loc["sad", "precision"] == 0.123456
     groups = {"subject 1": {"accuracy": 0.71643, "macro_f1": 0.65432, "support": 4}}
@@ -550,9 +563,8 @@ def test_selected_cell_is_outlined_and_a_run_switch_shows_its_largest_confusion(
     board = dashboard.Dashboard(runs)
     for position, choice in enumerate(board.choices):
         board.run_menu.value = position
-        metrics = choice.run.metrics
-        true_label, predicted_label = dashboard.largest_confusion(metrics)
-        matrix = np.asarray(metrics["frame"]["confusion_matrix"])
+        true_label, predicted_label = dashboard.largest_confusion(choice.run.outcome)
+        matrix = np.asarray(choice.run.outcome.frame.confusion_matrix)
         i, j = LABELS.index(true_label), LABELS.index(predicted_label)
         off_diagonal = matrix - np.diag(np.diag(matrix))
         assert i != j and matrix[i, j] == off_diagonal.max() > 0
@@ -570,10 +582,10 @@ def test_selected_cell_is_outlined_and_a_run_switch_shows_its_largest_confusion(
 
 
 def test_largest_confusion_falls_back_to_the_diagonal_and_top_confusions_are_sorted():
-    perfect = {"labels": ["x", "y"], "frame": {"confusion_matrix": [[3, 0], [0, 5]]}}
+    perfect = outcome(["x", "y"], [[3, 0], [0, 5]])
     assert dashboard.largest_confusion(perfect) == ("y", "y")
     assert dashboard.top_confusions(perfect) == []
-    mixed = {"labels": ["x", "y", "z"], "frame": {"confusion_matrix": [[3, 1, 4], [2, 5, 0], [0, 4, 1]]}}
+    mixed = outcome(["x", "y", "z"], [[3, 1, 4], [2, 5, 0], [0, 4, 1]])
     assert dashboard.top_confusions(mixed) == [("x", "z", 4), ("z", "y", 4), ("y", "x", 2)]
 
 
@@ -633,7 +645,7 @@ def test_synthetic_demo_runs_are_named_so_and_kept_out_of_the_literature(tmp_pat
     make_run(tmp_path / "runs" / "real", cache, toy_probabilities(6, 1), dataset="ravdess", seed=1)
     choices, _ = dashboard.run_choices(tmp_path / "runs")
     demo = next(c for c in choices if c.name == "demo")
-    assert demo.synthetic and demo.label.startswith("ravdess (synthetic demo) · paper")
+    assert demo.synthetic and demo.label.startswith("ravdess (synthetic demo) · protocol: paper")
     assert "ravdess (synthetic demo)" in dashboard.header_html(demo)
     assert "synthetic demo" in dashboard.synthetic_html(choices) and dashboard.synthetic_html([]) == ""
     ours = dashboard.literature_comparison(choices, "ravdess").query("source == 'this suite'")
@@ -687,7 +699,7 @@ def test_protocol_table_states_faces_per_test_video_and_marks_incomparable_video
     make_run(tmp_path / "runs" / "paper", cache, toy_probabilities(5, 0))  # videos v0 (3), v1 (2)
     make_run(tmp_path / "runs" / "subject", cache, toy_probabilities(3, 1), protocol="subject")  # v0 (3)
     choices, _ = dashboard.run_choices(tmp_path / "runs")
-    assert faces_per_test_video(next(c for c in choices if c.name == "paper").run.metrics) == 2.5
+    assert faces_per_test_video(next(c for c in choices if c.name == "paper").run.outcome) == 2.5
     table = dashboard.protocol_comparison(choices)
     assert table.loc[("toy", "paper"), "faces_per_video"] == 2.5
     assert table.loc[("toy", "subject"), "faces_per_video"] == 3.0
@@ -729,7 +741,7 @@ def test_static_run_detail_is_collapsible_with_face_thumbnails(toy_runs):
     choices, _ = dashboard.run_choices(runs)
     detail = static.run_detail_html(choices[0])
     assert detail.startswith('<details class="fer-run"') and detail.endswith("</details>")
-    true_label, predicted_label, _ = dashboard.top_confusions(choices[0].run.metrics)[0]
+    true_label, predicted_label, _ = dashboard.top_confusions(choices[0].run.outcome)[0]
     faces = dashboard.cell_faces(choices[0].run.predictions, LABELS, true_label, predicted_label)
     first = static._thumbnail_html(
         next(faces.head(1).itertuples()), cache.faces([faces["face_id"].iloc[0]])[0]

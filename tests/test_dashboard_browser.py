@@ -196,7 +196,7 @@ def test_dashboard_in_chromium(playwright_module, voila_url, real_runs_dir, tmp_
 
             # the page opens on the run's largest confusion; start from another cell so that the waits
             # below see the click's gallery, not the opening one
-            opening = dashboard.largest_confusion(run.metrics)
+            opening = dashboard.largest_confusion(run.outcome)
             page.wait_for_function(
                 "(t) => document.querySelector('.fer-gallery-title').innerText.includes(t)",
                 arg=f"true {opening[0]} → predicted {opening[1]}",
@@ -281,7 +281,7 @@ def switch_run(page, runs_dir) -> float:
     gallery its largest off-diagonal confusion. Returns the seconds it took."""
     other = load_run(runs_dir / "fer2013-reg")
     matrix = np.asarray(other.metrics["frame"]["confusion_matrix"])
-    true_label, predicted_label = dashboard.largest_confusion(other.metrics)
+    true_label, predicted_label = dashboard.largest_confusion(other.outcome)
     labels = list(other.metrics["labels"])
     expected = int(matrix[labels.index(true_label), labels.index(predicted_label)])
     page.get_by_role("button", name="counts").click()

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from fer_utils.cli import main
-from fer_utils.data import synthetic as demo
 from fer_utils.data.datasets import RAVDESS_EMOTIONS, ravdess_samples
+from fer_utils.demo import render as demo
 from fer_utils.faces.detection import detect_faces, extract_face, get_landmark_predictor
 from fer_utils.faces.frames import evenly_spaced, sample_frames
 

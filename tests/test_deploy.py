@@ -80,7 +80,7 @@ def trained_run(fer2013_root, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("deploy")
     cache = image_folder_cache(
-        fer2013_root, root / "cache", image_size=48, split_dirs=True, max_per_class=100, progress=False
+        fer2013_root, root / "cache", face_size=48, split_dirs=True, max_per_class=100, progress=False
     )
     run = train_run(cache.cache_dir, root / "run", epochs=5, batch_size=32, verbose=0)
     return run

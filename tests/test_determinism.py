@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from fer_utils.data.datasets import dataset_samples
-from fer_utils.data.synthetic import make_demo_dataset
+from fer_utils.demo import make_demo_dataset
 from fer_utils.experiments.ablation import GridConfig, run_grid
 from fer_utils.experiments.notebook_pipeline import DEMO_PREPROCESS
 from fer_utils.faces.preprocess import PreprocessConfig, preprocess
@@ -85,7 +85,7 @@ def test_fer_train_notebook_and_ablation_give_identical_metrics(tiny_demo_cache,
     ablation = run_grid(
         cache_dir,
         tmp_path / "ablation",
-        grid=GridConfig(dropouts=(0.3, 0.5), l1s=(0.0,), seeds=1),  # two runs at once, as in a real grid
+        grid=GridConfig(dropouts=(0.3, 0.5), l1s=(0.0,), n_seeds=1),  # two runs at once, as in a real grid
         training=TrainConfig(**{k: v for k, v in SETTINGS.items() if k != "seed"}),
         progress=False,
     )

@@ -105,6 +105,7 @@ def test_a_second_fer_train_on_one_run_folder_is_refused(cache, tmp_path, capsys
     assert quick_run(cache, out).metrics["status"] == "complete"
 
 
+@pytest.mark.slow  # two real 40-epoch trainings in subprocesses (the lock itself: the test above)
 def test_two_fer_train_racing_on_one_folder_leave_one_whole_run(cache, tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -148,11 +149,19 @@ def test_the_same_thread_may_reopen_a_writer_it_abandoned(tmp_path):
 # ------------------------------------------------------------------------------ 2. replace, don't destroy
 
 
+@pytest.fixture(scope="module")
+def trained_run(cache, tmp_path_factory):
+    """One 1-epoch run, trained once for the module; each test gets its own copy (cheaper than a training
+    per test, and the same files)."""
+    return quick_run(cache, tmp_path_factory.mktemp("trained") / "paper")
+
+
 @pytest.fixture()
-def finished_run(cache, tmp_path):
-    run = quick_run(cache, tmp_path / "runs" / "paper")
-    (run.path / "02_training.ipynb").write_text("{}")  # a file of someone else (papermill)
-    return run
+def finished_run(trained_run, tmp_path):
+    path = tmp_path / "runs" / "paper"
+    shutil.copytree(trained_run.path, path)
+    (path / "02_training.ipynb").write_text("{}")  # a file of someone else (papermill)
+    return rundir.load_run(path)
 
 
 def assert_untouched(run):

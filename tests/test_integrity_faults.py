@@ -166,7 +166,7 @@ def small_image_folder(fer2013_root, tmp_path):
 
 def _preprocess_args(root, cache_root):
     return ["preprocess", "--root", str(root), "--cache-root", str(cache_root), "--detector", "none",
-            "--image-size", "48", "--workers", "1", "--no-progress"]  # fmt: skip
+            "--face-size", "48", "--workers", "1", "--no-progress"]  # fmt: skip
 
 
 def test_a_full_disk_during_preprocess_is_one_message_and_the_cache_resumes(

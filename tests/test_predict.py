@@ -296,7 +296,7 @@ def test_evaluate_on_the_fer2013_test_split_matches_the_model_card(fer2013_root,
     from fer_utils.faces.preprocess import image_folder_cache
 
     cache = image_folder_cache(
-        fer2013_root, tmp_path / "cache", image_size=48, split_dirs=True, progress=False
+        fer2013_root, tmp_path / "cache", face_size=48, split_dirs=True, progress=False
     )
     run = evaluate_on_cache(bundled.bundled_model_path(), cache.cache_dir, tmp_path / "eval", split="test")
     card = bundled.read_model_card()

@@ -280,7 +280,7 @@ def test_cli_preprocess_prints_folder_counts_and_skips(tmp_path, capsys):
             str(tmp_path / "cache"),
             "--workers",
             "1",
-            "--image-size",
+            "--face-size",
             "64",
             "--no-progress",
         ]
@@ -362,14 +362,14 @@ def test_class_folders_renamed_at_ingestion_are_said_once_and_recorded(fer2013_r
         (tmp_path / "posed" / name).mkdir(parents=True)
         for image in sorted((fer2013_root / "test" / source).iterdir())[:4]:
             (tmp_path / "posed" / name / image.name).symlink_to(image)
-    cache = image_folder_cache(tmp_path / "posed", tmp_path / "cache", image_size=48, progress=False)
+    cache = image_folder_cache(tmp_path / "posed", tmp_path / "cache", face_size=48, progress=False)
     printed = capsys.readouterr().out
     assert printed.count("class folders renamed") == 1
     assert "anger/ → angry, sadness/ → sad" in printed and "happy/" not in printed
     renaming = {"anger": "angry", "sadness": "sad"}
     assert cache.ingestion == {"label_renaming": renaming}
     assert FaceCache(cache.cache_dir).ingestion == {"label_renaming": renaming}
-    again = image_folder_cache(tmp_path / "posed", tmp_path / "cache", image_size=48, progress=False)
+    again = image_folder_cache(tmp_path / "posed", tmp_path / "cache", face_size=48, progress=False)
     assert again.cache_dir == cache.cache_dir and again.ingestion == {"label_renaming": renaming}
     with pytest.raises(ValueError, match="folders renamed at ingestion: anger/ became angry"):
         label_mapping(["angry", "sad", "happy"], cache.labels, {"angry": "anger"})

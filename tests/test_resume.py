@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: A short run that exercises every piece of state: augmentation, dropout, recycling, Adam's moments.
-ARGUMENTS = ["--epochs", "5", "--seed", "3", "--recipe", "robust", "--augment", "--image-size", "32"]
+ARGUMENTS = ["--epochs", "5", "--seed", "3", "--recipe", "robust", "--augment", "--input-size", "32"]
 #: Fields that measure the machine, not the run.
 TIMING_FIELDS = {"train_seconds"}
 
@@ -128,7 +128,7 @@ def test_model_study_writes_the_frontier_and_resumes(fer2013_small_cache, tmp_pa
     from fer_utils.experiments.model_study import FIGURE_FILE, MARKDOWN_FILE, frontier_figure, run_model_study
     from fer_utils.training.config import TrainConfig
 
-    base = TrainConfig(epochs=1, image_size=32)
+    base = TrainConfig(epochs=1, input_size=32)
     table = run_model_study(fer2013_small_cache.cache_dir, tmp_path, base, ["paper", "mini_xception"], [0])
     assert list(table["architecture"]) == ["paper", "mini_xception"]
     assert (table["int8_ms_per_face"] > 0).all() and table["pareto_parameters"].any()

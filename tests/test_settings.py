@@ -107,7 +107,7 @@ NOTEBOOK_DEFAULT_EXCEPTIONS = {
     # as opened, notebook 03 runs a quick grid (its parameters cell says so): 2 × 2 configurations, 1 seed
     ("03_regularization_ablation", "epochs"): "quick grid",
     ("03_regularization_ablation", "l1s"): "quick grid",
-    ("03_regularization_ablation", "seeds"): "quick grid",
+    ("03_regularization_ablation", "n_seeds"): "quick grid",
 }
 
 
@@ -167,3 +167,92 @@ def test_unknown_notebook_parameters_are_named_with_the_closest_field():
         unknown_parameters({"In": ["", parameters_cell]}, accepted) == {}
     )  # opened by hand: nothing injected
     refuse_unknown_parameters({}, accepted)  # plain Python (no IPython history): nothing to check
+
+
+@pytest.mark.parametrize("notebook", ["02_training.ipynb", "03_regularization_ablation.ipynb"])
+def test_the_host_refuses_an_unknown_notebook_parameter_before_any_kernel_starts(
+    notebook, tmp_path, monkeypatch
+):
+    """``execute_notebook`` (``fer run`` / ``fer ablate``) checks the names against the notebook's cells and
+    the config fields, with the kernel's one-line message, and never reaches papermill."""
+    import sys
+
+    from fer_utils.experiments.ablation.grid import NOTEBOOK_FIELDS
+    from fer_utils.notebook_execution import check_parameters, execute_notebook
+    from fer_utils.paths import NOTEBOOKS_DIR
+
+    monkeypatch.setitem(sys.modules, "papermill", None)  # importing it would fail: no kernel may start
+    output = tmp_path / "out.ipynb"
+    with pytest.raises(
+        ValueError,
+        match=rf"^{notebook}: unknown notebook parameter 'learnig_rate' \(did you mean 'learning_rate'\?\)$",
+    ):
+        execute_notebook(
+            NOTEBOOKS_DIR / notebook,
+            output,
+            {"learnig_rate": 0.01, "epochs": 1},
+            tmp_path,
+            accepted=NOTEBOOK_FIELDS,
+        )
+    assert not output.exists()
+    # every config field and every name the notebook assigns passes (cache_dir: its parameters cell)
+    check_parameters(
+        NOTEBOOKS_DIR / notebook,
+        {"cache_dir": "", "warmup_epochs": 2, "dropout": [0.3, 0.5, 0.5]},
+        NOTEBOOK_FIELDS,
+    )
+
+
+def test_requested_and_resolved_input_size_are_recorded_apart_and_old_files_migrate():
+    """config.json (schema 2) holds ``input_size`` as asked (None: the cache's) beside the resolved
+    ``image_size``; a version-1 file's ``image_size`` (resolved over requested) becomes both. A request of
+    None on a 64 px cache is the same run as an explicit 64, so neither is refused as stale."""
+    from fer_utils.training.config import effective_settings, setting_mismatches
+    from fer_utils.training.results import RunConfig
+
+    new = RunConfig.from_json({"schema_version": 2, "input_size": None, "image_size": 64, "epochs": 3})
+    assert new.setting("input_size") is None and new.image_size == 64
+    assert new.to_json()["input_size"] is None and new.to_json()["image_size"] == 64
+    old = RunConfig.from_json({"image_size": 64, "epochs": 3})
+    assert old.setting("input_size") == 64 and old.image_size == 64
+    recorded = new.to_json()
+    asked = dataclasses.asdict(TrainConfig(epochs=3))
+    assert setting_mismatches(effective_settings(recorded), effective_settings(asked, face_size=64)) == []
+    assert setting_mismatches(
+        effective_settings(recorded), effective_settings({**asked, "input_size": 48})
+    ) == ["input_size 64 ≠ 48"]
+
+
+def test_the_former_image_size_names_still_work_with_a_warning_and_caches_keep_their_keys():
+    """``image_size`` was the crop (preprocess) and the training resize (train): now ``face_size`` and
+    ``input_size``; the old name is accepted for one release with a FutureWarning, and a face cache's
+    stored field (and so its folder's hash) is unchanged."""
+    from fer_utils import cli
+    from fer_utils.faces.cache import config_key
+    from fer_utils.faces.preprocess import PreprocessConfig, cache_config
+
+    with pytest.warns(FutureWarning, match="'image_size' is renamed 'input_size'"):
+        assert settings.config_from_args(TrainConfig, {"image_size": 48}).input_size == 48
+    with pytest.warns(FutureWarning, match="'image_size' is renamed 'face_size'"):
+        assert settings.config_from_args(PreprocessConfig, {"image_size": 64}).face_size == 64
+    with pytest.warns(FutureWarning, match="'--image-size' is renamed '--input-size'"):
+        assert (
+            cli.build_parser()
+            .parse_args(["train", "--cache", "c", "--out", "o", "--image-size", "32"])
+            .input_size
+            == 32
+        )
+    with pytest.warns(FutureWarning, match="'--image-size' is renamed '--face-size'"):
+        assert (
+            cli.build_parser()
+            .parse_args(["preprocess", "--dataset", "ravdess", "--image-size", "32"])
+            .face_size
+            == 32
+        )
+    stored = cache_config(PreprocessConfig(face_size=64), "toy")
+    assert stored["image_size"] == 64 and "face_size" not in stored
+    before = {"dataset": "toy", "pipeline_version": stored["pipeline_version"]} | {
+        "image_size": 64,
+        **{k: v for k, v in dataclasses.asdict(PreprocessConfig()).items() if k != "face_size"},
+    }
+    assert config_key(stored) == config_key(before)

@@ -53,6 +53,8 @@ def test_run_directory_has_every_artifact(small_run, fer2013_small_cache):
     # 2 epochs on 620 faces: the validation part is far from 100 %, so the epoch choice means something
     assert metrics["selection_saturated"] is False and metrics["selection_saturated_reason"] is None
     assert config["resized_faces"] is None  # the 48 px cache trains the 48 px model as it is
+    # the size as requested (none: the cache's) and as resolved, apart
+    assert config["input_size"] is None and config["image_size"] == 48 and config["schema_version"] == 2
 
 
 def test_same_seed_same_metrics(small_run, fer2013_small_cache, tmp_path):
@@ -105,6 +107,7 @@ def test_health_flags_and_baselines_come_from_the_test_part(small_run):
     assert metrics["best_epoch"] == small_run.history["val_accuracy"].idxmax() + 1
 
 
+@pytest.mark.slow  # an 8-epoch training that must learn: a real-training proof
 def test_training_from_arrays_on_separable_faces(tmp_path):
     from skimage.data import astronaut
 
@@ -143,13 +146,13 @@ def test_image_folder_records_undecodable_images_and_rejects_empty_classes(fer20
         for source in sorted((fer2013_root / "train" / label).iterdir())[:3]:
             (root / label / source.name).write_bytes(source.read_bytes())
     (root / "sad" / "broken.jpg").write_bytes(b"not a jpeg at all")
-    cache = image_folder_cache(root, tmp_path / "cache", image_size=48, progress=False)
+    cache = image_folder_cache(root, tmp_path / "cache", face_size=48, progress=False)
     assert len(cache) == 6
     assert cache.skipped["media_path"].str.endswith("broken.jpg").tolist() == [True]
     assert cache.skipped["reason"].iloc[0].startswith("unreadable")
     (root / "angry").mkdir()
     with pytest.raises(ValueError, match="empty"):
-        image_folder_cache(root, tmp_path / "cache2", image_size=48, progress=False)
+        image_folder_cache(root, tmp_path / "cache2", face_size=48, progress=False)
 
 
 def test_list_runs_reports_unfinished_and_malformed_runs(small_run, tmp_path):
@@ -171,7 +174,7 @@ def test_fer_train_learns_real_faces(fer2013_root, tmp_path):
     """The paper CNN through `fer train` on a class-balanced FER2013 subset beats the majority rate 1.5×."""
     command = [
         sys.executable, "-m", "fer_utils.cli", "train", "--images", str(fer2013_root), "--split-dirs",
-        "--image-size", "48", "--cache-root", str(tmp_path / "cache"), "--run-dir", str(tmp_path / "run"),
+        "--face-size", "48", "--cache-root", str(tmp_path / "cache"), "--run-dir", str(tmp_path / "run"),
         "--protocol", "fixed", "--epochs", "15", "--train-faces-per-class", "1000", "--seed", "0",
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=1500)
@@ -187,10 +190,10 @@ def test_fer_train_learns_real_faces(fer2013_root, tmp_path):
 
 def test_another_image_subset_is_another_cache(fer2013_root, tmp_path):
     three = image_folder_cache(
-        fer2013_root, tmp_path, image_size=48, split_dirs=True, max_per_class=3, progress=False
+        fer2013_root, tmp_path, face_size=48, split_dirs=True, max_per_class=3, progress=False
     )
     four = image_folder_cache(
-        fer2013_root, tmp_path, image_size=48, split_dirs=True, max_per_class=4, progress=False
+        fer2013_root, tmp_path, face_size=48, split_dirs=True, max_per_class=4, progress=False
     )
     assert three.cache_dir != four.cache_dir
     assert (len(three), len(four)) == (3 * 7 * 3, 4 * 7 * 3)
@@ -318,7 +321,7 @@ def test_robust_recipe_converges_on_every_seed(fer2013_root, tmp_path):
     underfits, every seed lands in the measured band."""
     command = [
         sys.executable, "-m", "fer_utils.cli", "train", "--images", str(fer2013_root), "--split-dirs",
-        "--image-size", "48", "--cache-root", str(tmp_path / "cache"), "--out", str(tmp_path / "robust"),
+        "--face-size", "48", "--cache-root", str(tmp_path / "cache"), "--out", str(tmp_path / "robust"),
         "--protocol", "fixed", "--epochs", "15", "--train-faces-per-class", "1000", "--recipe", "robust",
         "--seeds", "0", "1", "2",
     ]  # fmt: skip

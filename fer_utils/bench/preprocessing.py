@@ -225,7 +225,7 @@ def stage_times(samples: list[Sample], config: PreprocessConfig, decode_all: boo
             totals["detect"] += time.perf_counter() - started
             started = time.perf_counter()
             crops = [
-                crop_face(frame.image, boxes[0], config.image_size, config.margin)
+                crop_face(frame.image, boxes[0], config.face_size, config.margin)
                 for frame, boxes in found
                 if boxes
             ]

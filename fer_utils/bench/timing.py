@@ -3,11 +3,11 @@ the face size it measures at, and the description of the machine (CPU features, 
 
 from __future__ import annotations
 
-import os
 import platform
 import statistics
 import time
-from pathlib import Path
+
+from fer_utils.machine import cpu_info  # noqa: F401 (re-exported: the bench records it)
 
 #: Face size (pixels) the benchmark trains and times the paper CNN at.
 IMAGE_SIZE = 180
@@ -34,35 +34,6 @@ def time_calls(function, warmup: int, repeats: int) -> dict:
         function()
         timings.append((time.perf_counter() - start) * 1e3)
     return timing_stats(timings)
-
-
-def cpu_info() -> dict:
-    """CPU model, core count and the SIMD / int8 dot-product features that matter for inference."""
-    flags: set[str] = set()
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", platform.machine()):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith(("flags", "Features")):
-                flags.update(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    features = {
-        "avx2": "avx2" in flags,
-        "fma": "fma" in flags,
-        "avx512f": "avx512f" in flags,
-        "avx512_vnni": "avx512_vnni" in flags,
-        "avx_vnni": "avx_vnni" in flags,
-        "avx512_bf16": "avx512_bf16" in flags,
-        "amx_int8": "amx_int8" in flags,
-        "arm_dotprod": "asimddp" in flags,
-        "arm_i8mm": "i8mm" in flags,
-    }
-    features["int8_dot_product"] = any(
-        features[name] for name in ("avx512_vnni", "avx_vnni", "amx_int8", "arm_dotprod", "arm_i8mm")
-    )
-    return {"model": model, "cores": os.cpu_count(), "machine": platform.machine(), "features": features}
 
 
 def versions() -> dict:

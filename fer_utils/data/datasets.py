@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fer_utils.paths import CANONICAL_LABELS
+from fer_utils.paths import CANONICAL_LABELS, shared_data_root
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".flv", ".mpg", ".mpeg", ".m4v"}
@@ -712,8 +712,6 @@ def pyfeat_ravdess_tree(target: str | Path, media_dir: str | Path | None = None)
         The tree's root (pass it as a RAVDESS root).
     """
     import shutil
-
-    from fer_utils.paths import shared_data_root
 
     media_dir = Path(media_dir) if media_dir else shared_data_root() / "pyfeat_media"
     if not media_dir.is_dir():

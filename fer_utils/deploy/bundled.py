@@ -18,8 +18,19 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_utils.deploy.export import export_model, run_calibration_faces, write_model_spec
+from fer_utils.deploy.predictors import load_predictor
+from fer_utils.faces.preprocess import default_cache_root, image_folder_cache
 from fer_utils.files import atomic_write_json, atomic_write_text
 from fer_utils.paths import PACKAGE_DIR, PROJECT_ROOT, shared_data_root
+from fer_utils.training.architectures import ARCHITECTURES
+from fer_utils.training.architectures import architecture as family
+from fer_utils.training.config import TrainConfig
+from fer_utils.training.evaluate import classification_metrics
+from fer_utils.training.model import load_keras_model
+from fer_utils.training.model_files import run_calibration
+from fer_utils.training.runtime import import_tensorflow, stderr_silenced
+from fer_utils.training.seeds import describe_seeds, median_run, train_seeds
 
 BUNDLED_DIR = PACKAGE_DIR / "models"
 BUNDLED_NAME = "fer2013_robust_48"
@@ -73,8 +84,6 @@ BUNDLED_FILES = bundled_files("paper")
 
 def is_bundled_name(model) -> bool:
     """True when ``model`` names a bundled model (``paper`` or another architecture) and no such path exists."""
-    from fer_utils.training.architectures import ARCHITECTURES
-
     return isinstance(model, str) and model in ARCHITECTURES and not Path(model).exists()
 
 
@@ -128,8 +137,6 @@ def fer2013_test_faces(fer2013_root: str | os.PathLike) -> tuple[np.ndarray, lis
 
 def score_fer2013_test(model_path: str | os.PathLike, fer2013_root: str | os.PathLike) -> dict:
     """Accuracy, macro F1, per-class scores and confusion matrix of a model on FER2013 PrivateTest."""
-    from fer_utils.deploy.predictors import load_predictor
-    from fer_utils.training.evaluate import classification_metrics
 
     faces, truth, _ = fer2013_test_faces(fer2013_root)
     predictor = load_predictor(model_path, num_threads=1)
@@ -144,12 +151,9 @@ def bundled_train_config(epochs: int = 30, architecture: str = "paper", image_si
     """The shipped model's training: robust recipe, FER2013's own split (PublicTest selects, PrivateTest
     tests); the paper CNN at 48 px (FER2013's own), another family at its intended input size
     (:mod:`fer_utils.training.architectures`) unless ``image_size``."""
-    from fer_utils.training.architectures import architecture as family
-    from fer_utils.training.config import TrainConfig
-
     size = image_size or (IMAGE_SIZE if architecture == "paper" else family(architecture).input_size)
     return TrainConfig(
-        protocol="fixed", epochs=epochs, recipe="robust", image_size=size, architecture=architecture
+        protocol="fixed", epochs=epochs, recipe="robust", input_size=size, architecture=architecture
     )
 
 
@@ -163,11 +167,9 @@ def train_bundle_seeds(
     image_size: int | None = None,
 ) -> dict:
     """FER2013 → face cache → one robust run per seed in ``work/seeds`` (finished seeds are kept)."""
-    from fer_utils.faces.preprocess import default_cache_root, image_folder_cache
-    from fer_utils.training.seeds import train_seeds
 
     cache = image_folder_cache(
-        images, default_cache_root(), image_size=IMAGE_SIZE, split_dirs=True, progress=False
+        images, default_cache_root(), face_size=IMAGE_SIZE, split_dirs=True, progress=False
     )
     print(f"face cache: {cache.cache_dir} ({len(cache)} faces)")
     config = bundled_train_config(epochs, architecture, image_size)
@@ -177,7 +179,6 @@ def train_bundle_seeds(
 def ship_run(run, out_dir: Path) -> dict[str, Path]:
     """Write a run's model into ``out_dir`` as the bundled files (Keras without optimizer state, int8
     TFLite calibrated on the run's training faces), each with its JSON spec."""
-    from fer_utils.training.runtime import import_tensorflow, stderr_silenced
 
     _, keras = import_tensorflow()
     with stderr_silenced():  # TensorFlow's first op repeats its oneDNN note past absl logging
@@ -185,10 +186,6 @@ def ship_run(run, out_dir: Path) -> dict[str, Path]:
 
 
 def _write_shipped_files(keras, run, out_dir: Path) -> dict[str, Path]:
-    from fer_utils.deploy.export import export_model, run_calibration_faces, write_model_spec
-    from fer_utils.deploy.predictors import run_calibration
-    from fer_utils.training.model import load_keras_model
-
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = list(run.config["labels"])
     model = load_keras_model(run.model_path)
@@ -242,8 +239,6 @@ def write_fp32_exports(
 ) -> dict[str, Path]:
     """The shipped model's float32 TFLite and ONNX exports (exact conversions of the Keras model), named
     as ``files`` (:func:`bundled_files`; default the paper CNN's)."""
-    from fer_utils.deploy.export import export_model
-
     files = files or BUNDLED_FILES
     return {
         fmt: export_model(model, export_fmt, out_dir / files[fmt], labels, extra=extra)
@@ -333,7 +328,6 @@ def build_bundled_model(
 ) -> dict:
     """Train (resumable: finished seeds are kept, an interrupted seed resumes after its last finished
     epoch), pick the median seed, ship its files and write the model card's numbers."""
-    from fer_utils.training.seeds import describe_seeds, median_run
 
     images, work = Path(images), Path(work)
     out_dir = Path(out_dir or BUNDLED_DIR)
@@ -392,9 +386,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _bundle_cli(args) -> int:
-    from fer_utils.training.architectures import architecture
-
-    architecture(args.architecture)  # an unknown name: one line, before any work
+    family(args.architecture)  # an unknown name: one line, before any work
     paper = args.architecture == "paper"
     work = args.work or ("runs/bundled-model" if paper else f"runs/bundled-model-{args.architecture}")
     card_markdown = args.card if args.card is not None else (str(CARD_MARKDOWN) if paper else "")

@@ -27,8 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_utils.data.datasets import FOLDER_LABELS
+from fer_utils.deploy.bundled import bundled_model_path
+from fer_utils.deploy.predictors import load_predictor
+from fer_utils.faces.cache import FaceCache, announce_resize
 from fer_utils.formatting import percent, score
 from fer_utils.training import rundir
+from fer_utils.training.evaluate import evaluate_predictions, predictions_table
 from fer_utils.training.results import EVALUATION_KIND, Evaluation, RunConfig, RunMetrics
 
 UNMAPPED = "(unmapped)"
@@ -75,7 +80,6 @@ def label_mapping(model_labels: list[str], cache_labels: list[str], overrides: d
 
 def _renaming_hint(names: list[str]) -> str:
     """``"; folder anger/ became label angry at ingestion"`` for names that are class-folder aliases."""
-    from fer_utils.data.datasets import FOLDER_LABELS
 
     renamed = [
         f"{name}/ became {FOLDER_LABELS[name]}" for name in names if FOLDER_LABELS.get(name, name) != name
@@ -122,9 +126,6 @@ def evaluate_on_cache(
 ) -> rundir.Run:
     """Score ``model`` on the faces of a cache (all, or those of ``split`` for caches with a split column)
     and write an evaluation folder (see the module doc). Errors in the mapping come before any work."""
-    from fer_utils.deploy.predictors import load_predictor
-    from fer_utils.faces.cache import FaceCache, announce_resize
-    from fer_utils.training.evaluate import evaluate_predictions
 
     predictor = load_predictor(model, threads)
     cache = FaceCache(cache_dir)
@@ -176,7 +177,6 @@ def restricted_predictions(predictions, scored_labels: list[str]):
 
 def restricted_scores(predictions, scored_labels: list[str]) -> dict:
     """Frame (and video) scores of the answer restricted to the mapped classes."""
-    from fer_utils.training.evaluate import evaluate_predictions
 
     scores = evaluate_predictions(restricted_predictions(predictions, scored_labels), scored_labels)
     return {"frame": scores["frame"], "video": scores["video"]}
@@ -218,7 +218,6 @@ def faces_to_score(cache, split: str | None):
 
 def predict_scored_faces(predictor, cache, scored, mapping: dict, labels: list[str]):
     """The predictions table of the scored faces, classified :data:`BATCH` at a time (bounded memory)."""
-    from fer_utils.training.evaluate import predictions_table
 
     face_ids = scored["face_id"].to_numpy()
     mapped, answers = [], []
@@ -281,8 +280,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _evaluate_cli(args) -> int:
-    from fer_utils.deploy.bundled import bundled_model_path
-
     overrides = read_label_map(args.label_map)
     run = evaluate_on_cache(
         args.model or bundled_model_path(),

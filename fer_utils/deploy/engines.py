@@ -19,6 +19,11 @@ import sys
 import time
 from pathlib import Path
 
+from fer_utils.deploy.bundled import BUNDLED_DIR, BUNDLED_FILES, bundled_model_path
+from fer_utils.deploy.predictors import load_predictor
+from fer_utils.files import atomic_write_json
+from fer_utils.machine import cpu_info
+
 #: Engines of the bundled model → its file format in :data:`fer_utils.deploy.bundled.BUNDLED_FILES`.
 ENGINES = ("tflite-int8", "tflite-fp32", "onnx-fp32")
 #: Interleaved rounds × calls per round of the micro-benchmark.
@@ -34,9 +39,6 @@ def cache_path() -> Path:
 def _machine_key(threads: int | None) -> str:
     """What the choice depends on: CPU model and features, engine versions, model files, threads."""
     from importlib.metadata import PackageNotFoundError, version
-
-    from fer_utils.bench.timing import cpu_info
-    from fer_utils.deploy.bundled import bundled_model_path
 
     found = {}
     for name in ("ai-edge-litert", "onnxruntime", "tensorflow-cpu", "tensorflow"):
@@ -57,15 +59,11 @@ def _machine_key(threads: int | None) -> str:
 
 def available_engines() -> list[str]:
     """The engines whose bundled file is present."""
-    from fer_utils.deploy.bundled import BUNDLED_DIR, BUNDLED_FILES
-
     return [engine for engine in ENGINES if (BUNDLED_DIR / BUNDLED_FILES[engine]).exists()]
 
 
 def engine_by_features(engines: list[str] | None = None) -> str:
     """The rule without a measurement: TFLite int8 on CPUs with an int8 dot product, TFLite fp32 elsewhere."""
-    from fer_utils.bench.timing import cpu_info
-
     engines = engines or available_engines()
     wanted = "tflite-int8" if cpu_info()["features"]["int8_dot_product"] else "tflite-fp32"
     return wanted if wanted in engines else engines[0]
@@ -74,9 +72,6 @@ def engine_by_features(engines: list[str] | None = None) -> str:
 def measure_engines(engines: list[str] | None = None, threads: int | None = 1) -> dict:
     """ms per face (batch 1) of each engine, median over interleaved rounds, in this process."""
     import numpy as np
-
-    from fer_utils.deploy.bundled import bundled_model_path
-    from fer_utils.deploy.predictors import load_predictor
 
     engines = engines or available_engines()
     predictors = {engine: load_predictor(bundled_model_path(engine), threads) for engine in engines}
@@ -126,8 +121,6 @@ def choose_engine(threads: int | None = None, refresh: bool = False) -> dict:
         return {"engine": engine_by_features(engines), "how": "CPU features (measurement failed)"}
     record = {**measured, "key": key, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
     try:
-        from fer_utils.files import atomic_write_json
-
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, record)
     except OSError:
@@ -155,9 +148,6 @@ def bundled_predictor(engine: str = "auto", threads: int | None = None, model: s
     """The predictor of the bundled ``model`` (an architecture name; None: the default) in ``engine``
     (``auto``: :func:`choose_engine`), with ``predictor.engine`` and ``predictor.engine_choice`` recording
     what was chosen and how."""
-    from fer_utils.deploy.bundled import bundled_model_path
-    from fer_utils.deploy.predictors import load_predictor
-
     if engine == "auto":
         choice = choose_engine(threads)
     elif engine in ENGINES:

@@ -21,8 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_utils.deploy.predictors import as_batch, quiet_tensorflow, run_calibration
+from fer_utils.deploy.predictors import as_batch, quiet_tensorflow
+from fer_utils.faces.cache import FaceCache
 from fer_utils.training import rundir
+from fer_utils.training.model import load_keras_model
+from fer_utils.training.model_files import run_calibration, spec_path
+from fer_utils.training.runtime import stderr_silenced
 
 EXPORT_FORMATS = ("tflite", "tflite-int8", "onnx")
 EXPORT_FILE_NAMES = {"tflite": "model.tflite", "tflite-int8": "model_int8.tflite", "onnx": "model.onnx"}
@@ -147,7 +151,6 @@ def export_tflite(model, path: str | os.PathLike, calibration_faces: np.ndarray 
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.float32
-    from fer_utils.training.runtime import stderr_silenced
 
     # The converter prints the SavedModel's signature, native quantizer lines and a calibration warning.
     with contextlib.redirect_stdout(io.StringIO()), stderr_silenced(), warnings.catch_warnings():
@@ -190,8 +193,6 @@ def run_calibration_faces(
         ValueError: when the run's face cache is gone (pass calibration faces explicitly then).
     """
 
-    from fer_utils.faces.cache import FaceCache
-
     run_dir = Path(run_dir)
     config = rundir.read_config(run_dir)
     cache_dir = Path(config.get("cache_dir", ""))
@@ -212,7 +213,6 @@ def cache_calibration_faces(
     cache_dir: str | os.PathLike, count: int = CALIBRATION_FACES, seed: int = 0
 ) -> np.ndarray:
     """Up to ``count`` faces drawn at random from a face cache (uint8 ``(n, s, s)``)."""
-    from fer_utils.faces.cache import FaceCache
 
     cache = FaceCache(cache_dir)
     if not len(cache):
@@ -224,9 +224,9 @@ def cache_calibration_faces(
 
 def write_model_spec(model_path: Path, spec: dict) -> Path:
     """Write ``<model file>.json`` beside an exported model."""
-    spec_path = model_path.with_name(model_path.name + ".json")
-    spec_path.write_text(json.dumps(spec, indent=2, default=str))
-    return spec_path
+    path = spec_path(model_path)
+    path.write_text(json.dumps(spec, indent=2, default=str))
+    return path
 
 
 def export_model(
@@ -256,8 +256,6 @@ def export_model(
         raise ValueError("tflite-int8 export needs calibration faces")
     quiet_tensorflow()
     if isinstance(model, str | os.PathLike):
-        from fer_utils.training.model import load_keras_model
-
         model = load_keras_model(model)
     if model.output_shape[-1] != len(labels):
         raise ValueError(f"model has {model.output_shape[-1]} outputs but {len(labels)} labels were given")

@@ -5,7 +5,6 @@ Exported models take raw 0–255 gray pixels; :func:`as_batch` shapes any face a
 
 from __future__ import annotations
 
-import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +13,13 @@ import numpy as np
 
 from fer_utils.training import rundir
 from fer_utils.training.calibration import apply_temperature
+from fer_utils.training.model import load_keras_model
+from fer_utils.training.model_files import (  # noqa: F401 (the names readers import from here)
+    model_spec,
+    read_spec,
+    run_calibration,
+    spec_path,
+)
 from fer_utils.training.runtime import import_tensorflow, stderr_silenced
 
 
@@ -92,8 +98,6 @@ class _KerasPredictor(Predictor):
         super().__init__(*args, **kwargs)
         quiet_tensorflow()
         import tensorflow as tf
-
-        from fer_utils.training.model import load_keras_model
 
         self.model = load_keras_model(self.path)
         self._call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
@@ -198,63 +202,6 @@ class _OnnxPredictor(Predictor):
         return self.session.run(None, {self._input: batch.astype(np.float32)})[0]
 
 
-def _keras_spec(model_path: Path) -> dict:
-    """Labels and size of a ``.keras`` model from its run's ``config.json`` (or generic names)."""
-    config_path = model_path.parent / rundir.CONFIG_FILE
-    spec: dict = {"format": "keras", "model_file": model_path.name}
-    if config_path.exists():
-        config = json.loads(config_path.read_text())
-        spec.update(
-            labels=config.get("labels"),
-            image_size=config.get("image_size"),
-            preprocessing=config.get("preprocessing", {}),
-            source_run=str(model_path.parent.resolve()),
-        )
-    calibration = run_calibration(model_path.parent)
-    if calibration:
-        spec["calibration"] = calibration
-    return spec
-
-
-def spec_path(model_path: str | os.PathLike) -> Path:
-    """Where a model file's spec lives: ``<file>.json`` beside it (``model.keras`` → ``model.keras.json``)."""
-    model_path = Path(model_path)
-    return model_path.with_name(model_path.name + ".json")
-
-
-def model_spec(model_path: str | os.PathLike) -> dict:
-    """What is known of a model file, by the one rule ``fer predict``, ``fer evaluate`` and ``--init-from``
-    share: its spec ``<file>.json`` (exported and bundled models), else for a ``.keras`` file its run's
-    ``config.json`` (labels, image size, preprocessing); without either only the format and file name.
-
-    Raises:
-        ValueError: the spec file exists but is not a JSON object.
-    """
-    model_path = Path(model_path)
-    path = spec_path(model_path)
-    if path.exists():
-        spec = _read_spec(path)
-        if spec:
-            return spec
-    if model_path.suffix.lower() == ".keras":
-        return _keras_spec(model_path)
-    return {}
-
-
-def run_calibration(run_dir: Path) -> dict | None:
-    """``{"temperature", "fitted_on"}`` from a run's metrics.json (None for runs without calibration)."""
-    metrics_path = Path(run_dir) / rundir.METRICS_FILE
-    if not metrics_path.exists():
-        return None
-    try:
-        calibration = json.loads(metrics_path.read_text()).get("calibration") or {}
-    except (json.JSONDecodeError, AttributeError):
-        return None
-    if not calibration.get("temperature"):
-        return None
-    return {"temperature": float(calibration["temperature"]), "fitted_on": "validation part of the run"}
-
-
 def load_predictor(path: str | os.PathLike, num_threads: int | None = None) -> Predictor:
     """Load a model for prediction: a run folder, ``.keras``, ``.tflite`` or ``.onnx``.
 
@@ -293,16 +240,6 @@ def load_predictor(path: str | os.PathLike, num_threads: int | None = None) -> P
             f"{path.name} has {classes} outputs but its spec names {len(predictor.labels)} labels"
         )
     return predictor
-
-
-def _read_spec(spec_path: Path) -> dict:
-    try:
-        spec = json.loads(spec_path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError) as error:
-        raise ValueError(f"{spec_path} is not a model spec (JSON): {error}; export the model again") from None
-    if not isinstance(spec, dict):
-        raise ValueError(f"{spec_path} is not a model spec (a JSON object); export the model again")
-    return spec
 
 
 def _model_input_shape(predictor: Predictor) -> tuple:

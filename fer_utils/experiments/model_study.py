@@ -70,7 +70,7 @@ def run_model_study(
     out.mkdir(parents=True, exist_ok=True)
     configs = {
         out / name: dataclasses.replace(
-            base, architecture=name, image_size=study_image_size(name, base.image_size)
+            base, architecture=name, input_size=study_image_size(name, base.input_size)
         )
         for name in architectures
     }
@@ -79,7 +79,7 @@ def run_model_study(
         {
             "cache_dir": str(Path(cache_dir).resolve()),
             "seeds": seeds,
-            "architectures": {name: {"image_size": configs[out / name].image_size} for name in architectures},
+            "architectures": {name: {"input_size": configs[out / name].input_size} for name in architectures},
             "shared": dataclasses.asdict(base),
         },
         default=str,

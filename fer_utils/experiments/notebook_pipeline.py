@@ -17,9 +17,7 @@ Settings: real datasets get the paper's, which are the defaults of :class:`Prepr
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
-import difflib
 import os
 import time
 from collections.abc import Iterable
@@ -27,14 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fer_utils.data.datasets import DATASETS, dataset_samples, pyfeat_ravdess_tree
-from fer_utils.data.synthetic import ensure_demo_dataset
-from fer_utils.experiments.ablation.grid import GridConfig, shared_training
+from fer_utils.demo import ensure_demo_dataset
+from fer_utils.experiments.ablation.grid import NOTEBOOK_FIELDS, shared_training
 from fer_utils.faces.cache import FaceCache, cache_dir_for
 from fer_utils.faces.preprocess import PreprocessConfig, cache_config, image_folder_cache, preprocess
-from fer_utils.notebook_execution import execute_notebook
+from fer_utils.notebook_execution import (
+    assigned_names,
+    closest_names,
+    execute_notebook,
+    unknown_parameters_message,
+)
 from fer_utils.paths import NOTEBOOKS_DIR, output_path, project_path
 from fer_utils.settings import add_arguments as add_config_arguments
-from fer_utils.settings import config_from_args, field_names, setting, values_from
+from fer_utils.settings import config_from_args, setting, values_from
 from fer_utils.training import rundir
 from fer_utils.training.config import TrainConfig
 from fer_utils.viz.report import execute_results_notebook, notebook_to_html
@@ -44,12 +47,12 @@ from fer_utils.viz.report import execute_results_notebook, notebook_to_html
 #: seeds 0–2: at its defaults 0 of 3 runs converged, 27.0 ± 12.9 %; at 40 epochs, batch 16 and learning
 #: rate 5e-4, 1 of 3, 15.5–82.8 %), so the demo trains with the robust recipe (same CNN): 3 of 3 converged
 #: under every protocol (paper 85.6 ± 2.2 %, video 73.7 ± 1.8 %, subject 70.5 ± 4.7 %).
-DEMO_PREPROCESS = {"image_size": 64, "equalize": "clahe"}
+DEMO_PREPROCESS = {"face_size": 64, "equalize": "clahe"}
 DEMO_TRAINING = {"recipe": "robust"}
 PROTOCOLS_REPORTED = ("paper", "video", "subject")
 #: TrainConfig fields the pipeline sets itself (per protocol / its own --seed) or that belong to
 #: preprocessing (the face size is PreprocessConfig's).
-PIPELINE_SETS = ("protocol", "seed", "image_size")
+PIPELINE_SETS = ("protocol", "seed", "input_size")
 
 
 @dataclass
@@ -74,7 +77,9 @@ class PipelineConfig:
     )
     ablation_dropouts: tuple[float, ...] = setting((0.3, 0.5), help="the ablation's last-two dropout rates")
     ablation_l1s: tuple[float, ...] = setting((0.0, 1e-3), help="the ablation's L1 factors")
-    ablation_seeds: int = setting(1, help="seeds per ablation configuration")
+    ablation_n_seeds: int = setting(
+        1, help="seeds per ablation configuration", renamed_from=("ablation_seeds",)
+    )
     ablation_epochs: int | None = setting(None, help="epochs of each ablation run (default: --epochs)")
     demo_actors: int | None = setting(None, help="demo only: number of synthetic actors (default 6)")
     dataset_options: dict = setting(default_factory=dict, help="dataset spec options", cli=False)
@@ -149,7 +154,7 @@ def notebook_cache(
     cache_dir: str = "",
     image_folder: str = "",
     cache_root: str = "cache",
-    image_size: int | None = None,
+    face_size: int | None = None,
     split_dirs: bool = False,
     max_per_class: int | None = None,
     seed: int = 0,
@@ -163,7 +168,7 @@ def notebook_cache(
         return image_folder_cache(
             project_path(image_folder),
             output_path(cache_root, "face cache"),
-            image_size=image_size or 180,
+            face_size=face_size or 180,
             split_dirs=split_dirs,
             max_per_class=max_per_class,
             seed=seed,
@@ -174,22 +179,11 @@ def notebook_cache(
     return demo_cache(seed=seed)
 
 
+#: The notebooks whose parameters are config fields (:data:`NOTEBOOK_FIELDS`), checked before a kernel starts.
+CONFIGURED_NOTEBOOKS = ("02_training.ipynb", "03_regularization_ablation.ipynb")
+
 #: The first line of the cell papermill adds after a notebook's parameters cell.
 INJECTED_CELL_HEADER = "# Parameters\n"
-
-
-def _assigned_names(source: str) -> set[str]:
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return set()
-    return {
-        target.id
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign)
-        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
-        if isinstance(target, ast.Name)
-    }
 
 
 def unknown_parameters(namespace: dict, accepted: Iterable[str]) -> dict[str, str | None]:
@@ -199,12 +193,8 @@ def unknown_parameters(namespace: dict, accepted: Iterable[str]) -> dict[str, st
     injected = [cell for cell in cells if cell.startswith(INJECTED_CELL_HEADER)]
     if not injected:
         return {}
-    known = set(accepted).union(*(_assigned_names(cell) for cell in cells if cell not in injected))
-    passed = set().union(*(_assigned_names(cell) for cell in injected))
-    return {
-        name: next(iter(difflib.get_close_matches(name, sorted(known), n=1)), None)
-        for name in sorted(passed - known)
-    }
+    known = set(accepted).union(*(assigned_names(cell) for cell in cells if cell not in injected))
+    return closest_names(set().union(*(assigned_names(cell) for cell in injected)), known)
 
 
 def refuse_unknown_parameters(namespace: dict, accepted: Iterable[str]) -> None:
@@ -212,12 +202,7 @@ def refuse_unknown_parameters(namespace: dict, accepted: Iterable[str]) -> None:
     would otherwise be ignored and the run train with the default)."""
     unknown = unknown_parameters(namespace, accepted)
     if unknown:
-        raise ValueError(
-            "; ".join(
-                f"unknown notebook parameter {name!r}" + (f" (did you mean {close!r}?)" if close else "")
-                for name, close in unknown.items()
-            )
-        )
+        raise ValueError(unknown_parameters_message(unknown))
 
 
 def notebook_training(cache_dir: str, image_folder: str, parameters: dict) -> TrainConfig:
@@ -225,7 +210,7 @@ def notebook_training(cache_dir: str, image_folder: str, parameters: dict) -> Tr
     notebook sets, the dataclass defaults for the others. On the demo set (neither ``cache_dir`` nor
     ``image_folder``) the demo's settings (:data:`DEMO_TRAINING`) replace the notebook's, as in
     ``fer run``, unless the notebook sets ``demo_settings = False``."""
-    refuse_unknown_parameters(parameters, (*field_names(TrainConfig), *field_names(GridConfig)))
+    refuse_unknown_parameters(parameters, NOTEBOOK_FIELDS)
     values = values_from(TrainConfig, parameters)
     if not (cache_dir or image_folder) and parameters.get("demo_settings", True):
         values.update(DEMO_TRAINING)
@@ -240,7 +225,10 @@ def _execute(notebook: str, output: Path, parameters: dict, cwd: Path) -> float:
     """One notebook, with a line showing the cell it is on and the elapsed time; returns the seconds."""
     started = time.perf_counter()
     print(f"→ {notebook} → {output}", flush=True)
-    execute_notebook(NOTEBOOKS_DIR / notebook, output, parameters, cwd, progress=f"  {output.stem}")
+    accepted = NOTEBOOK_FIELDS if notebook in CONFIGURED_NOTEBOOKS else None
+    execute_notebook(
+        NOTEBOOKS_DIR / notebook, output, parameters, cwd, progress=f"  {output.stem}", accepted=accepted
+    )
     seconds = time.perf_counter() - started
     print(f"  done in {seconds:.0f} s", flush=True)
     return seconds
@@ -360,7 +348,7 @@ def ablation_step(
             **shared_training(training),
             "dropouts": list(config.ablation_dropouts),
             "l1s": list(config.ablation_l1s),
-            "seeds": config.ablation_seeds,
+            "n_seeds": config.ablation_n_seeds,
             "workers": config.workers,
             "reuse_runs": [str(out_dir.parent / protocol)],
         },

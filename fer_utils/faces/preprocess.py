@@ -31,9 +31,11 @@ from fer_utils.data.datasets import (
     DATASETS,
     Sample,
     SkippedItem,
+    dataset_samples,
     describe_renaming,
     folder_samples,
     label_renaming,
+    manual_download,
 )
 from fer_utils.data.synthetic import SYNTHETIC_MARKER, is_demo_media
 from fer_utils.faces.cache import (
@@ -47,6 +49,8 @@ from fer_utils.faces.cache import (
 from fer_utils.faces.detection import DETECTORS, EQUALIZATIONS, extract_face, to_gray_face  # noqa: F401  (to_gray_face: re-exported)
 from fer_utils.faces.frames import SAMPLING_METHODS, SampledFrames, sample_frames
 from fer_utils.files import require_folder_path
+from fer_utils.parallel import default_workers, parallel_map
+from fer_utils.progress import progress_bar
 from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args, setting
 
@@ -66,7 +70,9 @@ class PreprocessConfig:
     and a parameter of notebook 01; the defaults are the paper's pipeline.
     """
 
-    image_size: int = setting(180, help="side of the square gray crops in pixels (paper: 180)")
+    face_size: int = setting(
+        180, help="side of the square gray face crops in pixels (paper: 180)", renamed_from=("image_size",)
+    )
     frames_per_video: int = setting(
         6, help="faces kept per video (paper: 6 evenly spaced frames)", aliases=("--frames",)
     )
@@ -103,7 +109,7 @@ class PreprocessConfig:
             raise ValueError(f"unknown equalize {self.equalize!r}; choose one of {EQUALIZATIONS}")
         if self.sampling not in SAMPLING_METHODS:
             raise ValueError(f"unknown sampling {self.sampling!r}; choose one of {SAMPLING_METHODS}")
-        for name in ("image_size", "frames_per_video", "candidates_per_frame", "min_faces"):
+        for name in ("face_size", "frames_per_video", "candidates_per_frame", "min_faces"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         if self.min_faces > self.frames_per_video:
@@ -116,7 +122,10 @@ class PreprocessConfig:
             raise ValueError(f"detect_width must be ≥ 32 pixels or None, got {self.detect_width}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a face cache's config.json stores (and hashes) them: ``face_size`` under its
+        stored name ``image_size`` (the cache's ``FaceCache.image_size``), so existing caches keep their keys."""
+        values = asdict(self)
+        return {"image_size": values.pop("face_size"), **values}
 
 
 class ProcessedItem(NamedTuple):
@@ -199,7 +208,7 @@ def _candidate_frames(
 def _extract(image: np.ndarray, config: PreprocessConfig):
     return extract_face(
         image,
-        image_size=config.image_size,
+        image_size=config.face_size,
         detector=config.detector,
         upsample=config.upsample,
         detect_width=config.detect_width,
@@ -344,7 +353,6 @@ def preprocess(
         The finished :class:`~fer_utils.faces.cache.FaceCache`; ``cache.report`` holds a
         :class:`PreprocessReport` of this call.
     """
-    from fer_utils.parallel import default_workers
 
     if not samples:
         raise ValueError("no samples to preprocess")
@@ -397,9 +405,6 @@ def _process_into(writer, todo, config, report, progress, scheduler, flush_secon
     Whatever happens (a full disk, Ctrl-C), the finished items are flushed when possible and the cache's
     lock is given back, so a rerun resumes.
     """
-    from fer_utils.parallel import parallel_map
-    from fer_utils.progress import progress_bar
-
     bar = progress_bar(
         total=len(todo), desc=f"faces {dataset}", unit="clip", enabled=progress, smoothing=0.05
     )
@@ -428,7 +433,7 @@ def _process_into(writer, todo, config, report, progress, scheduler, flush_secon
 def image_folder_cache(
     image_folder: str | os.PathLike,
     cache_root: str | os.PathLike,
-    image_size: int = 180,
+    face_size: int = 180,
     split_dirs: bool = False,
     filename_pattern: str | None = None,
     detector: str = "none",
@@ -453,7 +458,7 @@ def image_folder_cache(
             for members in groups.values()
             for i in sorted(rng.permutation(len(members))[:max_per_class])
         ]
-    config = PreprocessConfig(image_size=image_size, detector=detector)
+    config = PreprocessConfig(face_size=face_size, detector=detector)
     selection = {"split_dirs": split_dirs, "filename_pattern": filename_pattern}
     if max_per_class:
         selection |= {"max_per_class": max_per_class, "seed": seed}  # another subset is another cache
@@ -537,8 +542,6 @@ def dataset_options_from_args(args) -> dict:
 
 
 def _run_cli(args) -> int:
-    from fer_utils.data.datasets import dataset_samples, manual_download
-
     if args.help_dataset:
         print(manual_download(args.help_dataset))
         return 0

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from fer_utils.progress import progress_bar
 from fer_utils.training.model import BOTTLENECK_LAYER, HEAD_LAYER
 
 
@@ -97,8 +98,6 @@ def progress_callback(epochs: int, description: str, position: int | None = None
     import time
 
     import keras
-
-    from fer_utils.progress import progress_bar
 
     class EpochProgress(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):

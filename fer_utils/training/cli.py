@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from fer_utils.faces.preprocess import default_cache_root, image_folder_cache
 from fer_utils.settings import add_arguments as add_config_arguments
-from fer_utils.settings import config_from_args
+from fer_utils.settings import config_from_args, renamed_action
 from fer_utils.training.config import TrainConfig
 from fer_utils.training.seeds import describe_seeds, train_seeds
 from fer_utils.training.train import train_run
@@ -29,9 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cache-root", help="where --images puts its face cache (default: $FER_CACHE_ROOT or ./cache)"
     )
     images.add_argument(
+        "--face-size", type=int, help="face size of the --images cache (default: --input-size, else 180)"
+    )
+    images.add_argument(  # the former name, for one release
         "--cache-image-size",
+        dest="face_size",
         type=int,
-        help="face size of the --images cache (default: --image-size, else 180)",
+        help=argparse.SUPPRESS,
+        action=renamed_action(argparse._StoreAction, "--cache-image-size", "--face-size"),
     )
     output = parser.add_argument_group("output")
     output.add_argument("--out", "--run-dir", dest="out", required=True, help="the run folder to write")
@@ -63,7 +68,7 @@ def _cli_train(args) -> int:
         cache = image_folder_cache(
             args.images,
             args.cache_root or default_cache_root(),
-            image_size=args.cache_image_size or args.image_size or 180,
+            face_size=args.face_size or args.input_size or 180,
             split_dirs=args.split_dirs,
             filename_pattern=args.filename_pattern,
             max_per_class=args.max_per_class,

@@ -94,8 +94,10 @@ class TrainConfig:
         (0.3, 0.3, 0.3), help="dropout after each of the three pooling layers", metavar=("D1", "D2", "D3")
     )
     l1: float = setting(0.0, help="L1 factor on the Dense(16) kernel (0: off)")
-    image_size: int | None = setting(
-        None, help="train at this face size, resized on the fly (none: the cache's own size)"
+    input_size: int | None = setting(
+        None,
+        help="the model's input side in pixels, faces resized on the fly (none: the cache's face size)",
+        renamed_from=("image_size",),
     )
     test_size: float = setting(0.2, help="fraction held out as the test part")
     validation_size: float = setting(0.1, help="fraction of the training side used for model selection")
@@ -179,13 +181,15 @@ CHECKED_FIELDS = tuple(
 )
 
 
-def effective_settings(config: dict) -> dict:
+def effective_settings(config: dict, face_size: int | None = None) -> dict:
     """The :data:`CHECKED_FIELDS` of a run's settings (a ``config.json`` or ``asdict(TrainConfig)``), with
     each recipe ingredient as applied: an unset learning rate under ``paper`` equals an explicit 1e-3,
-    and runs recorded before recipes existed count as ``paper``."""
+    and runs recorded before recipes existed count as ``paper``. ``input_size`` is the size trained at:
+    as requested, else the face cache's (``face_size``, or a config.json's resolved ``image_size``)."""
     known = {field.name for field in fields(TrainConfig)}
     applied = TrainConfig(**{key: value for key, value in config.items() if key in known})
     values = asdict(applied) | asdict(applied.settings())
+    values["input_size"] = values["input_size"] or face_size or config.get("image_size")
     return {key: values[key] for key in CHECKED_FIELDS}
 
 

@@ -25,7 +25,7 @@ from fer_utils.settings import field_names
 from fer_utils.training.config import TrainConfig
 
 #: Bumped when a file's meaning changes; stored in config.json and metrics.json.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: config.json holds the requested input_size beside the resolved image_size
 #: ``config.json``'s ``kind`` of a folder that scores an existing model (``fer evaluate``).
 EVALUATION_KIND = "evaluation"
 #: The selection metric of runs recorded before recipes existed (they kept the best validation accuracy).
@@ -249,6 +249,12 @@ class RunMetrics:
     def is_evaluation(self) -> bool:
         return self.kind == EVALUATION_KIND
 
+    def scores(self, level: str) -> Scores | None:
+        """The :class:`Scores` of ``level`` (``frame``, or ``video``: None when every face is its own video)."""
+        if level not in ("frame", "video"):
+            raise ValueError(f"level must be one of ('frame', 'video'), got {level!r}")
+        return self.frame if level == "frame" else self.video
+
     @property
     def recipe_name(self) -> str:
         """The recipe as applied (its label, e.g. ``robust − augment``); ``paper`` for runs made before
@@ -272,7 +278,7 @@ class RunConfig:
     """``config.json``: every :class:`~fer_utils.training.config.TrainConfig` field as given (in
     ``settings``, flat in the file), and what the run was made from."""
 
-    settings: dict = field(default_factory=dict)  # the TrainConfig fields (image_size: see below)
+    settings: dict = field(default_factory=dict)  # the TrainConfig fields (input_size: as requested)
     run_name: str = ""
     kind: str | None = None  # "evaluation" for fer evaluate's folders
     dataset: str = ""
@@ -282,7 +288,7 @@ class RunConfig:
     recipe_settings: dict = field(default_factory=dict)  # every recipe ingredient as applied
     recipe_label: str | None = None
     threads_used: int | None = None
-    #: The face size the model was trained at (TrainConfig's ``image_size``, or the cache's size when unset).
+    #: The face size the model was trained at, resolved: TrainConfig's ``input_size``, else the cache's.
     image_size: int | None = None
     labels: list = field(default_factory=list)
     split: dict = field(default_factory=dict)  # part sizes, fold, n_folds, test_hash
@@ -302,8 +308,11 @@ class RunConfig:
 
     @classmethod
     def from_json(cls, data) -> RunConfig:
-        """The record of a parsed config.json: the TrainConfig fields go to ``settings``; ``image_size``
-        is both (the setting as recorded is the resolved size)."""
+        """The record of a parsed config.json: the TrainConfig fields go to ``settings``.
+
+        Migration from version 0 / 1: the setting was called ``image_size`` and stored the resolved size
+        over the requested one; that value becomes both ``input_size`` (the request is lost) and
+        ``image_size``."""
         if not isinstance(data, dict):
             raise RecordProblem(f"is malformed: {_json_kind(data)}, not a JSON object")
         version = data.get("schema_version", 0)
@@ -311,8 +320,10 @@ class RunConfig:
             raise RecordProblem(
                 f"has schema_version {version!r}; this fer_utils reads up to {SCHEMA_VERSION} (upgrade it)"
             )
+        if version < 2 and "input_size" not in data and "image_size" in data:
+            data = {**data, "input_size": data["image_size"]}
         settings = {key: data[key] for key in field_names(TrainConfig) if key in data}
-        rest = {key: value for key, value in data.items() if key not in settings or key == "image_size"}
+        rest = {key: value for key, value in data.items() if key not in settings}
         known, extra = _split_known(cls, rest)
         known["evaluation"] = Evaluation.from_json(known.get("evaluation"))
         known["schema_version"] = SCHEMA_VERSION

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer_utils.faces.cache import FaceCache, with_time_in_seconds
 from fer_utils.files import atomic_write_csv, atomic_write_json, replace_directory, require_folder_path
 from fer_utils.formatting import percent, score
 from fer_utils.locks import WriterLock, run_lock_path
@@ -246,7 +247,6 @@ def read_split(run_dir: str | os.PathLike) -> pd.DataFrame:
 
 def read_predictions(run_dir: str | os.PathLike) -> pd.DataFrame:
     """predictions.csv, with an older run's ``timestamp`` (ms) read as ``timestamp_s`` (seconds)."""
-    from fer_utils.faces.cache import with_time_in_seconds
 
     table = pd.read_csv(Path(run_dir) / PREDICTIONS_FILE, dtype={"subject": str, "video_id": str})
     return with_time_in_seconds(table)
@@ -453,8 +453,6 @@ def _table_problems(run: Run) -> list[str]:
 def _cache_problems(run: Run, caches: dict) -> list[str]:
     """A present face cache that is damaged, or face ids outside it. A cache that is gone or was rebuilt
     with another config is no problem of the run (readers then show it without faces)."""
-    from fer_utils.faces.cache import FaceCache
-
     cache_dir = run.config.get("cache_dir")
     if not cache_dir or not Path(str(cache_dir)).is_dir():
         return []

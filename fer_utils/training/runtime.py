@@ -12,15 +12,8 @@ import contextlib
 import os
 import sys
 
+from fer_utils.environment import QUIET_TENSORFLOW_ENVIRONMENT
 from fer_utils.parallel import default_workers
-
-#: Environment of every process that trains: TensorFlow's C++ info / warning lines off, oneDNN on (it
-#: roughly doubles CPU training speed; TensorFlow leaves it off on CPUs without AVX512-VNNI/BF16).
-QUIET_TENSORFLOW_ENVIRONMENT = {
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    "TF_ENABLE_ONEDNN_OPTS": "1",
-    "GRPC_VERBOSITY": "ERROR",
-}
 
 
 @contextlib.contextmanager

@@ -206,9 +206,10 @@ def refuse_other_settings(folders: dict) -> None:
     for folder, config in folders.items():
         for run in finished_seed_runs(folder):
             expected = asdict(replace(config, seed=run.setup.seed))
-            if expected["image_size"] is None:  # "the cache's size": config.json records the size it was
-                expected["image_size"] = run.setup.image_size
-            problems = setting_mismatches(effective_settings(run.config), effective_settings(expected))
+            face_size = run.setup.preprocessing.get("image_size")  # the folder's one cache
+            problems = setting_mismatches(
+                effective_settings(run.config), effective_settings(expected, face_size)
+            )
             if problems:
                 stale.append(f"{run.path}: {', '.join(problems)}")
     if stale:

@@ -43,7 +43,9 @@ from fer_utils.training.resume import (
     refuse_changed_settings,
     remove_checkpoints,
 )
+from fer_utils.training.runtime import configure_numerics
 from fer_utils.training.splits import Split, make_split
+from fer_utils.training.transfer import initialise_from
 
 __all__ = [
     "CHECKED_FIELDS",
@@ -117,7 +119,7 @@ def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainCon
     """Split, fit, evaluate and write every file of the run (``metrics.json`` last); a partial folder with
     a checkpoint of the same settings resumes at its last finished epoch."""
     settings = config.settings()
-    image_size = config.image_size or cache.image_size
+    image_size = config.input_size or cache.image_size
     resume = resume_point(writer, cache, config, image_size)
     split, train_ids = split_faces(cache.index, config)
     targets = class_targets(cache)
@@ -189,7 +191,11 @@ def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainCon
 def resume_point(writer: rundir.RunWriter, cache: FaceCache, config: TrainConfig, image_size: int) -> Resume:
     """What :func:`fit_model` resumes from: the partial folder's newest good checkpoint (after refusing one
     made with other settings, in one line), or a fresh start."""
-    wanted = {**effective_settings(asdict(config)), "cache_key": cache.key, "image_size": image_size}
+    wanted = {
+        **effective_settings(asdict(config), cache.image_size),
+        "cache_key": cache.key,
+        "image_size": image_size,
+    }
     state = TrainingState()
     found = read_checkpoint(writer.work_path, writer.path.name) if writer.resumed else None
     if found:
@@ -249,7 +255,6 @@ def split_faces(index: pd.DataFrame, config: TrainConfig) -> tuple[Split, np.nda
 def prepare_tensorflow(config: TrainConfig) -> dict:
     """Threads, determinism and seeds of ``config`` (:func:`fer_utils.training.runtime.configure_numerics`);
     a notebook calls it before building any model, ``train_run`` calls it again. Returns the record."""
-    from fer_utils.training.runtime import configure_numerics
 
     return configure_numerics(config.threads, config.seed)
 
@@ -263,7 +268,5 @@ def initial_model(labels: list[str], image_size: int, config: TrainConfig):
     )
     if not config.init_from:
         return model, None
-
-    from fer_utils.training.transfer import initialise_from
 
     return model, initialise_from(config.init_from, model, list(labels))

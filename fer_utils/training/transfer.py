@@ -8,20 +8,19 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_utils.training.model import HEAD_LAYER
+from fer_utils.training.model import HEAD_LAYER, load_keras_model
+from fer_utils.training.model_files import model_spec, spec_path
 
 
 def resolve_source(source: str | os.PathLike, flag: str = "--init-from") -> tuple[Path, list[str]]:
     """The ``.keras`` file behind a run folder or model path, and its class names, found by the rule
-    every model reader shares (:func:`fer_utils.deploy.predictors.model_spec`: ``<file>.json``, else the
+    every model reader shares (:func:`fer_utils.training.model_files.model_spec`: ``<file>.json``, else the
     run's ``config.json``).
 
     Raises:
         ValueError: no model there, or no readable spec naming its classes (a head cannot be carried
             over without them, and starting it fresh silently would make any "transfer gain" meaningless).
     """
-    from fer_utils.deploy.predictors import model_spec, spec_path
-
     path = Path(source)
     if path.is_dir():
         path = path / "model.keras"
@@ -42,8 +41,6 @@ def resolve_source(source: str | os.PathLike, flag: str = "--init-from") -> tupl
 def initialise_from(source: str | os.PathLike, model, labels: list[str]) -> dict:
     """Load ``source`` (:func:`resolve_source`), copy its weights into ``model`` (:func:`transfer_weights`),
     print what was kept and what starts fresh, and return the record for the run's ``config.json``."""
-    from fer_utils.training.model import load_keras_model
-
     path, source_labels = resolve_source(source)
     source_model = load_keras_model(path)
     heads = source_model.get_layer(HEAD_LAYER).get_weights()[1].shape[0]

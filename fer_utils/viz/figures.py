@@ -8,6 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from fer_utils.training.results import RunMetrics
+from fer_utils.viz.formatting import count, percent, score
+
 NORMALIZATIONS = (None, "true", "pred")
 
 
@@ -135,13 +138,10 @@ def diagnostics_figure(
     return figure
 
 
-def metrics_table(metrics: dict, level: str = "frame", as_text: bool = False) -> pd.DataFrame:
-    """Per-class precision / recall / F1 / support; ``as_text`` writes the scores with three decimals
-    (:func:`fer_utils.viz.formatting.score`) for display."""
-    from fer_utils.viz.formatting import score
-
-    scores = metrics[level]
-    table = pd.DataFrame(scores["per_class"]).T[["precision", "recall", "f1", "support"]]
+def metrics_table(metrics: RunMetrics, level: str = "frame", as_text: bool = False) -> pd.DataFrame:
+    """Per-class precision / recall / F1 / support of a run (``run.outcome``); ``as_text`` writes the
+    scores with three decimals (:func:`fer_utils.viz.formatting.score`) for display."""
+    table = pd.DataFrame(metrics.scores(level).per_class).T[["precision", "recall", "f1", "support"]]
     table["support"] = table["support"].astype(int)
     table.index.name = "class"
     if as_text:
@@ -150,33 +150,29 @@ def metrics_table(metrics: dict, level: str = "frame", as_text: bool = False) ->
     return table
 
 
-def summary_table(metrics: dict) -> pd.DataFrame:
-    """Headline numbers of a run (frame and, when present, video level) as a one-column table, written
-    as everywhere else (:mod:`fer_utils.viz.formatting`: accuracy in percent, F1 with three decimals)."""
-    from fer_utils.training.results import recipe_name
-    from fer_utils.viz.formatting import count, percent, score
-
+def summary_table(metrics: RunMetrics) -> pd.DataFrame:
+    """Headline numbers of a run (``run.outcome``: frame and, when present, video level) as a one-column
+    table, written as everywhere else (:mod:`fer_utils.viz.formatting`: accuracy in percent, F1 with three
+    decimals)."""
+    frame, video = metrics.frame, metrics.video
     rows = {
-        "protocol": metrics["protocol"],
-        "parameters": count(metrics["num_params"]),
-        "test faces": metrics["frame"]["support"],
-        "accuracy (frame)": percent(metrics["frame"]["accuracy"]),
-        "macro F1 (frame)": score(metrics["frame"]["macro_f1"]),
-        "weighted F1 (frame)": score(metrics["frame"]["weighted_f1"]),
+        "protocol": metrics.protocol,
+        "parameters": count(metrics.num_params),
+        "test faces": frame.support,
+        "accuracy (frame)": percent(frame.accuracy),
+        "macro F1 (frame)": score(frame.macro_f1),
+        "weighted F1 (frame)": score(frame.weighted_f1),
     }
-    if metrics.get("video"):
-        rows["accuracy (video)"] = percent(metrics["video"]["accuracy"])
-        rows["macro F1 (video)"] = score(metrics["video"]["macro_f1"])
-    if "recipe" in metrics:
-        rows["recipe"] = recipe_name(metrics.get("recipe_label"), metrics["recipe"])
-    baselines = metrics.get("baselines")
-    if baselines:
+    if video:
+        rows["accuracy (video)"] = percent(video.accuracy)
+        rows["macro F1 (video)"] = score(video.macro_f1)
+    rows["recipe"] = metrics.recipe_name
+    if metrics.baselines:
         rows["always-majority baseline"] = (
-            f"{percent(baselines['majority_rate'])} ({baselines['majority_label']})"
+            f"{percent(metrics.baselines['majority_rate'])} ({metrics.baselines['majority_label']})"
         )
-    rows["stalled"] = metrics.get("stalled", False)
-    if "underfit" in metrics:
-        rows["underfit"] = metrics["underfit"]
+    rows["stalled"] = metrics.stalled
+    rows["underfit"] = metrics.underfit
     return pd.DataFrame({"value": rows})
 
 
@@ -191,7 +187,6 @@ def setup_notebook_rendering() -> None:
 def attribute_table(groups: dict, as_text: bool = False) -> pd.DataFrame:
     """A ``metrics['by_attribute'][name]`` mapping as a table (one row per attribute value); ``as_text``
     writes accuracy in percent and macro F1 with three decimals."""
-    from fer_utils.viz.formatting import percent, score
 
     table = pd.DataFrame(groups).T[["accuracy", "macro_f1", "support"]].astype({"support": int})
     if as_text:

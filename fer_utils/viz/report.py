@@ -12,6 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from fer_utils.locks import output_lock
+from fer_utils.notebook_execution import execute_notebook
 from fer_utils.paths import NOTEBOOKS_DIR
 
 RESULTS_NOTEBOOK = NOTEBOOKS_DIR / "04_results.ipynb"
@@ -47,7 +49,6 @@ def execute_results_notebook(
     Returns:
         The executed notebook's path.
     """
-    from fer_utils.notebook_execution import execute_notebook
 
     runs_dir = Path(runs_dir).expanduser().resolve()
     if not runs_dir.is_dir():
@@ -118,8 +119,6 @@ def write_report(
     Returns:
         The report's path.
     """
-    from fer_utils.locks import output_lock
-
     html_path = Path(html_path).expanduser().resolve()
     if html_path.suffix.lower() not in {".html", ".htm"}:
         raise ValueError(f"the report must be an .html file, got {html_path}")

@@ -222,6 +222,30 @@ def format_table(summary: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def report_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary as the static report shows it (``summary.json``'s ``report_table``): one
+    ``configuration`` column, the scores as ``mean ± sd`` (no epochs) and the run counts."""
+    table = pd.DataFrame(
+        {
+            "configuration": [
+                f"dropout {d} · L1 {float(l1):g}"
+                for d, l1 in zip(summary["dropout"], summary["l1"], strict=True)
+            ]
+        }
+    )
+    for metric, (heading, _) in METRICS.items():
+        if metric != "epochs_to_best":
+            table[heading] = [metric_text(row, metric) for _, row in summary.iterrows()]
+    for column, heading in (
+        ("n_ok", "runs ok"),
+        ("n_stalled", "stalled"),
+        ("n_underfit", "underfit"),
+        ("n_failed", "failed"),
+    ):
+        table[heading] = summary[column].astype(int) if column in summary else 0
+    return table.set_index("configuration")
+
+
 def markdown_table(table: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown pipe table of a DataFrame (its index is not written)."""
 

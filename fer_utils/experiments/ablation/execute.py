@@ -16,6 +16,7 @@ from fer_utils.experiments.ablation.grid import (
     EXECUTED_NOTEBOOK,
     FIRST_DROPOUT,
     GRID_FILE,
+    NOTEBOOK_FIELDS,
     REUSED_FILE,
     RUNS_FOLDER,
     TRAINING_DEFAULTS,
@@ -34,7 +35,7 @@ from fer_utils.files import atomic_write_json, replace_directory
 from fer_utils.locks import FolderBusy, WriterLock, output_lock, run_lock_path
 from fer_utils.notebook_execution import execute_notebook
 from fer_utils.parallel import default_workers, parallel_map
-from fer_utils.settings import field_names
+from fer_utils.settings import field_names, warn_renamed
 from fer_utils.training import rundir
 from fer_utils.training.config import TrainConfig, effective_settings, setting_mismatches
 
@@ -102,6 +103,7 @@ def _notebook_failure(task: dict, run_dir: Path) -> dict | None:
             cwd=run_dir,
             threads=task.get("threads"),
             timeout=task.get("cell_timeout"),
+            accepted=NOTEBOOK_FIELDS,
         )
     except PapermillExecutionError as error:
         return {
@@ -136,13 +138,13 @@ def run_grid(
     Args:
         cache_dir: the face cache every run trains on.
         out_dir: the ablation folder (see :mod:`fer_utils.experiments.ablation`).
-        grid: the grid and how it runs (:class:`GridConfig`: dropouts, L1s, seeds, workers, rerun …).
+        grid: the grid and how it runs (:class:`GridConfig`: dropouts, L1s, n_seeds, workers, rerun …).
         training: the parameters every run shares (:class:`~fer_utils.training.config.TrainConfig`; the
             grid sets ``seed, dropout, l1`` per run). Default: TrainConfig with :data:`TRAINING_DEFAULTS`.
-            ``image_size`` None trains at the cache's own size.
+            ``input_size`` None trains at the cache's own size.
         notebook: the training notebook to execute.
         progress: print one line per finished run.
-        options: single fields of either config by name (``seeds=2, epochs=3``), applied over them.
+        options: single fields of either config by name (``n_seeds=2, epochs=3``), applied over them.
 
     Returns:
         The :class:`Ablation` (also written into ``out_dir``), with ``executions`` listing what this
@@ -155,12 +157,13 @@ def run_grid(
     cache = FaceCache(cache_dir)
     if not len(cache):
         raise ValueError(f"face cache {cache_dir} holds no faces")
-    training = dataclasses.replace(training, image_size=int(training.image_size or cache.image_size))
-    runs = grid_runs(grid.dropouts, grid.l1s, grid.seeds)
+    runs = grid_runs(grid.dropouts, grid.l1s, grid.n_seeds)
     out_dir = Path(out_dir)
     with output_lock(out_dir, "fer ablate"):  # one ablation per folder; cells are locked one by one
         (out_dir / RUNS_FOLDER).mkdir(parents=True, exist_ok=True)
-        record = grid_record(Path(cache_dir), cache.key, runs, grid, training)
+        record = grid_record(Path(cache_dir), cache.key, runs, grid, training) | {
+            "face_size": cache.image_size
+        }
         tasks, executions = plan_runs(runs, out_dir, record, grid, notebook)
         atomic_write_json(out_dir / GRID_FILE, record)
         if tasks:
@@ -174,6 +177,10 @@ def grid_settings(
     grid: GridConfig | None, training: TrainConfig | None, options: dict
 ) -> tuple[GridConfig, TrainConfig]:
     """The two configs with single-field ``options`` applied (each name to the config that has it)."""
+    options = dict(options)
+    if "seeds" in options:  # the former name of n_seeds
+        warn_renamed("seeds", "n_seeds")
+        options["n_seeds"] = options.pop("seeds")
     grid_fields, training_fields = set(field_names(GridConfig)), set(field_names(TrainConfig))
     unknown = set(options) - grid_fields - training_fields
     if unknown:
@@ -196,7 +203,7 @@ def grid_record(
         "cache_key": cache_key,
         "dropouts": sorted({run.last_two_dropout for run in runs}),
         "l1s": sorted({run.l1 for run in runs}),
-        "seeds": seed_list(grid.seeds),
+        "seeds": seed_list(grid.n_seeds),
         "first_dropout": FIRST_DROPOUT,
         "paper_l1": float(grid.paper_l1),
         "training": shared_training(training),
@@ -204,23 +211,27 @@ def grid_record(
     }
 
 
-def run_mismatches(run_dir: str | os.PathLike, parameters: dict, cache_key: str) -> list[str]:
+def run_mismatches(
+    run_dir: str | os.PathLike, parameters: dict, cache_key: str, face_size: int | None = None
+) -> list[str]:
     """How a finished run's recorded settings and face cache differ from ``parameters`` on the cache
-    ``cache_key`` (:data:`CHECKED_PARAMETERS`; ``"name recorded ≠ expected"``, empty when none)."""
+    ``cache_key`` of faces of ``face_size`` px (:data:`CHECKED_PARAMETERS`; ``"name recorded ≠ expected"``,
+    empty when none). ``input_size`` None means that face size (default: the run's cache's)."""
     recorded = rundir.read_config(run_dir)
+    face_size = face_size or (recorded.get("preprocessing") or {}).get("image_size")
     return setting_mismatches(
         {**effective_settings(recorded), "cache_key": recorded.get("cache_key")},
-        {**effective_settings(parameters), "cache_key": cache_key},
+        {**effective_settings(parameters, face_size), "cache_key": cache_key},
     )
 
 
-def reusable_run(candidates, parameters: dict, cache_key: str) -> Path | None:
+def reusable_run(candidates, parameters: dict, cache_key: str, face_size: int | None = None) -> Path | None:
     """The first finished run among ``candidates`` made with exactly ``parameters``' checked settings and
     thread count on the cache ``cache_key``: the run the grid would train, so it is copied in instead."""
     for candidate in map(Path, candidates):
         if (
             rundir.is_finished(candidate)
-            and not run_mismatches(candidate, parameters, cache_key)
+            and not run_mismatches(candidate, parameters, cache_key, face_size)
             and rundir.read_config(candidate).get("threads") == parameters.get("threads")
         ):
             return candidate
@@ -249,12 +260,16 @@ def plan_runs(
         run_dir = out_dir / RUNS_FOLDER / run.name
         parameters = {**record["training"], "seed": run.seed, "dropout": run.dropout, "l1": run.l1}
         if rundir.is_finished(run_dir) and not grid.rerun:
-            problems = run_mismatches(run_dir, parameters, record["cache_key"])
+            problems = run_mismatches(run_dir, parameters, record["cache_key"], record.get("face_size"))
             if problems:
                 stale.append(f"{run.name}: {', '.join(problems)}")
             executions.append({"name": run.name, "status": "skipped (complete)", "seconds": 0.0, "error": ""})
             continue
-        reused = None if grid.rerun else reusable_run(grid.reuse_runs, parameters, record["cache_key"])
+        reused = (
+            None
+            if grid.rerun
+            else reusable_run(grid.reuse_runs, parameters, record["cache_key"], record.get("face_size"))
+        )
         if reused is not None:
             copy_reused_run(reused, run_dir)
             executions.append({"name": run.name, "status": f"reused ({reused})", "seconds": 0.0, "error": ""})

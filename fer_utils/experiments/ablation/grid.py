@@ -15,7 +15,8 @@ Layout of an ablation folder::
     table.csv, table.md             one row per configuration: mean ± sd over seeds, runs ok / failed
     curves.html                     train vs validation curves of the paper's two configurations
     gap_heatmap.html                the train − validation gap over the grid
-    summary.json                    parameters, table, verdict, failed runs
+    summary.json                    parameters, table, report table, verdict, failed runs
+    curves.json, gap_heatmap.json   the figures as plotly JSON (what the report draws)
 
 The analysis functions (:func:`runs_table`, :func:`summarize_configurations`, :func:`make_verdict`, the figures) read
 only these files, so a grid can be re-analysed without training anything.
@@ -36,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_utils.paths import NOTEBOOKS_DIR
-from fer_utils.settings import setting
+from fer_utils.settings import accepted_names, setting
 from fer_utils.training.config import CHECKED_FIELDS, TrainConfig
 
 #: The first dropout rate is never varied (the paper changed only the last two).
@@ -76,6 +77,8 @@ ERROR_FILE = "error.json"
 
 
 GRID_FILE = "grid.json"
+#: The analysis: table, report table, verdict, failed runs, file names (the report reads it).
+SUMMARY_FILE = "summary.json"
 
 
 RUNS_FOLDER = "runs"
@@ -98,7 +101,11 @@ class GridConfig:
 
     dropouts: tuple[float, ...] = setting(DEFAULT_DROPOUTS, help="last-two dropout rates d (rates 0.3/d/d)")
     l1s: tuple[float, ...] = setting(DEFAULT_L1S, help="L1 factors on the Dense(16) kernel")
-    seeds: int = setting(DEFAULT_SEEDS, help="seeds per configuration (0 … n−1); the API also takes a list")
+    n_seeds: int = setting(
+        DEFAULT_SEEDS,
+        help="seeds per configuration: 0 … n−1 (the API also takes a list)",
+        renamed_from=("seeds",),
+    )
     paper_l1: float = setting(
         PAPER_L1, help="L1 factor of the paper's Fig. 6 configuration (curves, verdict)"
     )
@@ -116,6 +123,11 @@ class GridConfig:
         "settings and face cache are the cell's (`fer run`: its run of the ablation's protocol)",
     )
     retry_failed: bool = setting(True, help="execute runs that failed before again")
+
+
+#: What notebooks 02 and 03 read from their globals besides the names their cells assign: every
+#: TrainConfig and GridConfig field (checked before a kernel starts, and again inside it).
+NOTEBOOK_FIELDS = (*accepted_names(TrainConfig), *accepted_names(GridConfig))
 
 
 def shared_training(training: TrainConfig) -> dict:
@@ -161,7 +173,7 @@ def config_label(last_two_dropout: float, l1: float) -> str:
 
 
 def seed_list(seeds: int | Iterable[int]) -> list[int]:
-    """``seeds`` as a list: an int n means seeds 0 … n−1."""
+    """``seeds`` as a list: an int n (``n_seeds``) means seeds 0 … n−1."""
     if isinstance(seeds, (int, np.integer)):
         if seeds < 1:
             raise ValueError(f"seeds must be ≥ 1 (a count) or a list of seeds, got {seeds}")

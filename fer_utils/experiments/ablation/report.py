@@ -14,11 +14,12 @@ from fer_utils.experiments.ablation.analysis import (
     load_histories,
     make_verdict,
     markdown_table,
+    report_table,
     runs_table,
     summarize_configurations,
 )
 from fer_utils.experiments.ablation.figures import configuration_curves_figure, gap_heatmap_figure
-from fer_utils.experiments.ablation.grid import GRID_FILE, PAPER_L1, RUNS_FOLDER, read_grid
+from fer_utils.experiments.ablation.grid import GRID_FILE, PAPER_L1, RUNS_FOLDER, SUMMARY_FILE, read_grid
 from fer_utils.files import atomic_write_json, atomic_write_text
 
 
@@ -70,7 +71,7 @@ def analyze(
         paper_l1: L1 factor of the paper's regularized configuration (default: the one in ``grid.json``,
             else :data:`PAPER_L1`).
         include_stalled: count runs that never learned in the means and curves (default: counted apart).
-        write: write ``runs.csv, table.csv, table.md, curves.html, gap_heatmap.html, summary.json``.
+        write: write ``runs.csv, table.csv, table.md, curves.html|json, gap_heatmap.html|json, summary.json``.
 
     Returns:
         The :class:`Ablation`.
@@ -105,16 +106,21 @@ def write_ablation_files(result: Ablation, grid: dict | None = None) -> dict:
         "table_md": out_dir / "table.md",
         "curves": out_dir / "curves.html",
         "gap_heatmap": out_dir / "gap_heatmap.html",
-        "summary": out_dir / "summary.json",
+        "curves_json": out_dir / "curves.json",
+        "gap_heatmap_json": out_dir / "gap_heatmap.json",
+        "summary": out_dir / SUMMARY_FILE,
     }
     result.runs.to_csv(paths["runs"], index=False)
     result.summary.to_csv(paths["table_csv"], index=False)
     atomic_write_text(paths["table_md"], result.markdown())
     for name in ("curves", "gap_heatmap"):
         result.figures[name].write_html(paths[name], include_plotlyjs=True, full_html=True)
+        atomic_write_text(paths[f"{name}_json"], result.figures[name].to_json())
     summary = {
         "grid": grid or {},
         "table": json.loads(result.summary.to_json(orient="records")),
+        "report_table": json.loads(report_table(result.summary).reset_index().to_json(orient="records")),
+        "figures": {name: paths[f"{name}_json"].name for name in ("curves", "gap_heatmap")},
         "verdict": result.verdict,
         "runs": {status: int(count) for status, count in result.runs["status"].value_counts().items()},
         "failed": json.loads(result.failed.to_json(orient="records")),

@@ -15,6 +15,9 @@ import numpy as np
 import pandas as pd
 
 from fer_utils.faces.cache import TIME_COLUMN, with_time_in_seconds
+from fer_utils.training.evaluate import probability_columns, video_level
+from fer_utils.training.results import RunMetrics
+from fer_utils.viz.figures import normalize_matrix
 
 #: Matrix views: button label → ``normalize`` argument of :func:`fer_utils.viz.figures.normalize_matrix`.
 VIEWS = {
@@ -25,24 +28,21 @@ VIEWS = {
 LEVELS = ("frame", "video")
 
 
-def has_level(metrics: dict, level: str) -> bool:
+def has_level(metrics: RunMetrics, level: str) -> bool:
     """Whether the run has scores at ``level`` (``frame`` always; ``video`` when faces share videos)."""
-    if level not in LEVELS:
-        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
-    return bool(metrics.get(level))
+    return metrics.scores(level) is not None
 
 
-def confusion_counts(metrics: dict, level: str = "frame") -> np.ndarray:
+def confusion_counts(metrics: RunMetrics, level: str = "frame") -> np.ndarray:
     """The confusion matrix counts at ``level`` (rows true, columns predicted, order = labels)."""
     if not has_level(metrics, level):
         raise ValueError(f"this run has no {level}-level scores (every face is its own video)")
-    return np.asarray(metrics[level]["confusion_matrix"], dtype=int)
+    return np.asarray(metrics.scores(level).confusion_matrix, dtype=int)
 
 
-def matrix_view(metrics: dict, level: str = "frame", normalize: str | None = None) -> np.ndarray:
+def matrix_view(metrics: RunMetrics, level: str = "frame", normalize: str | None = None) -> np.ndarray:
     """The matrix shown for a view: counts, row-normalised (``'true'``, recall) or column-normalised
     (``'pred'``, precision)."""
-    from fer_utils.viz.figures import normalize_matrix
 
     return normalize_matrix(confusion_counts(metrics, level), normalize)
 
@@ -52,21 +52,21 @@ def format_cell(value: float, normalize: str | None) -> str:
     return f"{value:.0f}" if normalize is None else f"{value:.2f}"
 
 
-def largest_confusion(metrics: dict, level: str = "frame") -> tuple[str, str]:
+def largest_confusion(metrics: RunMetrics, level: str = "frame") -> tuple[str, str]:
     """The (true, predicted) pair of the largest off-diagonal count; the largest diagonal cell when the
     run confuses nothing. Ties go to the first in class order."""
     counts = confusion_counts(metrics, level)
-    labels = list(metrics["labels"])
+    labels = list(metrics.labels)
     off_diagonal = np.where(np.eye(len(labels), dtype=bool), -1, counts)
     chosen = off_diagonal if off_diagonal.max() > 0 else np.diag(np.diag(counts))
     row, column = np.unravel_index(int(np.argmax(chosen)), chosen.shape)
     return labels[row], labels[column]
 
 
-def top_confusions(metrics: dict, level: str = "frame", limit: int = 3) -> list[tuple[str, str, int]]:
+def top_confusions(metrics: RunMetrics, level: str = "frame", limit: int = 3) -> list[tuple[str, str, int]]:
     """The ``limit`` largest off-diagonal cells as ``(true, predicted, count)``, largest first."""
     counts = confusion_counts(metrics, level)
-    labels = list(metrics["labels"])
+    labels = list(metrics.labels)
     cells = [
         (int(counts[i, j]), i, j)
         for i in range(len(labels))
@@ -81,7 +81,6 @@ def video_predictions(predictions: pd.DataFrame, labels: list[str]) -> pd.DataFr
     """One row per test video: true and predicted label (mean class probabilities over its faces), the
     video's confidence, its number of faces and a representative face (its face with the highest
     probability for the video's predicted class)."""
-    from fer_utils.training.evaluate import probability_columns, video_level
 
     videos = video_level(predictions, labels)
     columns = probability_columns(labels)
@@ -151,17 +150,17 @@ def cell_faces(
 
 
 def difference_matrix(
-    metrics_a: dict, metrics_b: dict, level: str = "frame", normalize: str | None = None
+    metrics_a: RunMetrics, metrics_b: RunMetrics, level: str = "frame", normalize: str | None = None
 ) -> np.ndarray:
     """Run A's matrix minus run B's in the same view.
 
     Raises:
         ValueError: the runs have different classes, or one lacks ``level``.
     """
-    if list(metrics_a["labels"]) != list(metrics_b["labels"]):
+    if list(metrics_a.labels) != list(metrics_b.labels):
         raise ValueError(
             "the two runs have different classes "
-            f"({', '.join(metrics_a['labels'])} vs {', '.join(metrics_b['labels'])}); "
+            f"({', '.join(metrics_a.labels)} vs {', '.join(metrics_b.labels)}); "
             "their matrices cannot be subtracted"
         )
     return matrix_view(metrics_a, level, normalize) - matrix_view(metrics_b, level, normalize)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer_utils.training.results import RunMetrics
 from fer_utils.viz import formatting
 from fer_utils.viz.dashboard.runs import SYNTHETIC_NOTE, RunChoice
 from fer_utils.viz.dashboard.tables import (
@@ -58,41 +59,41 @@ def problems_html(problems: dict[str, str]) -> str:
 
 
 def _header_facts(choice: RunChoice) -> list[str]:
-    metrics, config = choice.run.metrics, choice.run.config
-    split = metrics.get("split") or config.get("split") or {}
+    outcome, setup = choice.run.outcome, choice.run.setup
+    split = outcome.split or setup.split or {}
     sizes = " / ".join(str(split.get(part, "?")) for part in ("train", "validation", "test"))
+    epochs = outcome.epochs_run if outcome.epochs_run is not None else setup.setting("epochs", "?")
     return [
         f"dataset <b>{html.escape(choice.data_label)}</b>",
-        f"protocol <b>{html.escape(str(metrics['protocol']))}</b>",
+        f"protocol <b>{html.escape(str(outcome.protocol))}</b>",
         f"train / validation / test faces <b>{sizes}</b>",
-        f"<b>{formatting.count(metrics['num_params'])}</b> parameters",
-        f"image <b>{config.get('image_size', '?')}px</b>",
-        f"epochs <b>{metrics.get('epochs_run', config.get('epochs', '?'))}</b>"
-        + (f" (best {metrics['best_epoch']})" if metrics.get("best_epoch") else ""),
+        f"<b>{formatting.count(outcome.num_params)}</b> parameters",
+        f"image <b>{setup.image_size or '?'}px</b>",
+        f"epochs <b>{epochs}</b>" + (f" (best {outcome.best_epoch})" if outcome.best_epoch else ""),
     ]
 
 
-def _header_scores(metrics: dict) -> list[str]:
+def _header_scores(outcome: RunMetrics) -> list[str]:
     scores = [
-        f"test accuracy <b>{formatting.percent(metrics['frame']['accuracy'])}</b>",
-        f"macro F1 <b>{formatting.score(metrics['frame']['macro_f1'])}</b>",
+        f"test accuracy <b>{formatting.percent(outcome.frame.accuracy)}</b>",
+        f"macro F1 <b>{formatting.score(outcome.frame.macro_f1)}</b>",
     ]
-    if metrics.get("video"):
-        scores.append(f"video accuracy <b>{formatting.percent(metrics['video']['accuracy'])}</b>")
-    baselines = metrics.get("baselines")
+    if outcome.video:
+        scores.append(f"video accuracy <b>{formatting.percent(outcome.video.accuracy)}</b>")
+    baselines = outcome.baselines
     if baselines:
         scores.append(
             f"always {html.escape(baselines['majority_label'])}: {formatting.percent(baselines['majority_rate'])}"
         )
-    elif metrics.get("majority_rate") is not None:
-        scores.append(f"majority-class rate {formatting.percent(metrics['majority_rate'])}")
-    restricted = (metrics.get("restricted") or {}).get("frame")
+    elif outcome.majority_rate is not None:
+        scores.append(f"majority-class rate {formatting.percent(outcome.majority_rate)}")
+    restricted = (outcome.restricted or {}).get("frame")
     if restricted:
         scores.append(
             f"restricted to the mapped classes: accuracy <b>{formatting.percent(restricted['accuracy'])}</b>, "
             f"macro F1 <b>{formatting.score(restricted['macro_f1'])}</b>"
         )
-    unmapped = metrics.get("unmapped_answers")
+    unmapped = outcome.unmapped_answers
     if unmapped:
         scores.append(
             f"answers on unmapped classes <b>{unmapped['count']}</b> ({formatting.percent(unmapped['share'])})"
@@ -103,11 +104,11 @@ def _header_scores(metrics: dict) -> list[str]:
 def header_html(choice: RunChoice) -> str:
     """The run header: dataset (marked synthetic demo when it is), protocol, split sizes, parameter count
     and headline scores; warnings for stalled or underfit runs."""
-    run, metrics = choice.run, choice.run.metrics
+    run, outcome = choice.run, choice.run.outcome
     text = (
         f'<div class="fer-header"><div class="fer-title">{html.escape(choice.label)}</div>'
         f'<div class="fer-facts">{" · ".join(_header_facts(choice))}</div>'
-        f'<div class="fer-facts">{" · ".join(_header_scores(metrics))} · folder '
+        f'<div class="fer-facts">{" · ".join(_header_scores(outcome))} · folder '
         f"<code>{html.escape(str(run.path))}</code></div></div>"
     )
     for flag, title in (
@@ -115,8 +116,8 @@ def header_html(choice: RunChoice) -> str:
         ("underfit", "Underfit run"),
         ("selection_saturated", "Arbitrary epoch choice"),
     ):
-        if metrics.get(flag):
-            reason = html.escape(str(metrics.get(f"{flag}_reason") or ""))
+        if getattr(outcome, flag):
+            reason = html.escape(str(getattr(outcome, f"{flag}_reason") or ""))
             text += message_html(f"<b>{title}:</b> {reason}", "warning")
     return text
 
@@ -159,7 +160,7 @@ def table_html(
     return f'<table class="fer-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
-def per_class_html(metrics: dict, level: str = "frame") -> str:
+def per_class_html(metrics: RunMetrics, level: str = "frame") -> str:
     """The per-class table as HTML (average rows in italics)."""
     return table_html(
         per_class_table(metrics, level), row_classes={"macro avg": "fer-avg", "weighted avg": "fer-avg"}

@@ -7,6 +7,7 @@ import html
 
 import pandas as pd
 
+from fer_utils.faces.cache import FaceCache
 from fer_utils.viz.dashboard.cells import cell_faces, face_caption_html, face_png
 from fer_utils.viz.dashboard.fragments import message_html
 
@@ -17,7 +18,6 @@ FACE_DISPLAY_PX = 96
 
 def open_run_cache(config: dict):
     """The run's face cache, or a sentence saying why it cannot be used."""
-    from fer_utils.faces.cache import FaceCache
 
     cache_dir = str(config.get("cache_dir", ""))
     try:
@@ -81,9 +81,7 @@ class FaceGallery:
     def show(self, run, true_label: str, predicted_label: str, level: str) -> pd.DataFrame:
         """Fill the gallery with the first page of one cell's faces; returns the cell's table."""
         self.run = run
-        self.faces = cell_faces(
-            run.predictions, list(run.metrics["labels"]), true_label, predicted_label, level
-        )
+        self.faces = cell_faces(run.predictions, run.labels, true_label, predicted_label, level)
         count = len(self.faces)
         unit = ("video" if level == "video" else "face") + ("" if count == 1 else "s")
         verdict = "correct" if true_label == predicted_label else "mistaken"

@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fer_utils.training.results import RunMetrics
 from fer_utils.viz.dashboard.cells import confusion_counts, difference_matrix, format_cell
+from fer_utils.viz.figures import confusion_figure, curves_figure
 
 #: A light template: the default one adds ~10 kB of JSON to every figure sent to the browser.
 TEMPLATE = "simple_white"
@@ -15,7 +17,6 @@ MARGIN = {"l": 90, "r": 20, "t": 60, "b": 80}
 
 def run_curves_figure(history: pd.DataFrame):
     """The run's training curves (:func:`fer_utils.viz.figures.curves_figure`) sized for the dashboard."""
-    from fer_utils.viz.figures import curves_figure
 
     return curves_figure(history, title="Training curves").update_layout(height=380, template=TEMPLATE)
 
@@ -42,7 +43,7 @@ def selection_shape(labels: list[str], true_label: str | None, predicted_label: 
 
 
 def heatmap_figure(
-    metrics: dict,
+    metrics: RunMetrics,
     level: str,
     normalize: str | None,
     title: str,
@@ -51,9 +52,8 @@ def heatmap_figure(
 ):
     """The confusion heatmap of one run (plotly ``Figure``), the ``selected`` (true, predicted) cell
     outlined."""
-    from fer_utils.viz.figures import confusion_figure
 
-    labels = list(metrics["labels"])
+    labels = list(metrics.labels)
     figure = confusion_figure(confusion_counts(metrics, level), labels, normalize, title=title)
     figure.update_layout(
         width=size + 40,
@@ -69,13 +69,18 @@ def heatmap_figure(
 
 
 def difference_figure(
-    metrics_a: dict, metrics_b: dict, level: str, normalize: str | None, title: str, size: int = 460
+    metrics_a: RunMetrics,
+    metrics_b: RunMetrics,
+    level: str,
+    normalize: str | None,
+    title: str,
+    size: int = 460,
 ):
     """Heatmap of run A minus run B (red: A higher, blue: B higher)."""
     import plotly.graph_objects as go
 
     difference = difference_matrix(metrics_a, metrics_b, level, normalize)
-    labels = list(metrics_a["labels"])
+    labels = list(metrics_a.labels)
     text = [[format_cell(value, normalize) for value in row] for row in difference]
     bound = float(np.abs(difference).max()) or 1.0
     figure = go.Figure(

@@ -12,7 +12,7 @@ import numpy as np
 from fer_utils.data.synthetic import is_synthetic_config
 from fer_utils.paths import project_path
 from fer_utils.training.results import recipe_name
-from fer_utils.training.rundir import EVALUATION_KIND
+from fer_utils.training.rundir import EVALUATION_KIND, list_runs
 from fer_utils.viz.formatting import percent
 
 RUNS_DIR_ENV = "FER_RUNS_DIR"
@@ -164,7 +164,8 @@ def _unmapped_text(metrics: dict) -> str:
 def run_label(config: dict, metrics: dict | None = None) -> str:
     """Menu label of a run, grouped by dataset, protocol and configuration.
 
-    Example: ``"ravdess · subject protocol · paper recipe · drop(.3,.5,.5) l1=1e-3 · seed 0"``; the image size is added when it
+    Example: ``"ravdess · protocol: subject · recipe: paper · drop(.3,.5,.5) l1=1e-3 · seed 0"`` (each name
+    after what it names: ``paper`` is both a protocol and a recipe); the image size is added when it
     is not the paper's 180 px, the fold when the protocol has folds beyond the first, and
     ``(synthetic demo)`` after the dataset when the run trained on the demo set. An evaluation folder
     (``fer evaluate``) reads ``"<dataset> · evaluation of <model file> (trained on <data>)"``, then
@@ -177,10 +178,10 @@ def run_label(config: dict, metrics: dict | None = None) -> str:
         label = f"{data_label(config, metrics)} · evaluation of {model} (trained on {evaluation.get('trained_on')})"
         return label + _unmapped_text(metrics)
     protocol = config.get("protocol") or metrics.get("protocol") or "?"
-    parts = [data_label(config, metrics), f"{protocol} protocol"]
+    parts = [data_label(config, metrics), f"protocol: {protocol}"]
     recipe_label = metrics.get("recipe_label") or config.get("recipe_label")
     if recipe_label or config.get("recipe"):  # runs recorded before recipes: no recipe in the label
-        parts.append(f"{recipe_name(recipe_label, config.get('recipe'))} recipe")
+        parts.append(f"recipe: {recipe_name(recipe_label, config.get('recipe'))}")
     setting = _setting_text(config)
     if setting:
         parts.append(setting)
@@ -227,7 +228,6 @@ def run_choices(runs_dir: str | os.PathLike) -> tuple[list[RunChoice], dict[str,
     Raises:
         ValueError: ``runs_dir`` does not exist.
     """
-    from fer_utils.training.rundir import list_runs
 
     runs, problems = list_runs(runs_dir)
     listed = {Path(run.path).resolve() for run in runs}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fer_utils import __version__
 from fer_utils.viz import formatting
 from fer_utils.viz.dashboard.cells import (
     LEVELS,
@@ -91,8 +92,6 @@ def figure_bundle(figure, include_plotlyjs: bool) -> dict:
 
 
 def _suite_version() -> str:
-    from fer_utils import __version__
-
     return __version__
 
 
@@ -154,34 +153,14 @@ def protocols_section_html(choices: list[RunChoice]) -> str:
     )
 
 
+#: What an ablation folder's analysis wrote (``experiments/ablation/grid.py``'s ``SUMMARY_FILE``): its
+#: report table, verdict and the names of its figures' JSON files. The report reads it, never re-analyses.
+ABLATION_SUMMARY = "summary.json"
+
+
 def ablation_folders(choices: list[RunChoice]) -> list[Path]:
     """The ablation folders the runs belong to, in order."""
     return sorted({choice.ablation_dir for choice in choices if choice.ablation_dir is not None})
-
-
-def ablation_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """The ablation's per-configuration summary in the report's number format."""
-    from fer_utils.experiments.ablation.analysis import METRICS, metric_text
-
-    table = pd.DataFrame(
-        {
-            "configuration": [
-                f"dropout {d} · L1 {float(l1):g}"
-                for d, l1 in zip(summary["dropout"], summary["l1"], strict=True)
-            ]
-        }
-    )
-    for metric, (heading, _) in METRICS.items():
-        if metric != "epochs_to_best":
-            table[heading] = [metric_text(row, metric) for _, row in summary.iterrows()]
-    for column, heading in (
-        ("n_ok", "runs ok"),
-        ("n_stalled", "stalled"),
-        ("n_underfit", "underfit"),
-        ("n_failed", "failed"),
-    ):
-        table[heading] = summary[column].astype(int) if column in summary else 0
-    return table.set_index("configuration")
 
 
 def bold_markdown_html(text: str) -> str:
@@ -190,12 +169,12 @@ def bold_markdown_html(text: str) -> str:
 
 
 def ablation_section_html(folder: Path) -> tuple[str, list]:
-    """One ablation folder: its table, verdict and figures (returned apart, drawn after the text)."""
-    from fer_utils.experiments.ablation.report import analyze
-
+    """One ablation folder as its files say (``summary.json``: the table and verdict; ``curves.json``,
+    ``gap_heatmap.json``: the figures), returned apart: the text, and the figures drawn after it. The
+    analysis is the ablation's (``fer ablate``); the report only reads what it wrote."""
     files = ", ".join(
         f"<code>{name}</code>"
-        for name in ("table.md", "summary.json", "curves.html", "gap_heatmap.html")
+        for name in ("table.md", ABLATION_SUMMARY, "curves.html", "gap_heatmap.html")
         if (folder / name).exists()
     )
     files = f" ({files})" if files else ""
@@ -203,26 +182,41 @@ def ablation_section_html(folder: Path) -> tuple[str, list]:
         f"<h3>{html.escape(folder.name)}</h3><p>Folder <code>{html.escape(str(folder))}</code>{files}.</p>"
     )
     try:
-        result = analyze(folder, write=False)
-    except Exception as error:  # noqa: BLE001  (one unreadable folder must not sink the report)
+        summary = json.loads((folder / ABLATION_SUMMARY).read_text())
+        table = pd.DataFrame(summary["report_table"]).set_index("configuration")
+        verdict_text = summary["verdict"]["text"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        reason = (
+            f"{ABLATION_SUMMARY} is missing"
+            if isinstance(error, FileNotFoundError)
+            else f"{ABLATION_SUMMARY} lacks the report's table ({html.escape(str(error))}): it predates it"
+        )
         return intro + message_html(
-            f"The ablation could not be read: {html.escape(str(error))}", "warning"
+            f"The ablation could not be read: {reason}. Analyse the folder again with "
+            f"<code>fer ablate --out {html.escape(str(folder))} …</code> (finished runs are kept).",
+            "warning",
         ), []
-    verdict = f'<p class="fer-verdict"><b>Verdict.</b> {bold_markdown_html(result.verdict["text"])}</p>'
-    figures = [result.figures["curves"], result.figures["gap_heatmap"]]
-    return intro + table_html(ablation_table(result.summary)) + verdict, figures
+    import plotly.io as pio  # deferred: plotly is heavy and only an ablation's figures need it here
+
+    figures = []
+    for name in ("curves", "gap_heatmap"):
+        path = folder / summary.get("figures", {}).get(name, f"{name}.json")
+        if path.exists():
+            figures.append(pio.read_json(path))
+    verdict = f'<p class="fer-verdict"><b>Verdict.</b> {bold_markdown_html(verdict_text)}</p>'
+    return intro + table_html(table) + verdict, figures
 
 
 def face_thumbnails_html(choice: RunChoice, level: str = "frame") -> str:
     """The faces behind the run's largest confusions as embedded PNG thumbnails (static drill-down)."""
-    metrics = choice.run.metrics
-    confusions = top_confusions(metrics, level, TOP_CONFUSIONS)
+    outcome = choice.run.outcome
+    confusions = top_confusions(outcome, level, TOP_CONFUSIONS)
     if not confusions:
         return "<p>No confusions: every test face is on the diagonal.</p>"
     cache = open_run_cache(choice.run.config)
     if isinstance(cache, str):
         return message_html(html.escape(cache) + " — no thumbnails.", "warning")
-    labels = list(metrics["labels"])
+    labels = list(outcome.labels)
     blocks = []
     for true_label, predicted_label, count in confusions:
         faces = cell_faces(choice.run.predictions, labels, true_label, predicted_label, level)
@@ -263,21 +257,21 @@ def _time_text(row) -> str:
 def run_detail_html(choice: RunChoice) -> str:
     """One run as a collapsible section: header, matrices (counts, recall), per-class scores, the faces
     behind its top confusions, training curves."""
-    metrics = choice.run.metrics
+    outcome = choice.run.outcome
     parts = [header_html(choice)]
     for level in LEVELS:
-        if not has_level(metrics, level):
+        if not has_level(outcome, level):
             continue
         figures = [
-            heatmap_figure(metrics, level, n, title=f"{level} level", size=460) for n in (None, "true")
+            heatmap_figure(outcome, level, n, title=f"{level} level", size=460) for n in (None, "true")
         ]
         parts.append('<div class="fer-row">' + "".join(figure_html(f) for f in figures) + "</div>")
-        parts.append(f"<h4>Per-class scores ({level} level)</h4>" + per_class_html(metrics, level))
+        parts.append(f"<h4>Per-class scores ({level} level)</h4>" + per_class_html(outcome, level))
     parts.append("<h4>The faces behind the largest confusions</h4>" + face_thumbnails_html(choice))
     parts.append(figure_html(run_curves_figure(choice.run.history)))
     summary = (
-        f"{html.escape(choice.label)} — accuracy {formatting.percent(metrics['frame']['accuracy'])}, "
-        f"macro F1 {formatting.score(metrics['frame']['macro_f1'])}"
+        f"{html.escape(choice.label)} — accuracy {formatting.percent(outcome.frame.accuracy)}, "
+        f"macro F1 {formatting.score(outcome.frame.macro_f1)}"
     )
     return (
         f'<details class="fer-run" id="{_run_anchor(choice)}"><summary>{summary}</summary>'
@@ -327,6 +321,7 @@ def display_report(runs_dir: str | os.PathLike | None = None) -> None:
     mode): title, contents, protocols, ablation, runs in detail, literature."""
     from IPython.display import HTML, display
 
+    # deferred: widgets imports ipywidgets, which the static report does not otherwise need
     from fer_utils.viz.dashboard.widgets import no_runs_folder_html
 
     display(HTML(STYLE))

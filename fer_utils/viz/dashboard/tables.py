@@ -10,18 +10,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer_utils.training.results import RunMetrics
 from fer_utils.viz.dashboard.runs import RunChoice
+from fer_utils.viz.figures import metrics_table
 
 LITERATURE_CSV = Path(__file__).resolve().parent.parent / "literature.csv"
 PROTOCOL_ORDER = ("paper", "video", "subject")
 
 
-def per_class_table(metrics: dict, level: str = "frame") -> pd.DataFrame:
+def per_class_table(metrics: RunMetrics, level: str = "frame") -> pd.DataFrame:
     """Per-class precision / recall / F1 / support, then macro and weighted averages."""
-    from fer_utils.viz.figures import metrics_table
-
     table = metrics_table(metrics, level)
-    scores = metrics[level]
+    scores = metrics.scores(level)
     support = int(table["support"].sum())
     averages = pd.DataFrame(
         {
@@ -33,7 +33,7 @@ def per_class_table(metrics: dict, level: str = "frame") -> pd.DataFrame:
                 table["recall"].mean(),
                 np.average(table["recall"], weights=table["support"]) if support else 0.0,
             ],
-            "f1": [scores["macro_f1"], scores["weighted_f1"]],
+            "f1": [scores.macro_f1, scores.weighted_f1],
             "support": [support, support],
         },
         index=pd.Index(["macro avg", "weighted avg"], name="class"),
@@ -65,19 +65,19 @@ def runs_overview(choices: list[RunChoice]) -> pd.DataFrame:
     whether it stalled (index: the run's menu label)."""
     rows = []
     for choice in choices:
-        metrics = choice.run.metrics
-        video = metrics.get("video")
+        outcome = choice.run.outcome
+        support = outcome.frame.support
         rows.append(
             {
                 "run": choice.label,
-                "protocol": metrics["protocol"],
-                "test faces": int(metrics["frame"].get("support", len(choice.run.predictions))),
-                "accuracy %": 100 * metrics["frame"]["accuracy"],
-                "video accuracy %": 100 * video["accuracy"] if video else np.nan,
-                "macro F1": metrics["frame"]["macro_f1"],
-                "parameters": int(metrics["num_params"]),
-                "stalled": "yes" if metrics.get("stalled") else "",
-                "underfit": "yes" if metrics.get("underfit") else "",
+                "protocol": outcome.protocol,
+                "test faces": int(support if support is not None else len(choice.run.predictions)),
+                "accuracy %": 100 * outcome.frame.accuracy,
+                "video accuracy %": 100 * outcome.video.accuracy if outcome.video else np.nan,
+                "macro F1": outcome.frame.macro_f1,
+                "parameters": int(outcome.num_params),
+                "stalled": "yes" if outcome.stalled else "",
+                "underfit": "yes" if outcome.underfit else "",
             }
         )
     return pd.DataFrame(rows, columns=OVERVIEW_COLUMNS).set_index("run")
@@ -100,17 +100,16 @@ def protocol_comparison(choices: list[RunChoice]) -> pd.DataFrame:
     """
     rows = []
     for choice in standalone_runs(choices):
-        metrics = choice.run.metrics
-        video = metrics.get("video") or {}
+        outcome = choice.run.outcome
         rows.append(
             {
                 "data": choice.data_label,
-                "protocol": str(metrics["protocol"]),
-                "accuracy": metrics["frame"]["accuracy"],
-                "video_accuracy": video.get("accuracy", np.nan),
-                "macro_f1": metrics["frame"]["macro_f1"],
-                "faces_per_video": faces_per_test_video(metrics),
-                "stalled": bool(metrics.get("stalled")),
+                "protocol": str(outcome.protocol),
+                "accuracy": outcome.frame.accuracy,
+                "video_accuracy": outcome.video.accuracy if outcome.video else np.nan,
+                "macro_f1": outcome.frame.macro_f1,
+                "faces_per_video": faces_per_test_video(outcome),
+                "stalled": bool(outcome.stalled),
             }
         )
     columns = ["accuracy", "video_accuracy", "macro_f1"]
@@ -135,13 +134,12 @@ def protocol_comparison(choices: list[RunChoice]) -> pd.DataFrame:
     return table.loc[keys]
 
 
-def faces_per_test_video(metrics: dict) -> float:
+def faces_per_test_video(metrics: RunMetrics) -> float:
     """Test faces per test video (frame-level support / video-level support); 1 when every face is its
     own video (no video-level scores)."""
-    video = metrics.get("video") or {}
-    if not video.get("support"):
+    if not (metrics.video and metrics.video.support):
         return 1.0
-    return metrics["frame"]["support"] / video["support"]
+    return metrics.frame.support / metrics.video.support
 
 
 #: Rows of one dataset whose test videos differ more than this in faces per video are not comparable at
@@ -218,15 +216,14 @@ def _literature_rows(literature: pd.DataFrame, wanted: str) -> list[dict]:
 
 
 def _suite_row(choice: RunChoice) -> dict:
-    metrics = choice.run.metrics
-    video = metrics.get("video")
+    outcome = choice.run.outcome
     return {
         "model": f"this suite: {choice.label}",
         "source": "this suite",
-        "protocol": metrics["protocol"],
-        "accuracy_percent": 100 * metrics["frame"]["accuracy"],
-        "video_accuracy_percent": 100 * video["accuracy"] if video else np.nan,
-        "num_params": metrics["num_params"],
+        "protocol": outcome.protocol,
+        "accuracy_percent": 100 * outcome.frame.accuracy,
+        "video_accuracy_percent": 100 * outcome.video.accuracy if outcome.video else np.nan,
+        "num_params": outcome.num_params,
         "params_note": "",
         "citation": str(choice.run.path),
     }

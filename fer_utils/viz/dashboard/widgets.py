@@ -13,6 +13,7 @@ import html
 import os
 from pathlib import Path
 
+from fer_utils.training.results import RunMetrics
 from fer_utils.viz.dashboard.cells import LEVELS, VIEWS, has_level, largest_confusion
 from fer_utils.viz.dashboard.fragments import (
     STYLE,
@@ -217,12 +218,12 @@ class Dashboard:
         if self.run_menu.value != position:
             self.run_menu.value = position  # the observer calls back here
             return
-        metrics = self.choice.run.metrics
+        metrics = self.choice.run.outcome
         self.header.value = header_html(self.choice)
         self._busy = True
         try:
             self._fit_level_toggle(metrics)
-            labels = list(metrics["labels"])
+            labels = list(metrics.labels)
             self.true_menu.options = self.pred_menu.options = labels
             self.true_menu.value, self.pred_menu.value = largest_confusion(metrics, self.level)
         finally:
@@ -240,7 +241,7 @@ class Dashboard:
         dataset = self.choice.dataset
         self.literature.value = literature_html(literature_comparison(self.choices, dataset), dataset)
 
-    def _fit_level_toggle(self, metrics: dict) -> None:
+    def _fit_level_toggle(self, metrics: RunMetrics) -> None:
         video = has_level(metrics, "video")
         if not video:
             self.level_toggle.value = "frame"
@@ -256,7 +257,7 @@ class Dashboard:
     def refresh_matrix(self, compare: bool = True) -> None:
         """Redraw the heatmap, the per-class table, the gallery (when its level changed) and, with
         ``compare``, the comparison, for the current view and level."""
-        self.per_class.value = per_class_html(self.choice.run.metrics, self.level)
+        self.per_class.value = per_class_html(self.choice.run.outcome, self.level)
         self._draw_heatmap()
         if self._gallery_key != self._wanted_gallery_key():
             self._fill_gallery()
@@ -272,7 +273,7 @@ class Dashboard:
 
     def _draw_heatmap(self) -> None:
         title = f"{self.level} level"
-        metrics = self.choice.run.metrics
+        metrics = self.choice.run.outcome
         self.heatmap.show(
             heatmap_figure(metrics, self.level, self.normalize, title=title, selected=self.selected)
         )
@@ -327,17 +328,17 @@ class Dashboard:
         self.compare_box.layout.display = "flex"
         level, normalize = self.level, self.normalize
         figures = (
-            heatmap_figure(a.run.metrics, level, normalize, title="A", size=400),
-            heatmap_figure(b.run.metrics, level, normalize, title="B", size=400),
-            difference_figure(a.run.metrics, b.run.metrics, level, normalize, title="A − B", size=400),
+            heatmap_figure(a.run.outcome, level, normalize, title="A", size=400),
+            heatmap_figure(b.run.outcome, level, normalize, title="B", size=400),
+            difference_figure(a.run.outcome, b.run.outcome, level, normalize, title="A − B", size=400),
         )
         for plot, figure in zip((self.compare_a, self.compare_b, self.compare_diff), figures, strict=True):
             plot.show(figure)
 
     def _compare_problem(self, a: RunChoice, b: RunChoice) -> str | None:
-        if not has_level(b.run.metrics, self.level):
+        if not has_level(b.run.outcome, self.level):
             return f"run B has no {self.level}-level scores"
-        if list(a.run.metrics["labels"]) != list(b.run.metrics["labels"]):
+        if a.run.labels != b.run.labels:
             return "the runs have different classes; their matrices cannot be compared cell by cell"
         return None
 
