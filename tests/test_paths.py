@@ -126,10 +126,10 @@ def test_notebook_02_as_opened_trains_on_the_cache_notebook_01_as_opened_builds(
         second["cache_dir"],
         second["image_folder"],
         second["cache_root"],
-        second["image_size"],
+        second["face_size"] or second["input_size"],
         seed=second["seed"],
     )
     assert built == [opened_01]
     assert opened_01.parent == second_checkout.resolve() / notebook_pipeline.DEMO_DIR / "cache"
-    assert config.image_size == notebook_pipeline.DEMO_PREPROCESS["image_size"]
+    assert config.face_size == notebook_pipeline.DEMO_PREPROCESS["face_size"]
     assert root.is_relative_to(second_checkout.resolve() / notebook_pipeline.DEMO_DIR)
