@@ -100,7 +100,7 @@ def test_changed_settings_are_refused_and_a_damaged_checkpoint_falls_back(
 ):
     from fer_utils.training.train import train_run
 
-    options = {"epochs": 3, "seed": 2, "image_size": 24}
+    options = {"epochs": 3, "seed": 2, "input_size": 24}
     run = tmp_path / "run"
     _interrupt_after(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
