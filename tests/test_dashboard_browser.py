@@ -314,7 +314,11 @@ def switch_run(page, runs_dir) -> float:
     seconds = time.perf_counter() - started
     title = page.inner_text(".fer-gallery-title")
     assert f"true {true_label} → predicted {predicted_label}" in title and true_label != predicted_label
-    assert page.locator(".fer-gallery .fer-face").count() == min(expected, dashboard.GALLERY_PAGE) > 0
+    shown = min(expected, dashboard.GALLERY_PAGE)
+    page.wait_for_function(  # the thumbnails arrive after the gallery's count and title
+        "n => document.querySelectorAll('.fer-gallery .fer-face').length === n", arg=shown, timeout=60_000
+    )
+    assert page.locator(".fer-gallery .fer-face").count() == shown > 0
     return seconds
 
 
