@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fer_utils.faces.cache import FaceCache
+from fer_utils.training.augment import augment_batch
 
 
 def make_dataset(
@@ -71,29 +72,7 @@ def make_dataset(
             dataset = base.batch(batch_size)
         if not in_memory:
             dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        if image_size and image_size != size:
-            dataset = dataset.map(
-                lambda faces, labels: (
-                    tf.image.resize(faces, (image_size, image_size), antialias=True),
-                    labels,
-                ),
-                num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True,
-            )
-        if augment:
-            from fer_utils.training.augment import augment_batch
-
-            batch_seeds = tf.data.Dataset.range(2**62).map(
-                lambda step: tf.stack([epoch_seed(seed, -1 if epoch is None else epoch), step])
-            )
-            dataset = tf.data.Dataset.zip(dataset, batch_seeds).map(
-                lambda batch, batch_seed: augment_batch(*batch, seed=batch_seed),
-                num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True,
-            )
-        if one_hot_classes:
-            dataset = dataset.map(lambda faces, labels: (faces, tf.one_hot(labels, one_hot_classes)))
-        return dataset
+        return per_batch(dataset, size, image_size, augment, seed, epoch, one_hot_classes)
 
     if epochs is None:
         dataset = batches()
@@ -101,6 +80,31 @@ def make_dataset(
         first, last = epochs
         dataset = tf.data.Dataset.range(first, last).flat_map(batches)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def per_batch(dataset, size: int, image_size: int | None, augment: bool, seed: int, epoch, one_hot_classes):
+    """What every batch of :func:`make_dataset` goes through: the resize to ``image_size``, the
+    augmentation seeded by ``(seed, epoch, step)`` and the one-hot targets label smoothing needs."""
+    import tensorflow as tf
+
+    if image_size and image_size != size:
+        dataset = dataset.map(
+            lambda faces, labels: (tf.image.resize(faces, (image_size, image_size), antialias=True), labels),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    if augment:
+        batch_seeds = tf.data.Dataset.range(2**62).map(
+            lambda step: tf.stack([epoch_seed(seed, -1 if epoch is None else epoch), step])
+        )
+        dataset = tf.data.Dataset.zip(dataset, batch_seeds).map(
+            lambda batch, batch_seed: augment_batch(*batch, seed=batch_seed),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    if one_hot_classes:
+        dataset = dataset.map(lambda faces, labels: (faces, tf.one_hot(labels, one_hot_classes)))
+    return dataset
 
 
 def epoch_seed(seed, epoch):
