@@ -56,11 +56,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "every face's emotion in videos, images or folders (bundled model unless --model)",
     ),
     "evaluate": (
-        "fer_utils.deploy.cross_dataset",
+        "fer_utils.experiments.cross_dataset",
         "score any model on any face cache, with an explicit label mapping",
     ),
     "bundle-model": (
-        "fer_utils.deploy.bundled",
+        "fer_utils.experiments.bundle_model",
         "train (FER2013, robust recipe, seeds) and ship the bundled model and its model card numbers",
     ),
 }

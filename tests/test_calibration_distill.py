@@ -119,13 +119,14 @@ def test_pareto_front_keeps_only_unbeaten_points():
 
 def test_bundled_models_are_named_by_architecture():
     from fer_utils.deploy import bundled
+    from fer_utils.experiments import bundle_model
 
     assert bundled.bundled_files("paper") == bundled.BUNDLED_FILES
     assert bundled.bundled_files("mini_xception")["tflite-int8"] == "fer2013_mini_xception_int8.tflite"
     assert bundled.is_bundled_name("paper") and not bundled.is_bundled_name("runs/paper")
-    config = bundled.bundled_train_config(5, "mobilenet_v3_small")
+    config = bundle_model.bundled_train_config(5, "mobilenet_v3_small")
     assert config.architecture == "mobilenet_v3_small" and config.input_size == 64
-    assert bundled.bundled_train_config(5).input_size == 48
+    assert bundle_model.bundled_train_config(5).input_size == 48
 
 
 def test_predictors_report_calibrated_probabilities_from_the_run_and_its_exports(teacher_run, tmp_path):
@@ -158,3 +159,21 @@ def test_the_paper_cnn_stays_selectable_by_name():
     assert bundled_model_path() == bundled_model_path(model=DEFAULT_MODEL)
     with pytest.raises(ValueError, match="fer bundle-model --architecture mini_xception"):
         bundled_model_path(model="mini_xception")
+
+
+def test_shipping_from_a_study_refuses_what_would_not_be_an_honest_bundled_model(tmp_path):
+    from fer_utils.experiments.bundle_model import study_seeds_folder
+    from fer_utils.experiments.model_study import STUDY_FILE
+
+    with pytest.raises(ValueError, match="is not a model study folder"):
+        study_seeds_folder(tmp_path, "mini_xception")
+    study = {"seeds": [0, 1], "architectures": {"paper": {}}, "shared": {"protocol": "paper"}}
+    (tmp_path / STUDY_FILE).write_text(json.dumps(study))
+    with pytest.raises(ValueError, match="has no 'mini_xception' runs; it has paper"):
+        study_seeds_folder(tmp_path, "mini_xception")
+    with pytest.raises(ValueError, match="protocol 'paper'.*PrivateTest stays unseen"):
+        study_seeds_folder(tmp_path, "paper")
+    (tmp_path / STUDY_FILE).write_text(json.dumps(study | {"shared": {"protocol": "fixed"}}))
+    (tmp_path / "paper").mkdir()
+    with pytest.raises(ValueError, match="seed\\(s\\) 0, 1 not finished"):
+        study_seeds_folder(tmp_path, "paper")

@@ -12,7 +12,8 @@ import pytest
 import fer_utils
 from fer_utils.cli import main
 from fer_utils.deploy import bundled
-from fer_utils.deploy.cross_dataset import UNMAPPED, evaluate_on_cache, label_mapping
+from fer_utils.experiments import bundle_model
+from fer_utils.experiments.cross_dataset import UNMAPPED, evaluate_on_cache, label_mapping
 from fer_utils.deploy.predictors import load_predictor
 from fer_utils.deploy.tracking import FaceTracker, box_iou
 from fer_utils.faces.detection import detect_faces
@@ -155,7 +156,7 @@ def ravdess_like_cache(fer2013_root, tmp_path_factory):
     """Real FER2013 test faces stored under RAVDESS's 8 labels: calm has no FER2013 class."""
     from fer_utils.faces.cache import write_array_cache
 
-    faces, labels, _ = bundled.fer2013_test_faces(fer2013_root)
+    faces, labels, _ = bundle_model.fer2013_test_faces(fer2013_root)
     rng = np.random.default_rng(0)
     chosen = np.sort(rng.choice(len(faces), 400, replace=False))
     labels = np.asarray(labels)[chosen]
@@ -262,7 +263,7 @@ def test_evaluate_says_when_it_resizes_the_cache_faces(fer2013_root, tmp_path, c
 
     from fer_utils.faces.cache import write_array_cache
 
-    faces, labels, _ = bundled.fer2013_test_faces(fer2013_root)
+    faces, labels, _ = bundle_model.fer2013_test_faces(fer2013_root)
     chosen = np.random.default_rng(0).choice(len(faces), 60, replace=False)
     big = np.stack([cv2.resize(faces[i], (96, 96), interpolation=cv2.INTER_LINEAR) for i in chosen])
     cache = write_array_cache(tmp_path / "big", big, list(np.asarray(labels)[chosen]), dataset="big")
@@ -311,12 +312,12 @@ def test_model_card_numbers_are_reproduced_from_the_shipped_files(fer2013_root):
     card = bundled.read_model_card()
     markdown = bundled.CARD_MARKDOWN.read_text()
     for fmt in bundled.BUNDLED_FILES:
-        scores = bundled.score_fer2013_test(bundled.bundled_model_path(fmt), fer2013_root)
+        scores = bundle_model.score_fer2013_test(bundled.bundled_model_path(fmt), fer2013_root)
         recorded = card["test"][fmt]
         assert scores["accuracy"] == pytest.approx(recorded["accuracy"], abs=1e-9)
         assert scores["confusion_matrix"] == recorded["confusion_matrix"]
         assert f"{100 * scores['accuracy']:.1f} %" in markdown
-    assert bundled.card_tables(card) in markdown
+    assert bundle_model.card_tables(card) in markdown
 
 
 def test_a_model_whose_spec_disagrees_with_its_outputs_is_refused_before_any_work(

@@ -354,7 +354,7 @@ def test_notebook_01_runs_on_the_real_clips(pyfeat_media, tmp_path):
 def test_class_folders_renamed_at_ingestion_are_said_once_and_recorded(fer2013_root, tmp_path, capsys):
     """``anger/ sadness/`` become the labels ``angry``/``sad``: printed, kept in the cache's config.json,
     and named when a label map uses the folder name."""
-    from fer_utils.deploy.cross_dataset import label_mapping
+    from fer_utils.experiments.cross_dataset import label_mapping
     from fer_utils.faces.preprocess import image_folder_cache
 
     folders = {"angry": "anger", "sad": "sadness", "happy": "happy"}

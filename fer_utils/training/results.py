@@ -3,7 +3,7 @@
 :class:`RunConfig` and :class:`RunMetrics` are the two files of a run directory as typed records (an
 evaluation folder, ``fer evaluate``, is the same two records with ``kind: "evaluation"`` and an
 :class:`Evaluation`); :class:`Scores` is one level (frame / video) of scores. Writers build the records
-(:mod:`fer_utils.training.record` for training, :mod:`fer_utils.deploy.cross_dataset` for evaluations,
+(:mod:`fer_utils.training.record` for training, :mod:`fer_utils.experiments.cross_dataset` for evaluations,
 test fixtures directly) and ``to_json`` them; readers get them from :func:`fer_utils.training.rundir.load_run`
 (``run.setup``, ``run.outcome``) and read attributes, never string keys.
 

@@ -1,0 +1,494 @@
+"""``fer bundle-model``: train (or take from a model study) the FER2013 runs of one architecture, ship the
+median seed into ``fer_utils/models/`` (:mod:`fer_utils.deploy.bundled` finds the shipped files) and write
+the model card's numbers, measured on the FER2013 PrivateTest faces from the shipped files by
+:func:`score_fer2013_test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from fer_utils.deploy.bundled import (
+    BUNDLED_DIR,
+    BUNDLED_FILES,
+    CARD_JSON,
+    CARD_MARKDOWN,
+    DEFAULT_FORMAT,
+    DETECT_WIDTH,
+    FER2013_CLASSES,
+    IMAGE_SIZE,
+    PREDICT_MARGIN,
+    bundled_files,
+)
+from fer_utils.deploy.export import export_model, run_calibration_faces, write_model_spec
+from fer_utils.deploy.predictors import load_predictor
+from fer_utils.experiments.model_study import STUDY_FILE
+from fer_utils.faces.preprocess import default_cache_root, image_folder_cache
+from fer_utils.files import atomic_write_json, atomic_write_text
+from fer_utils.paths import shared_data_root
+from fer_utils.training.architectures import architecture as family
+from fer_utils.training.calibration import (
+    apply_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_bins,
+)
+from fer_utils.training.config import TrainConfig
+from fer_utils.training.evaluate import classification_metrics
+from fer_utils.training.model import load_keras_model
+from fer_utils.training.model_files import run_calibration, spec_path
+from fer_utils.training.runtime import import_tensorflow, stderr_silenced
+from fer_utils.training.seeds import (
+    describe_seeds,
+    finished_seed_runs,
+    median_run,
+    read_seed_summary,
+    train_seeds,
+)
+
+# ----------------------------------------------------------------------------------------------- scoring
+
+
+def fer2013_test_faces(
+    fer2013_root: str | os.PathLike, split: str = "test"
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """FER2013's PrivateTest faces (``test/<class>/*.jpg``; ``split="validation"``: PublicTest): uint8
+    ``(n, 48, 48)``, canonical labels, paths."""
+    import cv2
+
+    root = Path(fer2013_root) / split
+    if not root.is_dir():
+        raise ValueError(f"{root} is missing: expected FER2013 as <root>/{split}/<class>/*.jpg")
+    faces, labels, paths = [], [], []
+    for folder, label in sorted(FER2013_CLASSES.items()):
+        for path in sorted((root / folder).glob("*.jpg")):
+            faces.append(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
+            labels.append(label)
+            paths.append(str(path))
+    return np.stack(faces), labels, paths
+
+
+def score_fer2013_test(model_path: str | os.PathLike, fer2013_root: str | os.PathLike) -> dict:
+    """Accuracy, macro F1, per-class scores and confusion matrix of a model on FER2013 PrivateTest, and
+    its calibration there: ECE of the raw softmax and of the temperature-scaled one the model ships with
+    (``calibration``: temperature, ece_before, ece_after, the reliability bins after)."""
+
+    faces, truth, _ = fer2013_test_faces(fer2013_root)
+    predictor = load_predictor(model_path, num_threads=1)
+    raw = predictor.predict_proba(faces, calibrated=False)
+    predicted = np.asarray(predictor.labels)[raw.argmax(axis=1)]
+    targets = np.asarray([predictor.labels.index(label) for label in truth])
+    scaled = apply_temperature(raw, predictor.temperature) if predictor.temperature else raw
+    calibration = {
+        "temperature": predictor.temperature,
+        "ece_before": expected_calibration_error(raw, targets),
+        "ece_after": expected_calibration_error(scaled, targets),
+        "reliability_after": reliability_bins(scaled, targets),
+    }
+    return {
+        "labels": predictor.labels,
+        **classification_metrics(truth, predicted, predictor.labels),
+        "calibration": calibration,
+    }
+
+
+# ------------------------------------------------------------------------------------------------ build
+
+
+def bundled_train_config(epochs: int = 30, architecture: str = "paper", image_size: int | None = None):
+    """The shipped model's training: robust recipe, FER2013's own split (PublicTest selects, PrivateTest
+    tests); the paper CNN at 48 px (FER2013's own), another family at its intended input size
+    (:mod:`fer_utils.training.architectures`) unless ``image_size``."""
+    size = image_size or (IMAGE_SIZE if architecture == "paper" else family(architecture).input_size)
+    return TrainConfig(
+        protocol="fixed", epochs=epochs, recipe="robust", input_size=size, architecture=architecture
+    )
+
+
+def train_bundle_seeds(
+    images: Path,
+    work: Path,
+    seeds: list[int],
+    epochs: int,
+    workers: int | None,
+    architecture: str = "paper",
+    image_size: int | None = None,
+) -> dict:
+    """FER2013 → face cache → one robust run per seed in ``work/seeds`` (finished seeds are kept)."""
+
+    cache = image_folder_cache(
+        images, default_cache_root(), face_size=IMAGE_SIZE, split_dirs=True, progress=False
+    )
+    print(f"face cache: {cache.cache_dir} ({len(cache)} faces)")
+    config = bundled_train_config(epochs, architecture, image_size)
+    return train_seeds(cache.cache_dir, work / "seeds", config, seeds, workers)
+
+
+def ship_run(run, out_dir: Path) -> dict[str, Path]:
+    """Write a run's model into ``out_dir`` as the bundled files (Keras without optimizer state, int8
+    TFLite calibrated on the run's training faces), each with its JSON spec."""
+
+    _, keras = import_tensorflow()
+    with stderr_silenced():  # TensorFlow's first op repeats its oneDNN note past absl logging
+        return _write_shipped_files(keras, run, out_dir)
+
+
+def _write_shipped_files(keras, run, out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labels = list(run.config["labels"])
+    model = load_keras_model(run.model_path)
+    architecture = run.config.get("architecture", "paper")
+    files = bundled_files(architecture)
+    extra = {
+        "trained_on": "FER2013",
+        "training_data": "FER2013 train (28,709 faces); PublicTest (3,589) selected the epoch",
+        "recipe": run.config.get("recipe"),
+        "seed": run.config.get("seed"),
+        "num_params": run.metrics.get("num_params"),
+        "architecture": architecture,
+        "cost": run.metrics.get("cost"),
+        "calibration": run_calibration(run.path),
+        "preprocessing": {
+            "detector": "hog",
+            "margin": PREDICT_MARGIN,
+            "detect_width": DETECT_WIDTH,
+            "frames_per_video": 6,
+        },
+    }
+    keras_path = out_dir / files["keras"]
+    model.save(keras_path)
+    write_model_spec(
+        keras_path,
+        {
+            "format": "keras",
+            "model_file": keras_path.name,
+            "labels": labels,
+            "image_size": int(run.config.get("image_size") or IMAGE_SIZE),
+            **extra,
+        },
+    )
+    int8_path = export_model(
+        model,
+        "tflite-int8",
+        out_dir / files["tflite-int8"],
+        labels,
+        run_calibration_faces(run.path),
+        extra,
+    )
+    return {
+        "keras": keras_path,
+        "tflite-int8": int8_path,
+        **write_fp32_exports(model, labels, out_dir, extra, files),
+    }
+
+
+def write_fp32_exports(
+    model, labels: list[str], out_dir: Path, extra: dict, files: dict[str, str] | None = None
+) -> dict[str, Path]:
+    """The shipped model's float32 TFLite and ONNX exports (exact conversions of the Keras model), named
+    as ``files`` (:func:`bundled_files`; default the paper CNN's)."""
+    files = files or BUNDLED_FILES
+    return {
+        fmt: export_model(model, export_fmt, out_dir / files[fmt], labels, extra=extra)
+        for fmt, export_fmt in (("tflite-fp32", "tflite"), ("onnx-fp32", "onnx"))
+    }
+
+
+def model_card_numbers(summary: dict, run, shipped: dict[str, Path], images: Path) -> dict:
+    """``model_card.json``: the seed distribution, the shipped run and each shipped file's test scores."""
+    return {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "training": {
+            "data": "FER2013 train (28,709 faces), PublicTest (3,589) for epoch selection",
+            "recipe": run.config.get("recipe"),
+            "recipe_settings": run.config.get("recipe_settings"),
+            "epochs": run.config.get("epochs"),
+            "image_size": int(run.config.get("image_size") or IMAGE_SIZE),
+            "architecture": run.config.get("architecture", "paper"),
+            "cost": run.metrics.get("cost"),
+            "calibration": {
+                key: (run.metrics.get("calibration") or {}).get(key)
+                for key in ("temperature", "test_ece_before", "test_ece_after")
+            },
+            "num_params": run.metrics.get("num_params"),
+            "threads": run.config.get("threads_used"),
+        },
+        "seeds": summary,
+        "shipped_seed": run.config.get("seed"),
+        "shipped_run_test_accuracy": run.metrics["frame"]["accuracy"],
+        "test": {fmt: score_fer2013_test(path, images) for fmt, path in shipped.items()},
+        "files": {fmt: {"name": path.name, "bytes": path.stat().st_size} for fmt, path in shipped.items()},
+        "predict_margin": PREDICT_MARGIN,
+    }
+
+
+def card_tables(card: dict) -> str:
+    """The generated part of ``docs/model_card.md``: test scores of each shipped file and per class."""
+    seeds = card["seeds"]
+    accuracy = seeds["scores"]["test_accuracy"]
+    lines = [
+        f"Seeds trained: {seeds['runs']} ({seeds['converged']} converged); test accuracy "
+        f"{100 * accuracy['mean']:.1f} ± {100 * accuracy['sd']:.1f} % "
+        f"(min {100 * accuracy['min']:.1f} %, max {100 * accuracy['max']:.1f} %). "
+        f"Shipped: seed {card['shipped_seed']}, the median.",
+        "",
+        "| shipped file | size | PrivateTest accuracy | macro F1 |",
+        "|---|---|---|---|",
+    ]
+    for fmt, scores in card["test"].items():
+        size = card["files"][fmt]["bytes"] / 1024
+        lines.append(
+            f"| `{card['files'][fmt]['name']}` | {size:.0f} kB | {100 * scores['accuracy']:.1f} % | "
+            f"{scores['macro_f1']:.3f} |"
+        )
+    scores = card["test"][DEFAULT_FORMAT]
+    lines += ["", f"Per class (`{card['files'][DEFAULT_FORMAT]['name']}`, the default):", ""]
+    lines += ["| class | precision | recall | F1 | test faces |", "|---|---|---|---|---|"]
+    for label in scores["labels"]:
+        row = scores["per_class"][label]
+        lines.append(
+            f"| {label} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |"
+        )
+    return "\n".join(lines + calibration_lines(scores.get("calibration")))
+
+
+def calibration_lines(calibration: dict | None) -> list[str]:
+    """The card's calibration paragraph and reliability table (the default file on PrivateTest)."""
+    if not calibration:
+        return ["", "Calibration: not recorded for this model (shipped before calibration existed)."]
+    temperature = calibration["temperature"]
+    lines = [
+        "",
+        f"Calibration (the default file on PrivateTest, {len(calibration['reliability_after'])} equal-width "
+        "confidence bins): "
+        + (
+            f"temperature {temperature:.3f} fitted on PublicTest; expected calibration error "
+            f"{calibration['ece_before']:.3f} before scaling, **{calibration['ece_after']:.3f}** after "
+            "(what `fer predict` reports)."
+            if temperature
+            else f"no temperature stored; expected calibration error {calibration['ece_before']:.3f}."
+        ),
+        "",
+        "| confidence | faces | mean confidence | accuracy |",
+        "|---|---|---|---|",
+    ]
+    for row in calibration["reliability_after"]:
+        if row["faces"]:
+            lines.append(
+                f"| {row['low']:.2f} – {row['high']:.2f} | {row['faces']} | {row['confidence']:.3f} | "
+                f"{row['accuracy']:.3f} |"
+            )
+    return lines
+
+
+def fill_card(markdown_path: Path, card: dict) -> None:
+    """Replace the text between ``<!-- card-numbers -->`` and ``<!-- /card-numbers -->``."""
+    text = markdown_path.read_text()
+    start, end = "<!-- card-numbers -->", "<!-- /card-numbers -->"
+    if start not in text or end not in text:
+        raise ValueError(f"{markdown_path} lacks the {start} … {end} markers")
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    atomic_write_text(markdown_path, f"{head}{start}\n{card_tables(card)}\n{end}{tail}")
+
+
+def build_bundled_model(
+    images: str | os.PathLike,
+    work: str | os.PathLike,
+    seeds: list[int],
+    epochs: int = 30,
+    workers: int | None = None,
+    out_dir: str | os.PathLike | None = None,
+    card_markdown: str | os.PathLike | None = CARD_MARKDOWN,
+    architecture: str = "paper",
+    image_size: int | None = None,
+    from_study: str | os.PathLike | None = None,
+) -> dict:
+    """Train (resumable: finished seeds are kept, an interrupted seed resumes after its last finished
+    epoch), or take the seeds of ``architecture`` from the ``fer study-models`` folder ``from_study``
+    (:func:`study_seeds_folder`), pick the median seed, ship its files and write the model card's numbers."""
+
+    images, work = Path(images), Path(work)
+    out_dir = Path(out_dir or BUNDLED_DIR)
+    if from_study:
+        seeds_dir = study_seeds_folder(from_study, architecture)
+        summary = read_seed_summary(seeds_dir)
+    else:
+        seeds_dir = work / "seeds"
+        summary = train_bundle_seeds(images, work, seeds, epochs, workers, architecture, image_size)
+    print(describe_seeds(summary))
+    if summary["failed"]:
+        raise ValueError(f"{summary['failed']} seed run(s) failed; see {seeds_dir / 'seeds.json'}")
+    run = median_run(seeds_dir)
+    staging = out_dir.with_name(f".{out_dir.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    shipped = ship_run(run, staging)
+    card = model_card_numbers(summary, run, shipped, images)
+    card_name = card_file_name(architecture)
+    atomic_write_json(staging / card_name, card, default=str)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for entry in staging.iterdir():
+        os.replace(entry, out_dir / entry.name)
+    staging.rmdir()
+    if card_markdown:
+        fill_card(Path(card_markdown), card)
+    return card
+
+
+def recalibrate_shipped(
+    images: str | os.PathLike,
+    architecture: str = "paper",
+    models_dir: str | os.PathLike | None = None,
+    card_markdown: str | os.PathLike | None = None,
+) -> dict:
+    """Calibrate a shipped model without retraining it: fit its temperature on FER2013 PublicTest (the
+    faces that already chose its epoch; PrivateTest stays unseen) from the Keras file's softmax, store it
+    in every shipped file's spec (``fer predict`` then reports scaled probabilities) and re-measure the
+    card's PrivateTest scores and calibration from the files. Returns the updated card."""
+    models_dir = Path(models_dir or BUNDLED_DIR)
+    files = bundled_files(architecture)
+    paths = {fmt: models_dir / name for fmt, name in files.items() if (models_dir / name).exists()}
+    if "keras" not in paths:
+        raise ValueError(f"{models_dir / files['keras']} is missing; nothing to calibrate")
+    faces, truth, _ = fer2013_test_faces(images, "validation")
+    predictor = load_predictor(paths["keras"], num_threads=1)
+    targets = np.asarray([predictor.labels.index(label) for label in truth])
+    temperature = fit_temperature(predictor.predict_proba(faces, calibrated=False), targets)
+    calibration = {"temperature": temperature, "fitted_on": "FER2013 PublicTest (the epoch-selection faces)"}
+    for path in paths.values():
+        spec = json.loads(spec_path(path).read_text())
+        write_model_spec(path, spec | {"calibration": calibration})
+    card_name = card_file_name(architecture)
+    card = json.loads((models_dir / card_name).read_text())
+    card["test"] = {fmt: score_fer2013_test(path, images) for fmt, path in paths.items()}
+    card["training"]["calibration"] = calibration
+    atomic_write_json(models_dir / card_name, card, default=str)
+    if card_markdown:
+        fill_card(Path(card_markdown), card)
+    return card
+
+
+def card_file_name(architecture: str) -> str:
+    """``model_card.json`` for the paper CNN, ``model_card_<architecture>.json`` for another family."""
+    return CARD_JSON if architecture == "paper" else f"model_card_{architecture}.json"
+
+
+def study_seeds_folder(study_dir: str | os.PathLike, architecture: str) -> Path:
+    """The seeds folder of ``architecture`` in a ``fer study-models`` folder, checked to be shippable as
+    a bundled model: trained on FER2013's own split (``fixed`` protocol: PublicTest selected, PrivateTest
+    tested) and every seed of the study finished. ValueError (one line) naming what is not so."""
+    study_dir = Path(study_dir)
+    try:
+        study = json.loads((study_dir / STUDY_FILE).read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{study_dir} is not a model study folder ({STUDY_FILE}: {error})") from None
+    if architecture not in study.get("architectures", {}):
+        raise ValueError(
+            f"the study {study_dir} has no {architecture!r} runs; it has "
+            f"{', '.join(study.get('architectures', {})) or 'none'}"
+        )
+    protocol = study.get("shared", {}).get("protocol")
+    if protocol != "fixed":
+        raise ValueError(
+            f"the study {study_dir} split FER2013 by protocol {protocol!r}; a bundled model is trained on "
+            "FER2013's own split (--protocol fixed) so that PrivateTest stays unseen"
+        )
+    folder = study_dir / architecture
+    runs = finished_seed_runs(folder)
+    missing = sorted(set(study.get("seeds", [])) - {run.setup.seed for run in runs})
+    if missing:
+        raise ValueError(
+            f"{folder}: seed(s) {', '.join(map(str, missing))} not finished; rerun the study command to "
+            "finish them"
+        )
+    datasets = {run.outcome.dataset for run in runs}
+    if datasets != {"fer2013"}:
+        raise ValueError(f"{folder}: runs trained on {', '.join(sorted(datasets))}, not FER2013")
+    return folder
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--images",
+        default=str(shared_data_root() / "fer2013"),
+        help="FER2013 as <split>/<class>/*.jpg (default: the shared data folder's fer2013)",
+    )
+    parser.add_argument(
+        "--work",
+        help="where the seed runs go (resumable; default: runs/bundled-model, with --architecture X "
+        "runs/bundled-model-X)",
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per seed (default: 0 1 2)"
+    )
+    parser.add_argument("--epochs", type=int, default=30, help="epochs per run (default: 30)")
+    parser.add_argument(
+        "--architecture",
+        default="paper",
+        help="the family to train and ship (fer_utils/training/architectures.py; default: paper, shipped "
+        "as fer2013_robust_48; another as fer2013_<architecture>)",
+    )
+    parser.add_argument(
+        "--image-size", type=int, help="face size (default: 48 for paper, else the family's input size)"
+    )
+    parser.add_argument("--workers", type=int, help="runs at once (default: one per core)")
+    parser.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="no training: fit the shipped --architecture's temperature on PublicTest, store it in its "
+        "files and re-measure the card from them",
+    )
+    parser.add_argument(
+        "--from-study",
+        metavar="STUDY",
+        help="ship the median seed of --architecture from this `fer study-models` folder (FER2013, "
+        "--protocol fixed) instead of training",
+    )
+    parser.add_argument("--out", help=f"folder the shipped files go into (default: {BUNDLED_DIR})")
+    parser.add_argument(
+        "--card",
+        help=f"model card whose numbers block is rewritten ('' to skip; default: {CARD_MARKDOWN} for the "
+        "paper CNN, none for another architecture)",
+    )
+    parser.set_defaults(func=_bundle_cli)
+
+
+def _bundle_cli(args) -> int:
+    family(args.architecture)  # an unknown name: one line, before any work
+    paper = args.architecture == "paper"
+    work = args.work or ("runs/bundled-model" if paper else f"runs/bundled-model-{args.architecture}")
+    card_markdown = args.card if args.card is not None else (str(CARD_MARKDOWN) if paper else "")
+    if args.recalibrate:
+        card = recalibrate_shipped(args.images, args.architecture, args.out, card_markdown)
+        calibration = card["test"][DEFAULT_FORMAT]["calibration"]
+        print(
+            f"temperature {calibration['temperature']:.3f} (PublicTest); PrivateTest ECE "
+            f"{calibration['ece_before']:.3f} → {calibration['ece_after']:.3f} "
+            f"({bundled_files(args.architecture)[DEFAULT_FORMAT]})"
+        )
+        return 0
+    card = build_bundled_model(
+        args.images,
+        work,
+        args.seeds,
+        args.epochs,
+        args.workers,
+        args.out,
+        card_markdown,
+        args.architecture,
+        args.image_size,
+        args.from_study,
+    )
+    scores = card["test"][DEFAULT_FORMAT]
+    print(
+        f"shipped seed {card['shipped_seed']}: PrivateTest accuracy {100 * scores['accuracy']:.1f} %, "
+        f"macro F1 {scores['macro_f1']:.3f} ({bundled_files(args.architecture)[DEFAULT_FORMAT]})"
+    )
+    return 0
