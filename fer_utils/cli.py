@@ -45,7 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "the light-model frontier: architectures × seeds, accuracy vs parameters and int8 ms/face",
     ),
     "report": (
-        "fer_utils.viz.report",
+        "fer_utils.viz.html_report",
         "execute the results notebook (papermill) and write a static HTML report",
     ),
     "dashboard": ("fer_utils.viz.dashboard", "serve the results dashboard (Voila) for a runs folder"),
