@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "the main job: notebooks 01→04 on the demo dataset (default, offline) or a real dataset",
     ),
     "demo-data": (
-        "fer_utils.demo.render",
+        "fer_utils.demo.dataset",
         "write the synthetic RAVDESS-layout demo set (offline, seconds)",
     ),
     "preprocess": ("fer_utils.faces.preprocess", "media → face cache (datasets, frame sampling, dlib faces)"),

@@ -1,5 +1,5 @@
 """What marks media, a face cache or a run as the synthetic demo set (rendered by
-:mod:`fer_utils.demo.render`): the manifest beside the clips and the key a cache's config carries."""
+:mod:`fer_utils.demo`): the manifest beside the clips and the key a cache's config carries."""
 
 from __future__ import annotations
 
