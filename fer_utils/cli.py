@@ -12,6 +12,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
 #: Subcommand → (module with ``add_arguments``, one-line help), in the order of ``fer --help``.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -87,13 +88,37 @@ def _command_in(argv: list[str]) -> str | None:
     return None
 
 
+def _show_parsing_warnings(prog: str, notices: list) -> None:
+    """The warnings raised while parsing the command line: a former flag name
+    (:class:`~fer_utils.settings.RenamedSettingWarning`) as one ``fer <command>: warning: …`` line on
+    stderr (the warnings module would show argparse's file and source line), any other issued again as it
+    came."""
+    if not notices:
+        return
+    from fer_utils.settings import RenamedSettingWarning  # deferred: `fer --help` imports fer_utils.cli alone
+
+    for notice in notices:
+        if issubclass(notice.category, RenamedSettingWarning):
+            print(f"{prog}: warning: {notice.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(
+                notice.message, notice.category, notice.filename, notice.lineno, source=notice.source
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     # TensorFlow's C++ info and warning lines are noise on a terminal; worker processes inherit this.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = sys.argv[1:] if argv is None else list(argv)
     command = _command_in(argv)
     parser = build_parser([command] if command else [])
-    args = parser.parse_args(argv)
+    notices: list = []
+    try:
+        with warnings.catch_warnings(record=True) as notices:
+            warnings.simplefilter("always")
+            args = parser.parse_args(argv)
+    finally:  # also when parsing ends in --help or a usage error
+        _show_parsing_warnings(f"fer {command}" if command else "fer", notices)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
