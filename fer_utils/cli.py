@@ -12,6 +12,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
 #: Subcommand → (module with ``add_arguments``, one-line help), in the order of ``fer --help``.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -20,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "the main job: notebooks 01→04 on the demo dataset (default, offline) or a real dataset",
     ),
     "demo-data": (
-        "fer_utils.demo.render",
+        "fer_utils.demo.dataset",
         "write the synthetic RAVDESS-layout demo set (offline, seconds)",
     ),
     "preprocess": ("fer_utils.faces.preprocess", "media → face cache (datasets, frame sampling, dlib faces)"),
@@ -45,7 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "the light-model frontier: architectures × seeds, accuracy vs parameters and int8 ms/face",
     ),
     "report": (
-        "fer_utils.viz.report",
+        "fer_utils.viz.html_report",
         "execute the results notebook (papermill) and write a static HTML report",
     ),
     "dashboard": ("fer_utils.viz.dashboard", "serve the results dashboard (Voila) for a runs folder"),
@@ -87,13 +88,37 @@ def _command_in(argv: list[str]) -> str | None:
     return None
 
 
+def _show_parsing_warnings(prog: str, notices: list) -> None:
+    """The warnings raised while parsing the command line: a former flag name
+    (:class:`~fer_utils.settings.RenamedSettingWarning`) as one ``fer <command>: warning: …`` line on
+    stderr (the warnings module would show argparse's file and source line), any other issued again as it
+    came."""
+    if not notices:
+        return
+    from fer_utils.settings import RenamedSettingWarning  # deferred: `fer --help` imports fer_utils.cli alone
+
+    for notice in notices:
+        if issubclass(notice.category, RenamedSettingWarning):
+            print(f"{prog}: warning: {notice.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(
+                notice.message, notice.category, notice.filename, notice.lineno, source=notice.source
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     # TensorFlow's C++ info and warning lines are noise on a terminal; worker processes inherit this.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = sys.argv[1:] if argv is None else list(argv)
     command = _command_in(argv)
     parser = build_parser([command] if command else [])
-    args = parser.parse_args(argv)
+    notices: list = []
+    try:
+        with warnings.catch_warnings(record=True) as notices:
+            warnings.simplefilter("always")
+            args = parser.parse_args(argv)
+    finally:  # also when parsing ends in --help or a usage error
+        _show_parsing_warnings(f"fer {command}" if command else "fer", notices)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

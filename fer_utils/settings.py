@@ -39,11 +39,16 @@ def setting(default=dataclasses.MISSING, *, help: str, default_factory=dataclass
     )
 
 
+class RenamedSettingWarning(FutureWarning):
+    """A former setting name was used; it still works for one release (:func:`warn_renamed`). The ``fer``
+    command shows it as one ``fer <command>: warning: …`` line, not as a warning located in argparse."""
+
+
 def warn_renamed(old: str, new: str) -> None:
     """The one-line notice of a former setting name (accepted for one release)."""
     warnings.warn(
         f"{old!r} is renamed {new!r}: the old name still works in this release only",
-        FutureWarning,
+        RenamedSettingWarning,
         stacklevel=3,
     )
 

@@ -165,7 +165,7 @@ def test_predict_memory_is_the_child_s_own_peak_not_its_parent_s(pyfeat_media, t
 
 
 def test_the_report_shows_the_new_sections():
-    from fer_utils.bench.report import markdown_report
+    from fer_utils.bench.markdown_tables import markdown_report
 
     results = {
         "mode": "quick",

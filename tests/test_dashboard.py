@@ -21,7 +21,7 @@ from fer_utils.data.synthetic import MANIFEST_NAME, SYNTHETIC_MARKER, is_demo_me
 from fer_utils.faces.cache import FaceCache, FaceCacheWriter
 from fer_utils.training import rundir
 from fer_utils.training.evaluate import evaluate_predictions, predictions_table
-from fer_utils.training.results import RunMetrics
+from fer_utils.training.results import RunConfig, RunMetrics
 from fer_utils.viz import dashboard, figures, formatting
 
 LABELS = ["neutral", "happy", "sad"]
@@ -150,15 +150,15 @@ def toy_runs(tmp_path):
 
 def test_run_label_names_dataset_protocol_and_configuration():
     config = {"dataset": "ravdess", "protocol": "subject", "dropout": [0.3, 0.5, 0.5], "l1": 0.001, "seed": 0}
-    assert dashboard.run_label({**config, "recipe": "paper", "protocol": "paper"}).startswith(
-        "ravdess · protocol: paper · recipe: paper · "
-    )
+    assert dashboard.run_label(
+        RunConfig.from_json({**config, "recipe": "paper", "protocol": "paper"})
+    ).startswith("ravdess · protocol: paper · recipe: paper · ")
     assert (
-        dashboard.run_label({**config, "image_size": 180})
+        dashboard.run_label(RunConfig.from_json({**config, "image_size": 180}))
         == "ravdess · protocol: subject · drop(.3,.5,.5) l1=1e-3 · seed 0"
     )
     assert (
-        dashboard.run_label({**config, "image_size": 48, "l1": 0, "split": {"fold": 2}})
+        dashboard.run_label(RunConfig.from_json({**config, "image_size": 48, "l1": 0, "split": {"fold": 2}}))
         == "ravdess · protocol: subject · drop(.3,.5,.5) l1=0 48px · seed 0 fold 2"
     )
 

@@ -353,7 +353,7 @@ def test_closed_pages_leave_at_most_one_kernel(playwright_module, voila_server, 
 
 
 def test_static_report_renders_offline_in_chromium(playwright_module, real_runs_dir, tmp_path):  # noqa: F811
-    from fer_utils.viz.report import write_report
+    from fer_utils.viz.html_report import write_report
 
     report = write_report(real_runs_dir, tmp_path / "results.html")
     with playwright_module.sync_playwright() as playwright:

@@ -12,7 +12,10 @@ import pytest
 
 from fer_utils.cli import main
 from fer_utils.data.datasets import RAVDESS_EMOTIONS, ravdess_samples
-from fer_utils.demo import render as demo
+from fer_utils.data.synthetic import MANIFEST_NAME
+from fer_utils.demo.actors import make_actor
+from fer_utils.demo.clips import expression_profile, render_clip
+from fer_utils.demo.dataset import clip_variants, make_demo_dataset, ravdess_name
 from fer_utils.faces.detection import detect_faces, extract_face, get_landmark_predictor
 from fer_utils.faces.frames import evenly_spaced, sample_frames
 
@@ -49,7 +52,7 @@ def detection_rate(samples, frames_per_clip: int = 6) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def small_demo(tmp_path_factory):
-    return demo.make_demo_dataset(tmp_path_factory.mktemp("demo_small"), **SMALL)
+    return make_demo_dataset(tmp_path_factory.mktemp("demo_small"), **SMALL)
 
 
 def test_layout_is_ravdess_and_the_spec_reads_every_clip(small_demo):
@@ -66,19 +69,19 @@ def test_layout_is_ravdess_and_the_spec_reads_every_clip(small_demo):
     assert {s.label for s in samples} == set(RAVDESS_EMOTIONS.values())
     assert {s.subject for s in samples} == {"actor_01", "actor_02", "actor_03", "actor_04"}
     assert {s.extras["modality"] for s in samples} == {"video-only"}
-    manifest = json.loads((small_demo / demo.MANIFEST_NAME).read_text())
+    manifest = json.loads((small_demo / MANIFEST_NAME).read_text())
     assert manifest["synthetic"] is True and manifest["clips"] == 32
 
 
 def test_clip_variants_follow_ravdess():
     # Neutral has no strong intensity in RAVDESS; the others alternate intensity first.
-    assert demo.clip_variants("neutral", 2) == [(1, 1, 1), (1, 1, 2)]
-    assert demo.clip_variants("happy", 2) == [(1, 1, 1), (2, 1, 1)]
-    assert len(demo.clip_variants("neutral", 8)) == 4
-    assert len(set(demo.clip_variants("angry", 8))) == 8
-    assert demo.ravdess_name("surprised", 2, 1, 2, 7) == "02-01-08-02-01-02-07.mp4"
+    assert clip_variants("neutral", 2) == [(1, 1, 1), (1, 1, 2)]
+    assert clip_variants("happy", 2) == [(1, 1, 1), (2, 1, 1)]
+    assert len(clip_variants("neutral", 8)) == 4
+    assert len(set(clip_variants("angry", 8))) == 8
+    assert ravdess_name("surprised", 2, 1, 2, 7) == "02-01-08-02-01-02-07.mp4"
     with pytest.raises(ValueError, match="clips_per_emotion"):
-        demo.clip_variants("happy", 0)
+        clip_variants("happy", 0)
 
 
 def test_clips_decode_with_expected_frame_count_and_size(small_demo):
@@ -88,23 +91,19 @@ def test_clips_decode_with_expected_frame_count_and_size(small_demo):
 
 
 def test_same_seed_gives_identical_frames_and_other_seeds_differ(tmp_path):
-    actor = demo.make_actor(2, seed=5)
-    assert actor == demo.make_actor(2, seed=5)
-    first = demo.render_clip(actor, "fearful", 2, (5, 2, 6, 2, 1, 1), frame_count=8, seed=5)
-    again = demo.render_clip(
-        demo.make_actor(2, seed=5), "fearful", 2, (5, 2, 6, 2, 1, 1), frame_count=8, seed=5
-    )
+    actor = make_actor(2, seed=5)
+    assert actor == make_actor(2, seed=5)
+    first = render_clip(actor, "fearful", 2, (5, 2, 6, 2, 1, 1), frame_count=8, seed=5)
+    again = render_clip(make_actor(2, seed=5), "fearful", 2, (5, 2, 6, 2, 1, 1), frame_count=8, seed=5)
     assert first.dtype == np.uint8 and first.shape == (8, 240, 320, 3)
     assert np.array_equal(first, again)
-    other = demo.render_clip(
-        demo.make_actor(2, seed=6), "fearful", 2, (6, 2, 6, 2, 1, 1), frame_count=8, seed=6
-    )
+    other = render_clip(make_actor(2, seed=6), "fearful", 2, (6, 2, 6, 2, 1, 1), frame_count=8, seed=6)
     assert np.abs(first.astype(int) - other.astype(int)).mean() > 5
 
     # Through the encoder too: two builds with one seed decode to the same pixels.
     options = {"actors": 4, "clips_per_emotion": 1, "emotions": ["happy"], "seconds": 0.6, "fps": 10.0}
-    one = demo.make_demo_dataset(tmp_path / "one", seed=1, **options)
-    two = demo.make_demo_dataset(tmp_path / "two", seed=1, **options)
+    one = make_demo_dataset(tmp_path / "one", seed=1, **options)
+    two = make_demo_dataset(tmp_path / "two", seed=1, **options)
     names = sorted(p.relative_to(one) for p in one.rglob("*.mp4"))
     assert names == sorted(p.relative_to(two) for p in two.rglob("*.mp4")) and len(names) == 4
     for name in names:
@@ -123,8 +122,8 @@ def test_every_rendered_frame_shows_one_face_that_dlib_finds():
     """Behaviour, not pixels: in every frame of each clip dlib finds exactly one face, large enough to
     crop (a library upgrade may change pixels; it must not lose the face)."""
     for emotion, intensity, clip_seed in RENDERED_CLIPS:
-        seed, actor = clip_seed[0], demo.make_actor(clip_seed[1], seed=clip_seed[0])
-        frames = demo.render_clip(actor, emotion, intensity, clip_seed, frame_count=8, seed=seed)
+        seed, actor = clip_seed[0], make_actor(clip_seed[1], seed=clip_seed[0])
+        frames = render_clip(actor, emotion, intensity, clip_seed, frame_count=8, seed=seed)
         for number, frame in enumerate(frames):
             boxes = detect_faces(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
             assert len(boxes) == 1, (emotion, number)
@@ -132,13 +131,13 @@ def test_every_rendered_frame_shows_one_face_that_dlib_finds():
 
 
 def test_expression_rises_from_neutral_to_apex():
-    profile = demo.expression_profile(24)
+    profile = expression_profile(24)
     assert profile[0] == 0 and profile[-1] == 1
     assert np.all(np.diff(profile) >= 0)
-    actor = demo.make_actor(1)
+    actor = make_actor(1)
     clip_seed = (0, 1, 9, 1, 1, 1)  # same head motion and noise for both clips
-    surprised = demo.render_clip(actor, "surprised", 2, clip_seed, frame_count=12)
-    neutral = demo.render_clip(actor, "neutral", 1, clip_seed, frame_count=12)
+    surprised = render_clip(actor, "surprised", 2, clip_seed, frame_count=12)
+    neutral = render_clip(actor, "neutral", 1, clip_seed, frame_count=12)
     assert np.array_equal(surprised[0], neutral[0])  # both start from the neutral face
     assert np.abs(surprised[-1].astype(int) - neutral[-1].astype(int)).max() > 100
 
@@ -151,7 +150,7 @@ def test_expressions_are_visible_to_dlib_landmarks():
     predictor = get_landmark_predictor()
 
     def measures(actor, emotion):
-        frame = demo.render_clip(actor, emotion, 2, (0, actor.number, 1), frame_count=6)[-1]
+        frame = render_clip(actor, emotion, 2, (0, actor.number, 1), frame_count=6)[-1]
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         box = detect_faces(gray)[0]
         shape = predictor(gray, dlib.rectangle(box.x, box.y, box.x + box.w, box.y + box.h))
@@ -166,7 +165,7 @@ def test_expressions_are_visible_to_dlib_landmarks():
         }
 
     for number in (1, 2):
-        actor = demo.make_actor(number)
+        actor = make_actor(number)
         neutral, happy = measures(actor, "neutral"), measures(actor, "happy")
         surprised, calm = measures(actor, "surprised"), measures(actor, "calm")
         assert surprised["mouth_open"] > neutral["mouth_open"] + 0.15
@@ -213,13 +212,13 @@ def test_classes_separate_across_actors(small_demo):
 
 def test_bad_arguments_raise_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="actors must be between 4"):
-        demo.make_demo_dataset(tmp_path, actors=3)
+        make_demo_dataset(tmp_path, actors=3)
     with pytest.raises(ValueError, match="unknown or no demo emotions"):
-        demo.make_demo_dataset(tmp_path, emotions=["bored"])
+        make_demo_dataset(tmp_path, emotions=["bored"])
     with pytest.raises(ValueError, match="at least 6 frames"):
-        demo.make_demo_dataset(tmp_path, seconds=0.2)
+        make_demo_dataset(tmp_path, seconds=0.2)
     with pytest.raises(ValueError, match="unknown demo emotion"):
-        demo.render_clip(demo.make_actor(1), "bored", 1, (0,))
+        render_clip(make_actor(1), "bored", 1, (0,))
     assert not any(tmp_path.iterdir())
 
 
@@ -237,7 +236,7 @@ def test_cli_writes_and_reports(tmp_path, capsys):
 @pytest.mark.slow
 def test_dlib_finds_faces_in_the_default_demo(tmp_path):
     """The full default set, as the main job builds it."""
-    root = demo.make_demo_dataset(tmp_path / "demo")
+    root = make_demo_dataset(tmp_path / "demo")
     samples, skipped = ravdess_samples(root, modalities=("video-only",))
     assert skipped == [] and len(samples) == 6 * 8 * 2
     hits, total = detection_rate(samples)

@@ -334,12 +334,12 @@ def test_a_second_recipe_study_or_seeds_folder_writer_is_refused(tmp_path, monke
 
 
 def test_a_second_report_into_one_folder_is_refused(tmp_path, monkeypatch):
-    from fer_utils.viz import report
+    from fer_utils.viz import html_report
 
-    monkeypatch.setattr(report, "execute_results_notebook", _would_write)
+    monkeypatch.setattr(html_report, "execute_results_notebook", _would_write)
     (tmp_path / "runs").mkdir()
     out = tmp_path / "reports"
-    _refusal(lambda: report.write_report(tmp_path / "runs", out / "results.html"), out, "fer report")
+    _refusal(lambda: html_report.write_report(tmp_path / "runs", out / "results.html"), out, "fer report")
 
 
 def test_a_second_predict_into_one_folder_is_refused(tmp_path, monkeypatch, capsys):

@@ -9,20 +9,20 @@ import pytest
 from test_dashboard import real_runs_dir  # noqa: F401  (session fixture: real training runs)
 
 from fer_utils.cli import main
-from fer_utils.viz import report as reports
+from fer_utils.viz import html_report
 
 
 def test_report_refuses_a_missing_runs_folder_and_a_non_html_path(tmp_path, capsys):
     assert main(["report", str(tmp_path / "missing"), "--out", str(tmp_path / "r.html")]) == 2
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(ValueError, match=r"\.html"):
-        reports.write_report(tmp_path, tmp_path / "report.pdf")
+        html_report.write_report(tmp_path, tmp_path / "report.pdf")
 
 
 @pytest.mark.slow
 def test_report_of_an_empty_runs_folder_says_so(tmp_path):
     (tmp_path / "runs").mkdir()
-    page = reports.write_report(tmp_path / "runs", tmp_path / "empty.html").read_text()
+    page = html_report.write_report(tmp_path / "runs", tmp_path / "empty.html").read_text()
     assert "No finished runs" in page
     assert "Traceback" not in page
 
@@ -52,5 +52,5 @@ def test_report_of_real_runs_shows_every_run_without_code(real_runs_dir, tmp_pat
     assert page.count('<figure class="fer-thumb"') >= 2 and "data:image/png;base64," in page
     assert "click a cell" not in page.lower()  # the static report has nothing to click
     assert "synthetic demo" not in page  # FER2013 is real data
-    shown = reports.notebook_to_html(executed, tmp_path / "with_code.html", hide_code=False).read_text()
+    shown = html_report.notebook_to_html(executed, tmp_path / "with_code.html", hide_code=False).read_text()
     assert "display_report" in shown and "build_dashboard" in shown

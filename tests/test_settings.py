@@ -223,6 +223,24 @@ def test_requested_and_resolved_input_size_are_recorded_apart_and_old_files_migr
     ) == ["input_size 64 ≠ 48"]
 
 
+def test_a_former_flag_on_the_command_line_is_one_clean_warning_line():
+    """``fer ablate --seeds 3``: one ``fer ablate: warning: …`` line naming the old and the new flag, not a
+    FutureWarning located in argparse followed by argparse's source line."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "fer_utils.cli", "ablate", "--seeds", "3", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stderr.splitlines() == [
+        "fer ablate: warning: '--seeds' is renamed '--n-seeds': the old name still works in this release only"
+    ]
+    assert "argparse" not in result.stderr and ".py" not in result.stderr
+
+
 def test_the_former_image_size_names_still_work_with_a_warning_and_caches_keep_their_keys():
     """``image_size`` was the crop (preprocess) and the training resize (train): now ``face_size`` and
     ``input_size``; the old name is accepted for one release with a FutureWarning, and a face cache's

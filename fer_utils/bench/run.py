@@ -26,7 +26,7 @@ module drives the sections, each measured by its own module:
   each engine measured afresh.
 
 The speed targets are judged in :mod:`~fer_utils.bench.targets`; the Markdown is written by
-:mod:`~fer_utils.bench.report`.
+:mod:`~fer_utils.bench.markdown_tables`.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from fer_utils.bench.inference import (
     int8_investigation,
     rescale_folding,
 )
-from fer_utils.bench.report import markdown_report
+from fer_utils.bench.markdown_tables import markdown_report
 from fer_utils.bench.targets import evaluate_targets
 from fer_utils.bench.timing import IMAGE_SIZE, cpu_info, versions
 from fer_utils.bench.training import add_training_floor, benchmark_training

@@ -1,5 +1,5 @@
 """What marks media, a face cache or a run as the synthetic demo set (rendered by
-:mod:`fer_utils.demo.render`): the manifest beside the clips and the key a cache's config carries."""
+:mod:`fer_utils.demo`): the manifest beside the clips and the key a cache's config carries."""
 
 from __future__ import annotations
 
@@ -19,11 +19,15 @@ def is_demo_media(media_path: str | os.PathLike, levels: int = 3) -> bool:
 
 
 def is_synthetic_config(config: dict) -> bool:
-    """Whether a run's or a face cache's config says its data is the synthetic demo set. Runs made before
-    the marker existed are recognised by ``fer run``'s layout (``<out>/cache/<key>`` beside ``<out>/data``
-    holding the demo manifest)."""
-    preprocessing = config.get("preprocessing") or config
-    if preprocessing.get(SYNTHETIC_MARKER):
+    """Whether a run's or a face cache's config says its data is the synthetic demo set (see
+    :func:`is_synthetic_data`)."""
+    return is_synthetic_data(config.get("preprocessing") or config, config.get("cache_dir"))
+
+
+def is_synthetic_data(preprocessing: dict, cache_dir: str | os.PathLike | None = None) -> bool:
+    """Whether a face cache's config (a run's ``preprocessing``) carries :data:`SYNTHETIC_MARKER`. Runs made
+    before the marker existed are recognised by ``fer run``'s layout: their ``cache_dir``
+    (``<out>/cache/<key>``) beside ``<out>/data`` holding the demo manifest."""
+    if (preprocessing or {}).get(SYNTHETIC_MARKER):
         return True
-    cache_dir = config.get("cache_dir")
     return bool(cache_dir) and (Path(cache_dir).parent.parent / "data" / MANIFEST_NAME).exists()

@@ -40,7 +40,7 @@ from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args, setting, values_from
 from fer_utils.training import rundir
 from fer_utils.training.config import TrainConfig
-from fer_utils.viz.report import execute_results_notebook, notebook_to_html
+from fer_utils.viz.html_report import execute_results_notebook, notebook_to_html
 
 #: The demo's faces share one identity and differ only in expression: equalised 64×64 crops (CLAHE) keep
 #: that difference visible. The paper recipe half-trains on them as it does on real faces (demo cache,

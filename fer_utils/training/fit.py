@@ -11,7 +11,15 @@ import numpy as np
 import pandas as pd
 
 from fer_utils.files import format_literal
+from fer_utils.training.callbacks import (
+    bottleneck_diagnostics,
+    evaluation_callback,
+    progress_callback,
+    recycle_callback,
+)
 from fer_utils.training.config import TrainConfig
+from fer_utils.training.distill import accuracy_metric, distillation_loss
+from fer_utils.training.resume import TrainingState, checkpoint_callback, restore_variables
 
 
 def compile_model(model, config: TrainConfig, steps_per_epoch: int, epochs: int) -> None:
@@ -31,8 +39,6 @@ def compile_model(model, config: TrainConfig, steps_per_epoch: int, epochs: int)
             warmup_steps=warmup,
         )
     if config.teacher:
-        from fer_utils.training.distill import accuracy_metric, distillation_loss
-
         loss = distillation_loss(
             model.output_shape[-1],
             config.distill_temperature,
@@ -101,15 +107,11 @@ def fit_model(
     epochs' batches (:func:`fer_utils.training.feed.make_dataset` with ``epochs``). ``resume``: a
     :class:`Resume` — checkpoint after every epoch, and start from its restored state.
     """
-    from fer_utils.training.callbacks import bottleneck_diagnostics
-    from fer_utils.training.resume import TrainingState, checkpoint_callback, restore_variables
-
     settings = config.settings()
     state = resume.state if resume else TrainingState()
     recycled: list = [tuple(item) for item in state.recycled]
     callbacks = training_callbacks(datasets, targets, probe, config, model_path, verbose, recycled)
-    selection = next(c for c in callbacks if type(c).__name__ == "ModelCheckpoint")
-    stopper = next((c for c in callbacks if type(c).__name__ == "EarlyStopping"), None)
+    selection = _callback(callbacks, "ModelCheckpoint")
     if state.best is not None:
         selection.best = state.best
     weights = class_weights(targets["train"], model.output_shape[-1], settings.class_weighting)
@@ -117,56 +119,22 @@ def fit_model(
     initial = state.initial_diagnostics or bottleneck_diagnostics(model, *probe)
     state.initial_diagnostics = initial
     started = time.perf_counter() - state.seconds
+    saver = None
     if resume:
         state.recycled = recycled  # the recycling callback appends here; the checkpoint saves it
-        saver = checkpoint_callback(
-            resume.work_path,
-            state,
-            resume.settings,
-            model_path,
-            lambda: time.perf_counter() - started,
-            selection,
-            stopper,
-        )
-        callbacks.insert(len(callbacks) - (1 if verbose else 0), saver)
+        saver = _resume_saver(resume, model_path, lambda: time.perf_counter() - started, callbacks)
+        callbacks.insert(len(callbacks) - (1 if verbose else 0), saver)  # before the progress bar
     try:
-        done = state.epoch
-        phase_start = 0
-        for until, convolutions_trainable in training_phases(config):
-            if until <= done or state.stopped:
-                phase_start = until
-                continue
-            for layer in model.layers:
-                if layer.name.startswith("conv"):
-                    layer.trainable = convolutions_trainable
-            compile_model(model, config, steps, until - phase_start)
-            if state.variables is not None:
-                mid_phase = done > phase_start
-                restore_variables(
-                    model, state.variables, state.model_variable_count, restore_optimizer=mid_phase
-                )
-                state.variables = None
-                if mid_phase and resume:
-                    saver.restore_early_stopping = state.early_stopping
-            train = datasets["train"]
-            fit_options = {}
-            if callable(train):
-                train, fit_options = train(done, until), {"steps_per_epoch": steps}
-            fit = model.fit(
-                train,
-                initial_epoch=done,
-                epochs=until,
-                callbacks=callbacks,
-                class_weight=None if config.teacher else weights,  # distillation weighs in the feed
-                shuffle=False,  # the tf.data pipeline shuffles (seeded)
-                verbose=0,
-                **fit_options,
-            )
-            if not resume:
-                state.history.extend(pd.DataFrame(fit.history).to_dict("records"))
-            done = phase_start = until
-            if model.stop_training:
-                break
+        _run_phases(
+            model,
+            datasets["train"],
+            config,
+            state,
+            callbacks,
+            saver,
+            steps,
+            class_weight=None if config.teacher else weights,  # distillation weighs in the feed
+        )
     finally:  # a bar left open would glue the error message to it
         for callback in callbacks:
             getattr(callback, "close", lambda: None)()
@@ -174,6 +142,90 @@ def fit_model(
     history = pd.DataFrame(state.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
     return FitResult(history, seconds, initial, recycled, settings.selection_metric)
+
+
+def _callback(callbacks: list, kind: str):
+    """The callback of class ``kind`` (``ModelCheckpoint``, ``EarlyStopping``) among ``callbacks``, or None."""
+    return next((c for c in callbacks if type(c).__name__ == kind), None)
+
+
+def _resume_saver(resume, model_path: Path, elapsed, callbacks: list):
+    """The per-epoch checkpoint of a resumable run: ``resume.state`` (with the time ``elapsed()`` so far)
+    and the state of the best-epoch checkpoint and early stopping among ``callbacks``."""
+    selection, stopper = _callback(callbacks, "ModelCheckpoint"), _callback(callbacks, "EarlyStopping")
+    return checkpoint_callback(
+        resume.work_path, resume.state, resume.settings, model_path, elapsed, selection, stopper
+    )
+
+
+def _run_phases(
+    model,
+    train,
+    config: TrainConfig,
+    state,
+    callbacks: list,
+    saver,
+    steps: int,
+    class_weight: dict | None,
+) -> None:
+    """Every phase of :func:`training_phases` not yet done: from ``state.epoch`` (a resumed run's next
+    epoch) to each phase's last epoch, until one stops early. Without a ``saver`` (not resumable) each
+    phase's history is added to ``state.history`` (with one, the checkpoint adds every epoch's)."""
+    done = state.epoch
+    phase_start = 0
+    for until, convolutions_trainable in training_phases(config):
+        if until <= done or state.stopped:
+            phase_start = until
+            continue
+        _start_phase(model, config, steps, (phase_start, until), convolutions_trainable)
+        if state.variables is not None:
+            _restore_checkpoint(model, state, saver, mid_phase=done > phase_start)
+        fit = _fit_epochs(model, train, (done, until), steps, callbacks, class_weight)
+        if saver is None:
+            state.history.extend(pd.DataFrame(fit.history).to_dict("records"))
+        done = phase_start = until
+        if model.stop_training:
+            break
+
+
+def _start_phase(
+    model, config: TrainConfig, steps: int, epochs: tuple[int, int], convolutions_trainable: bool
+) -> None:
+    """Freeze or unfreeze the convolutions and compile with a schedule over the phase's ``(first, last)``
+    epochs."""
+    for layer in model.layers:
+        if layer.name.startswith("conv"):
+            layer.trainable = convolutions_trainable
+    first, last = epochs
+    compile_model(model, config, steps, last - first)
+
+
+def _restore_checkpoint(model, state, saver, mid_phase: bool) -> None:
+    """Put a resumed run's saved variables back (once, after its phase is compiled); ``mid_phase``: the
+    optimizer's too, and early stopping's state when ``fit`` begins."""
+    restore_variables(model, state.variables, state.model_variable_count, restore_optimizer=mid_phase)
+    state.variables = None
+    if mid_phase and saver is not None:
+        saver.restore_early_stopping = state.early_stopping
+
+
+def _fit_epochs(model, train, epochs: tuple[int, int], steps: int, callbacks: list, class_weight):
+    """``model.fit`` from epoch ``first`` to ``last``; a ``train`` that is a function gives those epochs'
+    batches (a streamed feed, ``steps`` per epoch)."""
+    first, last = epochs
+    fit_options = {}
+    if callable(train):
+        train, fit_options = train(first, last), {"steps_per_epoch": steps}
+    return model.fit(
+        train,
+        initial_epoch=first,
+        epochs=last,
+        callbacks=callbacks,
+        class_weight=class_weight,
+        shuffle=False,  # the tf.data pipeline shuffles (seeded)
+        verbose=0,
+        **fit_options,
+    )
 
 
 @dataclass
@@ -205,8 +257,6 @@ def training_callbacks(
     """Evaluation and diagnostics first (the others read its keys), then the best-epoch checkpoint,
     dead-unit recycling, early stopping and the progress bar, as the config asks."""
     import keras
-
-    from fer_utils.training.callbacks import evaluation_callback, progress_callback, recycle_callback
 
     settings = config.settings()
     monitor = settings.selection_metric

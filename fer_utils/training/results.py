@@ -119,6 +119,8 @@ class Evaluation:
     label_map: dict = field(default_factory=dict)
     unscored_faces: dict = field(default_factory=dict)  # label → faces left out
     unscored_reason: str = ""
+    #: Model classes the label map sends to no label of the cache (their answers are "unmapped").
+    unmapped_model_classes: list = field(default_factory=list)
     description: str = ""
     extra: dict = field(default_factory=dict)
 

@@ -9,7 +9,7 @@ inside its run directory, so every number in the table can be opened and inspect
 - :mod:`.execute`: :func:`run_grid` (plan, execute in parallel, resume, then analyse).
 - :mod:`.analysis`: runs table, per-configuration means ± sd, the verdict.
 - :mod:`.figures`: curves per configuration, the gap heatmap.
-- :mod:`.report`: :func:`analyze` (files in, table / figures / ``summary.json`` out).
+- :mod:`.outputs`: :func:`analyze` (files in, table / figures / ``summary.json`` out).
 - :mod:`.cli`: ``fer ablate``.
 """
 
@@ -57,7 +57,7 @@ from fer_utils.experiments.ablation.grid import (
     grid_runs,
     seed_list,
 )
-from fer_utils.experiments.ablation.report import Ablation, analyze, write_ablation_files
+from fer_utils.experiments.ablation.outputs import Ablation, analyze, write_ablation_files
 
 __all__ = [
     "CHECKED_PARAMETERS",

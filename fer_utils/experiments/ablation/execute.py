@@ -29,7 +29,7 @@ from fer_utils.experiments.ablation.grid import (
     seed_list,
     shared_training,
 )
-from fer_utils.experiments.ablation.report import Ablation, analyze
+from fer_utils.experiments.ablation.outputs import Ablation, analyze
 from fer_utils.faces.cache import FaceCache
 from fer_utils.files import atomic_write_json, replace_directory
 from fer_utils.locks import FolderBusy, WriterLock, output_lock, run_lock_path

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_utils.data.synthetic import is_synthetic_config
+from fer_utils.data.synthetic import is_synthetic_data
 from fer_utils.paths import project_path
-from fer_utils.training.results import recipe_name
-from fer_utils.training.rundir import EVALUATION_KIND, list_runs
+from fer_utils.training.results import RunConfig, RunMetrics, recipe_name
+from fer_utils.training.rundir import list_runs
 from fer_utils.viz.formatting import percent
 
 RUNS_DIR_ENV = "FER_RUNS_DIR"
@@ -41,17 +41,17 @@ class RunChoice:
     @property
     def dataset(self) -> str:
         """The dataset's name as recorded (``ravdess`` for the demo, which has RAVDESS' layout)."""
-        return run_dataset(self.run.config, self.run.metrics)
+        return run_dataset(self.run.setup, self.run.outcome)
 
     @property
     def synthetic(self) -> bool:
         """Whether the run trained on the synthetic demo set."""
-        return is_synthetic_config(self.run.config)
+        return is_synthetic(self.run.setup)
 
     @property
     def data_label(self) -> str:
         """The dataset as readers should see it: ``"ravdess (synthetic demo)"`` for the demo."""
-        return data_label(self.run.config, self.run.metrics)
+        return data_label(self.run.setup, self.run.outcome)
 
     @property
     def ablation_dir(self) -> Path | None:
@@ -59,15 +59,20 @@ class RunChoice:
         return ablation_folder(self.run.path)
 
 
-def run_dataset(config: dict, metrics: dict | None = None) -> str:
-    """The dataset name a run records."""
-    return str((metrics or {}).get("dataset") or config.get("dataset") or "?")
+def run_dataset(setup: RunConfig, outcome: RunMetrics | None = None) -> str:
+    """The dataset name a run records (its metrics', else its config's)."""
+    return str((outcome.dataset if outcome else "") or setup.dataset or "?")
 
 
-def data_label(config: dict, metrics: dict | None = None) -> str:
+def is_synthetic(setup: RunConfig) -> bool:
+    """Whether the run trained on the synthetic demo set (its face cache's config says so)."""
+    return is_synthetic_data(setup.preprocessing, setup.cache_dir)
+
+
+def data_label(setup: RunConfig, outcome: RunMetrics | None = None) -> str:
     """The dataset name, with ``(synthetic demo)`` when the run trained on the demo set."""
-    name = run_dataset(config, metrics)
-    return f"{name} ({SYNTHETIC_NOTE})" if is_synthetic_config(config) else name
+    name = run_dataset(setup, outcome)
+    return f"{name} ({SYNTHETIC_NOTE})" if is_synthetic(setup) else name
 
 
 def ablation_folder(run_path: str | os.PathLike, levels: int = 3) -> Path | None:
@@ -136,32 +141,32 @@ def _short_factor(value: float) -> str:
     return np.format_float_scientific(value, trim="-", exp_digits=1)
 
 
-def _setting_text(config: dict) -> str:
+def _setting_text(setup: RunConfig) -> str:
     """``"drop(.3,.5,.5) l1=1e-3 48px"``: the regularisation and a non-paper image size."""
     setting = []
-    if config.get("dropout") is not None:
-        setting.append("drop(" + ",".join(_short_rate(rate) for rate in config["dropout"]) + ")")
-    if config.get("l1") is not None:
-        setting.append(f"l1={_short_factor(config['l1'])}")
-    image_size = config.get("image_size")
+    if setup.dropout is not None:
+        setting.append("drop(" + ",".join(_short_rate(rate) for rate in setup.dropout) + ")")
+    if setup.l1 is not None:
+        setting.append(f"l1={_short_factor(setup.l1)}")
+    image_size = setup.image_size
     if image_size and int(image_size) != 180:
         setting.append(f"{int(image_size)}px")
     return " ".join(setting)
 
 
-def _unmapped_text(metrics: dict) -> str:
+def _unmapped_text(outcome: RunMetrics | None) -> str:
     """``" · full 54.8% · restricted 66.6% · 31.1% unmapped"`` for an evaluation with unmapped model
     classes (empty otherwise: then both scores are the same)."""
-    restricted = (metrics.get("restricted") or {}).get("frame")
-    if not restricted or not (metrics.get("evaluation") or {}).get("unmapped_model_classes"):
+    restricted = ((outcome and outcome.restricted) or {}).get("frame")
+    if not restricted or not (outcome.evaluation and outcome.evaluation.unmapped_model_classes):
         return ""
     return (
-        f" · full {percent(metrics['frame']['accuracy'])} · restricted {percent(restricted['accuracy'])}"
-        f" · {percent(metrics['unmapped_answers']['share'])} unmapped"
+        f" · full {percent(outcome.frame.accuracy)} · restricted {percent(restricted['accuracy'])}"
+        f" · {percent(outcome.unmapped_answers['share'])} unmapped"
     )
 
 
-def run_label(config: dict, metrics: dict | None = None) -> str:
+def run_label(setup: RunConfig, outcome: RunMetrics | None = None) -> str:
     """Menu label of a run, grouped by dataset, protocol and configuration.
 
     Example: ``"ravdess · protocol: subject · recipe: paper · drop(.3,.5,.5) l1=1e-3 · seed 0"`` (each name
@@ -171,22 +176,22 @@ def run_label(config: dict, metrics: dict | None = None) -> str:
     (``fer evaluate``) reads ``"<dataset> · evaluation of <model file> (trained on <data>)"``, then
     ``· full 54.8% · restricted 66.6% · 31.1% unmapped`` when some model class maps to no label.
     """
-    metrics = metrics or {}
-    evaluation = config.get("evaluation") if config.get("kind") == EVALUATION_KIND else None
+    evaluation = setup.evaluation if setup.is_evaluation else None
     if evaluation:
-        model = Path(str(evaluation.get("model", "model"))).name
-        label = f"{data_label(config, metrics)} · evaluation of {model} (trained on {evaluation.get('trained_on')})"
-        return label + _unmapped_text(metrics)
-    protocol = config.get("protocol") or metrics.get("protocol") or "?"
-    parts = [data_label(config, metrics), f"protocol: {protocol}"]
-    recipe_label = metrics.get("recipe_label") or config.get("recipe_label")
-    if recipe_label or config.get("recipe"):  # runs recorded before recipes: no recipe in the label
-        parts.append(f"recipe: {recipe_name(recipe_label, config.get('recipe'))}")
-    setting = _setting_text(config)
+        model = Path(str(evaluation.model or "model")).name
+        label = f"{data_label(setup, outcome)} · evaluation of {model} (trained on {evaluation.trained_on})"
+        return label + _unmapped_text(outcome)
+    protocol = setup.protocol or (outcome.protocol if outcome else None) or "?"
+    parts = [data_label(setup, outcome), f"protocol: {protocol}"]
+    recipe_label = (outcome.recipe_label if outcome else None) or setup.recipe_label
+    recipe = setup.setting("recipe")  # None for runs recorded before recipes: no recipe in the label
+    if recipe_label or recipe:
+        parts.append(f"recipe: {recipe_name(recipe_label, recipe)}")
+    setting = _setting_text(setup)
     if setting:
         parts.append(setting)
-    seed = f"seed {config['seed']}" if config.get("seed") is not None else ""
-    fold = (config.get("split") or {}).get("fold")
+    seed = f"seed {setup.seed}" if setup.seed is not None else ""
+    fold = (setup.split or {}).get("fold")
     if fold:
         seed += f" fold {fold}"
     if seed:
@@ -195,14 +200,14 @@ def run_label(config: dict, metrics: dict | None = None) -> str:
 
 
 def _sort_key(run) -> tuple:
-    config = run.config
+    setup = run.setup
     return (
-        str(config.get("dataset", "")),
-        str(config.get("protocol", "")),
-        tuple(config.get("dropout") or ()),
-        float(config.get("l1") or 0),
-        int(config.get("image_size") or 0),
-        int(config.get("seed") or 0),
+        str(setup.dataset),
+        str(setup.protocol or ""),
+        tuple(setup.dropout or ()),
+        float(setup.l1 or 0),
+        int(setup.image_size or 0),
+        int(setup.seed or 0),
         run.name,
     )
 
@@ -235,7 +240,7 @@ def run_choices(runs_dir: str | os.PathLike) -> tuple[list[RunChoice], dict[str,
     runs = sorted((run for run in runs if copies[run.path] not in listed), key=_sort_key)
     also_cells = {source for source in copies.values() if source in listed}
     labels = [
-        run_label(run.config, run.metrics)
+        run_label(run.setup, run.outcome)
         + (f" · {ALSO_ABLATION_NOTE}" if Path(run.path).resolve() in also_cells else "")
         for run in runs
     ]
