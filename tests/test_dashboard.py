@@ -161,6 +161,8 @@ def test_run_label_names_dataset_protocol_and_configuration():
         dashboard.run_label(RunConfig.from_json({**config, "image_size": 48, "l1": 0, "split": {"fold": 2}}))
         == "ravdess · protocol: subject · drop(.3,.5,.5) l1=0 48px · seed 0 fold 2"
     )
+    light = {**config, "recipe": "robust", "architecture": "mini_xception"}
+    assert " · recipe: robust · model: mini_xception · " in dashboard.run_label(RunConfig.from_json(light))
 
 
 def test_run_choices_sorts_labels_and_reports_unfinished_and_malformed(toy_runs):

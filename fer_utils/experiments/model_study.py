@@ -99,9 +99,9 @@ def int8_latency_ms(run_dir: Path, repeats: int = LATENCY_REPEATS) -> float:
 
 def _train_images_per_second(runs) -> float | None:
     rates = [
-        run.config["split"]["train"] * run.metrics["epochs_run"] / run.metrics["train_seconds"]
+        run.setup.split["train"] * run.outcome.epochs_run / run.outcome.train_seconds
         for run in runs
-        if run.metrics.get("train_seconds")
+        if run.outcome.train_seconds
     ]
     return float(np.mean(rates)) if rates else None
 
@@ -120,12 +120,12 @@ def frontier_table(out_dir: str | os.PathLike) -> pd.DataFrame:
         summary = read_seed_summary(out / name)
         accuracy, f1 = summary["scores"]["test_accuracy"], summary["scores"]["test_macro_f1"]
         median = median_run(out / name)
-        cost = median.metrics.get("cost") or {}
+        cost = median.outcome.cost or {}
         rows.append(
             {
                 "architecture": name,
-                "image_size": median.config.get("image_size"),
-                "parameters": cost.get("parameters", median.metrics.get("num_params")),
+                "image_size": median.setup.image_size,
+                "parameters": cost.get("parameters", median.outcome.num_params),
                 "multiply_adds": cost.get("multiply_adds"),
                 "seeds": summary["runs"],
                 "test_accuracy_mean": accuracy["mean"],
@@ -135,11 +135,9 @@ def frontier_table(out_dir: str | os.PathLike) -> pd.DataFrame:
                 "test_macro_f1_mean": f1["mean"],
                 "int8_ms_per_face": int8_latency_ms(median.path),
                 "train_images_per_s": _train_images_per_second(runs),
-                "train_hours_total": sum(run.metrics.get("train_seconds", 0) for run in runs) / 3600,
+                "train_hours_total": sum(run.outcome.train_seconds or 0 for run in runs) / 3600,
                 "ece_after_mean": float(
-                    np.mean(
-                        [(run.metrics.get("calibration") or {}).get("test_ece_after", np.nan) for run in runs]
-                    )
+                    np.mean([(run.outcome.calibration or {}).get("test_ece_after", np.nan) for run in runs])
                 ),
                 "median_run": os.path.relpath(median.path, out),
             }

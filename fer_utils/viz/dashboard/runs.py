@@ -170,7 +170,8 @@ def run_label(setup: RunConfig, outcome: RunMetrics | None = None) -> str:
     """Menu label of a run, grouped by dataset, protocol and configuration.
 
     Example: ``"ravdess · protocol: subject · recipe: paper · drop(.3,.5,.5) l1=1e-3 · seed 0"`` (each name
-    after what it names: ``paper`` is both a protocol and a recipe); the image size is added when it
+    after what it names: ``paper`` is both a protocol and a recipe); ``model: mini_xception`` follows the
+    recipe for a family other than the paper CNN; the image size is added when it
     is not the paper's 180 px, the fold when the protocol has folds beyond the first, and
     ``(synthetic demo)`` after the dataset when the run trained on the demo set. An evaluation folder
     (``fer evaluate``) reads ``"<dataset> · evaluation of <model file> (trained on <data>)"``, then
@@ -187,6 +188,9 @@ def run_label(setup: RunConfig, outcome: RunMetrics | None = None) -> str:
     recipe = setup.setting("recipe")  # None for runs recorded before recipes: no recipe in the label
     if recipe_label or recipe:
         parts.append(f"recipe: {recipe_name(recipe_label, recipe)}")
+    architecture = setup.setting("architecture") or (outcome.architecture if outcome else None)
+    if architecture and architecture != "paper":
+        parts.append(f"model: {architecture}")
     setting = _setting_text(setup)
     if setting:
         parts.append(setting)
@@ -204,6 +208,7 @@ def _sort_key(run) -> tuple:
     return (
         str(setup.dataset),
         str(setup.protocol or ""),
+        str(setup.setting("architecture") or "paper"),
         tuple(setup.dropout or ()),
         float(setup.l1 or 0),
         int(setup.image_size or 0),
