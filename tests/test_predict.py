@@ -12,10 +12,10 @@ import pytest
 import fer_utils
 from fer_utils.cli import main
 from fer_utils.deploy import bundled
-from fer_utils.experiments import bundle_model
-from fer_utils.experiments.cross_dataset import UNMAPPED, evaluate_on_cache, label_mapping
 from fer_utils.deploy.predictors import load_predictor
 from fer_utils.deploy.tracking import FaceTracker, box_iou
+from fer_utils.experiments import bundle_model
+from fer_utils.experiments.cross_dataset import UNMAPPED, evaluate_on_cache, label_mapping
 from fer_utils.faces.detection import detect_faces
 from fer_utils.faces.frames import evenly_spaced, stream_frames
 
@@ -396,3 +396,27 @@ def test_summary_columns_are_counts_in_a_fixed_order_and_a_missing_path_is_a_rep
     text = pd.read_csv(out / "summary.csv", dtype=str, keep_default_na=False)
     for column in ("faces", "tracks", "frames_sampled", "frames_without_face"):  # "6", never "6.0"
         assert text[column].map(lambda v: v == "" or v.isdigit()).all(), text[column]
+
+
+@pytest.mark.slow
+def test_recalibrating_a_shipped_model_stores_one_temperature_and_keeps_its_answers(fer2013_root, tmp_path):
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(bundled.BUNDLED_DIR, models)
+    before = bundled.read_model_card(models)
+    card = bundle_model.recalibrate_shipped(fer2013_root, "paper", models)
+    temperatures = set()
+    for fmt, name in bundled.BUNDLED_FILES.items():
+        spec = json.loads((models / f"{name}.json").read_text())
+        temperatures.add(spec["calibration"]["temperature"])
+        assert card["test"][fmt]["confusion_matrix"] == before["test"][fmt]["confusion_matrix"]
+        calibration = card["test"][fmt]["calibration"]
+        assert (
+            0 <= calibration["ece_after"] <= 1
+            and calibration["temperature"] == spec["calibration"]["temperature"]
+        )
+    assert len(temperatures) == 1 and 0.05 < temperatures.pop() < 20
+    assert bundled.read_model_card(models)["training"]["calibration"]["fitted_on"].startswith(
+        "FER2013 PublicTest"
+    )
