@@ -404,7 +404,7 @@ def test_recalibrating_a_shipped_model_stores_one_temperature_and_keeps_its_answ
 
     models = tmp_path / "models"
     shutil.copytree(bundled.BUNDLED_DIR, models)
-    before = bundled.read_model_card(models)
+    before = bundled.read_model_card(models, "paper")
     card = bundle_model.recalibrate_shipped(fer2013_root, "paper", models)
     temperatures = set()
     for fmt, name in bundled.BUNDLED_FILES.items():
@@ -417,6 +417,6 @@ def test_recalibrating_a_shipped_model_stores_one_temperature_and_keeps_its_answ
             and calibration["temperature"] == spec["calibration"]["temperature"]
         )
     assert len(temperatures) == 1 and 0.05 < temperatures.pop() < 20
-    assert bundled.read_model_card(models)["training"]["calibration"]["fitted_on"].startswith(
+    assert bundled.read_model_card(models, "paper")["training"]["calibration"]["fitted_on"].startswith(
         "FER2013 PublicTest"
     )

@@ -93,6 +93,12 @@ def bundled_model_path(
     return path
 
 
-def read_model_card(models_dir: str | os.PathLike | None = None) -> dict:
-    """The bundled model's ``model_card.json`` (training, seeds, test scores of each shipped file)."""
-    return json.loads((Path(models_dir or BUNDLED_DIR) / CARD_JSON).read_text())
+def card_file_name(architecture: str) -> str:
+    """``model_card.json`` for the paper CNN, ``model_card_<architecture>.json`` for another family."""
+    return CARD_JSON if architecture == "paper" else f"model_card_{architecture}.json"
+
+
+def read_model_card(models_dir: str | os.PathLike | None = None, model: str | None = None) -> dict:
+    """The card numbers of the bundled ``model`` (None: :data:`DEFAULT_MODEL`): training, seeds, test
+    scores and calibration of each shipped file."""
+    return json.loads((Path(models_dir or BUNDLED_DIR) / card_file_name(model or DEFAULT_MODEL)).read_text())

@@ -19,12 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-from fer_utils.deploy.bundled import BUNDLED_DIR, BUNDLED_FILES, bundled_model_path
+from fer_utils.deploy.bundled import BUNDLED_DIR, DEFAULT_MODEL, bundled_files, bundled_model_path
 from fer_utils.deploy.predictors import load_predictor
 from fer_utils.files import atomic_write_json
 from fer_utils.machine import cpu_info
 
-#: Engines of the bundled model → its file format in :data:`fer_utils.deploy.bundled.BUNDLED_FILES`.
+#: Engines of a bundled model → its file format in :func:`fer_utils.deploy.bundled.bundled_files`.
 ENGINES = ("tflite-int8", "tflite-fp32", "onnx-fp32")
 #: Interleaved rounds × calls per round of the micro-benchmark.
 ROUNDS, CALLS = 7, 30
@@ -36,7 +36,7 @@ def cache_path() -> Path:
     return root / "fer_utils" / "engine.json"
 
 
-def _machine_key(threads: int | None) -> str:
+def _machine_key(threads: int | None, model: str | None = None) -> str:
     """What the choice depends on: CPU model and features, engine versions, model files, threads."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -49,7 +49,7 @@ def _machine_key(threads: int | None) -> str:
     files = {}
     for engine in ENGINES:
         try:
-            path = bundled_model_path(engine)
+            path = bundled_model_path(engine, model=model)
             files[engine] = [path.name, path.stat().st_size, int(path.stat().st_mtime)]
         except ValueError:
             pass
@@ -57,24 +57,29 @@ def _machine_key(threads: int | None) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def available_engines() -> list[str]:
-    """The engines whose bundled file is present."""
-    return [engine for engine in ENGINES if (BUNDLED_DIR / BUNDLED_FILES[engine]).exists()]
+def available_engines(model: str | None = None) -> list[str]:
+    """The engines whose file of the bundled ``model`` (None: the default) is present."""
+    files = bundled_files(model or DEFAULT_MODEL)
+    return [engine for engine in ENGINES if (BUNDLED_DIR / files[engine]).exists()]
 
 
-def engine_by_features(engines: list[str] | None = None) -> str:
+def engine_by_features(engines: list[str]) -> str:
     """The rule without a measurement: TFLite int8 on CPUs with an int8 dot product, TFLite fp32 elsewhere."""
-    engines = engines or available_engines()
     wanted = "tflite-int8" if cpu_info()["features"]["int8_dot_product"] else "tflite-fp32"
     return wanted if wanted in engines else engines[0]
 
 
-def measure_engines(engines: list[str] | None = None, threads: int | None = 1) -> dict:
-    """ms per face (batch 1) of each engine, median over interleaved rounds, in this process."""
+def measure_engines(
+    engines: list[str] | None = None, threads: int | None = 1, model: str | None = None
+) -> dict:
+    """ms per face (batch 1) of each engine of the bundled ``model``, median over interleaved rounds, in
+    this process."""
     import numpy as np
 
-    engines = engines or available_engines()
-    predictors = {engine: load_predictor(bundled_model_path(engine), threads) for engine in engines}
+    engines = engines or available_engines(model)
+    predictors = {
+        engine: load_predictor(bundled_model_path(engine, model=model), threads) for engine in engines
+    }
     size = next(iter(predictors.values())).image_size
     face = np.random.default_rng(0).integers(0, 256, (1, size, size), dtype=np.uint8)
     for predictor in predictors.values():
@@ -98,14 +103,15 @@ def measure_engines(engines: list[str] | None = None, threads: int | None = 1) -
     }
 
 
-def choose_engine(threads: int | None = None, refresh: bool = False) -> dict:
-    """The engine for the bundled model on this machine: ``{"engine", "how", ...}`` (cached)."""
-    engines = available_engines()
+def choose_engine(threads: int | None = None, refresh: bool = False, model: str | None = None) -> dict:
+    """The engine for the bundled ``model`` (None: the default) on this machine: ``{"engine", "how",
+    ...}`` (cached per model)."""
+    engines = available_engines(model)
     if not engines:
         raise ValueError("no bundled model file found; rebuild it with `fer bundle-model` or pass --model")
     if len(engines) == 1:
         return {"engine": engines[0], "how": "the only bundled file"}
-    key = _machine_key(threads)
+    key = _machine_key(threads, model or DEFAULT_MODEL)
     path = cache_path()
     if not refresh:
         try:
@@ -116,7 +122,7 @@ def choose_engine(threads: int | None = None, refresh: bool = False) -> dict:
             pass
     if os.environ.get("FER_ENGINE_MEASURE", "1") == "0":
         return {"engine": engine_by_features(engines), "how": "CPU features (measurement disabled)"}
-    measured = _measure_in_fresh_process(threads)
+    measured = _measure_in_fresh_process(threads, model)
     if measured is None:
         return {"engine": engine_by_features(engines), "how": "CPU features (measurement failed)"}
     record = {**measured, "key": key, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -128,10 +134,10 @@ def choose_engine(threads: int | None = None, refresh: bool = False) -> dict:
     return {**record, "how": "measured on this machine"}
 
 
-def _measure_in_fresh_process(threads: int | None) -> dict | None:
+def _measure_in_fresh_process(threads: int | None, model: str | None = None) -> dict | None:
     code = (
         "import json, sys; from fer_utils.deploy.engines import measure_engines; "
-        f"print('ENGINES', json.dumps(measure_engines(threads={threads!r})))"
+        f"print('ENGINES', json.dumps(measure_engines(threads={threads!r}, model={model!r})))"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     try:
@@ -149,7 +155,7 @@ def bundled_predictor(engine: str = "auto", threads: int | None = None, model: s
     (``auto``: :func:`choose_engine`), with ``predictor.engine`` and ``predictor.engine_choice`` recording
     what was chosen and how."""
     if engine == "auto":
-        choice = choose_engine(threads)
+        choice = choose_engine(threads, model=model)
     elif engine in ENGINES:
         choice = {"engine": engine, "how": "forced (--engine)"}
     else:

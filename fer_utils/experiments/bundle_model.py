@@ -18,7 +18,6 @@ import numpy as np
 from fer_utils.deploy.bundled import (
     BUNDLED_DIR,
     BUNDLED_FILES,
-    CARD_JSON,
     CARD_MARKDOWN,
     DEFAULT_FORMAT,
     DETECT_WIDTH,
@@ -26,6 +25,7 @@ from fer_utils.deploy.bundled import (
     IMAGE_SIZE,
     PREDICT_MARGIN,
     bundled_files,
+    card_file_name,
 )
 from fer_utils.deploy.export import export_model, run_calibration_faces, write_model_spec
 from fer_utils.deploy.predictors import load_predictor
@@ -373,11 +373,6 @@ def recalibrate_shipped(
     if card_markdown:
         fill_card(Path(card_markdown), card)
     return card
-
-
-def card_file_name(architecture: str) -> str:
-    """``model_card.json`` for the paper CNN, ``model_card_<architecture>.json`` for another family."""
-    return CARD_JSON if architecture == "paper" else f"model_card_{architecture}.json"
 
 
 def study_seeds_folder(study_dir: str | os.PathLike, architecture: str) -> Path:
