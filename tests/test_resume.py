@@ -125,7 +125,13 @@ def test_changed_settings_are_refused_and_a_damaged_checkpoint_falls_back(
 
 @pytest.mark.slow
 def test_model_study_writes_the_frontier_and_resumes(fer2013_small_cache, tmp_path):
-    from fer_utils.experiments.model_study import FIGURE_FILE, MARKDOWN_FILE, frontier_figure, run_model_study
+    from fer_utils.experiments.model_study import (
+        FIGURE_FILE,
+        MARKDOWN_FILE,
+        RUNS_FILE,
+        frontier_figure,
+        run_model_study,
+    )
     from fer_utils.training.config import TrainConfig
 
     base = TrainConfig(epochs=1, input_size=32)
@@ -136,6 +142,9 @@ def test_model_study_writes_the_frontier_and_resumes(fer2013_small_cache, tmp_pa
     assert (tmp_path / FIGURE_FILE).stat().st_size > 0
     assert '<a href="paper/seed-0">paper</a>' in frontier_figure(table).data[0].text
     assert "[mini_xception](mini_xception/seed-0)" in (tmp_path / MARKDOWN_FILE).read_text()
+    runs = pd.read_csv(tmp_path / RUNS_FILE)
+    assert list(runs["architecture"]) == ["paper", "mini_xception"] and (runs["train_seconds"] > 0).all()
+    assert list(runs["test_accuracy"]) == list(table["test_accuracy_mean"])  # one seed: the run is the mean
     finished = (tmp_path / "paper" / "seed-0" / "metrics.json").stat().st_mtime
     run_model_study(fer2013_small_cache.cache_dir, tmp_path, base, ["paper", "mini_xception"], [0])
     assert (tmp_path / "paper" / "seed-0" / "metrics.json").stat().st_mtime == finished  # kept, not retrained

@@ -6,7 +6,9 @@ Layout of a study folder::
 
     <architecture>/seed-<k>/   run directories (fer_utils.training.rundir); <architecture>/seeds.*
     study.json                 the architectures, their image sizes, seeds and the shared settings
-    frontier.csv, frontier.md  one row per architecture: cost, accuracy over seeds, int8 ms/face, img/s
+    frontier.csv               one row per architecture: cost, accuracy over seeds, int8 ms/face, img/s
+    frontier_runs.csv          one row per run: seed, scores, kept epoch, wall time, img/s, ECE
+    frontier.md                both tables
     frontier.html              the figure
 
 Resumable: finished seeds are kept and an interrupted seed resumes after its last finished epoch
@@ -38,6 +40,7 @@ from fer_utils.training.seeds import finished_seed_runs, median_run, read_seed_s
 STUDY_FILE = "study.json"
 TABLE_FILE = "frontier.csv"
 MARKDOWN_FILE = "frontier.md"
+RUNS_FILE = "frontier_runs.csv"
 FIGURE_FILE = "frontier.html"
 #: Timed calls per int8 model (after warm-up).
 LATENCY_REPEATS = 200
@@ -149,6 +152,53 @@ def frontier_table(out_dir: str | os.PathLike) -> pd.DataFrame:
     return table
 
 
+def run_table(out_dir: str | os.PathLike) -> pd.DataFrame:
+    """One row per finished run of a study folder: architecture, seed, test accuracy and macro F1, the
+    kept epoch, training wall time and images/s, test ECE after scaling, and the run's folder."""
+    out = Path(out_dir)
+    study = json.loads((out / STUDY_FILE).read_text())
+    rows = []
+    for name in study["architectures"]:
+        for run in finished_seed_runs(out / name):
+            outcome = run.outcome
+            seconds = outcome.train_seconds
+            rows.append(
+                {
+                    "architecture": name,
+                    "seed": run.setup.seed,
+                    "test_accuracy": outcome.frame.accuracy,
+                    "test_macro_f1": outcome.frame.macro_f1,
+                    "best_epoch": outcome.best_epoch,
+                    "epochs_run": outcome.epochs_run,
+                    "train_seconds": seconds,
+                    "train_images_per_s": (
+                        run.setup.split["train"] * outcome.epochs_run / seconds if seconds else None
+                    ),
+                    "ece_after": (outcome.calibration or {}).get("test_ece_after"),
+                    "run": os.path.relpath(run.path, out),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def markdown_runs(runs: pd.DataFrame) -> str:
+    """The per-run table as Markdown."""
+    lines = [
+        "| architecture | seed | test accuracy | macro F1 | kept epoch / run | train min | train img/s (with per-epoch "
+        "evaluation) | ECE after |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in runs.itertuples():
+        rate = f"{row.train_images_per_s:.0f}" if row.train_images_per_s else "?"
+        minutes = f"{row.train_seconds / 60:.1f}" if row.train_seconds else "?"
+        ece = "?" if pd.isna(row.ece_after) else f"{row.ece_after:.3f}"
+        lines.append(
+            f"| [{row.architecture}]({row.run}) | {row.seed} | {100 * row.test_accuracy:.1f} % | "
+            f"{row.test_macro_f1:.3f} | {row.best_epoch} / {row.epochs_run} | {minutes} | {rate} | {ece} |"
+        )
+    return "\n".join(lines)
+
+
 def pareto_front(cost, accuracy) -> list[bool]:
     """True for each point no other point beats: at most its cost with higher accuracy, or lower cost
     with at least its accuracy."""
@@ -232,11 +282,17 @@ def frontier_figure(table: pd.DataFrame):
 
 
 def write_frontier(out_dir: str | os.PathLike) -> pd.DataFrame:
-    """Write ``frontier.csv``, ``frontier.md`` and ``frontier.html`` of a study folder."""
+    """Write ``frontier.csv``, ``frontier_runs.csv``, ``frontier.md`` (both tables) and ``frontier.html``
+    of a study folder."""
     out = Path(out_dir)
     table = frontier_table(out)
     atomic_write_csv(out / TABLE_FILE, table)
-    atomic_write_text(out / MARKDOWN_FILE, markdown_frontier(table) + "\n")
+    runs = run_table(out)
+    atomic_write_csv(out / RUNS_FILE, runs)
+    markdown = markdown_frontier(table)
+    if len(runs):
+        markdown += "\n\nEvery run:\n\n" + markdown_runs(runs)
+    atomic_write_text(out / MARKDOWN_FILE, markdown + "\n")
     if len(table):
         atomic_write_text(out / FIGURE_FILE, frontier_figure(table).to_html(include_plotlyjs="cdn"))
     return table
