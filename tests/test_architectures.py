@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fer_utils.training.architectures import ARCHITECTURES, architecture, build_model, model_cost
+from fer_utils.training.architectures import (
+    ARCHITECTURES,
+    BATCHNORM_MOMENTUM,
+    architecture,
+    build_model,
+    model_cost,
+)
 
 
 def _paper_parameters(num_classes: int, image_size: int) -> int:
@@ -39,6 +45,8 @@ def test_light_families_stay_under_a_million_parameters_and_keep_the_named_layer
     assert model.output_shape == (None, 7)
     assert not any(type(layer).__name__ == "Lambda" for layer in model.layers)
     assert family.why
+    momenta = {layer.momentum for layer in model.layers if type(layer).__name__ == "BatchNormalization"}
+    assert momenta == {BATCHNORM_MOMENTUM}  # MobileNetV3's shipped 0.999 froze inference on one class
 
 
 def test_depthwise_and_separable_convolutions_are_counted():
