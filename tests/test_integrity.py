@@ -278,9 +278,10 @@ def fake_predict(monkeypatch):
     import pandas as pd
 
     from fer_utils.deploy import predict
+    from fer_utils.deploy.media_prediction import MediaPrediction
 
     def predict_media(path, *args):
-        return predict.MediaPrediction(
+        return MediaPrediction(
             str(path), ["happy", "sad"], pd.DataFrame(columns=["status"]), frames_sampled=3
         )
 
@@ -309,7 +310,7 @@ def test_predict_outputs_of_same_stem_media_do_not_collide(tmp_path, monkeypatch
 
 
 def test_output_names_keep_whole_short_names_and_shorten_long_ones_safely():
-    from fer_utils.deploy.predict import MAX_OUTPUT_NAME_BYTES, OUTPUT_SUFFIXES, output_stem
+    from fer_utils.deploy.prediction_outputs import MAX_OUTPUT_NAME_BYTES, OUTPUT_SUFFIXES, output_stem
 
     assert output_stem("/videos/clip.mp4") == "clip.mp4"
     long = "é" * 150 + ".mp4"  # 304 bytes; multi-byte characters must not be cut in half

@@ -447,7 +447,7 @@ def test_predict_of_two_folders_holding_the_same_file_name_keeps_both(tmp_path, 
 
 
 def test_output_names_are_relative_to_the_common_root_and_unique():
-    from fer_utils.deploy.predict import output_names
+    from fer_utils.deploy.prediction_outputs import output_names
 
     assert output_names([Path("/m/a/clip.mp4")]) == ["clip.mp4"]
     assert output_names([Path("/m/a/x.jpg"), Path("/m/a/y.jpg")]) == ["x.jpg", "y.jpg"]
@@ -477,7 +477,7 @@ def test_fer_train_into_a_folder_named_like_a_keras_template(tmp_path):
 
 
 def _image_prediction(path: str):
-    from fer_utils.deploy import predict
+    from fer_utils.deploy.media_prediction import MediaPrediction
 
     faces = pd.DataFrame(
         {"frame_index": [0], "timestamp": [0.0], "status": ["face"], "track_id": [0], "face_index": [0],
@@ -485,7 +485,7 @@ def _image_prediction(path: str):
          "confidence": [0.9], "prob_happy": [0.9], "prob_sad": [0.1]}
     )  # fmt: skip
     tracks = pd.DataFrame({"track_id": [0], "faces": [1], "label": ["happy"], "confidence": [0.9]})
-    return predict.MediaPrediction(path, ["happy", "sad"], faces, tracks, frames_sampled=1, is_image=True)
+    return MediaPrediction(path, ["happy", "sad"], faces, tracks, frames_sampled=1, is_image=True)
 
 
 def test_a_full_disk_during_predict_names_the_output_folder(tmp_path, monkeypatch, capsys):
@@ -494,14 +494,15 @@ def test_a_full_disk_during_predict_names_the_output_folder(tmp_path, monkeypatc
     from test_integrity import fake_predict
 
     from fer_utils.cli import main
-    from fer_utils.deploy import predict
+    from fer_utils.deploy import predict, prediction_outputs
 
     fake_predict(monkeypatch)
 
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")  # as cv2 / plotly raise it: no file name
 
-    monkeypatch.setattr(predict, "atomic_write_csv", full_disk)
+    for module in (predict, prediction_outputs):  # summary.csv, and each media file's tables
+        monkeypatch.setattr(module, "atomic_write_csv", full_disk)
     (tmp_path / "clip.mp4").write_bytes(b"")
     out = tmp_path / "deep" / "out"
     monkeypatch.chdir(tmp_path)
@@ -517,7 +518,7 @@ def test_a_truncated_plotly_js_is_rewritten_and_a_failed_write_leaves_none(tmp_p
     from plotly.offline import get_plotlyjs
 
     from fer_utils import files
-    from fer_utils.deploy import predict
+    from fer_utils.deploy.prediction_outputs import write_prediction
 
     image = tmp_path / "photo.jpg"
     import cv2
@@ -526,7 +527,7 @@ def test_a_truncated_plotly_js_is_rewritten_and_a_failed_write_leaves_none(tmp_p
     out = tmp_path / "out"
     out.mkdir()
     (out / "plotly.min.js").write_text(get_plotlyjs()[:1000])  # what a full disk left behind
-    predict.write_prediction(_image_prediction(str(image)), out)
+    write_prediction(_image_prediction(str(image)), out)
     assert (out / "plotly.min.js").read_text() == get_plotlyjs()
     assert 'src="plotly.min.js"' in (out / "photo.jpg_faces.html").read_text()
 
@@ -541,7 +542,7 @@ def test_a_truncated_plotly_js_is_rewritten_and_a_failed_write_leaves_none(tmp_p
 
     monkeypatch.setattr(files.os, "replace", full_disk)
     with pytest.raises(files.DiskFull, match="plotly"):
-        predict.write_prediction(_image_prediction(str(image)), fresh)
+        write_prediction(_image_prediction(str(image)), fresh)
     assert not (fresh / "plotly.min.js").exists() and not list(fresh.glob(".plotly*"))
 
 

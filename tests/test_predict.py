@@ -12,10 +12,10 @@ import pytest
 import fer_utils
 from fer_utils.cli import main
 from fer_utils.deploy import bundled
-from fer_utils.experiments import bundle_model
-from fer_utils.experiments.cross_dataset import UNMAPPED, evaluate_on_cache, label_mapping
 from fer_utils.deploy.predictors import load_predictor
 from fer_utils.deploy.tracking import FaceTracker, box_iou
+from fer_utils.experiments import bundle_model
+from fer_utils.experiments.cross_dataset import UNMAPPED, evaluate_on_cache, label_mapping
 from fer_utils.faces.detection import detect_faces
 from fer_utils.faces.frames import evenly_spaced, stream_frames
 
@@ -345,16 +345,17 @@ def test_a_model_whose_spec_disagrees_with_its_outputs_is_refused_before_any_wor
 def test_the_timeline_shows_the_frames_without_a_face(pyfeat_media, tmp_path):
     """face_noface.mov: the face leaves at ~2.5 s; the axis runs to the last sampled frame (~6.4 s), the
     lines break there and the span is shaded "no face"."""
-    from fer_utils.deploy import predict
+    from fer_utils.deploy.media_prediction import predict_media
+    from fer_utils.deploy.prediction_figures import no_face_spans, timeline_figure
 
-    prediction = predict.predict_media(
+    prediction = predict_media(
         pyfeat_media / "face_noface.mov", load_predictor(bundled.bundled_model_path()), fps=5
     )
     last = prediction.faces["timestamp_s"].max()
     assert last > 6 and prediction.face_rows["timestamp_s"].max() < 2.6
-    spans = predict.no_face_spans(prediction)
+    spans = no_face_spans(prediction)
     assert len(spans) == 1 and 2.3 < spans[0][0] < 2.6 and spans[0][1] == last
-    figure = predict.timeline_figure(prediction)
+    figure = timeline_figure(prediction)
     assert figure.layout.xaxis.range[1] >= last
     assert any(getattr(a, "text", "") == "no face" for a in figure.layout.annotations)
     shaded = [shape for shape in figure.layout.shapes if shape.type == "rect"]
@@ -364,7 +365,7 @@ def test_the_timeline_shows_the_frames_without_a_face(pyfeat_media, tmp_path):
 
 
 def test_a_face_cut_by_the_frame_gets_its_whole_label_inside_the_image():
-    from fer_utils.deploy.predict import label_origin
+    from fer_utils.deploy.prediction_figures import label_origin
 
     assert label_origin((-77, 40), (120, 20), (300, 400, 3)) == (0, 20)  # left edge: moved in
     assert label_origin((350, 5), (120, 20), (300, 400, 3)) == (280, 5)  # top and right: inside the box
@@ -374,7 +375,7 @@ def test_a_face_cut_by_the_frame_gets_its_whole_label_inside_the_image():
 def test_summary_columns_are_counts_in_a_fixed_order_and_a_missing_path_is_a_reported_skip(
     pyfeat_media, tmp_path, capsys
 ):
-    from fer_utils.deploy.predict import OUTPUT_KINDS, SUMMARY_COLUMNS
+    from fer_utils.deploy.prediction_outputs import OUTPUT_KINDS, SUMMARY_COLUMNS
 
     out = tmp_path / "out"
     photo, missing = pyfeat_media / "multi_face.jpg", tmp_path / "not-there.mp4"
