@@ -19,7 +19,8 @@ import numpy as np
 
 from fer_utils.data.datasets import VIDEO_SUFFIXES, Sample
 from fer_utils.faces.frames import Frame, SampledFrames, evenly_spaced, is_image, sample_frames
-from fer_utils.faces.preprocess import PreprocessConfig, process_sample
+from fer_utils.faces.preprocess_config import PreprocessConfig
+from fer_utils.faces.sample_faces import process_sample
 
 #: The paper-like but unoptimised setting used as the benchmark baseline: every frame decoded and
 #: converted, detection at full resolution with one upsampling pass, the 6 evenly spaced frames only.
