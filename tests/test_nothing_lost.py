@@ -713,7 +713,8 @@ def test_fer_predict_of_a_garbage_model_file_is_one_line(suffix, tmp_path, capsy
 
 
 def test_an_unreadable_split_folder_is_skipped_and_the_other_splits_kept(tmp_path, monkeypatch):
-    from fer_utils.data.datasets import PERMISSION_DENIED_FOLDER, folder_samples
+    from fer_utils.data.class_folders import folder_samples
+    from fer_utils.data.samples import PERMISSION_DENIED_FOLDER
 
     root = tmp_path / "fer2013"
     for name in ("train/happy/a.png", "test/sad/b.png"):

@@ -17,7 +17,8 @@ from fixture_media import face_video, noface_video, touch
 
 from fer_utils.bench.preprocessing import DEFAULT_SETTINGS, benchmark_preprocessing, format_benchmark
 from fer_utils.cli import main as fer_main
-from fer_utils.data.datasets import PYFEAT_RAVDESS_NAMES, Sample, dataset_samples, pyfeat_ravdess_tree
+from fer_utils.data.datasets import PYFEAT_RAVDESS_NAMES, dataset_samples, pyfeat_ravdess_tree
+from fer_utils.data.samples import Sample
 from fer_utils.faces.cache import FaceCache
 from fer_utils.faces.cache_overview import detection_rates, face_grid
 from fer_utils.faces.detection import detect_faces

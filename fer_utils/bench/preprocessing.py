@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_utils.data.datasets import VIDEO_SUFFIXES, Sample
+from fer_utils.data.samples import VIDEO_SUFFIXES, Sample
 from fer_utils.faces.frames import Frame, SampledFrames, evenly_spaced, is_image, sample_frames
 from fer_utils.faces.preprocess_config import PreprocessConfig
 from fer_utils.faces.sample_faces import process_sample

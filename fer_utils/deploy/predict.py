@@ -16,7 +16,7 @@ import argparse
 import os
 from pathlib import Path
 
-from fer_utils.data.datasets import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from fer_utils.data.samples import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fer_utils.deploy.media_prediction import MAX_TRACKING_GAP_S, predict_media
 from fer_utils.deploy.prediction_outputs import output_names, summary_row, summary_table, write_prediction
 from fer_utils.deploy.predictors import load_predictor

@@ -24,7 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fer_utils.data.datasets import DATASETS, dataset_samples, pyfeat_ravdess_tree
+from fer_utils.data.datasets import dataset_samples, pyfeat_ravdess_tree
+from fer_utils.data.downloads import DATASETS
 from fer_utils.demo import ensure_demo_dataset
 from fer_utils.experiments.ablation.grid import NOTEBOOK_FIELDS, shared_training
 from fer_utils.faces.cache import FaceCache, cache_dir_for

@@ -25,16 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_utils.data.datasets import (
-    DATASETS,
-    Sample,
-    SkippedItem,
-    dataset_samples,
-    describe_renaming,
-    folder_samples,
-    label_renaming,
-    manual_download,
-)
+from fer_utils.data.class_folders import describe_renaming, folder_samples, label_renaming
+from fer_utils.data.datasets import dataset_samples
+from fer_utils.data.downloads import DATASETS, manual_download
+from fer_utils.data.samples import Sample, SkippedItem
 from fer_utils.data.synthetic import is_demo_media
 from fer_utils.faces.cache import FaceCache, FaceCacheWriter, cache_dir_for
 from fer_utils.faces.cache_overview import print_summary
@@ -92,7 +86,7 @@ def preprocess(
     """Build (or resume) the face cache of ``samples`` under ``cache_root`` and return it.
 
     Args:
-        samples: media items (from :func:`fer_utils.datasets.dataset_samples`).
+        samples: media items (from :func:`fer_utils.data.datasets.dataset_samples`).
         cache_root: folder of caches; this one goes to ``<cache_root>/<dataset>-<config hash>``.
         config: the preprocessing config.
         dataset: name of the dataset (default: the samples' own).

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fer_utils.data.datasets import Sample
+from fer_utils.data.samples import Sample
 from fer_utils.faces.cache import TIME_COLUMN
 from fer_utils.faces.detection import extract_face
 from fer_utils.faces.frames import SampledFrames, sample_frames
