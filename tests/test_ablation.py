@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from fer_utils.experiments import ablation
-from fer_utils.faces.cache import write_array_cache
+from fer_utils.faces.cache_writer import write_array_cache
 from fer_utils.paths import NOTEBOOKS_DIR
 from fer_utils.settings import field_names
 from fer_utils.training import rundir

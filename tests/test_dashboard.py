@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 
 from fer_utils.data.synthetic import MANIFEST_NAME, SYNTHETIC_MARKER, is_demo_media
-from fer_utils.faces.cache import FaceCache, FaceCacheWriter
+from fer_utils.faces.cache import FaceCache
+from fer_utils.faces.cache_writer import FaceCacheWriter
 from fer_utils.training import rundir
 from fer_utils.training.evaluate import evaluate_predictions, predictions_table
 from fer_utils.training.results import RunConfig, RunMetrics

@@ -15,7 +15,9 @@ import pytest
 from test_dashboard import html_of, toy_runs  # noqa: F401  (fixture: two good runs, two broken)
 
 from fer_utils.cli import main as fer_main
-from fer_utils.faces.cache import CacheDamaged, FaceCache, FaceCacheWriter, verify_cache, write_array_cache
+from fer_utils.faces.cache import FaceCache, verify_cache
+from fer_utils.faces.cache_writer import FaceCacheWriter, write_array_cache
+from fer_utils.faces.shards import CacheDamaged
 from fer_utils.locks import FolderBusy
 from fer_utils.training import rundir
 from fer_utils.training.train import train_run
@@ -79,7 +81,7 @@ def quick_run(cache, run_dir, **overrides):
 def test_a_second_cache_writer_is_refused_while_another_process_writes(tmp_path):
     folder = tmp_path / "cache"
     setup = (
-        "from fer_utils.faces.cache import FaceCacheWriter\n"
+        "from fer_utils.faces.cache_writer import FaceCacheWriter\n"
         f"writer = FaceCacheWriter({str(folder)!r}, {{'image_size': 4}})"
     )
     with Holder(setup) as holder:

@@ -114,7 +114,7 @@ def test_negative_face_ids_never_wrap_to_other_faces(tmp_path):
 
 
 def test_a_pickled_shard_is_refused_as_damage_not_loaded(tmp_path):
-    from fer_utils.faces.cache import CacheDamaged
+    from fer_utils.faces.shards import CacheDamaged
 
     cache = make_cache(tmp_path / "cache", 12)
     _strip_shard_records(cache.cache_dir)
@@ -552,7 +552,7 @@ def test_a_truncated_plotly_js_is_rewritten_and_a_failed_write_leaves_none(tmp_p
 
 
 def test_flipped_bytes_in_a_shard_are_caught_when_training_first_reads_it(tmp_path):
-    from fer_utils.faces.cache import CacheDamaged
+    from fer_utils.faces.shards import CacheDamaged
     from fer_utils.training.train import open_training_cache
 
     cache = make_cache(tmp_path / "cache", 12)

@@ -154,7 +154,7 @@ def test_label_maps_naming_unknown_classes_fail_before_any_work():
 @pytest.fixture(scope="module")
 def ravdess_like_cache(fer2013_root, tmp_path_factory):
     """Real FER2013 test faces stored under RAVDESS's 8 labels: calm has no FER2013 class."""
-    from fer_utils.faces.cache import write_array_cache
+    from fer_utils.faces.cache_writer import write_array_cache
 
     faces, labels, _ = bundle_model.fer2013_test_faces(fer2013_root)
     rng = np.random.default_rng(0)
@@ -261,7 +261,7 @@ def test_evaluate_scores_the_scored_classes_and_reports_restricted_scores_and_un
 def test_evaluate_says_when_it_resizes_the_cache_faces(fer2013_root, tmp_path, capsys):
     import cv2
 
-    from fer_utils.faces.cache import write_array_cache
+    from fer_utils.faces.cache_writer import write_array_cache
 
     faces, labels, _ = bundle_model.fer2013_test_faces(fer2013_root)
     chosen = np.random.default_rng(0).choice(len(faces), 60, replace=False)

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from paper_cnn import paper_cnn_parameters
 
-from fer_utils.faces.cache import FaceCache, write_array_cache
+from fer_utils.faces.cache import FaceCache
+from fer_utils.faces.cache_writer import write_array_cache
 from fer_utils.faces.preprocess import image_folder_cache
 from fer_utils.training.model import build_paper_cnn
 from fer_utils.training.rundir import list_runs, load_run

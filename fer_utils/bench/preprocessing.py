@@ -201,7 +201,7 @@ def stage_times(samples: list[Sample], config: PreprocessConfig, decode_all: boo
     shard of the crops)."""
     import tempfile
 
-    from fer_utils.faces.cache import FaceCacheWriter
+    from fer_utils.faces.cache_writer import FaceCacheWriter
     from fer_utils.faces.detection import crop_face, detect_faces
 
     totals = {"decode": 0.0, "detect": 0.0, "crop_resize": 0.0, "write": 0.0}

@@ -30,8 +30,9 @@ from fer_utils.data.datasets import dataset_samples
 from fer_utils.data.downloads import DATASETS, manual_download
 from fer_utils.data.samples import Sample, SkippedItem
 from fer_utils.data.synthetic import is_demo_media
-from fer_utils.faces.cache import FaceCache, FaceCacheWriter, cache_dir_for
+from fer_utils.faces.cache import FaceCache, cache_dir_for
 from fer_utils.faces.cache_overview import print_summary
+from fer_utils.faces.cache_writer import FaceCacheWriter
 from fer_utils.faces.detection import to_gray_face  # noqa: F401  (to_gray_face: re-exported)
 from fer_utils.faces.preprocess_config import PreprocessConfig, cache_config
 from fer_utils.faces.sample_faces import ProcessedItem, process_sample
