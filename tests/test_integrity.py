@@ -19,7 +19,7 @@ from fer_utils.faces.cache import FaceCache, verify_cache
 from fer_utils.faces.cache_writer import FaceCacheWriter, write_array_cache
 from fer_utils.faces.shards import CacheDamaged
 from fer_utils.locks import FolderBusy
-from fer_utils.training import rundir
+from fer_utils.training import run_listing, rundir
 from fer_utils.training.train import train_run
 from fer_utils.viz import dashboard
 
@@ -207,7 +207,7 @@ def test_a_run_being_written_is_not_listed_and_a_killed_ones_leftovers_are_remov
     partial = finished_run.path.with_name(".paper.partial-deadbeef")  # what kill -9 leaves
     shutil.copytree(finished_run.path, partial)
     (partial / rundir.METRICS_FILE).unlink()
-    runs, problems = rundir.list_runs(finished_run.path.parent)
+    runs, problems = run_listing.list_runs(finished_run.path.parent)
     assert [run.name for run in runs] == ["paper"] and not problems
     quick_run(cache, finished_run.path, overwrite=True)
     assert not partial.exists()
@@ -239,7 +239,7 @@ def runs_with_bad_metrics(toy_runs):  # noqa: F811
 
 
 def test_any_malformed_metrics_is_a_listed_problem_with_its_reason(runs_with_bad_metrics):
-    runs, problems = rundir.list_runs(runs_with_bad_metrics)
+    runs, problems = run_listing.list_runs(runs_with_bad_metrics)
     assert [run.name for run in runs] == ["a-run", "b-run"]
     assert "the JSON value is null, not an object" in problems["null"]
     assert "the JSON value is array, not an object" in problems["array"]

@@ -17,7 +17,7 @@ import pytest
 from test_dashboard import make_cache, make_run, toy_probabilities
 
 from fer_utils.faces.cache import FaceCache
-from fer_utils.training import rundir
+from fer_utils.training import run_listing, rundir
 
 # ----------------------------------------------------------------------------------------------------
 # 1. Per-run isolation in every reader
@@ -87,8 +87,8 @@ def mixed_runs(tmp_path):
 
 def test_validate_run_names_each_malformed_kind_and_passes_good_runs(mixed_runs):
     for name in ("good-a", "good-b"):
-        assert rundir.validate_run(rundir.load_run(mixed_runs / name)) == []
-    reasons = {name: rundir.validate_run(rundir.load_run(mixed_runs / name)) for name in MALFORMED}
+        assert run_listing.validate_run(rundir.load_run(mixed_runs / name)) == []
+    reasons = {name: run_listing.validate_run(rundir.load_run(mixed_runs / name)) for name in MALFORMED}
     assert all(reasons.values()), reasons
     assert "not a face cache shard" in " ".join(reasons["pickled-shard"] + reasons["linked-shard"])
     assert "outside its face cache" in reasons["ids-outside"][0]
@@ -99,7 +99,7 @@ def test_validate_run_names_each_malformed_kind_and_passes_good_runs(mixed_runs)
 
 
 def test_list_runs_keeps_every_good_run_and_lists_each_bad_one(mixed_runs):
-    runs, problems = rundir.list_runs(mixed_runs)
+    runs, problems = run_listing.list_runs(mixed_runs)
     assert sorted(run.name for run in runs) == ["good-a", "good-b"]
     assert sorted(problems) == sorted(MALFORMED)
 
@@ -178,7 +178,7 @@ def test_a_symlinked_run_folder_is_listed_with_its_reason_not_dropped(tmp_path):
     make_run(runs / "real-run", cache, toy_probabilities(12, 1))
     (runs / "linked-far").symlink_to(outside, target_is_directory=True)
     (runs / "linked-near").symlink_to(runs / "real-run", target_is_directory=True)
-    found, problems = rundir.list_runs(runs)
+    found, problems = run_listing.list_runs(runs)
     assert [run.name for run in found] == ["real-run"]
     assert "outside" in problems["linked-far"] and str(outside) in problems["linked-far"]
     assert "real-run" in problems["linked-near"]
@@ -250,7 +250,7 @@ def test_fer_report_of_real_runs_mixed_with_every_malformed_kind(tmp_path, capsy
     assert page.count('<details class="fer-run"') == 2
     assert "<code>good</code>" not in page and "<code>good-copy</code>" not in page  # neither is a problem
     assert f"{len(MALFORMED)} run folder(s) could not be opened" in page
-    _, problems = rundir.list_runs(runs)
+    _, problems = run_listing.list_runs(runs)
     assert sorted(problems) == sorted(MALFORMED)
     for kind, phrase in REASON_PHRASES.items():
         assert phrase in problems[kind], (kind, problems[kind])

@@ -170,7 +170,7 @@ def ravdess_like_cache(fer2013_root, tmp_path_factory):
 def test_evaluate_scores_the_bundled_model_and_reports_the_unmappable_class(
     ravdess_like_cache, tmp_path, capsys
 ):
-    from fer_utils.training.rundir import list_runs
+    from fer_utils.training.run_listing import list_runs
     from fer_utils.viz.dashboard import run_choices
 
     label_map = tmp_path / "map.json"
