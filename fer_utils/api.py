@@ -10,7 +10,8 @@ import pandas as pd
 
 from fer_utils.deploy.bundled import is_bundled_name
 from fer_utils.deploy.engines import bundled_predictor
-from fer_utils.deploy.predict import media_in, predict_image_array, predict_media
+from fer_utils.deploy.media_prediction import predict_image_array, predict_media
+from fer_utils.deploy.predict import media_in
 from fer_utils.deploy.predictors import Predictor, load_predictor
 from fer_utils.faces.keyframes import DEFAULT_DETECT_EVERY
 

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 from fer_utils.experiments import ablation
-from fer_utils.faces.cache import write_array_cache
+from fer_utils.faces.cache_writer import write_array_cache
 from fer_utils.paths import NOTEBOOKS_DIR
 from fer_utils.settings import field_names
-from fer_utils.training import rundir
+from fer_utils.training import run_listing, rundir
 from fer_utils.training.train import TrainConfig
 
 # ------------------------------------------------------------------------------- hand-made run folders
@@ -133,7 +133,7 @@ def test_hand_made_runs_hold_metrics_that_load_run_accepts(hand_made_ablation):
     finished = [path for path in (out_dir / ablation.RUNS_FOLDER).iterdir() if rundir.is_finished(path)]
     assert len(finished) == 5
     for path in finished:
-        assert rundir.metrics_problem(rundir.read_metrics(path)) is None
+        assert run_listing.metrics_problem(rundir.read_metrics(path)) is None
         assert rundir.read_outcome(path).best_epoch is not None
 
 

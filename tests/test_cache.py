@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from fer_utils.faces.cache import FaceCache, FaceCacheWriter, cache_dir_for, config_key
+from fer_utils.faces.cache import FaceCache, cache_dir_for, config_key
+from fer_utils.faces.cache_writer import FaceCacheWriter
 
 
 def rows_for(item, n):

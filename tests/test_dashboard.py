@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 
 from fer_utils.data.synthetic import MANIFEST_NAME, SYNTHETIC_MARKER, is_demo_media
-from fer_utils.faces.cache import FaceCache, FaceCacheWriter
+from fer_utils.faces.cache import FaceCache
+from fer_utils.faces.cache_writer import FaceCacheWriter
 from fer_utils.training import rundir
 from fer_utils.training.evaluate import evaluate_predictions, predictions_table
 from fer_utils.training.results import RunConfig, RunMetrics
@@ -612,7 +613,7 @@ def test_caption_times_are_seconds_within_the_clip(tmp_path):
     from types import SimpleNamespace
 
     from fer_utils.faces.frames import Frame
-    from fer_utils.faces.preprocess import _index_row
+    from fer_utils.faces.sample_faces import _index_row
 
     box = SimpleNamespace(x=1, y=2, w=10, h=10, score=1.0)
     crop = SimpleNamespace(box=box, angle=0.0)
@@ -661,7 +662,7 @@ def test_demo_media_are_recognised_by_their_manifest(tmp_path):
     (tmp_path / "demo" / MANIFEST_NAME).write_text("{}")
     assert is_demo_media(tmp_path / "demo" / "Actor_01" / "clip.mp4")
     assert not is_demo_media(tmp_path / "elsewhere" / "clip.mp4")
-    from fer_utils.faces.preprocess import PreprocessConfig, cache_config
+    from fer_utils.faces.preprocess_config import PreprocessConfig, cache_config
 
     assert cache_config(PreprocessConfig(), "ravdess", synthetic=True)[SYNTHETIC_MARKER] is True
     assert SYNTHETIC_MARKER not in cache_config(PreprocessConfig(), "ravdess")

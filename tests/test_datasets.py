@@ -7,14 +7,10 @@ import pytest
 from fixture_media import touch
 
 from fer_utils.cli import main as fer_main
-from fer_utils.data.datasets import (
-    Sample,
-    dataset_samples,
-    manual_download,
-    mead_samples,
-    ravdess_samples,
-    savee_samples,
-)
+from fer_utils.data.datasets import dataset_samples
+from fer_utils.data.downloads import manual_download
+from fer_utils.data.samples import Sample
+from fer_utils.data.video_layouts import mead_samples, ravdess_samples, savee_samples
 
 
 def _by_name(samples):
@@ -196,7 +192,7 @@ def test_manual_download_texts_and_cli(capsys):
 
 
 def test_only_class_folder_names_count_as_renamed_labels(tmp_path):
-    from fer_utils.data.datasets import label_renaming
+    from fer_utils.data.class_folders import label_renaming
 
     touch(tmp_path / "faces" / "happiness" / "a.jpg")
     touch(tmp_path / "faces" / "sad" / "b.jpg")

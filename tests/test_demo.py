@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from fer_utils.cli import main
-from fer_utils.data.datasets import RAVDESS_EMOTIONS, ravdess_samples
 from fer_utils.data.synthetic import MANIFEST_NAME
+from fer_utils.data.video_layouts import RAVDESS_EMOTIONS, ravdess_samples
 from fer_utils.demo.actors import make_actor
 from fer_utils.demo.clips import expression_profile, render_clip
 from fer_utils.demo.dataset import clip_variants, make_demo_dataset, ravdess_name

@@ -15,7 +15,8 @@ from fer_utils.data.datasets import dataset_samples
 from fer_utils.demo import make_demo_dataset
 from fer_utils.experiments.ablation import GridConfig, run_grid
 from fer_utils.experiments.notebook_pipeline import DEMO_PREPROCESS
-from fer_utils.faces.preprocess import PreprocessConfig, preprocess
+from fer_utils.faces.preprocess import preprocess
+from fer_utils.faces.preprocess_config import PreprocessConfig
 from fer_utils.notebook_execution import execute_notebook
 from fer_utils.paths import NOTEBOOKS_DIR
 from fer_utils.training.rundir import load_run

@@ -15,9 +15,11 @@ import pytest
 from test_dashboard import html_of, toy_runs  # noqa: F401  (fixture: two good runs, two broken)
 
 from fer_utils.cli import main as fer_main
-from fer_utils.faces.cache import CacheDamaged, FaceCache, FaceCacheWriter, verify_cache, write_array_cache
+from fer_utils.faces.cache import FaceCache, verify_cache
+from fer_utils.faces.cache_writer import FaceCacheWriter, write_array_cache
+from fer_utils.faces.shards import CacheDamaged
 from fer_utils.locks import FolderBusy
-from fer_utils.training import rundir
+from fer_utils.training import run_listing, rundir
 from fer_utils.training.train import train_run
 from fer_utils.viz import dashboard
 
@@ -79,7 +81,7 @@ def quick_run(cache, run_dir, **overrides):
 def test_a_second_cache_writer_is_refused_while_another_process_writes(tmp_path):
     folder = tmp_path / "cache"
     setup = (
-        "from fer_utils.faces.cache import FaceCacheWriter\n"
+        "from fer_utils.faces.cache_writer import FaceCacheWriter\n"
         f"writer = FaceCacheWriter({str(folder)!r}, {{'image_size': 4}})"
     )
     with Holder(setup) as holder:
@@ -205,7 +207,7 @@ def test_a_run_being_written_is_not_listed_and_a_killed_ones_leftovers_are_remov
     partial = finished_run.path.with_name(".paper.partial-deadbeef")  # what kill -9 leaves
     shutil.copytree(finished_run.path, partial)
     (partial / rundir.METRICS_FILE).unlink()
-    runs, problems = rundir.list_runs(finished_run.path.parent)
+    runs, problems = run_listing.list_runs(finished_run.path.parent)
     assert [run.name for run in runs] == ["paper"] and not problems
     quick_run(cache, finished_run.path, overwrite=True)
     assert not partial.exists()
@@ -237,7 +239,7 @@ def runs_with_bad_metrics(toy_runs):  # noqa: F811
 
 
 def test_any_malformed_metrics_is_a_listed_problem_with_its_reason(runs_with_bad_metrics):
-    runs, problems = rundir.list_runs(runs_with_bad_metrics)
+    runs, problems = run_listing.list_runs(runs_with_bad_metrics)
     assert [run.name for run in runs] == ["a-run", "b-run"]
     assert "the JSON value is null, not an object" in problems["null"]
     assert "the JSON value is array, not an object" in problems["array"]
@@ -278,9 +280,10 @@ def fake_predict(monkeypatch):
     import pandas as pd
 
     from fer_utils.deploy import predict
+    from fer_utils.deploy.media_prediction import MediaPrediction
 
     def predict_media(path, *args):
-        return predict.MediaPrediction(
+        return MediaPrediction(
             str(path), ["happy", "sad"], pd.DataFrame(columns=["status"]), frames_sampled=3
         )
 
@@ -309,7 +312,7 @@ def test_predict_outputs_of_same_stem_media_do_not_collide(tmp_path, monkeypatch
 
 
 def test_output_names_keep_whole_short_names_and_shorten_long_ones_safely():
-    from fer_utils.deploy.predict import MAX_OUTPUT_NAME_BYTES, OUTPUT_SUFFIXES, output_stem
+    from fer_utils.deploy.prediction_outputs import MAX_OUTPUT_NAME_BYTES, OUTPUT_SUFFIXES, output_stem
 
     assert output_stem("/videos/clip.mp4") == "clip.mp4"
     long = "é" * 150 + ".mp4"  # 304 bytes; multi-byte characters must not be cut in half

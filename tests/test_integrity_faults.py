@@ -358,7 +358,7 @@ def test_every_file_under_a_ravdess_tree_ends_in_the_index_or_skipped(ravdess_tr
 
 
 def test_a_folder_layout_accounts_for_gifs_and_broken_links(small_image_folder, tmp_path):
-    from fer_utils.data.datasets import folder_samples
+    from fer_utils.data.class_folders import folder_samples
 
     happy = small_image_folder / "happy"
     (happy / "animated.gif").write_bytes(b"GIF89a")

@@ -17,7 +17,7 @@ import pytest
 from test_dashboard import make_cache, make_run, toy_probabilities
 
 from fer_utils.faces.cache import FaceCache
-from fer_utils.training import rundir
+from fer_utils.training import run_listing, rundir
 
 # ----------------------------------------------------------------------------------------------------
 # 1. Per-run isolation in every reader
@@ -87,8 +87,8 @@ def mixed_runs(tmp_path):
 
 def test_validate_run_names_each_malformed_kind_and_passes_good_runs(mixed_runs):
     for name in ("good-a", "good-b"):
-        assert rundir.validate_run(rundir.load_run(mixed_runs / name)) == []
-    reasons = {name: rundir.validate_run(rundir.load_run(mixed_runs / name)) for name in MALFORMED}
+        assert run_listing.validate_run(rundir.load_run(mixed_runs / name)) == []
+    reasons = {name: run_listing.validate_run(rundir.load_run(mixed_runs / name)) for name in MALFORMED}
     assert all(reasons.values()), reasons
     assert "not a face cache shard" in " ".join(reasons["pickled-shard"] + reasons["linked-shard"])
     assert "outside its face cache" in reasons["ids-outside"][0]
@@ -99,7 +99,7 @@ def test_validate_run_names_each_malformed_kind_and_passes_good_runs(mixed_runs)
 
 
 def test_list_runs_keeps_every_good_run_and_lists_each_bad_one(mixed_runs):
-    runs, problems = rundir.list_runs(mixed_runs)
+    runs, problems = run_listing.list_runs(mixed_runs)
     assert sorted(run.name for run in runs) == ["good-a", "good-b"]
     assert sorted(problems) == sorted(MALFORMED)
 
@@ -114,7 +114,7 @@ def test_negative_face_ids_never_wrap_to_other_faces(tmp_path):
 
 
 def test_a_pickled_shard_is_refused_as_damage_not_loaded(tmp_path):
-    from fer_utils.faces.cache import CacheDamaged
+    from fer_utils.faces.shards import CacheDamaged
 
     cache = make_cache(tmp_path / "cache", 12)
     _strip_shard_records(cache.cache_dir)
@@ -178,7 +178,7 @@ def test_a_symlinked_run_folder_is_listed_with_its_reason_not_dropped(tmp_path):
     make_run(runs / "real-run", cache, toy_probabilities(12, 1))
     (runs / "linked-far").symlink_to(outside, target_is_directory=True)
     (runs / "linked-near").symlink_to(runs / "real-run", target_is_directory=True)
-    found, problems = rundir.list_runs(runs)
+    found, problems = run_listing.list_runs(runs)
     assert [run.name for run in found] == ["real-run"]
     assert "outside" in problems["linked-far"] and str(outside) in problems["linked-far"]
     assert "real-run" in problems["linked-near"]
@@ -250,7 +250,7 @@ def test_fer_report_of_real_runs_mixed_with_every_malformed_kind(tmp_path, capsy
     assert page.count('<details class="fer-run"') == 2
     assert "<code>good</code>" not in page and "<code>good-copy</code>" not in page  # neither is a problem
     assert f"{len(MALFORMED)} run folder(s) could not be opened" in page
-    _, problems = rundir.list_runs(runs)
+    _, problems = run_listing.list_runs(runs)
     assert sorted(problems) == sorted(MALFORMED)
     for kind, phrase in REASON_PHRASES.items():
         assert phrase in problems[kind], (kind, problems[kind])
@@ -447,7 +447,7 @@ def test_predict_of_two_folders_holding_the_same_file_name_keeps_both(tmp_path, 
 
 
 def test_output_names_are_relative_to_the_common_root_and_unique():
-    from fer_utils.deploy.predict import output_names
+    from fer_utils.deploy.prediction_outputs import output_names
 
     assert output_names([Path("/m/a/clip.mp4")]) == ["clip.mp4"]
     assert output_names([Path("/m/a/x.jpg"), Path("/m/a/y.jpg")]) == ["x.jpg", "y.jpg"]
@@ -477,7 +477,7 @@ def test_fer_train_into_a_folder_named_like_a_keras_template(tmp_path):
 
 
 def _image_prediction(path: str):
-    from fer_utils.deploy import predict
+    from fer_utils.deploy.media_prediction import MediaPrediction
 
     faces = pd.DataFrame(
         {"frame_index": [0], "timestamp": [0.0], "status": ["face"], "track_id": [0], "face_index": [0],
@@ -485,7 +485,7 @@ def _image_prediction(path: str):
          "confidence": [0.9], "prob_happy": [0.9], "prob_sad": [0.1]}
     )  # fmt: skip
     tracks = pd.DataFrame({"track_id": [0], "faces": [1], "label": ["happy"], "confidence": [0.9]})
-    return predict.MediaPrediction(path, ["happy", "sad"], faces, tracks, frames_sampled=1, is_image=True)
+    return MediaPrediction(path, ["happy", "sad"], faces, tracks, frames_sampled=1, is_image=True)
 
 
 def test_a_full_disk_during_predict_names_the_output_folder(tmp_path, monkeypatch, capsys):
@@ -494,14 +494,15 @@ def test_a_full_disk_during_predict_names_the_output_folder(tmp_path, monkeypatc
     from test_integrity import fake_predict
 
     from fer_utils.cli import main
-    from fer_utils.deploy import predict
+    from fer_utils.deploy import predict, prediction_outputs
 
     fake_predict(monkeypatch)
 
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")  # as cv2 / plotly raise it: no file name
 
-    monkeypatch.setattr(predict, "atomic_write_csv", full_disk)
+    for module in (predict, prediction_outputs):  # summary.csv, and each media file's tables
+        monkeypatch.setattr(module, "atomic_write_csv", full_disk)
     (tmp_path / "clip.mp4").write_bytes(b"")
     out = tmp_path / "deep" / "out"
     monkeypatch.chdir(tmp_path)
@@ -517,7 +518,7 @@ def test_a_truncated_plotly_js_is_rewritten_and_a_failed_write_leaves_none(tmp_p
     from plotly.offline import get_plotlyjs
 
     from fer_utils import files
-    from fer_utils.deploy import predict
+    from fer_utils.deploy.prediction_outputs import write_prediction
 
     image = tmp_path / "photo.jpg"
     import cv2
@@ -526,7 +527,7 @@ def test_a_truncated_plotly_js_is_rewritten_and_a_failed_write_leaves_none(tmp_p
     out = tmp_path / "out"
     out.mkdir()
     (out / "plotly.min.js").write_text(get_plotlyjs()[:1000])  # what a full disk left behind
-    predict.write_prediction(_image_prediction(str(image)), out)
+    write_prediction(_image_prediction(str(image)), out)
     assert (out / "plotly.min.js").read_text() == get_plotlyjs()
     assert 'src="plotly.min.js"' in (out / "photo.jpg_faces.html").read_text()
 
@@ -541,7 +542,7 @@ def test_a_truncated_plotly_js_is_rewritten_and_a_failed_write_leaves_none(tmp_p
 
     monkeypatch.setattr(files.os, "replace", full_disk)
     with pytest.raises(files.DiskFull, match="plotly"):
-        predict.write_prediction(_image_prediction(str(image)), fresh)
+        write_prediction(_image_prediction(str(image)), fresh)
     assert not (fresh / "plotly.min.js").exists() and not list(fresh.glob(".plotly*"))
 
 
@@ -551,7 +552,7 @@ def test_a_truncated_plotly_js_is_rewritten_and_a_failed_write_leaves_none(tmp_p
 
 
 def test_flipped_bytes_in_a_shard_are_caught_when_training_first_reads_it(tmp_path):
-    from fer_utils.faces.cache import CacheDamaged
+    from fer_utils.faces.shards import CacheDamaged
     from fer_utils.training.train import open_training_cache
 
     cache = make_cache(tmp_path / "cache", 12)
@@ -712,7 +713,8 @@ def test_fer_predict_of_a_garbage_model_file_is_one_line(suffix, tmp_path, capsy
 
 
 def test_an_unreadable_split_folder_is_skipped_and_the_other_splits_kept(tmp_path, monkeypatch):
-    from fer_utils.data.datasets import PERMISSION_DENIED_FOLDER, folder_samples
+    from fer_utils.data.class_folders import folder_samples
+    from fer_utils.data.samples import PERMISSION_DENIED_FOLDER
 
     root = tmp_path / "fer2013"
     for name in ("train/happy/a.png", "test/sad/b.png"):

@@ -104,7 +104,7 @@ def test_notebook_02_as_opened_trains_on_the_cache_notebook_01_as_opened_builds(
     generation and the preprocessing itself are stubbed: only where the faces go is compared)."""
     from fer_utils.experiments import notebook_pipeline
     from fer_utils.faces.cache import cache_dir_for
-    from fer_utils.faces.preprocess import cache_config
+    from fer_utils.faces.preprocess_config import cache_config
 
     monkeypatch.setattr(notebook_pipeline, "ensure_demo_dataset", lambda root, seed=0: (Path(root), False))
     monkeypatch.setattr(notebook_pipeline, "dataset_samples", lambda dataset, root: ([], []))

@@ -154,7 +154,7 @@ def test_label_maps_naming_unknown_classes_fail_before_any_work():
 @pytest.fixture(scope="module")
 def ravdess_like_cache(fer2013_root, tmp_path_factory):
     """Real FER2013 test faces stored under RAVDESS's 8 labels: calm has no FER2013 class."""
-    from fer_utils.faces.cache import write_array_cache
+    from fer_utils.faces.cache_writer import write_array_cache
 
     faces, labels, _ = bundle_model.fer2013_test_faces(fer2013_root)
     rng = np.random.default_rng(0)
@@ -170,7 +170,7 @@ def ravdess_like_cache(fer2013_root, tmp_path_factory):
 def test_evaluate_scores_the_bundled_model_and_reports_the_unmappable_class(
     ravdess_like_cache, tmp_path, capsys
 ):
-    from fer_utils.training.rundir import list_runs
+    from fer_utils.training.run_listing import list_runs
     from fer_utils.viz.dashboard import run_choices
 
     label_map = tmp_path / "map.json"
@@ -261,7 +261,7 @@ def test_evaluate_scores_the_scored_classes_and_reports_restricted_scores_and_un
 def test_evaluate_says_when_it_resizes_the_cache_faces(fer2013_root, tmp_path, capsys):
     import cv2
 
-    from fer_utils.faces.cache import write_array_cache
+    from fer_utils.faces.cache_writer import write_array_cache
 
     faces, labels, _ = bundle_model.fer2013_test_faces(fer2013_root)
     chosen = np.random.default_rng(0).choice(len(faces), 60, replace=False)
@@ -345,16 +345,17 @@ def test_a_model_whose_spec_disagrees_with_its_outputs_is_refused_before_any_wor
 def test_the_timeline_shows_the_frames_without_a_face(pyfeat_media, tmp_path):
     """face_noface.mov: the face leaves at ~2.5 s; the axis runs to the last sampled frame (~6.4 s), the
     lines break there and the span is shaded "no face"."""
-    from fer_utils.deploy import predict
+    from fer_utils.deploy.media_prediction import predict_media
+    from fer_utils.deploy.prediction_figures import no_face_spans, timeline_figure
 
-    prediction = predict.predict_media(
+    prediction = predict_media(
         pyfeat_media / "face_noface.mov", load_predictor(bundled.bundled_model_path()), fps=5
     )
     last = prediction.faces["timestamp_s"].max()
     assert last > 6 and prediction.face_rows["timestamp_s"].max() < 2.6
-    spans = predict.no_face_spans(prediction)
+    spans = no_face_spans(prediction)
     assert len(spans) == 1 and 2.3 < spans[0][0] < 2.6 and spans[0][1] == last
-    figure = predict.timeline_figure(prediction)
+    figure = timeline_figure(prediction)
     assert figure.layout.xaxis.range[1] >= last
     assert any(getattr(a, "text", "") == "no face" for a in figure.layout.annotations)
     shaded = [shape for shape in figure.layout.shapes if shape.type == "rect"]
@@ -364,7 +365,7 @@ def test_the_timeline_shows_the_frames_without_a_face(pyfeat_media, tmp_path):
 
 
 def test_a_face_cut_by_the_frame_gets_its_whole_label_inside_the_image():
-    from fer_utils.deploy.predict import label_origin
+    from fer_utils.deploy.prediction_figures import label_origin
 
     assert label_origin((-77, 40), (120, 20), (300, 400, 3)) == (0, 20)  # left edge: moved in
     assert label_origin((350, 5), (120, 20), (300, 400, 3)) == (280, 5)  # top and right: inside the box
@@ -374,7 +375,7 @@ def test_a_face_cut_by_the_frame_gets_its_whole_label_inside_the_image():
 def test_summary_columns_are_counts_in_a_fixed_order_and_a_missing_path_is_a_reported_skip(
     pyfeat_media, tmp_path, capsys
 ):
-    from fer_utils.deploy.predict import OUTPUT_KINDS, SUMMARY_COLUMNS
+    from fer_utils.deploy.prediction_outputs import OUTPUT_KINDS, SUMMARY_COLUMNS
 
     out = tmp_path / "out"
     photo, missing = pyfeat_media / "multi_face.jpg", tmp_path / "not-there.mp4"

@@ -17,16 +17,14 @@ from fixture_media import face_video, noface_video, touch
 
 from fer_utils.bench.preprocessing import DEFAULT_SETTINGS, benchmark_preprocessing, format_benchmark
 from fer_utils.cli import main as fer_main
-from fer_utils.data.datasets import PYFEAT_RAVDESS_NAMES, Sample, dataset_samples, pyfeat_ravdess_tree
+from fer_utils.data.datasets import PYFEAT_RAVDESS_NAMES, dataset_samples, pyfeat_ravdess_tree
+from fer_utils.data.samples import Sample
 from fer_utils.faces.cache import FaceCache
+from fer_utils.faces.cache_overview import detection_rates, face_grid
 from fer_utils.faces.detection import detect_faces
-from fer_utils.faces.preprocess import (
-    PreprocessConfig,
-    detection_rates,
-    face_grid,
-    preprocess,
-    process_sample,
-)
+from fer_utils.faces.preprocess import preprocess
+from fer_utils.faces.preprocess_config import PreprocessConfig
+from fer_utils.faces.sample_faces import process_sample
 from fer_utils.parallel import parallel_map
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -161,7 +159,8 @@ def test_min_faces_and_config_key(tmp_path):
 KILL_SCRIPT = """
 import sys
 from fer_utils.data.datasets import dataset_samples
-from fer_utils.faces.preprocess import PreprocessConfig, preprocess
+from fer_utils.faces.preprocess import preprocess
+from fer_utils.faces.preprocess_config import PreprocessConfig
 samples, skipped = dataset_samples("ravdess", sys.argv[1])
 config = PreprocessConfig(upsample=1, detect_width=None)
 preprocess(samples, sys.argv[2], config, skipped=skipped, workers=2, shard_size=1, progress=False)

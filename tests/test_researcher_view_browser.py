@@ -19,9 +19,9 @@ import pytest
 from test_dashboard import LABELS, make_run
 from test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for_port
 
-from fer_utils.faces.cache import FaceCacheWriter
+from fer_utils.faces.cache_writer import FaceCacheWriter
 from fer_utils.faces.frames import Frame
-from fer_utils.faces.preprocess import _index_row
+from fer_utils.faces.sample_faces import _index_row
 from fer_utils.viz import dashboard, report
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

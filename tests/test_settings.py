@@ -7,7 +7,7 @@ import pytest
 
 from fer_utils import settings
 from fer_utils.experiments.ablation import CHECKED_PARAMETERS, VARIED_FIELDS, GridConfig
-from fer_utils.faces.preprocess import PreprocessConfig
+from fer_utils.faces.preprocess_config import PreprocessConfig
 from fer_utils.training.splits import PROTOCOLS
 from fer_utils.training.train import TrainConfig
 
@@ -247,7 +247,7 @@ def test_the_former_image_size_names_still_work_with_a_warning_and_caches_keep_t
     stored field (and so its folder's hash) is unchanged."""
     from fer_utils import cli
     from fer_utils.faces.cache import config_key
-    from fer_utils.faces.preprocess import PreprocessConfig, cache_config
+    from fer_utils.faces.preprocess_config import PreprocessConfig, cache_config
 
     with pytest.warns(FutureWarning, match="'image_size' is renamed 'input_size'"):
         assert settings.config_from_args(TrainConfig, {"image_size": 48}).input_size == 48

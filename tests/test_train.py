@@ -8,10 +8,12 @@ import pandas as pd
 import pytest
 from paper_cnn import paper_cnn_parameters
 
-from fer_utils.faces.cache import FaceCache, write_array_cache
+from fer_utils.faces.cache import FaceCache
+from fer_utils.faces.cache_writer import write_array_cache
 from fer_utils.faces.preprocess import image_folder_cache
 from fer_utils.training.model import build_paper_cnn
-from fer_utils.training.rundir import list_runs, load_run
+from fer_utils.training.run_listing import list_runs
+from fer_utils.training.rundir import load_run
 from fer_utils.training.splits import membership_hash
 from fer_utils.training.train import TrainConfig, make_dataset, train_run
 

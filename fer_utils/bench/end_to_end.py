@@ -93,7 +93,7 @@ def _stage_times(path: Path, predictor, options: dict, repeats: int) -> dict:
 def benchmark_end_to_end(media_dir: Path, model: str | os.PathLike | None = None, repeats: int = 20) -> dict:
     """ms per frame per core of decode + detect + classify (see the module doc)."""
     from fer_utils.deploy.bundled import bundled_model_path
-    from fer_utils.deploy.predict import _face_options
+    from fer_utils.deploy.media_prediction import _face_options
     from fer_utils.deploy.predictors import load_predictor
 
     clips = {

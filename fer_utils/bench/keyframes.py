@@ -1,7 +1,7 @@
 """Keyframe detection + tracking and detection on downscaled frames, against detection on every frame.
 
 * :func:`benchmark_keyframes` — every frame of each real clip through ``fer predict``'s face loop
-  (:func:`fer_utils.deploy.predict.predict_frames`, bundled model, one core) with detection on every
+  (:func:`fer_utils.deploy.media_prediction.predict_frames`, bundled model, one core) with detection on every
   frame (the reference) and with keyframes every k frames (each tracker): ms per frame (decode
   included), its ratio to the reference measured in the same rounds (configurations interleaved, so a
   loaded machine slows all alike), and per reference face the box IoU of the matched face and whether
@@ -82,7 +82,7 @@ def benchmark_keyframes(
     import cv2
 
     from fer_utils.deploy.engines import bundled_predictor
-    from fer_utils.deploy.predict import _face_options, predict_frames
+    from fer_utils.deploy.media_prediction import _face_options, predict_frames
 
     clips = [media_dir / name for name in KEYFRAME_CLIPS if (media_dir / name).exists()]
     if not clips:

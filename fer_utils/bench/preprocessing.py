@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_utils.data.datasets import VIDEO_SUFFIXES, Sample
+from fer_utils.data.samples import VIDEO_SUFFIXES, Sample
 from fer_utils.faces.frames import Frame, SampledFrames, evenly_spaced, is_image, sample_frames
-from fer_utils.faces.preprocess import PreprocessConfig, process_sample
+from fer_utils.faces.preprocess_config import PreprocessConfig
+from fer_utils.faces.sample_faces import process_sample
 
 #: The paper-like but unoptimised setting used as the benchmark baseline: every frame decoded and
 #: converted, detection at full resolution with one upsampling pass, the 6 evenly spaced frames only.
@@ -200,7 +201,7 @@ def stage_times(samples: list[Sample], config: PreprocessConfig, decode_all: boo
     shard of the crops)."""
     import tempfile
 
-    from fer_utils.faces.cache import FaceCacheWriter
+    from fer_utils.faces.cache_writer import FaceCacheWriter
     from fer_utils.faces.detection import crop_face, detect_faces
 
     totals = {"decode": 0.0, "detect": 0.0, "crop_resize": 0.0, "write": 0.0}

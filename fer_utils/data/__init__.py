@@ -1,1 +1,1 @@
-"""Media in: dataset layouts → :class:`~fer_utils.data.datasets.Sample` lists, and the synthetic demo set."""
+"""Media in: dataset layouts → :class:`~fer_utils.data.samples.Sample` lists, and the synthetic demo set."""

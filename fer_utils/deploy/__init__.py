@@ -2,7 +2,9 @@
 
 - :mod:`~fer_utils.deploy.export`: ``fer export`` (TFLite float / int8, ONNX; the 1/255 rescaling folded in).
 - :mod:`~fer_utils.deploy.predictors`: one ``predict(faces)`` interface over Keras, TFLite and ONNX Runtime.
-- :mod:`~fer_utils.deploy.predict`: ``fer predict`` (per-frame emotion timeline of a video, image or folder).
+- :mod:`~fer_utils.deploy.predict`: ``fer predict`` (per-frame emotion timeline of a video, image or folder);
+  :mod:`~fer_utils.deploy.media_prediction` (one media file's faces and tracks),
+  :mod:`~fer_utils.deploy.prediction_figures`, :mod:`~fer_utils.deploy.prediction_outputs` (files written).
 """
 
 from fer_utils.deploy.export import (
@@ -16,7 +18,9 @@ from fer_utils.deploy.export import (
     logits_model,
     run_calibration_faces,
 )
-from fer_utils.deploy.predict import MediaPrediction, media_in, predict_media, write_prediction
+from fer_utils.deploy.media_prediction import MediaPrediction, predict_media
+from fer_utils.deploy.predict import media_in
+from fer_utils.deploy.prediction_outputs import write_prediction
 from fer_utils.deploy.predictors import (
     Predictor,
     as_batch,

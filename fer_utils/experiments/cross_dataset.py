@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_utils.data.datasets import FOLDER_LABELS
+from fer_utils.data.class_folders import FOLDER_LABELS
 from fer_utils.deploy.bundled import bundled_model_path
 from fer_utils.deploy.predictors import load_predictor
 from fer_utils.faces.cache import FaceCache, announce_resize

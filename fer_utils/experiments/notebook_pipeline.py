@@ -24,11 +24,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fer_utils.data.datasets import DATASETS, dataset_samples, pyfeat_ravdess_tree
+from fer_utils.data.datasets import dataset_samples, pyfeat_ravdess_tree
+from fer_utils.data.downloads import DATASETS
 from fer_utils.demo import ensure_demo_dataset
 from fer_utils.experiments.ablation.grid import NOTEBOOK_FIELDS, shared_training
 from fer_utils.faces.cache import FaceCache, cache_dir_for
-from fer_utils.faces.preprocess import PreprocessConfig, cache_config, image_folder_cache, preprocess
+from fer_utils.faces.preprocess import image_folder_cache, preprocess
+from fer_utils.faces.preprocess_config import PreprocessConfig, cache_config
 from fer_utils.notebook_execution import (
     assigned_names,
     closest_names,

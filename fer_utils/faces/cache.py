@@ -9,6 +9,10 @@ Layout of one cache folder (one per dataset × preprocessing config, named by a 
 
 A shard's ``.json`` is written last, through a temporary name and a rename, so a shard either exists
 whole or not at all: an interrupted run resumes with the items no finished shard mentions.
+
+This module is the read side (:class:`FaceCache`), the index's columns and helpers and ``fer cache
+verify``; the write side (``FaceCacheWriter``, ``write_array_cache``) is :mod:`~fer_utils.faces.cache_writer`,
+one shard's record and checks are :mod:`~fer_utils.faces.shards`.
 """
 
 from __future__ import annotations
@@ -16,15 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from fer_utils.files import atomic_write_csv, atomic_write_text, atomic_write_with
-from fer_utils.locks import LOCK_NAME, WriterLock
+from fer_utils.faces.shards import REPAIR, CacheDamaged, _read_shard_meta, _read_shard_metas, shard_problem
 from fer_utils.paths import ordered_labels
 
 INDEX_SORT_COLUMNS = ["media_path", "frame_index"]
@@ -94,225 +96,6 @@ def announce_resize(cache_size: int, model_size: int, purpose: str) -> dict | No
 def cache_dir_for(cache_root: str | os.PathLike, dataset: str, config: dict) -> Path:
     """The cache folder of ``dataset`` under ``cache_root`` for this preprocessing config."""
     return Path(cache_root) / f"{dataset}-{config_key(config)}"
-
-
-def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    atomic_write_with(
-        path, lambda tmp: np.save(tmp, array), "the face shard", ".tmp.npy", needed=array.nbytes + 128
-    )
-
-
-class FaceCacheWriter:
-    """Append faces item by item; shards are flushed every ``shard_size`` faces.
-
-    Args:
-        cache_dir: the cache folder (created if missing).
-        config: the preprocessing config; a folder holding another config is refused.
-        shard_size: faces per shard file.
-
-    The writer holds the cache's lock (:mod:`fer_utils.locks`) from opening until :meth:`close` or
-    :meth:`release`: a second writer on the same folder raises :class:`~fer_utils.locks.FolderBusy`.
-    """
-
-    def __init__(
-        self, cache_dir: str | os.PathLike, config: dict, shard_size: int = 512, ingestion: dict | None = None
-    ):
-        self.cache_dir = Path(cache_dir)
-        self.ingestion = dict(ingestion or {})
-        self.shard_dir = self.cache_dir / "shards"
-        self.shard_dir.mkdir(parents=True, exist_ok=True)
-        self.lock = WriterLock(self.cache_dir, self.cache_dir / LOCK_NAME, "fer preprocess").acquire()
-        try:
-            self._open(config, shard_size)
-        except BaseException:
-            self.lock.release()
-            raise
-
-    def _open(self, config: dict, shard_size: int) -> None:
-        self.config = dict(config)
-        self.key = config_key(self.config)
-        config_path = self.cache_dir / "config.json"
-        stored = None
-        if config_path.exists():
-            stored = json.loads(config_path.read_text())
-            if stored.get("key") != self.key:
-                raise ValueError(
-                    f"{self.cache_dir} holds a cache made with another config (key {stored.get('key')}, "
-                    f"this config is {self.key}); use another folder"
-                )
-        if stored is None or (self.ingestion and stored.get("ingestion") != self.ingestion):
-            # What ingestion did to the inputs (e.g. folders renamed to labels) is recorded, not hashed.
-            record = {"key": self.key, "config": self.config}
-            if self.ingestion:
-                record["ingestion"] = self.ingestion
-            atomic_write_text(config_path, json.dumps(record, indent=2))
-        self.shard_size = shard_size
-        self._remove_unfinished_shards()
-        #: Why each broken shard was removed on opening (its items are preprocessed again).
-        self.repaired: list[str] = self._remove_broken_shards()
-        self._faces: list[np.ndarray] = []
-        self._rows: list[dict] = []
-        self._skipped: list[dict] = []
-        self._items: list[str] = []
-        self._stats: list[dict] = []
-
-    def _remove_unfinished_shards(self) -> None:
-        """Delete what a killed run left half-written: temp files and face arrays whose json never came."""
-        for leftover in self.shard_dir.glob(".*.tmp*"):
-            leftover.unlink(missing_ok=True)
-        for faces in self.shard_dir.glob("shard-*.npy"):
-            if not faces.with_suffix(".json").exists():
-                faces.unlink(missing_ok=True)
-
-    def _remove_broken_shards(self) -> list[str]:
-        """Delete shards whose json is unreadable or whose faces fail the size or checksum test."""
-        repaired = []
-        for meta_path in sorted(self.shard_dir.glob("shard-*.json")):
-            try:
-                problem = shard_problem(self.shard_dir, _read_shard_meta(meta_path), checksum=True)
-            except CacheDamaged as error:
-                problem = str(error)
-            if problem:
-                meta_path.unlink(missing_ok=True)
-                meta_path.with_suffix(".npy").unlink(missing_ok=True)
-                repaired.append(problem.split("; re-run")[0])
-        return repaired
-
-    def done_items(self) -> set[str]:
-        """Item keys (media paths) already in a finished shard."""
-        done: set[str] = set()
-        for meta in _read_shard_metas(self.shard_dir):
-            done.update(meta["items"])
-        return done | set(self._items)
-
-    def add(
-        self,
-        item: str,
-        faces: np.ndarray | None,
-        rows: Sequence[dict],
-        skipped_reason: str | None = None,
-        stats: dict | None = None,
-    ):
-        """Record one finished item: its faces (n, H, W) with one index row each, or a skip reason;
-        ``stats`` (optional) is one row of per-item figures (e.g. frames sampled, frames with a face)."""
-        faces = np.zeros((0, 0, 0), np.uint8) if faces is None else np.asarray(faces, dtype=np.uint8)
-        if len(faces) != len(rows):
-            raise ValueError(f"{item}: {len(faces)} faces but {len(rows)} index rows")
-        if len(faces):
-            self._faces.extend(faces)
-            self._rows.extend(
-                {**row, HASH_COLUMN: face_hash(face)} for face, row in zip(faces, rows, strict=True)
-            )
-        if skipped_reason:
-            self._skipped.append({"media_path": item, "reason": skipped_reason})
-        if stats:
-            self._stats.append({"media_path": item, **stats})
-        self._items.append(item)
-        if len(self._rows) >= self.shard_size:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write buffered items as one shard (faces first, then the json that marks it finished)."""
-        if not self._items:
-            return
-        name = f"shard-{uuid.uuid4().hex[:16]}"
-        faces = np.stack(self._faces) if self._faces else np.zeros((0, 1, 1), np.uint8)
-        _atomic_save_npy(self.shard_dir / f"{name}.npy", faces)
-        meta = {
-            "items": self._items,
-            "index": self._rows,
-            "skipped": self._skipped,
-            "stats": self._stats,
-            **_npy_record(self.shard_dir / f"{name}.npy"),
-        }
-        atomic_write_text(self.shard_dir / f"{name}.json", json.dumps(meta, default=_json_default))
-        self._faces, self._rows, self._skipped, self._items, self._stats = [], [], [], [], []
-
-    def release(self) -> None:
-        """Give the cache's lock back without finishing (after a failure); finished shards stay."""
-        self.lock.release()
-
-    def __enter__(self) -> FaceCacheWriter:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-    def close(self) -> FaceCache:
-        """Flush, write ``index.csv`` / ``skipped.csv``, give the lock back and return the finished cache."""
-        try:
-            return self._finish()
-        finally:
-            self.release()
-
-    def _finish(self) -> FaceCache:
-        self.flush()
-        cache = FaceCache(self.cache_dir, check_index=False)  # index.csv is rewritten from the shards here
-        atomic_write_csv(
-            self.cache_dir / "index.csv", cache.index.drop(columns=["shard", "offset"], errors="ignore")
-        )
-        atomic_write_csv(self.cache_dir / "skipped.csv", cache.skipped)
-        atomic_write_csv(self.cache_dir / DUPLICATES_FILE, duplicate_faces(cache.index))
-        if len(cache.stats):
-            atomic_write_csv(self.cache_dir / "stats.csv", cache.stats)
-        return cache
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value)}")
-
-
-#: How every cache error ends: the repair.
-REPAIR = "re-run `fer preprocess` with the same settings: it redoes only the broken shards"
-
-
-class CacheDamaged(ValueError):
-    """A face cache file is missing, truncated, unreadable or fails its checksum (the message names it)."""
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _npy_record(path: Path) -> dict:
-    """What a shard's json records about its ``.npy``: byte size and sha256 of the file."""
-    return {"npy_bytes": path.stat().st_size, "npy_sha256": _file_sha256(path)}
-
-
-def _read_shard_meta(meta_path: Path) -> dict:
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError) as error:
-        raise CacheDamaged(f"{meta_path} is unreadable ({error}); {REPAIR}") from None
-    if not isinstance(meta, dict) or not all(key in meta for key in ("items", "index", "skipped")):
-        raise CacheDamaged(f"{meta_path} is not a shard record (items, index, skipped); {REPAIR}")
-    meta["name"] = meta_path.stem
-    return meta
-
-
-def _read_shard_metas(shard_dir: Path) -> Iterable[dict]:
-    for meta_path in sorted(shard_dir.glob("shard-*.json")):
-        yield _read_shard_meta(meta_path)
-
-
-def shard_problem(shard_dir: Path, meta: dict, checksum: bool = False) -> str | None:
-    """Why a shard's faces cannot be trusted (missing, size differs from its json, and with ``checksum``
-    a sha256 mismatch), or None. Shards written before sizes were recorded pass unchecked."""
-    faces = Path(shard_dir) / f"{meta['name']}.npy"
-    if not faces.exists():
-        return f"{faces} is missing; {REPAIR}"
-    size, expected = faces.stat().st_size, meta.get("npy_bytes")
-    if expected is not None and size != expected:
-        return f"{faces} holds {size} bytes, its json records {expected} (truncated?); {REPAIR}"
-    if checksum and meta.get("npy_sha256") and _file_sha256(faces) != meta["npy_sha256"]:
-        return f"{faces} fails its sha256 checksum (damaged bytes); {REPAIR}"
-    return None
 
 
 class FaceCache:
@@ -492,39 +275,6 @@ class FaceCache:
         state = self.__dict__.copy()
         state["_mmaps"] = {}
         return state
-
-
-def write_array_cache(
-    cache_dir: str | os.PathLike,
-    faces: np.ndarray,
-    labels: Sequence[str],
-    subjects: Sequence[str] | None = None,
-    video_ids: Sequence[str] | None = None,
-    dataset: str = "arrays",
-) -> FaceCache:
-    """A face cache from in-memory arrays (faces ``(n, s, s)`` uint8 and their label names), so that
-    training runs on data that did not come from files."""
-    faces = np.asarray(faces)
-    if faces.ndim != 3 or faces.shape[1] != faces.shape[2]:
-        raise ValueError(f"faces must have shape (n, size, size), got {faces.shape}")
-    if len(labels) != len(faces):
-        raise ValueError(f"{len(faces)} faces but {len(labels)} labels")
-    writer = FaceCacheWriter(
-        cache_dir, {"dataset": dataset, "image_size": int(faces.shape[1]), "source": "arrays"}
-    )
-    for number, (face, label) in enumerate(zip(faces, labels, strict=True)):
-        item = f"{dataset}/{number:08d}"
-        row = {
-            "dataset": dataset,
-            "media_path": item,
-            "label": str(label),
-            "subject": None if subjects is None else str(subjects[number]),
-            "video_id": item if video_ids is None else str(video_ids[number]),
-            "frame_index": number,
-            TIME_COLUMN: 0.0,
-        }
-        writer.add(item, face[None], [row])
-    return writer.close()
 
 
 def verify_cache(cache_dir: str | os.PathLike) -> tuple[list[str], dict]:

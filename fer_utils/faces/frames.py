@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_utils.data.datasets import IMAGE_SUFFIXES
+from fer_utils.data.samples import IMAGE_SUFFIXES
 
 SAMPLING_METHODS = ("grab", "seek")
 

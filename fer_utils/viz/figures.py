@@ -198,7 +198,7 @@ def attribute_table(groups: dict, as_text: bool = False) -> pd.DataFrame:
 def face_grid_figure(
     grid: np.ndarray, grid_labels: list[str], per_row: int, title: str = "Faces per class (rows)"
 ):
-    """The crops of :func:`fer_utils.faces.preprocess.face_grid` as one image grid, one class per row,
+    """The crops of :func:`fer_utils.faces.cache_overview.face_grid` as one image grid, one class per row,
     the class named once at the start of its row."""
     import plotly.express as px
 

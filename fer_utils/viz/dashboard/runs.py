@@ -12,7 +12,7 @@ import numpy as np
 from fer_utils.data.synthetic import is_synthetic_data
 from fer_utils.paths import project_path
 from fer_utils.training.results import RunConfig, RunMetrics, recipe_name
-from fer_utils.training.rundir import list_runs
+from fer_utils.training.run_listing import list_runs
 from fer_utils.viz.formatting import percent
 
 RUNS_DIR_ENV = "FER_RUNS_DIR"
