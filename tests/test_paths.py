@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fer_utils import paths
-from fer_utils.viz import dashboard, report
+from fer_utils.viz import dashboard, html_report
 
 
 @pytest.fixture()
@@ -54,8 +54,8 @@ def test_notebook_04_finds_the_projects_runs_from_notebooks(second_checkout):
 
 
 def test_the_report_cli_writes_under_the_current_folder(second_checkout):
-    assert not report.DEFAULT_REPORT.is_absolute()
-    assert report.DEFAULT_REPORT.resolve().is_relative_to(Path.cwd())
+    assert not html_report.DEFAULT_REPORT.is_absolute()
+    assert html_report.DEFAULT_REPORT.resolve().is_relative_to(Path.cwd())
 
 
 def test_notebooks_write_through_output_path():

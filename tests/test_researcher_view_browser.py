@@ -22,7 +22,7 @@ from test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for_
 from fer_utils.faces.cache_writer import FaceCacheWriter
 from fer_utils.faces.frames import Frame
 from fer_utils.faces.sample_faces import _index_row
-from fer_utils.viz import dashboard, report
+from fer_utils.viz import dashboard, html_report
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -89,7 +89,7 @@ def _screenshot(page, name: str, tmp_path: Path) -> None:
 def test_the_report_in_chromium_loads_nothing_and_shows_whole_captions(
     playwright_module, clip_runs, tmp_path
 ):
-    page_path = report.write_report(clip_runs, tmp_path / "report.html")
+    page_path = html_report.write_report(clip_runs, tmp_path / "report.html")
     assert not re.search(r'<script[^>]*src="https?://', page_path.read_text())  # no MathJax, no require.js
     with playwright_module.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
