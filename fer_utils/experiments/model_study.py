@@ -9,7 +9,7 @@ Layout of a study folder::
     frontier.csv               one row per architecture: cost, accuracy over seeds, int8 ms/face, img/s
     frontier_runs.csv          one row per run: seed, scores, kept epoch, wall time, img/s, ECE
     frontier.md                both tables
-    frontier.html              the figure
+    frontier.html              the figure (plotly.js from plotly.min.js beside it: works offline)
 
 Resumable: finished seeds are kept and an interrupted seed resumes after its last finished epoch
 (:mod:`fer_utils.training.resume`); the latencies are measured again on every call, side by side.
@@ -30,6 +30,7 @@ import pandas as pd
 from fer_utils.bench.inference import _tflite_timer
 from fer_utils.bench.timing import time_calls
 from fer_utils.deploy.export import EXPORT_FILE_NAMES, export_run, run_calibration_faces
+from fer_utils.deploy.prediction_outputs import write_figure
 from fer_utils.files import atomic_write_csv, atomic_write_json, atomic_write_text
 from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args
@@ -294,7 +295,7 @@ def write_frontier(out_dir: str | os.PathLike) -> pd.DataFrame:
         markdown += "\n\nEvery run:\n\n" + markdown_runs(runs)
     atomic_write_text(out / MARKDOWN_FILE, markdown + "\n")
     if len(table):
-        atomic_write_text(out / FIGURE_FILE, frontier_figure(table).to_html(include_plotlyjs="cdn"))
+        write_figure(frontier_figure(table), out / FIGURE_FILE)  # loads plotly.min.js beside it: offline
     return table
 
 
