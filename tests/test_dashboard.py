@@ -772,3 +772,20 @@ def test_the_verdicts_bold_markdown_is_rendered_and_the_rest_escaped():
     assert bold_markdown_html("Best: **dropout 0.3/0.5/0.5 · L1 0** (≥ 58.0%) <x>") == (
         "Best: <b>dropout 0.3/0.5/0.5 · L1 0</b> (≥ 58.0%) &lt;x&gt;"
     )
+
+
+def test_the_report_shows_a_runs_calibration_or_says_it_was_not_recorded():
+    from fer_utils.training.calibration import calibrate
+    from fer_utils.viz.dashboard.static import calibration_html
+
+    rng = np.random.default_rng(0)
+    targets = rng.integers(0, 3, 400)
+    logits = np.eye(3)[targets] * 2.0 + rng.normal(0, 1.5, (400, 3))
+    sharp = np.exp(4 * logits) / np.exp(4 * logits).sum(axis=1, keepdims=True)  # overconfident
+    calibration = calibrate(sharp[:200], targets[:200], sharp[200:], targets[200:])
+    shown = calibration_html(calibration)
+    assert f"Temperature {calibration['temperature']:.3f}" in shown and calibration["temperature"] > 1
+    assert f"<b>{formatting.score(calibration['test_ece_after'])}</b> after" in shown
+    assert calibration["test_ece_after"] < calibration["test_ece_before"]
+    assert "plotly" in shown.lower()
+    assert "Not recorded" in calibration_html(None)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from fer_utils import __version__
+from fer_utils.training.calibration import reliability_figure
 from fer_utils.viz import formatting
 from fer_utils.viz.dashboard.cells import (
     LEVELS,
@@ -256,7 +257,7 @@ def _time_text(row) -> str:
 
 def run_detail_html(choice: RunChoice) -> str:
     """One run as a collapsible section: header, matrices (counts, recall), per-class scores, the faces
-    behind its top confusions, training curves."""
+    behind its top confusions, training curves, calibration."""
     outcome = choice.run.outcome
     parts = [header_html(choice)]
     for level in LEVELS:
@@ -269,6 +270,7 @@ def run_detail_html(choice: RunChoice) -> str:
         parts.append(f"<h4>Per-class scores ({level} level)</h4>" + per_class_html(outcome, level))
     parts.append("<h4>The faces behind the largest confusions</h4>" + face_thumbnails_html(choice))
     parts.append(figure_html(run_curves_figure(choice.run.history)))
+    parts.append(calibration_html(outcome.calibration))
     summary = (
         f"{html.escape(choice.label)} — accuracy {formatting.percent(outcome.frame.accuracy)}, "
         f"macro F1 {formatting.score(outcome.frame.macro_f1)}"
@@ -278,6 +280,21 @@ def run_detail_html(choice: RunChoice) -> str:
         + "".join(parts)
         + "</details>"
     )
+
+
+def calibration_html(calibration: dict | None) -> str:
+    """The run's calibration: temperature, test ECE before and after scaling, the reliability diagram
+    (runs recorded before calibration existed: a line saying so)."""
+    heading = "<h4>Calibration (test part)</h4>"
+    if not calibration or not calibration.get("temperature"):
+        return heading + "<p>Not recorded: this run was trained before calibration existed.</p>"
+    text = (
+        f"<p>Temperature {calibration['temperature']:.3f} fitted on the validation part; expected "
+        f"calibration error {formatting.score(calibration['test_ece_before'])} before scaling, "
+        f"<b>{formatting.score(calibration['test_ece_after'])}</b> after (what <code>fer predict</code> "
+        "reports). On the diagonal a confidence of 0.9 is right 90 % of the time.</p>"
+    )
+    return heading + text + figure_html(reliability_figure(calibration))
 
 
 def isolated_run_detail_html(choice: RunChoice) -> str:
