@@ -291,7 +291,7 @@ def test_a_second_ablation_on_one_folder_is_refused_before_any_cell(tmp_path, mo
     cache = make_cache(tmp_path / "cache", 12)
     monkeypatch.setattr(execute, "execute_tasks", _would_write)
     out = tmp_path / "abl"
-    _refusal(lambda: execute.run_grid(cache.cache_dir, out, seeds=1, epochs=1), out, "fer ablate")
+    _refusal(lambda: execute.run_grid(cache.cache_dir, out, n_seeds=1, epochs=1), out, "fer ablate")
     assert not (out / "grid.json").exists()
 
 
