@@ -75,6 +75,11 @@ def fer2013_test_faces(
     return np.stack(faces), labels, paths
 
 
+def class_indices(truth: list[str], labels: list[str]) -> np.ndarray:
+    """Each true label's index in a model's ``labels`` (the targets of its softmax rows)."""
+    return np.asarray([labels.index(label) for label in truth])
+
+
 def score_fer2013_test(model_path: str | os.PathLike, fer2013_root: str | os.PathLike) -> dict:
     """Accuracy, macro F1, per-class scores and confusion matrix of a model on FER2013 PrivateTest, and
     its calibration there: ECE of the raw softmax and of the temperature-scaled one the model ships with
@@ -84,7 +89,7 @@ def score_fer2013_test(model_path: str | os.PathLike, fer2013_root: str | os.Pat
     predictor = load_predictor(model_path, num_threads=1)
     raw = predictor.predict_proba(faces, calibrated=False)
     predicted = np.asarray(predictor.labels)[raw.argmax(axis=1)]
-    targets = np.asarray([predictor.labels.index(label) for label in truth])
+    targets = class_indices(truth, predictor.labels)
     scaled = apply_temperature(raw, predictor.temperature) if predictor.temperature else raw
     calibration = {
         "temperature": predictor.temperature,
@@ -359,7 +364,7 @@ def recalibrate_shipped(
         raise ValueError(f"{models_dir / files['keras']} is missing; nothing to calibrate")
     faces, truth, _ = fer2013_test_faces(images, "validation")
     predictor = load_predictor(paths["keras"], num_threads=1)
-    targets = np.asarray([predictor.labels.index(label) for label in truth])
+    targets = class_indices(truth, predictor.labels)
     temperature = fit_temperature(predictor.predict_proba(faces, calibrated=False), targets)
     calibration = {"temperature": temperature, "fitted_on": "FER2013 PublicTest (the epoch-selection faces)"}
     for path in paths.values():
