@@ -12,9 +12,12 @@ format:
 	$(PYTHON) -m ruff format .
 
 # Everything: lint, the fast suite, and the slow real-data / end-to-end tests (skipped without ../shared/data).
+# If pytest dies in native code, tests/crash_capture.py names the test that was running.
 test: lint
-	$(PYTHON) -m pytest -m "slow or not slow" --timeout=1800
+	FER_TEST_CRASH_DIR=.pytest-crash $(PYTHON) -m pytest -m "slow or not slow" --timeout=1800 \
+		|| { status=$$?; $(PYTHON) tests/crash_capture.py .pytest-crash; exit $$status; }
 
 # The quick default while developing.
 test-fast: lint
-	$(PYTHON) -m pytest
+	FER_TEST_CRASH_DIR=.pytest-crash $(PYTHON) -m pytest \
+		|| { status=$$?; $(PYTHON) tests/crash_capture.py .pytest-crash; exit $$status; }

@@ -19,6 +19,9 @@ if "FER_TEST_KEEP_CACHE_HOME" not in os.environ:
 
 from fer_utils.paths import shared_data_root  # noqa: E402
 
+# Names the running test when pytest itself dies in native code (see tests/crash_capture.py).
+pytest_plugins = ["crash_capture"]
+
 
 def _require(path, what):
     if not path.exists():
