@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fer_utils.training.augment import AugmentConfig, augment_batch
-from fer_utils.training.callbacks import bottleneck_diagnostics, dead_units, recycle_callback
+from fer_utils.training.callbacks import ProbeHealth, bottleneck_diagnostics, dead_units, recycle_callback
 from fer_utils.training.health import health_flags, majority_baselines, stall_reason, underfit_reason
 from fer_utils.training.model import build_paper_cnn
 from fer_utils.training.recipes import RECIPES
@@ -83,12 +83,50 @@ def test_recycling_revives_dead_units_without_changing_predictions(faces):
     model = _model_with_dead_units(range(16))  # every unit dead: the model answers from the bias alone
     before = model.predict(faces, verbose=0)
     log = []
-    recycle = recycle_callback(faces, seed=0, log=log)
+    health = ProbeHealth(faces, np.arange(32) % 2)
+    assert health.measure(model, epoch=0)[1].all()  # the epoch's evaluation measured it first
+    recycle = recycle_callback(health, seed=0, log=log)
     recycle.set_model(model)
     recycle.on_epoch_end(0)
     assert log == [(1, 16)]
     assert not dead_units(model, faces).all()
+    assert not health.dead_mask(model, 0).all()  # the revival dropped the epoch's measurement
     np.testing.assert_allclose(model.predict(faces, verbose=0), before, atol=1e-6)
+
+
+def _eager_gradient_norm(model, faces, targets) -> float:
+    import keras
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(
+            keras.losses.sparse_categorical_crossentropy(targets, model(faces, training=False))
+        )
+    gradients = tape.gradient(loss, model.trainable_variables)
+    return float(tf.linalg.global_norm([g for g in gradients if g is not None]))
+
+
+def test_probe_health_in_one_compiled_pass_matches_the_eager_measures(faces):
+    """The compiled pass gives the eager dead-unit mask and gradient norm, and follows the trainable
+    weights when the convolutions are frozen (transfer) and unfrozen again."""
+    model = _model_with_dead_units(range(3))
+    probe, targets = faces.astype("float32"), np.arange(32) % 2
+    health = ProbeHealth(probe, targets)
+    for frozen in (False, True, False):
+        for layer in model.layers:
+            if layer.name.startswith("conv"):
+                layer.trainable = not frozen
+        diagnostics, dead = health.measure(model)
+        np.testing.assert_array_equal(dead, dead_units(model, probe))
+        assert diagnostics["dead_units"] == pytest.approx(dead.mean())
+        assert diagnostics["grad_norm"] == pytest.approx(
+            _eager_gradient_norm(model, probe, targets), rel=1e-5
+        )
+    all_trainable_norm = _eager_gradient_norm(model, probe, targets)
+    for layer in model.layers:
+        if layer.name.startswith("conv"):
+            layer.trainable = False
+    assert health.measure(model)[0]["grad_norm"] < all_trainable_norm  # the convolutions add gradient
 
 
 def test_health_flags():

@@ -24,27 +24,69 @@ def epoch_scores(probabilities: np.ndarray, targets: np.ndarray, regularization:
     }
 
 
-def bottleneck_diagnostics(
-    model, probe_faces: np.ndarray, probe_targets: np.ndarray, bottleneck=None
-) -> dict:
-    """Health of the network on a fixed probe of training faces (inference mode).
+class ProbeHealth:
+    """Health of the network on a fixed probe of training faces (inference mode), measured in one compiled
+    pass: the bottleneck's activations and the loss gradient come from the same forward pass.
 
     ``dead_units``: fraction of the bottleneck's ReLUs that output 0 for every probe face (they pass no
-    gradient, so they rarely recover); ``grad_norm``: global norm of the loss gradient over all weights.
-    ``bottleneck``: the model's :func:`bottleneck_model`, when the caller keeps one.
+    gradient, so they rarely recover); ``grad_norm``: global norm of the loss gradient over the trainable
+    weights. One measurement per epoch serves the logs and the recycling (:func:`recycle_callback`).
     """
-    import keras
-    import tensorflow as tf
 
-    bottleneck = bottleneck or bottleneck_model(model)
-    with tf.GradientTape() as tape:
-        probabilities = model(probe_faces, training=False)
-        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(probe_targets, probabilities))
-    gradients = tape.gradient(loss, model.trainable_variables)
-    return {
-        "dead_units": float(dead_units(model, probe_faces, bottleneck).mean()),
-        "grad_norm": float(tf.linalg.global_norm([g for g in gradients if g is not None])),
-    }
+    def __init__(self, probe_faces: np.ndarray, probe_targets: np.ndarray):
+        self.probe_faces = np.asarray(probe_faces, dtype="float32")
+        self.probe_targets = np.asarray(probe_targets)
+        self._step = self._step_key = None
+        self._measured: tuple | None = None  # (epoch, diagnostics, dead mask) of the current weights
+
+    def measure(self, model, epoch: int | None = None) -> tuple[dict, np.ndarray]:
+        """``(diagnostics, dead-unit mask)`` of ``model`` now; ``epoch`` keeps it for that epoch's
+        other readers (:meth:`dead_mask`)."""
+        peaks, gradient_norm = self._compiled(model)(self.probe_faces, self.probe_targets)
+        dead = np.asarray(peaks) <= 0
+        diagnostics = {"dead_units": float(dead.mean()), "grad_norm": float(gradient_norm)}
+        self._measured = None if epoch is None else (epoch, diagnostics, dead)
+        return diagnostics, dead
+
+    def dead_mask(self, model, epoch: int) -> np.ndarray:
+        """The dead-unit mask at the end of ``epoch``: this epoch's measurement if the weights have not
+        changed since (:meth:`forget`), else a new one."""
+        if self._measured is not None and self._measured[0] == epoch:
+            return self._measured[2]
+        return self.measure(model, epoch)[1]
+
+    def forget(self) -> None:
+        """The weights changed: the kept measurement no longer holds."""
+        self._measured = None
+
+    def _compiled(self, model):
+        import keras
+        import tensorflow as tf
+
+        # A traced function keeps the variables it differentiates: trace again when the trainable set
+        # changes (frozen convolutions unfrozen) or the model is another.
+        key = (id(model), tuple(id(variable) for variable in model.trainable_variables))
+        if key != self._step_key:
+            outputs = keras.Model(model.input, [model.output, model.get_layer(BOTTLENECK_LAYER).output])
+            variables = list(model.trainable_variables)
+
+            @tf.function(reduce_retracing=True)
+            def step(faces, targets):
+                with tf.GradientTape() as tape:
+                    probabilities, activations = outputs(faces, training=False)
+                    loss = tf.reduce_mean(
+                        keras.losses.sparse_categorical_crossentropy(targets, probabilities)
+                    )
+                gradients = [g for g in tape.gradient(loss, variables) if g is not None]
+                return tf.reduce_max(activations, axis=0), tf.linalg.global_norm(gradients)
+
+            self._step, self._step_key = step, key
+        return self._step
+
+
+def bottleneck_diagnostics(model, probe_faces: np.ndarray, probe_targets: np.ndarray) -> dict:
+    """``dead_units`` and ``grad_norm`` of ``model`` on a probe of faces (:class:`ProbeHealth`)."""
+    return ProbeHealth(probe_faces, probe_targets).measure(model)[0]
 
 
 def bottleneck_model(model):
@@ -54,7 +96,7 @@ def bottleneck_model(model):
     return keras.Model(model.input, model.get_layer(BOTTLENECK_LAYER).output)
 
 
-def evaluation_callback(datasets: dict, targets: dict, probe_faces, probe_targets):
+def evaluation_callback(datasets: dict, targets: dict, health: ProbeHealth):
     """Callback adding, after each epoch, ``<part>_loss/_accuracy/_macro_f1/_classes_predicted`` for each
     named dataset (``val`` for validation, ``test`` for the held-out part) and the bottleneck diagnostics.
 
@@ -65,17 +107,13 @@ def evaluation_callback(datasets: dict, targets: dict, probe_faces, probe_target
     import keras
 
     class EpochEvaluation(keras.callbacks.Callback):
-        def set_model(self, model):
-            super().set_model(model)
-            self.bottleneck = bottleneck_model(model)
-
         def on_epoch_end(self, epoch, logs=None):
             regularization = float(sum(float(loss) for loss in self.model.losses))
             for part, dataset in datasets.items():
                 probabilities = self.model.predict(dataset, verbose=0)
                 scores = epoch_scores(probabilities, targets[part], regularization)
                 logs.update({f"{part}_{name}": value for name, value in scores.items()})
-            logs.update(bottleneck_diagnostics(self.model, probe_faces, probe_targets, self.bottleneck))
+            logs.update(health.measure(self.model, epoch)[0])
 
     return EpochEvaluation()
 
@@ -130,13 +168,13 @@ def progress_callback(epochs: int, description: str, position: int | None = None
     return EpochProgress()
 
 
-def dead_units(model, probe_faces: np.ndarray, bottleneck=None) -> np.ndarray:
+def dead_units(model, probe_faces: np.ndarray) -> np.ndarray:
     """Boolean mask of the bottleneck's ReLUs that output 0 for every probe face."""
-    activations = (bottleneck or bottleneck_model(model))(probe_faces, training=False)
+    activations = bottleneck_model(model)(probe_faces, training=False)
     return np.asarray(activations).max(axis=0) <= 0
 
 
-def recycle_callback(probe_faces: np.ndarray, seed: int, log: list):
+def recycle_callback(health: ProbeHealth, seed: int, log: list):
     """Revive dead bottleneck units after each epoch (ReDo, Sokar et al. 2023): a unit that outputs 0 on
     every probe face gets fresh Glorot-uniform input weights and a zero bias, and its outgoing weights
     are zeroed so the revival does not disturb the current predictions. The architecture and parameter
@@ -144,12 +182,8 @@ def recycle_callback(probe_faces: np.ndarray, seed: int, log: list):
     import keras
 
     class RecycleDeadUnits(keras.callbacks.Callback):
-        def set_model(self, model):
-            super().set_model(model)
-            self.bottleneck = bottleneck_model(model)
-
         def on_epoch_end(self, epoch, logs=None):
-            dead = dead_units(self.model, probe_faces, self.bottleneck)
+            dead = health.dead_mask(self.model, epoch)
             if not dead.any():
                 return
             bottleneck, head = self.model.get_layer(BOTTLENECK_LAYER), self.model.get_layer(HEAD_LAYER)
@@ -161,6 +195,7 @@ def recycle_callback(probe_faces: np.ndarray, seed: int, log: list):
             head_kernel[dead, :] = 0.0
             bottleneck.set_weights([kernel, bias])
             head.set_weights([head_kernel, head_bias])
+            health.forget()
             log.append((epoch + 1, int(dead.sum())))
 
     return RecycleDeadUnits()

@@ -12,7 +12,7 @@ import pandas as pd
 
 from fer_utils.files import format_literal
 from fer_utils.training.callbacks import (
-    bottleneck_diagnostics,
+    ProbeHealth,
     evaluation_callback,
     progress_callback,
     recycle_callback,
@@ -110,13 +110,14 @@ def fit_model(
     settings = config.settings()
     state = resume.state if resume else TrainingState()
     recycled: list = [tuple(item) for item in state.recycled]
-    callbacks = training_callbacks(datasets, targets, probe, config, model_path, verbose, recycled)
+    health = ProbeHealth(*probe)
+    callbacks = training_callbacks(datasets, targets, health, config, model_path, verbose, recycled)
     selection = _callback(callbacks, "ModelCheckpoint")
     if state.best is not None:
         selection.best = state.best
     weights = class_weights(targets["train"], model.output_shape[-1], settings.class_weighting)
     steps = math.ceil(len(targets["train"]) / config.batch_size)
-    initial = state.initial_diagnostics or bottleneck_diagnostics(model, *probe)
+    initial = state.initial_diagnostics or health.measure(model)[0]
     state.initial_diagnostics = initial
     started = time.perf_counter() - state.seconds
     saver = None
@@ -248,7 +249,7 @@ def training_phases(config: TrainConfig) -> list[tuple[int, bool]]:
 def training_callbacks(
     datasets: dict,
     targets: dict,
-    probe: tuple,
+    health: ProbeHealth,
     config: TrainConfig,
     model_path: Path,
     verbose: int,
@@ -264,14 +265,14 @@ def training_callbacks(
         evaluation_callback(
             {"val": datasets["validation"], "test": datasets["test"]},
             {"val": targets["validation"], "test": targets["test"]},
-            *probe,
+            health,
         ),
         keras.callbacks.ModelCheckpoint(  # Keras formats the path: braces in a folder name stay braces
             format_literal(model_path), monitor=monitor, mode="max", save_best_only=True
         ),
     ]
     if settings.recycle_dead_units:
-        callbacks.append(recycle_callback(probe[0], config.seed, recycled))
+        callbacks.append(recycle_callback(health, config.seed, recycled))
     if config.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
