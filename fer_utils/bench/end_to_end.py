@@ -106,7 +106,7 @@ def benchmark_end_to_end(media_dir: Path, model: str | os.PathLike | None = None
     _one_core()
     model = model or bundled_model_path()
     predictor = load_predictor(model, num_threads=1)
-    options = _face_options(dict(predictor.spec.get("preprocessing") or {}), None)
+    options = _face_options(predictor, None)
     predictor.predict_proba(np.zeros((1, predictor.image_size, predictor.image_size), np.uint8))  # warm-up
     rows = []
     for name, path in clips.items():

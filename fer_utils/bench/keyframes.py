@@ -89,7 +89,7 @@ def benchmark_keyframes(
         return {"skipped": f"none of {', '.join(KEYFRAME_CLIPS)} in {media_dir}"}
     cv2.setNumThreads(1)
     predictor = bundled_predictor("auto", threads=1)
-    options = _face_options(dict(predictor.spec.get("preprocessing") or {}), None)
+    options = _face_options(predictor, None)
     configs = [(1, "window")] + [(k, tracker) for tracker in trackers for k in ks]
     rows = []
     for clip in clips:

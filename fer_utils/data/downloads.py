@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 #: Dataset names accepted by :func:`dataset_samples` and ``fer preprocess --dataset``.
-DATASETS = ("ravdess", "savee", "mead", "folder", "fer2013")
+DATASETS = ("ravdess", "savee", "mead", "folder", "fer2013", "ferplus", "fer2013csv")
 
 MANUAL_DOWNLOADS = {
     "ravdess": """RAVDESS (Livingstone & Russo 2018, CC BY-NC-SA 4.0) — 24 actors, 8 emotions.
@@ -43,7 +43,24 @@ MANUAL_DOWNLOADS = {
     "fer2013": """FER2013 (Goodfellow et al. 2013) as class folders of 48×48 gray faces.
   Where:   https://www.kaggle.com/datasets/msambare/fer2013 (Kaggle login), or ../shared/data/fer2013.
   Layout:  <root>/{train,validation,test}/<emotion>/*.jpg (the split folders are kept as a fixed split).
+  Faces are already cropped: use --detector none. The common export histogram-equalized every face
+  (and JPEG-compressed it): its caches record the pixel step hist, so models trained on them equalize
+  the raw faces they are given. For FER2013's raw pixels use ferplus or fer2013csv.""",
+    "ferplus": """FER+ (Barsoum et al. 2016): FER2013's raw pixels with 10 crowd votes per face, 8 emotions + contempt.
+  Where:   https://github.com/microsoft/FERPlus (labels, MIT) and FER2013's fer2013.csv (Kaggle, login);
+           or ../shared/data/fer2013plus.
+  Which:   run FER+'s generate_training_data.py on fer2013.csv and fer2013new.csv.
+  Layout:  <root>/FER2013Train|FER2013Valid|FER2013Test/ with ferNNNNNNN.png faces and label.csv (no
+           header: file, face box, votes over neutral, happiness, surprise, sadness, anger, disgust, fear,
+           contempt, unknown, NF); fer2013_labels.csv beside them (optional) adds FER2013's original labels.
+  Labels:  --label-source majority (FER+'s rule; faces without a majority emotion are skipped) or fer2013.
   Faces are already cropped: use --detector none.""",
+    "fer2013csv": """FER2013 as Kaggle's fer2013.csv (emotion, pixels, Usage) with FER+'s fer2013new.csv beside it.
+  Where:   https://www.kaggle.com/c/challenges-in-representation-learning-facial-expression-recognition-challenge
+           (fer2013.csv) and https://github.com/microsoft/FERPlus (fer2013new.csv).
+  Layout:  <root>/fer2013.csv and <root>/fer2013new.csv; their rows align by position (not by the number
+           in FER+'s image name).
+  Labels:  --label-source majority (FER+'s) or fer2013 (the original label).""",
 }
 
 

@@ -16,6 +16,7 @@ from fer_utils.training.calibration import apply_temperature
 from fer_utils.training.model import load_keras_model
 from fer_utils.training.model_files import (  # noqa: F401 (the names readers import from here)
     model_spec,
+    pixel_step,
     read_spec,
     run_calibration,
     spec_path,
@@ -67,6 +68,8 @@ class Predictor:
         self.labels = list(labels)
         self.image_size = int(image_size)
         self.spec = spec
+        #: The pixel step the model was trained with (:func:`fer_utils.training.model_files.pixel_step`).
+        self.pixel_step = (spec.get("preprocessing") or {}).get("equalize", "none")
 
     def _run(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - implemented by backends
         raise NotImplementedError
@@ -225,11 +228,13 @@ def load_predictor(path: str | os.PathLike, num_threads: int | None = None) -> P
     if suffix not in kinds:
         raise ValueError(f"unsupported model file {path.name}: expected .keras, .tflite or .onnx")
     spec = model_spec(path)
+    step = pixel_step(spec, path)
     fmt = spec.get("format") or suffix.lstrip(".")
     options = {} if suffix == ".keras" else {"num_threads": num_threads}
     predictor = kinds[suffix](
         path, fmt, spec.get("labels") or [], spec.get("image_size") or 0, spec, **options
     )
+    predictor.pixel_step = step
     shape = _model_input_shape(predictor)
     predictor.image_size = int(shape[1])
     classes = _model_output_classes(predictor)

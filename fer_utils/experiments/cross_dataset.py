@@ -31,6 +31,7 @@ from fer_utils.data.class_folders import FOLDER_LABELS
 from fer_utils.deploy.bundled import bundled_model_path
 from fer_utils.deploy.predictors import load_predictor
 from fer_utils.faces.cache import FaceCache, announce_resize
+from fer_utils.faces.detection import faces_for_model
 from fer_utils.formatting import percent, score
 from fer_utils.training import rundir
 from fer_utils.training.evaluate import evaluate_predictions, predictions_table
@@ -220,9 +221,11 @@ def predict_scored_faces(predictor, cache, scored, mapping: dict, labels: list[s
     """The predictions table of the scored faces, classified :data:`BATCH` at a time (bounded memory)."""
 
     face_ids = scored["face_id"].to_numpy()
+    carried = cache.config.get("equalize", "none")
     mapped, answers = [], []
     for start in range(0, len(face_ids), BATCH):
-        probabilities = predictor.predict_proba(cache.faces(face_ids[start : start + BATCH]))
+        faces = faces_for_model(cache.faces(face_ids[start : start + BATCH]), predictor.pixel_step, carried)
+        probabilities = predictor.predict_proba(faces)
         mapped.append(mapped_probabilities(probabilities, predictor.labels, mapping, labels))
         answers.append(probabilities.argmax(axis=1))
     table = predictions_table(scored, np.concatenate(mapped), labels)

@@ -182,21 +182,44 @@ def to_gray_face(image: np.ndarray, image_size: int) -> np.ndarray:
     return cv2.resize(image, (image_size, image_size), interpolation=interpolation).astype(np.uint8)
 
 
-#: Contrast normalisation applied to a finished crop: none (the paper) or CLAHE (local histogram
-#: equalisation, which evens out lighting and brings out mouth and brow detail).
-EQUALIZATIONS = ("none", "clahe")
+#: The pixel step applied to a finished crop, the one intensity normalisation a model declares and every
+#: path that feeds it applies (:func:`equalize_face`): none (the paper), hist (global histogram
+#: equalisation, OpenCV's ``equalizeHist``: what the common FER2013 JPEG export did to every face) or clahe
+#: (local histogram equalisation, which evens out lighting and brings out mouth and brow detail).
+EQUALIZATIONS = ("none", "hist", "clahe")
 
 
 def equalize_face(face: np.ndarray, method: str = "none") -> np.ndarray:
-    """Apply a contrast normalisation from :data:`EQUALIZATIONS` to a gray uint8 crop."""
+    """Apply a pixel step from :data:`EQUALIZATIONS` to a gray uint8 crop (the one function every path
+    that feeds a model its faces uses: preprocessing, evaluation, prediction)."""
     if method not in EQUALIZATIONS:
         raise ValueError(f"unknown equalization {method!r}; choose one of {EQUALIZATIONS}")
     if method == "none":
         return face
     import cv2
 
+    if method == "hist":
+        return cv2.equalizeHist(np.ascontiguousarray(face, dtype=np.uint8))
     tiles = max(2, min(8, face.shape[0] // 16))
     return cv2.createCLAHE(clipLimit=2.0, tileGridSize=(tiles, tiles)).apply(face)
+
+
+def faces_for_model(faces: np.ndarray, model_step: str, carried: str = "none") -> np.ndarray:
+    """Faces ``(n, s, s)`` that already carry the pixel step ``carried`` (a face cache's ``equalize``), as a
+    model trained with ``model_step`` must see them: unchanged when the steps agree, else
+    :func:`equalize_face` on each.
+
+    Raises:
+        ValueError: the faces carry another step than none and the model's (it cannot be undone).
+    """
+    if model_step == carried:
+        return faces
+    if carried != "none":
+        raise ValueError(
+            f"these faces were stored with the pixel step {carried!r} but the model expects {model_step!r}; "
+            f"build a face cache with --equalize {model_step} (or none) to score it"
+        )
+    return np.stack([equalize_face(face, model_step) for face in faces]) if len(faces) else faces
 
 
 @dataclass

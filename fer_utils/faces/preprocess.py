@@ -20,13 +20,19 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from fer_utils.data.class_folders import describe_renaming, folder_samples, label_renaming
-from fer_utils.data.datasets import dataset_samples
+from fer_utils.data.datasets import (
+    LAYOUTS,
+    add_layout_arguments,
+    dataset_layout,
+    dataset_samples,
+    layout_options_from_args,
+)
 from fer_utils.data.downloads import DATASETS, manual_download
 from fer_utils.data.samples import Sample, SkippedItem
 from fer_utils.data.synthetic import is_demo_media
@@ -34,6 +40,7 @@ from fer_utils.faces.cache import FaceCache, cache_dir_for
 from fer_utils.faces.cache_overview import print_summary
 from fer_utils.faces.cache_writer import FaceCacheWriter
 from fer_utils.faces.detection import to_gray_face  # noqa: F401  (to_gray_face: re-exported)
+from fer_utils.faces.pixel_table import pixel_table_cache
 from fer_utils.faces.preprocess_config import PreprocessConfig, cache_config
 from fer_utils.faces.sample_faces import ProcessedItem, process_sample
 from fer_utils.files import require_folder_path
@@ -108,6 +115,7 @@ def preprocess(
         raise ValueError("no samples to preprocess")
     require_folder_path(cache_root, "--cache-root")
     dataset = dataset or samples[0].dataset
+    config = with_source_pixel_step(config, dataset)
     stored = cache_config(config, dataset, dataset_options, synthetic=is_demo_media(samples[0].media_path))
     renamed = label_renaming(samples)
     if renamed:
@@ -130,6 +138,21 @@ def preprocess(
     cache = writer.close()
     cache.report = report
     return cache
+
+
+def with_source_pixel_step(config: PreprocessConfig, dataset: str) -> PreprocessConfig:
+    """``config`` with the pixel step the dataset's faces already carry (the FER2013 JPEG export's
+    histogram equalisation) where it asks for none, said in one line: the cache then records what its
+    faces are, and every model trained on it asks for that step on the raw faces it is given."""
+    layout = LAYOUTS.get(dataset.lower())
+    step = layout.source_pixel_step if layout else "none"
+    if step == "none" or config.equalize != "none":
+        return config
+    print(
+        f"{dataset}: these faces were {step}-equalized by whoever exported them; the cache records "
+        f"equalize={step}, so models trained on it equalize the raw faces they are given"
+    )
+    return replace(config, equalize=step)
 
 
 def _record_skipped_and_list_todo(
@@ -232,10 +255,6 @@ def default_cache_root() -> Path:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _csv(text: str | None) -> list[str] | None:
-    return [part.strip() for part in text.split(",") if part.strip()] if text else None
-
-
 def positive_int(text: str) -> int:
     """argparse type: an integer ≥ 1 (``--limit 0`` or ``-1`` is refused, not silently misread)."""
     try:
@@ -261,10 +280,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--help-dataset", metavar="NAME", help="print where to download a dataset, then exit")
     add_config_arguments(parser.add_argument_group("faces (PreprocessConfig)"), PreprocessConfig)
     group = parser.add_argument_group("dataset options")
-    group.add_argument("--modality", help="RAVDESS: full-av,video-only (default full-av)")
-    group.add_argument("--channel", help="RAVDESS: speech,song (default speech)")
-    group.add_argument("--views", help="MEAD: comma-separated views (default front)")
-    group.add_argument("--levels", help="MEAD: comma-separated levels (default 1,2,3)")
+    add_layout_arguments(group)
     group.add_argument("--limit", type=positive_int, help="only the first N samples (quick trials; N ≥ 1)")
     group = parser.add_argument_group("execution")
     group.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
@@ -274,13 +290,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def dataset_options_from_args(args) -> dict:
-    """Spec options from ``fer preprocess`` arguments (only those given)."""
-    options = {}
-    if args.dataset == "ravdess":
-        options = {"modalities": _csv(args.modality), "channels": _csv(args.channel)}
-    elif args.dataset == "mead":
-        options = {"views": _csv(args.views), "levels": _csv(args.levels)}
-    return {key: value for key, value in options.items() if value is not None}
+    """Layout options from ``fer preprocess`` arguments (only those given)."""
+    return layout_options_from_args(args.dataset, args)
 
 
 def _run_cli(args) -> int:
@@ -291,6 +302,19 @@ def _run_cli(args) -> int:
         raise ValueError(f"--root is required.\n\n{manual_download(args.dataset)}")
     config = config_from_args(PreprocessConfig, args)
     options = dataset_options_from_args(args)
+    layout = dataset_layout(args.dataset)
+    if layout.pixel_rows is not None:
+        cache = pixel_table_cache(
+            layout.name,
+            args.root,
+            args.cache_root or default_cache_root(),
+            config,
+            **options,
+            limit=args.limit,
+            progress=not args.no_progress,
+        )
+        print_summary(cache, sys.stdout)
+        return 0
     samples, skipped = dataset_samples(args.dataset, args.root, **options)
     if args.limit is not None:
         samples = samples[: args.limit]

@@ -53,7 +53,10 @@ class PreprocessConfig:
         "grab", help="frame decoding: grab (frame-accurate, sequential) or seek", choices=SAMPLING_METHODS
     )
     equalize: str = setting(
-        "none", help="contrast normalisation of each crop: none (the paper) or clahe", choices=EQUALIZATIONS
+        "none",
+        help="pixel step of each crop, recorded with every model trained on the cache and applied "
+        "wherever the model is fed: none (the paper), hist (global histogram equalisation) or clahe",
+        choices=EQUALIZATIONS,
     )
 
     def __post_init__(self):

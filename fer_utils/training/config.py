@@ -19,6 +19,7 @@ from fer_utils.training.recipes import (
     resolve_recipe,
 )
 from fer_utils.training.splits import PROTOCOLS
+from fer_utils.training.targets import TARGETS
 
 
 @dataclass
@@ -88,6 +89,12 @@ class TrainConfig:
         None,
         help="which validation score picks the kept epoch (default: the recipe's; paper val_accuracy)",
         choices=SELECTION_METRICS,
+    )
+    targets: str = setting(
+        "label",
+        help="what the run learns to answer: label (the cache's), majority (the FER+ crowd's majority) or "
+        "distribution (cross-entropy on the FER+ votes); majority / distribution need a FER+ cache",
+        choices=TARGETS,
     )
     seed: int = setting(0, help="seed of the split, the weights and the shuffling")
     dropout: tuple[float, float, float] = setting(
@@ -164,6 +171,8 @@ class TrainConfig:
                 f"distill_temperature must be > 0 and distill_weight in [0, 1], got "
                 f"{self.distill_temperature}, {self.distill_weight}"
             )
+        if self.targets not in TARGETS:
+            raise ValueError(f"unknown targets {self.targets!r}; choose one of {', '.join(TARGETS)}")
         if self.freeze_epochs >= self.epochs:
             raise ValueError(f"freeze_epochs ({self.freeze_epochs}) must be below epochs ({self.epochs})")
 

@@ -20,9 +20,11 @@ def make_dataset(
     augment: bool = False,
     one_hot_classes: int | None = None,
     epochs: tuple[int, int] | None = None,
+    soft_targets: np.ndarray | None = None,
 ):
     """A batched, prefetched ``tf.data.Dataset`` of ``(faces (b, s, s, 1), class index)`` (or one-hot
-    targets of ``one_hot_classes`` classes, which label smoothing needs).
+    targets of ``one_hot_classes`` classes, which label smoothing needs, or ``soft_targets``: one target
+    distribution per face, e.g. the FER+ votes, in place of the class indices).
 
     Small selections are gathered into memory once; larger ones stream batch by batch from the
     memory-mapped shards (one gather per batch), so MEAD-scale caches never need to fit in RAM. Faces are
@@ -38,7 +40,10 @@ def make_dataset(
 
     size = cache.image_size
     face_ids = np.asarray(face_ids, dtype=np.int64)
-    targets = np.asarray(targets, dtype=np.int32)
+    if soft_targets is not None:
+        targets, one_hot_classes = np.asarray(soft_targets, dtype=np.float32), None
+    else:
+        targets = np.asarray(targets, dtype=np.int32)
     in_memory = len(face_ids) * size * size <= in_memory_limit_mb * 2**20
     if in_memory:
         faces = tf.constant(cache.faces(face_ids)[..., None])

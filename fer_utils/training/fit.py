@@ -47,18 +47,20 @@ def compile_model(model, config: TrainConfig, steps_per_epoch: int, epochs: int)
         )
         model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=[accuracy_metric()])
         return
+    soft = config.targets == "distribution"
     model.compile(
         optimizer=keras.optimizers.Adam(rate),
-        loss=_loss(settings.label_smoothing),
-        metrics=["accuracy"],
+        loss=_loss(settings.label_smoothing, soft),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy") if soft else "accuracy"],
     )
 
 
-def _loss(label_smoothing: float):
-    """Cross-entropy on class indices, or on one-hot targets when smoothing them."""
+def _loss(label_smoothing: float, soft: bool = False):
+    """Cross-entropy on class indices, or on distributions: one-hot targets when smoothing them, or the
+    crowd's votes (``soft``)."""
     import keras
 
-    if label_smoothing:
+    if label_smoothing or soft:
         return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
     return keras.losses.SparseCategoricalCrossentropy()
 

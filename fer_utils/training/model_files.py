@@ -77,3 +77,38 @@ def model_spec(model_path: str | os.PathLike) -> dict:
     if model_path.suffix.lower() == ".keras":
         return _keras_spec(model_path)
     return {}
+
+
+def spec_source(model_path: str | os.PathLike) -> Path | None:
+    """The file :func:`model_spec` reads for this model: ``<file>.json``, else a ``.keras`` file's run
+    ``config.json``; None when there is neither."""
+    model_path = Path(model_path)
+    if spec_path(model_path).exists():
+        return spec_path(model_path)
+    config_path = model_path.parent / rundir.CONFIG_FILE
+    if model_path.suffix.lower() == ".keras" and config_path.exists():
+        return config_path
+    return None
+
+
+def pixel_step(spec: dict, model_path: str | os.PathLike) -> str:
+    """The pixel step a model was trained with (``preprocessing.equalize`` of its spec: none, hist or
+    clahe), which every path that feeds it faces applies.
+
+    Raises:
+        ValueError: the spec does not declare it (one line naming the spec's path): the model's faces
+            would be fed without knowing what the model learned from.
+    """
+    from fer_utils.faces.detection import EQUALIZATIONS
+
+    step = (spec.get("preprocessing") or {}).get("equalize")
+    if step in EQUALIZATIONS:
+        return step
+    source = spec_source(model_path)
+    where = f"its spec {source}" if source else f"{Path(model_path).name} has no spec (<file>.json) and"
+    found = "declares an unknown one" if step is not None else "does not declare one"
+    raise ValueError(
+        f"{Path(model_path).name}: {where} {found} for the pixel step it was trained with "
+        f"(preprocessing.equalize: {', '.join(EQUALIZATIONS)}); export the model again from its run "
+        "(`fer export`), or add the step the model was trained with to the spec"
+    )

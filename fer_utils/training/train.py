@@ -45,6 +45,7 @@ from fer_utils.training.resume import (
 )
 from fer_utils.training.runtime import configure_numerics
 from fer_utils.training.splits import Split, make_split
+from fer_utils.training.targets import run_targets
 from fer_utils.training.transfer import initialise_from
 
 __all__ = [
@@ -121,7 +122,8 @@ def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainCon
     settings = config.settings()
     image_size = config.input_size or cache.image_size
     resume = resume_point(writer, cache, config, image_size)
-    split, train_ids = split_faces(cache.index, config)
+    chosen = run_targets(cache, config.targets)
+    split, train_ids = split_faces(cache.index[chosen.usable], config)
     targets = class_targets(cache)
     numerics = prepare_tensorflow(config)
 
@@ -143,6 +145,7 @@ def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainCon
             augment=settings.augment and name == "train",
             one_hot_classes=len(cache.labels) if settings.label_smoothing and name == "train" else None,
             epochs=epochs,
+            soft_targets=chosen.soft[ids] if chosen.soft is not None and name == "train" else None,
         )
         if teacher is not None and name == "train":
             weights = class_weights(targets[ids], len(cache.labels), settings.class_weighting)
