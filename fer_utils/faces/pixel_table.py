@@ -69,7 +69,7 @@ def pixel_table_cache(
             faces, rows, skipped = [], [], 0
             for record in block.itertuples(index=False):
                 label = getattr(record, label_column)
-                if not label:
+                if not isinstance(label, str) or not label:  # None / NaN: no label of this source
                     skipped += 1
                     continue
                 face = equalize_face(

@@ -214,10 +214,12 @@ def image_folder_cache(
     max_per_class: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    equalize: str = "none",
 ) -> FaceCache:
     """Turn a class-folder image dataset into a face cache (``detector='none'`` for already-cropped faces).
 
-    ``max_per_class`` keeps a seeded random subset of at most that many images per (split, class).
+    ``max_per_class`` keeps a seeded random subset of at most that many images per (split, class);
+    ``equalize`` is the pixel step of every face (FER2013's equalized JPEG export records ``hist`` either way).
     """
     dataset = dataset or Path(image_folder).name
     samples, skipped = folder_samples(image_folder, dataset, split_dirs, filename_pattern)
@@ -231,7 +233,7 @@ def image_folder_cache(
             for members in groups.values()
             for i in sorted(rng.permutation(len(members))[:max_per_class])
         ]
-    config = PreprocessConfig(face_size=face_size, detector=detector)
+    config = PreprocessConfig(face_size=face_size, detector=detector, equalize=equalize)
     selection = {"split_dirs": split_dirs, "filename_pattern": filename_pattern}
     if max_per_class:
         selection |= {"max_per_class": max_per_class, "seed": seed}  # another subset is another cache
