@@ -201,3 +201,33 @@ def test_only_class_folder_names_count_as_renamed_labels(tmp_path):
     # RAVDESS-like: the label comes from the file name's codes, the folder is a speaker
     samples = [Sample("ravdess", str(tmp_path / "Actor_01" / "01-01-05-01-01-01-01.mp4"), "angry", "01", "v")]
     assert label_renaming(samples) == {}
+
+
+def test_every_layout_is_one_registry_entry_whose_options_become_flags(monkeypatch, tmp_path):
+    """A new layout is one entry: its options become ``fer preprocess`` / ``fer run`` flags and reach its
+    samples function, parsed."""
+    import argparse
+
+    from fer_utils.data import datasets
+    from fer_utils.data.downloads import DATASETS, manual_download
+    from fer_utils.data.samples import Sample
+
+    assert tuple(datasets.LAYOUTS) == DATASETS
+    assert all(manual_download(name) for name in DATASETS)
+    seen = {}
+
+    def tiles_samples(root, tiles=None):
+        seen["tiles"] = tiles
+        return [Sample("tiles", str(root / "a.png"), "happy", None, "a")], []
+
+    layout = datasets.DatasetLayout(
+        "tiles", tiles_samples, (datasets.LayoutOption("tiles", "--tiles", "Tiles: which tiles"),)
+    )
+    monkeypatch.setitem(datasets.LAYOUTS, "tiles", layout)
+    for module in ("fer_utils.faces.preprocess", "fer_utils.experiments.notebook_pipeline"):
+        parser = argparse.ArgumentParser()
+        __import__(module, fromlist=["add_arguments"]).add_arguments(parser)
+        args = parser.parse_args(["--tiles", "a, b"])
+        assert datasets.layout_options_from_args("tiles", args) == {"tiles": ["a", "b"]}
+    samples, _ = datasets.dataset_samples("tiles", tmp_path, **{"tiles": ["a", "b"]})
+    assert seen["tiles"] == ["a", "b"] and samples[0].dataset == "tiles"

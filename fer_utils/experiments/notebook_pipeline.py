@@ -24,7 +24,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fer_utils.data.datasets import dataset_samples, pyfeat_ravdess_tree
+from fer_utils.data.datasets import (
+    add_layout_arguments,
+    dataset_samples,
+    layout_options_from_args,
+    pyfeat_ravdess_tree,
+)
 from fer_utils.data.downloads import DATASETS
 from fer_utils.demo import ensure_demo_dataset
 from fer_utils.experiments.ablation.grid import NOTEBOOK_FIELDS, shared_training
@@ -377,6 +382,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         exclude=PIPELINE_SETS,
         overrides_only=True,
     )
+    add_layout_arguments(parser.add_argument_group("dataset options (of --dataset's layout)"))
     parser.set_defaults(func=_cli_run)
 
 
@@ -387,6 +393,7 @@ def _cli_run(args) -> int:
         args,
         preprocess=values_from(PreprocessConfig, args),
         training={k: v for k, v in values_from(TrainConfig, args).items() if k not in PIPELINE_SETS},
+        dataset_options=layout_options_from_args(args.dataset, args) if args.dataset != "demo" else {},
     )
     result = run_pipeline(config)
     print("\nDone. Step times:")
