@@ -236,6 +236,7 @@ def export_model(
     labels: list[str],
     calibration_faces: np.ndarray | None = None,
     extra: dict | None = None,
+    pixel_step: str = "none",
 ) -> Path:
     """Export a Keras model (rescaling folded) in ``fmt`` to ``path`` with its JSON spec.
 
@@ -246,6 +247,8 @@ def export_model(
         labels: class names in output order.
         calibration_faces: uint8 faces, required for ``tflite-int8``.
         extra: more keys for the spec (source run, preprocessing config).
+        pixel_step: the pixel step the model was trained with (``preprocessing.equalize`` of the spec,
+            which every predictor applies), where ``extra``'s preprocessing does not say it.
 
     Returns:
         The model path.
@@ -269,6 +272,7 @@ def export_model(
         export_tflite(folded, path)
     spec = _export_spec(fmt, path, labels, int(model.input_shape[1]), folded is not model)
     spec.update(extra or {})
+    spec["preprocessing"] = {"equalize": pixel_step, **(spec.get("preprocessing") or {})}
     if fmt == "tflite-int8":
         spec["calibration_faces"] = int(len(calibration_faces))
     write_model_spec(path, spec)

@@ -165,6 +165,8 @@ def _write_shipped_files(keras, run, out_dir: Path) -> dict[str, Path]:
             "margin": PREDICT_MARGIN,
             "detect_width": DETECT_WIDTH,
             "frames_per_video": 6,
+            # the pixel step of the faces the run learned from: every predictor applies it to raw crops
+            "equalize": (run.config.get("preprocessing") or {}).get("equalize", "none"),
         },
     }
     keras_path = out_dir / files["keras"]

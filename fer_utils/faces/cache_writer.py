@@ -217,7 +217,9 @@ def write_array_cache(
     if len(labels) != len(faces):
         raise ValueError(f"{len(faces)} faces but {len(labels)} labels")
     writer = FaceCacheWriter(
-        cache_dir, {"dataset": dataset, "image_size": int(faces.shape[1]), "source": "arrays"}
+        cache_dir,
+        # the faces as given: no pixel step applied here (models trained on them declare none)
+        {"dataset": dataset, "image_size": int(faces.shape[1]), "source": "arrays", "equalize": "none"},
     )
     for number, (face, label) in enumerate(zip(faces, labels, strict=True)):
         item = f"{dataset}/{number:08d}"

@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+from fer_utils.faces.detection import EQUALIZATIONS
 from fer_utils.training import rundir
 
 
@@ -99,16 +100,16 @@ def pixel_step(spec: dict, model_path: str | os.PathLike) -> str:
         ValueError: the spec does not declare it (one line naming the spec's path): the model's faces
             would be fed without knowing what the model learned from.
     """
-    from fer_utils.faces.detection import EQUALIZATIONS
-
     step = (spec.get("preprocessing") or {}).get("equalize")
     if step in EQUALIZATIONS:
         return step
     source = spec_source(model_path)
-    where = f"its spec {source}" if source else f"{Path(model_path).name} has no spec (<file>.json) and"
-    found = "declares an unknown one" if step is not None else "does not declare one"
+    where = f"its spec {source}" if source else "it has no spec (<file>.json) and so"
+    found = (
+        f"declares an unknown pixel step {step!r}" if step is not None else "does not declare the pixel step"
+    )
     raise ValueError(
-        f"{Path(model_path).name}: {where} {found} for the pixel step it was trained with "
-        f"(preprocessing.equalize: {', '.join(EQUALIZATIONS)}); export the model again from its run "
-        "(`fer export`), or add the step the model was trained with to the spec"
+        f"{Path(model_path).name}: {where} {found} the model was trained with (preprocessing.equalize: "
+        f"{', '.join(EQUALIZATIONS)}); export the model again from its run (`fer export`), or add that step "
+        "to the spec"
     )
