@@ -7,8 +7,10 @@ from them, every notebook refuses a misspelled parameter, and labels are data.""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+from test_dashboard import make_cache, make_run
 from test_nothing_lost import _refusal
 
 from fer_utils.training.config import TrainConfig
@@ -90,3 +92,176 @@ def test_a_family_that_could_not_train_is_a_row_and_a_nonzero_exit(tmp_path, mon
     assert list(table.index) == ["paper", "mobilenet_v3_small"]
     assert "needs faces of at least 32 px" in table.loc["mobilenet_v3_small", "problem"]
     assert "| mobilenet_v3_small | 24 | FAILED: seed 0: " in (out / MARKDOWN_FILE).read_text()
+
+
+# ----------------------------------------------------------------------------------------------------
+# 2. fer bundle-model: only a run the study made, classes first, the shipped files replaced together
+# ----------------------------------------------------------------------------------------------------
+
+FER2013_LABELS = ["angry", "disgust", "fearful", "happy", "neutral", "sad", "surprised"]
+
+
+def _study_with_runs(tmp_path: Path, labels=FER2013_LABELS, seeds=(0, 1)) -> Path:
+    """A ``fer study-models`` folder (protocol fixed, FER2013, 2 epochs) with finished ``paper`` runs."""
+    import dataclasses
+
+    import numpy as np
+
+    from fer_utils.experiments.model_study import STUDY_FILE
+    from fer_utils.training.seeds import finished_seed_runs, write_seed_summary
+
+    cache = make_cache(tmp_path / "cache", 12)
+    study = tmp_path / "study"
+    for seed in seeds:
+        probabilities = np.random.default_rng(seed).dirichlet(np.ones(len(labels)), size=12)
+        make_run(
+            study / "paper" / f"seed-{seed}",
+            cache,
+            probabilities,
+            labels,
+            seed=seed,
+            dataset="fer2013",
+            protocol="fixed",
+        )
+    write_seed_summary(study / "paper", finished_seed_runs(study / "paper"))
+    shared = json.loads(json.dumps(dataclasses.asdict(TrainConfig(protocol="fixed", epochs=2)), default=str))
+    record = {
+        "cache_dir": str(cache.cache_dir),
+        "seeds": list(seeds),
+        "architectures": {"paper": {"input_size": None, "seeds": list(seeds)}},
+        "shared": shared,
+    }
+    (study / STUDY_FILE).write_text(json.dumps(record))
+    return study
+
+
+def _shipping_records(monkeypatch):
+    """``ship_run`` and the card without TensorFlow: which run was shipped, and a file in the staged folder."""
+    from fer_utils.experiments import bundle_model
+
+    shipped = []
+
+    def ship_run(run, out_dir):
+        shipped.append(run.path)
+        (out_dir / "model.keras").write_text(str(run.path))
+        return {"keras": out_dir / "model.keras"}
+
+    monkeypatch.setattr(bundle_model, "ship_run", ship_run)
+    monkeypatch.setattr(
+        bundle_model,
+        "model_card_numbers",
+        lambda summary, run, files, images: {
+            "shipped_seed": run.config["seed"],
+            "shipped_run": str(run.path),
+        },
+    )
+    return shipped
+
+
+def test_from_study_ships_only_a_run_the_study_made(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import numpy as np
+    import pandas as pd
+
+    from fer_utils.experiments.bundle_model import build_bundled_model
+
+    study = _study_with_runs(tmp_path)
+    outside = make_run(
+        tmp_path / "outside",
+        make_cache(tmp_path / "cache2", 12),
+        np.eye(7)[[0] * 12],
+        FER2013_LABELS,
+        dataset="fer2013",
+        protocol="paper",
+    )
+    table = pd.read_csv(study / "paper" / "seeds.csv")
+    table["run"] = "../../outside"  # a crafted seeds.csv naming a run outside the study
+    table.to_csv(study / "paper" / "seeds.csv", index=False)
+    shipped = _shipping_records(monkeypatch)
+    out = tmp_path / "shipped"
+    card = build_bundled_model(
+        tmp_path, tmp_path / "work", [0], out_dir=out, card_markdown=None, from_study=study
+    )
+    assert shipped and shipped[0] != outside and shipped[0].parent == study / "paper"
+    assert card["shipped_run"] == str(shipped[0]) and f"shipping {shipped[0]}" in capsys.readouterr().out
+    assert (out / "model.keras").read_text() == str(shipped[0])
+
+    # a run of the study's folder made with other settings (protocol paper) is not the study's
+    shutil.rmtree(study / "paper" / "seed-1")
+    make_run(
+        study / "paper" / "seed-1",
+        make_cache(tmp_path / "cache3", 12),
+        np.eye(7)[[0] * 12],
+        FER2013_LABELS,
+        seed=1,
+        dataset="fer2013",
+        protocol="paper",
+    )
+    with pytest.raises(ValueError, match="other settings than the study .*protocol 'paper' ≠ 'fixed'"):
+        build_bundled_model(
+            tmp_path, tmp_path / "work", [0], out_dir=out, card_markdown=None, from_study=study
+        )
+
+
+def test_from_study_checks_the_classes_before_any_work_and_leaves_no_staging(tmp_path, monkeypatch):
+    from fer_utils.experiments import bundle_model
+
+    study = _study_with_runs(tmp_path, labels=["neutral", "happy", "sad"])
+
+    def built(*args):
+        raise AssertionError("built files before checking the classes")
+
+    monkeypatch.setattr(bundle_model, "ship_run", built)
+    out = tmp_path / "shipped"
+    with pytest.raises(ValueError, match="predicts neutral, happy, sad, not FER2013's angry, disgust"):
+        bundle_model.build_bundled_model(
+            tmp_path, tmp_path / "work", [0], out_dir=out, card_markdown=None, from_study=study
+        )
+
+    # a failure after the files are built (scoring them) leaves neither a staging folder nor a changed folder
+    study = _study_with_runs(tmp_path / "seven")
+    _shipping_records(monkeypatch)
+    out.mkdir()
+    (out / "other_model.keras").write_text("kept")
+
+    def scoring_fails(*args):
+        raise ValueError("'disgust' is not in list")
+
+    monkeypatch.setattr(bundle_model, "model_card_numbers", scoring_fails)
+    with pytest.raises(ValueError, match="'disgust' is not in list"):
+        bundle_model.build_bundled_model(
+            tmp_path, tmp_path / "work", [0], out_dir=out, card_markdown=None, from_study=study
+        )
+    assert [path.name for path in out.iterdir()] == ["other_model.keras"]
+    assert not [path for path in tmp_path.iterdir() if "staging" in path.name]
+
+
+def test_recalibrating_on_a_full_disk_leaves_every_shipped_file_as_it_was(tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    import numpy as np
+
+    from fer_utils.deploy import bundled
+    from fer_utils.experiments import bundle_model
+
+    models = tmp_path / "models"
+    shutil.copytree(bundled.BUNDLED_DIR, models)
+    before = {path.name: path.read_bytes() for path in models.iterdir()}
+    faces = np.random.default_rng(0).integers(0, 256, (14, 48, 48), dtype=np.uint8)
+    monkeypatch.setattr(
+        bundle_model, "fer2013_test_faces", lambda root, split="test": (faces, FER2013_LABELS * 2, [])
+    )
+    write_json = bundle_model.atomic_write_json
+
+    def full_disk(path, *args, **kwargs):
+        if Path(path).name == "model_card.json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write_json(path, *args, **kwargs)
+
+    monkeypatch.setattr(bundle_model, "atomic_write_json", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        bundle_model.recalibrate_shipped(tmp_path, "paper", models)
+    assert {path.name: path.read_bytes() for path in models.iterdir()} == before
+    assert not [path.name for path in tmp_path.iterdir() if "staging" in path.name]
