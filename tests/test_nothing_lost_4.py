@@ -265,3 +265,52 @@ def test_recalibrating_on_a_full_disk_leaves_every_shipped_file_as_it_was(tmp_pa
         bundle_model.recalibrate_shipped(tmp_path, "paper", models)
     assert {path.name: path.read_bytes() for path in models.iterdir()} == before
     assert not [path.name for path in tmp_path.iterdir() if "staging" in path.name]
+
+
+# ----------------------------------------------------------------------------------------------------
+# 3. fer report: an unreadable ablation is one problem; figure paths stay inside the ablation
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_an_ablation_whose_figures_lie_outside_it_is_drawn_without_them(tmp_path):
+    import plotly.graph_objects as go
+
+    from fer_utils.viz.dashboard.static import ablation_section_html
+
+    folder = tmp_path / "ablation"
+    folder.mkdir()
+    go.Figure(go.Scatter(x=[1], y=[2])).write_json(tmp_path / "outside.json")
+    go.Figure(go.Scatter(x=[1], y=[2])).write_json(folder / "curves.json")
+    summary = {
+        "report_table": [{"configuration": "baseline", "test accuracy": "50.0 %"}],
+        "verdict": {"text": "**no** effect"},
+        "figures": {"curves": "/etc/passwd", "gap_heatmap": "../outside.json"},
+    }
+    (folder / "summary.json").write_text(json.dumps(summary))
+    text, figures = ablation_section_html(folder)
+    assert figures == [] and "baseline" in text and "<b>no</b> effect" in text
+    assert "&#x27;/etc/passwd&#x27; is not a file name inside the ablation folder" in text
+    assert "&#x27;../outside.json&#x27; lies outside the ablation folder" in text
+    summary["figures"] = {"curves": "curves.json", "gap_heatmap": "summary.json"}  # not a figure: a problem
+    (folder / "summary.json").write_text(json.dumps(summary))
+    text, figures = ablation_section_html(folder)
+    assert len(figures) == 1 and "Not drawn: figure gap_heatmap" in text
+
+
+def test_an_ablation_that_cannot_be_drawn_is_listed_and_the_next_one_drawn(tmp_path, monkeypatch):
+    import IPython.display
+
+    from fer_utils.viz.dashboard import static
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda item: shown.append(item.data))
+
+    def section(folder):
+        if folder.name == "bad":
+            raise json.JSONDecodeError("Expecting value", "root:x:0:0", 0)
+        return f"<h3>{folder.name}</h3>", []
+
+    monkeypatch.setattr(static, "ablation_section_html", section)
+    static._display_ablations([tmp_path / "bad", tmp_path / "good"])
+    assert "could not be drawn (JSONDecodeError: Expecting value" in shown[1]
+    assert shown[2] == "<h3>good</h3>"
