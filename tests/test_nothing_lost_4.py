@@ -314,3 +314,34 @@ def test_an_ablation_that_cannot_be_drawn_is_listed_and_the_next_one_drawn(tmp_p
     static._display_ablations([tmp_path / "bad", tmp_path / "good"])
     assert "could not be drawn (JSONDecodeError: Expecting value" in shown[1]
     assert shown[2] == "<h3>good</h3>"
+
+
+# ----------------------------------------------------------------------------------------------------
+# 4. A source is never overwritten by what is built from it
+# ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--teacher", "{run}"],
+        ["--init-from", "{run}/model.keras"],
+        ["--teacher", "{run}/seed-0", "--seeds", "0"],
+    ],
+)
+def test_fer_train_refuses_to_write_over_its_teacher_or_initial_weights(flags, tmp_path, capsys):
+    import numpy as np
+
+    from fer_utils.cli import main
+
+    cache = make_cache(tmp_path / "cache", 12)
+    run = make_run(tmp_path / "run", cache, np.full((12, 3), 1 / 3))
+    if "--seeds" in flags:
+        make_run(run / "seed-0", cache, np.full((12, 3), 1 / 3))
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    argv = ["train", "--cache", str(cache.cache_dir), "--out", str(run), "--overwrite", "--epochs", "1"]
+    code = main(argv + [flag.format(run=run) for flag in flags])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and error.count("\n") == 0
+    assert f"is inside the run being written ({run}): training would replace it" in error
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
