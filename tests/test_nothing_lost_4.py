@@ -345,3 +345,100 @@ def test_fer_train_refuses_to_write_over_its_teacher_or_initial_weights(flags, t
     assert code == 2 and error.count("\n") == 0
     assert f"is inside the run being written ({run}): training would replace it" in error
     assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
+
+
+# ----------------------------------------------------------------------------------------------------
+# 5. Every notebook refuses a misspelled parameter: one mechanism, from its file, not papermill's header
+# ----------------------------------------------------------------------------------------------------
+
+#: Per notebook: a misspelled parameter and the name it should have been.
+MISSPELLED = {
+    "01_preprocessing.ipynb": ("face_sise", "face_size"),
+    "02_training.ipynb": ("learnig_rate", "learning_rate"),
+    "03_regularization_ablation.ipynb": ("n_seed", "n_seeds"),
+    "04_results.ipynb": ("runs_dri", "runs_dir"),
+    "05_model_frontier.ipynb": ("study_dri", "study_dir"),
+}
+
+
+def _kernel_namespace(notebook: str) -> dict:
+    """What a kernel holds at the notebook's first call as opened: its parameters cell's values, IPython's
+    own names and the imports of the cell."""
+    import nbformat
+    import pandas
+
+    from fer_utils.paths import NOTEBOOKS_DIR
+
+    cells = nbformat.read(NOTEBOOKS_DIR / notebook, as_version=4).cells
+    namespace: dict = {"In": ["", "x = 1"], "Out": {}, "get_ipython": print, "_i1": "x = 1", "pd": pandas}
+    exec(next(cell.source for cell in cells if "parameters" in cell.metadata.get("tags", [])), namespace)
+    namespace.pop("__builtins__")
+    return namespace
+
+
+@pytest.mark.parametrize("notebook", sorted(MISSPELLED))
+def test_each_notebook_refuses_a_misspelled_parameter_from_inside_its_kernel(notebook):
+    from fer_utils.experiments.notebook_pipeline import check_notebook_parameters
+
+    typo, meant = MISSPELLED[notebook]
+    namespace = _kernel_namespace(notebook)
+    check_notebook_parameters(namespace, notebook)  # as opened: nothing to refuse
+    with pytest.raises(
+        ValueError, match=rf"^{notebook}: unknown notebook parameter '{typo}' \(did you mean '{meant}'\?\)$"
+    ):
+        check_notebook_parameters(namespace | {typo: 48}, notebook)
+
+
+@pytest.mark.parametrize("notebook", sorted(MISSPELLED))
+def test_the_host_refuses_a_misspelled_parameter_of_any_notebook_before_its_kernel(
+    notebook, tmp_path, monkeypatch
+):
+    import sys
+
+    from fer_utils.experiments import notebook_pipeline
+
+    monkeypatch.setitem(sys.modules, "papermill", None)  # importing it would fail: no kernel may start
+    typo, meant = MISSPELLED[notebook]
+    with pytest.raises(
+        ValueError, match=rf"^{notebook}: unknown notebook parameter '{typo}' \(did you mean '{meant}'"
+    ):
+        notebook_pipeline._execute(notebook, tmp_path / "out.ipynb", {typo: 48}, tmp_path)
+    assert not (tmp_path / "out.ipynb").exists()
+
+
+def test_the_report_checks_notebook_04s_parameters_before_its_kernel(tmp_path, monkeypatch):
+    import sys
+
+    from fer_utils.notebook_execution import check_parameters
+    from fer_utils.viz import html_report
+
+    monkeypatch.setitem(sys.modules, "papermill", None)
+    checked = []
+    monkeypatch.setattr(
+        html_report,
+        "execute_notebook",
+        lambda notebook, output, parameters, **options: checked.append(
+            check_parameters(notebook, parameters, options["accepted"]) or options["accepted"]
+        ),
+    )
+    html_report.execute_results_notebook(tmp_path, tmp_path / "out.ipynb")
+    assert checked == [()]
+
+
+@pytest.mark.slow
+def test_papermill_by_hand_stops_notebook_05_at_a_misspelled_parameter(tmp_path):
+    """The kernel's own check: papermill run by hand (no host check), whatever header it gives its cell."""
+    from fer_utils.notebook_execution import execute_notebook
+    from fer_utils.paths import NOTEBOOKS_DIR
+
+    study = tmp_path / "study"
+    with pytest.raises(
+        Exception, match="unknown notebook parameter 'study_dri' \\(did you mean 'study_dir'\\?\\)"
+    ):
+        execute_notebook(
+            NOTEBOOKS_DIR / "05_model_frontier.ipynb",
+            tmp_path / "out.ipynb",
+            {"study_dri": str(study)},
+            tmp_path,
+        )
+    assert not study.exists() and not (tmp_path / "runs").exists()

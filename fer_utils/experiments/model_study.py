@@ -393,6 +393,11 @@ def write_frontier(out_dir: str | os.PathLike) -> pd.DataFrame:
     """Write ``frontier.csv``, ``frontier_runs.csv``, ``frontier.md`` (both tables) and ``frontier.html``
     of a study folder."""
     out = Path(out_dir)
+    with output_lock(out, "fer study-models"):  # held already when called by run_model_study
+        return _write_frontier(out)
+
+
+def _write_frontier(out: Path) -> pd.DataFrame:
     table = frontier_table(out)
     atomic_write_csv(out / TABLE_FILE, table)
     trained = table[table["test_accuracy_mean"].notna()]
