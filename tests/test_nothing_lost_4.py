@@ -442,3 +442,38 @@ def test_papermill_by_hand_stops_notebook_05_at_a_misspelled_parameter(tmp_path)
             tmp_path,
         )
     assert not study.exists() and not (tmp_path / "runs").exists()
+
+
+# ----------------------------------------------------------------------------------------------------
+# 6. Labels are data, never identifiers
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_fer_predict_of_a_model_whose_classes_are_not_identifiers(tmp_path, monkeypatch, capsys):
+    import cv2
+    import keras
+    import pandas as pd
+    from fixture_media import face_frame
+
+    from fer_utils.cli import main
+    from fer_utils.deploy.export import write_model_spec
+    from fer_utils.training.model import build_paper_cnn
+
+    labels = ["../../x", "happy", "not a name", "class"]
+    keras.utils.set_random_seed(0)
+    model_path = tmp_path / "model" / "m.keras"
+    model_path.parent.mkdir()
+    build_paper_cnn(len(labels), image_size=24).save(model_path)
+    write_model_spec(model_path, {"format": "keras", "labels": labels, "image_size": 24})
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), cv2.resize(face_frame(), (480, 360)))
+    out = tmp_path / "work" / "out"
+    monkeypatch.chdir(tmp_path)
+    code = main(["predict", str(photo), "--model", str(model_path), "--out", str(out), "--detector", "hog"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    faces = pd.read_csv(next(out.glob("*faces.csv")))
+    assert len(faces) >= 1 and faces["predicted_label"].isin(labels).all()
+    assert [f"prob_{label}" for label in labels] == [c for c in faces.columns if c.startswith("prob_")]
+    written = {path.relative_to(tmp_path) for path in tmp_path.rglob("*") if path.is_file()}
+    assert all(path.parts[0] in {"work", "model", "photo.png"} for path in written), written
