@@ -109,13 +109,42 @@ def notebook_names(notebook: str | os.PathLike) -> set[str]:
     )
 
 
-def check_parameters(notebook: str | os.PathLike, parameters: dict, accepted: Iterable[str]) -> None:
-    """ValueError, before any kernel starts, naming each parameter that neither the notebook's cells nor
-    ``accepted`` (the config fields it reads from its globals) define, with the closest name; the same
-    message the notebook itself gives when papermill is run by hand."""
+def check_parameters(
+    notebook: str | os.PathLike, parameters: Iterable[str], accepted: Iterable[str] = ()
+) -> None:
+    """ValueError naming each parameter that neither the notebook's cells (its file) nor ``accepted`` (the
+    config fields it reads from its globals) define, with the closest name. The one check of every
+    notebook: made by the host before a kernel starts (:func:`execute_notebook`) and by the notebook's
+    first call from inside its kernel (:func:`refuse_unknown_parameters`: papermill by hand, Voila)."""
     unknown = closest_names(parameters, notebook_names(notebook) | set(accepted))
     if unknown:
         raise ValueError(f"{Path(notebook).name}: {unknown_parameters_message(unknown)}")
+
+
+#: Names IPython puts in a kernel's namespace besides its underscored ones.
+KERNEL_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit"})
+#: What a parameter holds: papermill injects literals.
+PARAMETER_TYPES = (str, int, float, bool, type(None), list, tuple, dict, set)
+
+
+def namespace_parameters(namespace: dict) -> set[str]:
+    """The names of a kernel's namespace that can be parameters: public, not IPython's, holding a literal
+    (its parameters cell's and papermill's injected values; never a module, function, class or an object
+    a cell built). Independent of how papermill marks the cell it injects."""
+    return {
+        name
+        for name, value in namespace.items()
+        if not name.startswith("_") and name not in KERNEL_NAMES and isinstance(value, PARAMETER_TYPES)
+    }
+
+
+def refuse_unknown_parameters(
+    namespace: dict, notebook: str | os.PathLike, accepted: Iterable[str] = ()
+) -> None:
+    """A notebook's first call, with its ``globals()``: :func:`check_parameters` on the parameter-like
+    names of the kernel (:func:`namespace_parameters`), so a misspelled ``-p`` is refused in one line
+    instead of being ignored."""
+    check_parameters(notebook, namespace_parameters(namespace), accepted)
 
 
 def cell_progress(description: str) -> dict:

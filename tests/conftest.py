@@ -39,6 +39,12 @@ def pyfeat_media():
 
 
 @pytest.fixture(scope="session")
+def ravdess_actor05():
+    """Real RAVDESS video of one actor: ``crops/Actor_05`` (120 face-crop clips), ``original/Actor_05`` (6 mp4s)."""
+    return _require(shared_data_root() / "ravdess_actor05", "RAVDESS Actor 05")
+
+
+@pytest.fixture(scope="session")
 def fer2013_root():
     """FER2013 as train/validation/test class folders of 48×48 faces."""
     return _require(shared_data_root() / "fer2013", "FER2013")

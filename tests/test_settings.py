@@ -144,29 +144,32 @@ def test_notebook_parameter_defaults_are_the_dataclass_defaults(notebook, config
 
 
 def test_unknown_notebook_parameters_are_named_with_the_closest_field():
+    """The kernel's check reads the parameter-like globals (literals; not modules, functions or IPython's
+    names), whatever header papermill gave the cell it injected."""
     import nbformat
 
-    from fer_utils.experiments.notebook_pipeline import refuse_unknown_parameters, unknown_parameters
+    from fer_utils.notebook_execution import namespace_parameters, refuse_unknown_parameters
     from fer_utils.paths import NOTEBOOKS_DIR
     from fer_utils.settings import field_names
 
-    notebook = nbformat.read(NOTEBOOKS_DIR / "02_training.ipynb", as_version=4)
+    notebook = NOTEBOOKS_DIR / "02_training.ipynb"
     parameters_cell = next(
-        cell.source for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])
+        cell.source
+        for cell in nbformat.read(notebook, as_version=4).cells
+        if "parameters" in cell.metadata.get("tags", [])
     )
-    kernel = {
-        "In": ["", parameters_cell, "# Parameters\nlearnig_rate = 0.01\nepochs = 1\nwarmup_epochs = 2\n"]
-    }
+    kernel: dict = {"In": ["", parameters_cell], "get_ipython": print, "pytest": pytest, "_": 1}
+    exec(parameters_cell, kernel)
+    kernel.pop("__builtins__")
     accepted = field_names(TrainConfig)
-    assert unknown_parameters(kernel, accepted) == {"learnig_rate": "learning_rate"}
+    assert "pytest" not in namespace_parameters(kernel) and "In" not in namespace_parameters(kernel)
+    refuse_unknown_parameters(kernel, notebook, accepted)  # opened by hand: nothing injected
+    injected = kernel | {"learnig_rate": 0.01, "epochs": 1, "warmup_epochs": 2}
     with pytest.raises(
-        ValueError, match=r"^unknown notebook parameter 'learnig_rate' \(did you mean 'learning_rate'\?\)$"
+        ValueError,
+        match=r"^02_training.ipynb: unknown notebook parameter 'learnig_rate' \(did you mean 'learning_rate'\?\)$",
     ):
-        refuse_unknown_parameters(kernel, accepted)
-    assert (
-        unknown_parameters({"In": ["", parameters_cell]}, accepted) == {}
-    )  # opened by hand: nothing injected
-    refuse_unknown_parameters({}, accepted)  # plain Python (no IPython history): nothing to check
+        refuse_unknown_parameters(injected, notebook, accepted)
 
 
 @pytest.mark.parametrize("notebook", ["02_training.ipynb", "03_regularization_ablation.ipynb"])

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import warnings
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ import numpy as np
 
 from fer_utils.deploy.predictors import as_batch, quiet_tensorflow
 from fer_utils.faces.cache import FaceCache
+from fer_utils.files import atomic_write_json
 from fer_utils.training import rundir
 from fer_utils.training.model import load_keras_model
 from fer_utils.training.model_files import run_calibration, spec_path
@@ -225,7 +225,7 @@ def cache_calibration_faces(
 def write_model_spec(model_path: Path, spec: dict) -> Path:
     """Write ``<model file>.json`` beside an exported model."""
     path = spec_path(model_path)
-    path.write_text(json.dumps(spec, indent=2, default=str))
+    atomic_write_json(path, spec, default=str)
     return path
 
 

@@ -120,12 +120,14 @@ def faces_bar_figure(prediction: MediaPrediction):
     import plotly.graph_objects as go
 
     figure = go.Figure()
-    for row in prediction.face_rows.itertuples():
+    rows = prediction.face_rows
+    columns = [f"prob_{label}" for label in prediction.labels]  # labels are data: columns, never attributes
+    for (_, row), probabilities in zip(rows.iterrows(), rows[columns].to_numpy(), strict=True):
         figure.add_trace(
             go.Bar(
                 x=prediction.labels,
-                y=[getattr(row, f"prob_{label}") for label in prediction.labels],
-                name=f"face {row.face_index}: {row.predicted_label} ({row.confidence:.2f})",
+                y=probabilities,
+                name=f"face {row['face_index']}: {row['predicted_label']} ({row['confidence']:.2f})",
             )
         )
     figure.update_layout(

@@ -7,9 +7,13 @@ the model card's numbers, measured on the FER2013 PrivateTest faces from the shi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,7 +35,8 @@ from fer_utils.deploy.export import export_model, run_calibration_faces, write_m
 from fer_utils.deploy.predictors import load_predictor
 from fer_utils.experiments.model_study import STUDY_FILE
 from fer_utils.faces.preprocess import default_cache_root, image_folder_cache
-from fer_utils.files import atomic_write_json, atomic_write_text
+from fer_utils.files import atomic_write_json, atomic_write_text, replace_directory
+from fer_utils.locks import output_lock
 from fer_utils.paths import shared_data_root
 from fer_utils.training.architectures import architecture as family
 from fer_utils.training.calibration import (
@@ -50,6 +55,7 @@ from fer_utils.training.seeds import (
     finished_seed_runs,
     median_run,
     read_seed_summary,
+    refuse_other_settings,
     train_seeds,
 )
 
@@ -229,6 +235,7 @@ def model_card_numbers(summary: dict, run, shipped: dict[str, Path], images: Pat
         },
         "seeds": summary,
         "shipped_seed": run.config.get("seed"),
+        "shipped_run": str(run.path),
         "shipped_run_test_accuracy": run.metrics["frame"]["accuracy"],
         "test": {fmt: score_fer2013_test(path, images) for fmt, path in shipped.items()},
         "files": {fmt: {"name": path.name, "bytes": path.stat().st_size} for fmt, path in shipped.items()},
@@ -334,19 +341,46 @@ def build_bundled_model(
     if summary["failed"]:
         raise ValueError(f"{summary['failed']} seed run(s) failed; see {seeds_dir / 'seeds.json'}")
     run = median_run(seeds_dir)
-    staging = out_dir.with_name(f".{out_dir.name}.staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    shipped = ship_run(run, staging)
-    card = model_card_numbers(summary, run, shipped, images)
-    card_name = card_file_name(architecture)
-    atomic_write_json(staging / card_name, card, default=str)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for entry in staging.iterdir():
-        os.replace(entry, out_dir / entry.name)
-    staging.rmdir()
+    require_fer2013_classes(run)
+    print(f"shipping {run.path} (seed {run.config.get('seed')}, the median)")
+    with staged_folder(out_dir) as staging:
+        shipped = ship_run(run, staging)
+        card = model_card_numbers(summary, run, shipped, images)
+        atomic_write_json(staging / card_file_name(architecture), card, default=str)
     if card_markdown:
         fill_card(Path(card_markdown), card)
     return card
+
+
+def require_fer2013_classes(run) -> None:
+    """ValueError (one line) unless ``run`` predicts FER2013's seven classes, what a bundled model is
+    scored on; checked before anything is built."""
+    labels, wanted = run.config.get("labels") or [], set(FER2013_CLASSES.values())
+    if set(labels) != wanted or len(labels) != len(wanted):
+        raise ValueError(
+            f"{run.path} predicts {', '.join(map(str, labels)) or 'no classes'}, not FER2013's "
+            f"{', '.join(sorted(wanted))}: it cannot be shipped as a FER2013 model"
+        )
+
+
+@contextmanager
+def staged_folder(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """A hidden copy of ``out_dir`` (its files, if it exists) to write the shipped files into, under the
+    folder's writer lock; when the block ends it replaces ``out_dir`` in one swap
+    (:func:`fer_utils.files.replace_directory`): every model file, spec and card change together or none
+    does. The copy is removed whatever happens."""
+    out_dir = Path(os.path.abspath(out_dir))
+    staging = out_dir.with_name(f".{out_dir.name}.staging-{uuid.uuid4().hex[:8]}")
+    with output_lock(out_dir, "fer bundle-model"):
+        try:
+            if out_dir.is_dir():
+                shutil.copytree(out_dir, staging, symlinks=True)
+            else:
+                staging.mkdir(parents=True)
+            yield staging
+            replace_directory(staging, out_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def recalibrate_shipped(
@@ -369,14 +403,16 @@ def recalibrate_shipped(
     targets = class_indices(truth, predictor.labels)
     temperature = fit_temperature(predictor.predict_proba(faces, calibrated=False), targets)
     calibration = {"temperature": temperature, "fitted_on": "FER2013 PublicTest (the epoch-selection faces)"}
-    for path in paths.values():
-        spec = json.loads(spec_path(path).read_text())
-        write_model_spec(path, spec | {"calibration": calibration})
     card_name = card_file_name(architecture)
     card = json.loads((models_dir / card_name).read_text())
-    card["test"] = {fmt: score_fer2013_test(path, images) for fmt, path in paths.items()}
-    card["training"]["calibration"] = calibration
-    atomic_write_json(models_dir / card_name, card, default=str)
+    with staged_folder(models_dir) as staging:  # every spec and the card replaced together, or none
+        staged = {fmt: staging / path.name for fmt, path in paths.items()}
+        for path in staged.values():
+            spec = json.loads(spec_path(path).read_text())
+            write_model_spec(path, spec | {"calibration": calibration})
+        card["test"] = {fmt: score_fer2013_test(path, images) for fmt, path in staged.items()}
+        card["training"]["calibration"] = calibration
+        atomic_write_json(staging / card_name, card, default=str)
     if card_markdown:
         fill_card(Path(card_markdown), card)
     return card
@@ -385,7 +421,8 @@ def recalibrate_shipped(
 def study_seeds_folder(study_dir: str | os.PathLike, architecture: str) -> Path:
     """The seeds folder of ``architecture`` in a ``fer study-models`` folder, checked to be shippable as
     a bundled model: trained on FER2013's own split (``fixed`` protocol: PublicTest selected, PrivateTest
-    tested) and every seed of the study finished. ValueError (one line) naming what is not so."""
+    tested), every seed of the study finished, each run made with the study's settings and predicting
+    FER2013's classes. ValueError (one line) naming what is not so, before any work."""
     study_dir = Path(study_dir)
     try:
         study = json.loads((study_dir / STUDY_FILE).read_text())
@@ -413,7 +450,26 @@ def study_seeds_folder(study_dir: str | os.PathLike, architecture: str) -> Path:
     datasets = {run.outcome.dataset for run in runs}
     if datasets != {"fer2013"}:
         raise ValueError(f"{folder}: runs trained on {', '.join(sorted(datasets))}, not FER2013")
+    try:
+        refuse_other_settings({folder: study_config(study, architecture)})
+    except ValueError as error:
+        stale = "; ".join(line.strip() for line in str(error).splitlines()[1:])
+        raise ValueError(
+            f"made with other settings than the study {study_dir}, not shipped: {stale}"
+        ) from None
+    for run in runs:
+        require_fer2013_classes(run)
     return folder
+
+
+def study_config(study: dict, architecture: str) -> TrainConfig:
+    """The TrainConfig a ``fer study-models`` folder trained ``architecture`` with (its ``study.json``)."""
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    shared = {key: value for key, value in study.get("shared", {}).items() if key in known}
+    family = study["architectures"][architecture] or {}
+    return dataclasses.replace(
+        TrainConfig(**shared), architecture=architecture, input_size=family.get("input_size")
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -490,7 +546,7 @@ def _bundle_cli(args) -> int:
     )
     scores = card["test"][DEFAULT_FORMAT]
     print(
-        f"shipped seed {card['shipped_seed']}: PrivateTest accuracy {100 * scores['accuracy']:.1f} %, "
+        f"shipped {card['shipped_run']} (seed {card['shipped_seed']}): PrivateTest accuracy {100 * scores['accuracy']:.1f} %, "
         f"macro F1 {scores['macro_f1']:.3f} ({bundled_files(args.architecture)[DEFAULT_FORMAT]})"
     )
     return 0

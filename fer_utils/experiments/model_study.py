@@ -12,7 +12,11 @@ Layout of a study folder::
     frontier.html              the figure (plotly.js from plotly.min.js beside it: works offline)
 
 Resumable: finished seeds are kept and an interrupted seed resumes after its last finished epoch
-(:mod:`fer_utils.training.resume`); the latencies are measured again on every call, side by side.
+(:mod:`fer_utils.training.resume`); the latencies are measured again on every call, side by side. One writer
+per study folder (:func:`fer_utils.locks.output_lock`, for the whole call). A later call with other
+``--architectures`` adds its families to ``study.json`` (those already there are kept); one with another
+cache or other shared settings is refused. A family that could not train is a row of the tables with its
+``problem`` (``fer study-models`` then exits 1), never left out.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -32,6 +37,7 @@ from fer_utils.bench.timing import time_calls
 from fer_utils.deploy.export import EXPORT_FILE_NAMES, export_run, run_calibration_faces
 from fer_utils.deploy.prediction_outputs import write_figure
 from fer_utils.files import atomic_write_csv, atomic_write_json, atomic_write_text
+from fer_utils.locks import output_lock
 from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args
 from fer_utils.training.architectures import ARCHITECTURES, architecture
@@ -71,25 +77,79 @@ def run_model_study(
         architecture(name)  # an unknown name: one line, before any work
     seeds = list(seeds)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     configs = {
         out / name: dataclasses.replace(
             base, architecture=name, input_size=study_image_size(name, base.input_size)
         )
         for name in architectures
     }
-    atomic_write_json(
-        out / STUDY_FILE,
-        {
-            "cache_dir": str(Path(cache_dir).resolve()),
-            "seeds": seeds,
-            "architectures": {name: {"input_size": configs[out / name].input_size} for name in architectures},
-            "shared": dataclasses.asdict(base),
+    record = {
+        "cache_dir": str(Path(cache_dir).resolve()),
+        "seeds": seeds,
+        "architectures": {
+            name: {"input_size": configs[out / name].input_size, "seeds": seeds} for name in architectures
         },
-        default=str,
-    )
-    train_seed_sets(cache_dir, configs, seeds, workers, progress=progress)
-    return write_frontier(out)
+        "shared": json.loads(json.dumps(dataclasses.asdict(base), default=str)),
+    }
+    with output_lock(out, "fer study-models"):  # one writer per study folder, whatever its arguments
+        record = merged_study_record(out, record)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / STUDY_FILE, record, default=str)
+        train_seed_sets(cache_dir, configs, seeds, workers, progress=progress)
+        return write_frontier(out)
+
+
+def merged_study_record(out: Path, record: dict) -> dict:
+    """``record`` (this call's ``study.json``) with the families a study already in ``out`` holds: theirs
+    kept, this call's added or updated. ValueError (one line) when ``out`` holds a study of another cache
+    or other shared settings, or a ``study.json`` that cannot be read."""
+    path = out / STUDY_FILE
+    if not path.exists():
+        return record
+    try:
+        existing = json.loads(path.read_text())
+        families = dict(existing["architectures"])
+        shared = existing["shared"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"{path} cannot be read ({type(error).__name__}: {error}); choose another --out"
+        ) from None
+    differences = [
+        f"{key} {shared.get(key)!r} → {value!r}"
+        for key, value in record["shared"].items()
+        if shared.get(key) != value
+    ]
+    if existing.get("cache_dir") != record["cache_dir"]:
+        differences.insert(0, f"cache {existing.get('cache_dir')} → {record['cache_dir']}")
+    if differences:
+        raise ValueError(
+            f"{out} holds a study of {', '.join(families) or 'no families'} made with other settings "
+            f"({'; '.join(differences)}); choose another --out, or repeat its settings to add families"
+        )
+    for family in families.values():
+        family.setdefault("seeds", existing.get("seeds", []))
+    families.update(record["architectures"])
+    seeds = sorted({int(seed) for family in families.values() for seed in family["seeds"]})
+    return record | {"architectures": families, "seeds": seeds}
+
+
+def family_problem(folder: Path, seeds: Iterable[int] = ()) -> str | None:
+    """Why a study family is short of runs: its failed seeds' errors (``seeds.json``), or the seeds it
+    asked for and has not finished; None when every seed finished."""
+    try:
+        failed = read_seed_summary(folder).get("failed", {})
+    except (OSError, ValueError):
+        failed = {}
+    if failed:
+        return "; ".join(
+            f"seed {seed}: {str(error).strip().splitlines()[-1] if str(error).strip() else '?'}"
+            for seed, error in failed.items()
+        )
+    finished = {run.setup.seed for run in finished_seed_runs(folder)}
+    missing = sorted(set(seeds) - finished)
+    if missing:
+        return f"seed(s) {', '.join(map(str, missing))} not finished"
+    return None
 
 
 def int8_latency_ms(run_dir: Path, repeats: int = LATENCY_REPEATS) -> float:
@@ -115,13 +175,23 @@ def _mean_train_images_per_second(runs) -> float | None:
 def frontier_table(out_dir: str | os.PathLike) -> pd.DataFrame:
     """One row per architecture of a study folder: image size, parameters, multiply-adds, seeds, test
     accuracy and macro F1 (mean, sd, min, max), int8 ms/face of the median seed, training img/s and wall
-    time, and whether it is on the Pareto front of accuracy vs parameters and vs ms."""
+    time, whether it is on the Pareto front of accuracy vs parameters and vs ms, and its ``problem``
+    (:func:`family_problem`; a family without a finished run is a row with only that)."""
     out = Path(out_dir)
     study = json.loads((out / STUDY_FILE).read_text())
     rows = []
-    for name in study["architectures"]:
+    for name, family in study["architectures"].items():
         runs = finished_seed_runs(out / name)
+        problem = family_problem(out / name, family.get("seeds", study.get("seeds", [])))
         if not runs:
+            rows.append(
+                {
+                    "architecture": name,
+                    "image_size": family.get("input_size"),
+                    "seeds": 0,
+                    "problem": problem or "no finished run",
+                }
+            )
             continue
         summary = read_seed_summary(out / name)
         accuracy, f1 = summary["scores"]["test_accuracy"], summary["scores"]["test_macro_f1"]
@@ -146,13 +216,38 @@ def frontier_table(out_dir: str | os.PathLike) -> pd.DataFrame:
                     np.mean([(run.outcome.calibration or {}).get("test_ece_after", np.nan) for run in runs])
                 ),
                 "median_run": os.path.relpath(median.path, out),
+                "problem": problem,
             }
         )
-    table = pd.DataFrame(rows)
-    if len(table):
-        table["pareto_parameters"] = pareto_front(table["parameters"], table["test_accuracy_mean"])
-        table["pareto_ms"] = pareto_front(table["int8_ms_per_face"], table["test_accuracy_mean"])
-    return table
+    table = pd.DataFrame(rows, columns=FRONTIER_COLUMNS)
+    trained = table["test_accuracy_mean"].notna()
+    table["pareto_parameters"] = table["pareto_ms"] = False
+    if trained.any():
+        scores = table.loc[trained, "test_accuracy_mean"]
+        table.loc[trained, "pareto_parameters"] = pareto_front(table.loc[trained, "parameters"], scores)
+        table.loc[trained, "pareto_ms"] = pareto_front(table.loc[trained, "int8_ms_per_face"], scores)
+    return table.astype({"pareto_parameters": bool, "pareto_ms": bool})
+
+
+#: The columns of ``frontier.csv`` before the Pareto flags.
+FRONTIER_COLUMNS = [
+    "architecture",
+    "image_size",
+    "parameters",
+    "multiply_adds",
+    "seeds",
+    "test_accuracy_mean",
+    "test_accuracy_sd",
+    "test_accuracy_min",
+    "test_accuracy_max",
+    "test_macro_f1_mean",
+    "int8_ms_per_face",
+    "train_images_per_s",
+    "train_hours_total",
+    "ece_after_mean",
+    "median_run",
+    "problem",
+]
 
 
 def run_table(out_dir: str | os.PathLike) -> pd.DataFrame:
@@ -212,22 +307,34 @@ def pareto_front(cost, accuracy) -> list[bool]:
 
 
 def markdown_frontier(table: pd.DataFrame) -> str:
-    """The table as Markdown (percent with one decimal, F1 with three; ★ = on the Pareto front)."""
+    """The table as Markdown (percent with one decimal, F1 with three; ★ = on the Pareto front); a family
+    without a finished run is a row saying why, and the problems of the others follow the table."""
     lines = [
         "| architecture | px | parameters | multiply-adds | seeds | test accuracy (mean ± sd) | min – max | "
         "macro F1 | int8 ms/face (1 thread) | train img/s | train h (all seeds) | ECE after | front (params / ms) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    notes = []
     for row in table.itertuples():
-        madds = f"{row.multiply_adds / 1e6:.1f} M" if row.multiply_adds else "?"
+        problem = getattr(row, "problem", None)
+        if isinstance(problem, str) and problem:
+            notes.append(f"- **{row.architecture}**: {problem}")
+        if pd.isna(row.test_accuracy_mean):
+            size = "?" if pd.isna(row.image_size) else int(row.image_size)
+            reason = str(problem).replace("|", "\\|")
+            lines.append(f"| {row.architecture} | {size} | FAILED: {reason} |" + " — |" * 10)
+            continue
+        madds = f"{row.multiply_adds / 1e6:.1f} M" if pd.notna(row.multiply_adds) else "?"
         rate = f"{row.train_images_per_s:.0f}" if row.train_images_per_s else "?"
         lines.append(
-            f"| [{row.architecture}]({row.median_run}) | {row.image_size} | {row.parameters:,} | {madds} | "
-            f"{row.seeds} | {100 * row.test_accuracy_mean:.1f} ± {100 * row.test_accuracy_sd:.1f} % | "
+            f"| [{row.architecture}]({row.median_run}) | {int(row.image_size)} | {int(row.parameters):,} | {madds} | "
+            f"{int(row.seeds)} | {100 * row.test_accuracy_mean:.1f} ± {100 * row.test_accuracy_sd:.1f} % | "
             f"{100 * row.test_accuracy_min:.1f} – {100 * row.test_accuracy_max:.1f} % | "
             f"{row.test_macro_f1_mean:.3f} | {row.int8_ms_per_face:.3f} | {rate} | {row.train_hours_total:.2f} | "
             f"{row.ece_after_mean:.3f} | {'★' if row.pareto_parameters else '·'} / {'★' if row.pareto_ms else '·'} |"
         )
+    if notes:
+        lines += ["", "Families short of runs:", "", *notes]
     return "\n".join(lines)
 
 
@@ -286,16 +393,22 @@ def write_frontier(out_dir: str | os.PathLike) -> pd.DataFrame:
     """Write ``frontier.csv``, ``frontier_runs.csv``, ``frontier.md`` (both tables) and ``frontier.html``
     of a study folder."""
     out = Path(out_dir)
+    with output_lock(out, "fer study-models"):  # held already when called by run_model_study
+        return _write_frontier(out)
+
+
+def _write_frontier(out: Path) -> pd.DataFrame:
     table = frontier_table(out)
     atomic_write_csv(out / TABLE_FILE, table)
+    trained = table[table["test_accuracy_mean"].notna()]
     runs = run_table(out)
     atomic_write_csv(out / RUNS_FILE, runs)
     markdown = markdown_frontier(table)
     if len(runs):
         markdown += "\n\nEvery run:\n\n" + markdown_runs(runs)
     atomic_write_text(out / MARKDOWN_FILE, markdown + "\n")
-    if len(table):
-        write_figure(frontier_figure(table), out / FIGURE_FILE)  # loads plotly.min.js beside it: offline
+    if len(trained):
+        write_figure(frontier_figure(trained), out / FIGURE_FILE)  # loads plotly.min.js beside it: offline
     return table
 
 
@@ -334,4 +447,7 @@ def _cli_study(args) -> int:
     )
     print(markdown_frontier(table))
     print(f"\nwrote {Path(args.out) / TABLE_FILE}, {MARKDOWN_FILE} and {FIGURE_FILE}")
-    return 0
+    problems = table[table["problem"].notna()]
+    for row in problems.itertuples():
+        print(f"fer study-models: {row.architecture}: {row.problem}", file=sys.stderr)
+    return 1 if len(problems) else 0

@@ -20,7 +20,6 @@ import argparse
 import dataclasses
 import os
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,15 +35,10 @@ from fer_utils.experiments.ablation.grid import NOTEBOOK_FIELDS, shared_training
 from fer_utils.faces.cache import FaceCache, cache_dir_for
 from fer_utils.faces.preprocess import image_folder_cache, preprocess
 from fer_utils.faces.preprocess_config import PreprocessConfig, cache_config
-from fer_utils.notebook_execution import (
-    assigned_names,
-    closest_names,
-    execute_notebook,
-    unknown_parameters_message,
-)
+from fer_utils.notebook_execution import execute_notebook, refuse_unknown_parameters
 from fer_utils.paths import NOTEBOOKS_DIR, output_path, project_path
+from fer_utils.settings import accepted_names, config_from_args, setting, values_from
 from fer_utils.settings import add_arguments as add_config_arguments
-from fer_utils.settings import config_from_args, setting, values_from
 from fer_utils.training import rundir
 from fer_utils.training.config import TrainConfig
 from fer_utils.viz.html_report import execute_results_notebook, notebook_to_html
@@ -186,30 +180,22 @@ def notebook_cache(
     return demo_cache(seed=seed)
 
 
-#: The notebooks whose parameters are config fields (:data:`NOTEBOOK_FIELDS`), checked before a kernel starts.
-CONFIGURED_NOTEBOOKS = ("02_training.ipynb", "03_regularization_ablation.ipynb")
-
-#: The first line of the cell papermill adds after a notebook's parameters cell.
-INJECTED_CELL_HEADER = "# Parameters\n"
-
-
-def unknown_parameters(namespace: dict, accepted: Iterable[str]) -> dict[str, str | None]:
-    """The parameters papermill passed to this kernel (its injected cell, in ``namespace["In"]``) that
-    neither the notebook's own cells nor ``accepted`` define: name → closest known name (or None)."""
-    cells = [cell for cell in namespace.get("In") or [] if isinstance(cell, str)]
-    injected = [cell for cell in cells if cell.startswith(INJECTED_CELL_HEADER)]
-    if not injected:
-        return {}
-    known = set(accepted).union(*(assigned_names(cell) for cell in cells if cell not in injected))
-    return closest_names(set().union(*(assigned_names(cell) for cell in injected)), known)
+#: The config fields each notebook reads from its globals besides the names its cells assign (its
+#: parameters): what :func:`check_notebook_parameters` and the host's check before a kernel accept.
+NOTEBOOK_ACCEPTS: dict[str, tuple[str, ...]] = {
+    "01_preprocessing.ipynb": accepted_names(PreprocessConfig),
+    "02_training.ipynb": NOTEBOOK_FIELDS,
+    "03_regularization_ablation.ipynb": NOTEBOOK_FIELDS,
+    "04_results.ipynb": (),
+    "05_model_frontier.ipynb": (),
+}
 
 
-def refuse_unknown_parameters(namespace: dict, accepted: Iterable[str]) -> None:
-    """ValueError naming each unknown parameter and the closest field (a misspelled ``-p learnig_rate``
-    would otherwise be ignored and the run train with the default)."""
-    unknown = unknown_parameters(namespace, accepted)
-    if unknown:
-        raise ValueError(unknown_parameters_message(unknown))
+def check_notebook_parameters(namespace: dict, notebook: str) -> None:
+    """The first call of every notebook (01–05), with its ``globals()``: ValueError in one line naming each
+    parameter the notebook does not define and the closest name (``did you mean``), the check ``fer run``
+    makes before the kernel starts (:func:`fer_utils.notebook_execution.check_parameters`)."""
+    refuse_unknown_parameters(namespace, NOTEBOOKS_DIR / notebook, NOTEBOOK_ACCEPTS[notebook])
 
 
 def notebook_training(cache_dir: str, image_folder: str, parameters: dict) -> TrainConfig:
@@ -217,7 +203,6 @@ def notebook_training(cache_dir: str, image_folder: str, parameters: dict) -> Tr
     notebook sets, the dataclass defaults for the others. On the demo set (neither ``cache_dir`` nor
     ``image_folder``) the demo's settings (:data:`DEMO_TRAINING`) replace the notebook's, as in
     ``fer run``, unless the notebook sets ``demo_settings = False``."""
-    refuse_unknown_parameters(parameters, NOTEBOOK_FIELDS)
     values = values_from(TrainConfig, parameters)
     if not (cache_dir or image_folder) and parameters.get("demo_settings", True):
         values.update(DEMO_TRAINING)
@@ -232,9 +217,13 @@ def _execute(notebook: str, output: Path, parameters: dict, cwd: Path) -> float:
     """One notebook, with a line showing the cell it is on and the elapsed time; returns the seconds."""
     started = time.perf_counter()
     print(f"→ {notebook} → {output}", flush=True)
-    accepted = NOTEBOOK_FIELDS if notebook in CONFIGURED_NOTEBOOKS else None
     execute_notebook(
-        NOTEBOOKS_DIR / notebook, output, parameters, cwd, progress=f"  {output.stem}", accepted=accepted
+        NOTEBOOKS_DIR / notebook,
+        output,
+        parameters,
+        cwd,
+        progress=f"  {output.stem}",
+        accepted=NOTEBOOK_ACCEPTS[notebook],
     )
     seconds = time.perf_counter() - started
     print(f"  done in {seconds:.0f} s", flush=True)

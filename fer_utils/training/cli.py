@@ -11,7 +11,7 @@ from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args, renamed_action
 from fer_utils.training.config import TrainConfig
 from fer_utils.training.seeds import describe_seeds, train_seeds
-from fer_utils.training.train import train_run
+from fer_utils.training.train import refuse_source_as_output, train_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _cli_train(args) -> int:
+    refuse_source_as_output(args.out, config_from_args(TrainConfig, args))  # before any work
     cache_dir = args.cache
     if args.images:
         cache = image_folder_cache(

@@ -195,8 +195,13 @@ class EpochProgress:
 
 
 def finished_seed_runs(folder: Path) -> list[rundir.Run]:
-    """Every finished ``seed-<k>`` run of a seeds folder, by seed (a folder's summary covers them all)."""
-    found = [path for path in Path(folder).glob("seed-*") if rundir.is_finished(path)]
+    """Every finished ``seed-<k>`` run of a seeds folder, by seed (a folder's summary covers them all); a
+    linked folder is not the folder's own run."""
+    found = [
+        path
+        for path in Path(folder).glob("seed-*")
+        if path.name[len("seed-") :].isdigit() and not path.is_symlink() and rundir.is_finished(path)
+    ]
     return [rundir.load_run(path) for path in sorted(found, key=lambda path: int(path.name.split("-")[1]))]
 
 
@@ -233,11 +238,13 @@ def read_seed_table(out_dir: str | os.PathLike) -> pd.DataFrame:
 
 def median_run(out_dir: str | os.PathLike) -> rundir.Run:
     """The run whose test accuracy is the median of its seeds folder (the lower middle one for an even
-    count): the typical outcome, not the luckiest."""
-    table = read_seed_table(out_dir).sort_values(["test_accuracy", "seed"]).reset_index(drop=True)
-    if table.empty:
+    count): the typical outcome, not the luckiest. Chosen among the folder's own finished ``seed-<k>`` runs (never a path ``seeds.csv`` names)."""
+    runs = sorted(
+        finished_seed_runs(Path(out_dir)), key=lambda run: (run.outcome.frame.accuracy, run.setup.seed)
+    )
+    if not runs:
         raise ValueError(f"{out_dir} holds no finished seed runs")
-    return rundir.load_run(Path(out_dir) / table["run"].iloc[(len(table) - 1) // 2])
+    return runs[(len(runs) - 1) // 2]
 
 
 def seed_table(runs: Sequence[rundir.Run]) -> pd.DataFrame:

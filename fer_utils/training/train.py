@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -110,10 +111,23 @@ def train_run(
     (:class:`~fer_utils.training.rundir.RunWriter`), so a failure leaves a previous run untouched.
     """
     config = TrainConfig(**{**asdict(config or TrainConfig()), **overrides})
+    refuse_source_as_output(run_dir, config)
     cache = open_training_cache(cache_dir)
     with rundir.RunWriter(run_dir, overwrite, resume=True) as writer:
         _write_training(writer, cache, config, verbose)
     return rundir.load_run(writer.path)
+
+
+def refuse_source_as_output(run_dir: str | os.PathLike, config: TrainConfig) -> None:
+    """ValueError (one line) when the run would be written over what it is built from: a ``teacher`` or
+    ``init_from`` that is ``run_dir`` or lies inside it (a finished run is replaced when it is done)."""
+    target = Path(run_dir).resolve()
+    for flag, source in (("--teacher", config.teacher), ("--init-from", config.init_from)):
+        if source and (Path(source).resolve() == target or Path(source).resolve().is_relative_to(target)):
+            raise ValueError(
+                f"{flag} {source} is inside the run being written ({run_dir}): training would replace "
+                "it; choose another --out"
+            )
 
 
 def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainConfig, verbose: int) -> None:

@@ -62,6 +62,7 @@ def execute_results_notebook(
         output_notebook,
         {"runs_dir": str(runs_dir), "initial_run": "", "interactive": False},
         cwd=notebook.parent,
+        accepted=(),
         progress=f"  {output_notebook.stem}" if progress else None,
         timeout=timeout_s,
     )

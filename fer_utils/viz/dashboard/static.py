@@ -199,13 +199,33 @@ def ablation_section_html(folder: Path) -> tuple[str, list]:
         ), []
     import plotly.io as pio  # deferred: plotly is heavy and only an ablation's figures need it here
 
-    figures = []
+    figures, problems = [], []
+    named = summary.get("figures") if isinstance(summary.get("figures"), dict) else {}
     for name in ("curves", "gap_heatmap"):
-        path = folder / summary.get("figures", {}).get(name, f"{name}.json")
-        if path.exists():
-            figures.append(pio.read_json(path))
+        try:
+            path = ablation_file(folder, named.get(name, f"{name}.json"))
+            if path.exists():
+                figures.append(pio.read_json(path))
+        except (OSError, ValueError, TypeError) as error:
+            problems.append(f"figure {html.escape(name)}: {html.escape(str(error).splitlines()[0])}")
     verdict = f'<p class="fer-verdict"><b>Verdict.</b> {bold_markdown_html(verdict_text)}</p>'
-    return intro + table_html(table) + verdict, figures
+    notes = (
+        message_html("Not drawn: " + "; ".join(problems) + ". Analyse the folder again.", "warning")
+        if problems
+        else ""
+    )
+    return intro + table_html(table) + verdict + notes, figures
+
+
+def ablation_file(folder: Path, name) -> Path:
+    """A file an ablation's ``summary.json`` names, inside the ablation folder; ValueError for a name that
+    is not a relative path or resolves outside the folder (``..``, an absolute path, a link out)."""
+    if not isinstance(name, str) or not name or Path(name).is_absolute():
+        raise ValueError(f"{name!r} is not a file name inside the ablation folder")
+    path = (folder / name).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        raise ValueError(f"{name!r} lies outside the ablation folder")
+    return path
 
 
 def face_thumbnails_html(choice: RunChoice, level: str = "frame") -> str:
@@ -382,5 +402,18 @@ def _display_ablations(folders: list[Path]) -> None:
         return
     display(HTML(_heading("ablation", SECTIONS["ablation"])))
     for folder in folders:
-        text, figures = ablation_section_html(folder)
-        display(HTML(text + "".join(figure_html(figure) for figure in figures)))
+        try:  # one unreadable ablation is a problem of the report, never its end
+            text, figures = ablation_section_html(folder)
+            display(HTML(text + "".join(figure_html(figure) for figure in figures)))
+        except Exception as error:
+            display(HTML(ablation_problem_html(folder, error)))
+
+
+def ablation_problem_html(folder: Path, error: Exception) -> str:
+    """The ablation section of a folder that could not be drawn: its name and why, in one warning."""
+    reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    return f"<h3>{html.escape(folder.name)}</h3>" + message_html(
+        f"The ablation <code>{html.escape(str(folder))}</code> could not be drawn ({html.escape(reason)}); "
+        "the rest of the report is complete.",
+        "warning",
+    )
