@@ -196,3 +196,12 @@ def test_main_job_shows_its_progress_and_leaves_no_stderr_in_the_notebooks(tmp_p
     assert all(boxes == [] for boxes in stderr.values()), stderr
     assert "without encryption" not in printed.out + printed.err
     assert "oneDNN" not in printed.out + printed.err
+
+
+def test_fer_run_ends_with_each_protocols_headline_result(tmp_path):
+    """Issue 31, finding 14: `fer run`'s closing block gave step times and paths, no result."""
+    out = tmp_path / "demo"
+    config = PipelineConfig(out_dir=str(out))
+    finished_protocol_run(out, "paper", config)
+    lines = notebook_pipeline.headline_lines(out / "runs", ("paper", "subject"))
+    assert lines == ["  paper    test accuracy 50.0%, macro F1 0.400", "  subject  no finished run"]

@@ -34,6 +34,7 @@ from fer_utils.experiments.ablation.grid import NOTEBOOK_FIELDS, RUNS_FOLDER, gr
 from fer_utils.faces.cache import FaceCache, cache_dir_for, config_key
 from fer_utils.faces.preprocess import image_folder_cache, preprocess
 from fer_utils.faces.preprocess_config import PreprocessConfig, cache_config
+from fer_utils.formatting import percent, score
 from fer_utils.notebook_execution import (
     assigned_names,
     closest_names,
@@ -445,6 +446,23 @@ def ablation_step(config: PipelineConfig, cache_dir: Path, out_dir: Path, out: P
     )
 
 
+def headline_lines(runs_dir: Path, protocols: Iterable[str]) -> list[str]:
+    """``fer run``'s headline: each protocol run's test accuracy and macro F1 (frame level, and video
+    level when the run has one), one line per protocol."""
+    lines = []
+    for protocol in protocols:
+        run_dir = Path(runs_dir) / protocol
+        if not rundir.is_finished(run_dir):
+            lines.append(f"  {protocol:<8} no finished run")
+            continue
+        outcome = rundir.read_outcome(run_dir)
+        text = f"  {protocol:<8} test accuracy {percent(outcome.frame.accuracy)}, macro F1 {score(outcome.frame.macro_f1)}"
+        if outcome.video:
+            text += f" (per video: {percent(outcome.video.accuracy)}, {score(outcome.video.macro_f1)})"
+        lines.append(text)
+    return lines
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``fer run``: :class:`PipelineConfig` flags, and every :class:`PreprocessConfig` and
     :class:`TrainConfig` field as an override of the dataset's defaults."""
@@ -476,6 +494,8 @@ def _cli_run(args) -> int:
         training={k: v for k, v in values_from(TrainConfig, args).items() if k not in PIPELINE_SETS},
     )
     result = run_pipeline(config)
+    print("\nResults (frame level, the test part of each protocol):")
+    print("\n".join(headline_lines(result["runs_dir"], config.protocols)))
     print("\nDone. Step times:")
     for step, seconds in result["timings"].items():
         print(f"  {step:<28} {seconds:7.1f} s")
