@@ -9,6 +9,7 @@ of them (no NumPy, pandas or TensorFlow), ``fer train …`` loads the training m
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
 import sys
@@ -88,6 +89,39 @@ def _command_in(argv: list[str]) -> str | None:
     return None
 
 
+def _did_you_mean(name: str, known) -> str:
+    """`` (did you mean '--learning-rate'?)`` for the closest of ``known``, or nothing."""
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def misspelled(parser: argparse.ArgumentParser, argv: list[str], command: str | None) -> str | None:
+    """The one-line error for the first unknown subcommand or ``--flag`` of ``command`` in ``argv``, with
+    the closest known name (argparse alone names neither the subcommand nor a suggestion); None when all
+    are known. A flag abbreviated to a prefix of exactly one known flag is known, as argparse reads it."""
+    words = [token for token in argv if not token.startswith("-")]
+    if command is None:
+        if words:
+            return f"fer: error: unknown command {words[0]!r}{_did_you_mean(words[0], COMMANDS)}"
+        return None
+    subparser = next(
+        action.choices[command]
+        for action in parser._actions  # noqa: SLF001 (argparse keeps its subparsers only there)
+        if isinstance(action, argparse._SubParsersAction)  # noqa: SLF001
+    )
+    flags = [option for option in subparser._option_string_actions if option.startswith("--")]  # noqa: SLF001
+    for token in argv:
+        if token == "--":
+            break
+        name = token.split("=", 1)[0]
+        if name.startswith("--") and sum(flag.startswith(name) for flag in flags) != 1 and name not in flags:
+            return (
+                f"fer {command}: error: unrecognized argument {name}{_did_you_mean(name, flags)}; "
+                f"`fer {command} --help` lists them"
+            )
+    return None
+
+
 def _show_parsing_warnings(prog: str, notices: list) -> None:
     """The warnings raised while parsing the command line: a former flag name
     (:class:`~fer_utils.settings.RenamedSettingWarning`) as one ``fer <command>: warning: …`` line on
@@ -112,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = _command_in(argv)
     parser = build_parser([command] if command else [])
+    problem = misspelled(parser, argv, command)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     notices: list = []
     try:
         with warnings.catch_warnings(record=True) as notices:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import difflib
+import functools
 import json
 import logging
 import os
@@ -158,6 +159,24 @@ def cell_progress(description: str) -> dict:
     }
 
 
+@functools.cache
+def finished_kernel_manager() -> type:
+    """The kernel manager papermill starts kernels with: jupyter_client's, except that it does not
+    interrupt a kernel it is shutting down. jupyter_client sends SIGINT before every shutdown request,
+    also to a kernel that has run all its cells; one that is busy at that moment (flushing output, a
+    library's own SIGINT handler) logged ``[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.`` on
+    the terminal and, for the ablation's kernels, into notebook 03 as stderr, after a successful run."""
+    from jupyter_client.manager import AsyncKernelManager  # deferred: the Jupyter stack is heavy
+
+    class FinishedKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            if self.shutting_down:  # the run is over: a shutdown request follows, nothing to interrupt
+                return
+            await super()._async_interrupt_kernel()
+
+    return FinishedKernelManager
+
+
 def papermill_path(path: str | os.PathLike) -> str:
     """``path`` as papermill must be given it to open exactly that file: papermill formats the input and
     output paths with the parameters (``str.format``), so ``abl_{seed}`` would become ``abl_0`` and
@@ -211,5 +230,6 @@ def execute_notebook(
             progress_bar=cell_progress(progress) if progress else False,
             execution_timeout=timeout,
             extra_arguments=QUIET_KERNEL_ARGUMENTS,
+            kernel_manager_class=finished_kernel_manager(),
             **options,
         )

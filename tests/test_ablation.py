@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 
 from fer_utils.experiments import ablation
+from fer_utils.experiments.ablation.execute import plan_runs
+from fer_utils.experiments.ablation.grid import read_grid
 from fer_utils.faces.cache_writer import write_array_cache
 from fer_utils.paths import NOTEBOOKS_DIR
 from fer_utils.settings import field_names
@@ -367,6 +369,17 @@ def test_rerun_skips_finished_runs_and_refuses_runs_made_otherwise(tiny_cache, t
     assert result.summary["n_ok"].tolist() == [2]
     with pytest.raises(ValueError, match="epochs 2 ≠ 3"):
         ablation.run_grid(tiny_cache.cache_dir, out_dir, dropouts=[0.5], l1s=[0.0], n_seeds=2, epochs=3)
+    planned = plan_runs(
+        ablation.grid_runs([0.5], [0.0], 2),
+        out_dir,
+        read_grid(out_dir) | {"training": {**read_grid(out_dir)["training"], "epochs": 3}},
+        ablation.GridConfig(replace_stale=True),
+        NOTEBOOKS_DIR / "02_training.ipynb",
+    )
+    assert [task["name"] for task in planned[0]] == [
+        "dropout0.3-0.5-0.5_l1-0-seed0",
+        "dropout0.3-0.5-0.5_l1-0-seed1",
+    ]
 
 
 def test_a_finished_run_with_the_cells_settings_is_copied_in_not_trained_again(tiny_cache, tmp_path):
@@ -412,9 +425,7 @@ def test_fer_run_offers_its_protocol_run_to_the_ablation(monkeypatch, tmp_path):
         notebook_pipeline, "_execute", lambda notebook, output, parameters, cwd: executed.update(parameters)
     )
     config = notebook_pipeline.PipelineConfig()
-    notebook_pipeline.ablation_step(
-        config, config.training_config(), tmp_path / "cache", tmp_path / "runs" / "ablation", tmp_path, {}
-    )
+    notebook_pipeline.ablation_step(config, tmp_path / "cache", tmp_path / "runs" / "ablation", tmp_path, {})
     assert executed["reuse_runs"] == [str(tmp_path / "runs" / "subject")]
     assert executed["protocol"] == "subject" and executed["epochs"] == config.training_config().epochs
 

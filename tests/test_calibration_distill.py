@@ -42,6 +42,48 @@ def test_temperature_scaling_undoes_overconfidence_and_lowers_ece():
     assert len(figure.data) == 3 and "ECE" in figure.data[1].name
 
 
+def test_a_temperature_that_does_not_lower_the_ece_of_the_faces_that_fitted_it_is_not_applied():
+    """Issue 31, finding 3: fitted on a tiny validation part, the temperature made every demo run's test
+    ECE worse (0.090 → 0.133), silently. 19 faces right at 0.95 and one confident mistake: the likelihood
+    asks for a softer softmax, which moves every right face away from its (right) confidence."""
+    from fer_utils.training.calibration import temperature_decision
+
+    validation = np.array([[0.95, 0.05]] * 19 + [[0.001, 0.999]])
+    targets = np.zeros(20, dtype=int)
+    fitted = fit_temperature(validation, targets)
+    assert fitted > 1.2  # softened
+    worse = expected_calibration_error(apply_temperature(validation, fitted), targets)
+    assert worse > expected_calibration_error(validation, targets)
+    record = calibrate(validation, targets, validation, targets)
+    assert record["kept"] is False and record["temperature"] == 1.0
+    assert record["fitted_temperature"] == pytest.approx(fitted)
+    assert record["test_ece_after"] == record["test_ece_before"]  # the raw softmax, as fer predict reports
+    assert "no temperature applied (1)" in record["decision"] and f"{fitted:.3f}" in record["decision"]
+
+    overconfident, labels = _overconfident(3000, 0)
+    helped = temperature_decision(overconfident, labels, "validation part")
+    assert helped["kept"] and helped["temperature"] == helped["fitted_temperature"] > 2
+    assert helped["fit_ece_after"] < helped["fit_ece_before"]
+
+
+def test_the_model_card_says_when_no_temperature_is_applied():
+    from fer_utils.experiments.bundle_model import calibration_lines
+
+    bins = [{"low": 0.9, "high": 1.0, "faces": 3, "confidence": 0.95, "accuracy": 1.0}]
+    text = "\n".join(
+        calibration_lines(
+            {"temperature": 1.0, "ece_before": 0.05, "ece_after": 0.05, "reliability_after": bins}
+        )
+    )
+    assert "no temperature applied" in text and "raw softmax" in text and "**" not in text
+    text = "\n".join(
+        calibration_lines(
+            {"temperature": 2.0, "ece_before": 0.05, "ece_after": 0.08, "reliability_after": bins}
+        )
+    )
+    assert "0.050 before scaling, 0.080 after (worse;" in text
+
+
 def test_ece_counts_equal_width_bins_weighted_by_faces():
     probabilities = np.array([[0.95, 0.05], [0.95, 0.05], [0.6, 0.4], [0.6, 0.4]])
     labels = np.array([0, 1, 0, 0])
@@ -137,7 +179,8 @@ def test_predictors_report_calibrated_probabilities_from_the_run_and_its_exports
     run = tmp_path / "run"
     shutil.copytree(teacher_run, run)
     labels = ["happy", "sad", "angry"]
-    (run / "config.json").write_text(json.dumps({"labels": labels, "image_size": 24}))
+    config = {"labels": labels, "image_size": 24, "preprocessing": {"equalize": "none"}}
+    (run / "config.json").write_text(json.dumps(config))
     (run / "metrics.json").write_text(json.dumps({"labels": labels, "calibration": {"temperature": 2.5}}))
     faces = np.random.default_rng(0).integers(0, 256, (6, 24, 24), dtype=np.uint8)
     predictor = deploy.load_predictor(run)

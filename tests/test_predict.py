@@ -421,3 +421,34 @@ def test_recalibrating_a_shipped_model_stores_one_temperature_and_keeps_its_answ
     assert bundled.read_model_card(models, "paper")["training"]["calibration"]["fitted_on"].startswith(
         "FER2013 PublicTest"
     )
+
+
+def test_predict_into_a_folder_of_earlier_predictions_is_refused_unless_appended(
+    pyfeat_media, tmp_path, capsys
+):
+    """Issue 31, finding 10: a second `fer predict --out` into the same folder replaced `summary.csv`
+    silently; the earlier batch's files stayed but were no longer listed."""
+    out = tmp_path / "out"
+    first = [str(pyfeat_media / "single_face.jpg"), str(pyfeat_media / "no_face.mp4")]
+    assert main(["predict", *first, "--out", str(out)]) == 0
+    before = (out / "summary.csv").read_bytes()
+    capsys.readouterr()
+
+    assert main(["predict", str(pyfeat_media / "multi_face.jpg"), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert (
+        error.count("\n") == 1
+        and "already holds the predictions of 2 file(s)" in error
+        and "--append" in error
+    )
+    assert (out / "summary.csv").read_bytes() == before and not (out / "multi_face.jpg_summary.json").exists()
+
+    again = [str(pyfeat_media / "multi_face.jpg"), str(pyfeat_media / "no_face.mp4")]
+    assert main(["predict", *again, "--out", str(out), "--append"]) == 0
+    summary = pd.read_csv(out / "summary.csv")
+    names = summary["media_path"].map(lambda path: path.rsplit("/", 1)[-1]).tolist()
+    assert sorted(names) == ["multi_face.jpg", "no_face.mp4", "single_face.jpg"]  # no_face: this batch's row
+    assert summary.set_index(pd.Index(names)).loc["multi_face.jpg", "faces"] == dlib_faces(
+        pyfeat_media / "multi_face.jpg"
+    )
+    assert summary["faces"].dtype.kind == "i"  # counts stay integers after the merge

@@ -134,7 +134,7 @@ def test_health_flags():
     baselines = majority_baselines(["happy"] * 6 + ["sad"] * 3 + ["angry"], labels)
     assert baselines["majority_label"] == "happy" and baselines["majority_rate"] == pytest.approx(0.6)
     assert baselines["majority_macro_f1"] == pytest.approx((0.75 + 0 + 0) / 3)
-    assert "not 5% above always answering 'happy'" in stall_reason(0.62, baselines)
+    assert "not 5 points above always answering 'happy'" in stall_reason(0.62, baselines)
     assert stall_reason(0.7, baselines) is None
     assert "never predicts angry" in underfit_reason(0.9, 0.85, labels, labels, ["happy", "sad"])
     assert "macro F1" in underfit_reason(0.8, 0.4, labels, labels, labels)

@@ -277,3 +277,56 @@ def test_the_former_image_size_names_still_work_with_a_warning_and_caches_keep_t
         **{k: v for k, v in dataclasses.asdict(PreprocessConfig()).items() if k != "face_size"},
     }
     assert config_key(stored) == config_key(before)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["train", "--learnig-rate", "0.01", "--cache", "c"],
+            "fer train: error: unrecognized argument --learnig-rate (did you mean '--learning-rate'?)",
+        ),
+        (
+            ["ablate", "--n-sed", "2"],
+            "fer ablate: error: unrecognized argument --n-sed (did you mean '--n-seeds'?)",
+        ),
+        (
+            ["run", "--ablation-epoch=2", "--rerum"],
+            "fer run: error: unrecognized argument --rerum (did you mean '--rerun'?)",
+        ),
+        (
+            ["predict", "x.jpg", "--outt", "p"],
+            "fer predict: error: unrecognized argument --outt (did you mean '--out'?)",
+        ),
+        (
+            ["preprocess", "--face-sise", "48"],
+            "fer preprocess: error: unrecognized argument --face-sise (did you mean '--face-size'?)",
+        ),
+        (["trian", "--cache", "c"], "fer: error: unknown command 'trian' (did you mean 'train'?)"),
+    ],
+)
+def test_a_misspelled_flag_or_command_gets_the_closest_name_in_one_line(argv, message, capsys):
+    """Issue 31, finding 12: `fer train --learnig-rate` printed the top-level usage and no suggestion, where
+    the same typo as a notebook parameter gets "did you mean 'learning_rate'?"."""
+    from fer_utils import cli
+
+    assert cli.main(argv) == 2
+    printed = capsys.readouterr()
+    assert printed.err.startswith(message) and printed.err.count("\n") == 1 and "usage:" not in printed.err
+    assert printed.out == ""
+
+
+def test_every_flag_of_every_command_and_its_unique_prefix_is_known():
+    """No false alarm: each subcommand's own flags (and argparse's abbreviations) pass the spelling check."""
+    from fer_utils import cli
+
+    for command in cli.COMMANDS:
+        parser = cli.build_parser([command])
+        subparser = next(
+            action.choices[command]
+            for action in parser._actions
+            if isinstance(action, argparse._SubParsersAction)
+        )
+        for flag in (option for option in subparser._option_string_actions if option.startswith("--")):
+            assert cli.misspelled(parser, [command, flag], command) is None, (command, flag)
+    assert cli.misspelled(cli.build_parser(["run"]), ["run", "--epoch", "3"], "run") is None

@@ -24,6 +24,10 @@ from fer_utils.faces.detection import DETECTORS
 from fer_utils.files import atomic_write_csv
 from fer_utils.locks import output_lock
 
+#: The batch's table (several inputs) and the ending of each input's own record.
+SUMMARY_FILE = "summary.csv"
+SUMMARY_SUFFIX = "_summary.json"
+
 
 def collect_media(items) -> tuple[list[Path], list[tuple[str, str]]]:
     """The media of every given path (:func:`media_in`) and, for a path that gives none (missing, or a
@@ -76,6 +80,12 @@ def add_arguments(predict: argparse.ArgumentParser) -> None:
     predict.add_argument("--threads", type=int, help="CPU threads of TFLite / ONNX Runtime (default: all)")
     add_speed_arguments(predict)
     predict.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
+    predict.add_argument(
+        "--append",
+        action="store_true",
+        help="--out already holds predictions: add this batch to them (summary.csv lists both; a file of "
+        "the same name is replaced, with its row). Without it such a folder is refused",
+    )
     predict.set_defaults(func=_predict_cli)
 
 
@@ -117,6 +127,43 @@ def _check_arguments(args) -> None:
         raise ValueError(f"--out {args.out} is a file, not a folder")
 
 
+def earlier_predictions(out: str | os.PathLike) -> list[Path]:
+    """The prediction records (``summary.csv``, ``*_summary.json``) an earlier batch left in ``out``."""
+    out = Path(out)
+    if not out.is_dir():
+        return []
+    return sorted([*out.glob(f"*{SUMMARY_SUFFIX}"), *out.glob(SUMMARY_FILE)])
+
+
+def check_earlier_predictions(out: str | os.PathLike, append: bool) -> None:
+    """ValueError (one line) when ``out`` holds an earlier batch's predictions and ``append`` is off: its
+    ``summary.csv`` would be replaced by this batch's, its other files left unlisted."""
+    earlier = earlier_predictions(out)
+    if earlier and not append:
+        media = sum(path.name.endswith(SUMMARY_SUFFIX) for path in earlier)
+        raise ValueError(
+            f"--out {out} already holds the predictions of {media} file(s); --append adds this batch to "
+            "them, or give another --out"
+        )
+
+
+def merged_summary(out: Path, rows: list[dict]):
+    """``summary.csv`` of ``rows`` after the earlier batch's rows in ``out`` (a row of the same media path
+    or output name is this batch's)."""
+    import pandas as pd
+
+    table = summary_table(rows)
+    if not (out / SUMMARY_FILE).exists():
+        return table
+    earlier = pd.read_csv(out / SUMMARY_FILE, dtype=str, keep_default_na=False)
+    replaced = earlier["media_path"].isin(table["media_path"].astype(str)) | (
+        earlier["output_name"].isin(table["output_name"].dropna().astype(str))
+        & (earlier["output_name"] != "")
+    )
+    kept = summary_table(earlier[~replaced].replace("", None).to_dict("records"))
+    return pd.concat([kept, table], ignore_index=True)[table.columns]
+
+
 def _predict_cli_predictor(args):
     """The predictor of ``fer predict``: ``--model`` (a file, a run folder, or a bundled model by
     architecture name such as ``paper``), else the bundled default, in ``--engine``'s format."""
@@ -135,6 +182,7 @@ def _predict_cli(args) -> int:
     _check_arguments(args)
     media, skipped = collect_media(args.media)
     with output_lock(args.out, "fer predict"):  # one writer per output folder
+        check_earlier_predictions(args.out, args.append)
         return _predict_into(args, media, skipped)
 
 
@@ -159,9 +207,10 @@ def _predict_into(args, media: list[Path], skipped: list[tuple[str, str]]) -> in
         outputs = write_prediction(prediction, args.out, str(model), name)
         print(prediction.message())
         rows.append(summary_row(path, prediction, outputs, output_name=name))
-    if len(rows) > 1:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        atomic_write_csv(Path(args.out) / "summary.csv", summary_table(rows))
+    out = Path(args.out)
+    if len(rows) > 1 or (out / SUMMARY_FILE).exists():  # one input alone: its _summary.json says it all
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_csv(out / SUMMARY_FILE, merged_summary(out, rows))
     print(f"outputs in {args.out}")
     return _exit_status(rows)
 

@@ -42,8 +42,8 @@ from fer_utils.training.architectures import architecture as family
 from fer_utils.training.calibration import (
     apply_temperature,
     expected_calibration_error,
-    fit_temperature,
     reliability_bins,
+    temperature_decision,
 )
 from fer_utils.training.config import TrainConfig
 from fer_utils.training.evaluate import classification_metrics
@@ -284,10 +284,13 @@ def calibration_lines(calibration: dict | None) -> list[str]:
         "confidence bins): "
         + (
             f"temperature {temperature:.3f} fitted on PublicTest; expected calibration error "
-            f"{calibration['ece_before']:.3f} before scaling, **{calibration['ece_after']:.3f}** after "
-            "(what `fer predict` reports)."
-            if temperature
-            else f"no temperature stored; expected calibration error {calibration['ece_before']:.3f}."
+            f"{calibration['ece_before']:.3f} before scaling, {calibration['ece_after']:.3f} after "
+            f"({'better' if calibration['ece_after'] < calibration['ece_before'] else 'worse'}; what "
+            "`fer predict` reports)."
+            if temperature and temperature != 1.0
+            else "no temperature applied (fitting one did not lower the expected calibration error of the "
+            f"faces that fitted it, or none was fitted): `fer predict` reports the raw softmax; expected "
+            f"calibration error {calibration['ece_before']:.3f}."
         ),
         "",
         "| confidence | faces | mean confidence | accuracy |",
@@ -401,8 +404,9 @@ def recalibrate_shipped(
     faces, truth, _ = fer2013_test_faces(images, "validation")
     predictor = load_predictor(paths["keras"], num_threads=1)
     targets = class_indices(truth, predictor.labels)
-    temperature = fit_temperature(predictor.predict_proba(faces, calibrated=False), targets)
-    calibration = {"temperature": temperature, "fitted_on": "FER2013 PublicTest (the epoch-selection faces)"}
+    fitted_on = "FER2013 PublicTest (the epoch-selection faces)"
+    decision = temperature_decision(predictor.predict_proba(faces, calibrated=False), targets, fitted_on)
+    calibration = {**decision, "fitted_on": fitted_on}  # temperature 1 where fitting one did not help
     card_name = card_file_name(architecture)
     card = json.loads((models_dir / card_name).read_text())
     with staged_folder(models_dir) as staging:  # every spec and the card replaced together, or none

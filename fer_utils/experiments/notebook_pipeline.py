@@ -8,7 +8,9 @@ dataset (generated if absent, offline) or on a real dataset, leaving everything 
     <out>/report.html                the static results report (notebook 04 as HTML)
 
 Each step reads the files of the one before, so a rerun resumes: the face cache skips finished clips,
-finished training runs are kept, and the ablation skips finished grid cells.
+finished training runs and grid cells made with the same settings are kept. A finished run made with other
+settings (``fer run --epochs 3`` over an earlier default job) is refused before any step, in one line naming
+the differing settings; ``--rerun`` trains those again.
 
 Settings: real datasets get the paper's, which are the defaults of :class:`PreprocessConfig` and
 :class:`TrainConfig`; the demo changes only what :data:`DEMO_PREPROCESS` and :data:`DEMO_TRAINING` name.
@@ -20,6 +22,7 @@ import argparse
 import dataclasses
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,11 +34,16 @@ from fer_utils.data.datasets import (
 )
 from fer_utils.data.downloads import DATASETS
 from fer_utils.demo import ensure_demo_dataset
-from fer_utils.experiments.ablation.grid import NOTEBOOK_FIELDS, shared_training
-from fer_utils.faces.cache import FaceCache, cache_dir_for
+from fer_utils.experiments.ablation.execute import run_mismatches
+from fer_utils.experiments.ablation.grid import NOTEBOOK_FIELDS, RUNS_FOLDER, grid_runs, shared_training
+from fer_utils.faces.cache import FaceCache, cache_dir_for, config_key
 from fer_utils.faces.preprocess import image_folder_cache, preprocess
 from fer_utils.faces.preprocess_config import PreprocessConfig, cache_config
-from fer_utils.notebook_execution import execute_notebook, refuse_unknown_parameters
+from fer_utils.formatting import percent, score
+from fer_utils.notebook_execution import (
+    execute_notebook,
+    refuse_unknown_parameters,
+)
 from fer_utils.paths import NOTEBOOKS_DIR, output_path, project_path
 from fer_utils.settings import accepted_names, config_from_args, setting, values_from
 from fer_utils.settings import add_arguments as add_config_arguments
@@ -83,6 +91,11 @@ class PipelineConfig:
     )
     ablation_epochs: int | None = setting(None, help="epochs of each ablation run (default: --epochs)")
     demo_actors: int | None = setting(None, help="demo only: number of synthetic actors (default 6)")
+    rerun: bool = setting(
+        False,
+        help="train again the finished runs (protocol runs, ablation cells) made with other settings than "
+        "the ones asked for; without it they are refused. Runs with the same settings are always kept",
+    )
     dataset_options: dict = setting(default_factory=dict, help="dataset spec options", cli=False)
     preprocess: dict = setting(default_factory=dict, help="PreprocessConfig fields", cli=False)
     training: dict = setting(default_factory=dict, help="TrainConfig fields", cli=False)
@@ -99,6 +112,21 @@ class PipelineConfig:
 
     def output_folder(self) -> Path:
         return Path(self.out_dir or f"reports/{self.dataset}").resolve()
+
+    def layout(self) -> str:
+        """The dataset layout notebook 01 reads (the demo set is in RAVDESS's)."""
+        return "ravdess" if self.is_demo else self.dataset
+
+    def ablation_protocol(self) -> str:
+        """The ablation's protocol: subject when it is reported, else the first protocol."""
+        return "subject" if "subject" in self.protocols else self.protocols[0]
+
+    def ablation_training(self) -> TrainConfig:
+        """What every ablation run shares: the job's training settings at the ablation's protocol and epochs."""
+        training = self.training_config()
+        return dataclasses.replace(
+            training, protocol=self.ablation_protocol(), epochs=self.ablation_epochs or training.epochs
+        )
 
 
 DEMO_DIR = "reports/demo"
@@ -239,6 +267,9 @@ def run_pipeline(config: PipelineConfig) -> dict:
     out = config.output_folder()
     if not config.is_demo and config.dataset not in DATASETS:
         raise ValueError(f"unknown dataset {config.dataset!r}; choose demo or one of {', '.join(DATASETS)}")
+    stale = stale_runs(config, out)
+    if stale and not config.rerun:
+        raise ValueError(stale_runs_message(stale, out))
     timings: dict[str, float] = {}
     started = time.perf_counter()
     dataset, root = dataset_root(config, out, timings)
@@ -246,8 +277,8 @@ def run_pipeline(config: PipelineConfig) -> dict:
     runs_dir = out / "runs"
     training = config.training_config()
     for protocol in config.protocols:
-        training_step(training, protocol, cache_dir, runs_dir / protocol, out, timings)
-    ablation_step(config, training, cache_dir, runs_dir / "ablation", out, timings)
+        training_step(training, protocol, cache_dir, runs_dir / protocol, out, timings, config.rerun)
+    ablation_step(config, cache_dir, runs_dir / "ablation", out, timings)
     results_notebook = out / "notebooks" / "04_results.ipynb"
     t = time.perf_counter()
     print(f"→ 04_results.ipynb → {results_notebook}", flush=True)
@@ -309,32 +340,92 @@ def preprocessing_step(config: PipelineConfig, dataset: str, root: Path, out: Pa
     return cache_dir
 
 
+def protocol_run_parameters(training: TrainConfig, protocol: str) -> dict:
+    """The TrainConfig fields notebook 02 gets for one protocol's run."""
+    return {**shared_training(training), "protocol": protocol, "seed": training.seed}
+
+
+def planned_runs(config: PipelineConfig, out: Path) -> list[tuple[Path, dict]]:
+    """Every run the job trains, as (run folder, the settings asked for): one per protocol, then each
+    ablation cell × seed."""
+    runs_dir, training = out / "runs", config.training_config()
+    planned = [
+        (runs_dir / protocol, protocol_run_parameters(training, protocol)) for protocol in config.protocols
+    ]
+    ablation = shared_training(config.ablation_training())
+    for run in grid_runs(config.ablation_dropouts, config.ablation_l1s, config.ablation_n_seeds):
+        cell = {**ablation, "seed": run.seed, "dropout": run.dropout, "l1": run.l1}
+        planned.append((runs_dir / "ablation" / RUNS_FOLDER / run.name, cell))
+    return planned
+
+
+def expected_cache_key(config: PipelineConfig) -> str:
+    """The key of the face cache this job's preprocessing settings give (the cache need not exist yet)."""
+    preprocess_config = config.preprocess_config()
+    return config_key(
+        cache_config(preprocess_config, config.layout(), config.dataset_options, synthetic=config.is_demo)
+    )
+
+
+def stale_runs(config: PipelineConfig, out: Path) -> dict[Path, list[str]]:
+    """The finished runs under ``out`` made with other settings (or another face cache) than this job
+    asks for: run folder → ``"name recorded ≠ asked"`` per differing setting (:func:`run_mismatches`)."""
+    cache_key, face_size = expected_cache_key(config), config.preprocess_config().face_size
+    stale = {}
+    for run_dir, parameters in planned_runs(config, out):
+        if rundir.is_finished(run_dir):
+            problems = run_mismatches(run_dir, parameters, cache_key, face_size)
+            if problems:
+                stale[run_dir] = problems
+    return stale
+
+
+def stale_runs_message(stale: dict[Path, list[str]], out: Path) -> str:
+    """One line: how many finished runs differ, which settings, and the flag that replaces them."""
+    differences = list(dict.fromkeys(problem for problems in stale.values() for problem in problems))
+    shown = ", ".join(str(path.relative_to(out)) for path in list(stale)[:3])
+    more = f" and {len(stale) - 3} more" if len(stale) > 3 else ""
+    return (
+        f"{out} holds {len(stale)} finished run(s) made with other settings ({shown}{more}: "
+        f"{'; '.join(differences)}); `fer run --rerun` trains them again, or give another --out"
+    )
+
+
 def training_step(
-    training: TrainConfig, protocol: str, cache_dir: Path, run_dir: Path, out: Path, timings: dict
+    training: TrainConfig,
+    protocol: str,
+    cache_dir: Path,
+    run_dir: Path,
+    out: Path,
+    timings: dict,
+    replace: bool = False,
 ) -> None:
-    """Notebook 02 for one protocol (a finished run is kept)."""
+    """Notebook 02 for one protocol. A finished run with the same settings is kept; one with others is
+    replaced only with ``replace`` (``run_pipeline`` refuses it before any step otherwise)."""
+    parameters = protocol_run_parameters(training, protocol)
     if rundir.is_finished(run_dir):
-        print(f"→ 02_training ({protocol}): finished run kept: {run_dir}")
-        return
-    parameters = {**shared_training(training), "protocol": protocol, "seed": training.seed}
+        cache = FaceCache(cache_dir)
+        problems = run_mismatches(run_dir, parameters, cache.key, cache.image_size)
+        if not problems:
+            print(f"→ 02_training ({protocol}): finished run with the same settings kept: {run_dir}")
+            return
+        if not replace:
+            raise ValueError(stale_runs_message({run_dir: problems}, out))
+        print(f"→ 02_training ({protocol}): trained again (--rerun; {'; '.join(problems)})")
     timings[f"02 training ({protocol})"] = _execute(
         "02_training.ipynb",
         out / "notebooks" / f"02_training-{protocol}.ipynb",
-        {"cache_dir": str(cache_dir), **parameters, "run_dir": str(run_dir)},
+        {"cache_dir": str(cache_dir), **parameters, "run_dir": str(run_dir), "overwrite": True},
         out,
     )
 
 
-def ablation_step(
-    config: PipelineConfig, training: TrainConfig, cache_dir: Path, out_dir: Path, out: Path, timings: dict
-) -> None:
+def ablation_step(config: PipelineConfig, cache_dir: Path, out_dir: Path, out: Path, timings: dict) -> None:
     """Notebook 03: the small regularization grid, on the subject protocol when it is reported. Its cell
     with the protocol run's settings (the baseline, at the same epochs) is a copy of that run, not trained
     again (``GridConfig.reuse_runs``)."""
-    protocol = "subject" if "subject" in config.protocols else config.protocols[0]
-    training = dataclasses.replace(
-        training, protocol=protocol, epochs=config.ablation_epochs or training.epochs
-    )
+    protocol = config.ablation_protocol()
+    training = config.ablation_training()
     timings["03 ablation"] = _execute(
         "03_regularization_ablation.ipynb",
         out / "notebooks" / "03_regularization_ablation.ipynb",
@@ -347,9 +438,27 @@ def ablation_step(
             "n_seeds": config.ablation_n_seeds,
             "workers": config.workers,
             "reuse_runs": [str(out_dir.parent / protocol)],
+            "replace_stale": config.rerun,
         },
         out,
     )
+
+
+def headline_lines(runs_dir: Path, protocols: Iterable[str]) -> list[str]:
+    """``fer run``'s headline: each protocol run's test accuracy and macro F1 (frame level, and video
+    level when the run has one), one line per protocol."""
+    lines = []
+    for protocol in protocols:
+        run_dir = Path(runs_dir) / protocol
+        if not rundir.is_finished(run_dir):
+            lines.append(f"  {protocol:<8} no finished run")
+            continue
+        outcome = rundir.read_outcome(run_dir)
+        text = f"  {protocol:<8} test accuracy {percent(outcome.frame.accuracy)}, macro F1 {score(outcome.frame.macro_f1)}"
+        if outcome.video:
+            text += f" (per video: {percent(outcome.video.accuracy)}, {score(outcome.video.macro_f1)})"
+        lines.append(text)
+    return lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -385,6 +494,8 @@ def _cli_run(args) -> int:
         dataset_options=layout_options_from_args(args.dataset, args) if args.dataset != "demo" else {},
     )
     result = run_pipeline(config)
+    print("\nResults (frame level, the test part of each protocol):")
+    print("\n".join(headline_lines(result["runs_dir"], config.protocols)))
     print("\nDone. Step times:")
     for step, seconds in result["timings"].items():
         print(f"  {step:<28} {seconds:7.1f} s")

@@ -37,7 +37,7 @@ def stall_reason(test_accuracy: float, baselines: dict) -> str | None:
     if test_accuracy >= rate + STALL_MARGIN:
         return None
     return (
-        f"test accuracy {test_accuracy:.1%} is not {STALL_MARGIN:.0%} above always answering "
+        f"test accuracy {test_accuracy:.1%} is not {STALL_MARGIN * 100:.0f} points above always answering "
         f"{baselines['majority_label']!r} ({rate:.1%}): the network did not learn "
         "(more epochs or training faces, another seed, or the 'robust' recipe may help)"
     )

@@ -253,7 +253,8 @@ def plan_runs(
     """The runs to execute (papermill tasks) and those skipped (finished, failed and not retried, or
     copied from a matching run of ``grid.reuse_runs``).
 
-    Raises ValueError when a finished run was made with other parameters (see :data:`CHECKED_PARAMETERS`).
+    Raises ValueError when a finished run was made with other parameters (see :data:`CHECKED_PARAMETERS`),
+    unless ``grid.replace_stale`` (then it is executed again).
     """
     tasks, executions, stale = [], [], []
     for run in runs:
@@ -261,10 +262,14 @@ def plan_runs(
         parameters = {**record["training"], "seed": run.seed, "dropout": run.dropout, "l1": run.l1}
         if rundir.is_finished(run_dir) and not grid.rerun:
             problems = run_mismatches(run_dir, parameters, record["cache_key"], record.get("face_size"))
-            if problems:
+            if not problems:
+                executions.append(
+                    {"name": run.name, "status": "skipped (complete)", "seconds": 0.0, "error": ""}
+                )
+                continue
+            if not grid.replace_stale:
                 stale.append(f"{run.name}: {', '.join(problems)}")
-            executions.append({"name": run.name, "status": "skipped (complete)", "seconds": 0.0, "error": ""})
-            continue
+                continue
         reused = (
             None
             if grid.rerun
@@ -298,7 +303,8 @@ def plan_runs(
         )
     if stale:
         raise ValueError(
-            f"{out_dir} holds finished runs made with other parameters (use another folder, or --rerun):\n  "
+            f"{out_dir} holds finished runs made with other parameters (use another folder, "
+            "--replace-stale to train those again, or --rerun to train every run again):\n  "
             + "\n  ".join(stale)
         )
     return tasks, executions

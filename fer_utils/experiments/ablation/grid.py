@@ -117,6 +117,11 @@ class GridConfig:
     scheduler: str | None = setting(None, help="Dask scheduler address, e.g. tcp://host:8786")
     cell_timeout: int | None = setting(None, help="seconds a notebook cell may run before the run fails")
     rerun: bool = setting(False, help="execute finished runs again")
+    replace_stale: bool = setting(
+        False,
+        help="execute again the finished runs made with other settings (those with the same are kept); "
+        "without it such runs are refused",
+    )
     reuse_runs: tuple[str, ...] = setting(
         (),
         help="finished runs outside the grid copied in as a cell (instead of trained) when their checked "

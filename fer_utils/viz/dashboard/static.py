@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import os
 import re
 from datetime import UTC, datetime
@@ -308,13 +309,35 @@ def calibration_html(calibration: dict | None) -> str:
     heading = "<h4>Calibration (test part)</h4>"
     if not calibration or not calibration.get("temperature"):
         return heading + "<p>Not recorded: this run was trained before calibration existed.</p>"
-    text = (
-        f"<p>Temperature {calibration['temperature']:.3f} fitted on the validation part; expected "
-        f"calibration error {formatting.score(calibration['test_ece_before'])} before scaling, "
-        f"<b>{formatting.score(calibration['test_ece_after'])}</b> after (what <code>fer predict</code> "
-        "reports). On the diagonal a confidence of 0.9 is right 90 % of the time.</p>"
+    return (
+        heading
+        + f"<p>{html.escape(calibration_sentence(calibration))}</p>"
+        + figure_html(reliability_figure(calibration))
     )
-    return heading + text + figure_html(reliability_figure(calibration))
+
+
+def calibration_sentence(calibration: dict) -> str:
+    """The calibration in words: the temperature applied and why (kept only where it lowered the ECE of
+    the validation part that fitted it), then the test part's ECE before and after, better or worse."""
+    before, after = calibration["test_ece_before"], calibration["test_ece_after"]
+    if calibration.get("kept") is False:
+        applied = (
+            f"No temperature applied: the one fitted on the validation part "
+            f"({calibration['fitted_temperature']:.3f}) did not lower its expected calibration error "
+            f"({formatting.score(calibration['fit_ece_before'])} → {formatting.score(calibration['fit_ece_after'])}), "
+            "so fer predict reports the raw softmax."
+        )
+    else:
+        applied = f"Temperature {calibration['temperature']:.3f} fitted on the validation part."
+    if calibration.get("kept") is False or math.isclose(before, after):
+        change = f"Test part: expected calibration error {formatting.score(before)}, unchanged."
+    else:
+        verdict = "better" if after < before else "worse"
+        change = (
+            f"Test part: expected calibration error {formatting.score(before)} before scaling, "
+            f"{formatting.score(after)} after ({verdict}; what fer predict reports)."
+        )
+    return f"{applied} {change} On the diagonal a confidence of 0.9 is right 90 % of the time."
 
 
 def isolated_run_detail_html(choice: RunChoice) -> str:
