@@ -131,3 +131,48 @@ def test_equalized_fer2013_folders_record_hist_in_their_cache(tmp_path, capsys):
     cache = image_folder_cache(root, tmp_path / "cache", face_size=48, split_dirs=True, progress=False)
     assert cache.config["dataset"] == "fer2013" and cache.config["equalize"] == "hist"
     assert "equalized by whoever exported them" in capsys.readouterr().out
+
+
+def test_fer_evaluate_feeds_cache_faces_through_the_models_step(tmp_path):
+    """A cache of raw faces scored by a model trained on equalized ones: the evaluation's probabilities
+    are those of the equalized faces."""
+    from fer_utils.deploy.predictors import load_predictor
+    from fer_utils.experiments.cross_dataset import evaluate_on_cache
+    from fer_utils.faces.preprocess import image_folder_cache
+
+    cache = image_folder_cache(
+        _faces_folder(tmp_path / "faces"), tmp_path / "cache", face_size=48, progress=False
+    )
+    assert cache.config["equalize"] == "none"
+    model = _untrained_model(tmp_path / "model.keras", cache.labels, "hist")
+    run = evaluate_on_cache(model, cache.cache_dir, tmp_path / "eval")
+    assert run.config["evaluation"]["pixel_step"] == "hist"
+    ids = run.predictions["face_id"].to_numpy()
+    expected = load_predictor(model).predict_proba(np.stack([cv2.equalizeHist(f) for f in cache.faces(ids)]))
+    got = run.predictions[[f"prob_{label}" for label in cache.labels]].to_numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_test_time_augmentation_averages_the_mirror_and_the_ten_crops():
+    from fer_utils.deploy.predictors import predict_with_tta, tta_views
+
+    faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    flip = tta_views(faces, "flip")
+    np.testing.assert_array_equal(flip[1][:, :, 0], faces[:, :, -1])
+    crops = tta_views(faces, "tencrop")
+    assert len(crops) == 10 and all(view.shape == (3, 43, 43) for view in crops)
+    np.testing.assert_array_equal(crops[3], faces[:, 5:, 5:])  # bottom-right corner
+    np.testing.assert_array_equal(crops[9], crops[4][:, :, ::-1])  # the centre's mirror
+
+    class Brightness:
+        """A stand-in whose 'probability' of class 0 is each view's mean brightness / 255."""
+
+        def predict_proba(self, views):
+            bright = views.reshape(len(views), -1).mean(axis=1) / 255.0
+            return np.stack([bright, 1 - bright], axis=1)
+
+    asymmetric = np.zeros((1, 48, 48), np.uint8)
+    asymmetric[:, :, :24] = 255
+    np.testing.assert_allclose(predict_with_tta(Brightness(), asymmetric, "flip")[0], [0.5, 0.5])
+    with pytest.raises(ValueError, match="unknown test-time augmentation"):
+        tta_views(faces, "rotate")

@@ -96,6 +96,37 @@ class Predictor:
         return probabilities
 
 
+#: Test-time augmentation: ``none`` (one crop), ``flip`` (the face and its mirror), ``tencrop`` (four
+#: corner crops and the centre crop of 90 % of the side, each with its mirror).
+TTA_MODES = ("none", "flip", "tencrop")
+
+
+def tta_views(faces: np.ndarray, mode: str) -> list[np.ndarray]:
+    """The views of uint8 faces ``(n, s, s)`` that ``mode`` averages (each ``(n, ·, ·)``; a predictor
+    resizes them to its input)."""
+    if mode not in TTA_MODES:
+        raise ValueError(f"unknown test-time augmentation {mode!r}; choose one of {TTA_MODES}")
+    if mode == "none":
+        return [faces]
+    if mode == "flip":
+        return [faces, faces[:, :, ::-1]]
+    side = faces.shape[1]
+    crop = max(1, int(round(0.9 * side)))
+    offsets = [(0, 0), (0, side - crop), (side - crop, 0), (side - crop, side - crop)]
+    offsets.append(((side - crop) // 2, (side - crop) // 2))
+    crops = [faces[:, top : top + crop, left : left + crop] for top, left in offsets]
+    return crops + [view[:, :, ::-1] for view in crops]
+
+
+def predict_with_tta(predictor: Predictor, faces: np.ndarray, mode: str = "none", **options) -> np.ndarray:
+    """``predictor.predict_proba`` averaged over the :func:`tta_views` of ``mode``."""
+    faces = np.asarray(faces)
+    if faces.ndim == 4:
+        faces = faces[..., 0]
+    views = [np.ascontiguousarray(view) for view in tta_views(faces, mode)]
+    return np.mean([predictor.predict_proba(view, **options) for view in views], axis=0).astype(np.float32)
+
+
 class _KerasPredictor(Predictor):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -29,7 +29,7 @@ import numpy as np
 
 from fer_utils.data.class_folders import FOLDER_LABELS
 from fer_utils.deploy.bundled import bundled_model_path
-from fer_utils.deploy.predictors import load_predictor
+from fer_utils.deploy.predictors import TTA_MODES, load_predictor, predict_with_tta, tta_views
 from fer_utils.faces.cache import FaceCache, announce_resize
 from fer_utils.faces.detection import faces_for_model
 from fer_utils.formatting import percent, score
@@ -124,12 +124,16 @@ def evaluate_on_cache(
     split: str | None = None,
     overwrite: bool = False,
     threads: int | None = None,
+    tta: str = "none",
 ) -> rundir.Run:
     """Score ``model`` on the faces of a cache (all, or those of ``split`` for caches with a split column)
-    and write an evaluation folder (see the module doc). Errors in the mapping come before any work."""
+    and write an evaluation folder (see the module doc). Errors in the mapping come before any work.
+    The faces get the pixel step the model declares (unless the cache's faces already carry it) and
+    ``tta`` (:data:`fer_utils.deploy.predictors.TTA_MODES`: single crop, flip, ten-crop)."""
 
     predictor = load_predictor(model, threads)
     cache = FaceCache(cache_dir)
+    tta_views(np.zeros((1, 4, 4), np.uint8), tta)  # an unknown mode is refused before any work
     index = faces_to_score(cache, split)
     mapping = label_mapping(predictor.labels, cache.labels, label_map)
     labels = evaluation_labels(mapping, cache.labels)
@@ -137,7 +141,7 @@ def evaluate_on_cache(
     if not len(scored):
         raise ValueError(f"no face of {cache_dir} has a label the model's classes map to ({mapping})")
     resized = announce_resize(cache.image_size, predictor.image_size, "evaluation")
-    predictions = predict_scored_faces(predictor, cache, scored, mapping, labels)
+    predictions = predict_scored_faces(predictor, cache, scored, mapping, labels, tta)
     scored_labels = [label for label in labels if label != UNMAPPED]
     evaluation = {
         **model_origin(predictor),
@@ -153,10 +157,12 @@ def evaluate_on_cache(
         "unmapped_model_classes": [label for label, target in mapping.items() if target is None],
         "resized": resized,
         "label_renaming": cache.ingestion.get("label_renaming") or {},
+        "pixel_step": predictor.pixel_step,
+        "tta": tta,
     }
     evaluation["description"] = (
         f"evaluation of {Path(str(predictor.path)).name} (trained on {evaluation['trained_on']}) "
-        f"on {evaluation['dataset']}"
+        f"on {evaluation['dataset']}" + (f", test-time augmentation {tta}" if tta != "none" else "")
     )
     scores = evaluate_predictions(predictions, labels, average_over=scored_labels)
     scores |= {
@@ -217,7 +223,7 @@ def faces_to_score(cache, split: str | None):
     return index
 
 
-def predict_scored_faces(predictor, cache, scored, mapping: dict, labels: list[str]):
+def predict_scored_faces(predictor, cache, scored, mapping: dict, labels: list[str], tta: str = "none"):
     """The predictions table of the scored faces, classified :data:`BATCH` at a time (bounded memory)."""
 
     face_ids = scored["face_id"].to_numpy()
@@ -225,7 +231,7 @@ def predict_scored_faces(predictor, cache, scored, mapping: dict, labels: list[s
     mapped, answers = [], []
     for start in range(0, len(face_ids), BATCH):
         faces = faces_for_model(cache.faces(face_ids[start : start + BATCH]), predictor.pixel_step, carried)
-        probabilities = predictor.predict_proba(faces)
+        probabilities = predict_with_tta(predictor, faces, tta)
         mapped.append(mapped_probabilities(probabilities, predictor.labels, mapping, labels))
         answers.append(probabilities.argmax(axis=1))
     table = predictions_table(scored, np.concatenate(mapped), labels)
@@ -279,6 +285,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="the evaluation folder to write")
     parser.add_argument("--overwrite", action="store_true", help="replace a finished evaluation in --out")
     parser.add_argument("--threads", type=int, help="CPU threads of TFLite / ONNX Runtime (default: all)")
+    parser.add_argument(
+        "--tta",
+        choices=TTA_MODES,
+        default="none",
+        help="test-time augmentation: none (one crop), flip (+ mirror), tencrop (corners, centre, mirrors)",
+    )
     parser.set_defaults(func=_evaluate_cli)
 
 
@@ -292,6 +304,7 @@ def _evaluate_cli(args) -> int:
         args.split,
         args.overwrite,
         args.threads,
+        args.tta,
     )
     print(describe_evaluation(run.metrics))
     print(f"written to {run.path}")
