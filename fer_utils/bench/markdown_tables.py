@@ -170,6 +170,9 @@ def markdown_report(results: dict) -> str:
 
     lines += keyframes.markdown_sections(results.get("keyframes"), results.get("detect_scale"))
     lines += engine_markdown(results.get("engine_choice"))
+    from fer_utils.bench.family_training import family_training_table
+
+    lines += family_training_table(results.get("family_training"))
     return "\n".join(lines)
 
 

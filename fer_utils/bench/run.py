@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_utils.bench.family_training import benchmark_family_training
 from fer_utils.bench.floor import flop_floor
 from fer_utils.bench.inference import (
     benchmark_accuracy,
@@ -83,6 +84,7 @@ SECTIONS = (
     "inference",
     "preprocessing",
     "training",
+    "family_training",
     "end_to_end",
     "predict_memory",
     "keyframes",
@@ -128,6 +130,9 @@ def run_benchmarks(
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fer-bench-") as folder:
         _model_sections(results, sections, Path(folder), run_dir, MODES[mode_name])
+    if "family_training" in sections:
+        print("family training: img/s per family and batch size on one thread …", file=sys.stderr)
+        results["family_training"] = benchmark_family_training(quick)
     _media_sections(results, sections, media, quick)
     results["targets"] = evaluate_targets(results)
     results["seconds"] = round(time.perf_counter() - started, 1)
