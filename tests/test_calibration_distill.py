@@ -67,7 +67,7 @@ def test_a_temperature_that_does_not_lower_the_ece_of_the_faces_that_fitted_it_i
 
 
 def test_the_model_card_says_when_no_temperature_is_applied():
-    from fer_utils.experiments.bundle_model import calibration_lines
+    from fer_utils.experiments.model_card import calibration_lines
 
     bins = [{"low": 0.9, "high": 1.0, "faces": 3, "confidence": 0.95, "accuracy": 1.0}]
     text = "\n".join(

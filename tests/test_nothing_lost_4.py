@@ -250,9 +250,13 @@ def test_recalibrating_on_a_full_disk_leaves_every_shipped_file_as_it_was(tmp_pa
     shutil.copytree(bundled.BUNDLED_DIR, models)
     before = {path.name: path.read_bytes() for path in models.iterdir()}
     faces = np.random.default_rng(0).integers(0, 256, (14, 48, 48), dtype=np.uint8)
-    monkeypatch.setattr(
-        bundle_model, "fer2013_test_faces", lambda root, split="test": (faces, FER2013_LABELS * 2, [])
-    )
+    from fer_utils.experiments import model_card
+
+    for module in (bundle_model, model_card):
+        monkeypatch.setattr(
+            module, "fer2013_test_faces", lambda root, split="test": (faces, FER2013_LABELS * 2, [])
+        )
+    monkeypatch.setattr(bundle_model, "served_or_none", lambda path: None)
     write_json = bundle_model.atomic_write_json
 
     def full_disk(path, *args, **kwargs):

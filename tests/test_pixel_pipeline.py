@@ -130,7 +130,11 @@ def test_equalized_fer2013_folders_record_hist_in_their_cache(tmp_path, capsys):
         _faces_folder(tmp_path / "fer2013" / split, count=2)
     cache = image_folder_cache(root, tmp_path / "cache", face_size=48, split_dirs=True, progress=False)
     assert cache.config["dataset"] == "fer2013" and cache.config["equalize"] == "hist"
+    assert cache.config["equalized_at_source"] is True
     assert "equalized by whoever exported them" in capsys.readouterr().out
+    first = cache.index.iloc[0]  # stored as exported: the step is not applied a second time
+    exported = cv2.imread(first.media_path, cv2.IMREAD_GRAYSCALE)
+    np.testing.assert_array_equal(cache.faces([0])[0], to_gray_face(exported, 48))
 
 
 def test_fer_evaluate_feeds_cache_faces_through_the_models_step(tmp_path):

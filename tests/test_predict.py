@@ -14,8 +14,9 @@ from fer_utils.cli import main
 from fer_utils.deploy import bundled
 from fer_utils.deploy.predictors import load_predictor
 from fer_utils.deploy.tracking import FaceTracker, box_iou
-from fer_utils.experiments import bundle_model
+from fer_utils.experiments import bundle_model, model_card
 from fer_utils.experiments.cross_dataset import UNMAPPED, evaluate_on_cache, label_mapping
+from fer_utils.experiments.served_scores import served_scores
 from fer_utils.faces.detection import detect_faces
 from fer_utils.faces.frames import evenly_spaced, stream_frames
 
@@ -317,7 +318,16 @@ def test_model_card_numbers_are_reproduced_from_the_shipped_files(fer2013_root):
         assert scores["accuracy"] == pytest.approx(recorded["accuracy"], abs=1e-9)
         assert scores["confusion_matrix"] == recorded["confusion_matrix"]
         assert f"{100 * scores['accuracy']:.1f} %" in markdown
-    assert bundle_model.card_tables(card) in markdown
+    assert model_card.card_tables(card) in markdown
+    served = served_scores(bundled.bundled_model_path())  # raw faces through the model's pixel step
+    for name in ("fer2013_privatetest", "ferplus_test"):
+        for tta in ("none", "flip"):
+            assert served[name][tta]["accuracy"] == pytest.approx(
+                card["served"][name][tta]["accuracy"], abs=1e-9
+            )
+            assert served[name][tta]["balanced_accuracy"] == pytest.approx(
+                card["served"][name][tta]["balanced_accuracy"], abs=1e-9
+            )
 
 
 def test_a_model_whose_spec_disagrees_with_its_outputs_is_refused_before_any_work(

@@ -14,10 +14,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-
-import numpy as np
 
 from fer_utils.deploy.bundled import (
     BUNDLED_DIR,
@@ -33,20 +30,27 @@ from fer_utils.deploy.bundled import (
 )
 from fer_utils.deploy.export import export_model, run_calibration_faces, write_model_spec
 from fer_utils.deploy.predictors import load_predictor
+from fer_utils.experiments.model_card import (
+    FER2013_JPEG_STEP,
+    class_indices,
+    fer2013_test_faces,
+    fill_card,
+    model_card_numbers,
+    score_fer2013_test,
+    served_or_none,
+)
 from fer_utils.experiments.model_study import STUDY_FILE
+from fer_utils.experiments.served_scores import served_lines
+from fer_utils.faces.detection import faces_for_model
 from fer_utils.faces.preprocess import default_cache_root, image_folder_cache
-from fer_utils.files import atomic_write_json, atomic_write_text, replace_directory
+from fer_utils.files import atomic_write_json, replace_directory
 from fer_utils.locks import output_lock
 from fer_utils.paths import shared_data_root
 from fer_utils.training.architectures import architecture as family
 from fer_utils.training.calibration import (
-    apply_temperature,
-    expected_calibration_error,
-    reliability_bins,
     temperature_decision,
 )
 from fer_utils.training.config import TrainConfig
-from fer_utils.training.evaluate import classification_metrics
 from fer_utils.training.model import load_keras_model
 from fer_utils.training.model_files import run_calibration, spec_path
 from fer_utils.training.runtime import import_tensorflow, stderr_silenced
@@ -58,59 +62,6 @@ from fer_utils.training.seeds import (
     refuse_other_settings,
     train_seeds,
 )
-
-# ----------------------------------------------------------------------------------------------- scoring
-
-
-def fer2013_test_faces(
-    fer2013_root: str | os.PathLike, split: str = "test"
-) -> tuple[np.ndarray, list[str], list[str]]:
-    """FER2013's PrivateTest faces (``test/<class>/*.jpg``; ``split="validation"``: PublicTest): uint8
-    ``(n, 48, 48)``, canonical labels, paths."""
-    import cv2
-
-    root = Path(fer2013_root) / split
-    if not root.is_dir():
-        raise ValueError(f"{root} is missing: expected FER2013 as <root>/{split}/<class>/*.jpg")
-    faces, labels, paths = [], [], []
-    for folder, label in sorted(FER2013_CLASSES.items()):
-        for path in sorted((root / folder).glob("*.jpg")):
-            faces.append(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
-            labels.append(label)
-            paths.append(str(path))
-    return np.stack(faces), labels, paths
-
-
-def class_indices(truth: list[str], labels: list[str]) -> np.ndarray:
-    """Each true label's index in a model's ``labels`` (the targets of its softmax rows)."""
-    return np.asarray([labels.index(label) for label in truth])
-
-
-def score_fer2013_test(model_path: str | os.PathLike, fer2013_root: str | os.PathLike) -> dict:
-    """Accuracy, macro F1, per-class scores and confusion matrix of a model on FER2013 PrivateTest, and
-    its calibration there: ECE of the raw softmax and of the temperature-scaled one the model ships with
-    (``calibration``: temperature, ece_before, ece_after, the reliability bins after)."""
-
-    faces, truth, _ = fer2013_test_faces(fer2013_root)
-    predictor = load_predictor(model_path, num_threads=1)
-    raw = predictor.predict_proba(faces, calibrated=False)
-    predicted = np.asarray(predictor.labels)[raw.argmax(axis=1)]
-    targets = class_indices(truth, predictor.labels)
-    scaled = apply_temperature(raw, predictor.temperature) if predictor.temperature else raw
-    calibration = {
-        "temperature": predictor.temperature,
-        "ece_before": expected_calibration_error(raw, targets),
-        "ece_after": expected_calibration_error(scaled, targets),
-        "reliability_after": reliability_bins(scaled, targets),
-    }
-    return {
-        "labels": predictor.labels,
-        **classification_metrics(truth, predicted, predictor.labels),
-        "calibration": calibration,
-    }
-
-
-# ------------------------------------------------------------------------------------------------ build
 
 
 def bundled_train_config(epochs: int = 30, architecture: str = "paper", image_size: int | None = None):
@@ -214,108 +165,6 @@ def write_fp32_exports(
     }
 
 
-def model_card_numbers(summary: dict, run, shipped: dict[str, Path], images: Path) -> dict:
-    """``model_card.json``: the seed distribution, the shipped run and each shipped file's test scores."""
-    return {
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "training": {
-            "data": "FER2013 train (28,709 faces), PublicTest (3,589) for epoch selection",
-            "recipe": run.config.get("recipe"),
-            "recipe_settings": run.config.get("recipe_settings"),
-            "epochs": run.config.get("epochs"),
-            "image_size": int(run.config.get("image_size") or IMAGE_SIZE),
-            "architecture": run.config.get("architecture", "paper"),
-            "cost": run.metrics.get("cost"),
-            "calibration": {
-                key: (run.metrics.get("calibration") or {}).get(key)
-                for key in ("temperature", "test_ece_before", "test_ece_after")
-            },
-            "num_params": run.metrics.get("num_params"),
-            "threads": run.config.get("threads_used"),
-        },
-        "seeds": summary,
-        "shipped_seed": run.config.get("seed"),
-        "shipped_run": str(run.path),
-        "shipped_run_test_accuracy": run.metrics["frame"]["accuracy"],
-        "test": {fmt: score_fer2013_test(path, images) for fmt, path in shipped.items()},
-        "files": {fmt: {"name": path.name, "bytes": path.stat().st_size} for fmt, path in shipped.items()},
-        "predict_margin": PREDICT_MARGIN,
-    }
-
-
-def card_tables(card: dict) -> str:
-    """The generated part of ``docs/model_card.md``: test scores of each shipped file and per class."""
-    seeds = card["seeds"]
-    accuracy = seeds["scores"]["test_accuracy"]
-    lines = [
-        f"Seeds trained: {seeds['runs']} ({seeds['converged']} converged); test accuracy "
-        f"{100 * accuracy['mean']:.1f} ± {100 * accuracy['sd']:.1f} % "
-        f"(min {100 * accuracy['min']:.1f} %, max {100 * accuracy['max']:.1f} %). "
-        f"Shipped: seed {card['shipped_seed']}, the median.",
-        "",
-        "| shipped file | size | PrivateTest accuracy | macro F1 |",
-        "|---|---|---|---|",
-    ]
-    for fmt, scores in card["test"].items():
-        size = card["files"][fmt]["bytes"] / 1024
-        lines.append(
-            f"| `{card['files'][fmt]['name']}` | {size:.0f} kB | {100 * scores['accuracy']:.1f} % | "
-            f"{scores['macro_f1']:.3f} |"
-        )
-    scores = card["test"][DEFAULT_FORMAT]
-    lines += ["", f"Per class (`{card['files'][DEFAULT_FORMAT]['name']}`, the default):", ""]
-    lines += ["| class | precision | recall | F1 | test faces |", "|---|---|---|---|---|"]
-    for label in scores["labels"]:
-        row = scores["per_class"][label]
-        lines.append(
-            f"| {label} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |"
-        )
-    return "\n".join(lines + calibration_lines(scores.get("calibration")))
-
-
-def calibration_lines(calibration: dict | None) -> list[str]:
-    """The card's calibration paragraph and reliability table (the default file on PrivateTest)."""
-    if not calibration:
-        return ["", "Calibration: not recorded for this model (shipped before calibration existed)."]
-    temperature = calibration["temperature"]
-    lines = [
-        "",
-        f"Calibration (the default file on PrivateTest, {len(calibration['reliability_after'])} equal-width "
-        "confidence bins): "
-        + (
-            f"temperature {temperature:.3f} fitted on PublicTest; expected calibration error "
-            f"{calibration['ece_before']:.3f} before scaling, {calibration['ece_after']:.3f} after "
-            f"({'better' if calibration['ece_after'] < calibration['ece_before'] else 'worse'}; what "
-            "`fer predict` reports)."
-            if temperature and temperature != 1.0
-            else "no temperature applied (fitting one did not lower the expected calibration error of the "
-            f"faces that fitted it, or none was fitted): `fer predict` reports the raw softmax; expected "
-            f"calibration error {calibration['ece_before']:.3f}."
-        ),
-        "",
-        "| confidence | faces | mean confidence | accuracy |",
-        "|---|---|---|---|",
-    ]
-    for row in calibration["reliability_after"]:
-        if row["faces"]:
-            lines.append(
-                f"| {row['low']:.2f} – {row['high']:.2f} | {row['faces']} | {row['confidence']:.3f} | "
-                f"{row['accuracy']:.3f} |"
-            )
-    return lines
-
-
-def fill_card(markdown_path: Path, card: dict) -> None:
-    """Replace the text between ``<!-- card-numbers -->`` and ``<!-- /card-numbers -->``."""
-    text = markdown_path.read_text()
-    start, end = "<!-- card-numbers -->", "<!-- /card-numbers -->"
-    if start not in text or end not in text:
-        raise ValueError(f"{markdown_path} lacks the {start} … {end} markers")
-    head, rest = text.split(start, 1)
-    tail = rest.split(end, 1)[1]
-    atomic_write_text(markdown_path, f"{head}{start}\n{card_tables(card)}\n{end}{tail}")
-
-
 def build_bundled_model(
     images: str | os.PathLike,
     work: str | os.PathLike,
@@ -403,6 +252,7 @@ def recalibrate_shipped(
         raise ValueError(f"{models_dir / files['keras']} is missing; nothing to calibrate")
     faces, truth, _ = fer2013_test_faces(images, "validation")
     predictor = load_predictor(paths["keras"], num_threads=1)
+    faces = faces_for_model(faces, predictor.pixel_step, FER2013_JPEG_STEP)
     targets = class_indices(truth, predictor.labels)
     fitted_on = "FER2013 PublicTest (the epoch-selection faces)"
     decision = temperature_decision(predictor.predict_proba(faces, calibrated=False), targets, fitted_on)
@@ -415,7 +265,35 @@ def recalibrate_shipped(
             spec = json.loads(spec_path(path).read_text())
             write_model_spec(path, spec | {"calibration": calibration})
         card["test"] = {fmt: score_fer2013_test(path, images) for fmt, path in staged.items()}
+        card["served"] = served_or_none(staged[DEFAULT_FORMAT])
         card["training"]["calibration"] = calibration
+        atomic_write_json(staging / card_name, card, default=str)
+    if card_markdown:
+        fill_card(Path(card_markdown), card)
+    return card
+
+
+def rescore_shipped(
+    images: str | os.PathLike,
+    architecture: str = "paper",
+    models_dir: str | os.PathLike | None = None,
+    card_markdown: str | os.PathLike | None = None,
+) -> dict:
+    """Re-measure the card's numbers from the shipped files as they are (no training, no new temperature):
+    PrivateTest scores of every file and the served raw-face scores of the default one."""
+    models_dir = Path(models_dir or BUNDLED_DIR)
+    files = bundled_files(architecture)
+    paths = {fmt: models_dir / name for fmt, name in files.items() if (models_dir / name).exists()}
+    card_name = card_file_name(architecture)
+    if not (models_dir / card_name).exists() or DEFAULT_FORMAT not in paths:
+        raise ValueError(
+            f"{models_dir} holds no shipped {architecture} model with its card; nothing to rescore"
+        )
+    card = json.loads((models_dir / card_name).read_text())
+    with staged_folder(models_dir) as staging:
+        staged = {fmt: staging / path.name for fmt, path in paths.items()}
+        card["test"] = {fmt: score_fer2013_test(path, images) for fmt, path in staged.items()}
+        card["served"] = served_or_none(staged[DEFAULT_FORMAT])
         atomic_write_json(staging / card_name, card, default=str)
     if card_markdown:
         fill_card(Path(card_markdown), card)
@@ -508,6 +386,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "files and re-measure the card from them",
     )
     parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="no training: re-measure the card's numbers from the shipped --architecture's files "
+        "(PrivateTest per file, served raw-face scores of the default file)",
+    )
+    parser.add_argument(
         "--from-study",
         metavar="STUDY",
         help="ship the median seed of --architecture from this `fer study-models` folder (FER2013, "
@@ -527,6 +411,10 @@ def _bundle_cli(args) -> int:
     paper = args.architecture == "paper"
     work = args.work or ("runs/bundled-model" if paper else f"runs/bundled-model-{args.architecture}")
     card_markdown = args.card if args.card is not None else (str(CARD_MARKDOWN) if paper else "")
+    if args.rescore:
+        card = rescore_shipped(args.images, args.architecture, args.out, card_markdown)
+        print("\n".join(served_lines(card.get("served"))[3:]) or "PrivateTest scores re-measured")
+        return 0
     if args.recalibrate:
         card = recalibrate_shipped(args.images, args.architecture, args.out, card_markdown)
         calibration = card["test"][DEFAULT_FORMAT]["calibration"]

@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -115,8 +115,13 @@ def preprocess(
         raise ValueError("no samples to preprocess")
     require_folder_path(cache_root, "--cache-root")
     dataset = dataset or samples[0].dataset
-    config = with_source_pixel_step(config, dataset)
-    stored = cache_config(config, dataset, dataset_options, synthetic=is_demo_media(samples[0].media_path))
+    stored = cache_config(
+        config,
+        dataset,
+        dataset_options,
+        synthetic=is_demo_media(samples[0].media_path),
+        carried_step=source_pixel_step(config, dataset),
+    )
     renamed = label_renaming(samples)
     if renamed:
         print(describe_renaming(renamed))
@@ -140,19 +145,19 @@ def preprocess(
     return cache
 
 
-def with_source_pixel_step(config: PreprocessConfig, dataset: str) -> PreprocessConfig:
-    """``config`` with the pixel step the dataset's faces already carry (the FER2013 JPEG export's
-    histogram equalisation) where it asks for none, said in one line: the cache then records what its
-    faces are, and every model trained on it asks for that step on the raw faces it is given."""
+def source_pixel_step(config: PreprocessConfig, dataset: str) -> str:
+    """The pixel step a dataset's faces already carry when the config asks for none (the FER2013 JPEG
+    export's histogram equalisation), said in one line; "none" otherwise. The cache records it as its
+    ``equalize`` without applying it again, so every model trained on it asks for that step on raw faces."""
     layout = LAYOUTS.get(dataset.lower())
     step = layout.source_pixel_step if layout else "none"
     if step == "none" or config.equalize != "none":
-        return config
+        return "none"
     print(
         f"{dataset}: these faces were {step}-equalized by whoever exported them; the cache records "
-        f"equalize={step}, so models trained on it equalize the raw faces they are given"
+        f"equalize={step} (not applied again), so models trained on it equalize the raw faces they are given"
     )
-    return replace(config, equalize=step)
+    return step
 
 
 def _record_skipped_and_list_todo(

@@ -86,11 +86,19 @@ class PreprocessConfig:
 
 
 def cache_config(
-    config: PreprocessConfig, dataset: str, dataset_options: dict | None = None, synthetic: bool = False
+    config: PreprocessConfig,
+    dataset: str,
+    dataset_options: dict | None = None,
+    synthetic: bool = False,
+    carried_step: str = "none",
 ) -> dict:
     """The dict stored beside a cache and hashed into its folder name (``synthetic``: the media are the
-    synthetic demo set, recorded as :data:`fer_utils.data.synthetic.SYNTHETIC_MARKER`)."""
+    synthetic demo set, recorded as :data:`fer_utils.data.synthetic.SYNTHETIC_MARKER`; ``carried_step``:
+    the pixel step the source faces already carry, recorded as the cache's ``equalize`` with
+    ``equalized_at_source``)."""
     stored = {"dataset": dataset, "pipeline_version": PIPELINE_VERSION, **config.to_dict()}
+    if carried_step != "none":
+        stored |= {"equalize": carried_step, "equalized_at_source": True}
     if synthetic:
         stored[SYNTHETIC_MARKER] = True
     if dataset_options:

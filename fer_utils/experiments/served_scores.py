@@ -1,0 +1,131 @@
+"""How a model scores on faces as people serve them: FER2013's **raw** pixels (what a camera gives), not
+the equalized JPEG export, read from the FER+ copy (``../shared/data/fer2013plus``), each face fed through
+the pixel step the model declares, on two public test sets:
+
+- ``fer2013_privatetest``: FER2013 PrivateTest with its original labels (7 classes);
+- ``ferplus_test``: the same faces with the FER+ crowd's majority labels (8 classes, contempt included;
+  faces without a majority left out, as FER+ does).
+
+Each with one crop and with the mirror averaged in (``flip``): accuracy, balanced accuracy (mean per-class
+recall), macro F1, the share of non-neutral faces answered "neutral", per-class recall, ECE. A class the
+model lacks (contempt for a FER2013 model) is reported as unscored, never merged into another.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fer_utils.data.ferplus import ferplus_samples
+from fer_utils.deploy.predictors import load_predictor, predict_with_tta
+from fer_utils.faces.detection import faces_for_model
+from fer_utils.paths import shared_data_root
+from fer_utils.training.calibration import expected_calibration_error
+
+#: The served test sets: name → (FER+ label source, what it is).
+SERVED_TESTS = {
+    "fer2013_privatetest": ("fer2013", "FER2013 PrivateTest, raw pixels, original labels"),
+    "ferplus_test": ("majority", "FER+ test (PrivateTest faces), raw pixels, FER+ majority labels"),
+}
+#: Test-time augmentations reported.
+SERVED_TTA = ("none", "flip")
+
+
+def raw_test_faces(ferplus_root: str | os.PathLike, label_source: str) -> tuple[np.ndarray, list[str]]:
+    """The test split's raw 48×48 faces of the FER+ layout and their labels of ``label_source``."""
+    import cv2
+
+    samples, _ = ferplus_samples(ferplus_root, label_source)
+    test = [sample for sample in samples if sample.extras["split"] == "test"]
+    faces = np.stack([cv2.imread(sample.media_path, cv2.IMREAD_GRAYSCALE) for sample in test])
+    return faces, [sample.label for sample in test]
+
+
+def neutral_rate(truth, predicted) -> float | None:
+    """Share of the faces whose true label is not neutral that were answered neutral (None without any)."""
+    truth, predicted = np.asarray(truth), np.asarray(predicted)
+    others = truth != "neutral"
+    return float((predicted[others] == "neutral").mean()) if others.any() else None
+
+
+def scores_of(truth: list[str], probabilities: np.ndarray, labels: list[str]) -> dict:
+    """The served scores of one set of answers."""
+    from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score
+
+    predicted = np.asarray(labels)[probabilities.argmax(axis=1)]
+    present = [label for label in labels if label in set(truth)]
+    recalls = recall_score(truth, predicted, labels=present, average=None, zero_division=0)
+    return {
+        "faces": len(truth),
+        "accuracy": float((predicted == np.asarray(truth)).mean()),
+        "balanced_accuracy": float(balanced_accuracy_score(truth, predicted)),
+        "macro_f1": float(f1_score(truth, predicted, labels=present, average="macro", zero_division=0)),
+        "neutral_rate": neutral_rate(truth, predicted),
+        "recall": {label: float(value) for label, value in zip(present, recalls, strict=True)},
+        "ece": expected_calibration_error(probabilities, np.array([labels.index(t) for t in truth])),
+    }
+
+
+def served_scores(model_path: str | os.PathLike, ferplus_root: str | os.PathLike | None = None) -> dict:
+    """A model's scores on the :data:`SERVED_TESTS` (raw faces through its pixel step), per
+    :data:`SERVED_TTA`; faces of classes the model lacks are counted in ``unscored``."""
+    root = Path(ferplus_root) if ferplus_root else shared_data_root() / "fer2013plus"
+    predictor = load_predictor(model_path, num_threads=1)
+    results = {"pixel_step": predictor.pixel_step, "data": str(root)}
+    for name, (label_source, description) in SERVED_TESTS.items():
+        faces, truth = raw_test_faces(root, label_source)
+        scored = np.array([label in predictor.labels for label in truth])
+        faces = faces_for_model(faces[scored], predictor.pixel_step, "none")
+        kept = [label for label, keep in zip(truth, scored, strict=True) if keep]
+        unscored = {}
+        for label, keep in zip(truth, scored, strict=True):
+            if not keep:
+                unscored[label] = unscored.get(label, 0) + 1
+        results[name] = {
+            "description": description,
+            "unscored": unscored,
+            **{
+                tta: scores_of(kept, predict_with_tta(predictor, faces, tta), predictor.labels)
+                for tta in SERVED_TTA
+            },
+        }
+    return results
+
+
+def served_lines(served: dict | None) -> list[str]:
+    """The model card's table of :func:`served_scores` (empty when the card has none)."""
+    if not served:
+        return []
+    lines = [
+        "",
+        f"Served raw faces (FER2013's raw pixels from the FER+ copy, each through the model's pixel step "
+        f"`{served['pixel_step']}`; `fer bundle-model --rescore` re-measures them):",
+        "",
+        "| test set | faces | TTA | accuracy | balanced accuracy | macro F1 | non-neutral answered neutral | ECE |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in SERVED_TESTS:
+        for tta in SERVED_TTA:
+            row = served[name][tta]
+            rate = "—" if row["neutral_rate"] is None else f"{100 * row['neutral_rate']:.1f} %"
+            lines.append(
+                f"| {served[name]['description']} | {row['faces']} | {tta} | {100 * row['accuracy']:.1f} % | "
+                f"{100 * row['balanced_accuracy']:.1f} % | {row['macro_f1']:.3f} | {rate} | {row['ece']:.3f} |"
+            )
+        unscored = served[name]["unscored"]
+        if unscored:
+            lines.append(
+                f"| ↳ unscored (no such class in the model) | {sum(unscored.values())} | | "
+                + ", ".join(f"{label} {count}" for label, count in unscored.items())
+                + " | | | | |"
+            )
+    recalls = served["ferplus_test"]["none"]["recall"]
+    lines += [
+        "",
+        "Per-class recall on FER+ test (one crop): "
+        + ", ".join(f"{label} {100 * value:.1f} %" for label, value in recalls.items())
+        + ".",
+    ]
+    return lines
