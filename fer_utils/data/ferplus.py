@@ -20,7 +20,7 @@ import pandas as pd
 
 from fer_utils.data.class_folders import canonical_label
 from fer_utils.data.downloads import _require_dataset_root
-from fer_utils.data.samples import Sample, SkippedItem
+from fer_utils.data.samples import IMAGE_SUFFIXES, REASON_NOT_SELECTED, Sample, SkippedItem
 
 #: FER+'s vote columns, in its files' order.
 VOTE_COLUMNS = (
@@ -149,6 +149,12 @@ def ferplus_samples(
     samples, skipped = [], []
     for folder, (split, _) in FERPLUS_FOLDERS.items():
         table = _checked_split_table(root, folder)
+        listed = set(table["file"])
+        skipped += [
+            SkippedItem(str(path), f"{REASON_NOT_SELECTED}: not in {folder}/label.csv (no votes)")
+            for path in sorted((root / folder).iterdir())
+            if path.suffix.lower() in IMAGE_SUFFIXES and path.name not in listed
+        ]
         votes = table[list(VOTE_COLUMNS)].to_numpy()
         majority = ferplus_majority(votes)
         for row, (file, extras) in enumerate(zip(table["file"], _vote_extras(votes), strict=True)):
@@ -159,7 +165,7 @@ def ferplus_samples(
                 reason = "no FER+ majority (unknown, not a face, or no class above half the votes)"
                 if label_source == "fer2013":
                     reason = "no original FER2013 label (duplicates disagree or no pixel match)"
-                skipped.append(SkippedItem(str(path), f"not selected: {reason}"))
+                skipped.append(SkippedItem(str(path), f"{REASON_NOT_SELECTED}: {reason}"))
                 continue
             extras = {"split": split, **extras, ORIGINAL_LABEL_COLUMN: original or ""}
             samples.append(Sample("ferplus", str(path), label, None, f"{folder}/{Path(file).stem}", extras))
