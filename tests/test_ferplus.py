@@ -83,6 +83,19 @@ def test_ferplus_folders_give_majority_labels_votes_and_splits(tmp_path):
     assert all("no FER+ majority" in item.reason for item in skipped)
 
 
+def test_a_face_without_votes_is_skipped_with_the_reason(tmp_path):
+    import cv2
+
+    from fer_utils.data.datasets import dataset_samples
+
+    root = _small_ferplus(tmp_path / "ferplus")
+    cv2.imwrite(str(root / "FER2013Test" / "fer0009999.png"), _face(7))
+    samples, skipped = dataset_samples("ferplus", root)
+    assert len(samples) == 5
+    reasons = {item.media_path.rsplit("/", 1)[1]: item.reason for item in skipped}
+    assert reasons["fer0009999.png"] == "not selected: not in FER2013Test/label.csv (no votes)"
+
+
 def test_a_label_csv_naming_a_missing_face_is_one_line_before_any_work(tmp_path):
     from fer_utils.data.datasets import dataset_samples
 
