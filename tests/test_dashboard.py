@@ -871,3 +871,40 @@ def test_runs_tested_on_different_faces_differ_in_recall_and_the_view_says_so(to
     counts = dashboard.matrix_view(a, "frame", None) - dashboard.matrix_view(b, "frame", None)
     np.testing.assert_allclose(board.compare_diff.shown.data[0].z, counts)
     assert board.compare_diff.shown.layout.title.text == "A − B (counts)"
+
+
+@pytest.mark.slow  # starts Voila and the page's kernel
+def test_the_dashboard_server_prints_nothing_but_its_problems(toy_runs, tmp_path):
+    """Issue 31, finding 14: Voila's INFO lines (connection files, static files, kernel started, culling)
+    filled the terminal of `fer dashboard` and the browser tests' logs."""
+    import os
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    runs, _ = toy_runs
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = dashboard.voila_environment({**os.environ, dashboard.RUNS_DIR_ENV: str(runs)})
+    command = dashboard.voila_command(dashboard.DASHBOARD_NOTEBOOK, port, "127.0.0.1", open_browser=False)
+    log = tmp_path / "voila.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            command, env=environment, cwd=dashboard.DASHBOARD_NOTEBOOK.parent, stdout=out, stderr=out
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:  # the page is rendered by a kernel started for it
+                    page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=120).read().decode()
+                    break
+                except OSError:
+                    assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+                    time.sleep(0.5)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    assert "fer-dash" in page or "jupyter-widgets" in page
+    assert log.read_text() == ""
