@@ -73,6 +73,28 @@ def test_the_training_callback_writes_one_line_per_epoch(tmp_path, monkeypatch):
     ]
 
 
+def test_fer_ablates_run_line_shows_the_last_epoch_of_its_kernels(monkeypatch, capsys):
+    from fer_utils.experiments.ablation.execute import run_progress
+    from fer_utils.progress import DISABLE_VARIABLE
+
+    monkeypatch.delenv(DISABLE_VARIABLE, raising=False)
+    writer = (
+        "from fer_utils.progress import report_step; report_step('d0.3-seed0 · epoch 2/15 · val_acc 0.412')"
+    )
+    with run_progress(4) as bar:
+        subprocess.run(
+            [sys.executable, "-c", writer], check=True, env={**os.environ, "PYTHONPATH": os.getcwd()}
+        )
+        deadline = time.monotonic() + 10
+        while "epoch 2/15" not in (bar.postfix or "") and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert "ablation: run 0/4 [" in capsys.readouterr().err
+    assert bar.postfix == "d0.3-seed0 · epoch 2/15 · val_acc 0.412"
+    monkeypatch.setenv(DISABLE_VARIABLE, "1")  # inside a kernel: the steps go to the kernel's own parent
+    with run_progress(4) as bar:
+        assert bar is None and not steps_watched()
+
+
 @pytest.mark.slow  # a papermill kernel trains notebook 02
 def test_the_cell_counter_shows_an_epoch_before_the_training_cell_finishes(
     fer2013_small_cache, tmp_path, capfd
