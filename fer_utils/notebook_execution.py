@@ -4,7 +4,8 @@ start a kernel.
 The kernel inherits :data:`~fer_utils.environment.QUIET_TENSORFLOW_ENVIRONMENT` (no TensorFlow C++
 lines in the executed notebook), optionally a thread cap, and starts with its own log at ERROR, so the
 "Kernel is running over TCP without encryption" warning (a local kernel on 127.0.0.1) stays off the
-terminal. ``progress`` shows one line per notebook with the cell it is on and the elapsed time.
+terminal. ``progress`` shows one line per notebook with the cell it is on, the elapsed time and, while
+a cell trains, the kernel's last epoch (:func:`step_engine`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from fer_utils.environment import QUIET_TENSORFLOW_ENVIRONMENT
 from fer_utils.files import format_literal
-from fer_utils.progress import DISABLE_VARIABLE
+from fer_utils.progress import DISABLE_VARIABLE, watched_steps
 
 #: Kernel command-line options: the kernel's own log only for errors (see the module docstring).
 QUIET_KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
@@ -149,11 +150,12 @@ def refuse_unknown_parameters(
 
 
 def cell_progress(description: str) -> dict:
-    """papermill's ``progress_bar`` options: ``<description>: cell 3/17 [00:12]``."""
+    """papermill's ``progress_bar`` options: ``<description>: cell 3/17 [00:12]``, then the kernel's last
+    step line (``, paper · epoch 3/15 · val_acc 0.412``, :func:`step_engine`)."""
     # disable False: the TQDM_DISABLE that kernel_environment sets for the kernel is in this process too
     return {
         "desc": description,
-        "bar_format": "{desc}: cell {n_fmt}/{total_fmt} [{elapsed}]",
+        "bar_format": "{desc}: cell {n_fmt}/{total_fmt} [{elapsed}]{postfix}",
         "leave": True,
         "disable": False,
     }
@@ -175,6 +177,31 @@ def finished_kernel_manager() -> type:
             await super()._async_interrupt_kernel()
 
     return FinishedKernelManager
+
+
+#: The papermill engine of :func:`step_engine`.
+STEP_ENGINE = "fer-steps"
+
+
+@functools.cache
+def step_engine() -> str:
+    """The name of a papermill engine (registered on the first call) that shows, as the postfix of the cell
+    counter, the last line the kernel's training appended to the progress file it names for the kernel
+    (:func:`fer_utils.progress.watched_steps`; one line per epoch, also from the kernels an ablation
+    starts inside it): a training cell is seen moving, never a counter standing still for minutes."""
+    from papermill.engines import NBClientEngine, papermill_engines  # deferred: the Jupyter stack is heavy
+
+    class StepShowingEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
+            bar = nb_man.pbar
+            if bar is None:
+                return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+            with watched_steps(bar.set_postfix_str):
+                return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    papermill_engines.register(STEP_ENGINE, StepShowingEngine)
+    return STEP_ENGINE
 
 
 def papermill_path(path: str | os.PathLike) -> str:
@@ -228,6 +255,7 @@ def execute_notebook(
             kernel_name="python3",
             cwd=str(cwd),
             progress_bar=cell_progress(progress) if progress else False,
+            engine_name=step_engine(),
             execution_timeout=timeout,
             extra_arguments=QUIET_KERNEL_ARGUMENTS,
             kernel_manager_class=finished_kernel_manager(),

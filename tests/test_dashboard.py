@@ -654,7 +654,7 @@ def test_synthetic_demo_runs_are_named_so_and_kept_out_of_the_literature(tmp_pat
     ours = dashboard.literature_comparison(choices, "ravdess").query("source == 'this suite'")
     assert list(ours["model"]) == [f"this suite: {next(c for c in choices if c.name == 'real').label}"]
     page = dashboard.Dashboard(tmp_path / "runs")
-    assert "synthetic demo" in html_of(page.widget) and "synthetic demo" not in page.literature.value
+    assert "synthetic demo" in html_of(page.widget) and demo.label not in page.literature.value
 
 
 def test_demo_media_are_recognised_by_their_manifest(tmp_path):
@@ -810,3 +810,101 @@ def test_the_report_says_plainly_when_calibration_was_not_applied():
         f"expected calibration error {formatting.score(calibration['test_ece_before'])}, unchanged" in shown
     )
     assert "<b>" not in shown
+
+
+def test_the_dashboard_and_the_report_show_the_same_sections(toy_runs):
+    """Issue 31, finding 13: the ablation, protocol, calibration and per-subject sections were the
+    report's only, the comparison the dashboard's without a word in the report."""
+    from fer_utils.viz.dashboard import static
+    from fer_utils.viz.dashboard.sections import SECTIONS, section_titles
+
+    runs, _ = toy_runs
+    report = section_titles("".join(static.report_parts(runs)))
+    board = section_titles(html_of(dashboard.Dashboard(runs).widget))
+    assert report == board == set(SECTIONS.values())
+
+
+def test_the_literature_table_names_the_dataset_of_every_row(tmp_path):
+    from fer_utils.viz.dashboard import static
+
+    cache = make_cache(tmp_path / "cache", 6)
+    make_run(tmp_path / "runs" / "real", cache, toy_probabilities(6, 0), dataset="ravdess")
+    make_run(tmp_path / "demo" / "demo", cache, toy_probabilities(6, 1), dataset="ravdess", synthetic=True)
+    choices, _ = dashboard.run_choices(tmp_path / "runs")
+    table = dashboard.literature_comparison(choices, "RAVDESS")
+    assert set(table["dataset"].str.lower()) == {"ravdess"} and (table["source"] == "this suite").sum() == 1
+    assert "<th>dataset</th>" in dashboard.literature_html(table, "ravdess")
+    literature = dashboard.load_literature()
+    every = dashboard.literature_comparison([], None)
+    assert sorted(every["dataset"]) == sorted(literature["dataset"]) and len(set(literature["dataset"])) > 1
+    # only demo runs: both pages show the paper's rows of every dataset, each naming its dataset
+    demo, _ = dashboard.run_choices(tmp_path / "demo")
+    section = static.literature_section_html(demo)
+    assert "<th>dataset</th>" in section
+    assert all(f"<td>{name}</td>" in section for name in set(literature["dataset"]))
+    assert dashboard.Dashboard(tmp_path / "demo").literature.value == section
+
+
+def _set_test_hash(run: Path, test_hash: str) -> None:
+    config = json.loads((run / rundir.CONFIG_FILE).read_text())
+    config["split"]["test_hash"] = test_hash
+    (run / rundir.CONFIG_FILE).write_text(json.dumps(config))
+
+
+def test_runs_tested_on_different_faces_differ_in_recall_and_the_view_says_so(toy_runs):
+    """Issue 31, finding 13: the note advised normalised views, then A − B was drawn in counts."""
+    runs, _ = toy_runs
+    _set_test_hash(runs / "b-run", "other faces")
+    board = dashboard.Dashboard(runs, initial_run="a-run")
+    assert board.view_toggle.value == "counts" and board.choices[board.compare_menu.value].name == "b-run"
+    a, b = board.choice.run.outcome, board.choices[board.compare_menu.value].run.outcome
+    recall = dashboard.matrix_view(a, "frame", "true") - dashboard.matrix_view(b, "frame", "true")
+    np.testing.assert_allclose(board.compare_diff.shown.data[0].z, recall)
+    assert board.compare_diff.shown.layout.title.text == "A − B (recall (row-normalised))"
+    assert "difference of their recall (row-normalised)" in board.compare_note.value
+    board.view_toggle.value = "precision (column-normalised)"  # a normalised view is kept as it is
+    precision = dashboard.matrix_view(a, "frame", "pred") - dashboard.matrix_view(b, "frame", "pred")
+    np.testing.assert_allclose(board.compare_diff.shown.data[0].z, precision)
+    assert "precision" in board.compare_diff.shown.layout.title.text
+    _set_test_hash(runs / "b-run", "abc")  # the same test faces: counts, named so
+    board = dashboard.Dashboard(runs, initial_run="a-run")
+    counts = dashboard.matrix_view(a, "frame", None) - dashboard.matrix_view(b, "frame", None)
+    np.testing.assert_allclose(board.compare_diff.shown.data[0].z, counts)
+    assert board.compare_diff.shown.layout.title.text == "A − B (counts)"
+
+
+@pytest.mark.slow  # starts Voila and the page's kernel
+def test_the_dashboard_server_prints_nothing_but_its_problems(toy_runs, tmp_path):
+    """Issue 31, finding 14: Voila's INFO lines (connection files, static files, kernel started, culling)
+    filled the terminal of `fer dashboard` and the browser tests' logs."""
+    import os
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    runs, _ = toy_runs
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = dashboard.voila_environment({**os.environ, dashboard.RUNS_DIR_ENV: str(runs)})
+    command = dashboard.voila_command(dashboard.DASHBOARD_NOTEBOOK, port, "127.0.0.1", open_browser=False)
+    log = tmp_path / "voila.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            command, env=environment, cwd=dashboard.DASHBOARD_NOTEBOOK.parent, stdout=out, stderr=out
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:  # the page is rendered by a kernel started for it
+                    page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=120).read().decode()
+                    break
+                except OSError:
+                    assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+                    time.sleep(0.5)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    assert "fer-dash" in page or "jupyter-widgets" in page
+    assert log.read_text() == ""

@@ -15,7 +15,7 @@ from fer_utils.data.synthetic import MANIFEST_NAME
 from fer_utils.data.video_layouts import RAVDESS_EMOTIONS, ravdess_samples
 from fer_utils.demo.actors import make_actor
 from fer_utils.demo.clips import expression_profile, render_clip
-from fer_utils.demo.dataset import clip_variants, make_demo_dataset, ravdess_name
+from fer_utils.demo.dataset import clip_variants, ensure_demo_dataset, make_demo_dataset, ravdess_name
 from fer_utils.faces.detection import detect_faces, extract_face, get_landmark_predictor
 from fer_utils.faces.frames import evenly_spaced, sample_frames
 
@@ -220,6 +220,17 @@ def test_bad_arguments_raise_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown demo emotion"):
         render_clip(make_actor(1), "bored", 1, (0,))
     assert not any(tmp_path.iterdir())
+
+
+def test_generating_the_demo_set_shows_a_progress_bar_over_its_clips(tmp_path, capsys):
+    """Issue 31, finding 14: `fer run` sat 22 s without a line while it generated the demo data."""
+    small = {"clips_per_emotion": 1, "emotions": ["happy", "sad"], "seconds": 0.6, "fps": 10}
+    root, made = ensure_demo_dataset(tmp_path / "demo", actors=4, **small)
+    printed = capsys.readouterr().err
+    assert made and len(list(root.rglob("*.mp4"))) == 8
+    assert "demo clips" in printed and "8/8" in printed
+    assert ensure_demo_dataset(root, actors=4, **small) == (root, False)
+    assert capsys.readouterr().err == ""  # nothing generated, nothing shown
 
 
 def test_cli_writes_and_reports(tmp_path, capsys):

@@ -51,6 +51,24 @@ def test_float_exports_load_with_spec_and_match_keras(tiny_model, tmp_path):
         np.testing.assert_allclose(predictor.predict_proba(faces), reference, atol=1e-5)
 
 
+@pytest.mark.parametrize("model", ["fer2013_robust_48_int8.tflite", "fer2013_robust_48.tflite"])
+def test_a_tflite_interpreter_starts_without_its_info_line(model):
+    """Issue 31, finding 14: TFLite printed "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." when
+    the benchmarks (and notebook 05's frontier) opened a model; a fresh process, since TFLite may print it
+    once per process."""
+    import subprocess
+    import sys
+
+    from fer_utils.deploy.bundled import BUNDLED_DIR
+
+    code = "import sys; from fer_utils.bench.inference import tflite_ops; print(len(tflite_ops(sys.argv[1])))"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(BUNDLED_DIR / model)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) > 0 and "TensorFlow Lite" not in done.stderr, done.stderr
+
+
 def test_bad_arguments_are_clear_value_errors(tiny_model, tmp_path):
     with pytest.raises(ValueError, match="unknown export format"):
         deploy.export_model(tiny_model, "coreml", tmp_path / "m", ["a", "b", "c"])

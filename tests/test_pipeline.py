@@ -1,6 +1,7 @@
 """The main job end to end (`fer run` on the synthetic demo set), at a reduced size."""
 
 import json
+import re
 from dataclasses import asdict
 
 import nbformat
@@ -183,6 +184,9 @@ def test_main_job_shows_its_progress_and_leaves_no_stderr_in_the_notebooks(tmp_p
     for path in notebooks:
         total = len(nbformat.read(path, as_version=4).cells)
         assert f"{path.stem}: cell {total}/{total} [" in printed.err, path.name  # counter + elapsed
+    # while a notebook trains, its counter shows the kernel's epochs (the ablation's: from its own kernels)
+    for stem, epochs in (("02_training-paper", 2), ("03_regularization_ablation", 1)):
+        assert re.search(rf"{stem}: cell \d+/\d+ \[[^\]]*\], \S+ · epoch 1/{epochs}", printed.err), stem
     stderr = {
         path.name: [
             output.get("text", "")

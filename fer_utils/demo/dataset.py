@@ -201,9 +201,11 @@ def _write_clips(
 
 
 def ensure_demo_dataset(
-    root: str | os.PathLike, seed: int = 0, actors: int | None = None
+    root: str | os.PathLike, seed: int = 0, actors: int | None = None, progress: bool = True, **options
 ) -> tuple[Path, bool]:
-    """The demo set under ``root``, generated first when the folder holds no clip.
+    """The demo set under ``root``, generated first when the folder holds no clip, with a progress bar
+    over its clips (``progress``; none in a kernel no one watches, :mod:`fer_utils.progress`): rendering
+    takes tens of seconds. ``options``: further :func:`make_demo_dataset` settings.
 
     Returns:
         ``(root, made)``: ``made`` is True when this call generated the clips.
@@ -211,7 +213,7 @@ def ensure_demo_dataset(
     root = Path(root)
     if any(root.glob("Actor_*/*.mp4")):
         return root, False
-    make_demo_dataset(root, seed=seed, **({"actors": actors} if actors else {}))
+    make_demo_dataset(root, seed=seed, progress=progress, **({"actors": actors} if actors else {}), **options)
     return root, True
 
 

@@ -143,7 +143,9 @@ class _KerasPredictor(Predictor):
 def tflite_interpreter(
     model: str | os.PathLike | bytes, num_threads: int | None = None, xnnpack: bool = True
 ):
-    """A TFLite interpreter (XNNPACK delegate unless ``xnnpack=False``).
+    """A TFLite interpreter (XNNPACK delegate unless ``xnnpack=False``), its tensors allocated: quietly,
+    since TFLite prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on the first allocation,
+    past any log level (later ones, after a resize, print nothing).
 
     Uses ``ai_edge_litert`` when installed, else ``tf.lite`` (deprecated there, still shipped in TF 2.21).
     """
@@ -162,7 +164,10 @@ def tflite_interpreter(
     resolver = resolver_types.AUTO if xnnpack else resolver_types.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return Interpreter(**source, num_threads=num_threads, experimental_op_resolver_type=resolver)
+        interpreter = Interpreter(**source, num_threads=num_threads, experimental_op_resolver_type=resolver)
+    with stderr_silenced():
+        interpreter.allocate_tensors()
+    return interpreter
 
 
 @contextmanager

@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 
 from fer_utils.files import format_literal
+from fer_utils.progress import steps_watched
 from fer_utils.training.callbacks import (
     ProbeHealth,
     evaluation_callback,
     progress_callback,
     recycle_callback,
+    step_report_callback,
 )
 from fer_utils.training.config import TrainConfig
 from fer_utils.training.distill import accuracy_metric, distillation_loss
@@ -283,4 +285,6 @@ def training_callbacks(
         )
     if verbose:
         callbacks.append(progress_callback(config.epochs, Path(model_path).parent.name, lines=verbose == 2))
+    if steps_watched():  # a parent shows this kernel's progress: one line per epoch for it
+        callbacks.append(step_report_callback(config.epochs, Path(model_path).parent.name))
     return callbacks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -35,6 +36,7 @@ from fer_utils.files import atomic_write_json, replace_directory
 from fer_utils.locks import FolderBusy, WriterLock, output_lock, run_lock_path
 from fer_utils.notebook_execution import execute_notebook
 from fer_utils.parallel import default_workers, parallel_map
+from fer_utils.progress import bars_disabled, progress_bar, report_step, watched_steps
 from fer_utils.settings import field_names, warn_renamed
 from fer_utils.training import rundir
 from fer_utils.training.config import TrainConfig, effective_settings, setting_mismatches
@@ -327,13 +329,35 @@ def execute_tasks(tasks: list[dict], grid: GridConfig, progress: bool, skipped: 
         )
     started = time.perf_counter()
     outcomes = []
-    for number, outcome in enumerate(parallel_map(execute_run, tasks, workers, grid.scheduler), start=1):
-        outcomes.append(outcome)
-        if progress:
+    with run_progress(len(tasks), enabled=progress and grid.scheduler is None) as bar:
+        for number, outcome in enumerate(parallel_map(execute_run, tasks, workers, grid.scheduler), start=1):
+            outcomes.append(outcome)
+            if not progress:
+                continue
             note = f" — {outcome['error']}" if outcome["error"] else ""
-            print(
+            line = (
                 f"[{number}/{len(tasks)}] {outcome['name']}: {outcome['status']} in {outcome['seconds']:.0f} s"
-                f" (elapsed {time.perf_counter() - started:.0f} s){note}",
-                flush=True,
+                f" (elapsed {time.perf_counter() - started:.0f} s){note}"
             )
+            report_step(line)  # inside a kernel (notebook 03 under `fer run`): its parent's progress line
+            if bar is None:
+                print(line, flush=True)
+            else:
+                bar.write(line)
+                bar.update(1)
     return outcomes
+
+
+@contextlib.contextmanager
+def run_progress(total: int, enabled: bool = True):
+    """A progress line below the runs' outcome lines: runs done, elapsed time and the last epoch of the
+    kernels training (their step lines, :func:`fer_utils.progress.watched_steps`). None where progress
+    bars are off (inside a kernel, whose parent shows those lines) or ``enabled`` is False."""
+    if not enabled or bars_disabled():
+        yield None
+        return
+    bar = progress_bar(
+        total=total, desc="ablation", bar_format="{desc}: run {n_fmt}/{total_fmt} [{elapsed}]{postfix}"
+    )
+    with bar, watched_steps(bar.set_postfix_str):
+        yield bar

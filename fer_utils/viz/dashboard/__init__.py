@@ -46,6 +46,7 @@ from fer_utils.viz.dashboard.fragments import (
 from fer_utils.viz.dashboard.gallery import FACE_DISPLAY_PX, GALLERY_PAGE, FaceGallery
 from fer_utils.viz.dashboard.plots import (
     difference_figure,
+    difference_view,
     heatmap_figure,
     run_curves_figure,
     selection_shape,
@@ -89,7 +90,7 @@ __all__ = [
     "ALSO_ABLATION_NOTE", "DASHBOARD_NOTEBOOK", "FACE_DISPLAY_PX", "GALLERY_PAGE", "INITIAL_RUN_ENV", "LEVELS", "LITERATURE_CSV",
     "NOTEBOOKS_DIR", "NoRunsFolder", "OFFLINE_TEMPLATE", "PROJECT_ROOT", "RUNS_DIR_ENV", "STYLE", "SYNTHETIC_NOTE", "VIEWS", "Dashboard",
     "FaceGallery", "RunChoice", "add_arguments", "build_dashboard", "cell_faces", "confusion_counts",
-    "culling_options", "data_label", "difference_figure", "difference_matrix", "display_report",
+    "culling_options", "data_label", "difference_figure", "difference_view", "difference_matrix", "display_report",
     "face_caption_html", "face_png", "figure_bundle", "find_choice", "format_cell", "has_level",
     "header_html", "heatmap_figure", "largest_confusion", "leakage_gaps", "literature_comparison",
     "literature_html", "load_literature", "matrix_view", "message_html", "per_class_html",

@@ -19,6 +19,7 @@ from fer_utils.viz.dashboard.tables import (
     per_class_table,
     runs_overview,
 )
+from fer_utils.viz.figures import attribute_table
 
 #: The page's CSS (a ``<style>`` element, package data beside this module).
 STYLE = Path(__file__).with_name("style.html").read_text()
@@ -164,6 +165,20 @@ def per_class_html(metrics: RunMetrics, level: str = "frame") -> str:
     """The per-class table as HTML (average rows in italics)."""
     return table_html(
         per_class_table(metrics, level), row_classes={"macro avg": "fer-avg", "weighted avg": "fer-avg"}
+    )
+
+
+def attributes_html(metrics: RunMetrics) -> str:
+    """The scores by each sample attribute of the test part (subject, intensity, view…), one table each
+    (accuracy in percent, macro F1, faces); a line when the test part has no attribute with two values."""
+    if not metrics.by_attribute:
+        return (
+            "<p>No breakdown: the test part has no attribute (subject, intensity, view…) with two or more "
+            "values.</p>"
+        )
+    return "".join(
+        f"<h5>by {html.escape(str(name))}</h5>" + table_html(attribute_table(groups, as_text=True))
+        for name, groups in metrics.by_attribute.items()
     )
 
 

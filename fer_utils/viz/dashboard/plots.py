@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from fer_utils.training.results import RunMetrics
-from fer_utils.viz.dashboard.cells import confusion_counts, difference_matrix, format_cell
+from fer_utils.viz.dashboard.cells import VIEWS, confusion_counts, difference_matrix, format_cell
 from fer_utils.viz.figures import confusion_figure, curves_figure
 
 #: A light template: the default one adds ~10 kB of JSON to every figure sent to the browser.
@@ -66,6 +66,15 @@ def heatmap_figure(
     if normalize is not None:
         figure.update_traces(zmin=0, zmax=1)
     return figure
+
+
+def difference_view(normalize: str | None, same_test_faces: bool = True) -> tuple[str | None, str]:
+    """The view of the difference A − B and its name (a key of :data:`VIEWS`, for its title): the view the
+    matrices are shown in, except counts of runs tested on different faces (not comparable cell by cell),
+    whose difference is of recalls (row-normalised) instead."""
+    if normalize is None and not same_test_faces:
+        normalize = "true"
+    return normalize, next(name for name, value in VIEWS.items() if value == normalize)
 
 
 def difference_figure(

@@ -24,6 +24,10 @@ DASHBOARD_NOTEBOOK = NOTEBOOKS_DIR / "04_results.ipynb"
 #: A Jupyter data folder (package data): ``voila/templates/<OFFLINE_TEMPLATE>``, ``kernels/python3``.
 JUPYTER_DATA = Path(__file__).with_name("jupyter")
 OFFLINE_TEMPLATE = "fer-offline"
+#: Voila's log on the terminal: warnings and errors only; its INFO lines (connection files, static files,
+#: "Voilà is running at", each kernel started and culled) ask nothing of the user, and `fer dashboard`
+#: prints the address itself.
+VOILA_LOG_LEVEL = "WARN"
 #: A kernel with no open page is shut down after this many idle seconds …
 CULL_IDLE_S = 60
 #: … checked this often.
@@ -61,6 +65,7 @@ def voila_command(
         f"--Voila.ip={host}",
         "--Voila.port_retries=0",  # fail clearly rather than serve on another port than the one printed
         f"--template={OFFLINE_TEMPLATE}",  # found through voila_environment()'s JUPYTER_PATH
+        f"--Voila.log_level={VOILA_LOG_LEVEL}",
         *culling_options(cull_idle_s, cull_interval_s),
     ]
     if not open_browser:

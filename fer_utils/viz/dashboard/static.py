@@ -2,7 +2,10 @@
 section: a title block, a table of contents, the protocol comparison (standalone runs, one row per
 protocol), the ablation (table, verdict, figures), per-run detail in collapsible sections with the faces
 behind the top confusions as embedded thumbnails, and the literature beside this suite's real-data
-runs. plotly.js is embedded once, before the first figure."""
+runs. plotly.js is embedded once, before the first figure.
+
+The sections are the dashboard's (:mod:`.sections`): the functions here that build the page-level ones
+(protocols, ablation, calibration, scores by attribute, literature) build them for the dashboard too."""
 
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from fer_utils.viz.dashboard.cells import (
 )
 from fer_utils.viz.dashboard.fragments import (
     STYLE,
+    attributes_html,
     header_html,
     literature_html,
     message_html,
@@ -43,6 +47,7 @@ from fer_utils.viz.dashboard.fragments import (
 from fer_utils.viz.dashboard.gallery import open_run_cache
 from fer_utils.viz.dashboard.plots import heatmap_figure, run_curves_figure
 from fer_utils.viz.dashboard.runs import NoRunsFolder, RunChoice, resolve_runs_dir, run_choices
+from fer_utils.viz.dashboard.sections import CONTENTS, SECTIONS, section_heading
 from fer_utils.viz.dashboard.tables import (
     leakage_gaps,
     literature_comparison,
@@ -54,12 +59,6 @@ from fer_utils.viz.dashboard.tables import (
 THUMBNAILS_PER_CELL = 6
 TOP_CONFUSIONS = 3
 THUMBNAIL_PX = 72
-SECTIONS = {
-    "protocols": "Protocol comparison",
-    "ablation": "Regularization ablation",
-    "runs": "Runs in detail",
-    "literature": "Beside the literature",
-}
 
 
 def plotlyjs_html() -> str:
@@ -132,10 +131,6 @@ def contents_html(sections: dict[str, str], runs: list[RunChoice]) -> str:
     return f'<nav class="fer-toc"><b>Contents</b><ol>{"".join(items)}</ol></nav>'
 
 
-def _heading(anchor: str, title: str) -> str:
-    return f'<h2 id="{anchor}">{html.escape(title)}</h2>'
-
-
 def _run_anchor(choice: RunChoice) -> str:
     return "run-" + "".join(ch if ch.isalnum() else "-" for ch in str(choice.run.path.name)).strip("-")
 
@@ -147,7 +142,7 @@ def protocols_section_html(choices: list[RunChoice]) -> str:
     """Protocol comparison over the standalone runs (ablation cells are in their own section)."""
     comparison = protocol_comparison(choices)
     return (
-        _heading("protocols", SECTIONS["protocols"])
+        section_heading("protocols", anchor="protocols")
         + "<p>One row per protocol over this folder's standalone runs (mean ± sd over seeds where there "
         "are several). <code>paper</code> splits faces at random, so frames of one video and one person "
         "land on both sides; <code>video</code> and <code>subject</code> keep a video or a person on one "
@@ -168,6 +163,28 @@ def ablation_folders(choices: list[RunChoice]) -> list[Path]:
 def bold_markdown_html(text: str) -> str:
     """Escaped HTML of a one-paragraph Markdown text whose only markup is ``**bold**`` (the verdict)."""
     return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
+
+
+#: What stands under the ablation heading of a folder without one.
+NO_ABLATION = (
+    "No ablation among these runs: <code>fer ablate</code> (or <code>fer run</code>) trains one into this "
+    "folder."
+)
+
+
+def ablation_parts(choices: list[RunChoice]) -> list[tuple[str, list]]:
+    """The ablation section as ``(HTML, figures)`` pieces: its heading (and a line when no run belongs to
+    an ablation), then one piece per ablation folder (:func:`ablation_section_html`; a warning for one
+    that could not be drawn, never the end of the page)."""
+    folders = ablation_folders(choices)
+    heading = section_heading("ablation", anchor="ablation")
+    parts = [(heading if folders else heading + message_html(NO_ABLATION, "info"), [])]
+    for folder in folders:
+        try:
+            parts.append(ablation_section_html(folder))
+        except Exception as error:  # noqa: BLE001  (one unreadable ablation never sinks the page)
+            parts.append((ablation_problem_html(folder, error), []))
+    return parts
 
 
 def ablation_section_html(folder: Path) -> tuple[str, list]:
@@ -277,21 +294,23 @@ def _time_text(row) -> str:
 
 
 def run_detail_html(choice: RunChoice) -> str:
-    """One run as a collapsible section: header, matrices (counts, recall), per-class scores, the faces
-    behind its top confusions, training curves, calibration."""
+    """One run as a collapsible section: header, then the run's sections (:data:`.sections.RUN_SECTIONS`):
+    matrices (counts, recall) and the faces behind its top confusions, per-class scores, training curves,
+    calibration, scores by attribute."""
     outcome = choice.run.outcome
-    parts = [header_html(choice)]
-    for level in LEVELS:
-        if not has_level(outcome, level):
-            continue
+    levels = [level for level in LEVELS if has_level(outcome, level)]
+    parts = [header_html(choice), section_heading("matrix", 4)]
+    for level in levels:
         figures = [
             heatmap_figure(outcome, level, n, title=f"{level} level", size=460) for n in (None, "true")
         ]
         parts.append('<div class="fer-row">' + "".join(figure_html(f) for f in figures) + "</div>")
-        parts.append(f"<h4>Per-class scores ({level} level)</h4>" + per_class_html(outcome, level))
-    parts.append("<h4>The faces behind the largest confusions</h4>" + face_thumbnails_html(choice))
-    parts.append(figure_html(run_curves_figure(choice.run.history)))
+    parts.append("<h5>The faces behind the largest confusions</h5>" + face_thumbnails_html(choice))
+    parts.append(section_heading("per_class", 4))
+    parts += [f"<h5>{level} level</h5>" + per_class_html(outcome, level) for level in levels]
+    parts.append(section_heading("curves", 4) + figure_html(run_curves_figure(choice.run.history)))
     parts.append(calibration_html(outcome.calibration))
+    parts.append(section_heading("attributes", 4) + attributes_html(outcome))
     summary = (
         f"{html.escape(choice.label)} — accuracy {formatting.percent(outcome.frame.accuracy)}, "
         f"macro F1 {formatting.score(outcome.frame.macro_f1)}"
@@ -303,17 +322,22 @@ def run_detail_html(choice: RunChoice) -> str:
     )
 
 
-def calibration_html(calibration: dict | None) -> str:
-    """The run's calibration: temperature, test ECE before and after scaling, the reliability diagram
-    (runs recorded before calibration existed: a line saying so)."""
-    heading = "<h4>Calibration (test part)</h4>"
+def calibration_parts(calibration: dict | None, level: int = 4) -> tuple[str, object | None]:
+    """The run's calibration section as its text (heading, temperature, test ECE before and after
+    scaling) and its reliability diagram (None for runs recorded before calibration existed: the text
+    says so)."""
+    heading = section_heading("calibration", level)
     if not calibration or not calibration.get("temperature"):
-        return heading + "<p>Not recorded: this run was trained before calibration existed.</p>"
-    return (
-        heading
-        + f"<p>{html.escape(calibration_sentence(calibration))}</p>"
-        + figure_html(reliability_figure(calibration))
+        return heading + "<p>Not recorded: this run was trained before calibration existed.</p>", None
+    return heading + f"<p>{html.escape(calibration_sentence(calibration))}</p>", reliability_figure(
+        calibration
     )
+
+
+def calibration_html(calibration: dict | None) -> str:
+    """:func:`calibration_parts` as one HTML piece (the diagram drawn by the page's plotly.js)."""
+    text, figure = calibration_parts(calibration)
+    return text + (figure_html(figure) if figure is not None else "")
 
 
 def calibration_sentence(calibration: dict) -> str:
@@ -354,8 +378,9 @@ def isolated_run_detail_html(choice: RunChoice) -> str:
 
 
 def literature_section_html(choices: list[RunChoice]) -> str:
-    """Per real dataset, the paper's tables beside this suite's runs on it; a note for demo data."""
-    parts = [_heading("literature", SECTIONS["literature"])]
+    """Per real dataset, the paper's tables beside this suite's runs on it; with no real-data run, a note
+    and the paper's tables on every dataset (each row naming its dataset)."""
+    parts = [section_heading("literature", anchor="literature")]
     real = sorted({c.dataset for c in choices if not c.synthetic})
     if any(c.synthetic for c in choices):
         parts.append(
@@ -370,7 +395,25 @@ def literature_section_html(choices: list[RunChoice]) -> str:
             f"<h3>The paper's Table I / II on {html.escape(dataset)} beside this suite's runs</h3>"
             + literature_html(literature_comparison(choices, dataset), dataset)
         )
+    if not real:
+        parts.append(
+            "<h3>The paper's Table I / II, for reference</h3>"
+            + literature_html(literature_comparison(choices, None))
+        )
     return "".join(parts)
+
+
+#: The report's "Compare two runs": what the static page cannot do, and where it is done.
+COMPARE_NOTE = (
+    "Interactive only: <code>fer dashboard RUNS_DIR</code> puts two runs' confusion matrices side by side "
+    "with their difference A − B, in the view picked there. This report shows each run's matrices in its "
+    "section above."
+)
+
+
+def compare_section_html() -> str:
+    """The report's "Compare two runs" section: a line saying it is the dashboard's."""
+    return section_heading("compare", anchor="compare") + message_html(COMPARE_NOTE, "info")
 
 
 # -- the report ---------------------------------------------------------------------------------------
@@ -378,58 +421,52 @@ def literature_section_html(choices: list[RunChoice]) -> str:
 
 def display_report(runs_dir: str | os.PathLike | None = None) -> None:
     """Display the static report in a notebook (used when papermill executes notebook 04 in report
-    mode): title, contents, protocols, ablation, runs in detail, literature."""
+    mode): :func:`report_parts`, one display each."""
     from IPython.display import HTML, display
 
+    for part in report_parts(runs_dir):
+        display(HTML(part))
+
+
+def report_parts(runs_dir: str | os.PathLike | None = None) -> list[str]:
+    """The static report as HTML pieces: title, contents, protocols, ablation, runs overview, runs in
+    detail, comparison, literature (or the message saying why there is nothing to show)."""
     # deferred: widgets imports ipywidgets, which the static report does not otherwise need
     from fer_utils.viz.dashboard.widgets import no_runs_folder_html
 
-    display(HTML(STYLE))
+    parts = [STYLE]
     try:
         runs_dir = resolve_runs_dir(runs_dir)
     except NoRunsFolder as error:
-        display(HTML(no_runs_folder_html(error)))
-        return
+        return [*parts, no_runs_folder_html(error)]
     try:
         choices, problems = run_choices(runs_dir)
     except ValueError as error:
-        display(HTML(message_html(f"<b>Cannot open the runs folder:</b> {html.escape(str(error))}", "error")))
-        return
-    display(HTML(problems_html(problems)))
+        return [
+            *parts,
+            message_html(f"<b>Cannot open the runs folder:</b> {html.escape(str(error))}", "error"),
+        ]
+    parts.append(problems_html(problems))
     if not choices:
-        display(
-            HTML(
-                message_html(f"<b>No finished runs</b> in <code>{html.escape(str(runs_dir))}</code>.", "info")
-            )
-        )
-        return
+        return [
+            *parts,
+            message_html(f"<b>No finished runs</b> in <code>{html.escape(str(runs_dir))}</code>.", "info"),
+        ]
     standalone = standalone_runs(choices)
-    folders = ablation_folders(choices)
-    sections = {k: v for k, v in SECTIONS.items() if k != "ablation" or folders}
-    display(HTML(plotlyjs_html() + title_block_html(choices, runs_dir) + contents_html(sections, standalone)))
-    display(HTML(protocols_section_html(choices)))
-    _display_ablations(folders)
-    overview = "<h3>All finished runs</h3>" + runs_overview_html(standalone)
+    sections = {key: SECTIONS[key] for key in CONTENTS}
+    parts.append(plotlyjs_html() + title_block_html(choices, runs_dir) + contents_html(sections, standalone))
+    parts.append(protocols_section_html(choices))
+    parts += [
+        text + "".join(figure_html(figure) for figure in figures) for text, figures in ablation_parts(choices)
+    ]
+    overview = section_heading("overview", 3) + runs_overview_html(standalone)
     if len(standalone) < len(choices):
         overview += f"<p>{len(choices) - len(standalone)} ablation grid run(s) are summarised above.</p>"
-    display(HTML(_heading("runs", SECTIONS["runs"]) + overview))
-    for choice in standalone:
-        display(HTML(isolated_run_detail_html(choice)))
-    display(HTML(literature_section_html(choices)))
-
-
-def _display_ablations(folders: list[Path]) -> None:
-    from IPython.display import HTML, display
-
-    if not folders:
-        return
-    display(HTML(_heading("ablation", SECTIONS["ablation"])))
-    for folder in folders:
-        try:  # one unreadable ablation is a problem of the report, never its end
-            text, figures = ablation_section_html(folder)
-            display(HTML(text + "".join(figure_html(figure) for figure in figures)))
-        except Exception as error:
-            display(HTML(ablation_problem_html(folder, error)))
+    parts.append(section_heading("runs", anchor="runs") + overview)
+    parts += [isolated_run_detail_html(choice) for choice in standalone]
+    parts.append(compare_section_html())
+    parts.append(literature_section_html(choices))
+    return parts
 
 
 def ablation_problem_html(folder: Path, error: Exception) -> str:

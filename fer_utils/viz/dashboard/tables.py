@@ -187,6 +187,7 @@ def load_literature(path: str | os.PathLike | None = None) -> pd.DataFrame:
 
 LITERATURE_COLUMNS = [
     "model",
+    "dataset",
     "source",
     "protocol",
     "accuracy_percent",
@@ -197,12 +198,14 @@ LITERATURE_COLUMNS = [
 ]
 
 
-def _literature_rows(literature: pd.DataFrame, wanted: str) -> list[dict]:
+def _literature_rows(literature: pd.DataFrame, wanted: str | None) -> list[dict]:
     rows = []
-    for row in literature[literature["dataset"].str.lower() == wanted].itertuples():
+    chosen = literature if wanted is None else literature[literature["dataset"].str.lower() == wanted]
+    for row in chosen.itertuples():
         rows.append(
             {
                 "model": row.model,
+                "dataset": row.dataset,
                 "source": "literature",
                 "protocol": row.evaluation if pd.notna(row.evaluation) else "",
                 "accuracy_percent": float(row.accuracy_percent),
@@ -219,6 +222,7 @@ def _suite_row(choice: RunChoice) -> dict:
     outcome = choice.run.outcome
     return {
         "model": f"this suite: {choice.label}",
+        "dataset": choice.dataset,
         "source": "this suite",
         "protocol": outcome.protocol,
         "accuracy_percent": 100 * outcome.frame.accuracy,
@@ -230,20 +234,25 @@ def _suite_row(choice: RunChoice) -> dict:
 
 
 def literature_comparison(
-    choices: list[RunChoice], dataset: str, literature: pd.DataFrame | None = None
+    choices: list[RunChoice], dataset: str | None, literature: pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    """Literature models on ``dataset`` beside this suite's finished **real-data** runs on it (runs on the
-    synthetic demo set are never put next to published numbers), highest accuracy first.
+    """Literature models on ``dataset`` (None: every dataset) beside this suite's finished **real-data**
+    runs on it (runs on the synthetic demo set are never put next to published numbers), by dataset,
+    highest accuracy first.
 
     Returns:
-        DataFrame with ``model, source, protocol, accuracy_percent, video_accuracy_percent, num_params,
-        params_note, citation``.
+        DataFrame with ``model, dataset, source, protocol, accuracy_percent, video_accuracy_percent,
+        num_params, params_note, citation``.
     """
     literature = load_literature() if literature is None else literature
-    wanted = dataset.strip().lower()
+    wanted = None if dataset is None else dataset.strip().lower()
     rows = _literature_rows(literature, wanted)
     rows += [
-        _suite_row(choice) for choice in choices if choice.dataset.lower() == wanted and not choice.synthetic
+        _suite_row(choice)
+        for choice in choices
+        if wanted in (None, choice.dataset.lower()) and not choice.synthetic
     ]
     table = pd.DataFrame(rows, columns=LITERATURE_COLUMNS)
-    return table.sort_values("accuracy_percent", ascending=False, kind="stable").reset_index(drop=True)
+    order = table.assign(_dataset=table["dataset"].str.lower())
+    order = order.sort_values(["_dataset", "accuracy_percent"], ascending=[True, False], kind="stable")
+    return table.loc[order.index].reset_index(drop=True)

@@ -5,6 +5,9 @@ Speed: every plot is a :class:`~fer_utils.viz.dashboard.plotly_widget.PlotlyFigu
 view switch redraws the heatmap and the comparison but keeps the gallery (rebuilt only when the run,
 level or cell changes); figures use a light template. The default drag mode is kept (heatmap clicks only
 fire in it).
+
+The page shows the static report's sections (:mod:`.sections`), each built by the report's own function
+(protocols, ablation, calibration, scores by attribute, literature), the run sections for the run picked.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from fer_utils.training.results import RunMetrics
 from fer_utils.viz.dashboard.cells import LEVELS, VIEWS, has_level, largest_confusion
 from fer_utils.viz.dashboard.fragments import (
     STYLE,
+    attributes_html,
     header_html,
-    literature_html,
     message_html,
     per_class_html,
     problems_html,
@@ -29,6 +32,7 @@ from fer_utils.viz.dashboard.gallery import GALLERY_PAGE, FaceGallery
 from fer_utils.viz.dashboard.plotly_widget import PlotlyFigure, PlotlyLibrary
 from fer_utils.viz.dashboard.plots import (
     difference_figure,
+    difference_view,
     heatmap_figure,
     run_curves_figure,
 )
@@ -40,11 +44,17 @@ from fer_utils.viz.dashboard.runs import (
     resolve_runs_dir,
     run_choices,
 )
-from fer_utils.viz.dashboard.tables import literature_comparison
+from fer_utils.viz.dashboard.sections import section_heading
+from fer_utils.viz.dashboard.static import (
+    ablation_parts,
+    calibration_parts,
+    literature_section_html,
+    protocols_section_html,
+)
 
 
-def _section(widgets, text: str):
-    return widgets.HTML(f"<h2>{text}</h2>")
+def _section(widgets, key: str):
+    return widgets.HTML(section_heading(key))
 
 
 class Dashboard:
@@ -133,9 +143,25 @@ class Dashboard:
         self.per_class = self._html("fer-per-class")
         self.curves = PlotlyFigure()
         self.curves.add_class("fer-curves")
+        self.calibration = self._html("fer-calibration")
+        self.reliability = PlotlyFigure()
+        self.attributes = self._html("fer-attributes")
         self._build_compare()
-        self.literature = self._html("fer-literature")
+        self.protocols = self._html("fer-protocols", protocols_section_html(self.choices))
+        self.ablation = self._ablation_widgets()
+        self.literature = self._html("fer-literature", literature_section_html(self.choices))
         self.overview = self._html("fer-overview", runs_overview_html(self.choices))
+
+    def _ablation_widgets(self) -> list:
+        """The ablation section: the report's text of each ablation folder, each figure redrawn here."""
+        shown = []
+        for text, figures in ablation_parts(self.choices):
+            shown.append(self._html("fer-ablation", text))
+            for figure in figures:
+                plot = PlotlyFigure()
+                plot.show(figure)
+                shown.append(plot)
+        return shown
 
     def _html(self, css_class: str, value: str = ""):
         widget = self.widgets.HTML(value)
@@ -161,24 +187,30 @@ class Dashboard:
     def _layout(self) -> list:
         widgets = self.widgets
         return [
+            _section(widgets, "runs"),
             self.run_menu,
             self.header,
-            _section(widgets, "Confusion matrix"),
+            _section(widgets, "matrix"),
             widgets.HBox([self.view_toggle, self.level_toggle], layout=widgets.Layout(flex_flow="row wrap")),
             widgets.HBox(
                 [self.heatmap_box, self.faces.panel()], layout=widgets.Layout(align_items="flex-start")
             ),
-            _section(widgets, "Per-class scores"),
+            _section(widgets, "per_class"),
             self.per_class,
-            _section(widgets, "Training curves"),
+            _section(widgets, "curves"),
             self.curves,
-            _section(widgets, "Compare two runs"),
+            self.calibration,
+            self.reliability,
+            _section(widgets, "attributes"),
+            self.attributes,
+            _section(widgets, "compare"),
             self.compare_menu,
             self.compare_note,
             self.compare_box,
-            _section(widgets, "The paper's Table I / II beside this suite's real-data runs"),
+            self.protocols,
+            *self.ablation,
             self.literature,
-            _section(widgets, "All finished runs"),
+            _section(widgets, "overview"),
             self.overview,
         ]
 
@@ -214,7 +246,7 @@ class Dashboard:
 
     def select_run(self, position: int) -> None:
         """Show run number ``position`` of the menu: header, matrix (its largest confusion selected),
-        table, curves, comparison, literature."""
+        table, curves, calibration, scores by attribute, comparison."""
         if self.run_menu.value != position:
             self.run_menu.value = position  # the observer calls back here
             return
@@ -238,8 +270,15 @@ class Dashboard:
         finally:
             self._busy = False
         self.refresh_compare()
-        dataset = self.choice.dataset
-        self.literature.value = literature_html(literature_comparison(self.choices, dataset), dataset)
+        self._show_calibration(metrics)
+        self.attributes.value = attributes_html(metrics)
+
+    def _show_calibration(self, metrics: RunMetrics) -> None:
+        text, figure = calibration_parts(metrics.calibration, level=2)
+        self.calibration.value = text
+        self.reliability.layout.display = "none" if figure is None else None
+        if figure is not None:
+            self.reliability.show(figure)
 
     def _fit_level_toggle(self, metrics: RunMetrics) -> None:
         video = has_level(metrics, "video")
@@ -322,15 +361,22 @@ class Dashboard:
         note = f"<b>A</b> = {html.escape(a.label)}<br><b>B</b> = {html.escape(b.label)}"
         test_a = (a.run.config.get("split") or {}).get("test_hash")
         test_b = (b.run.config.get("split") or {}).get("test_hash")
-        if test_a and test_b and test_a != test_b:
-            note += "<br>The runs were tested on different faces: compare the normalised views rather than counts."
+        same_faces = not (test_a and test_b and test_a != test_b)
+        level, normalize = self.level, self.normalize
+        difference, difference_name = difference_view(normalize, same_faces)
+        if not same_faces:
+            note += (
+                "<br>The runs were tested on different faces, so their counts are not comparable: "
+                f"A − B is the difference of their {html.escape(difference_name)}."
+            )
         self.compare_note.value = message_html(note, "info")
         self.compare_box.layout.display = "flex"
-        level, normalize = self.level, self.normalize
         figures = (
             heatmap_figure(a.run.outcome, level, normalize, title="A", size=400),
             heatmap_figure(b.run.outcome, level, normalize, title="B", size=400),
-            difference_figure(a.run.outcome, b.run.outcome, level, normalize, title="A − B", size=400),
+            difference_figure(
+                a.run.outcome, b.run.outcome, level, difference, title=f"A − B ({difference_name})", size=400
+            ),
         )
         for plot, figure in zip((self.compare_a, self.compare_b, self.compare_diff), figures, strict=True):
             plot.show(figure)
