@@ -300,13 +300,15 @@ def test_recipe_study_table_matches_its_seed_runs(fer2013_small_cache, tmp_path)
         run_recipe_study(fer2013_small_cache.cache_dir, tmp_path, TrainConfig(), [0], ["nonsense"])
 
 
-def test_median_run_is_the_middle_seed(tmp_path):
+def test_the_median_run_is_chosen_among_finished_seed_runs_never_from_seeds_csv(tmp_path):
+    """seeds.csv may name any path; the median comes from the folder's own finished runs only (the
+    choice among real runs: tests/test_nothing_lost_4.py, --from-study)."""
     from fer_utils.training.seeds import SEEDS_TABLE_FILE, median_run
 
     pd.DataFrame(
-        {"seed": [0, 1, 2], "run": ["seed-0", "seed-1", "seed-2"], "test_accuracy": [0.9, 0.5, 0.7]}
+        {"seed": [0, 1, 2], "run": ["seed-0", "seed-1", "/elsewhere/run"], "test_accuracy": [0.9, 0.5, 0.7]}
     ).to_csv(tmp_path / SEEDS_TABLE_FILE, index=False)
-    with pytest.raises(ValueError, match="seed-2"):  # the median (0.7) is read, here unfinished
+    with pytest.raises(ValueError, match="holds no finished seed runs"):
         median_run(tmp_path)
 
 

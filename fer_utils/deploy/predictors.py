@@ -264,13 +264,12 @@ def load_predictor(path: str | os.PathLike, num_threads: int | None = None) -> P
     if suffix not in kinds:
         raise ValueError(f"unsupported model file {path.name}: expected .keras, .tflite or .onnx")
     spec = model_spec(path)
-    step = pixel_step(spec, path)
     fmt = spec.get("format") or suffix.lstrip(".")
     options = {} if suffix == ".keras" else {"num_threads": num_threads}
     predictor = kinds[suffix](
         path, fmt, spec.get("labels") or [], spec.get("image_size") or 0, spec, **options
     )
-    predictor.pixel_step = step
+    predictor.pixel_step = pixel_step(spec, path)  # after loading: a damaged file says so first
     shape = _model_input_shape(predictor)
     predictor.image_size = int(shape[1])
     classes = _model_output_classes(predictor)
