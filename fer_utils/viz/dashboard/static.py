@@ -19,6 +19,7 @@ import pandas as pd
 
 from fer_utils import __version__
 from fer_utils.training.calibration import reliability_figure
+from fer_utils.training.metrics import scores_text
 from fer_utils.viz import formatting
 from fer_utils.viz.dashboard.cells import (
     LEVELS,
@@ -292,10 +293,7 @@ def run_detail_html(choice: RunChoice) -> str:
     parts.append("<h4>The faces behind the largest confusions</h4>" + face_thumbnails_html(choice))
     parts.append(figure_html(run_curves_figure(choice.run.history)))
     parts.append(calibration_html(outcome.calibration))
-    summary = (
-        f"{html.escape(choice.label)} — accuracy {formatting.percent(outcome.frame.accuracy)}, "
-        f"macro F1 {formatting.score(outcome.frame.macro_f1)}"
-    )
+    summary = f"{html.escape(choice.label)} — {html.escape(scores_text(outcome.frame, 'frame'))}"
     return (
         f'<details class="fer-run" id="{_run_anchor(choice)}"><summary>{summary}</summary>'
         + "".join(parts)
