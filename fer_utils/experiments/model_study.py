@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_utils.bench.inference import _tflite_timer
+from fer_utils.bench.inference import tflite_timer
 from fer_utils.bench.timing import time_calls
 from fer_utils.deploy.export import EXPORT_FILE_NAMES, export_run, run_calibration_faces
 from fer_utils.deploy.prediction_outputs import write_figure
@@ -159,7 +159,7 @@ def int8_latency_ms(run_dir: Path, repeats: int = LATENCY_REPEATS) -> float:
     if not path.exists():
         export_run(run_dir, "tflite-int8")
     faces = run_calibration_faces(run_dir, count=16)
-    return float(time_calls(_tflite_timer(path, 1, 1, faces), warmup=20, repeats=repeats)["median"])
+    return float(time_calls(tflite_timer(path, 1, 1, faces), warmup=20, repeats=repeats)["median"])
 
 
 def _train_images_per_second(run) -> float | None:
