@@ -152,6 +152,7 @@ def test_quick_bench_writes_the_documented_schema(fer2013_root, pyfeat_media, tm
     assert "## Keyframes + tracking" in markdown and "## Engine of `fer predict`" in markdown
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_predict_memory_is_the_child_s_own_peak_not_its_parent_s(pyfeat_media, tmp_path):
     """Linux carries ru_maxrss across fork + exec: a parent holding 600 MB made every child report it."""
     from fer_utils.bench.end_to_end import make_long_clip, peak_memory_of_predict

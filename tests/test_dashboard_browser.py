@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from missing_resources import MISSING_BROWSER, skip_without_browser
 from test_dashboard import real_runs_dir  # noqa: F401  (session fixture: real training runs)
 
 from fer_utils.training.rundir import load_run
@@ -68,8 +69,12 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 120) 
 @pytest.fixture(scope="module")
 def playwright_module():
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's Chromium (`apt-get install -y chromium`)")
-    return pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
+        skip_without_browser(
+            f"{CHROMIUM} is missing: install Debian's Chromium (`apt-get install -y chromium`)"
+        )
+    return pytest.importorskip(
+        "playwright.sync_api", reason=f"{MISSING_BROWSER} python playwright is not installed"
+    )
 
 
 #: Culling for the tests: a closed page's kernel goes after 45 s idle, checked every 5 s. (Much shorter

@@ -17,6 +17,7 @@ def own_cache(tmp_path, monkeypatch):
     return tmp_path / "cache" / "fer_utils" / "engine.json"
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_every_engine_of_the_bundled_model_is_shipped_and_they_agree(pyfeat_media):
     import cv2
 
@@ -54,6 +55,7 @@ def test_without_a_measurement_the_cpu_features_decide(own_cache, monkeypatch):
     assert "CPU features" in choice["how"] and not own_cache.exists()
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_predict_records_the_engine_and_engine_forces_one(pyfeat_media, tmp_path, own_cache):
     clip = pyfeat_media / "single_face.mp4"
     assert main(["predict", str(clip), "--fps", "25", "--out", str(tmp_path / "auto")]) == 0
@@ -71,6 +73,7 @@ def test_predict_records_the_engine_and_engine_forces_one(pyfeat_media, tmp_path
     assert summary["detect_every"] == 1 and summary["tracker"] is None
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_sparse_frames_are_detected_every_time(pyfeat_media, tmp_path, own_cache, monkeypatch):
     monkeypatch.setenv("FER_ENGINE_MEASURE", "0")
     out = tmp_path / "out"
@@ -79,6 +82,7 @@ def test_sparse_frames_are_detected_every_time(pyfeat_media, tmp_path, own_cache
     assert summary["detect_every"] == 1  # 0.4 s apart: too far for a tracker
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_engine_with_a_model_file_is_refused(pyfeat_media, tmp_path, capsys):
     from fer_utils.deploy.bundled import bundled_model_path
 

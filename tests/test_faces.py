@@ -36,6 +36,7 @@ def test_detection_on_a_downscaled_copy_maps_boxes_back(astronaut_gray):
     assert abs(small.x - full.x) < 12 and abs(small.y - full.y) < 12 and abs(small.w - full.w) < 16
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_largest_face_of_a_group_photo(pyfeat_media):
     gray = cv2.imread(str(pyfeat_media / "multi_face.jpg"), cv2.IMREAD_GRAYSCALE)
     boxes = detect_faces(gray)
@@ -45,6 +46,7 @@ def test_largest_face_of_a_group_photo(pyfeat_media):
     assert crop.face.shape == (96, 96) and crop.face.dtype == np.uint8
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_no_face_in_a_landscape(pyfeat_media):
     gray = cv2.imread(str(pyfeat_media / "free-mountain-vector-01.jpg"), cv2.IMREAD_GRAYSCALE)
     assert extract_face(gray) is None

@@ -232,12 +232,12 @@ def test_the_real_ferplus_copy_gives_ferplus_majority_counts_and_trains_on_votes
     """The FER+ copy in ../shared/data: every face its label.csv lists, FER+'s majority rule's counts,
     and a short run on the vote distribution of raw faces that learns (beats always answering the
     commonest class on the FER+ test faces)."""
-    from conftest import _require
+    from missing_resources import require_data
 
     from fer_utils.data.datasets import dataset_samples
     from fer_utils.paths import shared_data_root
 
-    root = _require(shared_data_root() / "fer2013plus", "FER+ (FER2013 raw pixels with votes)")
+    root = require_data(shared_data_root() / "fer2013plus", "FER+ (FER2013 raw pixels with votes)")
     samples, skipped = dataset_samples("ferplus", root)
     splits = pd.Series([s.extras["split"] for s in samples]).value_counts().to_dict()
     assert splits == {"train": 25045, "validation": 3191, "test": 3137}

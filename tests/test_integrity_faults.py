@@ -169,6 +169,7 @@ def _preprocess_args(root, cache_root):
             "--face-size", "48", "--workers", "1", "--no-progress"]  # fmt: skip
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_a_full_disk_during_preprocess_is_one_message_and_the_cache_resumes(
     small_image_folder, tmp_path, monkeypatch, capsys
 ):
@@ -260,6 +261,7 @@ def test_a_full_tmpfs_during_fer_train_is_one_message_and_leaves_no_run(tmp_path
 
 
 @pytest.mark.parametrize("flag", ["--cache-root", "--out"])
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_a_folder_flag_naming_a_regular_file_is_a_one_line_error(flag, small_image_folder, tmp_path, capsys):
     """--cache-root / --out naming an existing file: a one-line CLI error, no traceback."""
     from test_integrity import tiny_cache
@@ -357,6 +359,7 @@ def test_every_file_under_a_ravdess_tree_ends_in_the_index_or_skipped(ravdess_tr
     assert f"inputs: {kept + skipped} found = {kept} kept + {skipped} skipped" in out
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_a_folder_layout_accounts_for_gifs_and_broken_links(small_image_folder, tmp_path):
     from fer_utils.data.class_folders import folder_samples
 

@@ -34,6 +34,7 @@ def as_tuple(box):
 
 
 @pytest.mark.parametrize("tracker", ["correlation", "window"])
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_the_tracker_keeps_the_face_box_between_keyframes_on_the_real_clip(one_face_clip, tracker):
     frames, detected = one_face_clip
     keyframes = KeyframeDetector(detect_every=10, tracker=tracker)
@@ -44,6 +45,7 @@ def test_the_tracker_keeps_the_face_box_between_keyframes_on_the_real_clip(one_f
     assert keyframes.keyframes <= len(frames) // 10 + 2  # detection ran on keyframes only
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_detecting_every_frame_gives_the_detector_boxes(one_face_clip):
     frames, detected = one_face_clip
     keyframes = KeyframeDetector(detect_every=1)
@@ -51,6 +53,7 @@ def test_detecting_every_frame_gives_the_detector_boxes(one_face_clip):
     assert keyframes.keyframes == 10
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_a_lost_face_makes_the_next_frame_a_keyframe(one_face_clip):
     frames, _ = one_face_clip
     keyframes = KeyframeDetector(detect_every=10, tracker="window")
@@ -74,6 +77,7 @@ def test_the_detect_width_follows_the_minimum_face_size():
     assert detect_width_for(640, 160, upsample=1) == 160
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_a_downscaled_detection_finds_the_faces_above_the_minimum(pyfeat_media):
     photo = cv2.imread(str(pyfeat_media / "multi_face.jpg"), cv2.IMREAD_GRAYSCALE)
     large = [box for box in detect_faces(photo) if min(box.w, box.h) >= 100]

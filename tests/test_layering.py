@@ -111,6 +111,70 @@ def inner_imports() -> list[tuple[str, int, str, str]]:
     return found
 
 
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _dotted(node) -> str | None:
+    """``a.b.c`` of a chain of names and attributes (None for anything else)."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else None
+    return None
+
+
+def private_names_across_modules(modules) -> list[str]:
+    """``file:line name`` for every private name (``_x``, not dunder) one module takes from another module of
+    the package: ``from fer_utils.a import _x`` (module level or in a function), or ``a._x`` / ``fer_utils.a._x``
+    where ``a`` is an imported ``fer_utils`` module. ``modules``: ``(file name, parsed module)`` pairs."""
+    found = []
+    for file, tree in modules:
+        imported = {}  # local name → the fer_utils module or object it stands for
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fer_utils"):
+                for alias in node.names:
+                    if _is_private(alias.name):
+                        found.append(f"{file}:{node.lineno} from {node.module} import {alias.name}")
+                    imported[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.startswith("fer_utils"):
+                        local = alias.asname or alias.name.split(".")[0]
+                        imported[local] = alias.name if alias.asname else local
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and _is_private(node.attr):
+                base = _dotted(node.value)
+                if base and base.split(".")[0] in imported:
+                    found.append(f"{file}:{node.lineno} {base}.{node.attr}")
+    return found
+
+
+def test_no_private_name_crosses_a_module():
+    """A name one module uses from another is public (no ``_``): a split that cut an idea apart either
+    merges back or makes the shared part public, so the name says it is a contract."""
+    modules = [(path.relative_to(PACKAGE).as_posix(), tree) for path, tree in parsed_modules()]
+    assert private_names_across_modules(modules) == []
+
+
+def test_the_private_name_check_finds_both_forms():
+    sources = {
+        "a.py": "from fer_utils.faces.shards import _read, public\n",
+        "b.py": "from fer_utils.faces import shards\ndef f():\n    return shards._read()\n",
+        "c.py": "import fer_utils.faces.shards\nx = fer_utils.faces.shards._read\n",
+        "d.py": "import fer_utils.faces.shards as s\nx = s._read, s.__name__, s.public\n",
+        "e.py": "class A:\n    def f(self):\n        return self._own, _local()\n",
+    }
+    found = private_names_across_modules((name, ast.parse(text)) for name, text in sources.items())
+    assert found == [
+        "a.py:1 from fer_utils.faces.shards import _read",
+        "b.py:3 shards._read",
+        "c.py:2 fer_utils.faces.shards._read",
+        "d.py:2 s._read",
+    ]
+
+
 def test_the_utilities_import_no_stage():
     for utility in UTILITIES:
         assert not import_graph(top_level_only=False).get(utility, set()) & STAGES, utility

@@ -24,6 +24,7 @@ def confident_test_faces(fer2013_root):
     return predictor, faces[confident], probabilities[confident].argmax(axis=1)
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_a_mirrored_face_keeps_its_label(confident_test_faces):
     predictor, faces, labels = confident_test_faces
     """Expressions are left-right symmetric enough: a confident label survives the mirror image (measured

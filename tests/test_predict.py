@@ -43,6 +43,7 @@ def test_a_missing_bundled_model_names_the_command_that_builds_it(tmp_path):
         bundled.bundled_model_path(models_dir=tmp_path)
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_predict_without_a_model_reports_every_face_of_a_group_photo(pyfeat_media, tmp_path, capsys):
     photo = pyfeat_media / "multi_face.jpg"
     out = tmp_path / "out"
@@ -63,6 +64,7 @@ def test_predict_without_a_model_reports_every_face_of_a_group_photo(pyfeat_medi
     assert f"{expected} face(s)" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_a_one_person_clip_gives_one_track_with_a_timeline(pyfeat_media, tmp_path):
     out = tmp_path / "out"
     assert main(["predict", str(pyfeat_media / "single_face.mp4"), "--fps", "10", "--out", str(out)]) == 0
@@ -76,6 +78,7 @@ def test_a_one_person_clip_gives_one_track_with_a_timeline(pyfeat_media, tmp_pat
     assert (out / "single_face.mp4_timeline.html").stat().st_size > 10_000
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_no_face_is_a_row_saying_so_and_an_unreadable_file_does_not_stop_the_batch(pyfeat_media, tmp_path):
     media = tmp_path / "media"
     media.mkdir()
@@ -97,6 +100,7 @@ def test_no_face_is_a_row_saying_so_and_an_unreadable_file_does_not_stop_the_bat
     )
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_max_faces_and_min_face_size_limit_what_is_reported(pyfeat_media, tmp_path):
     photo = str(pyfeat_media / "multi_face.jpg")
     assert len(fer_utils.predict(photo, max_faces=2)) == 2
@@ -105,6 +109,7 @@ def test_max_faces_and_min_face_size_limit_what_is_reported(pyfeat_media, tmp_pa
     assert len(none) == 1 and none.loc[0, "status"] == "no_face"
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_the_python_api_reads_paths_and_numpy_images_alike(pyfeat_media):
     photo = pyfeat_media / "multi_face.jpg"
     from_path = fer_utils.predict(photo)
@@ -118,6 +123,7 @@ def test_the_python_api_reads_paths_and_numpy_images_alike(pyfeat_media):
         fer_utils.predict(np.zeros((10, 10), np.float32))
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_dense_sampling_streams_the_frames_it_was_asked_for(pyfeat_media):
     clip = pyfeat_media / "single_face.mp4"  # 72 frames
     frames = stream_frames(clip, 70)  # above STREAM_ABOVE: one decoded frame at a time
@@ -168,6 +174,7 @@ def ravdess_like_cache(fer2013_root, tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_evaluate_scores_the_bundled_model_and_reports_the_unmappable_class(
     ravdess_like_cache, tmp_path, capsys
 ):
@@ -205,6 +212,7 @@ def test_evaluate_scores_the_bundled_model_and_reports_the_unmappable_class(
     )
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_evaluate_scores_the_scored_classes_and_reports_restricted_scores_and_unmapped_answers(
     ravdess_like_cache, tmp_path, capsys
 ):
@@ -259,6 +267,7 @@ def test_evaluate_scores_the_scored_classes_and_reports_restricted_scores_and_un
     assert "restricted to the mapped classes" in header_html(choice)  # dashboard and report header
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_evaluate_says_when_it_resizes_the_cache_faces(fer2013_root, tmp_path, capsys):
     import cv2
 
@@ -274,6 +283,7 @@ def test_evaluate_says_when_it_resizes_the_cache_faces(fer2013_root, tmp_path, c
     assert printed.count("faces resized from the cache's 96 px to the model's 48 px input") == 1
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_evaluate_refuses_a_bad_label_map_in_one_line(ravdess_like_cache, tmp_path, capsys):
     label_map = tmp_path / "map.json"
     label_map.write_text(json.dumps({"joy": "happy"}))
@@ -330,6 +340,7 @@ def test_model_card_numbers_are_reproduced_from_the_shipped_files(fer2013_root):
             )
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_a_model_whose_spec_disagrees_with_its_outputs_is_refused_before_any_work(
     pyfeat_media, tmp_path, capsys
 ):
@@ -352,6 +363,7 @@ def test_a_model_whose_spec_disagrees_with_its_outputs_is_refused_before_any_wor
 # ------------------------------------------------------------------- what a researcher sees (issue 21)
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_the_timeline_shows_the_frames_without_a_face(pyfeat_media, tmp_path):
     """face_noface.mov: the face leaves at ~2.5 s; the axis runs to the last sampled frame (~6.4 s), the
     lines break there and the span is shaded "no face"."""
@@ -382,6 +394,7 @@ def test_a_face_cut_by_the_frame_gets_its_whole_label_inside_the_image():
     assert label_origin((10, 295), (120, 20), (300, 400, 3)) == (10, 275)
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_summary_columns_are_counts_in_a_fixed_order_and_a_missing_path_is_a_reported_skip(
     pyfeat_media, tmp_path, capsys
 ):
@@ -433,6 +446,7 @@ def test_recalibrating_a_shipped_model_stores_one_temperature_and_keeps_its_answ
     )
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_predict_into_a_folder_of_earlier_predictions_is_refused_unless_appended(
     pyfeat_media, tmp_path, capsys
 ):

@@ -40,6 +40,7 @@ def _frame_at(path: str, index: int) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_real_clips_in_a_ravdess_tree(pyfeat_media, tmp_path):
     root = pyfeat_ravdess_tree(tmp_path / "ravdess", pyfeat_media)
     samples, skipped = dataset_samples("ravdess", root)
@@ -81,6 +82,7 @@ def test_real_clips_in_a_ravdess_tree(pyfeat_media, tmp_path):
     assert grid.shape == (len(labels) * 3, 180, 180) and labels == cache.labels
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_group_photo_yields_its_largest_face(pyfeat_media):
     sample = Sample("folder", str(pyfeat_media / "multi_face.jpg"), "happy", None, "multi")
     result = process_sample(sample, PreprocessConfig())
@@ -350,6 +352,7 @@ def test_notebook_01_runs_on_the_real_clips(pyfeat_media, tmp_path):
     assert len(figures) >= 4
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_class_folders_renamed_at_ingestion_are_said_once_and_recorded(fer2013_root, tmp_path, capsys):
     """``anger/ sadness/`` become the labels ``angry``/``sad``: printed, kept in the cache's config.json,
     and named when a label map uses the folder name."""

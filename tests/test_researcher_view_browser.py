@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
+from missing_resources import MISSING_BROWSER, skip_without_browser
 from test_dashboard import LABELS, make_run
 from test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for_port
 
@@ -33,8 +34,12 @@ TIME = re.compile(r"(\d+(?:\.\d+)?) s\b")
 @pytest.fixture(scope="module")
 def playwright_module():
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's Chromium (`apt-get install -y chromium`)")
-    return pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
+        skip_without_browser(
+            f"{CHROMIUM} is missing: install Debian's Chromium (`apt-get install -y chromium`)"
+        )
+    return pytest.importorskip(
+        "playwright.sync_api", reason=f"{MISSING_BROWSER} python playwright is not installed"
+    )
 
 
 @pytest.fixture(scope="module")

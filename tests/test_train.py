@@ -24,6 +24,7 @@ def small_run(fer2013_small_cache, tmp_path_factory):
     return train_run(fer2013_small_cache.cache_dir, run_dir, protocol="paper", epochs=2, seed=0, verbose=0)
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_run_directory_has_every_artifact(small_run, fer2013_small_cache):
     for name in ("config.json", "history.csv", "model.keras", "split.csv", "metrics.json", "predictions.csv"):
         assert (small_run.path / name).exists(), name
@@ -59,6 +60,7 @@ def test_run_directory_has_every_artifact(small_run, fer2013_small_cache):
     assert config["input_size"] is None and config["image_size"] == 48 and config["schema_version"] == 2
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_same_seed_same_metrics(small_run, fer2013_small_cache, tmp_path):
     again = train_run(
         fer2013_small_cache.cache_dir, tmp_path / "again", protocol="paper", epochs=2, seed=0, verbose=0
@@ -67,11 +69,13 @@ def test_same_seed_same_metrics(small_run, fer2013_small_cache, tmp_path):
     pd.testing.assert_frame_equal(again.history, small_run.history)
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_an_existing_run_is_not_overwritten_by_accident(small_run, fer2013_small_cache):
     with pytest.raises(ValueError, match="already holds a complete run"):
         train_run(fer2013_small_cache.cache_dir, small_run.path, epochs=1)
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_streaming_and_in_memory_pipelines_give_the_same_batches(fer2013_small_cache):
     cache = fer2013_small_cache
     ids = cache.index["face_id"].to_numpy()[:100]
@@ -88,12 +92,14 @@ def test_streaming_and_in_memory_pipelines_give_the_same_batches(fer2013_small_c
     np.testing.assert_array_equal(unshuffled[..., 0], cache.faces(ids[:16]))
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_resize_on_the_fly(fer2013_small_cache):
     ids = fer2013_small_cache.index["face_id"].to_numpy()[:8]
     faces, _ = next(make_dataset(fer2013_small_cache, ids, np.zeros(8), 8, image_size=32).as_numpy_iterator())
     assert faces.shape == (8, 32, 32, 1)
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_health_flags_and_baselines_come_from_the_test_part(small_run):
     metrics, predictions = small_run.metrics, small_run.predictions
     counts = predictions["true_label"].value_counts()
@@ -127,6 +133,7 @@ def test_training_from_arrays_on_separable_faces(tmp_path):
     assert run.metrics["frame"]["accuracy"] >= 0.9
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_bad_inputs_give_clear_errors(fer2013_small_cache, tmp_path):
     with pytest.raises(ValueError, match="unknown protocol"):
         TrainConfig(protocol="random")
@@ -141,6 +148,7 @@ def test_bad_inputs_give_clear_errors(fer2013_small_cache, tmp_path):
         train_run(fer2013_small_cache.cache_dir, tmp_path / "bad_dropout", epochs=1, dropout=(0.3, 1.5, 0.3))
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_image_folder_records_undecodable_images_and_rejects_empty_classes(fer2013_root, tmp_path):
     root = tmp_path / "faces"
     for label in ("happy", "sad"):
@@ -157,6 +165,7 @@ def test_image_folder_records_undecodable_images_and_rejects_empty_classes(fer20
         image_folder_cache(root, tmp_path / "cache2", face_size=48, progress=False)
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_list_runs_reports_unfinished_and_malformed_runs(small_run, tmp_path):
     import shutil
 
@@ -190,6 +199,7 @@ def test_fer_train_learns_real_faces(fer2013_root, tmp_path):
     assert metrics["frame"]["accuracy"] >= 1.5 * majority
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_another_image_subset_is_another_cache(fer2013_root, tmp_path):
     three = image_folder_cache(
         fer2013_root, tmp_path, face_size=48, split_dirs=True, max_per_class=3, progress=False
@@ -201,6 +211,7 @@ def test_another_image_subset_is_another_cache(fer2013_root, tmp_path):
     assert (len(three), len(four)) == (3 * 7 * 3, 4 * 7 * 3)
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_every_recipe_ingredient_runs_and_is_recorded(fer2013_small_cache, tmp_path):
     run = train_run(
         fer2013_small_cache.cache_dir,
@@ -231,6 +242,7 @@ def test_every_recipe_ingredient_runs_and_is_recorded(fer2013_small_cache, tmp_p
         TrainConfig(lr_schedule="sometimes")
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_transfer_from_a_run(small_run, fer2013_small_cache, tmp_path):
     run = train_run(
         fer2013_small_cache.cache_dir,
@@ -251,6 +263,7 @@ def test_transfer_from_a_run(small_run, fer2013_small_cache, tmp_path):
         TrainConfig(freeze_epochs=2)
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_seeds_give_one_run_each_and_a_summary(fer2013_small_cache, tmp_path):
     from fer_utils.training.seeds import SEEDS_SUMMARY_FILE, SEEDS_TABLE_FILE, train_seeds
 
@@ -274,6 +287,7 @@ def test_seeds_give_one_run_each_and_a_summary(fer2013_small_cache, tmp_path):
         train_seeds(fer2013_small_cache.cache_dir, tmp_path, TrainConfig(epochs=1, recipe="robust"), [3])
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_recipe_study_table_matches_its_seed_runs(fer2013_small_cache, tmp_path):
     from fer_utils.experiments.recipe_study import folder_name, run_recipe_study
 

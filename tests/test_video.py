@@ -74,6 +74,7 @@ def test_bad_files_give_reasons_not_exceptions(tmp_path):
         assert sampled.frames == []
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_overstated_frame_count_is_survived(pyfeat_media):
     # no_face.mp4 announces 98 frames, 95 decode: the last target is replaced by the last good frame.
     sampled = sample_frames(pyfeat_media / "no_face.mp4", 6)
@@ -141,6 +142,7 @@ def _run_quiet_check(args, cwd):
     )
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_damaged_clip_is_reported_by_the_suite_alone(pyfeat_media, tmp_path):
     """fer predict on a clip cut short: its one 'unreadable' line, no FFmpeg / OpenCV line on stderr."""
     cut, _ = _damaged_copies(pyfeat_media, tmp_path)
@@ -152,6 +154,7 @@ def test_damaged_clip_is_reported_by_the_suite_alone(pyfeat_media, tmp_path):
     assert done.stderr == ""
 
 
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_decoding_a_garbled_clip_prints_nothing(pyfeat_media, tmp_path):
     """Frames of a clip with broken H.264 data decode without FFmpeg's 'Reference 4 >= 4' lines."""
     cut, garbled = _damaged_copies(pyfeat_media, tmp_path)

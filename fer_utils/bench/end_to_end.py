@@ -93,7 +93,7 @@ def _stage_times(path: Path, predictor, options: dict, repeats: int) -> dict:
 def benchmark_end_to_end(media_dir: Path, model: str | os.PathLike | None = None, repeats: int = 20) -> dict:
     """ms per frame per core of decode + detect + classify (see the module doc)."""
     from fer_utils.deploy.bundled import bundled_model_path
-    from fer_utils.deploy.media_prediction import _face_options
+    from fer_utils.deploy.media_prediction import model_face_options
     from fer_utils.deploy.predictors import load_predictor
 
     clips = {
@@ -106,7 +106,7 @@ def benchmark_end_to_end(media_dir: Path, model: str | os.PathLike | None = None
     _one_core()
     model = model or bundled_model_path()
     predictor = load_predictor(model, num_threads=1)
-    options = _face_options(predictor, None)
+    options = model_face_options(predictor, None)
     predictor.predict_proba(np.zeros((1, predictor.image_size, predictor.image_size), np.uint8))  # warm-up
     rows = []
     for name, path in clips.items():

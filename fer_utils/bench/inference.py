@@ -51,7 +51,8 @@ def _tile(faces: np.ndarray, batch: int) -> np.ndarray:
     return faces[index][..., None] if faces.ndim == 3 else faces[index]
 
 
-def _tflite_timer(model_path: Path, threads: int, batch: int, faces: np.ndarray, xnnpack: bool = True):
+def tflite_timer(model_path: Path, threads: int, batch: int, faces: np.ndarray, xnnpack: bool = True):
+    """A call that runs the TFLite model once on a batch of ``faces`` (tiled), for timing."""
     from fer_utils.deploy import tflite_interpreter
 
     interpreter = tflite_interpreter(model_path, threads, xnnpack=xnnpack)
@@ -142,7 +143,7 @@ def benchmark_inference(
         for threads in thread_counts:
             for batch in BATCH_SIZES:
                 if engine == "tflite":
-                    call = _tflite_timer(paths[key], threads, batch, faces)
+                    call = tflite_timer(paths[key], threads, batch, faces)
                 else:
                     call = _onnx_timer(paths[key], threads, batch, faces)
                 timing = time_calls(call, mode["warmup"][batch], mode["repeats"][batch])
@@ -238,9 +239,9 @@ def int8_investigation(paths: dict, faces: np.ndarray, mode: dict, cpu: dict) ->
     for key in ("tflite-fp32", "tflite-int8"):
         ops = tflite_ops(paths[key])
         timings = {
-            "xnnpack": time_calls(_tflite_timer(paths[key], 1, 1, faces), warmup, repeats),
+            "xnnpack": time_calls(tflite_timer(paths[key], 1, 1, faces), warmup, repeats),
             "builtin_kernels": time_calls(
-                _tflite_timer(paths[key], 1, 1, faces, xnnpack=False), warmup, repeats
+                tflite_timer(paths[key], 1, 1, faces, xnnpack=False), warmup, repeats
             ),
         }
         findings[key] = {

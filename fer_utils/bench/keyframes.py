@@ -82,14 +82,14 @@ def benchmark_keyframes(
     import cv2
 
     from fer_utils.deploy.engines import bundled_predictor
-    from fer_utils.deploy.media_prediction import _face_options, predict_frames
+    from fer_utils.deploy.media_prediction import model_face_options, predict_frames
 
     clips = [media_dir / name for name in KEYFRAME_CLIPS if (media_dir / name).exists()]
     if not clips:
         return {"skipped": f"none of {', '.join(KEYFRAME_CLIPS)} in {media_dir}"}
     cv2.setNumThreads(1)
     predictor = bundled_predictor("auto", threads=1)
-    options = _face_options(predictor, None)
+    options = model_face_options(predictor, None)
     configs = [(1, "window")] + [(k, tracker) for tracker in trackers for k in ks]
     rows = []
     for clip in clips:

@@ -226,10 +226,10 @@ def _media_sections(results: dict, sections, media: Path, quick: bool) -> None:
 def engine_choice_section(threads: int = 1) -> dict:
     """What ``fer predict --engine auto`` picks (cached or by features) and each engine measured afresh
     in a fresh process: the pick's ratio to the fastest."""
-    from fer_utils.deploy.engines import _measure_in_fresh_process, choose_engine
+    from fer_utils.deploy.engines import choose_engine, measure_in_fresh_process
 
     choice = choose_engine(threads)
-    measured = _measure_in_fresh_process(threads)
+    measured = measure_in_fresh_process(threads)
     if measured is None:
         return {"skipped": "the engines could not be measured", "engine": choice["engine"]}
     return {

@@ -15,7 +15,7 @@ from fer_utils.data.samples import (
     VIDEO_SUFFIXES,
     Sample,
     SkippedItem,
-    _link_problem,
+    link_problem,
 )
 from fer_utils.paths import CANONICAL_LABELS
 
@@ -103,7 +103,7 @@ def _class_folder_files(folder: Path, entries: list[Path], suffixes: set[str], s
     with a reason."""
     files = []
     for path in sorted(p for p in entries if not p.name.startswith(".")):
-        problem = _link_problem(path, folder) if path.is_symlink() else None
+        problem = link_problem(path, folder) if path.is_symlink() else None
         if not problem and path.suffix.lower() not in suffixes:
             kind = "a folder" if path.is_dir() else f"{path.suffix or 'no suffix'}"
             problem = f"{REASON_NOT_MEDIA}: {kind} (media: {', '.join(sorted(suffixes))})"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fer_utils.data.class_folders import folder_samples
-from fer_utils.data.downloads import _require_dataset_root
+from fer_utils.data.downloads import require_dataset_root
 from fer_utils.data.ferplus import LABEL_SOURCES, fer2013_csv_table, ferplus_samples
 from fer_utils.data.samples import Sample, SkippedItem
 from fer_utils.data.video_layouts import mead_samples, ravdess_samples, savee_samples
@@ -56,12 +56,12 @@ class DatasetLayout:
 
 
 def _fer2013_folders(root, **options):
-    _require_dataset_root(root, "fer2013")
+    require_dataset_root(root, "fer2013")
     return folder_samples(root, "fer2013", split_dirs=True, **options)
 
 
 def _class_folders(root, **options):
-    _require_dataset_root(root, "folder")
+    require_dataset_root(root, "folder")
     return folder_samples(root, "folder", **options)
 
 

@@ -72,7 +72,8 @@ def manual_download(dataset: str) -> str:
     return MANUAL_DOWNLOADS[key]
 
 
-def _require_dataset_root(root: str | Path, dataset: str) -> Path:
+def require_dataset_root(root: str | Path, dataset: str) -> Path:
+    """``root`` as a path; a ValueError saying where to get ``dataset`` when it is not a folder."""
     path = Path(root).expanduser()
     if not path.is_dir():
         problem = "does not exist" if not path.exists() else "is not a folder"
@@ -80,7 +81,8 @@ def _require_dataset_root(root: str | Path, dataset: str) -> Path:
     return path
 
 
-def _no_match_error(dataset: str, root: Path, expected: str) -> ValueError:
+def no_match_error(dataset: str, root: Path, expected: str) -> ValueError:
+    """The error of a dataset root where no file matches the layout, with where to get the data."""
     return ValueError(
         f"{dataset}: no file under {root} matches the layout {expected}.\n\n{manual_download(dataset)}"
     )

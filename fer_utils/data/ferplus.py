@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from fer_utils.data.class_folders import canonical_label
-from fer_utils.data.downloads import _require_dataset_root
+from fer_utils.data.downloads import require_dataset_root
 from fer_utils.data.samples import IMAGE_SUFFIXES, REASON_NOT_SELECTED, Sample, SkippedItem
 
 #: FER+'s vote columns, in its files' order.
@@ -139,7 +139,7 @@ def ferplus_samples(
     """
     if label_source not in LABEL_SOURCES:
         raise ValueError(f"unknown label_source {label_source!r}; choose one of {LABEL_SOURCES}")
-    root = _require_dataset_root(root, "ferplus")
+    root = require_dataset_root(root, "ferplus")
     originals = original_labels(root)
     if label_source == "fer2013" and not originals:
         raise ValueError(
@@ -205,7 +205,7 @@ def fer2013_csv_table(root: str | Path) -> pd.DataFrame:
         ValueError: a missing file, or rows that do not align (count, usage of a row): one line naming
             the first mismatch, before any face is decoded.
     """
-    root = _require_dataset_root(root, "fer2013csv")
+    root = require_dataset_root(root, "fer2013csv")
     pixels_path, votes_path = root / "fer2013.csv", root / "fer2013new.csv"
     for path in (pixels_path, votes_path):
         if not path.exists():

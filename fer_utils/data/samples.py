@@ -45,7 +45,7 @@ REASON_NOT_MEDIA = "not a media file"
 PERMISSION_DENIED_FOLDER = f"{REASON_UNREADABLE}: permission denied (the folder cannot be listed)"
 
 
-def _link_problem(path: Path, root: Path) -> str | None:
+def link_problem(path: Path, root: Path) -> str | None:
     """Why a symlink cannot be taken (dangling, a loop, a folder link not followed), or None."""
     try:
         target = path.resolve(strict=True)
@@ -70,7 +70,7 @@ def _walk_layout(root: Path) -> Iterator[tuple[Path, str | None]]:
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue
         if path.is_symlink():
-            problem = _link_problem(path, root)
+            problem = link_problem(path, root)
             if problem:
                 yield path, problem
                 continue
@@ -90,7 +90,7 @@ def _can_list(folder: Path) -> bool:
     return True
 
 
-def _media_files(root: Path, skipped: list) -> Iterator[Path]:
+def media_files(root: Path, skipped: list) -> Iterator[Path]:
     """The media candidates of :func:`_walk_layout`; the entries that cannot be media go to ``skipped``."""
     for path, problem in _walk_layout(root):
         if problem:

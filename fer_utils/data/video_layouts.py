@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fer_utils.data.downloads import _no_match_error, _require_dataset_root
-from fer_utils.data.samples import REASON_NOT_SELECTED, VIDEO_SUFFIXES, Sample, SkippedItem, _media_files
+from fer_utils.data.downloads import no_match_error, require_dataset_root
+from fer_utils.data.samples import REASON_NOT_SELECTED, VIDEO_SUFFIXES, Sample, SkippedItem, media_files
 
 AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".m4a", ".aac", ".ogg"}
 
@@ -107,14 +107,14 @@ def ravdess_samples(
         (samples, skipped); subject = ``actor_XX``; extras: modality, vocal_channel, intensity,
         statement, repetition, actor, gender.
     """
-    root = _require_dataset_root(root, "ravdess")
+    root = require_dataset_root(root, "ravdess")
     modality_codes = _as_set(modalities or ("01", "02"), RAVDESS_MODALITIES, "RAVDESS modality")
     if "03" in modality_codes:
         raise ValueError("RAVDESS modality 03 is audio-only: it has no faces")
     channel_codes = _as_set(channels, RAVDESS_CHANNELS, "RAVDESS vocal channel")
     samples, skipped = [], []
     matched = 0
-    for path in _media_files(root, skipped):
+    for path in media_files(root, skipped):
         fields, reason = _ravdess_fields(path)
         matched += fields is not None or reason.startswith(REASON_UNKNOWN_EMOTION)
         if fields and (fields["modality"] not in modality_codes or fields["channel"] not in channel_codes):
@@ -126,7 +126,7 @@ def ravdess_samples(
         else:
             samples.append(_ravdess_sample(path, fields))
     if not matched and not samples:
-        raise _no_match_error("ravdess", root, "Actor_XX/MM-VV-EE-II-SS-RR-AA.mp4")
+        raise no_match_error("ravdess", root, "Actor_XX/MM-VV-EE-II-SS-RR-AA.mp4")
     if modalities is None:
         samples, duplicate = _one_file_per_recording(samples)
         skipped += [
@@ -207,13 +207,13 @@ def savee_samples(root: str | Path) -> tuple[list[Sample], list[SkippedItem]]:
     Returns:
         (samples, skipped); subject = speaker; extras: speaker, clip.
     """
-    root = _require_dataset_root(root, "savee")
+    root = require_dataset_root(root, "savee")
     if (root / "AudioVisualClip").is_dir():
         root = root / "AudioVisualClip"
     speakers = {s.lower(): s for s in SAVEE_SPEAKERS}
     samples, skipped = [], []
     matched = 0
-    for path in _media_files(root, skipped):
+    for path in media_files(root, skipped):
         suffix = path.suffix.lower()
         if suffix in AUDIO_SUFFIXES:
             skipped.append(SkippedItem(str(path), f"{REASON_NOT_SELECTED}: audio file (no faces)"))
@@ -234,7 +234,7 @@ def savee_samples(root: str | Path) -> tuple[list[Sample], list[SkippedItem]]:
         extras = {"speaker": speaker, "clip": number}
         samples.append(Sample("savee", str(path), SAVEE_EMOTIONS[code], speaker, video_id, extras))
     if not matched:
-        raise _no_match_error("savee", root, "AudioVisualClip/<speaker>/<code><nn>.avi")
+        raise no_match_error("savee", root, "AudioVisualClip/<speaker>/<code><nn>.avi")
     return samples, skipped
 
 
@@ -252,14 +252,14 @@ def mead_samples(
         (samples, skipped); subject = identity; extras: view, level, clip, gender, recording (the
         utterance across views, for grouping).
     """
-    root = _require_dataset_root(root, "mead")
+    root = require_dataset_root(root, "mead")
     view_set = _as_set(views, MEAD_VIEWS, "MEAD view")
     level_set = {int(level) for level in ([levels] if isinstance(levels, int | str) else levels)}
     if not level_set <= set(MEAD_LEVELS):
         raise ValueError(f"MEAD levels must be among {MEAD_LEVELS}, got {sorted(level_set)}")
     samples, skipped = [], []
     matched = 0
-    for path in _media_files(root, skipped):
+    for path in media_files(root, skipped):
         suffix = path.suffix.lower()
         if suffix in AUDIO_SUFFIXES:
             skipped.append(SkippedItem(str(path), f"{REASON_NOT_SELECTED}: audio file (no faces)"))
@@ -278,7 +278,7 @@ def mead_samples(
             continue
         samples.append(_mead_sample(path, identity, view, emotion_name, level))
     if not matched:
-        raise _no_match_error("mead", root, _MEAD_EXPECTED)
+        raise no_match_error("mead", root, _MEAD_EXPECTED)
     return samples, skipped
 
 

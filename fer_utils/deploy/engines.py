@@ -122,7 +122,7 @@ def choose_engine(threads: int | None = None, refresh: bool = False, model: str 
             pass
     if os.environ.get("FER_ENGINE_MEASURE", "1") == "0":
         return {"engine": engine_by_features(engines), "how": "CPU features (measurement disabled)"}
-    measured = _measure_in_fresh_process(threads, model)
+    measured = measure_in_fresh_process(threads, model)
     if measured is None:
         return {"engine": engine_by_features(engines), "how": "CPU features (measurement failed)"}
     record = {**measured, "key": key, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -134,7 +134,8 @@ def choose_engine(threads: int | None = None, refresh: bool = False, model: str 
     return {**record, "how": "measured on this machine"}
 
 
-def _measure_in_fresh_process(threads: int | None, model: str | None = None) -> dict | None:
+def measure_in_fresh_process(threads: int | None, model: str | None = None) -> dict | None:
+    """:func:`measure_engines` in a fresh Python process (None when it fails or takes over 2 minutes)."""
     code = (
         "import json, sys; from fer_utils.deploy.engines import measure_engines; "
         f"print('ENGINES', json.dumps(measure_engines(threads={threads!r}, model={model!r})))"

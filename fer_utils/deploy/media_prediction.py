@@ -94,7 +94,7 @@ class MediaPrediction:
         )
 
 
-def _face_options(predictor: Predictor, detector: str | None) -> dict:
+def model_face_options(predictor: Predictor, detector: str | None) -> dict:
     """The training face pipeline's options accepted by :func:`fer_utils.faces.detection.extract_faces`,
     with the pixel step the model declares (``predictor.pixel_step``)."""
     import inspect
@@ -300,7 +300,7 @@ def predict_media(
     """
     media_path = str(media_path)
     preprocessing = dict(predictor.spec.get("preprocessing") or {})
-    options = {**_face_options(predictor, detector), "media_path": media_path}
+    options = {**model_face_options(predictor, detector), "media_path": media_path}
     count = frames_to_sample(media_path, preprocessing, frames, fps)
     result = MediaPrediction(media_path, predictor.labels, _FaceTable(media_path, []).frame())
     result.is_image = is_image(media_path)
@@ -367,7 +367,7 @@ def predict_image_array(image: np.ndarray, predictor: Predictor, **options) -> M
         raise ValueError(
             f"expected a gray or BGR uint8 image, got shape {image.shape} and dtype {image.dtype}"
         )
-    face_options = {**_face_options(predictor, options.pop("detector", None)), "media_path": "<array>"}
+    face_options = {**model_face_options(predictor, options.pop("detector", None)), "media_path": "<array>"}
     faces, seen, empty = predict_frames([Frame(0, 0.0, image)], predictor, face_options, **options)
     result = MediaPrediction(
         "<array>", predictor.labels, faces, frames_sampled=seen, frames_without_face=empty

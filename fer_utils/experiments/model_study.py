@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_utils.bench.inference import _tflite_timer
+from fer_utils.bench.inference import tflite_timer
 from fer_utils.bench.timing import time_calls
 from fer_utils.deploy.export import EXPORT_FILE_NAMES, export_run, run_calibration_faces
 from fer_utils.deploy.prediction_outputs import write_figure
@@ -42,6 +42,7 @@ from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args
 from fer_utils.training.architectures import ARCHITECTURES, architecture
 from fer_utils.training.config import TrainConfig
+from fer_utils.training.metrics import headline, registered
 from fer_utils.training.seeds import finished_seed_runs, median_run, read_seed_summary, train_seed_sets
 
 STUDY_FILE = "study.json"
@@ -158,7 +159,7 @@ def int8_latency_ms(run_dir: Path, repeats: int = LATENCY_REPEATS) -> float:
     if not path.exists():
         export_run(run_dir, "tflite-int8")
     faces = run_calibration_faces(run_dir, count=16)
-    return float(time_calls(_tflite_timer(path, 1, 1, faces), warmup=20, repeats=repeats)["median"])
+    return float(time_calls(tflite_timer(path, 1, 1, faces), warmup=20, repeats=repeats)["median"])
 
 
 def _train_images_per_second(run) -> float | None:
@@ -173,8 +174,8 @@ def _mean_train_images_per_second(runs) -> float | None:
 
 
 def frontier_table(out_dir: str | os.PathLike) -> pd.DataFrame:
-    """One row per architecture of a study folder: image size, parameters, multiply-adds, seeds, test
-    accuracy and macro F1 (mean, sd, min, max), int8 ms/face of the median seed, training img/s and wall
+    """One row per architecture of a study folder: image size, parameters, multiply-adds, seeds, every
+    registered test-part metric (:func:`seed_statistics`), int8 ms/face of the median seed, training img/s and wall
     time, whether it is on the Pareto front of accuracy vs parameters and vs ms, and its ``problem``
     (:func:`family_problem`; a family without a finished run is a row with only that)."""
     out = Path(out_dir)
@@ -194,7 +195,6 @@ def frontier_table(out_dir: str | os.PathLike) -> pd.DataFrame:
             )
             continue
         summary = read_seed_summary(out / name)
-        accuracy, f1 = summary["scores"]["test_accuracy"], summary["scores"]["test_macro_f1"]
         median = median_run(out / name)
         cost = median.outcome.cost or {}
         rows.append(
@@ -204,11 +204,7 @@ def frontier_table(out_dir: str | os.PathLike) -> pd.DataFrame:
                 "parameters": cost.get("parameters", median.outcome.num_params),
                 "multiply_adds": cost.get("multiply_adds"),
                 "seeds": summary["runs"],
-                "test_accuracy_mean": accuracy["mean"],
-                "test_accuracy_sd": accuracy["sd"],
-                "test_accuracy_min": accuracy["min"],
-                "test_accuracy_max": accuracy["max"],
-                "test_macro_f1_mean": f1["mean"],
+                **seed_statistics(summary),
                 "int8_ms_per_face": int8_latency_ms(median.path),
                 "train_images_per_s": _mean_train_images_per_second(runs),
                 "train_hours_total": sum(run.outcome.train_seconds or 0 for run in runs) / 3600,
@@ -219,7 +215,7 @@ def frontier_table(out_dir: str | os.PathLike) -> pd.DataFrame:
                 "problem": problem,
             }
         )
-    table = pd.DataFrame(rows, columns=FRONTIER_COLUMNS)
+    table = pd.DataFrame(rows, columns=frontier_columns())
     trained = table["test_accuracy_mean"].notna()
     table["pareto_parameters"] = table["pareto_ms"] = False
     if trained.any():
@@ -229,29 +225,37 @@ def frontier_table(out_dir: str | os.PathLike) -> pd.DataFrame:
     return table.astype({"pareto_parameters": bool, "pareto_ms": bool})
 
 
-#: The columns of ``frontier.csv`` before the Pareto flags.
-FRONTIER_COLUMNS = [
-    "architecture",
-    "image_size",
-    "parameters",
-    "multiply_adds",
-    "seeds",
-    "test_accuracy_mean",
-    "test_accuracy_sd",
-    "test_accuracy_min",
-    "test_accuracy_max",
-    "test_macro_f1_mean",
-    "int8_ms_per_face",
-    "train_images_per_s",
-    "train_hours_total",
-    "ece_after_mean",
-    "median_run",
-    "problem",
-]
+def seed_statistics(summary: dict) -> dict:
+    """A family's registered test-part metrics over its seeds (``seeds.json``): ``test_<name>_mean`` and
+    ``_sd`` of each, ``_min`` and ``_max`` of the headline one (NaN where the runs predate a metric)."""
+    columns = {}
+    for entry in registered("frame"):
+        stats = summary["scores"].get(entry.column, {})
+        wanted = ("mean", "sd", "min", "max") if entry is headline() else ("mean", "sd")
+        columns |= {f"{entry.column}_{stat}": stats.get(stat, np.nan) for stat in wanted}
+    return columns
+
+
+def frontier_columns() -> list[str]:
+    """The columns of ``frontier.csv`` before the Pareto flags."""
+    return [
+        "architecture",
+        "image_size",
+        "parameters",
+        "multiply_adds",
+        "seeds",
+        *seed_statistics({"scores": {}}),
+        "int8_ms_per_face",
+        "train_images_per_s",
+        "train_hours_total",
+        "ece_after_mean",
+        "median_run",
+        "problem",
+    ]
 
 
 def run_table(out_dir: str | os.PathLike) -> pd.DataFrame:
-    """One row per finished run of a study folder: architecture, seed, test accuracy and macro F1, the
+    """One row per finished run of a study folder: architecture, seed, every registered test-part metric, the
     kept epoch, training wall time and images/s, test ECE after scaling, and the run's folder."""
     out = Path(out_dir)
     study = json.loads((out / STUDY_FILE).read_text())
@@ -264,8 +268,7 @@ def run_table(out_dir: str | os.PathLike) -> pd.DataFrame:
                 {
                     "architecture": name,
                     "seed": run.setup.seed,
-                    "test_accuracy": outcome.frame.accuracy,
-                    "test_macro_f1": outcome.frame.macro_f1,
+                    **{entry.column: outcome.frame.value(entry.name) for entry in registered("frame")},
                     "best_epoch": outcome.best_epoch,
                     "epochs_run": outcome.epochs_run,
                     "train_seconds": seconds,
@@ -278,19 +281,22 @@ def run_table(out_dir: str | os.PathLike) -> pd.DataFrame:
 
 
 def markdown_runs(runs: pd.DataFrame) -> str:
-    """The per-run table as Markdown."""
+    """The per-run table as Markdown (every registered test-part metric in its format)."""
+    metrics = registered("frame")
+    headings = " | ".join(f"test {entry.heading}" for entry in metrics)
     lines = [
-        "| architecture | seed | test accuracy | macro F1 | kept epoch / run | train min | train img/s (with per-epoch "
+        f"| architecture | seed | {headings} | kept epoch / run | train min | train img/s (with per-epoch "
         "evaluation) | ECE after |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|" + "---|" * len(metrics) + "---|---|---|---|",
     ]
-    for row in runs.itertuples():
-        rate = f"{row.train_images_per_s:.0f}" if row.train_images_per_s else "?"
-        minutes = f"{row.train_seconds / 60:.1f}" if row.train_seconds else "?"
-        ece = "?" if pd.isna(row.ece_after) else f"{row.ece_after:.3f}"
+    for row in runs.to_dict("records"):
+        rate = f"{row['train_images_per_s']:.0f}" if row["train_images_per_s"] else "?"
+        minutes = f"{row['train_seconds'] / 60:.1f}" if row["train_seconds"] else "?"
+        ece = "?" if pd.isna(row["ece_after"]) else f"{row['ece_after']:.3f}"
+        scores = " | ".join(entry.format(row.get(entry.column)) for entry in metrics)
         lines.append(
-            f"| [{row.architecture}]({row.run}) | {row.seed} | {100 * row.test_accuracy:.1f} % | "
-            f"{row.test_macro_f1:.3f} | {row.best_epoch} / {row.epochs_run} | {minutes} | {rate} | {ece} |"
+            f"| [{row['architecture']}]({row['run']}) | {row['seed']} | {scores} | "
+            f"{row['best_epoch']} / {row['epochs_run']} | {minutes} | {rate} | {ece} |"
         )
     return "\n".join(lines)
 
@@ -307,31 +313,47 @@ def pareto_front(cost, accuracy) -> list[bool]:
 
 
 def markdown_frontier(table: pd.DataFrame) -> str:
-    """The table as Markdown (percent with one decimal, F1 with three; ★ = on the Pareto front); a family
-    without a finished run is a row saying why, and the problems of the others follow the table."""
-    lines = [
-        "| architecture | px | parameters | multiply-adds | seeds | test accuracy (mean ± sd) | min – max | "
-        "macro F1 | int8 ms/face (1 thread) | train img/s | train h (all seeds) | ECE after | front (params / ms) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    """The table as Markdown (every registered test-part metric as mean ± sd in its format, the headline
+    one with min – max; ★ = on the Pareto front); a family without a finished run is a row saying why, and
+    the problems of the others follow the table."""
+    metrics = registered("frame")
+    lead = headline()
+    score_headings = " | ".join(
+        f"test {entry.heading} (mean ± sd) | min – max" if entry is lead else f"{entry.heading} (mean ± sd)"
+        for entry in metrics
+    )
+    headings = (
+        f"| architecture | px | parameters | multiply-adds | seeds | {score_headings} | int8 ms/face (1 thread) | "
+        "train img/s | train h (all seeds) | ECE after | front (params / ms) |"
+    )
+    width = headings.count("|") - 1
+    lines = [headings, "|" + "---|" * width]
     notes = []
-    for row in table.itertuples():
-        problem = getattr(row, "problem", None)
+    for row in table.to_dict("records"):
+        problem = row.get("problem")
         if isinstance(problem, str) and problem:
-            notes.append(f"- **{row.architecture}**: {problem}")
-        if pd.isna(row.test_accuracy_mean):
-            size = "?" if pd.isna(row.image_size) else int(row.image_size)
+            notes.append(f"- **{row['architecture']}**: {problem}")
+        if pd.isna(row[f"{lead.column}_mean"]):
+            size = "?" if pd.isna(row["image_size"]) else int(row["image_size"])
             reason = str(problem).replace("|", "\\|")
-            lines.append(f"| {row.architecture} | {size} | FAILED: {reason} |" + " — |" * 10)
+            lines.append(f"| {row['architecture']} | {size} | FAILED: {reason} |" + " — |" * (width - 3))
             continue
-        madds = f"{row.multiply_adds / 1e6:.1f} M" if pd.notna(row.multiply_adds) else "?"
-        rate = f"{row.train_images_per_s:.0f}" if row.train_images_per_s else "?"
+        scores = []
+        for entry in metrics:
+            scores.append(
+                entry.format_mean_sd(row.get(f"{entry.column}_mean"), row.get(f"{entry.column}_sd"))
+            )
+            if entry is lead:
+                scores.append(
+                    f"{entry.format(row[f'{entry.column}_min'])} – {entry.format(row[f'{entry.column}_max'])}"
+                )
+        madds = f"{row['multiply_adds'] / 1e6:.1f} M" if pd.notna(row["multiply_adds"]) else "?"
+        rate = f"{row['train_images_per_s']:.0f}" if row["train_images_per_s"] else "?"
+        front = f"{'★' if row['pareto_parameters'] else '·'} / {'★' if row['pareto_ms'] else '·'}"
         lines.append(
-            f"| [{row.architecture}]({row.median_run}) | {int(row.image_size)} | {int(row.parameters):,} | {madds} | "
-            f"{int(row.seeds)} | {100 * row.test_accuracy_mean:.1f} ± {100 * row.test_accuracy_sd:.1f} % | "
-            f"{100 * row.test_accuracy_min:.1f} – {100 * row.test_accuracy_max:.1f} % | "
-            f"{row.test_macro_f1_mean:.3f} | {row.int8_ms_per_face:.3f} | {rate} | {row.train_hours_total:.2f} | "
-            f"{row.ece_after_mean:.3f} | {'★' if row.pareto_parameters else '·'} / {'★' if row.pareto_ms else '·'} |"
+            f"| [{row['architecture']}]({row['median_run']}) | {int(row['image_size'])} | {int(row['parameters']):,} | "
+            f"{madds} | {int(row['seeds'])} | {' | '.join(scores)} | {row['int8_ms_per_face']:.3f} | {rate} | "
+            f"{row['train_hours_total']:.2f} | {row['ece_after_mean']:.3f} | {front} |"
         )
     if notes:
         lines += ["", "Families short of runs:", "", *notes]

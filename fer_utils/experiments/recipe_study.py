@@ -21,11 +21,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from fer_utils import formatting
 from fer_utils.files import atomic_write_csv, atomic_write_json, atomic_write_text, require_folder_path
 from fer_utils.locks import output_lock
 from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args
 from fer_utils.training.config import TrainConfig
+from fer_utils.training.metrics import headline, registered
 from fer_utils.training.seeds import read_seed_summary, train_seed_sets
 
 STUDY_FILE = "study.json"
@@ -109,7 +111,7 @@ def study_table(out_dir: str | os.PathLike) -> pd.DataFrame:
     for name, entry in study["configurations"].items():
         summary = read_seed_summary(out / entry["folder"])
         row = {"configuration": name, **{k: summary[k] for k in ("runs", "converged", "stalled", "underfit")}}
-        for score in ("test_accuracy", "test_macro_f1"):
+        for score in (entry.column for entry in registered("frame")):
             for stat in ("mean", "sd", "min", "max", "spread"):
                 row[f"{score}_{stat}"] = summary["scores"].get(score, {}).get(stat)
         rows.append(row)
@@ -117,17 +119,37 @@ def study_table(out_dir: str | os.PathLike) -> pd.DataFrame:
 
 
 def markdown_study(table: pd.DataFrame) -> str:
-    """The study table as Markdown: percentages with one decimal, F1 with three."""
-    lines = [
-        "| configuration | seeds | converged | stalled | underfit | test accuracy (mean ± sd) | min – max | spread | macro F1 (mean ± sd) |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in table.itertuples():
+    """The study table as Markdown: every registered test-part metric as mean ± sd in its format (the
+    headline one with min – max and spread)."""
+    metrics, lead = registered("frame"), headline()
+    score_headings = " | ".join(
+        f"test {entry.heading} (mean ± sd) | min – max | spread"
+        if entry is lead
+        else f"{entry.heading} (mean ± sd)"
+        for entry in metrics
+    )
+    headings = f"| configuration | seeds | converged | stalled | underfit | {score_headings} |"
+    lines = [headings, "|" + "---|" * (headings.count("|") - 1)]
+    for row in table.to_dict("records"):
+        scores = []
+        for entry in metrics:
+            column = entry.column
+            scores.append(entry.format_mean_sd(row.get(f"{column}_mean"), row.get(f"{column}_sd")))
+            if entry is lead:
+                spread = row.get(f"{column}_spread")
+                if not formatting.is_number(spread):
+                    spread_text = "—"
+                else:
+                    spread_text = (
+                        f"{100 * spread:.1f} pts" if entry.unit == "percent" else formatting.score(spread)
+                    )
+                scores += [
+                    f"{entry.format(row.get(f'{column}_min'))} – {entry.format(row.get(f'{column}_max'))}",
+                    spread_text,
+                ]
         lines.append(
-            f"| {row.configuration} | {row.runs} | {row.converged} | {row.stalled} | {row.underfit} | "
-            f"{100 * row.test_accuracy_mean:.1f} ± {100 * row.test_accuracy_sd:.1f} % | "
-            f"{100 * row.test_accuracy_min:.1f} – {100 * row.test_accuracy_max:.1f} % | "
-            f"{100 * row.test_accuracy_spread:.1f} pts | {row.test_macro_f1_mean:.3f} ± {row.test_macro_f1_sd:.3f} |"
+            f"| {row['configuration']} | {row['runs']} | {row['converged']} | {row['stalled']} | {row['underfit']} | "
+            f"{' | '.join(scores)} |"
         )
     return "\n".join(lines)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_utils.faces.shards import REPAIR, CacheDamaged, _read_shard_meta, _read_shard_metas, shard_problem
+from fer_utils.faces.shards import REPAIR, CacheDamaged, read_shard_meta, read_shard_metas, shard_problem
 from fer_utils.paths import ordered_labels
 
 INDEX_SORT_COLUMNS = ["media_path", "frame_index"]
@@ -142,7 +142,7 @@ class FaceCache:
         self._shard_sizes: list[int] = []
         self._shard_metas: list[dict] = []
         shard_dir = self.cache_dir / "shards"
-        for meta in _read_shard_metas(shard_dir):
+        for meta in read_shard_metas(shard_dir):
             problem = shard_problem(shard_dir, meta)
             if problem:
                 raise CacheDamaged(problem)
@@ -288,7 +288,7 @@ def verify_cache(cache_dir: str | os.PathLike) -> tuple[list[str], dict]:
     for meta_path in sorted((cache_dir / "shards").glob("shard-*.json")):
         counts["shards"] += 1
         try:
-            meta = _read_shard_meta(meta_path)
+            meta = read_shard_meta(meta_path)
         except CacheDamaged as error:
             problems.append(str(error))
             continue

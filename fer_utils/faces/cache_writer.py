@@ -24,9 +24,9 @@ from fer_utils.faces.cache import (
 )
 from fer_utils.faces.shards import (
     CacheDamaged,
-    _npy_record,
-    _read_shard_meta,
-    _read_shard_metas,
+    npy_record,
+    read_shard_meta,
+    read_shard_metas,
     shard_problem,
 )
 from fer_utils.files import atomic_write_csv, atomic_write_text, atomic_write_with
@@ -106,7 +106,7 @@ class FaceCacheWriter:
         repaired = []
         for meta_path in sorted(self.shard_dir.glob("shard-*.json")):
             try:
-                problem = shard_problem(self.shard_dir, _read_shard_meta(meta_path), checksum=True)
+                problem = shard_problem(self.shard_dir, read_shard_meta(meta_path), checksum=True)
             except CacheDamaged as error:
                 problem = str(error)
             if problem:
@@ -118,7 +118,7 @@ class FaceCacheWriter:
     def done_items(self) -> set[str]:
         """Item keys (media paths) already in a finished shard."""
         done: set[str] = set()
-        for meta in _read_shard_metas(self.shard_dir):
+        for meta in read_shard_metas(self.shard_dir):
             done.update(meta["items"])
         return done | set(self._items)
 
@@ -160,7 +160,7 @@ class FaceCacheWriter:
             "index": self._rows,
             "skipped": self._skipped,
             "stats": self._stats,
-            **_npy_record(self.shard_dir / f"{name}.npy"),
+            **npy_record(self.shard_dir / f"{name}.npy"),
         }
         atomic_write_text(self.shard_dir / f"{name}.json", json.dumps(meta, default=_json_default))
         self._faces, self._rows, self._skipped, self._items, self._stats = [], [], [], [], []

@@ -25,12 +25,13 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _npy_record(path: Path) -> dict:
+def npy_record(path: Path) -> dict:
     """What a shard's json records about its ``.npy``: byte size and sha256 of the file."""
     return {"npy_bytes": path.stat().st_size, "npy_sha256": _file_sha256(path)}
 
 
-def _read_shard_meta(meta_path: Path) -> dict:
+def read_shard_meta(meta_path: Path) -> dict:
+    """One shard's json record (with its ``name``); :class:`CacheDamaged` when unreadable or not a record."""
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError) as error:
@@ -41,9 +42,10 @@ def _read_shard_meta(meta_path: Path) -> dict:
     return meta
 
 
-def _read_shard_metas(shard_dir: Path) -> Iterable[dict]:
+def read_shard_metas(shard_dir: Path) -> Iterable[dict]:
+    """Every shard record of ``shard_dir``, in name order."""
     for meta_path in sorted(shard_dir.glob("shard-*.json")):
-        yield _read_shard_meta(meta_path)
+        yield read_shard_meta(meta_path)
 
 
 def shard_problem(shard_dir: Path, meta: dict, checksum: bool = False) -> str | None:

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from fer_utils.training.metrics import level_scores
+
 #: Sample attributes that get their own breakdown when a test set has two or more values of them.
 ATTRIBUTE_COLUMNS = (
     "subject",
@@ -25,26 +27,26 @@ def classification_metrics(
     y_pred: Sequence[str],
     labels: Sequence[str],
     average_over: Sequence[str] | None = None,
+    level: str = "frame",
 ) -> dict:
-    """Accuracy, macro/weighted F1, per-class precision/recall/F1/support and the confusion matrix.
+    """Every registered metric of ``level`` (:mod:`fer_utils.training.metrics`: accuracy, macro / weighted
+    F1, balanced accuracy, neutral rate, ...), per-class precision/recall/F1/support and the confusion matrix.
 
     Args:
         y_true, y_pred: label names.
         labels: class order of the per-class table and the matrix (rows true, columns predicted).
         average_over: the labels macro / weighted F1 average over (default ``labels``); an evaluation
             leaves out its ``(unmapped)`` answer column, which no face has as its true label.
+        level: ``frame`` or ``video``: which registered metrics apply.
     """
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     labels = list(labels)
-    averaged = list(average_over) if average_over is not None else labels
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=labels, zero_division=0
     )
     return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=averaged, average="macro", zero_division=0)),
-        "weighted_f1": float(f1_score(y_true, y_pred, labels=averaged, average="weighted", zero_division=0)),
+        **level_scores(y_true, y_pred, labels, level, average_over),
         "support": int(len(y_true)),
         "per_class": {
             label: {
@@ -105,7 +107,7 @@ def evaluate_predictions(
     if "video_id" in predictions.columns and predictions["video_id"].nunique() < len(predictions):
         videos = video_level(predictions, labels)
         result["video"] = classification_metrics(
-            videos["true_label"], videos["predicted_label"], labels, average_over
+            videos["true_label"], videos["predicted_label"], labels, average_over, level="video"
         )
     from sklearn.metrics import accuracy_score, f1_score
 

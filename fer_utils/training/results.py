@@ -10,7 +10,8 @@ test fixtures directly) and ``to_json`` them; readers get them from :func:`fer_u
 Keys a record does not declare are kept in ``extra`` (written back unchanged), so a file from a newer
 minor version loses nothing. Files without ``schema_version`` (written before it existed) or with an older
 one are migrated on read (:func:`RunMetrics.from_json`); a newer version is refused with a clear message.
-**Adding a result field** = one field here plus the line of the builder that fills it.
+**Adding a result field** = one field here plus the line of the builder that fills it; a new score of a level
+is one entry of the metric registry instead (:mod:`fer_utils.training.metrics`).
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ def _to_json(record) -> dict:
 
 @dataclass
 class Scores:
-    """One level of scores (``frame``, or ``video`` when faces share videos): fractions in [0, 1]."""
+    """One level of scores (``frame``, or ``video`` when faces share videos): fractions in [0, 1]. The
+    registry's later metrics (:data:`fer_utils.training.metrics.METRICS`: balanced accuracy, neutral rate)
+    are read with :meth:`value` and kept in ``extra``, so files from before them still load."""
 
     accuracy: float
     macro_f1: float
@@ -101,6 +104,14 @@ class Scores:
 
     def to_json(self) -> dict:
         return _to_json(self)
+
+    def value(self, name: str) -> float | None:
+        """The score of the registered metric ``name`` (:mod:`fer_utils.training.metrics`); None when this
+        record has none (a file written before the metric existed, or no neutral class)."""
+        if name in self.REQUIRED:
+            return getattr(self, name)
+        value = self.extra.get(name)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 @dataclass
@@ -256,6 +267,11 @@ class RunMetrics:
         if level not in ("frame", "video"):
             raise ValueError(f"level must be one of ('frame', 'video'), got {level!r}")
         return self.frame if level == "frame" else self.video
+
+    def value(self, name: str, level: str = "frame") -> float | None:
+        """The registered metric ``name`` at ``level``; None when the level or the score is absent."""
+        scores = self.scores(level)
+        return None if scores is None else scores.value(name)
 
     @property
     def recipe_name(self) -> str:

@@ -32,6 +32,7 @@ from fer_utils.faces.cache import with_time_in_seconds
 from fer_utils.files import atomic_write_csv, atomic_write_json, replace_directory, require_folder_path
 from fer_utils.formatting import percent, score
 from fer_utils.locks import WriterLock, run_lock_path
+from fer_utils.training.metrics import scores_text
 from fer_utils.training.results import (
     EVALUATION_KIND,
     SCHEMA_VERSION,
@@ -321,14 +322,10 @@ class Run:
             f"  dataset {outcome.dataset or None} · protocol {outcome.protocol} · recipe {self.recipe} · "
             f"train/val/test {split.get('train')}/{split.get('validation')}/{split.get('test')} faces · "
             f"{outcome.num_params:,} parameters",
-            f"  test accuracy {percent(frame.accuracy)} · macro F1 {score(frame.macro_f1)} · "
-            f"weighted F1 {score(frame.weighted_f1)} (frame level)",
+            f"  test {scores_text(frame, 'frame')} (frame level)",
         ]
         if outcome.video:
-            video = outcome.video
-            lines.append(
-                f"  video level: accuracy {percent(video.accuracy)} · macro F1 {score(video.macro_f1)}"
-            )
+            lines.append(f"  video level: {scores_text(outcome.video, 'video')}")
         baselines = outcome.baselines
         if baselines:
             lines.append(

@@ -20,23 +20,32 @@ from pathlib import Path
 import pandas as pd
 
 from fer_utils.files import atomic_write_csv, atomic_write_json, require_folder_path
-from fer_utils.formatting import mean_sd, percent, score
 from fer_utils.locks import output_lock
 from fer_utils.parallel import default_workers, parallel_map
 from fer_utils.training import rundir
 from fer_utils.training.config import TrainConfig, effective_settings, setting_mismatches
+from fer_utils.training.metrics import registered
 from fer_utils.training.resume import checkpoint_root
 from fer_utils.training.train import train_run
 
 SEEDS_TABLE_FILE = "seeds.csv"
 SEEDS_SUMMARY_FILE = "seeds.json"
-#: Scores summarised over seeds: column → how it is read from a run's metrics record.
-SEED_SCORES = {
-    "test_accuracy": lambda outcome: outcome.frame.accuracy,
-    "test_macro_f1": lambda outcome: outcome.frame.macro_f1,
+#: Validation scores summarised over seeds beside the registered test-part metrics (:func:`seed_scores`).
+VALIDATION_SCORES = {
     "best_val_accuracy": lambda outcome: outcome.best_val_accuracy,
     "best_val_macro_f1": lambda outcome: outcome.best_val_macro_f1,
 }
+
+
+def seed_scores() -> dict:
+    """Scores summarised over seeds: column → how it is read from a run's metrics record. Every registered
+    metric of the test part (:mod:`fer_utils.training.metrics`, frame level, ``test_<name>``), then the kept
+    epoch's validation scores."""
+    registry = {
+        entry.column: (lambda outcome, name=entry.name: outcome.frame.value(name))
+        for entry in registered("frame")
+    }
+    return registry | VALIDATION_SCORES
 
 
 def seed_run_name(seed: int) -> str:
@@ -253,7 +262,7 @@ def seed_table(runs: Sequence[rundir.Run]) -> pd.DataFrame:
     for run in runs:
         outcome = run.outcome
         row = {"seed": run.setup.seed, "run": run.name, "recipe": run.recipe}
-        row |= {column: read(outcome) for column, read in SEED_SCORES.items()}
+        row |= {column: read(outcome) for column, read in seed_scores().items()}
         row |= {"stalled": outcome.stalled, "underfit": outcome.underfit}
         row["converged"] = not (row["stalled"] or row["underfit"])
         row["majority_rate"] = outcome.majority_rate
@@ -270,7 +279,7 @@ def summarize_seeds(table: pd.DataFrame) -> dict:
         "underfit": int(table["underfit"].sum()) if len(table) else 0,
         "scores": {},
     }
-    for column in SEED_SCORES:
+    for column in seed_scores():
         values = pd.to_numeric(table.get(column, pd.Series(dtype=float)), errors="coerce").dropna()
         if values.empty:
             continue
@@ -298,20 +307,17 @@ def write_seed_summary(out_dir: Path, runs: Sequence[rundir.Run], failures: dict
 
 
 def describe_seeds(summary: dict) -> str:
-    """A terminal paragraph: test accuracy and macro F1 as mean ± sd [min–max] and the counts."""
+    """A terminal paragraph: every registered test-part metric as mean ± sd [min–max] and the counts."""
     lines = [
         f"{summary['runs']} seeds ({summary.get('recipe')}): {summary['converged']} converged, "
         f"{summary['stalled']} stalled, {summary['underfit']} underfit"
     ]
-    for column, name, written in (
-        ("test_accuracy", "test accuracy", percent),
-        ("test_macro_f1", "macro F1", score),
-    ):
-        stats = summary["scores"].get(column)
+    for entry in registered("frame"):
+        stats = summary["scores"].get(entry.column)
         if stats:
             lines.append(
-                f"  {name}: {mean_sd(stats['mean'], stats['sd'], written)} "
-                f"[{written(stats['min'])} – {written(stats['max'])}]"
+                f"  test {entry.heading}: {entry.format_mean_sd(stats['mean'], stats['sd'])} "
+                f"[{entry.format(stats['min'])} – {entry.format(stats['max'])}]"
             )
     lines.extend(f"  seed {seed} FAILED: {error}" for seed, error in summary.get("failed", {}).items())
     return "\n".join(lines)

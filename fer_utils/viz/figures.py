@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from fer_utils.training.metrics import registered
 from fer_utils.training.results import RunMetrics
 from fer_utils.viz.formatting import count, percent, score
 
@@ -151,21 +152,17 @@ def metrics_table(metrics: RunMetrics, level: str = "frame", as_text: bool = Fal
 
 
 def summary_table(metrics: RunMetrics) -> pd.DataFrame:
-    """Headline numbers of a run (``run.outcome``: frame and, when present, video level) as a one-column
-    table, written as everywhere else (:mod:`fer_utils.viz.formatting`: accuracy in percent, F1 with three
-    decimals)."""
+    """Headline numbers of a run (``run.outcome``: every registered metric at frame and, when present, video
+    level) as a one-column table, each in its metric's format (``—`` where the run predates it)."""
     frame, video = metrics.frame, metrics.video
     rows = {
         "protocol": metrics.protocol,
         "parameters": count(metrics.num_params),
         "test faces": frame.support,
-        "accuracy (frame)": percent(frame.accuracy),
-        "macro F1 (frame)": score(frame.macro_f1),
-        "weighted F1 (frame)": score(frame.weighted_f1),
     }
-    if video:
-        rows["accuracy (video)"] = percent(video.accuracy)
-        rows["macro F1 (video)"] = score(video.macro_f1)
+    for level, scores in (("frame", frame), ("video", video)):
+        if scores is not None:
+            rows |= {f"{m.heading} ({level})": m.format(scores.value(m.name)) for m in registered(level)}
     rows["recipe"] = metrics.recipe_name
     if metrics.baselines:
         rows["always-majority baseline"] = (

@@ -14,8 +14,6 @@ inside its run directory, so every number in the table can be opened and inspect
 """
 
 from fer_utils.experiments.ablation.analysis import (
-    METRICS,
-    RUN_COLUMNS,
     aggregated_runs,
     format_table,
     gap_change_words,
@@ -24,9 +22,11 @@ from fer_utils.experiments.ablation.analysis import (
     markdown_table,
     metric_text,
     report_table,
+    run_columns,
     run_record,
     runs_table,
     summarize_configurations,
+    table_metrics,
 )
 from fer_utils.experiments.ablation.cli import add_arguments
 from fer_utils.experiments.ablation.execute import execute_run, reusable_run, run_grid
@@ -69,13 +69,11 @@ __all__ = [
     "EXECUTED_NOTEBOOK",
     "FIRST_DROPOUT",
     "GRID_FILE",
-    "METRICS",
     "PAPER_BASELINE",
     "PAPER_DROPOUT",
     "PAPER_L1",
     "REUSED_FILE",
     "RUNS_FOLDER",
-    "RUN_COLUMNS",
     "TRAINING_DEFAULTS",
     "TRAINING_NOTEBOOK",
     "VARIED_FIELDS",
@@ -101,10 +99,12 @@ __all__ = [
     "metric_text",
     "reusable_run",
     "run_grid",
+    "run_columns",
     "run_record",
     "runs_table",
     "seed_band",
     "seed_list",
     "summarize_configurations",
+    "table_metrics",
     "write_ablation_files",
 ]

@@ -26,6 +26,7 @@ from fer_utils.experiments.ablation.grid import (
     read_grid,
 )
 from fer_utils.training import rundir
+from fer_utils.training.metrics import registered
 from fer_utils.training.results import RunConfig
 from fer_utils.viz import formatting
 
@@ -34,17 +35,23 @@ def _epochs(value) -> str:
     return f"{float(value):.1f}"
 
 
-#: Per-run scores aggregated over seeds: column → (table heading, formatter). Accuracies and train−val
-#: gaps in percent, F1 with three decimals (:mod:`fer_utils.viz.formatting`, as everywhere else).
-#: ``val_accuracy`` and ``epochs_to_best`` are those of the epoch each run kept (its recipe's selection metric).
-METRICS = {
-    "val_accuracy": ("validation accuracy (best)", formatting.percent),
-    "test_accuracy": ("test accuracy", formatting.percent),
-    "macro_f1": ("macro F1 (test)", formatting.score),
+#: Per-run training scores aggregated over seeds: column → (table heading, formatter). Train−val gaps in
+#: percent. ``val_accuracy`` and ``epochs_to_best`` are those of the epoch each run kept (its recipe's
+#: selection metric).
+VALIDATION_METRICS = {"val_accuracy": ("validation accuracy (best)", formatting.percent)}
+GAP_METRICS = {
     "final_gap": ("final train−val gap", formatting.percent),
     "max_gap": ("largest train−val gap", formatting.percent),
     "epochs_to_best": ("epochs to best", _epochs),
 }
+
+
+def table_metrics() -> dict:
+    """Every score the ablation's tables aggregate over seeds: column → (table heading, formatter). The
+    best validation accuracy, every registered test-part metric (:mod:`fer_utils.training.metrics`,
+    ``test_<name>``, frame level, in its own format), the gaps and the epochs to best."""
+    registry = {entry.column: (f"test {entry.heading}", entry.format) for entry in registered("frame")}
+    return VALIDATION_METRICS | registry | GAP_METRICS
 
 
 _SHORT_NAMES = {
@@ -84,8 +91,7 @@ def run_record(run_dir: str | os.PathLike) -> dict:
             "seed": int(setup.seed),
             "dropout": "/".join(f"{float(rate):g}" for rate in setup.dropout),
             "val_accuracy": outcome.best_val_accuracy,
-            "test_accuracy": outcome.frame.accuracy,
-            "macro_f1": outcome.frame.macro_f1,
+            **{entry.column: outcome.frame.value(entry.name) for entry in registered("frame")},
             "final_gap": float(gap.iloc[-1]),
             "max_gap": float(gap.max()),
             "epochs_to_best": outcome.best_epoch,
@@ -107,21 +113,23 @@ def run_record(run_dir: str | os.PathLike) -> dict:
     return {**row, "status": "unfinished", "error": "no metrics.json and no error.json (interrupted?)"}
 
 
-RUN_COLUMNS = [
-    "run_name",
-    "status",
-    "error",
-    "dropout",
-    "last_two_dropout",
-    "l1",
-    "seed",
-    *METRICS,
-    "epochs_run",
-    "stalled",
-    "underfit",
-    "notebook",
-    "run_dir",
-]
+def run_columns() -> list[str]:
+    """The columns of the runs table (``runs.csv``)."""
+    return [
+        "run_name",
+        "status",
+        "error",
+        "dropout",
+        "last_two_dropout",
+        "l1",
+        "seed",
+        *table_metrics(),
+        "epochs_run",
+        "stalled",
+        "underfit",
+        "notebook",
+        "run_dir",
+    ]
 
 
 def runs_table(out_dir: str | os.PathLike) -> pd.DataFrame:
@@ -150,7 +158,7 @@ def runs_table(out_dir: str | os.PathLike) -> pd.DataFrame:
                 dropout="/".join(f"{rate:g}" for rate in run.dropout),
             )
         rows.append(row)
-    table = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    table = pd.DataFrame(rows, columns=run_columns())
     return table.sort_values(["last_two_dropout", "l1", "seed"], kind="stable").reset_index(drop=True)
 
 
@@ -165,7 +173,7 @@ def aggregated_runs(runs: pd.DataFrame, include_stalled: bool = False) -> pd.Ser
 
 def summarize_configurations(runs: pd.DataFrame, include_stalled: bool = False) -> pd.DataFrame:
     """Per configuration (last-two dropout × L1): runs ok / stalled / failed, and mean and sd (ddof 1; NaN
-    from a single run) over the aggregated runs (:func:`aggregated_runs`) of every :data:`METRICS` column.
+    from a single run) over the aggregated runs (:func:`aggregated_runs`) of every :func:`table_metrics` column.
 
     Returns:
         One row per configuration, ordered by dropout then L1, with ``configuration, dropout,
@@ -189,8 +197,8 @@ def summarize_configurations(runs: pd.DataFrame, include_stalled: bool = False) 
             "n_failed": int((group["status"] == "failed").sum()),
             "n_other": int((~group["status"].isin(["complete", "failed"])).sum()),
         }
-        for metric in METRICS:
-            values = ok[metric].astype(float)
+        for metric in table_metrics():
+            values = pd.to_numeric(ok[metric], errors="coerce").dropna()
             row[f"{metric}_mean"] = float(values.mean()) if len(values) else math.nan
             row[f"{metric}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
         errors = group.loc[group["status"] != "complete", "error"].dropna().astype(str)
@@ -201,7 +209,7 @@ def summarize_configurations(runs: pd.DataFrame, include_stalled: bool = False) 
 
 def metric_text(row, metric: str) -> str:
     """A configuration's ``metric`` as ``mean ± sd`` in that metric's format (``"45.2% ± 1.2"``)."""
-    return formatting.mean_sd(row[f"{metric}_mean"], row[f"{metric}_sd"], METRICS[metric][1])
+    return formatting.mean_sd(row.get(f"{metric}_mean"), row.get(f"{metric}_sd"), table_metrics()[metric][1])
 
 
 def format_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -212,7 +220,7 @@ def format_table(summary: pd.DataFrame) -> pd.DataFrame:
             "L1": [f"{value:g}" for value in summary["l1"]],
         }
     )
-    for metric, (heading, _) in METRICS.items():
+    for metric, (heading, _) in table_metrics().items():
         table[heading] = [metric_text(row, metric) for _, row in summary.iterrows()]
     table["runs ok"] = summary["n_ok"].astype(int)
     table["stalled"] = summary["n_stalled"].astype(int)
@@ -233,7 +241,7 @@ def report_table(summary: pd.DataFrame) -> pd.DataFrame:
             ]
         }
     )
-    for metric, (heading, _) in METRICS.items():
+    for metric, (heading, _) in table_metrics().items():
         if metric != "epochs_to_best":
             table[heading] = [metric_text(row, metric) for _, row in summary.iterrows()]
     for column, heading in (
@@ -260,7 +268,8 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _find(summary: pd.DataFrame, last_two_dropout: float, l1: float) -> pd.Series | None:
+def find_configuration(summary: pd.DataFrame, last_two_dropout: float, l1: float) -> pd.Series | None:
+    """The summary row of one configuration (None when the summary has none)."""
     hit = summary[np.isclose(summary["last_two_dropout"], last_two_dropout) & np.isclose(summary["l1"], l1)]
     return None if hit.empty else hit.iloc[0]
 
@@ -291,8 +300,8 @@ def _paper_comparison(usable: pd.DataFrame, paper_l1: float, accuracy: str, gap:
     None when either configuration has no finished run."""
     accuracy_name = _SHORT_NAMES.get(accuracy, accuracy)
     gap_name = _SHORT_NAMES.get(gap, gap)
-    baseline = _find(usable, *PAPER_BASELINE)
-    regularized = _find(usable, PAPER_DROPOUT, paper_l1)
+    baseline = find_configuration(usable, *PAPER_BASELINE)
+    regularized = find_configuration(usable, PAPER_DROPOUT, paper_l1)
     if baseline is None or regularized is None:
         return None
     before, after = float(baseline[f"{gap}_mean"]), float(regularized[f"{gap}_mean"])

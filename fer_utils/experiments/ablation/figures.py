@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from fer_utils.experiments.ablation.analysis import METRICS, _find, metric_text
+from fer_utils.experiments.ablation.analysis import GAP_METRICS, find_configuration, metric_text
 from fer_utils.experiments.ablation.grid import (
     FIRST_DROPOUT,
     PAPER_BASELINE,
@@ -119,13 +119,15 @@ def gap_heatmap_figure(summary: pd.DataFrame):
     grid; cells without a finished run read ``failed`` or ``—``."""
     dropouts = sorted(summary["last_two_dropout"].unique()) if len(summary) else []
     l1s = sorted(summary["l1"].unique()) if len(summary) else []
-    figure = make_subplots(rows=1, cols=2, subplot_titles=[METRICS[m][0] for m in ("final_gap", "max_gap")])
+    figure = make_subplots(
+        rows=1, cols=2, subplot_titles=[GAP_METRICS[m][0] for m in ("final_gap", "max_gap")]
+    )
     for col, metric in enumerate(("final_gap", "max_gap"), start=1):
         z, text = [], []
         for dropout in dropouts:
             z_row, text_row = [], []
             for l1 in l1s:
-                row = _find(summary, dropout, l1)
+                row = find_configuration(summary, dropout, l1)
                 if row is None or row["n_ok"] == 0:
                     z_row.append(None)
                     text_row.append("failed" if row is not None and row["n_failed"] else "—")

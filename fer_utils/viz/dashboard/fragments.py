@@ -10,12 +10,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer_utils.training.metrics import headline, registered
 from fer_utils.training.results import RunMetrics
 from fer_utils.viz import formatting
 from fer_utils.viz.dashboard.runs import SYNTHETIC_NOTE, RunChoice
 from fer_utils.viz.dashboard.tables import (
+    comparison_metrics,
     incomparable_video_scores,
     load_literature,
+    overview_metric_columns,
     per_class_table,
     runs_overview,
 )
@@ -76,11 +79,14 @@ def _header_facts(choice: RunChoice) -> list[str]:
 
 def _header_scores(outcome: RunMetrics) -> list[str]:
     scores = [
-        f"test accuracy <b>{formatting.percent(outcome.frame.accuracy)}</b>",
-        f"macro F1 <b>{formatting.score(outcome.frame.macro_f1)}</b>",
+        f"{'test ' if i == 0 else ''}{html.escape(entry.heading)} <b>{entry.format(outcome.value(entry.name))}</b>"
+        for i, entry in enumerate(registered("frame"))
     ]
     if outcome.video:
-        scores.append(f"video accuracy <b>{formatting.percent(outcome.video.accuracy)}</b>")
+        scores += [
+            f"video {html.escape(entry.heading)} <b>{entry.format(outcome.value(entry.name, 'video'))}</b>"
+            for entry in registered("video")
+        ]
     baselines = outcome.baselines
     if baselines:
         scores.append(
@@ -187,6 +193,11 @@ def _percent_column(value) -> str:
     return "" if pd.isna(value) else formatting.percent_number(float(value) / 100)
 
 
+def _score_column(value) -> str:
+    """A score column ("macro F1") with three decimals; ``—`` where a run lacks it."""
+    return "—" if pd.isna(value) else formatting.score(value)
+
+
 def _params(value) -> str:
     if isinstance(value, str):
         return value
@@ -195,9 +206,13 @@ def _params(value) -> str:
 
 def runs_overview_html(choices: list[RunChoice]) -> str:
     """The runs overview as HTML."""
+    percent_columns = [
+        column for column, (entry, _) in overview_metric_columns().items() if entry.unit == "percent"
+    ]
     return table_html(
         runs_overview(choices),
-        formats={"accuracy %": _percent_column, "video accuracy %": _percent_column},
+        formats=dict.fromkeys(percent_columns, _percent_column)
+        | {column: _score_column for column in overview_metric_columns() if column not in percent_columns},
     )
 
 
@@ -255,18 +270,21 @@ def protocol_comparison_html(comparison: pd.DataFrame, gaps: dict[str, float]) -
     incomparable = incomparable_video_scores(comparison)
     rows = []
     for (data, protocol), row in comparison.iterrows():
-        video = formatting.mean_sd(row["video_accuracy_mean"], row["video_accuracy_sd"])
-        rows.append(
-            {
-                "data · protocol": f"{data} · {protocol}",
-                "runs (seeds)": int(row["runs"]),
-                "test faces per video": f"{row['faces_per_video']:.1f}",
-                "accuracy (per face)": formatting.mean_sd(row["accuracy_mean"], row["accuracy_sd"])
-                + stalled_flag(int(row.get("stalled", 0)), int(row["runs"])),
-                "video accuracy": f"{video} †" if data in incomparable else video,
-                "macro F1": formatting.mean_sd(row["macro_f1_mean"], row["macro_f1_sd"], formatting.score),
-            }
-        )
+        shown = {
+            "data · protocol": f"{data} · {protocol}",
+            "runs (seeds)": int(row["runs"]),
+            "test faces per video": f"{row['faces_per_video']:.1f}",
+        }
+        for stem, entry, level in comparison_metrics():
+            text = entry.format_mean_sd(row.get(f"{stem}_mean"), row.get(f"{stem}_sd"))
+            if level == "video":
+                shown[f"video {entry.heading}"] = f"{text} †" if data in incomparable else text
+            elif entry is headline():
+                flag = stalled_flag(int(row.get("stalled", 0)), int(row["runs"]))
+                shown[f"{entry.heading} (per face)"] = text + flag
+            else:
+                shown[entry.heading] = text
+        rows.append(shown)
     table = pd.DataFrame(rows).set_index("data · protocol")
     text = table_html(table)
     for data, faces in incomparable.items():

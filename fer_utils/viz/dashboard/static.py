@@ -22,6 +22,7 @@ import pandas as pd
 
 from fer_utils import __version__
 from fer_utils.training.calibration import reliability_figure
+from fer_utils.training.metrics import scores_text
 from fer_utils.viz import formatting
 from fer_utils.viz.dashboard.cells import (
     LEVELS,
@@ -311,10 +312,7 @@ def run_detail_html(choice: RunChoice) -> str:
     parts.append(section_heading("curves", 4) + figure_html(run_curves_figure(choice.run.history)))
     parts.append(calibration_html(outcome.calibration))
     parts.append(section_heading("attributes", 4) + attributes_html(outcome))
-    summary = (
-        f"{html.escape(choice.label)} — accuracy {formatting.percent(outcome.frame.accuracy)}, "
-        f"macro F1 {formatting.score(outcome.frame.macro_f1)}"
-    )
+    summary = f"{html.escape(choice.label)} — {html.escape(scores_text(outcome.frame, 'frame'))}"
     return (
         f'<details class="fer-run" id="{_run_anchor(choice)}"><summary>{summary}</summary>'
         + "".join(parts)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer_utils.training.metrics import headline, registered
 from fer_utils.training.results import RunMetrics
 from fer_utils.viz.dashboard.runs import RunChoice
 from fer_utils.viz.figures import metrics_table
@@ -47,40 +48,52 @@ def per_class_table(metrics: RunMetrics, level: str = "frame") -> pd.DataFrame:
     return combined
 
 
-OVERVIEW_COLUMNS = [
-    "run",
-    "protocol",
-    "test faces",
-    "accuracy %",
-    "video accuracy %",
-    "macro F1",
-    "parameters",
-    "stalled",
-    "underfit",
-]
+def overview_metric_columns() -> dict[str, tuple]:
+    """The runs overview's score columns, from the metric registry: every frame-level metric (``<heading>
+    %`` in percent for a rate, ``<heading>`` for a score) and the headline metric per video → ``(metric,
+    level)``."""
+    columns = {}
+    for entry in registered("frame"):
+        columns[f"{entry.heading} %" if entry.unit == "percent" else entry.heading] = (entry, "frame")
+        if entry is headline():
+            video = f"video {entry.heading} %" if entry.unit == "percent" else f"video {entry.heading}"
+            columns[video] = (entry, "video")
+    return columns
+
+
+def _overview_value(outcome: RunMetrics, entry, level: str) -> float:
+    value = outcome.value(entry.name, level)
+    if value is None:
+        return np.nan
+    return 100 * value if entry.unit == "percent" else value
 
 
 def runs_overview(choices: list[RunChoice]) -> pd.DataFrame:
-    """One row per finished run: protocol, test faces, frame / video accuracy %, macro F1, parameters and
-    whether it stalled (index: the run's menu label)."""
+    """One row per finished run: protocol, test faces, every registered frame-level metric and the headline
+    one per video (:func:`overview_metric_columns`; NaN where a run lacks it), parameters and whether it
+    stalled (index: the run's menu label)."""
+    metric_columns = overview_metric_columns()
     rows = []
     for choice in choices:
         outcome = choice.run.outcome
         support = outcome.frame.support
-        rows.append(
-            {
-                "run": choice.label,
-                "protocol": outcome.protocol,
-                "test faces": int(support if support is not None else len(choice.run.predictions)),
-                "accuracy %": 100 * outcome.frame.accuracy,
-                "video accuracy %": 100 * outcome.video.accuracy if outcome.video else np.nan,
-                "macro F1": outcome.frame.macro_f1,
-                "parameters": int(outcome.num_params),
-                "stalled": "yes" if outcome.stalled else "",
-                "underfit": "yes" if outcome.underfit else "",
-            }
-        )
-    return pd.DataFrame(rows, columns=OVERVIEW_COLUMNS).set_index("run")
+        row = {
+            "run": choice.label,
+            "protocol": outcome.protocol,
+            "test faces": int(support if support is not None else len(choice.run.predictions)),
+        }
+        row |= {
+            column: _overview_value(outcome, entry, level)
+            for column, (entry, level) in metric_columns.items()
+        }
+        row |= {
+            "parameters": int(outcome.num_params),
+            "stalled": "yes" if outcome.stalled else "",
+            "underfit": "yes" if outcome.underfit else "",
+        }
+        rows.append(row)
+    columns = ["run", "protocol", "test faces", *metric_columns, "parameters", "stalled", "underfit"]
+    return pd.DataFrame(rows, columns=columns).set_index("run")
 
 
 def standalone_runs(choices: list[RunChoice]) -> list[RunChoice]:
@@ -88,31 +101,38 @@ def standalone_runs(choices: list[RunChoice]) -> list[RunChoice]:
     return [choice for choice in choices if choice.ablation_dir is None]
 
 
+def comparison_metrics() -> list[tuple]:
+    """The protocol comparison's scores: ``(column stem, metric, level)`` for every registered frame-level
+    metric (stem: its name) and the headline metric per video (``video_<name>``), in the order shown."""
+    stems = []
+    for entry in registered("frame"):
+        stems.append((entry.name, entry, "frame"))
+        if entry is headline():
+            stems.append((f"video_{entry.name}", entry, "video"))
+    return stems
+
+
 def protocol_comparison(choices: list[RunChoice]) -> pd.DataFrame:
     """One row per dataset × protocol over the standalone runs (ablation cells left out): the number of
     runs (seeds), the test faces per test video (mean over the runs: what a video-level score averages
-    over), accuracy / video accuracy / macro F1 as mean and sd over them.
+    over), and every score of :func:`comparison_metrics` as mean and sd over them.
 
     Returns:
         DataFrame indexed by ``(data, protocol)`` with ``runs, faces_per_video, stalled`` (how many of the
-        runs stalled: they are in the means, and flagged where shown), ``accuracy_mean, accuracy_sd,
-        video_accuracy_mean, video_accuracy_sd, macro_f1_mean, macro_f1_sd`` (fractions; sd NaN for one run).
+        runs stalled: they are in the means, and flagged where shown), ``<stem>_mean, <stem>_sd`` per score
+        (``accuracy_mean``, ``video_accuracy_mean``, ``macro_f1_mean``, …; fractions; sd NaN for one run).
     """
+    stems = comparison_metrics()
     rows = []
     for choice in standalone_runs(choices):
         outcome = choice.run.outcome
-        rows.append(
-            {
-                "data": choice.data_label,
-                "protocol": str(outcome.protocol),
-                "accuracy": outcome.frame.accuracy,
-                "video_accuracy": outcome.video.accuracy if outcome.video else np.nan,
-                "macro_f1": outcome.frame.macro_f1,
-                "faces_per_video": faces_per_test_video(outcome),
-                "stalled": bool(outcome.stalled),
-            }
-        )
-    columns = ["accuracy", "video_accuracy", "macro_f1"]
+        row = {"data": choice.data_label, "protocol": str(outcome.protocol)}
+        for stem, entry, level in stems:
+            value = outcome.value(entry.name, level)
+            row[stem] = np.nan if value is None else value
+        row |= {"faces_per_video": faces_per_test_video(outcome), "stalled": bool(outcome.stalled)}
+        rows.append(row)
+    columns = [stem for stem, _, _ in stems]
     if not rows:
         return pd.DataFrame(
             columns=[
