@@ -235,6 +235,15 @@ def staged_folder(out_dir: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def shipped_paths(
+    architecture: str = "paper", models_dir: str | os.PathLike | None = None
+) -> dict[str, Path]:
+    """The shipped files of ``architecture`` that exist in ``models_dir`` (default the package's), by format."""
+    models_dir = Path(models_dir or BUNDLED_DIR)
+    files = bundled_files(architecture)
+    return {fmt: models_dir / name for fmt, name in files.items() if (models_dir / name).exists()}
+
+
 def recalibrate_shipped(
     images: str | os.PathLike,
     architecture: str = "paper",
@@ -242,14 +251,13 @@ def recalibrate_shipped(
     card_markdown: str | os.PathLike | None = None,
 ) -> dict:
     """Calibrate a shipped model without retraining it: fit its temperature on FER2013 PublicTest (the
-    faces that already chose its epoch; PrivateTest stays unseen) from the Keras file's softmax, store it
-    in every shipped file's spec (``fer predict`` then reports scaled probabilities) and re-measure the
-    card's PrivateTest scores and calibration from the files. Returns the updated card."""
-    models_dir = Path(models_dir or BUNDLED_DIR)
-    files = bundled_files(architecture)
-    paths = {fmt: models_dir / name for fmt, name in files.items() if (models_dir / name).exists()}
+    faces that already chose its epoch; PrivateTest stays unseen) from the Keras file's softmax, keep it
+    only where it lowers their calibration error, store it in every shipped file's spec (``fer predict``
+    then reports scaled probabilities) and re-measure the card from the files. Returns the updated card."""
+    paths = shipped_paths(architecture, models_dir)
     if "keras" not in paths:
-        raise ValueError(f"{models_dir / files['keras']} is missing; nothing to calibrate")
+        keras_name = bundled_files(architecture)["keras"]
+        raise ValueError(f"{Path(models_dir or BUNDLED_DIR) / keras_name} is missing; nothing to calibrate")
     faces, truth, _ = fer2013_test_faces(images, "validation")
     predictor = load_predictor(paths["keras"], num_threads=1)
     faces = faces_for_model(faces, predictor.pixel_step, FER2013_JPEG_STEP)
@@ -257,20 +265,7 @@ def recalibrate_shipped(
     fitted_on = "FER2013 PublicTest (the epoch-selection faces)"
     decision = temperature_decision(predictor.predict_proba(faces, calibrated=False), targets, fitted_on)
     calibration = {**decision, "fitted_on": fitted_on}  # temperature 1 where fitting one did not help
-    card_name = card_file_name(architecture)
-    card = json.loads((models_dir / card_name).read_text())
-    with staged_folder(models_dir) as staging:  # every spec and the card replaced together, or none
-        staged = {fmt: staging / path.name for fmt, path in paths.items()}
-        for path in staged.values():
-            spec = json.loads(spec_path(path).read_text())
-            write_model_spec(path, spec | {"calibration": calibration})
-        card["test"] = {fmt: score_fer2013_test(path, images) for fmt, path in staged.items()}
-        card["served"] = served_or_none(staged[DEFAULT_FORMAT])
-        card["training"]["calibration"] = calibration
-        atomic_write_json(staging / card_name, card, default=str)
-    if card_markdown:
-        fill_card(Path(card_markdown), card)
-    return card
+    return rescore_shipped(images, architecture, models_dir, card_markdown, calibration)
 
 
 def rescore_shipped(
@@ -278,12 +273,13 @@ def rescore_shipped(
     architecture: str = "paper",
     models_dir: str | os.PathLike | None = None,
     card_markdown: str | os.PathLike | None = None,
+    calibration: dict | None = None,
 ) -> dict:
-    """Re-measure the card's numbers from the shipped files as they are (no training, no new temperature):
-    PrivateTest scores of every file and the served raw-face scores of the default one."""
+    """Re-measure the card's numbers from the shipped files (PrivateTest scores of every file, the served
+    raw-face scores of the default one); with ``calibration``, first store it in every file's spec and
+    the card. Every spec and the card are replaced together, or none is."""
     models_dir = Path(models_dir or BUNDLED_DIR)
-    files = bundled_files(architecture)
-    paths = {fmt: models_dir / name for fmt, name in files.items() if (models_dir / name).exists()}
+    paths = shipped_paths(architecture, models_dir)
     card_name = card_file_name(architecture)
     if not (models_dir / card_name).exists() or DEFAULT_FORMAT not in paths:
         raise ValueError(
@@ -292,6 +288,10 @@ def rescore_shipped(
     card = json.loads((models_dir / card_name).read_text())
     with staged_folder(models_dir) as staging:
         staged = {fmt: staging / path.name for fmt, path in paths.items()}
+        if calibration is not None:
+            for path in staged.values():
+                write_model_spec(path, json.loads(spec_path(path).read_text()) | {"calibration": calibration})
+            card["training"]["calibration"] = calibration
         card["test"] = {fmt: score_fer2013_test(path, images) for fmt, path in staged.items()}
         card["served"] = served_or_none(staged[DEFAULT_FORMAT])
         atomic_write_json(staging / card_name, card, default=str)
