@@ -20,6 +20,8 @@ from fer_utils.faces.frames import Frame, UnreadableMedia, is_image, open_video,
 from fer_utils.faces.keyframes import DEFAULT_TRACKER, KeyframeDetector
 
 DEFAULT_FRAMES = 6
+#: The face detector of ``fer predict`` / ``fer_utils.predict`` (``--detector hog``: the paper's).
+PREDICT_DETECTOR = "centerface"
 #: Columns of the per-face table that identify a face (the class probabilities follow them).
 FACE_COLUMNS = (
     "media_path",
@@ -100,12 +102,9 @@ def _face_options(preprocessing: dict, detector: str | None) -> dict:
 
     accepted = set(inspect.signature(extract_face).parameters) - {"gray", "image_size"}
     options = {key: value for key, value in preprocessing.items() if key in accepted}
-    if detector:
-        options["detector"] = detector
-    elif options.get("detector", "hog") == "none":
-        # A model trained on already-cropped faces still needs a detector on whole frames.
-        options["detector"] = "hog"
-    options.setdefault("detector", "hog")
+    # Whatever detector built the training cache (HOG, or none for cropped faces), whole frames get the CNN
+    # unless asked otherwise: HOG misses faces (sunglasses, turned heads); boxes are framed as HOG's.
+    options["detector"] = detector or PREDICT_DETECTOR
     return options
 
 
@@ -284,7 +283,7 @@ def predict_media(
         frames: evenly spaced frames to sample (default: the training ``frames_per_video``, else 6).
         fps: sample this many frames per second instead (dense timelines); overrides ``frames``. Frames
             stream through one at a time whatever the clip's length.
-        detector: face detector override (default: the model's; HOG for models trained on cropped faces).
+        detector: face detector (default :data:`PREDICT_DETECTOR`; ``"hog"``: the paper's).
         max_faces: at most this many faces per frame (the largest); None = all.
         min_face_size: ignore faces smaller than this (box side, pixels); also lets detection run on a
             downscaled frame (:func:`fer_utils.faces.detection.detect_width_for`).
@@ -303,6 +302,7 @@ def predict_media(
     result.is_image = is_image(media_path)
     detect_every = effective_detect_every(media_path, count, detect_every)
     result.method = {
+        "detector": options["detector"],
         "detect_every": detect_every,
         "tracker": tracker if detect_every > 1 else None,
         "engine": getattr(predictor, "engine", None) or predictor.format,

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from fer_utils.data.samples import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from fer_utils.deploy.media_prediction import MAX_TRACKING_GAP_S, predict_media
+from fer_utils.deploy.media_prediction import MAX_TRACKING_GAP_S, PREDICT_DETECTOR, predict_media
 from fer_utils.deploy.prediction_outputs import output_names, summary_row, summary_table, write_prediction
 from fer_utils.deploy.predictors import load_predictor
 from fer_utils.faces.detection import DETECTORS
@@ -66,7 +66,11 @@ def add_arguments(predict: argparse.ArgumentParser) -> None:
         type=int,
         help="evenly spaced frames per video (default: as in training)",
     )
-    predict.add_argument("--detector", choices=DETECTORS, help="face detector (default: as in training)")
+    predict.add_argument(
+        "--detector",
+        choices=DETECTORS,
+        help=f"face detector (default {PREDICT_DETECTOR}: a CNN; hog: the paper's, misses some faces)",
+    )
     predict.add_argument(
         "--max-faces", type=int, help="at most this many faces per frame, the largest (default: all)"
     )
