@@ -18,6 +18,7 @@ from fer_utils.experiments import bundle_model
 from fer_utils.experiments.cross_dataset import UNMAPPED, evaluate_on_cache, label_mapping
 from fer_utils.faces.detection import detect_faces
 from fer_utils.faces.frames import evenly_spaced, stream_frames
+from fer_utils.paths import shared_data_root
 
 
 def dlib_faces(path, spec_width=bundled.DETECT_WIDTH) -> int:
@@ -98,7 +99,7 @@ def test_no_face_is_a_row_saying_so_and_an_unreadable_file_does_not_stop_the_bat
     assert summary.loc["no_face.mp4", "status"] == "no_face"
     assert summary.loc["single_face.jpg", "status"] == "ok"
     no_face = pd.read_csv(out / "no_face.mp4_faces.csv")
-    assert len(no_face) == 6 and (no_face["status"] == "no_face").all()
+    assert len(no_face) == 41 and (no_face["status"] == "no_face").all()  # 4.1 s at 10 frames per second
     assert json.loads((out / "broken.mp4_summary.json").read_text())["message"].startswith(
         "broken.mp4: unreadable"
     )
@@ -123,6 +124,49 @@ def test_the_python_api_reads_paths_and_numpy_images_alike(pyfeat_media):
     np.testing.assert_allclose(from_path.filter(like="prob_"), from_array.filter(like="prob_"), atol=0.01)
     with pytest.raises(ValueError, match="uint8"):
         fer_utils.predict(np.zeros((10, 10), np.float32))
+
+
+def test_a_video_gets_a_timeline_by_default_and_the_papers_six_frames_on_request(pyfeat_media, tmp_path):
+    clip = pyfeat_media / "single_face.mp4"  # 2.4 s, 72 frames at 30 fps
+    assert main(["predict", str(clip), "--out", str(tmp_path / "default")]) == 0
+    summary = json.loads((tmp_path / "default" / "single_face.mp4_summary.json").read_text())
+    assert summary["frames_sampled"] == 24 and summary["faces"] == 24  # 10 per second, the face in each
+    assert summary["detect_every"] == 10  # dense enough for keyframes + tracking
+    times = pd.read_csv(tmp_path / "default" / "single_face.mp4_faces.csv")["timestamp_s"]
+    assert times.diff().dropna().between(0.09, 0.14).all()  # every 3rd or 4th frame of 30
+    assert main(["predict", str(clip), "--frames", "6", "--out", str(tmp_path / "six")]) == 0
+    assert json.loads((tmp_path / "six" / "single_face.mp4_summary.json").read_text())["frames_sampled"] == 6
+    ravdess = shared_data_root() / "ravdess_actor05" / "crops" / "Actor_05"
+    if ravdess.is_dir():  # 15 frames at 5 fps: 10 per second cannot sample more than the clip holds
+        short = sorted(ravdess.glob("*.avi"))[0]
+        assert len(fer_utils.predict(short, detector="none")) == 15
+
+
+def test_annotate_writes_the_clip_with_each_face_boxed_and_labelled_by_track(pyfeat_media, tmp_path):
+    clip = pyfeat_media / "face_noface.mov"  # a face for part of the clip only
+    assert main(["predict", str(clip), "--annotate", "--out", str(tmp_path)]) == 0
+    faces = pd.read_csv(tmp_path / "face_noface.mov_faces.csv")
+    video = cv2.VideoCapture(str(tmp_path / "face_noface.mov_annotated.mp4"))
+    original = cv2.VideoCapture(str(clip))
+    assert video.get(cv2.CAP_PROP_FPS) == pytest.approx(original.get(cv2.CAP_PROP_FPS), rel=0.01)
+    drawn, plain, index = [], [], 0
+    while True:
+        ok, frame = video.read()
+        ok_original, source = original.read()
+        if not ok:
+            break
+        assert ok_original
+        rows = faces[(faces["frame_index"] == index) & (faces["status"] == "face")]
+        difference = np.abs(frame.astype(int) - source.astype(int)).mean(axis=2)
+        if len(rows):
+            row = rows.iloc[0]  # the box's top edge is drawn in the label colour
+            x, y, w = int(row.bbox_x), int(row.bbox_y), int(row.bbox_w)
+            drawn.append(difference[max(0, y - 1) : y + 2, x + w // 4 : x + 3 * w // 4].mean())
+        elif index in set(faces["frame_index"]):
+            plain.append(difference.mean())  # a sampled frame without a face: nothing drawn
+        index += 1
+    assert index >= len(faces) and len(drawn) >= 5 and len(plain) >= 5
+    assert min(drawn) > 40 and max(plain) < 5  # mp4v re-encoding alone changes pixels by a few levels
 
 
 def test_dense_sampling_streams_the_frames_it_was_asked_for(pyfeat_media):

@@ -23,6 +23,7 @@ OUTPUT_SUFFIXES = (
     "_tracks.csv",
     "_timeline.html",
     "_annotated.png",
+    "_annotated.mp4",
     "_faces.html",
 )
 
@@ -65,14 +66,20 @@ def output_names(media: list[Path]) -> list[str]:
 
 
 def write_prediction(
-    prediction: MediaPrediction, out_dir: str | os.PathLike, model_path: str = "", name: str | None = None
+    prediction: MediaPrediction,
+    out_dir: str | os.PathLike,
+    model_path: str = "",
+    name: str | None = None,
+    annotate: bool = False,
 ) -> dict:
     """Write a media file's outputs, named ``name`` (:func:`output_names`; default: its whole file name,
     :func:`output_stem`):
     ``_summary.json`` always; with faces ``_faces.csv`` (one row per face per frame, and one per frame
     without a face), ``_tracks.csv`` (a label per track) and, for a video, ``_timeline.html`` (one panel
     per track) or, for an image, ``_annotated.png`` (boxes and labels) and ``_faces.html`` (a bar chart
-    per face). Figures load plotly.js from one ``plotly.min.js`` beside them.
+    per face). ``annotate``: a video with faces also gets ``_annotated.mp4`` (every frame, boxes, track ids
+    and labels: :mod:`~fer_utils.deploy.annotated_video`). Figures load plotly.js from one ``plotly.min.js``
+    beside them.
 
     Returns:
         The written paths by kind.
@@ -97,6 +104,11 @@ def write_prediction(
         else:
             paths["figure"] = out_dir / f"{stem}_timeline.html"
             write_figure(timeline_figure(prediction), paths["figure"])
+            if annotate:
+                from fer_utils.deploy.annotated_video import write_annotated_video
+
+                paths["annotated"] = out_dir / f"{stem}_annotated.mp4"
+                write_annotated_video(prediction, paths["annotated"])
     with writing("the summary", paths["summary"]):
         atomic_write_json(paths["summary"], prediction_summary(prediction, model_path))
     prediction.outputs = {kind: str(path) for kind, path in paths.items()}
