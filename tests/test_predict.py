@@ -473,3 +473,20 @@ def test_recalibrating_a_shipped_model_stores_one_temperature_and_keeps_its_answ
     assert bundled.read_model_card(models, "paper")["training"]["calibration"]["fitted_on"].startswith(
         "FER2013 PublicTest"
     )
+
+
+def test_every_output_folder_loads_plotly_js_beside_it_from_one_copy_on_disk(tmp_path):
+    import plotly.graph_objects as go
+    from plotly.offline import get_plotlyjs
+
+    from fer_utils.deploy.prediction_outputs import PLOTLY_FILE, write_figure
+
+    folders = [tmp_path / "predictions" / name for name in ("clip-a", "clip-b", "batch/clip-c")]
+    for folder in folders:
+        folder.mkdir(parents=True)
+        write_figure(go.Figure(go.Bar(y=[1, 2])), folder / "figure.html")
+        assert f'src="{PLOTLY_FILE}"' in (folder / "figure.html").read_text()  # beside it: offline, movable
+        assert (folder / PLOTLY_FILE).read_text() == get_plotlyjs()
+    inodes = {(folder / PLOTLY_FILE).stat().st_ino for folder in folders}
+    assert len(inodes) == 1  # 4.8 MB stored once, not once per folder
+    assert (folders[0] / PLOTLY_FILE).stat().st_nlink >= len(folders)

@@ -10,12 +10,12 @@ on. Why CenterFace and this size: the detector table in ``benchmarks/README.md``
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
 from fer_utils.files import atomic_write_with
+from fer_utils.paths import user_cache_dir
 
 #: Long side (pixels) of the frame the network sees: 5 of 5 faces of ``multi_face.jpg`` at about HOG's
 #: cost on a 640×360 frame (benchmarks/README.md); 640 is 3–5× slower and misses a face filling a 512 px photo.
@@ -74,7 +74,7 @@ def any_size_model() -> Path | bytes:
     alone costs ~0.7 s, too much for every ``fer predict``)."""
     source = Path(model_path())
     stat = source.stat()
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fer_utils"
+    root = user_cache_dir()
     path = root / f"centerface-any-size-{stat.st_size}-{int(stat.st_mtime)}.onnx"
     if path.is_file():
         return path

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fer_utils.faces import centerface
+
 DETECTORS = ("hog", "centerface", "cnn", "none")
 
 _MODELS: dict[str, object] = {}
@@ -41,8 +43,6 @@ def get_detector(name: str):
         raise ValueError(f"unknown face detector {name!r}; choose one of {DETECTORS}")
     if name not in _MODELS:
         if name == "centerface":
-            from fer_utils.faces import centerface
-
             centerface.session()  # a missing package is said here, before any frame
             _MODELS[name] = centerface.detect
             return _MODELS[name]
@@ -96,12 +96,10 @@ def detect_faces(
         image = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     image = np.ascontiguousarray(image)
     if detector == "centerface":
-        from fer_utils.faces.centerface import INPUT_SIDE
-
         return _boxes_by_size(
             [
                 FaceBox(*(round(v / scale) for v in box[:4]), box[4])
-                for box in model(image, INPUT_SIDE * 2**upsample)
+                for box in model(image, centerface.INPUT_SIDE * 2**upsample)
             ]
         )
     if detector == "hog":
