@@ -12,7 +12,12 @@ Layout of a study folder::
     frontier.html              the figure (plotly.js from plotly.min.js beside it: works offline)
 
 Resumable: finished seeds are kept and an interrupted seed resumes after its last finished epoch
-(:mod:`fer_utils.training.resume`); the latencies are measured again on every call, side by side.
+(:mod:`fer_utils.training.resume`); ``fer study-models`` measures the latencies again on every call, side
+by side. Notebook 05 (:func:`notebook_study`) only shows a finished study: its recorded tables, nothing
+measured or rewritten; opened without a cache or a study it trains a small study of the demo set.
+
+A family whose median seed is *stalled* (no better than the test part's majority class,
+:mod:`fer_utils.training.health`) is never on the Pareto front: being cheap is no merit at chance.
 """
 
 from __future__ import annotations
@@ -31,9 +36,12 @@ from fer_utils.bench.inference import _tflite_timer
 from fer_utils.bench.timing import time_calls
 from fer_utils.deploy.export import EXPORT_FILE_NAMES, export_run, run_calibration_faces
 from fer_utils.deploy.prediction_outputs import write_figure
+from fer_utils.experiments.notebook_pipeline import DEMO_DIR, demo_cache
 from fer_utils.files import atomic_write_csv, atomic_write_json, atomic_write_text
+from fer_utils.paths import output_path, project_path
 from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args
+from fer_utils.training import rundir
 from fer_utils.training.architectures import ARCHITECTURES, architecture
 from fer_utils.training.config import TrainConfig
 from fer_utils.training.seeds import finished_seed_runs, median_run, read_seed_summary, train_seed_sets
@@ -63,9 +71,11 @@ def run_model_study(
     seeds: Iterable[int],
     workers: int | None = None,
     progress: bool = True,
+    remeasure: bool = True,
 ) -> pd.DataFrame:
     """Train every architecture over ``seeds`` (one shared pool; resumable), time each one's int8 export
-    and write the table and figure. Returns the table (see :func:`frontier_table`)."""
+    and write the table and figure. Returns the table (see :func:`frontier_table`). ``remeasure`` False:
+    a study whose tables already cover its finished runs is only read (:func:`show_study`)."""
     architectures = list(dict.fromkeys(architectures))
     for name in architectures:
         architecture(name)  # an unknown name: one line, before any work
@@ -89,7 +99,7 @@ def run_model_study(
         default=str,
     )
     train_seed_sets(cache_dir, configs, seeds, workers, progress=progress)
-    return write_frontier(out)
+    return write_frontier(out) if remeasure else show_study(out)
 
 
 def int8_latency_ms(run_dir: Path, repeats: int = LATENCY_REPEATS) -> float:
@@ -112,11 +122,13 @@ def _mean_train_images_per_second(runs) -> float | None:
     return float(np.mean(rates)) if rates else None
 
 
-def frontier_table(out_dir: str | os.PathLike) -> pd.DataFrame:
+def frontier_table(out_dir: str | os.PathLike, measured: dict | None = None) -> pd.DataFrame:
     """One row per architecture of a study folder: image size, parameters, multiply-adds, seeds, test
-    accuracy and macro F1 (mean, sd, min, max), int8 ms/face of the median seed, training img/s and wall
-    time, and whether it is on the Pareto front of accuracy vs parameters and vs ms."""
+    accuracy and macro F1 (mean, sd, min, max), int8 ms/face of the median seed (taken from ``measured``,
+    median run → ms, when it holds that run), training img/s and wall time (minutes, all seeds), whether
+    its median seed stalled, and whether it is on the Pareto front of accuracy vs parameters and vs ms."""
     out = Path(out_dir)
+    measured = measured or {}
     study = json.loads((out / STUDY_FILE).read_text())
     rows = []
     for name in study["architectures"]:
@@ -126,6 +138,7 @@ def frontier_table(out_dir: str | os.PathLike) -> pd.DataFrame:
         summary = read_seed_summary(out / name)
         accuracy, f1 = summary["scores"]["test_accuracy"], summary["scores"]["test_macro_f1"]
         median = median_run(out / name)
+        median_path = os.path.relpath(median.path, out)
         cost = median.outcome.cost or {}
         rows.append(
             {
@@ -139,20 +152,31 @@ def frontier_table(out_dir: str | os.PathLike) -> pd.DataFrame:
                 "test_accuracy_min": accuracy["min"],
                 "test_accuracy_max": accuracy["max"],
                 "test_macro_f1_mean": f1["mean"],
-                "int8_ms_per_face": int8_latency_ms(median.path),
+                "int8_ms_per_face": measured.get(median_path) or int8_latency_ms(median.path),
                 "train_images_per_s": _mean_train_images_per_second(runs),
-                "train_hours_total": sum(run.outcome.train_seconds or 0 for run in runs) / 3600,
+                "train_minutes_total": sum(run.outcome.train_seconds or 0 for run in runs) / 60,
+                "stalled": bool(median.outcome.stalled),
                 "ece_after_mean": float(
                     np.mean([(run.outcome.calibration or {}).get("test_ece_after", np.nan) for run in runs])
                 ),
-                "median_run": os.path.relpath(median.path, out),
+                "median_run": median_path,
             }
         )
     table = pd.DataFrame(rows)
     if len(table):
-        table["pareto_parameters"] = pareto_front(table["parameters"], table["test_accuracy_mean"])
-        table["pareto_ms"] = pareto_front(table["int8_ms_per_face"], table["test_accuracy_mean"])
+        table["pareto_parameters"] = front_of(table, "parameters")
+        table["pareto_ms"] = front_of(table, "int8_ms_per_face")
     return table
+
+
+def front_of(table: pd.DataFrame, cost: str) -> list[bool]:
+    """:func:`pareto_front` of accuracy vs ``cost`` among the families that did not stall (a stalled one is
+    never on it)."""
+    stalled = table["stalled"].to_numpy(bool) if "stalled" in table else np.zeros(len(table), bool)
+    front = np.zeros(len(table), bool)
+    if (~stalled).any():
+        front[~stalled] = pareto_front(table[cost][~stalled], table["test_accuracy_mean"][~stalled])
+    return front.tolist()
 
 
 def run_table(out_dir: str | os.PathLike) -> pd.DataFrame:
@@ -212,23 +236,37 @@ def pareto_front(cost, accuracy) -> list[bool]:
 
 
 def markdown_frontier(table: pd.DataFrame) -> str:
-    """The table as Markdown (percent with one decimal, F1 with three; ★ = on the Pareto front)."""
+    """The table as Markdown (percent with one decimal, F1 with three; ★ = on the Pareto front; the seed
+    spread only where there are two seeds or more)."""
     lines = [
         "| architecture | px | parameters | multiply-adds | seeds | test accuracy (mean ± sd) | min – max | "
-        "macro F1 | int8 ms/face (1 thread) | train img/s | train h (all seeds) | ECE after | front (params / ms) |",
+        "macro F1 | int8 ms/face (1 thread) | train img/s | train min (all seeds) | ECE after | front (params / ms) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in table.itertuples():
         madds = f"{row.multiply_adds / 1e6:.1f} M" if row.multiply_adds else "?"
         rate = f"{row.train_images_per_s:.0f}" if row.train_images_per_s else "?"
+        accuracy, spread = f"{100 * row.test_accuracy_mean:.1f} %", "— (1 seed)"
+        if row.seeds >= 2:
+            accuracy = f"{100 * row.test_accuracy_mean:.1f} ± {100 * row.test_accuracy_sd:.1f} %"
+            spread = f"{100 * row.test_accuracy_min:.1f} – {100 * row.test_accuracy_max:.1f} %"
+        front = f"{'★' if row.pareto_parameters else '·'} / {'★' if row.pareto_ms else '·'}"
+        if getattr(row, "stalled", False):
+            front = "stalled: not on it"
         lines.append(
             f"| [{row.architecture}]({row.median_run}) | {row.image_size} | {row.parameters:,} | {madds} | "
-            f"{row.seeds} | {100 * row.test_accuracy_mean:.1f} ± {100 * row.test_accuracy_sd:.1f} % | "
-            f"{100 * row.test_accuracy_min:.1f} – {100 * row.test_accuracy_max:.1f} % | "
-            f"{row.test_macro_f1_mean:.3f} | {row.int8_ms_per_face:.3f} | {rate} | {row.train_hours_total:.2f} | "
-            f"{row.ece_after_mean:.3f} | {'★' if row.pareto_parameters else '·'} / {'★' if row.pareto_ms else '·'} |"
+            f"{row.seeds} | {accuracy} | {spread} | {row.test_macro_f1_mean:.3f} | {row.int8_ms_per_face:.3f} | "
+            f"{rate} | {_minutes(row)} | {row.ece_after_mean:.3f} | {front} |"
         )
     return "\n".join(lines)
+
+
+def _minutes(row) -> str:
+    """Training wall time of all seeds in minutes (older tables: hours)."""
+    minutes = getattr(row, "train_minutes_total", None)
+    if minutes is None or pd.isna(minutes):
+        minutes = 60 * getattr(row, "train_hours_total", np.nan)
+    return f"{minutes:.1f}"
 
 
 def frontier_figure(table: pd.DataFrame):
@@ -249,7 +287,11 @@ def frontier_figure(table: pd.DataFrame):
             go.Scatter(
                 x=table[x],
                 y=100 * table["test_accuracy_mean"],
-                error_y={"type": "data", "array": 100 * table["test_accuracy_sd"]},
+                error_y={  # the seed spread, where there are two seeds or more
+                    "type": "data",
+                    "array": (100 * table["test_accuracy_sd"]).where(table["seeds"] >= 2, 0),
+                    "visible": bool((table["seeds"] >= 2).any()),
+                },
                 mode="markers+text",
                 marker={"symbol": ["star" if on else "circle" for on in table[front]], "size": 12},
                 text=[
@@ -282,11 +324,15 @@ def frontier_figure(table: pd.DataFrame):
     return figure
 
 
-def write_frontier(out_dir: str | os.PathLike) -> pd.DataFrame:
+def write_frontier(out_dir: str | os.PathLike, remeasure: bool = True) -> pd.DataFrame:
     """Write ``frontier.csv``, ``frontier_runs.csv``, ``frontier.md`` (both tables) and ``frontier.html``
-    of a study folder."""
+    of a study folder. ``remeasure`` False: a median run already in ``frontier.csv`` keeps its latency."""
     out = Path(out_dir)
-    table = frontier_table(out)
+    measured = {}
+    if not remeasure and (out / TABLE_FILE).exists():
+        recorded = pd.read_csv(out / TABLE_FILE)
+        measured = dict(zip(recorded["median_run"], recorded["int8_ms_per_face"], strict=True))
+    table = frontier_table(out, measured)
     atomic_write_csv(out / TABLE_FILE, table)
     runs = run_table(out)
     atomic_write_csv(out / RUNS_FILE, runs)
@@ -297,6 +343,69 @@ def write_frontier(out_dir: str | os.PathLike) -> pd.DataFrame:
     if len(table):
         write_figure(frontier_figure(table), out / FIGURE_FILE)  # loads plotly.min.js beside it: offline
     return table
+
+
+def finished_runs(out_dir: str | os.PathLike) -> list[str]:
+    """The finished runs of a study folder, relative to it (``<architecture>/seed-<k>``)."""
+    out = Path(out_dir)
+    study = json.loads((out / STUDY_FILE).read_text())
+    return sorted(
+        os.path.relpath(path, out)
+        for name in study["architectures"]
+        for path in (out / name).glob("seed-*")
+        if rundir.is_finished(path)
+    )
+
+
+def study_is_current(out_dir: str | os.PathLike) -> bool:
+    """True when the study's recorded tables cover exactly its finished runs (nothing to add)."""
+    out = Path(out_dir)
+    if not all((out / name).exists() for name in (STUDY_FILE, TABLE_FILE, RUNS_FILE, MARKDOWN_FILE)):
+        return False
+    recorded = pd.read_csv(out / RUNS_FILE)
+    return sorted(recorded["run"]) == finished_runs(out) if "run" in recorded else False
+
+
+def show_study(out_dir: str | os.PathLike) -> pd.DataFrame:
+    """A study's table for reading: the recorded ``frontier.csv`` when it covers every finished run (no
+    latency measured, no file written), else written afresh keeping the latencies already measured."""
+    out = Path(out_dir)
+    if study_is_current(out):
+        return pd.read_csv(out / TABLE_FILE)
+    return write_frontier(out, remeasure=False)
+
+
+#: The small study notebook 05 trains when opened without a cache or a study: the demo set, two seeds (a
+#: spread needs two), few epochs, the demo's recipe.
+DEMO_STUDY = {"seeds": [0, 1], "epochs": 6, "recipe": "robust"}
+#: Where that study goes (beside the demo set's cache and runs).
+DEMO_STUDY_DIR = f"{DEMO_DIR}/runs/frontier"
+
+
+def notebook_study(
+    cache_dir: str, study_dir: str, base: TrainConfig, architectures, seeds, demo_settings: bool = True
+) -> tuple[Path, pd.DataFrame]:
+    """What notebook 05 shows, and where: with ``cache_dir``, the study in ``study_dir`` trained (finished
+    seeds kept; a study already complete is only read); without, the study already in ``study_dir``, read
+    (nothing measured or rewritten); neither, a small study of the demo set (:data:`DEMO_STUDY` unless
+    ``demo_settings`` is False) in :data:`DEMO_STUDY_DIR`, trained once and then read."""
+    study = output_path(study_dir, "model study")
+    if cache_dir:
+        table = run_model_study(project_path(cache_dir), study, base, architectures, seeds, remeasure=False)
+        return study, table
+    if (study / STUDY_FILE).exists():
+        return study, show_study(study)
+    study = output_path(DEMO_STUDY_DIR, "demo model study")
+    if demo_settings:
+        seeds = DEMO_STUDY["seeds"]
+        base = dataclasses.replace(base, epochs=DEMO_STUDY["epochs"], recipe=DEMO_STUDY["recipe"])
+    print(
+        f"no study in {study_dir} and no cache_dir: a small study of the synthetic demo set in {study} "
+        f"({len(list(architectures))} architectures × seeds {list(seeds)}, {base.epochs} epochs; set cache_dir for a real one)"
+    )
+    cache = demo_cache()
+    table = run_model_study(cache.cache_dir, study, base, architectures, seeds, remeasure=False)
+    return study, table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
