@@ -153,3 +153,30 @@ def test_every_notebook_figure_has_a_static_fallback_for_exports(path):
     assert not shows or (setup and setup[0] < shows[0]), (
         f"{path.name}: a figure before setup_notebook_rendering()"
     )
+
+
+@pytest.mark.slow
+def test_notebook_05_as_shipped_runs_a_demo_study_shows_it_in_exports_and_reopening_rewrites_nothing(
+    tmp_path,
+):
+    """The real thing: papermill runs notebook 05 with no parameters in a fresh project (the demo set is
+    made, a small study trained), the exported HTML carries the figure, a second opening changes no file."""
+    import shutil
+
+    from nbconvert import HTMLExporter
+
+    from fer_utils.notebook_execution import execute_notebook
+
+    (tmp_path / "pyproject.toml").write_text("")  # the project the notebook writes into
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(NOTEBOOKS_DIR / "05_model_frontier.ipynb", tmp_path / "notebooks" / "05.ipynb")
+    executed = tmp_path / "notebooks" / "executed.ipynb"
+    execute_notebook(tmp_path / "notebooks" / "05.ipynb", executed, {}, cwd=tmp_path / "notebooks", threads=1)
+    study = tmp_path / model_study.DEMO_STUDY_DIR
+    table = pd.read_csv(study / model_study.TABLE_FILE)
+    assert len(table) == 4 and (table["seeds"] == 2).all() and (table["int8_ms_per_face"] > 0).all()
+    html, _ = HTMLExporter().from_filename(str(executed))
+    assert html.count("plotly-graph-div") >= 1 and "Plotly.newPlot" in html  # a figure, not a blank box
+    files = {path: path.read_bytes() for path in study.glob("frontier*")}
+    execute_notebook(tmp_path / "notebooks" / "05.ipynb", executed, {}, cwd=tmp_path / "notebooks", threads=1)
+    assert {path: path.read_bytes() for path in study.glob("frontier*")} == files

@@ -330,8 +330,9 @@ def write_frontier(out_dir: str | os.PathLike, remeasure: bool = True) -> pd.Dat
     out = Path(out_dir)
     measured = {}
     if not remeasure and (out / TABLE_FILE).exists():
-        recorded = pd.read_csv(out / TABLE_FILE)
-        measured = dict(zip(recorded["median_run"], recorded["int8_ms_per_face"], strict=True))
+        recorded = _read_table(out / TABLE_FILE)
+        if "median_run" in recorded:
+            measured = dict(zip(recorded["median_run"], recorded["int8_ms_per_face"], strict=True))
     table = frontier_table(out, measured)
     atomic_write_csv(out / TABLE_FILE, table)
     runs = run_table(out)
@@ -362,8 +363,16 @@ def study_is_current(out_dir: str | os.PathLike) -> bool:
     out = Path(out_dir)
     if not all((out / name).exists() for name in (STUDY_FILE, TABLE_FILE, RUNS_FILE, MARKDOWN_FILE)):
         return False
-    recorded = pd.read_csv(out / RUNS_FILE)
+    recorded = _read_table(out / RUNS_FILE)
     return sorted(recorded["run"]) == finished_runs(out) if "run" in recorded else False
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """A CSV table written by this module (an empty one when no run had finished)."""
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
 
 
 def show_study(out_dir: str | os.PathLike) -> pd.DataFrame:
@@ -371,13 +380,13 @@ def show_study(out_dir: str | os.PathLike) -> pd.DataFrame:
     latency measured, no file written), else written afresh keeping the latencies already measured."""
     out = Path(out_dir)
     if study_is_current(out):
-        return pd.read_csv(out / TABLE_FILE)
+        return _read_table(out / TABLE_FILE)
     return write_frontier(out, remeasure=False)
 
 
 #: The small study notebook 05 trains when opened without a cache or a study: the demo set, two seeds (a
-#: spread needs two), few epochs, the demo's recipe.
-DEMO_STUDY = {"seeds": [0, 1], "epochs": 6, "recipe": "robust"}
+#: spread needs two), few epochs, the demo's recipe, unseen clips tested (the demo has no fixed split).
+DEMO_STUDY = {"seeds": [0, 1], "epochs": 6, "recipe": "robust", "protocol": "video"}
 #: Where that study goes (beside the demo set's cache and runs).
 DEMO_STUDY_DIR = f"{DEMO_DIR}/runs/frontier"
 
@@ -392,20 +401,42 @@ def notebook_study(
     study = output_path(study_dir, "model study")
     if cache_dir:
         table = run_model_study(project_path(cache_dir), study, base, architectures, seeds, remeasure=False)
+        _say_failures(study)
         return study, table
     if (study / STUDY_FILE).exists():
         return study, show_study(study)
     study = output_path(DEMO_STUDY_DIR, "demo model study")
     if demo_settings:
         seeds = DEMO_STUDY["seeds"]
-        base = dataclasses.replace(base, epochs=DEMO_STUDY["epochs"], recipe=DEMO_STUDY["recipe"])
+        base = dataclasses.replace(
+            base, epochs=DEMO_STUDY["epochs"], recipe=DEMO_STUDY["recipe"], protocol=DEMO_STUDY["protocol"]
+        )
     print(
         f"no study in {study_dir} and no cache_dir: a small study of the synthetic demo set in {study} "
         f"({len(list(architectures))} architectures × seeds {list(seeds)}, {base.epochs} epochs; set cache_dir for a real one)"
     )
     cache = demo_cache()
     table = run_model_study(cache.cache_dir, study, base, architectures, seeds, remeasure=False)
+    _say_failures(study)
     return study, table
+
+
+def _say_failures(study: Path) -> None:
+    for line in failed_seeds(study):
+        print(line)
+
+
+def failed_seeds(out_dir: str | os.PathLike) -> list[str]:
+    """One line per seed of the study that failed, with its error (from each ``seeds.json``)."""
+    out = Path(out_dir)
+    if not (out / STUDY_FILE).exists():
+        return []
+    lines = []
+    for name in json.loads((out / STUDY_FILE).read_text())["architectures"]:
+        if (out / name / "seeds.json").exists():
+            failed = read_seed_summary(out / name).get("failed", {})
+            lines += [f"{name} seed {seed} failed: {error}" for seed, error in failed.items()]
+    return lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
