@@ -180,3 +180,30 @@ def test_notebook_05_as_shipped_runs_a_demo_study_shows_it_in_exports_and_reopen
     files = {path: path.read_bytes() for path in study.glob("frontier*")}
     execute_notebook(tmp_path / "notebooks" / "05.ipynb", executed, {}, cwd=tmp_path / "notebooks", threads=1)
     assert {path: path.read_bytes() for path in study.glob("frontier*")} == files
+
+
+@pytest.mark.slow
+def test_notebook_01_as_shipped_exports_its_figures_to_html(tmp_path):
+    """Notebook 01 opened as shipped (the demo set): every plotly figure it shows is drawn in the exported
+    HTML (before, the exports held only empty output areas: plotly's mimetype without a static copy)."""
+    import shutil
+
+    from nbconvert import HTMLExporter
+
+    from fer_utils.notebook_execution import execute_notebook
+
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(NOTEBOOKS_DIR / "01_preprocessing.ipynb", tmp_path / "notebooks" / "01.ipynb")
+    executed = tmp_path / "notebooks" / "executed.ipynb"
+    execute_notebook(tmp_path / "notebooks" / "01.ipynb", executed, {}, cwd=tmp_path / "notebooks", threads=1)
+    notebook = nbformat.read(executed, as_version=4)
+    plotly_outputs = [
+        output
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if "application/vnd.plotly.v1+json" in output.get("data", {})
+    ]
+    assert len(plotly_outputs) >= 3 and all("text/html" in output["data"] for output in plotly_outputs)
+    html, _ = HTMLExporter().from_filename(str(executed))
+    assert html.count("Plotly.newPlot") >= len(plotly_outputs)
