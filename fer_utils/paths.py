@@ -37,6 +37,12 @@ def shared_data_root() -> Path:
     return beside_work if beside_work.is_dir() else PROJECT_ROOT.parent / "shared" / "data"
 
 
+def user_cache_dir() -> Path:
+    """The package's cache folder for this user (``$XDG_CACHE_HOME/fer_utils``): derived files kept across
+    runs (the engine choice, the detector model made any-size, the one shared plotly.js)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fer_utils"
+
+
 def ordered_labels(labels) -> list[str]:
     """Sort label names canonically (unknown names last, alphabetically)."""
     rank = {name: i for i, name in enumerate(CANONICAL_LABELS)}

@@ -144,12 +144,30 @@ def test_quick_bench_writes_the_documented_schema(fer2013_root, pyfeat_media, tm
     assert keyframes[("single_face.mp4", 1, "—")]["mean_iou"] == 1.0
     assert results["engine_choice"]["engine"] in results["engine_choice"]["ms_per_face"]
     assert {row["min_face_size"] for row in results["detect_scale"]["rows"]} >= {0, 160}
+    detectors = {row["media"]: row for row in results["detectors"]["faces"]}
+    assert (detectors["multi_face.jpg"]["hog"], detectors["multi_face.jpg"]["centerface"]) == (4, 5)
     assert all(row["threads"] >= 1 and row["ratio_to_floor"] > 0 for row in results["training"]["rows"])
     assert results["preprocessing"]["decode_floor"]["clips_per_second_per_core"] > 0
     markdown = (tmp_path / "benchmarks.md").read_text()
     assert "## Inference" in markdown and "## Targets" in markdown
     assert "## End to end" in markdown and "## Memory of `fer predict --fps 25`" in markdown
     assert "## Keyframes + tracking" in markdown and "## Engine of `fer predict`" in markdown
+    assert "## Face detectors (1 core)" in markdown
+
+
+@pytest.mark.slow
+def test_the_default_detector_keeps_fer_predict_at_hog_speed_on_the_one_face_clip(pyfeat_media):
+    """fer predict's face loop on every frame of single_face.mp4 (keyframes, tracking, the bundled model, one
+    core) with CenterFace against HOG, interleaved: the CNN that finds every face costs about what HOG did
+    (≤ 10 ms/frame on a quiet core; the ratio is what a shared machine can check)."""
+    from fer_utils.bench.detectors import detection_ms, predict_ms
+    from fer_utils.bench.keyframes import decoded_frames
+
+    frames, _ = decoded_frames(pyfeat_media / "single_face.mp4", None)
+    loop = predict_ms(frames, rounds=3)
+    assert loop["centerface"]["ratio_to_hog"] < 1.5, loop
+    detection = detection_ms([frame.image for frame in frames[::6]], ("hog", "centerface"), rounds=3)
+    assert detection["centerface"]["ratio_to_hog"] < 1.5, detection
 
 
 @pytest.mark.slow  # real data (../shared/data): the slow tier's

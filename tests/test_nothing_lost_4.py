@@ -302,12 +302,7 @@ def test_an_ablation_whose_figures_lie_outside_it_is_drawn_without_them(tmp_path
 
 
 def test_an_ablation_that_cannot_be_drawn_is_listed_and_the_next_one_drawn(tmp_path, monkeypatch):
-    import IPython.display
-
     from fer_utils.viz.dashboard import static
-
-    shown = []
-    monkeypatch.setattr(IPython.display, "display", lambda item: shown.append(item.data))
 
     def section(folder):
         if folder.name == "bad":
@@ -315,9 +310,10 @@ def test_an_ablation_that_cannot_be_drawn_is_listed_and_the_next_one_drawn(tmp_p
         return f"<h3>{folder.name}</h3>", []
 
     monkeypatch.setattr(static, "ablation_section_html", section)
-    static._display_ablations([tmp_path / "bad", tmp_path / "good"])
-    assert "could not be drawn (JSONDecodeError: Expecting value" in shown[1]
-    assert shown[2] == "<h3>good</h3>"
+    monkeypatch.setattr(static, "ablation_folders", lambda choices: [tmp_path / "bad", tmp_path / "good"])
+    parts = static.ablation_parts([])
+    assert "could not be drawn (JSONDecodeError: Expecting value" in parts[1][0]
+    assert parts[2] == ("<h3>good</h3>", [])
 
 
 # ----------------------------------------------------------------------------------------------------

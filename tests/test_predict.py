@@ -19,6 +19,7 @@ from fer_utils.experiments.cross_dataset import UNMAPPED, evaluate_on_cache, lab
 from fer_utils.experiments.served_scores import served_scores
 from fer_utils.faces.detection import detect_faces
 from fer_utils.faces.frames import evenly_spaced, stream_frames
+from fer_utils.paths import shared_data_root
 
 
 def dlib_faces(path, spec_width=bundled.DETECT_WIDTH) -> int:
@@ -45,12 +46,12 @@ def test_a_missing_bundled_model_names_the_command_that_builds_it(tmp_path):
 
 @pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_predict_without_a_model_reports_every_face_of_a_group_photo(pyfeat_media, tmp_path, capsys):
-    photo = pyfeat_media / "multi_face.jpg"
+    photo = pyfeat_media / "multi_face.jpg"  # 5 people, one in sunglasses: dlib's HOG finds 4
     out = tmp_path / "out"
     assert main(["predict", str(photo), "--out", str(out)]) == 0
     faces = pd.read_csv(out / "multi_face.jpg_faces.csv")
-    expected = dlib_faces(photo)
-    assert expected >= 4 and len(faces) == expected and (faces["status"] == "face").all()
+    expected = 5
+    assert dlib_faces(photo) == 4 and len(faces) == expected and (faces["status"] == "face").all()
     assert faces["face_index"].tolist() == list(range(expected))
     assert (faces[["bbox_w", "bbox_h"]] > 0).all().all() and faces["predicted_label"].notna().all()
     probabilities = faces.filter(like="prob_").to_numpy()
@@ -61,7 +62,16 @@ def test_predict_without_a_model_reports_every_face_of_a_group_photo(pyfeat_medi
     assert (out / "multi_face.jpg_faces.html").exists()
     summary = json.loads((out / "multi_face.jpg_summary.json").read_text())
     assert summary["faces"] == expected and len(summary["tracks"]) == expected
+    assert summary["detector"] == "centerface"
     assert f"{expected} face(s)" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
+def test_the_papers_hog_detector_stays_selectable(pyfeat_media, tmp_path):
+    photo = pyfeat_media / "multi_face.jpg"
+    assert main(["predict", str(photo), "--detector", "hog", "--out", str(tmp_path)]) == 0
+    assert len(pd.read_csv(tmp_path / "multi_face.jpg_faces.csv")) == dlib_faces(photo) == 4
+    assert json.loads((tmp_path / "multi_face.jpg_summary.json").read_text())["detector"] == "hog"
 
 
 @pytest.mark.slow  # real data (../shared/data): the slow tier's
@@ -94,7 +104,7 @@ def test_no_face_is_a_row_saying_so_and_an_unreadable_file_does_not_stop_the_bat
     assert summary.loc["no_face.mp4", "status"] == "no_face"
     assert summary.loc["single_face.jpg", "status"] == "ok"
     no_face = pd.read_csv(out / "no_face.mp4_faces.csv")
-    assert len(no_face) == 6 and (no_face["status"] == "no_face").all()
+    assert len(no_face) == 41 and (no_face["status"] == "no_face").all()  # 4.1 s at 10 frames per second
     assert json.loads((out / "broken.mp4_summary.json").read_text())["message"].startswith(
         "broken.mp4: unreadable"
     )
@@ -121,6 +131,51 @@ def test_the_python_api_reads_paths_and_numpy_images_alike(pyfeat_media):
     np.testing.assert_allclose(from_path.filter(like="prob_"), from_array.filter(like="prob_"), atol=0.01)
     with pytest.raises(ValueError, match="uint8"):
         fer_utils.predict(np.zeros((10, 10), np.float32))
+
+
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
+def test_a_video_gets_a_timeline_by_default_and_the_papers_six_frames_on_request(pyfeat_media, tmp_path):
+    clip = pyfeat_media / "single_face.mp4"  # 2.4 s, 72 frames at 30 fps
+    assert main(["predict", str(clip), "--out", str(tmp_path / "default")]) == 0
+    summary = json.loads((tmp_path / "default" / "single_face.mp4_summary.json").read_text())
+    assert summary["frames_sampled"] == 24 and summary["faces"] == 24  # 10 per second, the face in each
+    assert summary["detect_every"] == 10  # dense enough for keyframes + tracking
+    times = pd.read_csv(tmp_path / "default" / "single_face.mp4_faces.csv")["timestamp_s"]
+    assert times.diff().dropna().between(0.09, 0.14).all()  # every 3rd or 4th frame of 30
+    assert main(["predict", str(clip), "--frames", "6", "--out", str(tmp_path / "six")]) == 0
+    assert json.loads((tmp_path / "six" / "single_face.mp4_summary.json").read_text())["frames_sampled"] == 6
+    ravdess = shared_data_root() / "ravdess_actor05" / "crops" / "Actor_05"
+    if ravdess.is_dir():  # 15 frames at 5 fps: 10 per second cannot sample more than the clip holds
+        short = sorted(ravdess.glob("*.avi"))[0]
+        assert len(fer_utils.predict(short, detector="none")) == 15
+
+
+@pytest.mark.slow  # real data (../shared/data): the slow tier's
+def test_annotate_writes_the_clip_with_each_face_boxed_and_labelled_by_track(pyfeat_media, tmp_path):
+    clip = pyfeat_media / "face_noface.mov"  # a face for part of the clip only
+    assert main(["predict", str(clip), "--annotate", "--out", str(tmp_path)]) == 0
+    faces = pd.read_csv(tmp_path / "face_noface.mov_faces.csv")
+    video = cv2.VideoCapture(str(tmp_path / "face_noface.mov_annotated.mp4"))
+    original = cv2.VideoCapture(str(clip))
+    assert video.get(cv2.CAP_PROP_FPS) == pytest.approx(original.get(cv2.CAP_PROP_FPS), rel=0.01)
+    drawn, plain, index = [], [], 0
+    while True:
+        ok, frame = video.read()
+        ok_original, source = original.read()
+        if not ok:
+            break
+        assert ok_original
+        rows = faces[(faces["frame_index"] == index) & (faces["status"] == "face")]
+        difference = np.abs(frame.astype(int) - source.astype(int)).mean(axis=2)
+        if len(rows):
+            row = rows.iloc[0]  # the box's top edge is drawn in the label colour
+            x, y, w = int(row.bbox_x), int(row.bbox_y), int(row.bbox_w)
+            drawn.append(difference[max(0, y - 1) : y + 2, x + w // 4 : x + 3 * w // 4].mean())
+        elif index in set(faces["frame_index"]):
+            plain.append(difference.mean())  # a sampled frame without a face: nothing drawn
+        index += 1
+    assert index >= len(faces) and len(drawn) >= 5 and len(plain) >= 5
+    assert min(drawn) > 40 and max(plain) < 5  # mp4v re-encoding alone changes pixels by a few levels
 
 
 @pytest.mark.slow  # real data (../shared/data): the slow tier's
@@ -411,7 +466,7 @@ def test_summary_columns_are_counts_in_a_fixed_order_and_a_missing_path_is_a_rep
     assert list(summary.columns) == [*SUMMARY_COLUMNS, *(f"{kind}_file" for kind in OUTPUT_KINDS)]
     rows = summary.set_index(summary["media_path"].map(lambda p: p.rsplit("/", 1)[-1]))
     assert rows.loc["not-there.mp4", "status"] == "missing"
-    assert rows.loc["multi_face.jpg", "faces"] == dlib_faces(photo) == rows.loc["multi_face.jpg", "tracks"]
+    assert rows.loc["multi_face.jpg", "faces"] == 5 == rows.loc["multi_face.jpg", "tracks"]
     assert (
         json.loads((out / "multi_face.jpg_summary.json").read_text())["faces"]
         == rows.loc["multi_face.jpg", "faces"]
@@ -472,7 +527,22 @@ def test_predict_into_a_folder_of_earlier_predictions_is_refused_unless_appended
     summary = pd.read_csv(out / "summary.csv")
     names = summary["media_path"].map(lambda path: path.rsplit("/", 1)[-1]).tolist()
     assert sorted(names) == ["multi_face.jpg", "no_face.mp4", "single_face.jpg"]  # no_face: this batch's row
-    assert summary.set_index(pd.Index(names)).loc["multi_face.jpg", "faces"] == dlib_faces(
-        pyfeat_media / "multi_face.jpg"
-    )
+    assert summary.set_index(pd.Index(names)).loc["multi_face.jpg", "faces"] == 5  # every person
     assert summary["faces"].dtype.kind == "i"  # counts stay integers after the merge
+
+
+def test_every_output_folder_loads_plotly_js_beside_it_from_one_copy_on_disk(tmp_path):
+    import plotly.graph_objects as go
+    from plotly.offline import get_plotlyjs
+
+    from fer_utils.deploy.prediction_outputs import PLOTLY_FILE, write_figure
+
+    folders = [tmp_path / "predictions" / name for name in ("clip-a", "clip-b", "batch/clip-c")]
+    for folder in folders:
+        folder.mkdir(parents=True)
+        write_figure(go.Figure(go.Bar(y=[1, 2])), folder / "figure.html")
+        assert f'src="{PLOTLY_FILE}"' in (folder / "figure.html").read_text()  # beside it: offline, movable
+        assert (folder / PLOTLY_FILE).read_text() == get_plotlyjs()
+    inodes = {(folder / PLOTLY_FILE).stat().st_ino for folder in folders}
+    assert len(inodes) == 1  # 4.8 MB stored once, not once per folder
+    assert (folders[0] / PLOTLY_FILE).stat().st_nlink >= len(folders)

@@ -2,7 +2,7 @@
 stays flat with the clip's length.
 
 * :func:`benchmark_end_to_end` — decode + detect + classify per frame with the bundled int8 model on one
-  core (OpenCV, dlib and TFLite each on 1 thread): every frame of ``single_face.mp4`` (640×360, one face)
+  core (OpenCV, the face detector and TFLite each on 1 thread): every frame of ``single_face.mp4`` (640×360, one face)
   and the still ``multi_face.jpg`` (several faces), with the time of each stage, beside the peers'
   published figures.
 * :func:`predict_memory` — peak resident memory of ``fer predict --fps 25`` on a short and a long clip

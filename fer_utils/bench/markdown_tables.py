@@ -169,6 +169,9 @@ def markdown_report(results: dict) -> str:
     from fer_utils.bench import keyframes
 
     lines += keyframes.markdown_sections(results.get("keyframes"), results.get("detect_scale"))
+    from fer_utils.bench import detectors
+
+    lines += detectors.markdown_section(results.get("detectors"))
     lines += engine_markdown(results.get("engine_choice"))
     from fer_utils.bench.family_training import family_training_table
 

@@ -22,6 +22,8 @@ module drives the sections, each measured by its own module:
 * **end to end**, **predict memory** — from :mod:`fer_utils.bench.end_to_end` on the real clips.
 * **keyframes**, **detect scale** — from :mod:`fer_utils.bench.keyframes`: keyframe detection + tracking vs
   detection on every frame, and faces found on downscaled frames, on the real clips and photos.
+* **detectors** — from :mod:`fer_utils.bench.detectors`: HOG, CenterFace and dlib's CNN, faces found on the
+  real photos and clips and ms/frame (detection, and ``fer predict``'s face loop) as ratios to HOG.
 * **engine choice** — what ``fer predict --engine auto`` picks (:mod:`fer_utils.deploy.engines`) against
   each engine measured afresh.
 
@@ -89,6 +91,7 @@ SECTIONS = (
     "predict_memory",
     "keyframes",
     "detect_scale",
+    "detectors",
     "engine_choice",
 )
 #: Clip lengths (s) of the memory section: short and long clip per mode.
@@ -221,6 +224,11 @@ def _media_sections(results: dict, sections, media: Path, quick: bool) -> None:
         from fer_utils.bench.keyframes import benchmark_detect_scale
 
         results["detect_scale"] = benchmark_detect_scale(media, step=8 if quick else 2)
+    if "detectors" in sections:
+        print("detectors: faces found and ms/frame, HOG vs CenterFace vs dlib CNN …", file=sys.stderr)
+        from fer_utils.bench.detectors import benchmark_detectors
+
+        results["detectors"] = benchmark_detectors(media, quick)
 
 
 def engine_choice_section(threads: int = 1) -> dict:

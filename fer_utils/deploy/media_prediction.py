@@ -20,6 +20,11 @@ from fer_utils.faces.frames import Frame, UnreadableMedia, is_image, open_video,
 from fer_utils.faces.keyframes import DEFAULT_TRACKER, KeyframeDetector
 
 DEFAULT_FRAMES = 6
+#: Frames per second ``fer predict`` samples of a video unless told otherwise: a timeline of the clip (the
+#: paper's 6 frames per clip stay for training caches). Dense enough for keyframe tracking.
+DEFAULT_FPS = 10.0
+#: The face detector of ``fer predict`` / ``fer_utils.predict`` (``--detector hog``: the paper's).
+PREDICT_DETECTOR = "centerface"
 #: Columns of the per-face table that identify a face (the class probabilities follow them).
 FACE_COLUMNS = (
     "media_path",
@@ -103,12 +108,9 @@ def model_face_options(predictor: Predictor, detector: str | None) -> dict:
     accepted = set(inspect.signature(extract_face).parameters) - {"gray", "image_size"}
     options = {key: value for key, value in preprocessing.items() if key in accepted}
     options["equalize"] = predictor.pixel_step
-    if detector:
-        options["detector"] = detector
-    elif options.get("detector", "hog") == "none":
-        # A model trained on already-cropped faces still needs a detector on whole frames.
-        options["detector"] = "hog"
-    options.setdefault("detector", "hog")
+    # Whatever detector built the training cache (HOG, or none for cropped faces), whole frames get the CNN
+    # unless asked otherwise: HOG misses faces (sunglasses, turned heads); boxes are framed as HOG's.
+    options["detector"] = detector or PREDICT_DETECTOR
     return options
 
 
@@ -128,15 +130,15 @@ def frame_count_for_rate(path: str | os.PathLike, fps: float) -> int:
         capture.release()
     if native_fps <= 0 or frames <= 0:
         return DEFAULT_FRAMES
-    return max(1, round(frames / native_fps * fps))
+    return max(1, min(round(frames), round(frames / native_fps * fps)))  # never more than the clip has
 
 
 def frames_to_sample(media_path: str, preprocessing: dict, frames: int | None, fps: float | None) -> int:
-    """How many frames :func:`predict_media` samples: ``fps`` × duration, else ``frames``, else as in
-    training (``frames_per_video``), else :data:`DEFAULT_FRAMES`."""
-    if fps is not None and not is_image(media_path):
-        return frame_count_for_rate(media_path, fps)
-    count = int(frames or preprocessing.get("frames_per_video") or DEFAULT_FRAMES)
+    """How many frames :func:`predict_media` samples: ``fps`` × duration, else ``frames``, else
+    :data:`DEFAULT_FPS` × duration (a timeline, not the training caches' few frames per clip)."""
+    if not is_image(media_path) and (fps is not None or not frames):
+        return frame_count_for_rate(media_path, DEFAULT_FPS if fps is None else fps)
+    count = int(frames or DEFAULT_FRAMES)
     if count < 1:
         raise ValueError(f"frames must be ≥ 1, got {count}")
     return count
@@ -284,10 +286,10 @@ def predict_media(
     Args:
         media_path: video or image.
         predictor: from :func:`load_predictor`.
-        frames: evenly spaced frames to sample (default: the training ``frames_per_video``, else 6).
+        frames: evenly spaced frames to sample instead (default: :data:`DEFAULT_FPS` frames per second).
         fps: sample this many frames per second instead (dense timelines); overrides ``frames``. Frames
             stream through one at a time whatever the clip's length.
-        detector: face detector override (default: the model's; HOG for models trained on cropped faces).
+        detector: face detector (default :data:`PREDICT_DETECTOR`; ``"hog"``: the paper's).
         max_faces: at most this many faces per frame (the largest); None = all.
         min_face_size: ignore faces smaller than this (box side, pixels); also lets detection run on a
             downscaled frame (:func:`fer_utils.faces.detection.detect_width_for`).
@@ -306,6 +308,7 @@ def predict_media(
     result.is_image = is_image(media_path)
     detect_every = effective_detect_every(media_path, count, detect_every)
     result.method = {
+        "detector": options["detector"],
         "detect_every": detect_every,
         "tracker": tracker if detect_every > 1 else None,
         "engine": getattr(predictor, "engine", None) or predictor.format,

@@ -17,7 +17,12 @@ import os
 from pathlib import Path
 
 from fer_utils.data.samples import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from fer_utils.deploy.media_prediction import MAX_TRACKING_GAP_S, predict_media
+from fer_utils.deploy.media_prediction import (
+    DEFAULT_FPS,
+    MAX_TRACKING_GAP_S,
+    PREDICT_DETECTOR,
+    predict_media,
+)
 from fer_utils.deploy.prediction_outputs import output_names, summary_row, summary_table, write_prediction
 from fer_utils.deploy.predictors import load_predictor
 from fer_utils.faces.detection import DETECTORS
@@ -62,20 +67,31 @@ def add_arguments(predict: argparse.ArgumentParser) -> None:
         help="run folder, model.keras, .tflite or .onnx, or a bundled model by architecture name, e.g. paper "
         "(default: the bundled FER2013 model, see `fer bundle-model`)",
     )
-    predict.add_argument("--fps", type=float, help="sample this many frames per second (dense timeline)")
+    predict.add_argument(
+        "--fps", type=float, help=f"frames per second sampled of a video (default {DEFAULT_FPS:g})"
+    )
     predict.add_argument(
         "--frames-per-video",
         "--frames",
         dest="frames",
         type=int,
-        help="evenly spaced frames per video (default: as in training)",
+        help="evenly spaced frames per video instead of --fps (e.g. 6, as the training caches)",
     )
-    predict.add_argument("--detector", choices=DETECTORS, help="face detector (default: as in training)")
+    predict.add_argument(
+        "--detector",
+        choices=DETECTORS,
+        help=f"face detector (default {PREDICT_DETECTOR}: a CNN; hog: the paper's, misses some faces)",
+    )
     predict.add_argument(
         "--max-faces", type=int, help="at most this many faces per frame, the largest (default: all)"
     )
     predict.add_argument(
         "--min-face-size", type=int, default=0, help="ignore faces smaller than this many pixels (box side)"
+    )
+    predict.add_argument(
+        "--annotate",
+        action="store_true",
+        help="also write <video>_annotated.mp4: every frame with the faces' boxes, track ids and labels",
     )
     predict.add_argument("--threads", type=int, help="CPU threads of TFLite / ONNX Runtime (default: all)")
     add_speed_arguments(predict)
@@ -204,7 +220,7 @@ def _predict_into(args, media: list[Path], skipped: list[tuple[str, str]]) -> in
             args.detect_every,
             args.tracker,
         )
-        outputs = write_prediction(prediction, args.out, str(model), name)
+        outputs = write_prediction(prediction, args.out, str(model), name, args.annotate)
         print(prediction.message())
         rows.append(summary_row(path, prediction, outputs, output_name=name))
     out = Path(args.out)

@@ -145,17 +145,23 @@ def annotated_image(prediction: MediaPrediction) -> np.ndarray:
     import cv2
 
     image = cv2.imread(prediction.media_path, cv2.IMREAD_COLOR)
-    thickness = max(1, round(max(image.shape[:2]) / 400))
     for row in prediction.face_rows.itertuples():
-        x, y, w, h = int(row.bbox_x), int(row.bbox_y), int(row.bbox_w), int(row.bbox_h)
-        cv2.rectangle(image, (x, y), (x + w, y + h), (0, 200, 255), thickness)
-        text = f"{row.face_index}: {row.predicted_label} {row.confidence:.2f}"
-        scale = max(0.4, w / 220)
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        left, top = label_origin((x, y), (tw, th + base + 2), image.shape)
-        cv2.rectangle(image, (left, top), (left + tw, top + th + base + 2), (0, 200, 255), -1)
-        cv2.putText(image, text, (left, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness)
+        draw_face(image, row, f"{row.face_index}: {row.predicted_label} {row.confidence:.2f}")
     return image
+
+
+def draw_face(image: np.ndarray, row, text: str) -> None:
+    """One face's box and its label (``text``) drawn in place on a BGR image; ``row``: a faces-table row."""
+    import cv2
+
+    thickness = max(1, round(max(image.shape[:2]) / 400))
+    x, y, w, h = int(row.bbox_x), int(row.bbox_y), int(row.bbox_w), int(row.bbox_h)
+    cv2.rectangle(image, (x, y), (x + w, y + h), (0, 200, 255), thickness)
+    scale = max(0.4, w / 220)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    left, top = label_origin((x, y), (tw, th + base + 2), image.shape)
+    cv2.rectangle(image, (left, top), (left + tw, top + th + base + 2), (0, 200, 255), -1)
+    cv2.putText(image, text, (left, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness)
 
 
 def label_origin(box_corner: tuple[int, int], label_size: tuple[int, int], image_shape) -> tuple[int, int]:

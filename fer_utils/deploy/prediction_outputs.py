@@ -1,6 +1,6 @@
 """The files ``fer predict`` writes: output names that never collide, each media file's
-``_summary.json`` / ``_faces.csv`` / ``_tracks.csv`` / figure / annotated photo, one plotly.js per folder,
-and the rows of ``summary.csv``.
+``_summary.json`` / ``_faces.csv`` / ``_tracks.csv`` / figure / annotated photo, plotly.js beside them (one
+copy on disk for every folder), and the rows of ``summary.csv``.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_utils.deploy.annotated_video import write_annotated_video
 from fer_utils.deploy.media_prediction import MediaPrediction
 from fer_utils.deploy.prediction_figures import annotated_image, faces_bar_figure, timeline_figure
 from fer_utils.files import atomic_write_csv, atomic_write_json, atomic_write_with, writing
+from fer_utils.paths import user_cache_dir
 
 #: Longest output file name in bytes (most file systems allow 255; room is left for temporary names).
 MAX_OUTPUT_NAME_BYTES = 200
@@ -23,6 +25,7 @@ OUTPUT_SUFFIXES = (
     "_tracks.csv",
     "_timeline.html",
     "_annotated.png",
+    "_annotated.mp4",
     "_faces.html",
 )
 
@@ -65,14 +68,20 @@ def output_names(media: list[Path]) -> list[str]:
 
 
 def write_prediction(
-    prediction: MediaPrediction, out_dir: str | os.PathLike, model_path: str = "", name: str | None = None
+    prediction: MediaPrediction,
+    out_dir: str | os.PathLike,
+    model_path: str = "",
+    name: str | None = None,
+    annotate: bool = False,
 ) -> dict:
     """Write a media file's outputs, named ``name`` (:func:`output_names`; default: its whole file name,
     :func:`output_stem`):
     ``_summary.json`` always; with faces ``_faces.csv`` (one row per face per frame, and one per frame
     without a face), ``_tracks.csv`` (a label per track) and, for a video, ``_timeline.html`` (one panel
     per track) or, for an image, ``_annotated.png`` (boxes and labels) and ``_faces.html`` (a bar chart
-    per face). Figures load plotly.js from one ``plotly.min.js`` beside them.
+    per face). ``annotate``: a video with faces also gets ``_annotated.mp4`` (every frame, boxes, track ids
+    and labels: :mod:`~fer_utils.deploy.annotated_video`). Figures load plotly.js from one ``plotly.min.js``
+    beside them.
 
     Returns:
         The written paths by kind.
@@ -97,32 +106,72 @@ def write_prediction(
         else:
             paths["figure"] = out_dir / f"{stem}_timeline.html"
             write_figure(timeline_figure(prediction), paths["figure"])
+            if annotate:
+                paths["annotated"] = out_dir / f"{stem}_annotated.mp4"
+                write_annotated_video(prediction, paths["annotated"])
     with writing("the summary", paths["summary"]):
         atomic_write_json(paths["summary"], prediction_summary(prediction, model_path))
     prediction.outputs = {kind: str(path) for kind, path in paths.items()}
     return prediction.outputs
 
 
-#: The one copy of plotly.js that every figure of an output folder loads.
+#: The plotly.js that every figure of an output folder loads, beside it (offline, and the folder can move).
 PLOTLY_FILE = "plotly.min.js"
 #: Output folders whose plotly.js this process has checked (it is read back once, not per figure).
 _CHECKED_PLOTLY: set[Path] = set()
 
 
 def ensure_plotly_js(out_dir: Path) -> str:
-    """Make ``out_dir/plotly.min.js`` the bundled plotly.js: written atomically, and rewritten when the
-    file there is not it (cut short by a full disk, or another version). Returns the name figures load."""
+    """Make ``out_dir/plotly.min.js`` the bundled plotly.js, rewritten when the file there is not it (cut
+    short by a full disk, or another version). Every folder's file is a hard link to one copy in the user's
+    cache (:func:`shared_plotly_js`), so 4.8 MB are stored once however many output folders there are; a
+    plain copy, written atomically, where no link can be made (another file system). Returns the name
+    figures load."""
     from plotly.offline import get_plotlyjs
 
     path = Path(os.path.abspath(out_dir / PLOTLY_FILE))
     if path in _CHECKED_PLOTLY and path.exists():
         return PLOTLY_FILE
     script = get_plotlyjs().encode()
-    if not (path.is_file() and path.stat().st_size == len(script) and path.read_bytes() == script):
-        with writing("plotly.js", path, len(script)):
-            atomic_write_with(path, lambda tmp: tmp.write_bytes(script), "plotly.js", needed=len(script))
+    if not _holds(path, script):
+        shared = shared_plotly_js(script)
+        if shared is None or not _hard_link(shared, path):
+            with writing("plotly.js", path, len(script)):
+                atomic_write_with(path, lambda tmp: tmp.write_bytes(script), "plotly.js", needed=len(script))
     _CHECKED_PLOTLY.add(path)
     return PLOTLY_FILE
+
+
+def shared_plotly_js(script: bytes) -> Path | None:
+    """The one copy of ``script`` in the user's cache (written when missing or damaged); None when the
+    cache cannot be written."""
+    digest = hashlib.sha256(script).hexdigest()[:12]
+    path = user_cache_dir() / f"plotly-{digest}.min.js"
+    if _holds(path, script):
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_with(path, lambda tmp: tmp.write_bytes(script), "plotly.js", needed=len(script))
+    except OSError:
+        return None
+    return path
+
+
+def _holds(path: Path, script: bytes) -> bool:
+    return path.is_file() and path.stat().st_size == len(script) and path.read_bytes() == script
+
+
+def _hard_link(shared: Path, path: Path) -> bool:
+    """``path`` made a hard link to ``shared`` (a temporary link renamed onto it); False when not possible."""
+    temporary = path.with_name(f".{path.name}.link-{os.getpid()}")
+    try:
+        temporary.unlink(missing_ok=True)
+        os.link(shared, temporary)
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def write_figure(figure, path: Path) -> None:

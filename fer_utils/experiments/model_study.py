@@ -12,11 +12,16 @@ Layout of a study folder::
     frontier.html              the figure (plotly.js from plotly.min.js beside it: works offline)
 
 Resumable: finished seeds are kept and an interrupted seed resumes after its last finished epoch
-(:mod:`fer_utils.training.resume`); the latencies are measured again on every call, side by side. One writer
+(:mod:`fer_utils.training.resume`); ``fer study-models`` measures the latencies again on every call, side
+by side. Notebook 05 (:func:`notebook_study`) only shows a finished study: its recorded tables, nothing
+measured or rewritten; opened without a cache or a study it trains a small study of the demo set. One writer
 per study folder (:func:`fer_utils.locks.output_lock`, for the whole call). A later call with other
 ``--architectures`` adds its families to ``study.json`` (those already there are kept); one with another
 cache or other shared settings is refused. A family that could not train is a row of the tables with its
 ``problem`` (``fer study-models`` then exits 1), never left out.
+
+A family whose median seed is *stalled* (no better than the test part's majority class,
+:mod:`fer_utils.training.health`) is never on the Pareto front: being cheap is no merit at chance.
 """
 
 from __future__ import annotations
@@ -36,10 +41,13 @@ from fer_utils.bench.inference import tflite_timer
 from fer_utils.bench.timing import time_calls
 from fer_utils.deploy.export import EXPORT_FILE_NAMES, export_run, run_calibration_faces
 from fer_utils.deploy.prediction_outputs import write_figure
+from fer_utils.experiments.notebook_pipeline import DEMO_DIR, demo_cache
 from fer_utils.files import atomic_write_csv, atomic_write_json, atomic_write_text
 from fer_utils.locks import output_lock
+from fer_utils.paths import output_path, project_path
 from fer_utils.settings import add_arguments as add_config_arguments
 from fer_utils.settings import config_from_args
+from fer_utils.training import rundir
 from fer_utils.training.architectures import ARCHITECTURES, architecture
 from fer_utils.training.config import TrainConfig
 from fer_utils.training.metrics import headline, registered
@@ -70,9 +78,11 @@ def run_model_study(
     seeds: Iterable[int],
     workers: int | None = None,
     progress: bool = True,
+    remeasure: bool = True,
 ) -> pd.DataFrame:
     """Train every architecture over ``seeds`` (one shared pool; resumable), time each one's int8 export
-    and write the table and figure. Returns the table (see :func:`frontier_table`)."""
+    and write the table and figure. Returns the table (see :func:`frontier_table`). ``remeasure`` False:
+    a study whose tables already cover its finished runs is only read (:func:`show_study`)."""
     architectures = list(dict.fromkeys(architectures))
     for name in architectures:
         architecture(name)  # an unknown name: one line, before any work
@@ -97,7 +107,7 @@ def run_model_study(
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / STUDY_FILE, record, default=str)
         train_seed_sets(cache_dir, configs, seeds, workers, progress=progress)
-        return write_frontier(out)
+        return write_frontier(out) if remeasure else show_study(out)
 
 
 def merged_study_record(out: Path, record: dict) -> dict:
@@ -173,12 +183,15 @@ def _mean_train_images_per_second(runs) -> float | None:
     return float(np.mean(rates)) if rates else None
 
 
-def frontier_table(out_dir: str | os.PathLike) -> pd.DataFrame:
+def frontier_table(out_dir: str | os.PathLike, measured: dict | None = None) -> pd.DataFrame:
     """One row per architecture of a study folder: image size, parameters, multiply-adds, seeds, every
-    registered test-part metric (:func:`seed_statistics`), int8 ms/face of the median seed, training img/s and wall
-    time, whether it is on the Pareto front of accuracy vs parameters and vs ms, and its ``problem``
-    (:func:`family_problem`; a family without a finished run is a row with only that)."""
+    registered test-part metric (:func:`seed_statistics`), int8 ms/face of the median seed (taken from
+    ``measured``, median run → ms, when it holds that run), training img/s and wall time (minutes, all
+    seeds), whether its median seed stalled, whether it is on the Pareto front of accuracy vs parameters
+    and vs ms, and its ``problem`` (:func:`family_problem`; a family without a finished run is a row with
+    only that)."""
     out = Path(out_dir)
+    measured = measured or {}
     study = json.loads((out / STUDY_FILE).read_text())
     rows = []
     for name, family in study["architectures"].items():
@@ -196,6 +209,7 @@ def frontier_table(out_dir: str | os.PathLike) -> pd.DataFrame:
             continue
         summary = read_seed_summary(out / name)
         median = median_run(out / name)
+        median_path = os.path.relpath(median.path, out)
         cost = median.outcome.cost or {}
         rows.append(
             {
@@ -205,13 +219,14 @@ def frontier_table(out_dir: str | os.PathLike) -> pd.DataFrame:
                 "multiply_adds": cost.get("multiply_adds"),
                 "seeds": summary["runs"],
                 **seed_statistics(summary),
-                "int8_ms_per_face": int8_latency_ms(median.path),
+                "int8_ms_per_face": measured.get(median_path) or int8_latency_ms(median.path),
                 "train_images_per_s": _mean_train_images_per_second(runs),
-                "train_hours_total": sum(run.outcome.train_seconds or 0 for run in runs) / 3600,
+                "train_minutes_total": sum(run.outcome.train_seconds or 0 for run in runs) / 60,
+                "stalled": bool(median.outcome.stalled),
                 "ece_after_mean": float(
                     np.mean([(run.outcome.calibration or {}).get("test_ece_after", np.nan) for run in runs])
                 ),
-                "median_run": os.path.relpath(median.path, out),
+                "median_run": median_path,
                 "problem": problem,
             }
         )
@@ -219,9 +234,9 @@ def frontier_table(out_dir: str | os.PathLike) -> pd.DataFrame:
     trained = table["test_accuracy_mean"].notna()
     table["pareto_parameters"] = table["pareto_ms"] = False
     if trained.any():
-        scores = table.loc[trained, "test_accuracy_mean"]
-        table.loc[trained, "pareto_parameters"] = pareto_front(table.loc[trained, "parameters"], scores)
-        table.loc[trained, "pareto_ms"] = pareto_front(table.loc[trained, "int8_ms_per_face"], scores)
+        part = table[trained].reset_index(drop=True)
+        table.loc[trained, "pareto_parameters"] = front_of(part, "parameters")
+        table.loc[trained, "pareto_ms"] = front_of(part, "int8_ms_per_face")
     return table.astype({"pareto_parameters": bool, "pareto_ms": bool})
 
 
@@ -247,11 +262,22 @@ def frontier_columns() -> list[str]:
         *seed_statistics({"scores": {}}),
         "int8_ms_per_face",
         "train_images_per_s",
-        "train_hours_total",
+        "train_minutes_total",
+        "stalled",
         "ece_after_mean",
         "median_run",
         "problem",
     ]
+
+
+def front_of(table: pd.DataFrame, cost: str) -> list[bool]:
+    """:func:`pareto_front` of accuracy vs ``cost`` among the families that did not stall (a stalled one is
+    never on it)."""
+    stalled = table["stalled"].to_numpy(bool) if "stalled" in table else np.zeros(len(table), bool)
+    front = np.zeros(len(table), bool)
+    if (~stalled).any():
+        front[~stalled] = pareto_front(table[cost][~stalled], table["test_accuracy_mean"][~stalled])
+    return front.tolist()
 
 
 def run_table(out_dir: str | os.PathLike) -> pd.DataFrame:
@@ -324,7 +350,7 @@ def markdown_frontier(table: pd.DataFrame) -> str:
     )
     headings = (
         f"| architecture | px | parameters | multiply-adds | seeds | {score_headings} | int8 ms/face (1 thread) | "
-        "train img/s | train h (all seeds) | ECE after | front (params / ms) |"
+        "train img/s | train min (all seeds) | ECE after | front (params / ms) |"
     )
     width = headings.count("|") - 1
     lines = [headings, "|" + "---|" * width]
@@ -338,26 +364,42 @@ def markdown_frontier(table: pd.DataFrame) -> str:
             reason = str(problem).replace("|", "\\|")
             lines.append(f"| {row['architecture']} | {size} | FAILED: {reason} |" + " — |" * (width - 3))
             continue
+        several = row["seeds"] >= 2  # a spread only where there are two seeds or more
         scores = []
         for entry in metrics:
+            sd = row.get(f"{entry.column}_sd") if several else None
             scores.append(
-                entry.format_mean_sd(row.get(f"{entry.column}_mean"), row.get(f"{entry.column}_sd"))
+                entry.format_mean_sd(row.get(f"{entry.column}_mean"), sd)
+                if several
+                else entry.format(row.get(f"{entry.column}_mean"))
             )
             if entry is lead:
                 scores.append(
                     f"{entry.format(row[f'{entry.column}_min'])} – {entry.format(row[f'{entry.column}_max'])}"
+                    if several
+                    else "— (1 seed)"
                 )
         madds = f"{row['multiply_adds'] / 1e6:.1f} M" if pd.notna(row["multiply_adds"]) else "?"
         rate = f"{row['train_images_per_s']:.0f}" if row["train_images_per_s"] else "?"
         front = f"{'★' if row['pareto_parameters'] else '·'} / {'★' if row['pareto_ms'] else '·'}"
+        if row.get("stalled") is True:
+            front = "stalled: not on it"
         lines.append(
             f"| [{row['architecture']}]({row['median_run']}) | {int(row['image_size'])} | {int(row['parameters']):,} | "
             f"{madds} | {int(row['seeds'])} | {' | '.join(scores)} | {row['int8_ms_per_face']:.3f} | {rate} | "
-            f"{row['train_hours_total']:.2f} | {row['ece_after_mean']:.3f} | {front} |"
+            f"{_minutes(row)} | {row['ece_after_mean']:.3f} | {front} |"
         )
     if notes:
         lines += ["", "Families short of runs:", "", *notes]
     return "\n".join(lines)
+
+
+def _minutes(row) -> str:
+    """Training wall time of all seeds in minutes (older tables: hours)."""
+    minutes = row.get("train_minutes_total")
+    if minutes is None or pd.isna(minutes):
+        minutes = 60 * row.get("train_hours_total", np.nan)
+    return f"{minutes:.1f}"
 
 
 def frontier_figure(table: pd.DataFrame):
@@ -378,7 +420,11 @@ def frontier_figure(table: pd.DataFrame):
             go.Scatter(
                 x=table[x],
                 y=100 * table["test_accuracy_mean"],
-                error_y={"type": "data", "array": 100 * table["test_accuracy_sd"]},
+                error_y={  # the seed spread, where there are two seeds or more
+                    "type": "data",
+                    "array": (100 * table["test_accuracy_sd"]).where(table["seeds"] >= 2, 0),
+                    "visible": bool((table["seeds"] >= 2).any()),
+                },
                 mode="markers+text",
                 marker={"symbol": ["star" if on else "circle" for on in table[front]], "size": 12},
                 text=[
@@ -411,16 +457,21 @@ def frontier_figure(table: pd.DataFrame):
     return figure
 
 
-def write_frontier(out_dir: str | os.PathLike) -> pd.DataFrame:
+def write_frontier(out_dir: str | os.PathLike, remeasure: bool = True) -> pd.DataFrame:
     """Write ``frontier.csv``, ``frontier_runs.csv``, ``frontier.md`` (both tables) and ``frontier.html``
-    of a study folder."""
+    of a study folder. ``remeasure`` False: a median run already in ``frontier.csv`` keeps its latency."""
     out = Path(out_dir)
+    measured = {}
+    if not remeasure and (out / TABLE_FILE).exists():
+        recorded = _read_table(out / TABLE_FILE)
+        if "median_run" in recorded:
+            measured = dict(zip(recorded["median_run"], recorded["int8_ms_per_face"], strict=True))
     with output_lock(out, "fer study-models"):  # held already when called by run_model_study
-        return _write_frontier(out)
+        return _write_frontier(out, measured)
 
 
-def _write_frontier(out: Path) -> pd.DataFrame:
-    table = frontier_table(out)
+def _write_frontier(out: Path, measured: dict) -> pd.DataFrame:
+    table = frontier_table(out, measured)
     atomic_write_csv(out / TABLE_FILE, table)
     trained = table[table["test_accuracy_mean"].notna()]
     runs = run_table(out)
@@ -432,6 +483,99 @@ def _write_frontier(out: Path) -> pd.DataFrame:
     if len(trained):
         write_figure(frontier_figure(trained), out / FIGURE_FILE)  # loads plotly.min.js beside it: offline
     return table
+
+
+def finished_runs(out_dir: str | os.PathLike) -> list[str]:
+    """The finished runs of a study folder, relative to it (``<architecture>/seed-<k>``)."""
+    out = Path(out_dir)
+    study = json.loads((out / STUDY_FILE).read_text())
+    return sorted(
+        os.path.relpath(path, out)
+        for name in study["architectures"]
+        for path in (out / name).glob("seed-*")
+        if rundir.is_finished(path)
+    )
+
+
+def study_is_current(out_dir: str | os.PathLike) -> bool:
+    """True when the study's recorded tables cover exactly its finished runs (nothing to add)."""
+    out = Path(out_dir)
+    if not all((out / name).exists() for name in (STUDY_FILE, TABLE_FILE, RUNS_FILE, MARKDOWN_FILE)):
+        return False
+    recorded = _read_table(out / RUNS_FILE)
+    return sorted(recorded["run"]) == finished_runs(out) if "run" in recorded else False
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """A CSV table written by this module (an empty one when no run had finished)."""
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def show_study(out_dir: str | os.PathLike) -> pd.DataFrame:
+    """A study's table for reading: the recorded ``frontier.csv`` when it covers every finished run (no
+    latency measured, no file written), else written afresh keeping the latencies already measured."""
+    out = Path(out_dir)
+    if study_is_current(out):
+        return _read_table(out / TABLE_FILE)
+    return write_frontier(out, remeasure=False)
+
+
+#: The small study notebook 05 trains when opened without a cache or a study: the demo set, two seeds (a
+#: spread needs two), few epochs, the demo's recipe, unseen clips tested (the demo has no fixed split).
+DEMO_STUDY = {"seeds": [0, 1], "epochs": 6, "recipe": "robust", "protocol": "video"}
+#: Where that study goes (beside the demo set's cache and runs).
+DEMO_STUDY_DIR = f"{DEMO_DIR}/runs/frontier"
+
+
+def notebook_study(
+    cache_dir: str, study_dir: str, base: TrainConfig, architectures, seeds, demo_settings: bool = True
+) -> tuple[Path, pd.DataFrame]:
+    """What notebook 05 shows, and where: with ``cache_dir``, the study in ``study_dir`` trained (finished
+    seeds kept; a study already complete is only read); without, the study already in ``study_dir``, read
+    (nothing measured or rewritten); neither, a small study of the demo set (:data:`DEMO_STUDY` unless
+    ``demo_settings`` is False) in :data:`DEMO_STUDY_DIR`, trained once and then read."""
+    study = output_path(study_dir, "model study")
+    if cache_dir:
+        table = run_model_study(project_path(cache_dir), study, base, architectures, seeds, remeasure=False)
+        _say_failures(study)
+        return study, table
+    if (study / STUDY_FILE).exists():
+        return study, show_study(study)
+    study = output_path(DEMO_STUDY_DIR, "demo model study")
+    if demo_settings:
+        seeds = DEMO_STUDY["seeds"]
+        base = dataclasses.replace(
+            base, epochs=DEMO_STUDY["epochs"], recipe=DEMO_STUDY["recipe"], protocol=DEMO_STUDY["protocol"]
+        )
+    print(
+        f"no study in {study_dir} and no cache_dir: a small study of the synthetic demo set in {study} "
+        f"({len(list(architectures))} architectures × seeds {list(seeds)}, {base.epochs} epochs; set cache_dir for a real one)"
+    )
+    cache = demo_cache()
+    table = run_model_study(cache.cache_dir, study, base, architectures, seeds, remeasure=False)
+    _say_failures(study)
+    return study, table
+
+
+def _say_failures(study: Path) -> None:
+    for line in failed_seeds(study):
+        print(line)
+
+
+def failed_seeds(out_dir: str | os.PathLike) -> list[str]:
+    """One line per seed of the study that failed, with its error (from each ``seeds.json``)."""
+    out = Path(out_dir)
+    if not (out / STUDY_FILE).exists():
+        return []
+    lines = []
+    for name in json.loads((out / STUDY_FILE).read_text())["architectures"]:
+        if (out / name / "seeds.json").exists():
+            failed = read_seed_summary(out / name).get("failed", {})
+            lines += [f"{name} seed {seed} failed: {error}" for seed, error in failed.items()]
+    return lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,6 +1,8 @@
 """Face detection and cropping with dlib: box → (optional eye-level alignment) → gray crop, uint8.
 
-Detectors: ``"hog"`` (dlib's frontal HOG detector, as the paper), ``"cnn"`` (dlib's MMOD CNN from the
+Detectors: ``"hog"`` (dlib's frontal HOG detector, as the paper; the default of face caches),
+``"centerface"`` (a small CNN, :mod:`fer_utils.faces.centerface`: ``fer predict``'s default, it finds the
+faces HOG misses, e.g. behind sunglasses, at about HOG's cost), ``"cnn"`` (dlib's MMOD CNN from the
 ``face-recognition-models`` package; slow on CPU, more robust to pose) and ``"none"`` (the whole image
 is the face: already-cropped datasets). dlib objects are not picklable, so each process builds its own
 detector on first use (:func:`get_detector` caches them per process).
@@ -13,7 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DETECTORS = ("hog", "cnn", "none")
+from fer_utils.faces import centerface
+
+DETECTORS = ("hog", "centerface", "cnn", "none")
 
 _MODELS: dict[str, object] = {}
 
@@ -34,10 +38,14 @@ class FaceBox:
 
 
 def get_detector(name: str):
-    """The dlib detector ``"hog"`` or ``"cnn"``, built once per process."""
-    if name not in ("hog", "cnn"):
+    """The detector ``"hog"``, ``"centerface"`` or ``"cnn"``, built once per process."""
+    if name not in ("hog", "centerface", "cnn"):
         raise ValueError(f"unknown face detector {name!r}; choose one of {DETECTORS}")
     if name not in _MODELS:
+        if name == "centerface":
+            centerface.session()  # a missing package is said here, before any frame
+            _MODELS[name] = centerface.detect
+            return _MODELS[name]
         import dlib
 
         if name == "hog":
@@ -68,8 +76,8 @@ def detect_faces(
 
     Args:
         gray: the frame, uint8.
-        detector: ``"hog"`` or ``"cnn"``.
-        upsample: dlib's upsampling passes (each doubles the size; finds smaller faces, ~4× slower).
+        detector: ``"hog"``, ``"centerface"`` or ``"cnn"``.
+        upsample: upsampling passes (each doubles the size the detector sees; finds smaller faces, ~4× slower).
         detect_width: detect on a copy downscaled to this width (boxes mapped back); None = full size.
 
     Returns:
@@ -87,6 +95,13 @@ def detect_faces(
         size = (detect_width, max(1, round(gray.shape[0] * scale)))
         image = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     image = np.ascontiguousarray(image)
+    if detector == "centerface":
+        return _boxes_by_size(
+            [
+                FaceBox(*(round(v / scale) for v in box[:4]), box[4])
+                for box in model(image, centerface.INPUT_SIDE * 2**upsample)
+            ]
+        )
     if detector == "hog":
         rects, scores, _ = model.run(image, upsample, 0.0)
         found = list(zip(rects, scores, strict=True))
@@ -102,6 +117,10 @@ def detect_faces(
         )
         for rect, score in found
     ]
+    return _boxes_by_size(boxes)
+
+
+def _boxes_by_size(boxes: list[FaceBox]) -> list[FaceBox]:
     return sorted(boxes, key=lambda box: (-box.area, -box.score))
 
 

@@ -32,8 +32,8 @@ class PreprocessConfig:
     )
     detector: str = setting(
         "hog",
-        help="face detector: hog (dlib frontal HOG, the paper's), cnn (dlib MMOD, slow on CPU), "
-        "none (the whole image is the face: already-cropped images)",
+        help="face detector: hog (dlib frontal HOG, the paper's), centerface (a small CNN, fer predict's: finds "
+        "faces HOG misses), cnn (dlib MMOD, slow on CPU), none (the whole image is the face: already-cropped images)",
         choices=DETECTORS,
     )
     upsample: int = setting(0, help="dlib upsampling passes (1 finds faces half as small, ~4× slower)")
