@@ -147,6 +147,14 @@ def test_quick_bench_writes_the_documented_schema(fer2013_root, pyfeat_media, tm
     detectors = {row["media"]: row for row in results["detectors"]["faces"]}
     assert (detectors["multi_face.jpg"]["hog"], detectors["multi_face.jpg"]["centerface"]) == (4, 5)
     assert all(row["threads"] >= 1 and row["ratio_to_floor"] > 0 for row in results["training"]["rows"])
+    from fer_utils.training.architectures import ARCHITECTURES
+
+    family_rows = results["family_training"]["rows"]
+    assert {(row["architecture"], row["batch_size"]) for row in family_rows} == {
+        (name, batch) for name in ARCHITECTURES for batch in (32, 128)
+    }
+    assert all(row["threads"] == 1 and 0 < row["ratio_to_floor"] for row in family_rows)
+    assert "Training speed per family" in (tmp_path / "benchmarks.md").read_text()
     assert results["preprocessing"]["decode_floor"]["clips_per_second_per_core"] > 0
     markdown = (tmp_path / "benchmarks.md").read_text()
     assert "## Inference" in markdown and "## Targets" in markdown

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from fer_utils.bench.timing import in_fresh_process, time_calls
+from fer_utils.deploy.export import write_model_spec
+from fer_utils.training.model_files import read_spec, spec_path
 
 BATCH_SIZES = (1, 64)
 
@@ -116,6 +118,10 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calibration: np.ndarray) -> P
         per_channel=True,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
+    )
+    # the same labels, input and pixel step as the float model it was quantized from
+    write_model_spec(
+        out_path, read_spec(spec_path(fp32_path)) | {"model_file": out_path.name, "quantized": "int8"}
     )
     return out_path
 

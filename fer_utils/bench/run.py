@@ -58,6 +58,7 @@ from fer_utils.bench.markdown_tables import markdown_report
 from fer_utils.bench.targets import evaluate_targets
 from fer_utils.bench.timing import IMAGE_SIZE, cpu_info, versions
 from fer_utils.bench.training import add_training_floor, benchmark_training
+from fer_utils.deploy.export import write_model_spec
 from fer_utils.training import rundir
 
 #: Rates of the benchmark in each mode: (warm-up calls, timed calls) per batch size, matmul repeats,
@@ -185,6 +186,15 @@ def _model_sections(results: dict, sections, workdir: Path, run_dir, mode: dict)
         print("inference: exporting and timing engines …", file=sys.stderr)
         if not model_path.exists():
             model.save(model_path)
+        write_model_spec(  # the faces timed carry the step of their cache: the model declares it
+            model_path,
+            {
+                "format": "keras",
+                "labels": labels,
+                "image_size": int(model.input_shape[1]),
+                "preprocessing": {"equalize": _faces_pixel_step(run_dir, data)},
+            },
+        )
         paths = export_all(model, workdir / "export", calibration, labels)
         timing_faces = test_faces[:64]
         results["inference"] = benchmark_inference(model_path, paths, timing_faces, mode, results["floor"])
@@ -302,6 +312,13 @@ def _json_default(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
+
+
+def _faces_pixel_step(run_dir, data) -> str:
+    """The pixel step the benchmark's faces carry: the run's cache's, the FER2013 cache's, or none (random)."""
+    if run_dir:
+        return (rundir.read_config(Path(run_dir)).get("preprocessing") or {}).get("equalize", "none")
+    return data[0].config.get("equalize", "none") if data is not None else "none"
 
 
 def _benchmark_model(run_dir, data, model_path: Path):
