@@ -208,7 +208,8 @@ def predict_memory(media_dir: Path, short_s: float = 10, long_s: float = 600, fp
         rows = []
         for seconds in (short_s, long_s):
             clip = make_long_clip(source, folder / f"clip_{int(seconds)}s.mp4", seconds)
-            rows.append({"seconds_of_video": seconds, **peak_memory_of_predict(clip, folder / "out", fps)})
+            out = folder / f"out_{int(seconds)}s"  # one folder per run: predict refuses to mix batches
+            rows.append({"seconds_of_video": seconds, **peak_memory_of_predict(clip, out, fps)})
     ratio = rows[1]["peak_rss_mib"] / rows[0]["peak_rss_mib"]
     peak = max(row["peak_rss_mib"] for row in rows)
     return {
