@@ -102,4 +102,7 @@ def test_a_misspelled_parameter_stops_the_notebook_naming_the_field(notebook, tm
             cwd=str(tmp_path),
             progress_bar=False,
         )
-    assert raised.value.evalue == "unknown notebook parameter 'learnig_rate' (did you mean 'learning_rate'?)"
+    assert (
+        raised.value.evalue
+        == f"{notebook}: unknown notebook parameter 'learnig_rate' (did you mean 'learning_rate'?)"
+    )

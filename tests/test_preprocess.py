@@ -199,6 +199,7 @@ def test_kill_minus_9_then_resume_gives_the_same_cache(tmp_path):
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    _wait_until_the_group_is_gone(process.pid)  # its workers held the cache's lock until they died
     done = set()
     for meta in shard_dir.glob("shard-*.json"):
         done.update(json.loads(meta.read_text())["items"])
@@ -213,6 +214,17 @@ def test_kill_minus_9_then_resume_gives_the_same_cache(tmp_path):
     np.testing.assert_array_equal(
         resumed.faces(resumed.index["face_id"]), reference.faces(reference.index["face_id"])
     )
+
+
+def _wait_until_the_group_is_gone(group: int, seconds: float = 30.0) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"processes of group {group} still alive {seconds} s after SIGKILL")
 
 
 def _square(value):

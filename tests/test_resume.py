@@ -137,7 +137,10 @@ def test_model_study_writes_the_frontier_and_resumes(fer2013_small_cache, tmp_pa
     base = TrainConfig(epochs=1, input_size=32)
     table = run_model_study(fer2013_small_cache.cache_dir, tmp_path, base, ["paper", "mini_xception"], [0])
     assert list(table["architecture"]) == ["paper", "mini_xception"]
-    assert (table["int8_ms_per_face"] > 0).all() and table["pareto_parameters"].any()
+    assert (table["int8_ms_per_face"] > 0).all()
+    # one epoch may leave a family at chance: a stalled family is never on the front, any other may be
+    assert table["pareto_parameters"].any() == (~table["stalled"].astype(bool)).any()
+    assert not (table["pareto_parameters"] & table["stalled"].astype(bool)).any()
     assert table.loc[0, "parameters"] == 62_887  # the paper CNN at 32 px, 7 classes
     assert (tmp_path / FIGURE_FILE).stat().st_size > 0
     assert '<a href="paper/seed-0">paper</a>' in frontier_figure(table).data[0].text
