@@ -179,6 +179,23 @@ def test_kaggles_csv_and_the_votes_join_by_row_position_never_by_image_name(tmp_
     assert (index["split"] == "test").sum() == 2
 
 
+def test_a_damaged_pixel_row_and_rows_without_a_label_are_skipped_with_their_reason(tmp_path):
+    from fer_utils.faces.pixel_table import pixel_table_cache
+    from fer_utils.faces.preprocess_config import PreprocessConfig
+
+    root = _kaggle_tree(tmp_path / "kaggle")
+    faces = pd.read_csv(root / "fer2013.csv")
+    faces.loc[2, "pixels"] = "1 2 3"  # not 48 × 48
+    faces.to_csv(root / "fer2013.csv", index=False)
+    cache = pixel_table_cache(
+        "fer2013csv", root, tmp_path / "cache", PreprocessConfig(face_size=48, detector="none")
+    )
+    reasons = dict(zip(cache.skipped["media_path"], cache.skipped["reason"], strict=True))
+    assert reasons["fer2013csv#2"].startswith("unreadable: pixels of row 4: not a square gray face: 3 values")
+    assert reasons["fer2013csv#4"] == "not selected: no majority label"  # the not-a-face row
+    assert len(cache) == 10 and "fer2013csv#3" in set(cache.index["media_path"])  # the build went on
+
+
 def test_misaligned_csv_files_are_one_line_naming_the_first_mismatch(tmp_path):
     from fer_utils.data.ferplus import fer2013_csv_table
 

@@ -249,8 +249,12 @@ def fer2013_csv_table(root: str | Path) -> pd.DataFrame:
 
 def decode_pixels(text: str) -> np.ndarray:
     """One ``pixels`` cell of ``fer2013.csv`` as a 48×48 uint8 face (ValueError when it is not one)."""
-    values = np.array(text.split(), dtype=np.int64)
+    try:
+        values = np.array(str(text).split(), dtype=np.int64)
+    except ValueError:
+        raise ValueError("not a list of whole numbers") from None
     side = int(round(len(values) ** 0.5))
-    if side * side != len(values) or side == 0 or values.min() < 0 or values.max() > 255:
-        raise ValueError(f"not a square gray face: {len(values)} values in [{values.min()}, {values.max()}]")
+    if not len(values) or side * side != len(values) or values.min() < 0 or values.max() > 255:
+        low, high = (values.min(), values.max()) if len(values) else ("-", "-")
+        raise ValueError(f"not a square gray face: {len(values)} values in [{low}, {high}]")
     return values.reshape(side, side).astype(np.uint8)

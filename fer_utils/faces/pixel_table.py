@@ -13,6 +13,7 @@ import numpy as np
 
 from fer_utils.data.datasets import dataset_layout
 from fer_utils.data.ferplus import LABEL_SOURCES, ORIGINAL_LABEL_COLUMN, decode_pixels
+from fer_utils.data.samples import REASON_NOT_SELECTED, REASON_UNREADABLE
 from fer_utils.faces.cache import TIME_COLUMN, FaceCache, cache_dir_for
 from fer_utils.faces.cache_writer import FaceCacheWriter
 from fer_utils.faces.detection import equalize_face, to_gray_face
@@ -66,18 +67,19 @@ def pixel_table_cache(
             if item in done:
                 continue
             block = table.iloc[start : start + BLOCK_ROWS]
-            faces, rows, skipped = [], [], 0
+            faces, rows, skipped = [], [], []
             for record in block.itertuples(index=False):
-                label = getattr(record, label_column)
-                if not isinstance(label, str) or not label:  # None / NaN: no label of this source
-                    skipped += 1
+                face, reason = _row_face(record, label_column, label_source, config)
+                if reason:
+                    skipped.append((f"{layout.name}#{record.row}", reason))
                     continue
-                face = equalize_face(
-                    to_gray_face(decode_pixels(record.pixels), config.face_size), config.equalize
-                )
                 faces.append(face)
+                label = getattr(record, label_column)
                 rows.append(_index_row(layout.name, record, label, vote_names, config.face_size))
-            stats = {"rows": len(block), "faces": len(rows), "rows_without_label": skipped}
+            for name, reason in skipped:  # every row left out is in skipped.csv with its reason
+                if name not in done:
+                    writer.add(name, None, [], reason)
+            stats = {"rows": len(block), "faces": len(rows), "rows_skipped": len(skipped)}
             writer.add(item, np.stack(faces) if faces else None, rows, None, stats)
         completed = True
     finally:
@@ -87,6 +89,18 @@ def pixel_table_cache(
             if not completed:
                 writer.release()
     return writer.close()
+
+
+def _row_face(record, label_column: str, label_source: str, config: PreprocessConfig):
+    """``(face, None)`` for a row with a label of ``label_source`` and readable pixels, else ``(None, reason)``."""
+    label = getattr(record, label_column)
+    if not isinstance(label, str) or not label:  # None / NaN: no label of this source
+        return None, f"{REASON_NOT_SELECTED}: no {label_source} label"
+    try:
+        pixels = decode_pixels(record.pixels)
+    except (ValueError, AttributeError) as error:  # a damaged row: left out, the build goes on
+        return None, f"{REASON_UNREADABLE}: pixels of row {record.row + 2}: {error}"
+    return equalize_face(to_gray_face(pixels, config.face_size), config.equalize), None
 
 
 def _index_row(dataset: str, record, label: str, vote_names: list[str], size: int) -> dict:
