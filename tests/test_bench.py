@@ -187,7 +187,9 @@ def test_predict_memory_is_the_child_s_own_peak_not_its_parent_s(pyfeat_media, t
     ballast = np.ones(600 * 2**20, np.uint8)  # this process is now > 600 MiB resident
     row = peak_memory_of_predict(clip, tmp_path / "out", fps=25)
     assert ballast.sum() == ballast.size
-    assert row["exit"] == 0 and 50 < row["peak_rss_mib"] < 300
+    # Below the parent's 600 MiB ballast is the claim; the steady figure itself (~270-320 MiB with
+    # CenterFace's one-time conversion) is a benchmark's, not a test's.
+    assert row["exit"] == 0 and 50 < row["peak_rss_mib"] < 500
     assert "tensorflow" not in row["heavy_modules"] and "keras" not in row["heavy_modules"]
 
 
