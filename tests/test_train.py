@@ -352,3 +352,16 @@ def test_robust_recipe_converges_on_every_seed(fer2013_root, tmp_path):
     assert accuracy["min"] >= ROBUST_MIN_ACCURACY
     assert accuracy["spread"] <= ROBUST_MAX_SPREAD
     assert "3 seeds (robust): 3 converged" in result.stdout
+
+
+def test_class_weights_balanced_and_sqrt_keep_the_mean_weight_at_one():
+    from fer_utils.training.fit import class_weights
+
+    targets = np.array([0] * 90 + [1] * 9 + [2] * 1)  # 90 %, 9 %, 1 %, class 3 absent
+    assert class_weights(targets, 4, "none") is None
+    for weighting, rare_to_common in (("balanced", 90.0), ("sqrt", np.sqrt(90.0))):
+        weights = class_weights(targets, 4, weighting)
+        per_face = np.array([weights[t] for t in targets])
+        assert per_face.mean() == pytest.approx(1.0)
+        assert weights[2] / weights[0] == pytest.approx(rare_to_common)
+        assert weights[3] == 1.0

@@ -82,7 +82,8 @@ class TrainConfig:
     )
     class_weighting: str | None = setting(
         None,
-        help="loss weights per class, balanced = inverse frequency (default: the recipe's; paper none)",
+        help="loss weights per class: balanced = inverse frequency, sqrt = its square root (rare classes "
+        "heard without drowning the common ones; default: the recipe's; paper none)",
         choices=CLASS_WEIGHTINGS,
     )
     selection_metric: str | None = setting(

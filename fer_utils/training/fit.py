@@ -68,13 +68,17 @@ def _loss(label_smoothing: float, soft: bool = False):
 
 
 def class_weights(train_targets: np.ndarray, classes: int, weighting: str) -> dict | None:
-    """Loss weight per class index: None, or inverse frequency normalised to mean 1 (``balanced``)."""
+    """Loss weight per class index: None, inverse frequency (``balanced``) or its square root (``sqrt``),
+    either normalised so that the mean weight over the training faces is 1."""
     if weighting == "none":
         return None
     from sklearn.utils.class_weight import compute_class_weight
 
-    present = np.unique(train_targets)
+    present, counts = np.unique(train_targets, return_counts=True)
     weights = compute_class_weight("balanced", classes=present, y=train_targets)
+    if weighting == "sqrt":
+        weights = np.sqrt(weights)
+        weights *= counts.sum() / (counts * weights).sum()
     return {int(c): float(w) for c, w in zip(present, weights, strict=True)} | {
         c: 1.0 for c in range(classes) if c not in present
     }

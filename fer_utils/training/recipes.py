@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from fer_utils.training.model import INPUT_SCALINGS
 
 LR_SCHEDULES = ("constant", "cosine")
-CLASS_WEIGHTINGS = ("none", "balanced")
+CLASS_WEIGHTINGS = ("none", "balanced", "sqrt")
 SELECTION_METRICS = ("val_accuracy", "val_macro_f1")
 
 
