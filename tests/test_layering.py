@@ -218,6 +218,38 @@ def test_no_new_cycle_between_subpackages():
     assert cycles(import_graph(top_level_only=False)) <= KNOWN_CYCLES
 
 
+def module_graph() -> dict[str, set[str]]:
+    """Module → package modules it imports, in-function imports included. The package's own
+    ``__init__`` (a facade re-exporting the public API) is left out: importing ``__version__`` from it is
+    not a dependency on what it re-exports."""
+    modules = {
+        ".".join(("fer_utils", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+        for path, _ in parsed_modules()
+    }
+    graph: dict[str, set[str]] = {}
+    for path, tree in parsed_modules():
+        module = ".".join(("fer_utils", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(
+            ".__init__"
+        )
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fer_utils."):
+                names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                if name in modules and name not in (module, "fer_utils") and module != "fer_utils":
+                    graph.setdefault(module, set()).add(name)
+    return graph
+
+
+def test_no_cycle_between_modules():
+    """Not even through a deferred import (the dashboard's static page and its widgets once imported each
+    other, one of them inside a function)."""
+    assert cycles(module_graph()) == set()
+    assert cycles({"a": {"b"}, "b": {"a"}}) == {frozenset({"a", "b"})}
+
+
 def test_in_function_imports_only_defer_heavy_modules():
     """An in-function import of the package's own module hides the graph and buys nothing unless that
     module pulls a heavy library (:data:`HEAVY_MODULES`), and then a comment says so."""

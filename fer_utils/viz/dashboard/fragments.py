@@ -33,6 +33,11 @@ def message_html(text: str, kind: str = "info") -> str:
     return f'<div class="fer-message fer-{kind}">{text}</div>'
 
 
+def no_runs_folder_html(error: Exception) -> str:
+    """The message notebook 04 shows when opened without a runs folder: what to run or set."""
+    return message_html(f"<b>No runs to show yet.</b> {html.escape(str(error))}.", "info")
+
+
 def synthetic_html(choices: list[RunChoice]) -> str:
     """A banner saying which runs trained on the synthetic demo set (empty when none did)."""
     demo = [choice for choice in choices if choice.synthetic]

@@ -38,6 +38,7 @@ from fer_utils.viz.dashboard.fragments import (
     header_html,
     literature_html,
     message_html,
+    no_runs_folder_html,
     per_class_html,
     problems_html,
     protocol_comparison_html,
@@ -429,9 +430,6 @@ def display_report(runs_dir: str | os.PathLike | None = None) -> None:
 def report_parts(runs_dir: str | os.PathLike | None = None) -> list[str]:
     """The static report as HTML pieces: title, contents, protocols, ablation, runs overview, runs in
     detail, comparison, literature (or the message saying why there is nothing to show)."""
-    # deferred: widgets imports ipywidgets, which the static report does not otherwise need
-    from fer_utils.viz.dashboard.widgets import no_runs_folder_html
-
     parts = [STYLE]
     try:
         runs_dir = resolve_runs_dir(runs_dir)

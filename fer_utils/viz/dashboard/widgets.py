@@ -23,6 +23,7 @@ from fer_utils.viz.dashboard.fragments import (
     attributes_html,
     header_html,
     message_html,
+    no_runs_folder_html,
     per_class_html,
     problems_html,
     runs_overview_html,
@@ -411,8 +412,3 @@ def build_dashboard(runs_dir: str | os.PathLike | None = None, initial_run: str 
 
         return widgets.HTML(STYLE + no_runs_folder_html(error))
     return Dashboard(folder, resolve_initial_run(initial_run)).widget
-
-
-def no_runs_folder_html(error: Exception) -> str:
-    """The message notebook 04 shows when opened without a runs folder: what to run or set."""
-    return message_html(f"<b>No runs to show yet.</b> {html.escape(str(error))}.", "info")
