@@ -15,8 +15,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from fer_utils.data.datasets import dataset_samples
 from fer_utils.data.ferplus import FERPLUS_LABELS
 from fer_utils.deploy.bundled import FER2013_CLASSES, IMAGE_SIZE
+from fer_utils.faces.preprocess import default_cache_root, image_folder_cache, preprocess
+from fer_utils.faces.preprocess_config import PreprocessConfig
 from fer_utils.paths import shared_data_root
 
 
@@ -117,15 +120,13 @@ def default_root(dataset: str) -> Path:
     return shared_data_root() / bundle_dataset(dataset).folder
 
 
-def bundle_cache(dataset: str, root: str | os.PathLike | None = None, cache_root=None):
+def bundle_cache(
+    dataset: str, root: str | os.PathLike | None = None, cache_root=None, workers: int | None = None
+):
     """The training face cache of the bundle ``dataset`` (built or resumed under the user's cache): the
     JPEG class folders at 48 px for ``fer2013``; the FER+ layout's raw faces, no detector, no pixel step, at
     48 px with its label source otherwise (what ``fer preprocess --dataset ferplus --detector none
     --face-size 48`` builds)."""
-    from fer_utils.data.datasets import dataset_samples
-    from fer_utils.faces.preprocess import default_cache_root, image_folder_cache, preprocess
-    from fer_utils.faces.preprocess_config import PreprocessConfig
-
     spec = bundle_dataset(dataset)
     root = Path(root or default_root(dataset))
     cache_root = cache_root or default_cache_root()
@@ -141,5 +142,6 @@ def bundle_cache(dataset: str, root: str | os.PathLike | None = None, cache_root
         dataset=spec.cache_dataset,
         skipped=skipped,
         progress=False,
+        workers=workers,
         dataset_options=options,
     )

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_utils.bench.inference import tflite_timer
+from fer_utils.bench.timing import time_calls
 from fer_utils.data.datasets import LAYOUTS
 from fer_utils.deploy.bundled import (
     BUNDLED_DIR,
@@ -119,9 +121,6 @@ def served_root(dataset: str, images: str | os.PathLike) -> Path | None:
 
 def int8_ms_per_face(model_path: str | os.PathLike, faces: np.ndarray, repeats: int = 200) -> float:
     """Median ms per face of an int8 TFLite file at one thread, batch 1 (``fer study-models``' measure)."""
-    from fer_utils.bench.inference import tflite_timer
-    from fer_utils.bench.timing import time_calls
-
     faces = as_batch(np.asarray(faces[:16]), load_predictor(model_path, num_threads=1).image_size)
     return float(
         time_calls(tflite_timer(Path(model_path), 1, 1, faces), warmup=20, repeats=repeats)["median"]
