@@ -157,11 +157,15 @@ def test_the_fer2013_default_stays_until_a_candidate_beats_it_by_the_rule():
     assert choose_default({}, "fer2013_robust_48") == "fer2013_robust_48"
 
 
-def test_without_a_choice_file_the_paper_cnn_is_the_default(tmp_path):
+def test_the_paper_cnn_stays_the_default_until_a_candidate_beats_it(tmp_path):
     from fer_utils.deploy import bundled
 
-    assert bundled.default_model() == "paper"  # the package ships no default_model.json yet
+    # the package's one candidate is the paper CNN on FER2013, chosen by the rule; without a choice file
+    # the default is the paper CNN as well
+    assert bundled.shipped_candidates() == ["fer2013_robust_48"]
+    assert bundled.model_stem(bundled.default_model()) == "fer2013_robust_48"
     assert bundled.bundled_model_path().name == "fer2013_robust_48_int8.tflite"
+    assert bundled.default_model(tmp_path) == bundled.DEFAULT_MODEL == "paper"
     assert bundled.bundled_name("vgg_bn", "ferplus", 48) == "ferplus_vgg_bn_48"
     assert bundled.bundled_name("paper") == "fer2013_robust_48"
     assert bundled.card_file_name("ferplus_vgg_bn_48") == "model_card_ferplus_vgg_bn_48.json"
