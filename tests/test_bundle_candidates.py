@@ -201,3 +201,47 @@ def test_the_cli_ships_from_a_ferplus_study_into_another_folder(ferplus_study, t
         ["bundle-model", "--rescore", "--model", "ferplus_paper_48", "--images", str(root), "--out", str(out)]
     )
     assert code == 0 and "default model: ferplus_paper_48" in capsys.readouterr().out
+
+
+def test_a_runs_bundle_dataset_is_its_caches_dataset_and_label_source():
+    from types import SimpleNamespace
+
+    from fer_utils.experiments.bundle_data import bundle_dataset, run_dataset
+
+    def run(dataset, label_source=None):
+        options = {"dataset_options": {"label_source": label_source}} if label_source else {}
+        return SimpleNamespace(
+            outcome=SimpleNamespace(dataset=dataset),
+            setup=SimpleNamespace(dataset=dataset, preprocessing=options),
+        )
+
+    assert run_dataset(run("fer2013")) == "fer2013"
+    assert run_dataset(run("ferplus", "majority")) == "ferplus"
+    assert run_dataset(run("ferplus", "fer2013")) == "fer2013raw"
+    assert run_dataset(run("fer2013csv", "fer2013")) == "fer2013raw"
+    assert run_dataset(run("ravdess")) is None
+    assert len(bundle_dataset("ferplus").classes) == 8 and "contempt" in bundle_dataset("ferplus").classes
+    with pytest.raises(ValueError, match="unknown bundle dataset 'affectnet'"):
+        bundle_dataset("affectnet")
+
+
+@pytest.mark.slow
+def test_the_default_choice_is_reproduced_from_the_shipped_files_on_real_ferplus_valid():
+    """The public figures of ``default_model.json`` are what the shipped default file scores on the real
+    FER+ valid faces, through the served path, and the recorded choice is the rule's."""
+    from missing_resources import require_data
+
+    from fer_utils.deploy import bundled
+    from fer_utils.experiments.default_rule import choose_default, rule_text
+    from fer_utils.experiments.served_scores import public_scores
+    from fer_utils.paths import shared_data_root
+
+    root = require_data(shared_data_root() / "fer2013plus", "FER+ (FER2013 raw pixels with votes)")
+    choice = json.loads((bundled.BUNDLED_DIR / bundled.DEFAULT_CHOICE_FILE).read_text())
+    assert choice["rule"] == rule_text()
+    for name, figure in choice["figures"].items():
+        measured = public_scores(bundled.bundled_model_path(model=name), root)
+        assert measured["balanced_accuracy"] == pytest.approx(figure["balanced_accuracy"], abs=1e-9)
+        assert measured["recall"] == pytest.approx(figure["recall"], abs=1e-9)
+    assert choice["model"] == choose_default(choice["figures"], choice["previous"])
+    assert bundled.CARD_MARKDOWN.read_text().count(rule_text().splitlines()[0]) == 1

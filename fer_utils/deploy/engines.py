@@ -152,7 +152,7 @@ def measure_in_fresh_process(threads: int | None, model: str | None = None) -> d
 
 
 def bundled_predictor(engine: str = "auto", threads: int | None = None, model: str | None = None):
-    """The predictor of the bundled ``model`` (an architecture name; None: the default) in ``engine``
+    """The predictor of the bundled ``model`` (a candidate or architecture name; None: the default) in ``engine``
     (``auto``: :func:`choose_engine`), with ``predictor.engine`` and ``predictor.engine_choice`` recording
     what was chosen and how."""
     if engine == "auto":
