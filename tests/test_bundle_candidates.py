@@ -187,12 +187,14 @@ def test_a_fer2013_study_is_not_shipped_as_ferplus_and_targets_need_votes(ferplu
         )
 
 
-def test_the_cli_ships_from_a_ferplus_study_into_another_folder(ferplus_study, tmp_path, capsys):
+def test_the_cli_ships_from_a_ferplus_study_into_another_folder(ferplus_study, tmp_path, capsys, monkeypatch):
     from fer_utils.cli import main
+    from fer_utils.experiments import bundle_data
 
     root, study = ferplus_study
+    monkeypatch.setattr(bundle_data, "shared_data_root", lambda: root.parent)  # its fer2013plus: the study's
     out = tmp_path / "models"
-    code = main(["bundle-model", "--from-study", str(study), "--images", str(root), "--out", str(out)])
+    code = main(["bundle-model", "--from-study", str(study), "--out", str(out)])  # data: the study's own
     assert code == 0
     printed = capsys.readouterr().out
     assert "as ferplus_paper_48" in printed and "default model: ferplus_paper_48" in printed

@@ -119,7 +119,7 @@ def train_bundle_seeds(
 
 
 def build_bundled_model(
-    images: str | os.PathLike,
+    images: str | os.PathLike | None,
     work: str | os.PathLike,
     seeds: list[int],
     epochs: int = 30,
@@ -138,16 +138,18 @@ def build_bundled_model(
     ``architecture`` from the ``fer study-models`` folder ``from_study`` (:func:`study_seeds_folder`; its
     dataset is the runs' own), pick the median seed, ship its files, choose the default among the
     candidates shipped in ``out_dir`` (:func:`~fer_utils.experiments.default_rule.apply_default_rule`) and
-    write the model card's numbers. ``images`` is where the test faces are read: the JPEG folders for
-    ``fer2013``, the FER+ layout otherwise."""
+    write the model card's numbers. ``images`` is where the data and the test faces are read: the JPEG
+    folders for ``fer2013``, the FER+ layout otherwise (None: ``../shared/data``'s copy of the dataset)."""
 
-    images, work = Path(images), Path(work)
+    work = Path(work)
     out_dir = Path(out_dir or BUNDLED_DIR)
     if from_study:
         seeds_dir = study_seeds_folder(from_study, architecture, dataset)
         summary = read_seed_summary(seeds_dir)
+        images = Path(images or default_root(run_dataset(median_run(seeds_dir)) or "fer2013"))
     else:
         dataset = dataset or "fer2013"
+        images = Path(images or default_root(dataset))
         if targets not in bundle_dataset(dataset).targets:
             raise ValueError(f"--targets {targets} needs vote counts: use --dataset ferplus or fer2013raw")
         seeds_dir = work / "seeds"
@@ -380,7 +382,7 @@ def _bundle_cli(args) -> int:
     family(args.architecture)  # an unknown name: one line, before any work
     model = args.model or args.architecture
     dataset = args.dataset or (shipped_dataset(model, args.out) if args.rescore or args.recalibrate else None)
-    images = args.images or str(default_root(dataset or "fer2013"))
+    images = args.images or str(default_root(dataset or "fer2013"))  # --from-study: the study's data
     default_work = "runs/bundled-model" + ("" if args.architecture == "paper" else f"-{args.architecture}")
     if dataset and dataset != "fer2013":
         default_work = f"runs/bundled-model-{dataset}-{args.architecture}"
@@ -401,7 +403,7 @@ def _bundle_cli(args) -> int:
         )
         return 0
     card = build_bundled_model(
-        images,
+        args.images if args.from_study else images,
         work,
         args.seeds,
         args.epochs,
