@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from fer_utils.deploy.bundled import BUNDLED_DIR, DEFAULT_MODEL, bundled_files, bundled_model_path
+from fer_utils.deploy.bundled import BUNDLED_DIR, bundled_files, bundled_model_path, default_model
 from fer_utils.deploy.predictors import load_predictor
 from fer_utils.files import atomic_write_json
 from fer_utils.machine import cpu_info
@@ -59,7 +59,7 @@ def _machine_key(threads: int | None, model: str | None = None) -> str:
 
 def available_engines(model: str | None = None) -> list[str]:
     """The engines whose file of the bundled ``model`` (None: the default) is present."""
-    files = bundled_files(model or DEFAULT_MODEL)
+    files = bundled_files(model or default_model())
     return [engine for engine in ENGINES if (BUNDLED_DIR / files[engine]).exists()]
 
 
@@ -111,7 +111,7 @@ def choose_engine(threads: int | None = None, refresh: bool = False, model: str 
         raise ValueError("no bundled model file found; rebuild it with `fer bundle-model` or pass --model")
     if len(engines) == 1:
         return {"engine": engines[0], "how": "the only bundled file"}
-    key = _machine_key(threads, model or DEFAULT_MODEL)
+    key = _machine_key(threads, model or default_model())
     path = cache_path()
     if not refresh:
         try:
@@ -152,7 +152,7 @@ def measure_in_fresh_process(threads: int | None, model: str | None = None) -> d
 
 
 def bundled_predictor(engine: str = "auto", threads: int | None = None, model: str | None = None):
-    """The predictor of the bundled ``model`` (an architecture name; None: the default) in ``engine``
+    """The predictor of the bundled ``model`` (a candidate or architecture name; None: the default) in ``engine``
     (``auto``: :func:`choose_engine`), with ``predictor.engine`` and ``predictor.engine_choice`` recording
     what was chosen and how."""
     if engine == "auto":

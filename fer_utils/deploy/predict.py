@@ -64,8 +64,9 @@ def add_arguments(predict: argparse.ArgumentParser) -> None:
     predict.add_argument("media", nargs="+", help="videos, images or folders of them")
     predict.add_argument(
         "--model",
-        help="run folder, model.keras, .tflite or .onnx, or a bundled model by architecture name, e.g. paper "
-        "(default: the bundled FER2013 model, see `fer bundle-model`)",
+        help="run folder, model.keras, .tflite or .onnx, or a bundled candidate by name, e.g. fer2013_robust_48 "
+        "or ferplus_vgg_bn_48 (paper: the paper CNN's FER2013 model; default: the default candidate, see "
+        "docs/model_card.md and `fer bundle-model`)",
     )
     predict.add_argument(
         "--fps", type=float, help=f"frames per second sampled of a video (default {DEFAULT_FPS:g})"
@@ -181,8 +182,8 @@ def merged_summary(out: Path, rows: list[dict]):
 
 
 def _predict_cli_predictor(args):
-    """The predictor of ``fer predict``: ``--model`` (a file, a run folder, or a bundled model by
-    architecture name such as ``paper``), else the bundled default, in ``--engine``'s format."""
+    """The predictor of ``fer predict``: ``--model`` (a file, a run folder, or a bundled candidate by name
+    such as ``ferplus_vgg_bn_48`` or ``paper``), else the bundled default, in ``--engine``'s format."""
     from fer_utils.deploy.bundled import is_bundled_name
     from fer_utils.deploy.engines import bundled_predictor
 

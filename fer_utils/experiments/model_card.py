@@ -1,21 +1,37 @@
-"""The bundled model's card: scores measured from the shipped files (FER2013 PrivateTest per file,
-:func:`score_fer2013_test`; the served raw-face scores of the default file,
-:mod:`fer_utils.experiments.served_scores`), ``model_card.json`` and the generated tables of
-``docs/model_card.md``. ``fer bundle-model`` (:mod:`fer_utils.experiments.bundle_model`) writes them.
+"""The bundled candidates' card: scores measured from the shipped files (the test split of the data each
+was trained on per file, :func:`score_test`: FER2013 PrivateTest of the JPEG export, FER+ test with majority
+labels, PrivateTest's raw pixels; the served raw-face scores of the default file,
+:mod:`fer_utils.experiments.served_scores`; int8 ms per face), ``model_card*.json`` and the generated block
+of ``docs/model_card.md`` (:func:`card_block`: the default rule, then every shipped candidate). ``fer
+bundle-model`` (:mod:`fer_utils.experiments.bundle_model`) writes them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from fer_utils.bench.inference import tflite_timer
+from fer_utils.bench.timing import time_calls
 from fer_utils.data.datasets import LAYOUTS
-from fer_utils.deploy.bundled import DEFAULT_FORMAT, FER2013_CLASSES, IMAGE_SIZE, PREDICT_MARGIN
-from fer_utils.deploy.predictors import load_predictor
-from fer_utils.experiments.served_scores import served_lines, served_scores
+from fer_utils.deploy.bundled import (
+    BUNDLED_DIR,
+    DEFAULT_CHOICE_FILE,
+    DEFAULT_FORMAT,
+    FER2013_CLASSES,
+    IMAGE_SIZE,
+    PREDICT_MARGIN,
+    card_file_name,
+    shipped_candidates,
+)
+from fer_utils.deploy.predictors import as_batch, load_predictor
+from fer_utils.experiments.bundle_data import bundle_dataset, run_dataset
+from fer_utils.experiments.default_rule import default_lines
+from fer_utils.experiments.served_scores import raw_test_faces, served_lines, served_scores
 from fer_utils.faces.detection import faces_for_model
 from fer_utils.files import atomic_write_text
 from fer_utils.paths import shared_data_root
@@ -50,14 +66,33 @@ def class_indices(truth: list[str], labels: list[str]) -> np.ndarray:
     return np.asarray([labels.index(label) for label in truth])
 
 
-def score_fer2013_test(model_path: str | os.PathLike, fer2013_root: str | os.PathLike) -> dict:
-    """Accuracy, macro F1, per-class scores and confusion matrix of a model on FER2013 PrivateTest, and
-    its calibration there: ECE of the raw softmax and of the temperature-scaled one the model ships with
-    (``calibration``: temperature, ece_before, ece_after, the reliability bins after)."""
+def dataset_faces(
+    dataset: str, root: str | os.PathLike, split: str = "test"
+) -> tuple[np.ndarray, list[str], str]:
+    """The ``split`` (``test``, ``validation``) faces of the bundle ``dataset`` read from ``root``: faces,
+    labels and the pixel step they already carry (the JPEG export's for ``fer2013``, none for raw pixels)."""
+    spec = bundle_dataset(dataset)
+    if spec.label_source is None:
+        faces, truth, _ = fer2013_test_faces(root, split)
+        return faces, truth, FER2013_JPEG_STEP
+    faces, truth = raw_test_faces(root, spec.label_source, split)
+    return faces, truth, "none"
 
-    faces, truth, _ = fer2013_test_faces(fer2013_root)
+
+def score_fer2013_test(model_path: str | os.PathLike, fer2013_root: str | os.PathLike) -> dict:
+    """:func:`score_test` on FER2013 PrivateTest (the JPEG export)."""
+    return score_test(model_path, fer2013_root, "fer2013")
+
+
+def score_test(model_path: str | os.PathLike, root: str | os.PathLike, dataset: str = "fer2013") -> dict:
+    """Accuracy, macro F1, per-class scores and confusion matrix of a model on the test split of the bundle
+    ``dataset`` (read from ``root``), and its calibration there: ECE of the raw softmax and of the
+    temperature-scaled one the model ships with (``calibration``: temperature, ece_before, ece_after, the
+    reliability bins after)."""
+
+    faces, truth, carried = dataset_faces(dataset, root)
     predictor = load_predictor(model_path, num_threads=1)
-    faces = faces_for_model(faces, predictor.pixel_step, FER2013_JPEG_STEP)
+    faces = faces_for_model(faces, predictor.pixel_step, carried)
     raw = predictor.predict_proba(faces, calibrated=False)
     predicted = np.asarray(predictor.labels)[raw.argmax(axis=1)]
     targets = class_indices(truth, predictor.labels)
@@ -78,39 +113,69 @@ def score_fer2013_test(model_path: str | os.PathLike, fer2013_root: str | os.Pat
 # ------------------------------------------------------------------------------------------------ build
 
 
+def served_root(dataset: str, images: str | os.PathLike) -> Path | None:
+    """Where the served raw faces come from for a candidate trained on ``dataset`` read at ``images``: that
+    very FER+ layout for raw-pixel datasets, else None (the shared ``fer2013plus``)."""
+    return Path(images) if bundle_dataset(dataset).label_source is not None else None
+
+
+def int8_ms_per_face(model_path: str | os.PathLike, faces: np.ndarray, repeats: int = 200) -> float:
+    """Median ms per face of an int8 TFLite file at one thread, batch 1 (``fer study-models``' measure)."""
+    faces = as_batch(np.asarray(faces[:16]), load_predictor(model_path, num_threads=1).image_size)
+    return float(
+        time_calls(tflite_timer(Path(model_path), 1, 1, faces), warmup=20, repeats=repeats)["median"]
+    )
+
+
 def model_card_numbers(summary: dict, run, shipped: dict[str, Path], images: Path) -> dict:
-    """``model_card.json``: the seed distribution, the shipped run and each shipped file's test scores."""
+    """``model_card*.json``: the seed distribution, the shipped run, each shipped file's test scores (the
+    test split of the data ``run`` learned from, read at ``images``), the served raw-face scores and int8
+    ms/face of the default file."""
+    dataset = run_dataset(run) or "fer2013"
+    spec = bundle_dataset(dataset)
+    root = served_root(dataset, images)
+    faces = dataset_faces(dataset, images)[0]
     return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "name": shipped[DEFAULT_FORMAT].name.removesuffix("_int8.tflite"),
+        "dataset": dataset,
+        "dataset_title": spec.title,
+        "test_set": spec.test_name,
+        "labels": list(run.setup.labels),
+        "targets": run.setup.setting("targets", "label"),
+        "int8_ms_per_face": int8_ms_per_face(shipped[DEFAULT_FORMAT], faces),
         "training": {
-            "data": "FER2013 train (28,709 faces), PublicTest (3,589) for epoch selection",
-            "recipe": run.config.get("recipe"),
-            "recipe_settings": run.config.get("recipe_settings"),
-            "epochs": run.config.get("epochs"),
-            "image_size": int(run.config.get("image_size") or IMAGE_SIZE),
-            "architecture": run.config.get("architecture", "paper"),
-            "cost": run.metrics.get("cost"),
+            "data": spec.training,
+            "recipe": run.setup.setting("recipe"),
+            "recipe_settings": run.setup.recipe_settings,
+            "epochs": run.setup.setting("epochs"),
+            "image_size": int(run.setup.image_size or IMAGE_SIZE),
+            "architecture": run.setup.setting("architecture") or "paper",
+            "cost": run.outcome.cost,
             "calibration": {
-                key: (run.metrics.get("calibration") or {}).get(key)
+                key: (run.outcome.calibration or {}).get(key)
                 for key in ("temperature", "test_ece_before", "test_ece_after")
             },
-            "num_params": run.metrics.get("num_params"),
-            "threads": run.config.get("threads_used"),
+            "num_params": run.outcome.num_params,
+            "threads": run.setup.threads_used,
         },
         "seeds": summary,
-        "shipped_seed": run.config.get("seed"),
+        "shipped_seed": run.setup.seed,
         "shipped_run": str(run.path),
-        "shipped_run_test_accuracy": run.metrics["frame"]["accuracy"],
-        "test": {fmt: score_fer2013_test(path, images) for fmt, path in shipped.items()},
-        "served": served_or_none(shipped[DEFAULT_FORMAT]),
+        "shipped_run_test_accuracy": run.outcome.frame.accuracy,
+        "test": {fmt: score_test(path, images, dataset) for fmt, path in shipped.items()},
+        "served": served_or_none(shipped[DEFAULT_FORMAT])
+        if root is None
+        else served_or_none(shipped[DEFAULT_FORMAT], root),
         "files": {fmt: {"name": path.name, "bytes": path.stat().st_size} for fmt, path in shipped.items()},
         "predict_margin": PREDICT_MARGIN,
     }
 
 
-def served_or_none(model_path: Path) -> dict | None:
-    """:func:`served_scores` of the default file, or None (said in one line) without the FER+ copy."""
-    root = shared_data_root() / "fer2013plus"
+def served_or_none(model_path: Path, root: str | os.PathLike | None = None) -> dict | None:
+    """:func:`served_scores` of the default file on the FER+ copy at ``root`` (default the shared one), or
+    None (said in one line) without it."""
+    root = Path(root) if root else shared_data_root() / "fer2013plus"
     if not root.is_dir():
         print(f"served scores skipped: no FER+ copy (FER2013's raw pixels) at {root}")
         return None
@@ -118,16 +183,26 @@ def served_or_none(model_path: Path) -> dict | None:
 
 
 def card_tables(card: dict) -> str:
-    """The generated part of ``docs/model_card.md``: test scores of each shipped file and per class."""
+    """One candidate's part of ``docs/model_card.md``: what it is (data, classes, parameters, int8 ms per
+    face), the seeds, test scores of each shipped file and per class, calibration, served raw faces."""
     seeds = card["seeds"]
     accuracy = seeds["scores"]["test_accuracy"]
+    test_set = card.get("test_set", "PrivateTest")
+    training = card.get("training", {})
+    labels = card.get("labels") or card["test"][DEFAULT_FORMAT]["labels"]
+    ms = card.get("int8_ms_per_face")
     lines = [
+        f"`{training.get('architecture', 'paper')}` trained on {card.get('dataset_title', 'FER2013')} "
+        f"(`{card.get('dataset', 'fer2013')}`, targets `{card.get('targets') or 'label'}`), {len(labels)} "
+        f"classes ({', '.join(labels)}); {training.get('num_params') or 0:,} parameters; int8 "
+        + (f"{ms:.3f} ms per face (one thread, batch 1)." if ms is not None else "ms per face not measured."),
+        "",
         f"Seeds trained: {seeds['runs']} ({seeds['converged']} converged); test accuracy "
         f"{100 * accuracy['mean']:.1f} ± {100 * accuracy['sd']:.1f} % "
         f"(min {100 * accuracy['min']:.1f} %, max {100 * accuracy['max']:.1f} %). "
         f"Shipped: seed {card['shipped_seed']}, the median.",
         "",
-        "| shipped file | size | PrivateTest accuracy | macro F1 |",
+        f"| shipped file | size | {test_set} accuracy | macro F1 |",
         "|---|---|---|---|",
     ]
     for fmt, scores in card["test"].items():
@@ -144,20 +219,23 @@ def card_tables(card: dict) -> str:
         lines.append(
             f"| {label} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |"
         )
-    return "\n".join(lines + calibration_lines(scores.get("calibration")) + served_lines(card.get("served")))
+    calibration = calibration_lines(scores.get("calibration"), test_set, card.get("dataset", "fer2013"))
+    return "\n".join(lines + calibration + served_lines(card.get("served")))
 
 
-def calibration_lines(calibration: dict | None) -> list[str]:
-    """The card's calibration paragraph and reliability table (the default file on PrivateTest)."""
+def calibration_lines(
+    calibration: dict | None, test_set: str = "PrivateTest", dataset: str = "fer2013"
+) -> list[str]:
+    """The card's calibration paragraph and reliability table (the default file on ``test_set``)."""
     if not calibration:
         return ["", "Calibration: not recorded for this model (shipped before calibration existed)."]
     temperature = calibration["temperature"]
     lines = [
         "",
-        f"Calibration (the default file on PrivateTest, {len(calibration['reliability_after'])} equal-width "
+        f"Calibration (the default file on {test_set}, {len(calibration['reliability_after'])} equal-width "
         "confidence bins): "
         + (
-            f"temperature {temperature:.3f} fitted on PublicTest; expected calibration error "
+            f"temperature {temperature:.3f} fitted on {'PublicTest' if dataset == 'fer2013' else 'the validation faces'}; expected calibration error "
             f"{calibration['ece_before']:.3f} before scaling, {calibration['ece_after']:.3f} after "
             f"({'better' if calibration['ece_after'] < calibration['ece_before'] else 'worse'}; what "
             "`fer predict` reports)."
@@ -179,12 +257,32 @@ def calibration_lines(calibration: dict | None) -> list[str]:
     return lines
 
 
-def fill_card(markdown_path: Path, card: dict) -> None:
-    """Replace the text between ``<!-- card-numbers -->`` and ``<!-- /card-numbers -->``."""
+def card_block(models_dir: str | os.PathLike | None = None) -> str:
+    """The generated block of ``docs/model_card.md``: the default and the rule that chose it
+    (``default_model.json``), then every candidate shipped in ``models_dir`` (default the package's), the
+    default first, under its own heading."""
+    models_dir = Path(models_dir or BUNDLED_DIR)
+    try:
+        choice = json.loads((models_dir / DEFAULT_CHOICE_FILE).read_text())
+    except (OSError, ValueError):
+        choice = None
+    candidates = shipped_candidates(models_dir)
+    chosen = (choice or {}).get("model")
+    candidates.sort(key=lambda name: name != chosen)
+    lines = default_lines(choice)
+    for name in candidates:
+        card = json.loads((models_dir / card_file_name(name)).read_text())
+        lines += ["", f"#### `{name}`{' (the default)' if name == chosen else ''}", "", card_tables(card)]
+    return "\n".join(lines)
+
+
+def fill_card(markdown_path: Path, models_dir: str | os.PathLike | None = None) -> None:
+    """Replace the text between ``<!-- card-numbers -->`` and ``<!-- /card-numbers -->`` with
+    :func:`card_block` of ``models_dir``."""
     text = markdown_path.read_text()
     start, end = "<!-- card-numbers -->", "<!-- /card-numbers -->"
     if start not in text or end not in text:
         raise ValueError(f"{markdown_path} lacks the {start} … {end} markers")
     head, rest = text.split(start, 1)
     tail = rest.split(end, 1)[1]
-    atomic_write_text(markdown_path, f"{head}{start}\n{card_tables(card)}\n{end}{tail}")
+    atomic_write_text(markdown_path, f"{head}{start}\n{card_block(models_dir)}\n{end}{tail}")

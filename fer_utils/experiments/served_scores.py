@@ -9,6 +9,10 @@ the pixel step the model declares, on two public test sets:
 Each with one crop and with the mirror averaged in (``flip``): accuracy, balanced accuracy (mean per-class
 recall), macro F1, the share of non-neutral faces answered "neutral", per-class recall, ECE. A class the
 model lacks (contempt for a FER2013 model) is reported as unscored, never merged into another.
+
+:func:`public_scores` measures the public validation faces the default rule reads
+(:mod:`fer_utils.experiments.default_rule`): FER+ valid (PublicTest's raw pixels, FER+ majority labels),
+every face counted, a class the model lacks at recall 0.
 """
 
 from __future__ import annotations
@@ -33,12 +37,15 @@ SERVED_TESTS = {
 SERVED_TTA = ("none", "flip")
 
 
-def raw_test_faces(ferplus_root: str | os.PathLike, label_source: str) -> tuple[np.ndarray, list[str]]:
-    """The test split's raw 48×48 faces of the FER+ layout and their labels of ``label_source``."""
+def raw_test_faces(
+    ferplus_root: str | os.PathLike, label_source: str, split: str = "test"
+) -> tuple[np.ndarray, list[str]]:
+    """The raw 48×48 faces of the FER+ layout's ``split`` (``test``, ``validation``) and their labels of
+    ``label_source``."""
     import cv2
 
     samples, _ = ferplus_samples(ferplus_root, label_source)
-    test = [sample for sample in samples if sample.extras["split"] == "test"]
+    test = [sample for sample in samples if sample.extras["split"] == split]
     faces = np.stack([cv2.imread(sample.media_path, cv2.IMREAD_GRAYSCALE) for sample in test])
     return faces, [sample.label for sample in test]
 
@@ -94,6 +101,42 @@ def served_scores(model_path: str | os.PathLike, ferplus_root: str | os.PathLike
     return results
 
 
+#: The public validation set the default rule reads: name, FER+ label source, split, what it is.
+PUBLIC_SET = (
+    "ferplus_valid",
+    "majority",
+    "validation",
+    "FER+ valid (PublicTest faces), raw pixels, FER+ majority labels",
+)
+
+
+def public_scores(model_path: str | os.PathLike, ferplus_root: str | os.PathLike | None = None) -> dict:
+    """A model's one-crop scores on :data:`PUBLIC_SET`, through its pixel step as served: every face
+    counted (a class the model lacks is a class it never answers: recall 0), ``balanced_accuracy`` (mean
+    recall over the classes the faces have), ``recall`` per class, ``lowest_recall`` (the worst class),
+    ``accuracy``, ``neutral_rate``."""
+    name, label_source, split, description = PUBLIC_SET
+    root = Path(ferplus_root) if ferplus_root else shared_data_root() / "fer2013plus"
+    predictor = load_predictor(model_path, num_threads=1)
+    faces, truth = raw_test_faces(root, label_source, split)
+    faces = faces_for_model(faces, predictor.pixel_step, "none")
+    predicted = np.asarray(predictor.labels)[predict_with_tta(predictor, faces, "none").argmax(axis=1)]
+    truth = np.asarray(truth)
+    classes = sorted(set(truth), key=lambda label: (label not in predictor.labels, label))
+    recall = {label: float((predicted[truth == label] == label).mean()) for label in classes}
+    return {
+        "set": name,
+        "description": description,
+        "faces": len(truth),
+        "accuracy": float((predicted == truth).mean()),
+        "balanced_accuracy": float(np.mean(list(recall.values()))),
+        "recall": recall,
+        "lowest_recall": min(recall.values()),
+        "neutral_rate": neutral_rate(truth, predicted),
+        "labels": list(predictor.labels),
+    }
+
+
 def served_lines(served: dict | None) -> list[str]:
     """The model card's table of :func:`served_scores` (empty when the card has none)."""
     if not served:
@@ -121,11 +164,27 @@ def served_lines(served: dict | None) -> list[str]:
                 + ", ".join(f"{label} {count}" for label, count in unscored.items())
                 + " | | | | |"
             )
-    recalls = served["ferplus_test"]["none"]["recall"]
-    lines += [
+    return lines + recall_lines(served)
+
+
+def recall_lines(served: dict) -> list[str]:
+    """Per-class recall on each served test set, one crop and flip (a class the set or the model lacks: —)."""
+    columns = [(name, tta) for name in SERVED_TESTS for tta in SERVED_TTA]
+    classes = []
+    for name, tta in columns:
+        classes += [label for label in served[name][tta]["recall"] if label not in classes]
+    headings = {"fer2013_privatetest": "PrivateTest raw", "ferplus_test": "FER+ test"}
+    lines = [
         "",
-        "Per-class recall on FER+ test (one crop): "
-        + ", ".join(f"{label} {100 * value:.1f} %" for label, value in recalls.items())
-        + ".",
+        "Per-class recall (served raw faces; one crop / flip):",
+        "",
+        "| class | " + " | ".join(f"{headings.get(name, name)}, {tta}" for name, tta in columns) + " |",
+        "|---|" + "---|" * len(columns),
     ]
+    for label in classes:
+        cells = []
+        for name, tta in columns:
+            value = served[name][tta]["recall"].get(label)
+            cells.append("—" if value is None else f"{100 * value:.1f} %")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines

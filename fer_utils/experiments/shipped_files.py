@@ -1,0 +1,104 @@
+"""The files a bundled candidate ships as (``fer bundle-model``): the Keras model without optimizer state,
+its int8 TFLite export calibrated on the run's training faces and float32 TFLite / ONNX copies, each with
+its JSON spec (labels, input size, the dataset and targets it learned from, the pixel step ``equalize``
+every predictor applies, the face pipeline for whole frames), named by dataset and family
+(:func:`run_bundle_name`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fer_utils.deploy.bundled import (
+    BUNDLED_FILES,
+    DETECT_WIDTH,
+    IMAGE_SIZE,
+    PREDICT_MARGIN,
+    bundled_files,
+    bundled_name,
+)
+from fer_utils.deploy.export import export_model, run_calibration_faces, write_model_spec
+from fer_utils.experiments.bundle_data import bundle_dataset, run_dataset
+from fer_utils.training.model import load_keras_model
+from fer_utils.training.model_files import run_calibration
+from fer_utils.training.runtime import import_tensorflow, stderr_silenced
+
+
+def run_bundle_name(run) -> str:
+    """The stem a run ships as: its dataset, family and input size (:func:`~fer_utils.deploy.bundled.bundled_name`)."""
+    architecture = run.setup.setting("architecture") or "paper"
+    return bundled_name(architecture, run_dataset(run) or "fer2013", run.setup.image_size)
+
+
+def ship_run(run, out_dir: Path) -> dict[str, Path]:
+    """Write a run's model into ``out_dir`` as the bundled files (Keras without optimizer state, int8
+    TFLite calibrated on the run's training faces), each with its JSON spec."""
+
+    _, keras = import_tensorflow()
+    with stderr_silenced():  # TensorFlow's first op repeats its oneDNN note past absl logging
+        return _write_shipped_files(keras, run, out_dir)
+
+
+def _write_shipped_files(keras, run, out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labels = list(run.setup.labels)
+    model = load_keras_model(run.model_path)
+    architecture = run.setup.setting("architecture") or "paper"
+    spec = bundle_dataset(run_dataset(run) or "fer2013")
+    files = bundled_files(run_bundle_name(run))
+    extra = {
+        "trained_on": spec.title,
+        "dataset": spec.name,
+        "targets": run.setup.setting("targets", "label"),
+        "training_data": spec.training,
+        "recipe": run.setup.setting("recipe"),
+        "seed": run.setup.seed,
+        "num_params": run.outcome.num_params,
+        "architecture": architecture,
+        "cost": run.outcome.cost,
+        "calibration": run_calibration(run.path),
+        "preprocessing": {
+            "detector": "hog",
+            "margin": PREDICT_MARGIN,
+            "detect_width": DETECT_WIDTH,
+            "frames_per_video": 6,
+            # the pixel step of the faces the run learned from: every predictor applies it to raw crops
+            "equalize": (run.setup.preprocessing or {}).get("equalize", "none"),
+        },
+    }
+    keras_path = out_dir / files["keras"]
+    model.save(keras_path)
+    write_model_spec(
+        keras_path,
+        {
+            "format": "keras",
+            "model_file": keras_path.name,
+            "labels": labels,
+            "image_size": int(run.setup.image_size or IMAGE_SIZE),
+            **extra,
+        },
+    )
+    int8_path = export_model(
+        model,
+        "tflite-int8",
+        out_dir / files["tflite-int8"],
+        labels,
+        run_calibration_faces(run.path),
+        extra,
+    )
+    return {
+        "keras": keras_path,
+        "tflite-int8": int8_path,
+        **write_fp32_exports(model, labels, out_dir, extra, files),
+    }
+
+
+def write_fp32_exports(
+    model, labels: list[str], out_dir: Path, extra: dict, files: dict[str, str] | None = None
+) -> dict[str, Path]:
+    """The shipped model's float32 TFLite and ONNX exports (exact conversions of the Keras model), named
+    as ``files`` (:func:`bundled_files`; default the paper CNN's)."""
+    files = files or BUNDLED_FILES
+    return {
+        fmt: export_model(model, export_fmt, out_dir / files[fmt], labels, extra=extra)
+        for fmt, export_fmt in (("tflite-fp32", "tflite"), ("onnx-fp32", "onnx"))
+    }

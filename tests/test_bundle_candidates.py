@@ -1,0 +1,249 @@
+"""``fer bundle-model`` beyond FER2013 (issue 28): a FER+ study (8 classes with contempt, raw pixels) ships as
+``ferplus_<family>_<size>`` whose specs declare its 8 labels and the pixel step ``none``; the card measures
+each shipped candidate from its files (test split, served raw faces with one crop and flip, per-class recall,
+neutral rate, ECE, parameters, int8 ms/face) and the default among candidates is chosen by the rule stated
+once in ``default_rule.choose_default`` and printed verbatim in the card. On a FER+ layout the test
+generates (a few faces per class); the real copy in ../shared/data in the slow tier."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from fer_utils.data.ferplus import FERPLUS_LABELS, VOTE_COLUMNS
+
+FERPLUS_CLASSES = list(FERPLUS_LABELS.values())
+#: The original FER2013 label of each FER+ class's faces in the generated layout (contempt: neutral).
+ORIGINAL = {label: ("neutral" if label == "contempt" else label) for label in FERPLUS_CLASSES}
+FER2013_FOLDER = {"fearful": "fear", "surprised": "surprise"}
+
+
+def _votes(label: str) -> list[int]:
+    votes = [0] * len(VOTE_COLUMNS)
+    index = list(FERPLUS_LABELS.values()).index(label)
+    votes[index] += 8
+    votes[0] += 2  # two neutral votes: the distribution is not one-hot
+    return votes
+
+
+def _face(rng, label_index: int) -> np.ndarray:
+    """A 48×48 raw face: a class-dependent bright band on noise (learnable, not equalized)."""
+    face = rng.integers(40, 90, (48, 48)).astype(np.uint8)
+    face[label_index * 6 : label_index * 6 + 6, :] = 200
+    return face
+
+
+def make_ferplus_layout(root, per_split=(("FER2013Train", 10), ("FER2013Valid", 3), ("FER2013Test", 3))):
+    """A small FER+ layout: label.csv per split folder, raw png faces, and fer2013_labels.csv."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    number, originals = 0, []
+    usage = {"FER2013Train": "Training", "FER2013Valid": "PublicTest", "FER2013Test": "PrivateTest"}
+    for folder, count in per_split:
+        (root / folder).mkdir(parents=True)
+        with open(root / folder / "label.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            for index, label in enumerate(FERPLUS_CLASSES):
+                for _ in range(count):
+                    name = f"fer{number:07d}.png"
+                    number += 1
+                    cv2.imwrite(str(root / folder / name), _face(rng, index))
+                    writer.writerow([name, "(0, 0, 48, 48)", *_votes(label)])
+                    original = FER2013_FOLDER.get(ORIGINAL[label], ORIGINAL[label])
+                    originals.append([f"{folder}/{name}", usage[folder], original, "matched", "", "0"])
+    with open(root / "fer2013_labels.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "usage", "fer2013_label", "status", "fer2013_jpeg", "one_minus_correlation"])
+        writer.writerows(originals)
+    return root
+
+
+@pytest.fixture(scope="module")
+def ferplus_study(tmp_path_factory):
+    """A generated FER+ layout and a one-seed, one-epoch ``fer study-models`` folder of the paper CNN on
+    its vote distribution (protocol fixed)."""
+    from fer_utils.experiments.bundle_data import bundle_cache
+    from fer_utils.experiments.model_study import run_model_study
+    from fer_utils.training.config import TrainConfig
+
+    tmp = tmp_path_factory.mktemp("ferplus_bundle")
+    root = make_ferplus_layout(tmp / "fer2013plus")
+    cache = bundle_cache("ferplus", root, tmp / "cache", workers=1)
+    config = TrainConfig(protocol="fixed", epochs=1, targets="distribution", batch_size=16, threads=1)
+    run_model_study(cache.cache_dir, tmp / "study", config, ["paper"], [0], workers=1, progress=False)
+    return root, tmp / "study"
+
+
+def _card_markdown(path):
+    path.write_text("# card\n\n<!-- card-numbers -->\nold\n<!-- /card-numbers -->\n\ntail\n")
+    return path
+
+
+def test_a_ferplus_study_ships_an_8_class_candidate_with_raw_pixels(ferplus_study, tmp_path, monkeypatch):
+    from fer_utils.deploy import bundled, engines
+    from fer_utils.experiments import bundle_model, default_rule
+
+    root, study = ferplus_study
+    models = tmp_path / "models"
+    shutil.copytree(bundled.BUNDLED_DIR, models)  # the shipped FER2013 default is a candidate too
+    markdown = _card_markdown(tmp_path / "model_card.md")
+    card = bundle_model.build_bundled_model(
+        root, tmp_path / "work", [0], out_dir=models, card_markdown=markdown, from_study=study
+    )
+    assert card["name"] == "ferplus_paper_48" and card["dataset"] == "ferplus"
+    files = bundled.bundled_files("ferplus_paper_48")
+    assert files["tflite-int8"] == "ferplus_paper_48_int8.tflite"
+    for name in files.values():
+        spec = json.loads((models / f"{name}.json").read_text())
+        assert sorted(spec["labels"]) == sorted(FERPLUS_CLASSES) and len(spec["labels"]) == 8
+        assert spec["preprocessing"]["equalize"] == "none"
+        assert spec["dataset"] == "ferplus" and spec["targets"] == "distribution"
+    assert bundled.shipped_candidates(models) == ["fer2013_robust_48", "ferplus_paper_48"]
+
+    # the card: FER+ test per file, served raw faces (both sets, one crop and flip), int8 ms, parameters
+    assert card["test_set"] == "FER+ test" and set(card["test"]) == set(files)
+    assert card["int8_ms_per_face"] > 0 and card["training"]["num_params"] > 0
+    for name in ("fer2013_privatetest", "ferplus_test"):
+        for tta in ("none", "flip"):
+            row = card["served"][name][tta]
+            assert {"balanced_accuracy", "neutral_rate", "recall", "ece"} <= set(row)
+    assert set(card["served"]["ferplus_test"]["none"]["recall"]) == set(FERPLUS_CLASSES)
+
+    # the default: chosen by the rule from the public figures, written once, printed verbatim
+    choice = json.loads((models / bundled.DEFAULT_CHOICE_FILE).read_text())
+    assert set(choice["figures"]) == {"fer2013_robust_48", "ferplus_paper_48"}
+    assert choice["model"] == default_rule.choose_default(choice["figures"], "fer2013_robust_48")
+    assert card["default"] == choice["model"] == bundled.default_model(models)
+    text = markdown.read_text()
+    assert "\n".join(f"> {line}" if line else ">" for line in default_rule.rule_text().splitlines()) in text
+    assert "#### `ferplus_paper_48`" in text and "#### `fer2013_robust_48`" in text
+    assert "non-neutral answered neutral" in text and "Per-class recall" in text and "| contempt |" in text
+    assert "int8 " in text and "ms per face" in text and text.endswith("tail\n")
+
+    # fer predict / fer_utils.predict take the candidate by name
+    monkeypatch.setattr(bundled, "BUNDLED_DIR", models)
+    monkeypatch.setattr(engines, "BUNDLED_DIR", models)
+    assert bundled.is_bundled_name("ferplus_paper_48") and bundled.is_bundled_name("paper")
+    predictor = engines.bundled_predictor("tflite-int8", 1, "ferplus_paper_48")
+    assert predictor.path.name == "ferplus_paper_48_int8.tflite" and len(predictor.labels) == 8
+    from fer_utils.api import predict
+
+    face = np.full((48, 48, 3), 120, np.uint8)
+    rows = predict(face, model="ferplus_paper_48", detector="none", engine="tflite-int8")
+    assert rows.loc[0, "predicted_label"] in FERPLUS_CLASSES and "prob_contempt" in rows
+
+
+def test_the_fer2013_default_stays_until_a_candidate_beats_it_by_the_rule():
+    from fer_utils.experiments.default_rule import choose_default
+
+    figures = {
+        "fer2013_robust_48": {"balanced_accuracy": 0.52, "lowest_recall": 0.0},
+        "ferplus_vgg_bn_48": {"balanced_accuracy": 0.57, "lowest_recall": 0.05},
+    }
+    assert choose_default({"fer2013_robust_48": figures["fer2013_robust_48"]}, "fer2013_robust_48") == (
+        "fer2013_robust_48"
+    )
+    assert choose_default(figures, "fer2013_robust_48") == "ferplus_vgg_bn_48"
+    # within one point: the lowest class recall decides; a full tie keeps the current default
+    figures["ferplus_vgg_bn_48"] = {"balanced_accuracy": 0.525, "lowest_recall": 0.0}
+    assert choose_default(figures, "fer2013_robust_48") == "fer2013_robust_48"
+    figures["fer2013_robust_48"]["lowest_recall"] = -1  # (a worse worst class)
+    assert choose_default(figures, "fer2013_robust_48") == "ferplus_vgg_bn_48"
+    assert choose_default({}, "fer2013_robust_48") == "fer2013_robust_48"
+
+
+def test_the_paper_cnn_stays_the_default_until_a_candidate_beats_it(tmp_path):
+    from fer_utils.deploy import bundled
+
+    # the package's one candidate is the paper CNN on FER2013, chosen by the rule; without a choice file
+    # the default is the paper CNN as well
+    assert bundled.shipped_candidates() == ["fer2013_robust_48"]
+    assert bundled.model_stem(bundled.default_model()) == "fer2013_robust_48"
+    assert bundled.bundled_model_path().name == "fer2013_robust_48_int8.tflite"
+    assert bundled.default_model(tmp_path) == bundled.DEFAULT_MODEL == "paper"
+    assert bundled.bundled_name("vgg_bn", "ferplus", 48) == "ferplus_vgg_bn_48"
+    assert bundled.bundled_name("paper") == "fer2013_robust_48"
+    assert bundled.card_file_name("ferplus_vgg_bn_48") == "model_card_ferplus_vgg_bn_48.json"
+    assert bundled.card_file_name("fer2013_robust_48") == bundled.card_file_name("paper") == "model_card.json"
+    (tmp_path / bundled.DEFAULT_CHOICE_FILE).write_text(json.dumps({"model": "ferplus_vgg_bn_48"}))
+    assert bundled.default_model(tmp_path) == "paper"  # named, but not shipped there
+
+
+def test_a_fer2013_study_is_not_shipped_as_ferplus_and_targets_need_votes(ferplus_study, tmp_path):
+    from fer_utils.experiments.bundle_model import build_bundled_model, study_seeds_folder
+
+    root, study = ferplus_study
+    assert study_seeds_folder(study, "paper").name == "paper"
+    with pytest.raises(ValueError, match="runs trained on ferplus, not fer2013 \\(--dataset\\)"):
+        study_seeds_folder(study, "paper", "fer2013")
+    with pytest.raises(ValueError, match="--targets distribution needs vote counts"):
+        build_bundled_model(
+            root, tmp_path, [0], dataset="fer2013", targets="distribution", card_markdown=None
+        )
+
+
+def test_the_cli_ships_from_a_ferplus_study_into_another_folder(ferplus_study, tmp_path, capsys, monkeypatch):
+    from fer_utils.cli import main
+    from fer_utils.experiments import bundle_data
+
+    root, study = ferplus_study
+    monkeypatch.setattr(bundle_data, "shared_data_root", lambda: root.parent)  # its fer2013plus: the study's
+    out = tmp_path / "models"
+    code = main(["bundle-model", "--from-study", str(study), "--out", str(out)])  # data: the study's own
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "as ferplus_paper_48" in printed and "default model: ferplus_paper_48" in printed
+    assert json.loads((out / "default_model.json").read_text())["model"] == "ferplus_paper_48"
+    code = main(
+        ["bundle-model", "--rescore", "--model", "ferplus_paper_48", "--images", str(root), "--out", str(out)]
+    )
+    assert code == 0 and "default model: ferplus_paper_48" in capsys.readouterr().out
+
+
+def test_a_runs_bundle_dataset_is_its_caches_dataset_and_label_source():
+    from types import SimpleNamespace
+
+    from fer_utils.experiments.bundle_data import bundle_dataset, run_dataset
+
+    def run(dataset, label_source=None):
+        options = {"dataset_options": {"label_source": label_source}} if label_source else {}
+        return SimpleNamespace(
+            outcome=SimpleNamespace(dataset=dataset),
+            setup=SimpleNamespace(dataset=dataset, preprocessing=options),
+        )
+
+    assert run_dataset(run("fer2013")) == "fer2013"
+    assert run_dataset(run("ferplus", "majority")) == "ferplus"
+    assert run_dataset(run("ferplus", "fer2013")) == "fer2013raw"
+    assert run_dataset(run("fer2013csv", "fer2013")) == "fer2013raw"
+    assert run_dataset(run("ravdess")) is None
+    assert len(bundle_dataset("ferplus").classes) == 8 and "contempt" in bundle_dataset("ferplus").classes
+    with pytest.raises(ValueError, match="unknown bundle dataset 'affectnet'"):
+        bundle_dataset("affectnet")
+
+
+@pytest.mark.slow
+def test_the_default_choice_is_reproduced_from_the_shipped_files_on_real_ferplus_valid():
+    """The public figures of ``default_model.json`` are what the shipped default file scores on the real
+    FER+ valid faces, through the served path, and the recorded choice is the rule's."""
+    from missing_resources import require_data
+
+    from fer_utils.deploy import bundled
+    from fer_utils.experiments.default_rule import choose_default, rule_text
+    from fer_utils.experiments.served_scores import public_scores
+    from fer_utils.paths import shared_data_root
+
+    root = require_data(shared_data_root() / "fer2013plus", "FER+ (FER2013 raw pixels with votes)")
+    choice = json.loads((bundled.BUNDLED_DIR / bundled.DEFAULT_CHOICE_FILE).read_text())
+    assert choice["rule"] == rule_text()
+    for name, figure in choice["figures"].items():
+        measured = public_scores(bundled.bundled_model_path(model=name), root)
+        assert measured["balanced_accuracy"] == pytest.approx(figure["balanced_accuracy"], abs=1e-9)
+        assert measured["recall"] == pytest.approx(figure["recall"], abs=1e-9)
+    assert choice["model"] == choose_default(choice["figures"], choice["previous"])
+    assert bundled.CARD_MARKDOWN.read_text().count(rule_text().splitlines()[0]) == 1
