@@ -115,6 +115,7 @@ def _test_faces(run):
 @pytest.mark.slow
 def test_exported_models_agree_with_keras_on_real_test_faces(trained_run):
     from fer_utils.cli import main
+    from fer_utils.faces.cache import face_size_of
 
     faces = _test_faces(trained_run)
     reference = deploy.load_predictor(trained_run.path).predict_proba(faces).argmax(axis=1)
@@ -124,7 +125,7 @@ def test_exported_models_agree_with_keras_on_real_test_faces(trained_run):
         path = trained_run.path / deploy.EXPORT_FILE_NAMES[fmt]
         spec = json.loads(path.with_name(path.name + ".json").read_text())
         assert spec["labels"] == trained_run.setup.labels
-        assert spec["preprocessing"]["image_size"] == 48
+        assert face_size_of(spec["preprocessing"]) == 48  # the cache's crop, under either stored name
         predictor = deploy.load_predictor(path, num_threads=1)
         agreement = (predictor.predict_proba(faces).argmax(axis=1) == reference).mean()
         assert agreement >= minimum, f"{fmt}: agreement {agreement:.3f} < {minimum}"
