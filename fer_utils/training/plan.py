@@ -1,7 +1,7 @@
 """A run plan: everything a run derives from its config and its face cache, resolved once at its start.
 
-:class:`RunPlan` is what training, fitting, recording, resuming, the staleness checks, notebook 02's model
-summary, the model study and the seed runner take instead of re-deriving it from a
+:class:`RunPlan` is what training, fitting, recording, resuming (its staleness check), notebook 02's model
+summary and the seed runner (its staleness check) take instead of re-deriving it from a
 :class:`~fer_utils.training.config.TrainConfig` and a :class:`~fer_utils.faces.cache.FaceCache`: the recipe
 as applied, the architecture entry, the input size (:func:`~fer_utils.training.config.input_size_for`), the
 cache's face size, labels, pixel step and key, and the thread count.
