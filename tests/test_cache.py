@@ -54,6 +54,21 @@ def test_a_folder_of_another_config_is_refused(tmp_path):
     assert cache_dir_for(tmp_path, "ravdess", {"image_size": 4}).name == f"ravdess-{stored['key']}"
 
 
+def test_face_size_is_the_caches_crop_and_old_caches_read_the_same(tmp_path):
+    """New caches store ``face_size``; a cache written with the former ``image_size`` key reads the same,
+    both keep one key (and folder), and the former attribute name warns."""
+    faces = np.zeros((1, 4, 4), np.uint8)
+    for name, stored in (("new", {"face_size": 4}), ("old", {"image_size": 4})):
+        writer = FaceCacheWriter(tmp_path / name, stored)
+        writer.add("a.mp4", faces, rows_for("a.mp4", 1))
+        cache = writer.close()
+        assert cache.face_size == 4 and FaceCache(tmp_path / name).faces([0]).shape == (1, 4, 4)
+        with pytest.warns(DeprecationWarning, match="face_size"):
+            assert cache.image_size == 4
+    assert config_key({"face_size": 4}) == config_key({"image_size": 4})
+    assert FaceCache(tmp_path / "new").key == FaceCache(tmp_path / "old").key
+
+
 def test_not_a_cache_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="not a face cache"):
         FaceCache(tmp_path)

@@ -98,7 +98,7 @@ def make_run(
         "cache_dir": str(cache.cache_dir),
         "cache_key": cache.key,
         "protocol": protocol,
-        "image_size": cache.image_size,
+        "image_size": cache.face_size,
         "epochs": 2,
         "seed": seed,
         "dropout": list(dropout),
@@ -240,7 +240,7 @@ def test_matrix_views_counts_recall_and_precision():
 def test_cell_faces_match_every_cell_of_the_frame_matrix(toy_runs):
     runs, _ = toy_runs
     run = dashboard.run_choices(runs)[0][0].run
-    matrix = np.asarray(run.metrics["frame"]["confusion_matrix"])
+    matrix = np.asarray(run.outcome.frame.confusion_matrix)
     for i, true in enumerate(LABELS):
         for j, predicted in enumerate(LABELS):
             faces = dashboard.cell_faces(run.predictions, LABELS, true, predicted, "frame")
@@ -256,7 +256,7 @@ def test_cell_faces_match_every_cell_of_the_frame_matrix(toy_runs):
 def test_video_cells_show_one_representative_face_per_video(toy_runs):
     runs, _ = toy_runs
     run = dashboard.run_choices(runs)[0][0].run
-    matrix = np.asarray(run.metrics["video"]["confusion_matrix"])
+    matrix = np.asarray(run.outcome.video.confusion_matrix)
     assert matrix.sum() == 4
     seen = []
     for i, true in enumerate(LABELS):
@@ -369,7 +369,7 @@ def test_clicking_a_cell_fills_the_gallery_with_its_faces(toy_runs):
     board = dashboard.Dashboard(runs, initial_run="a-run", gallery_page=2)
     assert board.choice.name == "a-run"
     run = board.choice.run
-    matrix = np.asarray(run.metrics["frame"]["confusion_matrix"])
+    matrix = np.asarray(run.outcome.frame.confusion_matrix)
     i, j = np.unravel_index(matrix.argmax(), matrix.shape)
     board.heatmap._message(board.heatmap, {"event": "click", "x": LABELS[j], "y": LABELS[i]}, [])
     assert (board.true_menu.value, board.pred_menu.value) == (LABELS[i], LABELS[j])
@@ -390,7 +390,7 @@ def test_the_gallery_title_counts_one_face_or_video_in_the_singular(toy_runs):
     board = dashboard.Dashboard(runs, initial_run="a-run")
     run = board.choice.run
     for level in ("frame", "video"):
-        matrix = np.asarray(run.metrics[level]["confusion_matrix"])
+        matrix = np.asarray(run.outcome.scores(level).confusion_matrix)
         unit = "video" if level == "video" else "face"
         for (i, j), count in np.ndenumerate(matrix):
             board.faces.show(run, LABELS[i], LABELS[j], level)
@@ -506,10 +506,10 @@ def real_runs_dir(tmp_path_factory, fer2013_root):
 def test_dashboard_on_real_runs_shows_the_cached_faces_of_each_cell(real_runs_dir):
     board = dashboard.Dashboard(real_runs_dir, initial_run="fer2013-base")
     run = board.choice.run
-    labels = list(run.metrics["labels"])
-    matrix = np.asarray(run.metrics["frame"]["confusion_matrix"])
+    labels = list(run.outcome.labels)
+    matrix = np.asarray(run.outcome.frame.confusion_matrix)
     np.testing.assert_array_equal(board.heatmap.figure["data"][0]["z"], matrix)
-    cache = FaceCache(run.config["cache_dir"])
+    cache = FaceCache(run.setup.cache_dir)
     for i, j in [(i, j) for i in range(len(labels)) for j in range(len(labels)) if matrix[i, j]][:4]:
         faces = board.show_cell(labels[i], labels[j])
         assert len(faces) == matrix[i, j]
@@ -529,8 +529,8 @@ def test_runs_overview_lists_every_finished_run(toy_runs):
     assert list(table.index) == [c.label for c in choices]
     for choice in choices:
         row = table.loc[choice.label]
-        assert row["accuracy %"] == pytest.approx(100 * choice.run.metrics["frame"]["accuracy"])
-        assert row["video accuracy %"] == pytest.approx(100 * choice.run.metrics["video"]["accuracy"])
+        assert row["accuracy %"] == pytest.approx(100 * choice.run.outcome.frame.accuracy)
+        assert row["video accuracy %"] == pytest.approx(100 * choice.run.outcome.video.accuracy)
         assert row["test faces"] == 12 and row["parameters"] == 1234
     assert (
         "<td>toy · protocol: paper · drop(.3,.5,.5) l1=1e-3 16px · seed 1</td>"
@@ -681,11 +681,11 @@ def test_protocol_comparison_has_one_row_per_protocol_without_ablation_cells(tmp
     assert len(choices) == 4 and len(dashboard.standalone_runs(choices)) == 3
     table = dashboard.protocol_comparison(choices)
     assert list(table.index) == [("toy", "paper"), ("toy", "subject")]
-    accuracies = [c.run.metrics["frame"]["accuracy"] for c in choices if c.run.metrics["protocol"] == "paper"]
+    accuracies = [c.run.outcome.frame.accuracy for c in choices if c.run.outcome.protocol == "paper"]
     assert table.loc[("toy", "paper"), "runs"] == 2
     assert table.loc[("toy", "paper"), "accuracy_mean"] == pytest.approx(np.mean(accuracies))
     assert table.loc[("toy", "paper"), "accuracy_sd"] == pytest.approx(np.std(accuracies, ddof=1))
-    subject = next(c for c in choices if c.name == "subject").run.metrics["frame"]["accuracy"]
+    subject = next(c for c in choices if c.name == "subject").run.outcome.frame.accuracy
     gaps = dashboard.leakage_gaps(table)
     assert gaps == {"toy": pytest.approx(np.mean(accuracies) - subject)}
     page = dashboard.protocol_comparison_html(table, gaps)

@@ -173,8 +173,8 @@ def heatmap_state(page) -> dict:
 
 def test_dashboard_in_chromium(playwright_module, voila_url, real_runs_dir, tmp_path):  # noqa: F811
     run = load_run(real_runs_dir / "fer2013-base")
-    labels = list(run.metrics["labels"])
-    matrix = np.asarray(run.metrics["frame"]["confusion_matrix"])
+    labels = list(run.outcome.labels)
+    matrix = np.asarray(run.outcome.frame.confusion_matrix)
     candidates = [(matrix[i, j], i, j) for i in range(len(labels)) for j in range(len(labels))]
     count, row, column = max(c for c in candidates if 0 < c[0] <= dashboard.GALLERY_PAGE)
 
@@ -197,7 +197,7 @@ def test_dashboard_in_chromium(playwright_module, voila_url, real_runs_dir, tmp_
             np.testing.assert_array_equal(state["z"], matrix)
             assert str(count) in state["text"][row][column]
             header = page.inner_text(".fer-run-header")
-            assert "fer2013" in header and "paper" in header and f"{run.metrics['num_params']:,}" in header
+            assert "fer2013" in header and "paper" in header and f"{run.outcome.num_params:,}" in header
 
             # the page opens on the run's largest confusion; start from another cell so that the waits
             # below see the click's gallery, not the opening one
@@ -296,9 +296,9 @@ def switch_run(page, runs_dir) -> float:
     """Pick the other run in the run menu; wait until the heatmap shows its matrix (counts) and the
     gallery its largest off-diagonal confusion. Returns the seconds it took."""
     other = load_run(runs_dir / "fer2013-reg")
-    matrix = np.asarray(other.metrics["frame"]["confusion_matrix"])
+    matrix = np.asarray(other.outcome.frame.confusion_matrix)
     true_label, predicted_label = dashboard.largest_confusion(other.outcome)
-    labels = list(other.metrics["labels"])
+    labels = list(other.outcome.labels)
     expected = int(matrix[labels.index(true_label), labels.index(predicted_label)])
     page.get_by_role("button", name="counts").click()
     page.wait_for_function(

@@ -109,12 +109,13 @@ def _test_faces(run):
 
     split = pd.read_csv(run.path / "split.csv")
     ids = split.loc[split["part"] == "test", "face_id"].to_numpy()
-    return np.asarray(FaceCache(run.config["cache_dir"]).faces(ids))
+    return np.asarray(FaceCache(run.setup.cache_dir).faces(ids))
 
 
 @pytest.mark.slow
 def test_exported_models_agree_with_keras_on_real_test_faces(trained_run):
     from fer_utils.cli import main
+    from fer_utils.faces.cache import face_size_of
 
     faces = _test_faces(trained_run)
     reference = deploy.load_predictor(trained_run.path).predict_proba(faces).argmax(axis=1)
@@ -123,8 +124,8 @@ def test_exported_models_agree_with_keras_on_real_test_faces(trained_run):
         assert main(["export", str(trained_run.path), "--format", fmt]) == 0
         path = trained_run.path / deploy.EXPORT_FILE_NAMES[fmt]
         spec = json.loads(path.with_name(path.name + ".json").read_text())
-        assert spec["labels"] == trained_run.config["labels"]
-        assert spec["preprocessing"]["image_size"] == 48
+        assert spec["labels"] == trained_run.setup.labels
+        assert face_size_of(spec["preprocessing"]) == 48  # the cache's crop, under either stored name
         predictor = deploy.load_predictor(path, num_threads=1)
         agreement = (predictor.predict_proba(faces).argmax(axis=1) == reference).mean()
         assert agreement >= minimum, f"{fmt}: agreement {agreement:.3f} < {minimum}"
@@ -140,7 +141,7 @@ def test_predict_single_face_video_writes_a_normalized_timeline(trained_run, pyf
     assert main([*args, "--fps", "5", "--out", str(out)]) == 0
     faces = pd.read_csv(out / "single_face.mp4_faces.csv")
     timeline = faces[faces["status"] == "face"]
-    labels = trained_run.config["labels"]
+    labels = trained_run.setup.labels
     probabilities = timeline[[f"prob_{label}" for label in labels]].to_numpy()
     assert len(timeline) >= 10  # 72 frames at 24 fps = 3 s → ~15 frames at 5 fps, the face in most
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)

@@ -99,18 +99,18 @@ def test_fer_train_notebook_and_ablation_give_identical_metrics(tiny_demo_cache,
         "ablation": load_run(twin["run_dir"]),
     }
     reference = runs["fer train"]
-    assert reference.config["numerics"] == {
-        **reference.config["numerics"],
+    assert reference.setup.numerics.to_json() == {
+        **reference.setup.numerics.to_json(),
         "intra_op_threads": 1,
         "inter_op_threads": 1,
         "op_determinism": True,
     }
-    assert reference.config["threads_used"] == 1
+    assert reference.setup.threads_used == 1
     for way, run in runs.items():
-        assert run.config["numerics"] == reference.config["numerics"], way
-        assert run.config["split"] == reference.config["split"], way
-        assert run.metrics["frame"] == reference.metrics["frame"], way
-        assert run.metrics["best_epoch"] == reference.metrics["best_epoch"], way
+        assert run.setup.numerics == reference.setup.numerics, way
+        assert run.setup.split == reference.setup.split, way
+        assert run.outcome.frame == reference.outcome.frame, way
+        assert run.outcome.best_epoch == reference.outcome.best_epoch, way
         pd.testing.assert_frame_equal(run.history, reference.history, check_exact=True, obj=way)
     assert json.loads((tmp_path / "cli" / "metrics.json").read_text())["epochs_run"] == 2
 

@@ -104,7 +104,7 @@ def test_a_second_fer_train_on_one_run_folder_is_refused(cache, tmp_path, capsys
         assert code == 2
         assert f"another fer train is writing {out}" in error and f"pid {holder.process.pid}" in error
         assert not rundir.is_finished(out)
-    assert quick_run(cache, out).metrics["status"] == "complete"
+    assert quick_run(cache, out).outcome.status == "complete"
 
 
 @pytest.mark.slow  # two real 40-epoch trainings in subprocesses (the lock itself: the test above)
@@ -138,7 +138,7 @@ def test_two_fer_train_racing_on_one_folder_leave_one_whole_run(cache, tmp_path)
     run = rundir.load_run(out)  # one run's files only: the predictions are its own test part
     split = rundir.read_split(out)
     assert sorted(run.predictions["face_id"]) == sorted(split.loc[split["part"] == "test", "face_id"])
-    assert run.config["split"]["test"] == len(run.predictions)
+    assert run.setup.split.test == len(run.predictions)
 
 
 def test_the_same_thread_may_reopen_a_writer_it_abandoned(tmp_path):
@@ -168,7 +168,7 @@ def finished_run(trained_run, tmp_path):
 
 def assert_untouched(run):
     again = rundir.load_run(run.path)
-    assert again.metrics == run.metrics
+    assert again.outcome == run.outcome
     assert sorted(
         p.name for p in run.path.parent.iterdir() if not p.name.endswith((".lock", ".lock.json"))
     ) == ["paper"]  # no half-written sibling left behind
@@ -198,7 +198,7 @@ def test_a_failed_overwrite_leaves_the_finished_run_untouched(finished_run, cach
 
 def test_an_overwrite_swaps_the_new_run_in_and_keeps_other_files(finished_run, cache):
     new = quick_run(cache, finished_run.path, overwrite=True, seed=1)
-    assert new.path == finished_run.path and new.config["seed"] == 1
+    assert new.path == finished_run.path and new.setup.seed == 1
     assert (new.path / "02_training.ipynb").read_text() == "{}"
     assert_untouched(new)
 
@@ -434,15 +434,15 @@ def test_run_folders_named_with_glob_characters_or_holding_the_cwd_work(
 ):
     odd = tmp_path / "run[1]"
     quick_run(cache, odd)
-    assert quick_run(cache, odd, overwrite=True).metrics["status"] == "complete"
+    assert quick_run(cache, odd, overwrite=True).outcome.status == "complete"
     monkeypatch.chdir(finished_run.path)  # the ablation's papermill kernels run inside their run folder
     with pytest.raises(ValueError, match="dropout"):
         quick_run(cache, ".", overwrite=True, dropout=(2, 0, 0))
     assert_untouched(finished_run)
     new = quick_run(cache, ".", overwrite=True, seed=3)
-    assert os.getcwd() == str(finished_run.path) and new.config["seed"] == 3
-    assert rundir.load_run(finished_run.path).config["seed"] == 3
-    assert_untouched(new.__class__(finished_run.path, new.config, new.history, new.metrics, new.predictions))
+    assert os.getcwd() == str(finished_run.path) and new.setup.seed == 3
+    assert rundir.load_run(finished_run.path).setup.seed == 3
+    assert_untouched(new.__class__(finished_run.path, new.setup, new.history, new.outcome, new.predictions))
 
 
 def test_the_lock_holder_names_the_command_once(tmp_path, monkeypatch):

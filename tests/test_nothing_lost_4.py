@@ -151,7 +151,7 @@ def _shipping_records(monkeypatch):
         bundle_model,
         "model_card_numbers",
         lambda summary, run, files, images: {
-            "shipped_seed": run.config["seed"],
+            "shipped_seed": run.setup.seed,
             "shipped_run": str(run.path),
         },
     )

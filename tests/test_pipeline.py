@@ -92,7 +92,7 @@ class FakeCache:
 
     def __init__(self, config: PipelineConfig):
         self.key = notebook_pipeline.expected_cache_key(config)
-        self.image_size = config.preprocess_config().face_size
+        self.face_size = config.preprocess_config().face_size
 
 
 def test_fer_run_passes_rerun_to_the_ablation_as_replace_stale(monkeypatch, tmp_path):

@@ -150,7 +150,7 @@ def test_fer_evaluate_feeds_cache_faces_through_the_models_step(tmp_path):
     assert cache.config["equalize"] == "none"
     model = _untrained_model(tmp_path / "model.keras", cache.labels, "hist")
     run = evaluate_on_cache(model, cache.cache_dir, tmp_path / "eval")
-    assert run.config["evaluation"]["pixel_step"] == "hist"
+    assert run.setup.evaluation.pixel_step == "hist"
     ids = run.predictions["face_id"].to_numpy()
     expected = load_predictor(model).predict_proba(np.stack([cv2.equalizeHist(f) for f in cache.faces(ids)]))
     got = run.predictions[[f"prob_{label}" for label in cache.labels]].to_numpy()

@@ -250,16 +250,16 @@ def test_evaluate_scores_the_bundled_model_and_reports_the_unmappable_class(
     runs, problems = list_runs(tmp_path / "runs")
     assert not problems and len(runs) == 1
     run = runs[0]
-    evaluation = run.metrics["evaluation"]
+    evaluation = run.outcome.evaluation
     # calm has no FER2013 class; disgust lost its only source through the map: both unscored, not merged
-    disgust = evaluation["unscored_faces"]["disgust"]
-    assert evaluation["unscored_faces"] == {"calm": 25, "disgust": disgust} and disgust > 0
-    assert evaluation["label_map"]["disgust"] is None
+    disgust = evaluation.unscored_faces["disgust"]
+    assert evaluation.unscored_faces == {"calm": 25, "disgust": disgust} and disgust > 0
+    assert evaluation.label_map["disgust"] is None
     assert {"calm", "disgust"}.isdisjoint(run.labels) and run.labels[-1] == UNMAPPED
     scored = 400 - 25 - disgust
-    assert run.metrics["frame"]["support"] == scored and len(run.predictions) == scored
-    assert run.metrics["frame"]["accuracy"] > 0.4  # real faces, a real model: well above chance (1/7)
-    assert evaluation["resized"] is None  # 48 px faces, 48 px model
+    assert run.outcome.frame.support == scored and len(run.predictions) == scored
+    assert run.outcome.frame.accuracy > 0.4  # real faces, a real model: well above chance (1/7)
+    assert evaluation.resized is None  # 48 px faces, 48 px model
     choices, _ = run_choices(tmp_path / "runs")
     assert len(choices) == 1  # the dashboard lists it like a run, marked as an evaluation of the model
     assert choices[0].label.startswith(
@@ -286,18 +286,16 @@ def test_evaluate_scores_the_scored_classes_and_reports_restricted_scores_and_un
     )
     printed = capsys.readouterr().out
     run = run_choices(tmp_path / "runs")[0][0].run
-    metrics, predictions = run.metrics, run.predictions
+    metrics, predictions = run.outcome, run.predictions
     scored = [label for label in run.labels if label != UNMAPPED]
     assert len(scored) == 6 and "neutral" not in scored
-    per_class = metrics["frame"]["per_class"]
-    assert metrics["frame"]["macro_f1"] == pytest.approx(
-        np.mean([per_class[label]["f1"] for label in scored])
-    )
+    per_class = metrics.frame.per_class
+    assert metrics.frame.macro_f1 == pytest.approx(np.mean([per_class[label]["f1"] for label in scored]))
     answered_unmapped = predictions["predicted_label"] == UNMAPPED
     assert answered_unmapped.sum() > 0 and set(predictions.loc[answered_unmapped, "model_label"]) == {
         "neutral"
     }
-    unmapped = metrics["unmapped_answers"]
+    unmapped = metrics.unmapped_answers
     assert unmapped["count"] == answered_unmapped.sum() and unmapped["model_classes"] == {
         "neutral": unmapped["count"]
     }
@@ -309,8 +307,8 @@ def test_evaluate_scores_the_scored_classes_and_reports_restricted_scores_and_un
     ]
     assert (predictions["restricted_label"] == restricted).all()
     restricted_accuracy = float((restricted == predictions["true_label"]).mean())
-    assert metrics["restricted"]["frame"]["accuracy"] == pytest.approx(restricted_accuracy)
-    assert restricted_accuracy > metrics["frame"]["accuracy"]  # the unmapped answers get a second chance
+    assert metrics.restricted["frame"]["accuracy"] == pytest.approx(restricted_accuracy)
+    assert restricted_accuracy > metrics.frame.accuracy  # the unmapped answers get a second chance
     assert "full output: accuracy" in printed and "restricted to the mapped classes: accuracy" in printed
     assert (
         f"answers on unmapped model classes (neutral): {unmapped['count']} of {len(predictions)}" in printed
@@ -333,7 +331,7 @@ def test_evaluate_says_when_it_resizes_the_cache_faces(fer2013_root, tmp_path, c
     big = np.stack([cv2.resize(faces[i], (96, 96), interpolation=cv2.INTER_LINEAR) for i in chosen])
     cache = write_array_cache(tmp_path / "big", big, list(np.asarray(labels)[chosen]), dataset="big")
     run = evaluate_on_cache(bundled.bundled_model_path(), cache.cache_dir, tmp_path / "eval")
-    assert run.metrics["evaluation"]["resized"] == {"from": 96, "to": 48}
+    assert run.outcome.evaluation.resized == {"from": 96, "to": 48}
     printed = capsys.readouterr().out
     assert printed.count("faces resized from the cache's 96 px to the model's 48 px input") == 1
 
@@ -367,8 +365,8 @@ def test_evaluate_on_the_fer2013_test_split_matches_the_model_card(fer2013_root,
     )
     run = evaluate_on_cache(bundled.bundled_model_path(), cache.cache_dir, tmp_path / "eval", split="test")
     card = bundled.read_model_card()
-    assert run.metrics["frame"]["support"] == 3589
-    assert run.metrics["frame"]["accuracy"] == pytest.approx(
+    assert run.outcome.frame.support == 3589
+    assert run.outcome.frame.accuracy == pytest.approx(
         card["test"][bundled.DEFAULT_FORMAT]["accuracy"], abs=1e-9
     )
 

@@ -246,6 +246,6 @@ def test_a_saturated_run_says_so_in_metrics_and_summary(tmp_path):
     metrics = run_metrics(run_config, fitted, predictions, 10, {"present": labels, "predicted": labels})
     assert metrics.selection_saturated and metrics.best_epoch == 2
     assert "epoch 2 of 4" in metrics.selection_saturated_reason
-    run = Run(tmp_path, {}, history, metrics.to_json(), predictions)
+    run = Run(tmp_path, RunConfig(), history, metrics, predictions)
     assert any(warning.startswith("selection_saturated: ") for warning in run.health_warnings)
     assert "WARNING: selection_saturated" in run.summary()

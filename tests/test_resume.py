@@ -119,7 +119,7 @@ def test_changed_settings_are_refused_and_a_damaged_checkpoint_falls_back(
     assert "checkpoint epoch-0002 is damaged" in stderr and "resuming from epoch 1" in stderr
     assert "resuming after epoch 1 of 3" in stderr
     reference = train_run(fer2013_small_cache.cache_dir, tmp_path / "reference", **options)
-    assert finished.metrics["frame"] == reference.metrics["frame"]
+    assert finished.outcome.frame == reference.outcome.frame
     pd.testing.assert_frame_equal(finished.history, reference.history)
 
 

@@ -271,7 +271,7 @@ def test_the_former_image_size_names_still_work_with_a_warning_and_caches_keep_t
             == 32
         )
     stored = cache_config(PreprocessConfig(face_size=64), "toy")
-    assert stored["image_size"] == 64 and "face_size" not in stored
+    assert stored["face_size"] == 64 and "image_size" not in stored  # hashed under the former name
     before = {"dataset": "toy", "pipeline_version": stored["pipeline_version"]} | {
         "image_size": 64,
         **{k: v for k, v in dataclasses.asdict(PreprocessConfig()).items() if k != "face_size"},

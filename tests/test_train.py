@@ -28,12 +28,10 @@ def small_run(fer2013_small_cache, tmp_path_factory):
 def test_run_directory_has_every_artifact(small_run, fer2013_small_cache):
     for name in ("config.json", "history.csv", "model.keras", "split.csv", "metrics.json", "predictions.csv"):
         assert (small_run.path / name).exists(), name
-    metrics, config = small_run.metrics, small_run.config
-    assert metrics["status"] == "complete" and metrics["protocol"] == "paper"
+    metrics, config = small_run.outcome, small_run.setup
+    assert metrics.status == "complete" and metrics.protocol == "paper"
     assert (
-        metrics["num_params"]
-        == build_paper_cnn(7, image_size=48).count_params()
-        == paper_cnn_parameters(7, 48)
+        metrics.num_params == build_paper_cnn(7, image_size=48).count_params() == paper_cnn_parameters(7, 48)
     )
     assert set(small_run.history.columns) == {
         "epoch", "accuracy", "loss", "val_accuracy", "val_loss", "test_accuracy", "test_loss",
@@ -44,20 +42,20 @@ def test_run_directory_has_every_artifact(small_run, fer2013_small_cache):
     split = pd.read_csv(small_run.path / "split.csv")
     assert split["face_id"].is_unique
     test_ids = split.loc[split["part"] == "test", "face_id"].to_numpy()
-    assert config["split"]["test"] == len(test_ids) == len(small_run.predictions)
-    assert config["split"]["test_hash"] == membership_hash(fer2013_small_cache.index, test_ids)
+    assert config.split.test == len(test_ids) == len(small_run.predictions)
+    assert config.split.test_hash == membership_hash(fer2013_small_cache.index, test_ids)
     assert sorted(small_run.predictions["face_id"]) == sorted(test_ids)
-    assert np.asarray(metrics["frame"]["confusion_matrix"]).sum() == len(test_ids)
+    assert np.asarray(metrics.frame.confusion_matrix).sum() == len(test_ids)
     probabilities = small_run.predictions[[f"prob_{label}" for label in small_run.labels]].to_numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
     accuracy = (small_run.predictions["true_label"] == small_run.predictions["predicted_label"]).mean()
-    assert metrics["frame"]["accuracy"] == pytest.approx(accuracy)
-    assert isinstance(metrics["stalled"], bool)
+    assert metrics.frame.accuracy == pytest.approx(accuracy)
+    assert isinstance(metrics.stalled, bool)
     # 2 epochs on 620 faces: the validation part is far from 100 %, so the epoch choice means something
-    assert metrics["selection_saturated"] is False and metrics["selection_saturated_reason"] is None
-    assert config["resized_faces"] is None  # the 48 px cache trains the 48 px model as it is
+    assert metrics.selection_saturated is False and metrics.selection_saturated_reason is None
+    assert config.resized_faces is None  # the 48 px cache trains the 48 px model as it is
     # the size as requested (none: the cache's) and as resolved, apart
-    assert config["input_size"] is None and config["image_size"] == 48 and config["schema_version"] == 2
+    assert config.setting("input_size") is None and config.image_size == 48 and config.schema_version == 2
 
 
 @pytest.mark.slow  # real data (../shared/data): the slow tier's
@@ -65,7 +63,7 @@ def test_same_seed_same_metrics(small_run, fer2013_small_cache, tmp_path):
     again = train_run(
         fer2013_small_cache.cache_dir, tmp_path / "again", protocol="paper", epochs=2, seed=0, verbose=0
     )
-    assert again.metrics["frame"] == small_run.metrics["frame"]
+    assert again.outcome.frame == small_run.outcome.frame
     pd.testing.assert_frame_equal(again.history, small_run.history)
 
 
@@ -101,18 +99,18 @@ def test_resize_on_the_fly(fer2013_small_cache):
 
 @pytest.mark.slow  # real data (../shared/data): the slow tier's
 def test_health_flags_and_baselines_come_from_the_test_part(small_run):
-    metrics, predictions = small_run.metrics, small_run.predictions
+    metrics, predictions = small_run.outcome, small_run.predictions
     counts = predictions["true_label"].value_counts()
-    assert metrics["baselines"]["majority_label"] == counts.index[0]
-    assert metrics["majority_rate"] == pytest.approx(counts.iloc[0] / len(predictions))
-    assert metrics["stalled"] == (metrics["frame"]["accuracy"] < metrics["majority_rate"] + 0.05)
-    assert isinstance(metrics["underfit"], bool) and metrics["converged"] == (
-        not metrics["stalled"] and not metrics["underfit"]
+    assert metrics.baselines.majority_label == counts.index[0]
+    assert metrics.majority_rate == pytest.approx(counts.iloc[0] / len(predictions))
+    assert metrics.stalled == (metrics.frame.accuracy < metrics.majority_rate + 0.05)
+    assert isinstance(metrics.underfit, bool) and metrics.converged == (
+        not metrics.stalled and not metrics.underfit
     )
-    assert metrics["recipe"] == "paper" and metrics["selection_metric"] == "val_accuracy"
-    assert set(metrics["validation_classes_predicted"]) <= set(small_run.labels)
-    assert 0 <= metrics["diagnostics"]["final_dead_units"] <= 1
-    assert metrics["best_epoch"] == small_run.history["val_accuracy"].idxmax() + 1
+    assert metrics.recipe == "paper" and metrics.selection_metric == "val_accuracy"
+    assert set(metrics.validation_classes_predicted) <= set(small_run.labels)
+    assert 0 <= metrics.diagnostics["final_dead_units"] <= 1
+    assert metrics.best_epoch == small_run.history["val_accuracy"].idxmax() + 1
 
 
 @pytest.mark.slow  # an 8-epoch training that must learn: a real-training proof
@@ -130,7 +128,7 @@ def test_training_from_arrays_on_separable_faces(tmp_path):
     cache = write_array_cache(tmp_path / "cache", np.stack(faces), labels)
     run = train_run(cache.cache_dir, tmp_path / "run", epochs=8, batch_size=16, seed=0, verbose=0)
     assert run.labels == ["happy", "sad"]
-    assert run.metrics["frame"]["accuracy"] >= 0.9
+    assert run.outcome.frame.accuracy >= 0.9
 
 
 @pytest.mark.slow  # real data (../shared/data): the slow tier's
@@ -177,7 +175,7 @@ def test_list_runs_reports_unfinished_and_malformed_runs(small_run, tmp_path):
     runs, problems = list_runs(tmp_path)
     assert [run.name for run in runs] == ["good"]
     assert "malformed" in problems["broken"] and "unfinished" in problems["unfinished"]
-    assert load_run(tmp_path / "good").metrics == small_run.metrics
+    assert load_run(tmp_path / "good").outcome == small_run.outcome
 
 
 @pytest.mark.slow
@@ -224,18 +222,18 @@ def test_every_recipe_ingredient_runs_and_is_recorded(fer2013_small_cache, tmp_p
         lr_schedule="cosine",
         warmup_epochs=0.5,
     )
-    settings = run.config["recipe_settings"]
-    assert run.config["recipe"] == "robust" and settings["input_scaling"] == "centered"
+    settings = run.setup.recipe_settings
+    assert run.setup.recipe == "robust" and settings["input_scaling"] == "centered"
     assert settings["augment"] and settings["label_smoothing"] == 0.1 and settings["lr_schedule"] == "cosine"
-    assert run.recipe == run.metrics["recipe_label"]
+    assert run.recipe == run.outcome.recipe_label
     assert run.recipe.startswith("robust (") and "augment=True" in run.recipe
-    assert run.metrics["selection_metric"] == "val_macro_f1"
-    assert run.metrics["best_epoch"] == run.history["val_macro_f1"].idxmax() + 1
+    assert run.outcome.selection_metric == "val_macro_f1"
+    assert run.outcome.best_epoch == run.history["val_macro_f1"].idxmax() + 1
     import keras
 
     rescale = keras.models.load_model(run.model_path).get_layer("rescale")
     assert (rescale.scale, rescale.offset) == (pytest.approx(1 / 127.5), -1.0)
-    assert run.metrics["num_params"] == paper_cnn_parameters(7, 48)  # same architecture as the paper recipe
+    assert run.outcome.num_params == paper_cnn_parameters(7, 48)  # same architecture as the paper recipe
     with pytest.raises(ValueError, match="unknown recipe"):
         TrainConfig(recipe="magic")
     with pytest.raises(ValueError, match="lr_schedule"):
@@ -251,9 +249,9 @@ def test_transfer_from_a_run(small_run, fer2013_small_cache, tmp_path):
         epochs=2,
         freeze_epochs=1,
     )
-    transfer = run.config["transfer"]
-    assert transfer["copied"] == ["conv1", "conv2", "conv3", "dense"]
-    assert transfer["head_classes_copied"] == small_run.labels and transfer["head_classes_new"] == []
+    transfer = run.setup.transfer
+    assert transfer.copied == ["conv1", "conv2", "conv3", "dense"]
+    assert transfer.head_classes_copied == small_run.labels and transfer.head_classes_new == []
     assert len(run.history) == 2
     with pytest.raises(ValueError, match="no model there"):
         train_run(
@@ -272,9 +270,9 @@ def test_seeds_give_one_run_each_and_a_summary(fer2013_small_cache, tmp_path):
     table = pd.read_csv(tmp_path / SEEDS_TABLE_FILE)
     assert table["seed"].tolist() == [3, 4] and summary["runs"] == 2 and summary["seeds"] == [3, 4]
     runs = [load_run(tmp_path / f"seed-{seed}") for seed in (3, 4)]
-    assert [run.config["seed"] for run in runs] == [3, 4]
-    assert all(run.config["threads"] == 1 for run in runs)  # two cores → two runs × one thread
-    accuracies = [run.metrics["frame"]["accuracy"] for run in runs]
+    assert [run.setup.seed for run in runs] == [3, 4]
+    assert all(run.setup.setting("threads") == 1 for run in runs)  # two cores → two runs × one thread
+    accuracies = [run.outcome.frame.accuracy for run in runs]
     stats = summary["scores"]["test_accuracy"]
     assert stats["mean"] == pytest.approx(np.mean(accuracies))
     assert stats["spread"] == pytest.approx(max(accuracies) - min(accuracies))
@@ -302,13 +300,10 @@ def test_recipe_study_table_matches_its_seed_runs(fer2013_small_cache, tmp_path)
     )
     assert table["configuration"].tolist() == ["paper", "robust − recycling"]
     ablated = load_run(tmp_path / folder_name("robust − recycling") / "seed-0")
-    assert (
-        ablated.config["recipe"] == "robust"
-        and ablated.config["recipe_settings"]["recycle_dead_units"] is False
-    )
+    assert ablated.setup.recipe == "robust" and ablated.setup.recipe_settings["recycle_dead_units"] is False
     assert ablated.recipe == "robust (recycle_dead_units=False)"
     row = table.set_index("configuration").loc["robust − recycling"]
-    assert row["test_accuracy_mean"] == pytest.approx(ablated.metrics["frame"]["accuracy"])
+    assert row["test_accuracy_mean"] == pytest.approx(ablated.outcome.frame.accuracy)
     assert (tmp_path / "recipes.md").read_text().count("\n") == 4  # header, rule, two rows
     with pytest.raises(ValueError, match="unknown configuration"):
         run_recipe_study(fer2013_small_cache.cache_dir, tmp_path, TrainConfig(), [0], ["nonsense"])

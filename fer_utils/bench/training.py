@@ -100,7 +100,7 @@ def _train_worker(
     keras.utils.set_random_seed(0)
     cache = FaceCache(cache_dir)
     train_ids, targets = np.asarray(train_ids), np.asarray(targets, dtype=np.int32)
-    model = build_paper_cnn(int(targets.max()) + 1, cache.image_size)
+    model = build_paper_cnn(int(targets.max()) + 1, cache.face_size)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
     )

@@ -194,8 +194,8 @@ def run_calibration_faces(
     """
 
     run_dir = Path(run_dir)
-    config = rundir.read_config(run_dir)
-    cache_dir = Path(config.get("cache_dir", ""))
+    setup = rundir.read_setup(run_dir)
+    cache_dir = Path(setup.cache_dir)
     if not (cache_dir / "config.json").exists():
         raise ValueError(
             f"int8 calibration needs the run's face cache, but {cache_dir} is missing; "
@@ -206,7 +206,7 @@ def run_calibration_faces(
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(train_ids, size=min(count, len(train_ids)), replace=False))
     faces = FaceCache(cache_dir).faces(chosen)
-    return as_batch(np.asarray(faces), int(config["image_size"]))[..., 0]
+    return as_batch(np.asarray(faces), int(setup.image_size))[..., 0]
 
 
 def cache_calibration_faces(
@@ -334,7 +334,7 @@ def export_run(
     for name in (rundir.MODEL_FILE, rundir.CONFIG_FILE):
         if not (run_dir / name).exists():
             raise ValueError(f"{run_dir} is not a run folder: {name} is missing")
-    config = rundir.read_config(run_dir)
+    setup = rundir.read_setup(run_dir)
     calibration = None
     if fmt == "tflite-int8":
         calibration = (
@@ -344,9 +344,9 @@ def export_run(
         )
     extra = {
         "source_run": str(run_dir.resolve()),
-        "protocol": config.get("protocol"),
-        "preprocessing": config.get("preprocessing", {}),
-        "architecture": config.get("architecture", "paper"),
+        "protocol": setup.protocol,
+        "preprocessing": setup.preprocessing,
+        "architecture": setup.architecture,
     }
     temperature = run_calibration(run_dir)
     if temperature:
@@ -355,7 +355,7 @@ def export_run(
         rundir.model_path(run_dir),
         fmt,
         Path(out) if out else run_dir / EXPORT_FILE_NAMES[fmt],
-        list(config["labels"]),
+        list(setup.labels),
         calibration,
         extra,
     )

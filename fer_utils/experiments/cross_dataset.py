@@ -140,7 +140,7 @@ def evaluate_on_cache(
     scored = index[index["label"].isin(labels)]
     if not len(scored):
         raise ValueError(f"no face of {cache_dir} has a label the model's classes map to ({mapping})")
-    resized = announce_resize(cache.image_size, predictor.image_size, "evaluation")
+    resized = announce_resize(cache.face_size, predictor.image_size, "evaluation")
     predictions = predict_scored_faces(predictor, cache, scored, mapping, labels, tta)
     scored_labels = [label for label in labels if label != UNMAPPED]
     evaluation = {
@@ -306,42 +306,42 @@ def _evaluate_cli(args) -> int:
         args.threads,
         args.tta,
     )
-    print(describe_evaluation(run.metrics))
+    print(describe_evaluation(run.outcome))
     print(f"written to {run.path}")
     return 0
 
 
-def describe_evaluation(metrics: dict) -> str:
+def describe_evaluation(outcome: RunMetrics) -> str:
     """The console lines of an evaluation: mapping, unscored faces, full and restricted scores, unmapped
     answers per true label."""
-    evaluation, frame = metrics["evaluation"], metrics["frame"]
-    scored = [label for label in metrics["labels"] if label != UNMAPPED]
-    lines = [evaluation["description"], f"  label map: {json.dumps(evaluation['label_map'])}"]
+    evaluation, frame = outcome.evaluation, outcome.frame
+    scored = [label for label in outcome.labels if label != UNMAPPED]
+    lines = [evaluation.description, f"  label map: {json.dumps(evaluation.label_map)}"]
     lines += [
         f"  {count} {label} face(s) not scored: no model class maps to {label!r}"
-        for label, count in evaluation["unscored_faces"].items()
+        for label, count in evaluation.unscored_faces.items()
     ]
     lines.append(
-        f"  full output: accuracy {percent(frame['accuracy'])}, macro F1 {score(frame['macro_f1'])} "
-        f"over the {len(scored)} scored classes, on {frame['support']} faces"
+        f"  full output: accuracy {percent(frame.accuracy)}, macro F1 {score(frame.macro_f1)} "
+        f"over the {len(scored)} scored classes, on {frame.support} faces"
     )
-    restricted = (metrics.get("restricted") or {}).get("frame")
+    restricted = (outcome.restricted or {}).get("frame")
     if restricted:
         lines.append(
             f"  restricted to the mapped classes: accuracy {percent(restricted['accuracy'])}, "
             f"macro F1 {score(restricted['macro_f1'])}"
         )
-    unmapped = metrics.get("unmapped_answers")
-    if unmapped and not evaluation.get("unmapped_model_classes"):
+    unmapped = outcome.unmapped_answers
+    if unmapped and not evaluation.unmapped_model_classes:
         lines.append("  every model class maps to a cache label: no answer falls outside them")
     elif unmapped:
-        classes = ", ".join(evaluation.get("unmapped_model_classes") or []) or "none"
+        classes = ", ".join(evaluation.unmapped_model_classes or []) or "none"
         line = (
-            f"  answers on unmapped model classes ({classes}): {unmapped['count']} of {frame['support']} "
+            f"  answers on unmapped model classes ({classes}): {unmapped['count']} of {frame.support} "
             f"({percent(unmapped['share'])})"
         )
         per_label = [
-            f"{label} {part['count']}/{frame['per_class'][label]['support']}"
+            f"{label} {part['count']}/{frame.per_class[label]['support']}"
             for label, part in unmapped["per_label"].items()
             if part["count"]
         ]

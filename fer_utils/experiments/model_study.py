@@ -51,6 +51,7 @@ from fer_utils.training import rundir
 from fer_utils.training.architectures import ARCHITECTURES, architecture
 from fer_utils.training.config import TrainConfig
 from fer_utils.training.metrics import headline, registered
+from fer_utils.training.result_parts import Cost
 from fer_utils.training.seeds import finished_seed_runs, median_run, read_seed_summary, train_seed_sets
 
 STUDY_FILE = "study.json"
@@ -172,10 +173,16 @@ def int8_latency_ms(run_dir: Path, repeats: int = LATENCY_REPEATS) -> float:
     return float(time_calls(tflite_timer(path, 1, 1, faces), warmup=20, repeats=repeats)["median"])
 
 
+def _ece_after(outcome) -> float:
+    """The test part's ECE after temperature scaling (NaN for a run recorded without calibration)."""
+    ece = outcome.calibration.test_ece_after if outcome.calibration else None
+    return np.nan if ece is None else ece
+
+
 def _train_images_per_second(run) -> float | None:
     """Training faces per second of wall time of one run (per-epoch evaluation included)."""
     seconds = run.outcome.train_seconds
-    return run.setup.split["train"] * run.outcome.epochs_run / seconds if seconds else None
+    return run.setup.split.train * run.outcome.epochs_run / seconds if seconds else None
 
 
 def _mean_train_images_per_second(runs) -> float | None:
@@ -210,22 +217,20 @@ def frontier_table(out_dir: str | os.PathLike, measured: dict | None = None) -> 
         summary = read_seed_summary(out / name)
         median = median_run(out / name)
         median_path = os.path.relpath(median.path, out)
-        cost = median.outcome.cost or {}
+        cost = median.outcome.cost or Cost()
         rows.append(
             {
                 "architecture": name,
                 "image_size": median.setup.image_size,
-                "parameters": cost.get("parameters", median.outcome.num_params),
-                "multiply_adds": cost.get("multiply_adds"),
+                "parameters": cost.parameters or median.outcome.num_params,
+                "multiply_adds": cost.multiply_adds,
                 "seeds": summary["runs"],
                 **seed_statistics(summary),
                 "int8_ms_per_face": measured.get(median_path) or int8_latency_ms(median.path),
                 "train_images_per_s": _mean_train_images_per_second(runs),
                 "train_minutes_total": sum(run.outcome.train_seconds or 0 for run in runs) / 60,
                 "stalled": bool(median.outcome.stalled),
-                "ece_after_mean": float(
-                    np.mean([(run.outcome.calibration or {}).get("test_ece_after", np.nan) for run in runs])
-                ),
+                "ece_after_mean": float(np.mean([_ece_after(run.outcome) for run in runs])),
                 "median_run": median_path,
                 "problem": problem,
             }
@@ -299,7 +304,7 @@ def run_table(out_dir: str | os.PathLike) -> pd.DataFrame:
                     "epochs_run": outcome.epochs_run,
                     "train_seconds": seconds,
                     "train_images_per_s": _train_images_per_second(run),
-                    "ece_after": (outcome.calibration or {}).get("test_ece_after"),
+                    "ece_after": outcome.calibration.test_ece_after if outcome.calibration else None,
                     "run": os.path.relpath(run.path, out),
                 }
             )

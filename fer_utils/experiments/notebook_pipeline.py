@@ -197,7 +197,7 @@ def notebook_cache(
         return image_folder_cache(
             project_path(image_folder),
             output_path(cache_root, "face cache"),
-            face_size=face_size or 180,
+            face_size=face_size,  # None: the paper's
             split_dirs=split_dirs,
             max_per_class=max_per_class,
             seed=seed,
@@ -405,7 +405,7 @@ def training_step(
     parameters = protocol_run_parameters(training, protocol)
     if rundir.is_finished(run_dir):
         cache = FaceCache(cache_dir)
-        problems = run_mismatches(run_dir, parameters, cache.key, cache.image_size)
+        problems = run_mismatches(run_dir, parameters, cache.key, cache.face_size)
         if not problems:
             print(f"→ 02_training ({protocol}): finished run with the same settings kept: {run_dir}")
             return

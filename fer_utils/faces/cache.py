@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,9 +75,22 @@ def with_time_in_seconds(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+#: The name a cache's config.json gave its face size before ``face_size`` (still what its key hashes).
+LEGACY_FACE_SIZE_KEY = "image_size"
+
+
+def face_size_of(config: dict) -> int | None:
+    """The face size (px) a cache's stored config records: ``face_size``, or ``image_size`` in caches
+    written before the rename."""
+    size = config.get("face_size", config.get(LEGACY_FACE_SIZE_KEY))
+    return None if size is None else int(size)
+
+
 def config_key(config: dict) -> str:
-    """Short stable hash of a preprocessing config (changing any value gives a new cache)."""
-    text = json.dumps(config, sort_keys=True, default=str)
+    """Short stable hash of a preprocessing config (changing any value gives a new cache). ``face_size`` is
+    hashed under its former name, so a cache keeps its key (and folder) across the rename."""
+    hashed = {LEGACY_FACE_SIZE_KEY if key == "face_size" else key: value for key, value in config.items()}
+    text = json.dumps(hashed, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -188,8 +202,17 @@ class FaceCache:
         return len(self.index)
 
     @property
+    def face_size(self) -> int:
+        """The side (px) of the cache's square faces."""
+        return face_size_of(self.config)
+
+    @property
     def image_size(self) -> int:
-        return int(self.config["image_size"])
+        """Deprecated name of :attr:`face_size`."""
+        warnings.warn(
+            "FaceCache.image_size is deprecated; use FaceCache.face_size", DeprecationWarning, stacklevel=2
+        )
+        return self.face_size
 
     @property
     def labels(self) -> list[str]:
@@ -209,7 +232,7 @@ class FaceCache:
     def _map_shard(self, path: Path, faces: int) -> np.ndarray:
         """A shard's faces memory-mapped, or CacheDamaged when the file is not ``faces`` uint8 faces of the
         cache's size (a pickled object array, a link to another file, a truncated header)."""
-        size = self.image_size
+        size = self.face_size
         try:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError, EOFError) as error:
@@ -257,7 +280,7 @@ class FaceCache:
             CacheDamaged: a shard's file is not faces of this cache.
         """
         face_ids = np.asarray(face_ids, dtype=np.int64)
-        size = self.image_size
+        size = self.face_size
         out = np.empty((len(face_ids), size, size), np.uint8)
         if not len(face_ids):
             return out

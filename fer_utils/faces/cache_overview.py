@@ -104,7 +104,7 @@ def face_grid(cache: FaceCache, per_class: int = 6, seed: int = 0) -> tuple[np.n
         (faces (classes × per_class, size, size) uint8, class labels in canonical order).
     """
     labels = cache.labels
-    size = cache.image_size
+    size = cache.face_size
     grid = np.zeros((len(labels) * per_class, size, size), np.uint8)
     rng = np.random.default_rng(seed)
     for row, label in enumerate(labels):

@@ -219,7 +219,7 @@ def write_array_cache(
     writer = FaceCacheWriter(
         cache_dir,
         # the faces as given: no pixel step applied here (models trained on them declare none)
-        {"dataset": dataset, "image_size": int(faces.shape[1]), "source": "arrays", "equalize": "none"},
+        {"dataset": dataset, "face_size": int(faces.shape[1]), "source": "arrays", "equalize": "none"},
     )
     for number, (face, label) in enumerate(zip(faces, labels, strict=True)):
         item = f"{dataset}/{number:08d}"

@@ -18,6 +18,8 @@ import numpy as np
 from fer_utils.faces import centerface
 
 DETECTORS = ("hog", "centerface", "cnn", "none")
+#: The paper's face crop side in pixels (its CNN's published input): the one place the 180 is written.
+PAPER_FACE_SIZE = 180
 
 _MODELS: dict[str, object] = {}
 
@@ -252,7 +254,7 @@ class FaceCrop:
 
 def extract_face(
     gray: np.ndarray,
-    image_size: int = 180,
+    image_size: int = PAPER_FACE_SIZE,
     detector: str = "hog",
     upsample: int = 0,
     detect_width: int | None = None,
@@ -283,7 +285,7 @@ def extract_face(
 
 def extract_faces(
     gray: np.ndarray,
-    image_size: int = 180,
+    image_size: int = PAPER_FACE_SIZE,
     detector: str = "hog",
     upsample: int = 0,
     detect_width: int | None = None,
@@ -336,7 +338,7 @@ def detect_width_for(
 def crops_of_boxes(
     gray: np.ndarray,
     boxes: list[FaceBox],
-    image_size: int = 180,
+    image_size: int = PAPER_FACE_SIZE,
     margin: float = 0.0,
     align: bool = False,
     equalize: str = "none",

@@ -39,7 +39,10 @@ from fer_utils.data.synthetic import is_demo_media
 from fer_utils.faces.cache import FaceCache, cache_dir_for
 from fer_utils.faces.cache_overview import print_summary
 from fer_utils.faces.cache_writer import FaceCacheWriter
-from fer_utils.faces.detection import to_gray_face  # noqa: F401  (to_gray_face: re-exported)
+from fer_utils.faces.detection import (
+    PAPER_FACE_SIZE,
+    to_gray_face,  # noqa: F401  (to_gray_face: re-exported)
+)
 from fer_utils.faces.pixel_table import pixel_table_cache
 from fer_utils.faces.preprocess_config import PreprocessConfig, cache_config
 from fer_utils.faces.sample_faces import ProcessedItem, process_sample
@@ -211,7 +214,7 @@ def _process_into(writer, todo, config, report, progress, scheduler, flush_secon
 def image_folder_cache(
     image_folder: str | os.PathLike,
     cache_root: str | os.PathLike,
-    face_size: int = 180,
+    face_size: int | None = None,
     split_dirs: bool = False,
     filename_pattern: str | None = None,
     detector: str = "none",
@@ -223,6 +226,7 @@ def image_folder_cache(
 ) -> FaceCache:
     """Turn a class-folder image dataset into a face cache (``detector='none'`` for already-cropped faces).
 
+    ``face_size`` None: the paper's (:data:`~fer_utils.faces.detection.PAPER_FACE_SIZE`).
     ``max_per_class`` keeps a seeded random subset of at most that many images per (split, class);
     ``equalize`` is the pixel step of every face (FER2013's equalized JPEG export records ``hist`` either way).
     """
@@ -238,7 +242,7 @@ def image_folder_cache(
             for members in groups.values()
             for i in sorted(rng.permutation(len(members))[:max_per_class])
         ]
-    config = PreprocessConfig(face_size=face_size, detector=detector, equalize=equalize)
+    config = PreprocessConfig(face_size=face_size or PAPER_FACE_SIZE, detector=detector, equalize=equalize)
     selection = {"split_dirs": split_dirs, "filename_pattern": filename_pattern}
     if max_per_class:
         selection |= {"max_per_class": max_per_class, "seed": seed}  # another subset is another cache

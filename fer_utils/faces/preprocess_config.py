@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from fer_utils.data.synthetic import SYNTHETIC_MARKER
-from fer_utils.faces.detection import DETECTORS, EQUALIZATIONS
+from fer_utils.faces.detection import DETECTORS, EQUALIZATIONS, PAPER_FACE_SIZE
 from fer_utils.faces.frames import SAMPLING_METHODS
 from fer_utils.settings import setting
 
@@ -25,7 +25,9 @@ class PreprocessConfig:
     """
 
     face_size: int = setting(
-        180, help="side of the square gray face crops in pixels (paper: 180)", renamed_from=("image_size",)
+        PAPER_FACE_SIZE,
+        help=f"side of the square gray face crops in pixels (paper: {PAPER_FACE_SIZE})",
+        renamed_from=("image_size",),
     )
     frames_per_video: int = setting(
         6, help="faces kept per video (paper: 6 evenly spaced frames)", aliases=("--frames",)
@@ -79,10 +81,9 @@ class PreprocessConfig:
             raise ValueError(f"detect_width must be ≥ 32 pixels or None, got {self.detect_width}")
 
     def to_dict(self) -> dict:
-        """The fields as a face cache's config.json stores (and hashes) them: ``face_size`` under its
-        stored name ``image_size`` (the cache's ``FaceCache.image_size``), so existing caches keep their keys."""
-        values = asdict(self)
-        return {"image_size": values.pop("face_size"), **values}
+        """The fields as a face cache's config.json stores them (hashed with ``face_size`` under its former
+        name ``image_size``, :func:`~fer_utils.faces.cache.config_key`, so existing caches keep their keys)."""
+        return asdict(self)
 
 
 def cache_config(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from fer_utils.faces.detection import PAPER_FACE_SIZE
 from fer_utils.training.model import (
     BOTTLENECK_LAYER,
     HEAD_LAYER,
@@ -19,6 +20,8 @@ from fer_utils.training.model import (
     check_regularisation,
 )
 
+#: The family of a run that names none (``TrainConfig.architecture``'s default; runs recorded before families).
+DEFAULT_ARCHITECTURE = "paper"
 #: BatchNorm momentum of every family (Keras' default; the MobileNetV3 backbone is set to it).
 BATCHNORM_MOMENTUM = 0.99
 
@@ -206,7 +209,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture(
             "paper",
             build_paper_cnn,
-            180,
+            PAPER_FACE_SIZE,
             "the paper's own input: its 542,136 parameters are counted at 180 px; on FER2013 it runs at the "
             "faces' native 48 px (83,367 parameters)",
             "the paper's CNN, exactly as published",

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fer_utils.training.result_parts import Calibration
+
 #: Equal-width confidence bins of the ECE and the reliability diagram.
 CALIBRATION_BINS = 15
 #: Search range of the temperature (log-spaced bounds).
@@ -139,16 +141,17 @@ def calibrate(
     }
 
 
-def reliability_figure(calibration: dict, title: str = "Reliability on the test part"):
+def reliability_figure(calibration: Calibration | dict, title: str = "Reliability on the test part"):
     """Plotly figure of accuracy against confidence per bin, before and after temperature scaling
-    (the diagonal is perfect calibration)."""
+    (the diagonal is perfect calibration); ``calibration``: a run's record or :func:`calibrate`'s dict."""
     import plotly.graph_objects as go
 
+    calibration = Calibration.from_json(calibration)
     figure = go.Figure()
     figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect", line={"dash": "dot"}))
     for key, name in (("reliability_before", "before"), ("reliability_after", "after")):
-        rows = [row for row in calibration.get(key, []) if row["faces"]]
-        ece = calibration.get(f"test_ece_{name}")
+        rows = [row for row in getattr(calibration, key) or [] if row["faces"]]
+        ece = getattr(calibration, f"test_ece_{name}")
         figure.add_trace(
             go.Scatter(
                 x=[row["confidence"] for row in rows],
@@ -158,7 +161,7 @@ def reliability_figure(calibration: dict, title: str = "Reliability on the test 
                 text=[f"{row['faces']} faces" for row in rows],
             )
         )
-    temperature = calibration.get("temperature")
+    temperature = calibration.temperature
     figure.update_layout(
         title=f"{title} (T = {temperature:.2f})" if temperature else title,
         xaxis={"title": "confidence", "range": [0, 1]},

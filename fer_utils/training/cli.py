@@ -69,7 +69,7 @@ def _cli_train(args) -> int:
         cache = image_folder_cache(
             args.images,
             args.cache_root or default_cache_root(),
-            face_size=args.face_size or args.input_size or 180,
+            face_size=args.face_size or args.input_size,  # None: the paper's
             split_dirs=args.split_dirs,
             filename_pattern=args.filename_pattern,
             max_per_class=args.max_per_class,

@@ -4,10 +4,11 @@ are compared (:data:`CHECKED_FIELDS`, :func:`effective_settings`, :func:`setting
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, fields
 
 from fer_utils.settings import setting
-from fer_utils.training.architectures import ARCHITECTURES
+from fer_utils.training.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
 from fer_utils.training.model import INPUT_SCALINGS, check_regularisation
 from fer_utils.training.recipes import (
     CLASS_WEIGHTINGS,
@@ -37,7 +38,7 @@ class TrainConfig:
         choices=PROTOCOLS,
     )
     architecture: str = setting(
-        "paper",
+        DEFAULT_ARCHITECTURE,
         help="the network: paper (the published CNN), paper_bn (its layout with BatchNorm and a 64-unit "
         "bottleneck), mini_xception (depthwise-separable residual), mobilenet_v3_small (untrained backbone); "
         "fer_utils/training/architectures.py gives each one's input size and cost",
@@ -160,7 +161,7 @@ class TrainConfig:
             raise ValueError(f"unknown protocol {self.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be ≥ 1, got {self.epochs}, {self.batch_size}")
-        self.settings()  # validates the recipe and its overrides
+        self.applied_recipe()  # validates the recipe and its overrides
         if self.freeze_epochs < 0 or (self.freeze_epochs and not self.init_from):
             raise ValueError("freeze_epochs needs --init-from and must be ≥ 0")
         if self.architecture not in ARCHITECTURES:
@@ -177,9 +178,24 @@ class TrainConfig:
         if self.freeze_epochs >= self.epochs:
             raise ValueError(f"freeze_epochs ({self.freeze_epochs}) must be below epochs ({self.epochs})")
 
-    def settings(self) -> Recipe:
-        """The recipe's ingredients with this run's overrides applied."""
+    def applied_recipe(self) -> Recipe:
+        """The recipe's ingredients with this run's overrides applied (``recipe`` is the field naming it)."""
         return resolve_recipe(self.recipe, {name: getattr(self, name) for name in RECIPE_FIELDS})
+
+    def settings(self) -> Recipe:
+        """Deprecated name of :meth:`applied_recipe` (kept for one release)."""
+        warnings.warn(
+            "TrainConfig.settings() is deprecated; use TrainConfig.applied_recipe()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.applied_recipe()
+
+
+def input_size_for(input_size: int | None, face_size: int | None) -> int | None:
+    """The side a model is fed at: the requested ``input_size``, else the face cache's ``face_size`` (the
+    one place this rule is written; :class:`~fer_utils.training.plan.RunPlan` resolves it per run)."""
+    return input_size or face_size
 
 
 #: TrainConfig fields that change a run's result (``checked=False`` marks those that cannot, e.g. how faces
@@ -198,8 +214,8 @@ def effective_settings(config: dict, face_size: int | None = None) -> dict:
     as requested, else the face cache's (``face_size``, or a config.json's resolved ``image_size``)."""
     known = {field.name for field in fields(TrainConfig)}
     applied = TrainConfig(**{key: value for key, value in config.items() if key in known})
-    values = asdict(applied) | asdict(applied.settings())
-    values["input_size"] = values["input_size"] or face_size or config.get("image_size")
+    values = asdict(applied) | asdict(applied.applied_recipe())
+    values["input_size"] = input_size_for(values["input_size"], face_size or config.get("image_size"))
     return {key: values[key] for key in CHECKED_FIELDS}
 
 

@@ -38,7 +38,7 @@ def make_dataset(
     """
     import tensorflow as tf
 
-    size = cache.image_size
+    size = cache.face_size
     face_ids = np.asarray(face_ids, dtype=np.int64)
     if soft_targets is not None:
         targets, one_hot_classes = np.asarray(soft_targets, dtype=np.float32), None
@@ -137,6 +137,6 @@ def probe_faces(cache: FaceCache, train_ids, targets, image_size: int, seed: int
     rng = np.random.default_rng(seed)
     ids = np.sort(rng.choice(train_ids, size=min(size, len(train_ids)), replace=False))
     faces = cache.faces(ids)[..., None].astype(np.float32)
-    if image_size != cache.image_size:
+    if image_size != cache.face_size:
         faces = tf.image.resize(faces, (image_size, image_size), antialias=True).numpy()
     return faces, targets[ids]

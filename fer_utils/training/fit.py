@@ -21,15 +21,16 @@ from fer_utils.training.callbacks import (
 )
 from fer_utils.training.config import TrainConfig
 from fer_utils.training.distill import accuracy_metric, distillation_loss
+from fer_utils.training.plan import RunPlan
 from fer_utils.training.resume import TrainingState, checkpoint_callback, restore_variables
 
 
-def compile_model(model, config: TrainConfig, steps_per_epoch: int, epochs: int) -> None:
+def compile_model(model, plan: RunPlan, steps_per_epoch: int, epochs: int) -> None:
     """Adam with the recipe's learning rate, warm-up and schedule over ``epochs``; cross-entropy with
     the recipe's label smoothing."""
     import keras
 
-    settings = config.settings()
+    config, settings = plan.config, plan.recipe
     rate = settings.learning_rate
     if settings.lr_schedule == "cosine" or settings.warmup_epochs:
         warmup = int(round(settings.warmup_epochs * steps_per_epoch))
@@ -100,7 +101,7 @@ def fit_model(
     datasets: dict,
     targets: dict,
     probe: tuple,
-    config: TrainConfig,
+    plan: RunPlan,
     model_path: Path,
     verbose: int = 0,
     resume=None,
@@ -115,11 +116,11 @@ def fit_model(
     epochs' batches (:func:`fer_utils.training.feed.make_dataset` with ``epochs``). ``resume``: a
     :class:`Resume` — checkpoint after every epoch, and start from its restored state.
     """
-    settings = config.settings()
+    config, settings = plan.config, plan.recipe
     state = resume.state if resume else TrainingState()
     recycled: list = [tuple(item) for item in state.recycled]
     health = ProbeHealth(*probe)
-    callbacks = training_callbacks(datasets, targets, health, config, model_path, verbose, recycled)
+    callbacks = training_callbacks(datasets, targets, health, plan, model_path, verbose, recycled)
     selection = _callback(callbacks, "ModelCheckpoint")
     if state.best is not None:
         selection.best = state.best
@@ -137,7 +138,7 @@ def fit_model(
         _run_phases(
             model,
             datasets["train"],
-            config,
+            plan,
             state,
             callbacks,
             saver,
@@ -170,7 +171,7 @@ def _resume_saver(resume, model_path: Path, elapsed, callbacks: list):
 def _run_phases(
     model,
     train,
-    config: TrainConfig,
+    plan: RunPlan,
     state,
     callbacks: list,
     saver,
@@ -182,11 +183,11 @@ def _run_phases(
     phase's history is added to ``state.history`` (with one, the checkpoint adds every epoch's)."""
     done = state.epoch
     phase_start = 0
-    for until, convolutions_trainable in training_phases(config):
+    for until, convolutions_trainable in training_phases(plan.config):
         if until <= done or state.stopped:
             phase_start = until
             continue
-        _start_phase(model, config, steps, (phase_start, until), convolutions_trainable)
+        _start_phase(model, plan, steps, (phase_start, until), convolutions_trainable)
         if state.variables is not None:
             _restore_checkpoint(model, state, saver, mid_phase=done > phase_start)
         fit = _fit_epochs(model, train, (done, until), steps, callbacks, class_weight)
@@ -198,7 +199,7 @@ def _run_phases(
 
 
 def _start_phase(
-    model, config: TrainConfig, steps: int, epochs: tuple[int, int], convolutions_trainable: bool
+    model, plan: RunPlan, steps: int, epochs: tuple[int, int], convolutions_trainable: bool
 ) -> None:
     """Freeze or unfreeze the convolutions and compile with a schedule over the phase's ``(first, last)``
     epochs."""
@@ -206,7 +207,7 @@ def _start_phase(
         if layer.name.startswith("conv"):
             layer.trainable = convolutions_trainable
     first, last = epochs
-    compile_model(model, config, steps, last - first)
+    compile_model(model, plan, steps, last - first)
 
 
 def _restore_checkpoint(model, state, saver, mid_phase: bool) -> None:
@@ -258,7 +259,7 @@ def training_callbacks(
     datasets: dict,
     targets: dict,
     health: ProbeHealth,
-    config: TrainConfig,
+    plan: RunPlan,
     model_path: Path,
     verbose: int,
     recycled: list,
@@ -267,7 +268,7 @@ def training_callbacks(
     dead-unit recycling, early stopping and the progress bar, as the config asks."""
     import keras
 
-    settings = config.settings()
+    config, settings = plan.config, plan.recipe
     monitor = settings.selection_metric
     callbacks = [
         evaluation_callback(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from fer_utils.faces.detection import PAPER_FACE_SIZE
+
 #: Layer names other modules rely on: the 16-unit bottleneck and the classifier head.
 BOTTLENECK_LAYER = "dense"
 HEAD_LAYER = "emotion"
@@ -26,7 +28,7 @@ def check_regularisation(dropout: Sequence[float], l1: float) -> tuple[float, fl
 
 def build_paper_cnn(
     num_classes: int,
-    image_size: int = 180,
+    image_size: int = PAPER_FACE_SIZE,
     dropout: Sequence[float] = (0.3, 0.3, 0.3),
     l1: float = 0.0,
     input_scaling: str = "unit",

@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_utils.faces.cache import FaceCache
-from fer_utils.training.config import TrainConfig
+from fer_utils.faces.cache import FaceCache, announce_resize
 from fer_utils.training.evaluate import evaluate_predictions
 from fer_utils.training.fit import FitResult
 from fer_utils.training.health import health_flags, majority_baselines, selection_saturation
+from fer_utils.training.plan import RunPlan
 from fer_utils.training.recipes import recipe_label
 from fer_utils.training.results import RunConfig, RunMetrics
-from fer_utils.training.runtime import resolved_threads
 from fer_utils.training.splits import Split, membership_hash
 
 
@@ -43,27 +42,37 @@ def package_versions() -> dict:
 
 
 def run_config_record(
-    run_dir: Path, cache: FaceCache, config: TrainConfig, image_size: int, split: Split, train_ids: np.ndarray
+    run_dir: Path,
+    cache: FaceCache,
+    plan: RunPlan,
+    split: Split,
+    train_ids: np.ndarray,
+    *,
+    numerics: dict | None,
+    transfer: dict | None,
+    cost: dict | None,
+    teacher: str | None,
 ) -> RunConfig:
-    """What ``config.json`` records: the parameters, the recipe as applied, the data and the split."""
+    """What ``config.json`` records, every field: the parameters, the recipe as applied, the data, the
+    split, the numerics, the model's cost and what it was initialised or distilled from."""
     sizes = {
         "train": int(len(train_ids)),
         "validation": int(len(split.validation)),
         "test": int(len(split.test)),
     }
-    settings = config.settings()
+    config = plan.config
     return RunConfig(
         settings=asdict(config),
         run_name=run_dir.name,
         dataset=str(cache.config.get("dataset", "")),
-        cache_dir=str(Path(cache.cache_dir).resolve()),
-        cache_key=cache.key,
+        cache_dir=str(Path(plan.cache_dir).resolve()),
+        cache_key=plan.cache_key,
         preprocessing=cache.config,
-        recipe_settings=asdict(settings),
-        recipe_label=recipe_label(config.recipe, settings),
-        threads_used=resolved_threads(config.threads),
-        image_size=image_size,
-        labels=list(cache.labels),
+        recipe_settings=asdict(plan.recipe),
+        recipe_label=recipe_label(config.recipe, plan.recipe),
+        threads_used=plan.threads,
+        image_size=plan.input_size,
+        labels=list(plan.labels),
         split={
             **sizes,
             "fold": split.fold,
@@ -72,6 +81,11 @@ def run_config_record(
         },
         versions=package_versions(),
         created=datetime.now(UTC).isoformat(timespec="seconds"),
+        numerics=numerics,
+        transfer=transfer,
+        cost=cost,
+        teacher=None if teacher is None else {"model": teacher},
+        resized_faces=announce_resize(plan.face_size, plan.input_size, "training"),
     )
 
 
@@ -88,9 +102,11 @@ def run_metrics(
     predictions: pd.DataFrame,
     num_params: int,
     validation_labels: dict,
+    calibration: dict | None = None,
 ) -> RunMetrics:
-    """What ``metrics.json`` records: scores, baselines on the test part, the health flags and the
-    course of training (the kept epoch is the best by the recipe's selection metric)."""
+    """What ``metrics.json`` records, every field: scores, baselines on the test part, the health flags,
+    the course of training (the kept epoch is the best by the recipe's selection metric), the model's
+    family and cost (as config.json records them) and its ``calibration``."""
     history = fitted.history
     labels = run_config.labels
     scores = evaluate_predictions(predictions, labels)
@@ -126,5 +142,8 @@ def run_metrics(
             "recycled_units": [{"epoch": epoch, "units": units} for epoch, units in fitted.recycled],
         },
         validation_classes_predicted=validation_labels["predicted"],
+        architecture=run_config.architecture,
+        cost=run_config.cost,
+        calibration=calibration,
         **flags,
     )

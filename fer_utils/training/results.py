@@ -23,7 +23,30 @@ from typing import Any
 import pandas as pd
 
 from fer_utils.settings import field_names
+from fer_utils.training.architectures import DEFAULT_ARCHITECTURE
 from fer_utils.training.config import TrainConfig
+from fer_utils.training.result_parts import (
+    Baselines,
+    Calibration,
+    Cost,
+    Numerics,
+    RecordProblem,
+    SplitSizes,
+    Teacher,
+    Transfer,
+    parts_from_json,
+)
+
+__all__ = [
+    "Baselines",
+    "Calibration",
+    "Cost",
+    "Numerics",
+    "RecordProblem",
+    "SplitSizes",
+    "Teacher",
+    "Transfer",
+]
 
 #: Bumped when a file's meaning changes; stored in config.json and metrics.json.
 SCHEMA_VERSION = 2  # 2: config.json holds the requested input_size beside the resolved image_size
@@ -37,10 +60,6 @@ def recipe_name(recipe_label: str | None, recipe: str | None) -> str:
     """How a run's recipe is shown: its label as applied (``robust − augment``), else its name; ``paper`` for
     runs recorded before recipes existed. The one fallback every reader uses."""
     return recipe_label or recipe or "paper"
-
-
-class RecordProblem(ValueError):
-    """A run file that cannot be read as its record; the message says why (``lacks 'frame'``)."""
 
 
 def _json_kind(value) -> str:
@@ -132,6 +151,11 @@ class Evaluation:
     unscored_reason: str = ""
     #: Model classes the label map sends to no label of the cache (their answers are "unmapped").
     unmapped_model_classes: list = field(default_factory=list)
+    #: ``{from, to}`` (px) when the cache's faces were resized to the model's input (None: same size).
+    resized: dict | None = None
+    label_renaming: dict = field(default_factory=dict)  # the cache's class folders renamed to labels
+    pixel_step: str | None = None  # the model's (``preprocessing.equalize``)
+    tta: str | None = None  # test-time augmentation
     description: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -161,10 +185,8 @@ class RunMetrics:
     dataset: str = ""
     recipe: str | None = None
     recipe_label: str | None = None
-    split: dict = field(
-        default_factory=dict
-    )  # part sizes (train, validation, test), fold, n_folds, test_hash
-    baselines: dict | None = None  # majority_label, majority_rate, majority_macro_f1 of the test part
+    split: SplitSizes = field(default_factory=SplitSizes.unset)
+    baselines: Baselines | None = None  # of the test part
     majority_rate: float | None = None
     final_train_accuracy: float | None = None
     best_train_accuracy: float | None = None
@@ -183,11 +205,8 @@ class RunMetrics:
     underfit_reason: str | None = None
     #: The model family (:mod:`fer_utils.training.architectures`; None: runs before families, the paper CNN).
     architecture: str | None = None
-    #: ``{parameters, multiply_adds}`` per face of the model (:func:`~fer_utils.training.architectures.model_cost`).
-    cost: dict | None = None
-    #: Temperature scaling fitted on the validation part, with test ECE / NLL before and after
-    #: (:func:`~fer_utils.training.calibration.calibrate`).
-    calibration: dict | None = None
+    cost: Cost | None = None
+    calibration: Calibration | None = None
     #: The validation score reached 1.0 before the last epoch: the kept epoch is an arbitrary choice.
     selection_saturated: bool = False
     selection_saturated_reason: str | None = None
@@ -201,6 +220,9 @@ class RunMetrics:
     extra: dict = field(default_factory=dict)
 
     REQUIRED = ("labels", "frame", "protocol", "num_params")
+
+    def __post_init__(self):
+        parts_from_json(self)
 
     @classmethod
     def from_json(cls, data, history: pd.DataFrame | None = None) -> RunMetrics:
@@ -309,20 +331,22 @@ class RunConfig:
     #: The face size the model was trained at, resolved: TrainConfig's ``input_size``, else the cache's.
     image_size: int | None = None
     labels: list = field(default_factory=list)
-    split: dict = field(default_factory=dict)  # part sizes, fold, n_folds, test_hash
+    split: SplitSizes = field(default_factory=SplitSizes.unset)
     versions: dict = field(default_factory=dict)
     created: str | None = None
-    numerics: dict | None = None
-    transfer: dict | None = None
-    #: ``{parameters, multiply_adds}`` per face (:func:`~fer_utils.training.architectures.model_cost`).
-    cost: dict | None = None
-    #: ``{model}`` of the distillation teacher (None: trained on the labels alone).
-    teacher: dict | None = None
+    numerics: Numerics | None = None
+    transfer: Transfer | None = None
+    cost: Cost | None = None
+    #: The distillation teacher (None: trained on the labels alone).
+    teacher: Teacher | None = None
     #: ``{from, to}`` (px) when the cache's faces were resized to the model's input (None: same size).
     resized_faces: dict | None = None
     evaluation: Evaluation | None = None
     schema_version: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        parts_from_json(self)
 
     @classmethod
     def from_json(cls, data) -> RunConfig:
@@ -383,3 +407,9 @@ class RunConfig:
     @property
     def recipe(self) -> str:
         return self.settings.get("recipe") or "paper"
+
+    @property
+    def architecture(self) -> str:
+        """The family trained (:data:`~fer_utils.training.architectures.DEFAULT_ARCHITECTURE` for runs
+        recorded before families existed)."""
+        return self.settings.get("architecture") or DEFAULT_ARCHITECTURE

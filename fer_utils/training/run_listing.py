@@ -56,11 +56,11 @@ def _score_problems(run: Run) -> list[str]:
     labels = run.labels
     problems = []
     for level in ("frame", "video"):
-        scores = run.metrics.get(level)
+        scores = run.outcome.scores(level)
         if not scores:
             continue
         try:
-            matrix = np.asarray(scores["confusion_matrix"], dtype=float)
+            matrix = np.asarray(scores.confusion_matrix, dtype=float)
         except (TypeError, ValueError):
             problems.append(f"the {level}-level confusion matrix is not a table of numbers")
             continue
@@ -107,7 +107,7 @@ def _table_problems(run: Run) -> list[str]:
 def _cache_problems(run: Run, caches: dict) -> list[str]:
     """A present face cache that is damaged, or face ids outside it. A cache that is gone or was rebuilt
     with another config is no problem of the run (readers then show it without faces)."""
-    cache_dir = run.config.get("cache_dir")
+    cache_dir = run.setup.cache_dir
     if not cache_dir or not Path(str(cache_dir)).is_dir():
         return []
     key = str(cache_dir)
@@ -120,7 +120,7 @@ def _cache_problems(run: Run, caches: dict) -> list[str]:
     cache, problems = caches[key]
     if problems or cache is None:
         return problems
-    if run.config.get("cache_key") and cache.key != run.config["cache_key"]:
+    if run.setup.cache_key and cache.key != run.setup.cache_key:
         return []
     problem = cache.id_problem(run.predictions["face_id"].to_numpy())
     return [f"{PREDICTIONS_FILE} has {problem}"] if problem else []

@@ -23,7 +23,8 @@ import json
 import os
 import shutil
 import uuid
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -230,6 +231,14 @@ def read_metrics(run_dir: str | os.PathLike) -> dict:
     return json.loads((Path(run_dir) / METRICS_FILE).read_text())
 
 
+def read_setup(run_dir: str | os.PathLike) -> RunConfig:
+    """A run's config.json as its record; ValueError when it cannot be read."""
+    try:
+        return RunConfig.from_json(read_config(run_dir))
+    except RecordProblem as error:
+        raise ValueError(f"run {Path(run_dir).name}: {CONFIG_FILE} {error}") from error
+
+
 def read_outcome(run_dir: str | os.PathLike, history: pd.DataFrame | None = None) -> RunMetrics:
     """A finished run's metrics.json as its record (older files migrated with ``history``, see
     :meth:`RunMetrics.from_json`); ValueError when it cannot be read."""
@@ -268,27 +277,47 @@ READ_ERRORS = (
 )
 
 
+#: The only modules that may still read :attr:`Run.config` / :attr:`Run.metrics` (being rewritten elsewhere;
+#: ``tests/test_run_record.py`` enforces it).
+RAW_RECORD_READERS = (
+    "experiments/bundle_model.py",
+    "experiments/model_card.py",
+    "experiments/served_scores.py",
+)
+
+
 @dataclass
 class Run:
-    """A finished run: its parameters, per-epoch history, metrics and test-face predictions.
-
-    ``setup`` and ``outcome`` are config.json and metrics.json as records (:mod:`fer_utils.training.results`):
-    read those. ``config`` / ``metrics`` are the same files as parsed JSON, for readers not converted yet.
-    """
+    """A finished run: its parameters (``setup``: config.json as a :class:`RunConfig`), per-epoch history,
+    outcome (``outcome``: metrics.json as a :class:`RunMetrics`) and test-face predictions. Readers read
+    the records' attributes (:mod:`fer_utils.training.results`); a parsed JSON dict given for either is
+    turned into its record."""
 
     path: Path
-    config: dict
+    setup: RunConfig
     history: pd.DataFrame
-    metrics: dict
+    outcome: RunMetrics
     predictions: pd.DataFrame
-    setup: RunConfig = field(default=None, repr=False)
-    outcome: RunMetrics = field(default=None, repr=False)
 
     def __post_init__(self):
-        if self.setup is None:
-            self.setup = RunConfig.from_json(self.config)
-        if self.outcome is None:
-            self.outcome = RunMetrics.from_json(self.metrics, self.history)
+        if not isinstance(self.setup, RunConfig):
+            self.setup = RunConfig.from_json(self.setup)
+        if not isinstance(self.outcome, RunMetrics):
+            self.outcome = RunMetrics.from_json(self.outcome, self.history)
+
+    @property
+    def config(self) -> dict:
+        """Deprecated: config.json as a dict (``setup.to_json()``); read :attr:`setup`. Kept only for
+        :data:`RAW_RECORD_READERS`."""
+        warnings.warn("Run.config is deprecated; read Run.setup", DeprecationWarning, stacklevel=2)
+        return self.setup.to_json()
+
+    @property
+    def metrics(self) -> dict:
+        """Deprecated: metrics.json as a dict (``outcome.to_json()``); read :attr:`outcome`. Kept only for
+        :data:`RAW_RECORD_READERS`."""
+        warnings.warn("Run.metrics is deprecated; read Run.outcome", DeprecationWarning, stacklevel=2)
+        return self.outcome.to_json()
 
     @property
     def name(self) -> str:
@@ -296,7 +325,7 @@ class Run:
 
     @property
     def labels(self) -> list[str]:
-        return list(self.metrics["labels"])
+        return list(self.outcome.labels)
 
     @property
     def model_path(self) -> Path:
@@ -320,7 +349,7 @@ class Run:
         lines = [
             f"run {self.path}",
             f"  dataset {outcome.dataset or None} · protocol {outcome.protocol} · recipe {self.recipe} · "
-            f"train/val/test {split.get('train')}/{split.get('validation')}/{split.get('test')} faces · "
+            f"train/val/test {split.train}/{split.validation}/{split.test} faces · "
             f"{outcome.num_params:,} parameters",
             f"  test {scores_text(frame, 'frame')} (frame level)",
         ]
@@ -329,8 +358,8 @@ class Run:
         baselines = outcome.baselines
         if baselines:
             lines.append(
-                f"  baseline: always {baselines['majority_label']!r} scores {percent(baselines['majority_rate'])} "
-                f"(macro F1 {score(baselines['majority_macro_f1'])})"
+                f"  baseline: always {baselines.majority_label!r} scores {percent(baselines.majority_rate)} "
+                f"(macro F1 {score(baselines.majority_macro_f1)})"
             )
         lines.extend(f"  WARNING: {warning}" for warning in self.health_warnings)
         return "\n".join(lines)
@@ -366,4 +395,4 @@ def load_run(run_dir: str | os.PathLike) -> Run:
         outcome = RunMetrics.from_json(metrics, history)
     except RecordProblem as error:
         raise ValueError(f"run {path.name}: {METRICS_FILE} {error}") from error
-    return Run(path, config, history, metrics, predictions, setup, outcome)
+    return Run(path, setup, history, outcome, predictions)

@@ -19,12 +19,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from fer_utils.faces.cache import FaceCache, face_size_of
 from fer_utils.files import atomic_write_csv, atomic_write_json, require_folder_path
 from fer_utils.locks import output_lock
 from fer_utils.parallel import default_workers, parallel_map
 from fer_utils.training import rundir
 from fer_utils.training.config import TrainConfig, effective_settings, setting_mismatches
 from fer_utils.training.metrics import registered
+from fer_utils.training.plan import RunPlan, recorded_settings
 from fer_utils.training.resume import checkpoint_root
 from fer_utils.training.train import train_run
 
@@ -115,7 +117,7 @@ def _train_seed_sets(
     cache_dir, folders: dict, seeds: list[int], workers, overwrite: bool, progress: bool
 ) -> dict:
     if not overwrite:
-        refuse_other_settings(folders)
+        refuse_other_settings(folders, FaceCache(cache_dir))
     pending = [
         (folder, seed)
         for seed in seeds
@@ -214,16 +216,21 @@ def finished_seed_runs(folder: Path) -> list[rundir.Run]:
     return [rundir.load_run(path) for path in sorted(found, key=lambda path: int(path.name.split("-")[1]))]
 
 
-def refuse_other_settings(folders: dict) -> None:
-    """ValueError when a finished seed run in a folder was made with other settings than its config."""
+def refuse_other_settings(folders: dict, cache: FaceCache | None = None) -> None:
+    """ValueError when a finished seed run in a folder was made with other settings than its config: each
+    seed's :class:`~fer_utils.training.plan.RunPlan` on ``cache`` (None: on the face size the run's own
+    cache recorded, for a folder checked without its cache)."""
     stale = []
     for folder, config in folders.items():
         for run in finished_seed_runs(folder):
-            expected = asdict(replace(config, seed=run.setup.seed))
-            face_size = run.setup.preprocessing.get("image_size")  # the folder's one cache
-            problems = setting_mismatches(
-                effective_settings(run.config), effective_settings(expected, face_size)
-            )
+            wanted = replace(config, seed=run.setup.seed)
+            if cache is not None:
+                problems = RunPlan.resolve(wanted, cache).mismatches(run.setup, cache=False)
+            else:
+                face_size = face_size_of(run.setup.preprocessing)
+                problems = setting_mismatches(
+                    recorded_settings(run.setup), effective_settings(asdict(wanted), face_size)
+                )
             if problems:
                 stale.append(f"{run.path}: {', '.join(problems)}")
     if stale:

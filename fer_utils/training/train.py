@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_utils.faces.cache import FaceCache, announce_resize
+from fer_utils.faces.cache import FaceCache
 from fer_utils.files import writing
 from fer_utils.training import rundir
-from fer_utils.training.architectures import build_model, model_cost
+from fer_utils.training.architectures import model_cost
 from fer_utils.training.calibration import calibrate
 from fer_utils.training.config import CHECKED_FIELDS, TrainConfig, effective_settings, setting_mismatches
 from fer_utils.training.distill import add_teacher_outputs, load_teacher
@@ -36,6 +36,7 @@ from fer_utils.training.fit import (
     training_phases,
 )
 from fer_utils.training.model import load_keras_model
+from fer_utils.training.plan import RunPlan
 from fer_utils.training.record import run_config_record, run_metrics, split_table
 from fer_utils.training.resume import (
     BEST_FILE,
@@ -61,6 +62,7 @@ __all__ = [
     "initial_model",
     "make_dataset",
     "open_training_cache",
+    "RunPlan",
     "prepare_tensorflow",
     "probe_faces",
     "run_config_record",
@@ -113,8 +115,9 @@ def train_run(
     config = TrainConfig(**{**asdict(config or TrainConfig()), **overrides})
     refuse_source_as_output(run_dir, config)
     cache = open_training_cache(cache_dir)
+    plan = RunPlan.resolve(config, cache)
     with rundir.RunWriter(run_dir, overwrite, resume=True) as writer:
-        _write_training(writer, cache, config, verbose)
+        _write_training(writer, cache, plan, verbose)
     return rundir.load_run(writer.path)
 
 
@@ -130,12 +133,11 @@ def refuse_source_as_output(run_dir: str | os.PathLike, config: TrainConfig) -> 
             )
 
 
-def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainConfig, verbose: int) -> None:
+def _write_training(writer: rundir.RunWriter, cache: FaceCache, plan: RunPlan, verbose: int) -> None:
     """Split, fit, evaluate and write every file of the run (``metrics.json`` last); a partial folder with
     a checkpoint of the same settings resumes at its last finished epoch."""
-    settings = config.settings()
-    image_size = config.input_size or cache.image_size
-    resume = resume_point(writer, cache, config, image_size)
+    config, settings, image_size = plan.config, plan.recipe, plan.input_size
+    resume = resume_point(writer, plan)
     chosen = run_targets(cache, config.targets)
     split, train_ids = split_faces(cache.index[chosen.usable], config)
     targets = class_targets(cache)
@@ -168,18 +170,24 @@ def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainCon
 
     datasets = {name: feed(name, ids) for name, ids in parts.items() if name != "train"}
     datasets["train"] = lambda first, last: feed("train", train_ids, (first, last))
-    model, transfer = initial_model(cache.labels, image_size, config)
-    run_config = run_config_record(writer.path, cache, config, image_size, split, train_ids)
-    run_config.numerics, run_config.transfer = numerics, transfer
-    run_config.resized_faces = announce_resize(cache.image_size, image_size, "training")
-    run_config.cost = model_cost(model)
-    run_config.teacher = None if teacher is None else {"model": str(teacher[2].resolve())}
+    model, transfer = initial_model(plan)
+    run_config = run_config_record(
+        writer.path,
+        cache,
+        plan,
+        split,
+        train_ids,
+        numerics=numerics,
+        transfer=transfer,
+        cost=model_cost(model),
+        teacher=None if teacher is None else str(teacher[2].resolve()),
+    )
     writer.write_config(run_config)
     writer.write_split(split_table(split, train_ids))
     probe = probe_faces(cache, train_ids, targets, image_size, config.seed)
     part_targets = {name: targets[ids] for name, ids in parts.items()}
     with writing("the model checkpoint", writer.model_path):
-        fitted = fit_model(model, datasets, part_targets, probe, config, writer.model_path, verbose, resume)
+        fitted = fit_model(model, datasets, part_targets, probe, plan, writer.model_path, verbose, resume)
     writer.write_history(fitted.history)
     best = load_keras_model(writer.model_path)
     probabilities = best.predict(datasets["test"], verbose=0)
@@ -195,24 +203,17 @@ def _write_training(writer: rundir.RunWriter, cache: FaceCache, config: TrainCon
         "present": sorted(set(faces.loc[split.validation, "label"])),
         "predicted": sorted({cache.labels[i] for i in validation_predicted}),
     }
-    metrics = run_metrics(run_config, fitted, predictions, int(best.count_params()), validation_labels)
-    metrics.architecture, metrics.cost, metrics.calibration = (
-        config.architecture,
-        run_config.cost,
-        calibration,
+    metrics = run_metrics(
+        run_config, fitted, predictions, int(best.count_params()), validation_labels, calibration
     )
     remove_checkpoints(writer.work_path)
     writer.write_metrics(metrics)
 
 
-def resume_point(writer: rundir.RunWriter, cache: FaceCache, config: TrainConfig, image_size: int) -> Resume:
+def resume_point(writer: rundir.RunWriter, plan: RunPlan) -> Resume:
     """What :func:`fit_model` resumes from: the partial folder's newest good checkpoint (after refusing one
     made with other settings, in one line), or a fresh start."""
-    wanted = {
-        **effective_settings(asdict(config), cache.image_size),
-        "cache_key": cache.key,
-        "image_size": image_size,
-    }
+    config, wanted = plan.config, plan.checked_settings()
     state = TrainingState()
     found = read_checkpoint(writer.work_path, writer.path.name) if writer.resumed else None
     if found:
@@ -276,14 +277,11 @@ def prepare_tensorflow(config: TrainConfig) -> dict:
     return configure_numerics(config.threads, config.seed)
 
 
-def initial_model(labels: list[str], image_size: int, config: TrainConfig):
-    """The ``config.architecture`` network for ``labels``, initialised from ``config.init_from`` when given;
-    returns the model and what the transfer copied (None without ``init_from``)."""
-    settings = config.settings()
-    model = build_model(
-        config.architecture, len(labels), image_size, config.dropout, config.l1, settings.input_scaling
-    )
-    if not config.init_from:
+def initial_model(plan: RunPlan):
+    """The plan's network, initialised from ``init_from`` when the config gives one; returns the model and
+    what the transfer copied (None without ``init_from``)."""
+    model = plan.build_model()
+    if not plan.config.init_from:
         return model, None
 
-    return model, initialise_from(config.init_from, model, list(labels))
+    return model, initialise_from(plan.config.init_from, model, list(plan.labels))

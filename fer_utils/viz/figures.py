@@ -166,7 +166,7 @@ def summary_table(metrics: RunMetrics) -> pd.DataFrame:
     rows["recipe"] = metrics.recipe_name
     if metrics.baselines:
         rows["always-majority baseline"] = (
-            f"{percent(metrics.baselines['majority_rate'])} ({metrics.baselines['majority_label']})"
+            f"{percent(metrics.baselines.majority_rate)} ({metrics.baselines.majority_label})"
         )
     rows["stalled"] = metrics.stalled
     rows["underfit"] = metrics.underfit

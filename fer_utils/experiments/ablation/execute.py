@@ -31,7 +31,7 @@ from fer_utils.experiments.ablation.grid import (
     shared_training,
 )
 from fer_utils.experiments.ablation.outputs import Ablation, analyze
-from fer_utils.faces.cache import FaceCache
+from fer_utils.faces.cache import FaceCache, face_size_of
 from fer_utils.files import atomic_write_json, replace_directory
 from fer_utils.locks import FolderBusy, WriterLock, output_lock, run_lock_path
 from fer_utils.notebook_execution import execute_notebook
@@ -164,7 +164,7 @@ def run_grid(
     with output_lock(out_dir, "fer ablate"):  # one ablation per folder; cells are locked one by one
         (out_dir / RUNS_FOLDER).mkdir(parents=True, exist_ok=True)
         record = grid_record(Path(cache_dir), cache.key, runs, grid, training) | {
-            "face_size": cache.image_size
+            "face_size": cache.face_size
         }
         tasks, executions = plan_runs(runs, out_dir, record, grid, notebook)
         atomic_write_json(out_dir / GRID_FILE, record)
@@ -220,7 +220,7 @@ def run_mismatches(
     ``cache_key`` of faces of ``face_size`` px (:data:`CHECKED_PARAMETERS`; ``"name recorded ≠ expected"``,
     empty when none). ``input_size`` None means that face size (default: the run's cache's)."""
     recorded = rundir.read_config(run_dir)
-    face_size = face_size or (recorded.get("preprocessing") or {}).get("image_size")
+    face_size = face_size or face_size_of(recorded.get("preprocessing") or {})
     return setting_mismatches(
         {**effective_settings(recorded), "cache_key": recorded.get("cache_key")},
         {**effective_settings(parameters, face_size), "cache_key": cache_key},

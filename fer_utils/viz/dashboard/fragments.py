@@ -69,8 +69,11 @@ def problems_html(problems: dict[str, str]) -> str:
 
 def _header_facts(choice: RunChoice) -> list[str]:
     outcome, setup = choice.run.outcome, choice.run.setup
-    split = outcome.split or setup.split or {}
-    sizes = " / ".join(str(split.get(part, "?")) for part in ("train", "validation", "test"))
+    parts = ("train", "validation", "test")
+    split = outcome.split if any(getattr(outcome.split, part) is not None for part in parts) else setup.split
+    sizes = " / ".join(
+        str(getattr(split, part) if getattr(split, part) is not None else "?") for part in parts
+    )
     epochs = outcome.epochs_run if outcome.epochs_run is not None else setup.setting("epochs", "?")
     return [
         f"dataset <b>{html.escape(choice.data_label)}</b>",
@@ -95,7 +98,7 @@ def _header_scores(outcome: RunMetrics) -> list[str]:
     baselines = outcome.baselines
     if baselines:
         scores.append(
-            f"always {html.escape(baselines['majority_label'])}: {formatting.percent(baselines['majority_rate'])}"
+            f"always {html.escape(baselines.majority_label)}: {formatting.percent(baselines.majority_rate)}"
         )
     elif outcome.majority_rate is not None:
         scores.append(f"majority-class rate {formatting.percent(outcome.majority_rate)}")

@@ -8,6 +8,7 @@ import html
 import pandas as pd
 
 from fer_utils.faces.cache import FaceCache
+from fer_utils.training.results import RunConfig
 from fer_utils.viz.dashboard.cells import cell_faces, face_caption_html, face_png
 from fer_utils.viz.dashboard.fragments import message_html
 
@@ -16,18 +17,18 @@ GALLERY_PAGE = 48
 FACE_DISPLAY_PX = 96
 
 
-def open_run_cache(config: dict):
+def open_run_cache(setup: RunConfig):
     """The run's face cache, or a sentence saying why it cannot be used."""
 
-    cache_dir = str(config.get("cache_dir", ""))
+    cache_dir = str(setup.cache_dir)
     try:
         cache = FaceCache(cache_dir)
     except (ValueError, OSError) as error:
         return f"the run's face cache cannot be opened ({error})"
-    if config.get("cache_key") and cache.key != config["cache_key"]:
+    if setup.cache_key and cache.key != setup.cache_key:
         return (
             f"the face cache at {cache_dir} was rebuilt with another config "
-            f"(key {cache.key}, the run used {config['cache_key']})"
+            f"(key {cache.key}, the run used {setup.cache_key})"
         )
     return cache
 
@@ -105,9 +106,9 @@ class FaceGallery:
         self.more_button.layout.display = "" if remaining > 0 else "none"
 
     def _cache(self):
-        key = str(self.run.config.get("cache_dir", ""))
+        key = str(self.run.setup.cache_dir)
         if key not in self._caches:
-            self._caches[key] = open_run_cache(self.run.config)
+            self._caches[key] = open_run_cache(self.run.setup)
         return self._caches[key]
 
     def _pixels(self, page: pd.DataFrame):

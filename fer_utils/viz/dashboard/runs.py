@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_utils.data.synthetic import is_synthetic_data
+from fer_utils.faces.detection import PAPER_FACE_SIZE
 from fer_utils.paths import project_path
 from fer_utils.training.results import RunConfig, RunMetrics, recipe_name
 from fer_utils.training.run_listing import list_runs
@@ -149,7 +150,7 @@ def _setting_text(setup: RunConfig) -> str:
     if setup.l1 is not None:
         setting.append(f"l1={_short_factor(setup.l1)}")
     image_size = setup.image_size
-    if image_size and int(image_size) != 180:
+    if image_size and int(image_size) != PAPER_FACE_SIZE:
         setting.append(f"{int(image_size)}px")
     return " ".join(setting)
 
@@ -195,7 +196,7 @@ def run_label(setup: RunConfig, outcome: RunMetrics | None = None) -> str:
     if setting:
         parts.append(setting)
     seed = f"seed {setup.seed}" if setup.seed is not None else ""
-    fold = (setup.split or {}).get("fold")
+    fold = setup.split.fold
     if fold:
         seed += f" fold {fold}"
     if seed:
@@ -208,7 +209,7 @@ def _sort_key(run) -> tuple:
     return (
         str(setup.dataset),
         str(setup.protocol or ""),
-        str(setup.setting("architecture") or "paper"),
+        setup.architecture,
         tuple(setup.dropout or ()),
         float(setup.l1 or 0),
         int(setup.image_size or 0),

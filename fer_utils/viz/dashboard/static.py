@@ -23,6 +23,7 @@ import pandas as pd
 from fer_utils import __version__
 from fer_utils.training.calibration import reliability_figure
 from fer_utils.training.metrics import scores_text
+from fer_utils.training.result_parts import Calibration
 from fer_utils.viz import formatting
 from fer_utils.viz.dashboard.cells import (
     LEVELS,
@@ -254,7 +255,7 @@ def face_thumbnails_html(choice: RunChoice, level: str = "frame") -> str:
     confusions = top_confusions(outcome, level, TOP_CONFUSIONS)
     if not confusions:
         return "<p>No confusions: every test face is on the diagonal.</p>"
-    cache = open_run_cache(choice.run.config)
+    cache = open_run_cache(choice.run.setup)
     if isinstance(cache, str):
         return message_html(html.escape(cache) + " — no thumbnails.", "warning")
     labels = list(outcome.labels)
@@ -321,38 +322,39 @@ def run_detail_html(choice: RunChoice) -> str:
     )
 
 
-def calibration_parts(calibration: dict | None, level: int = 4) -> tuple[str, object | None]:
+def calibration_parts(calibration: Calibration | dict | None, level: int = 4) -> tuple[str, object | None]:
     """The run's calibration section as its text (heading, temperature, test ECE before and after
     scaling) and its reliability diagram (None for runs recorded before calibration existed: the text
     says so)."""
     heading = section_heading("calibration", level)
-    if not calibration or not calibration.get("temperature"):
+    calibration = Calibration.from_json(calibration)
+    if not calibration or not calibration.temperature:
         return heading + "<p>Not recorded: this run was trained before calibration existed.</p>", None
     return heading + f"<p>{html.escape(calibration_sentence(calibration))}</p>", reliability_figure(
         calibration
     )
 
 
-def calibration_html(calibration: dict | None) -> str:
+def calibration_html(calibration: Calibration | dict | None) -> str:
     """:func:`calibration_parts` as one HTML piece (the diagram drawn by the page's plotly.js)."""
     text, figure = calibration_parts(calibration)
     return text + (figure_html(figure) if figure is not None else "")
 
 
-def calibration_sentence(calibration: dict) -> str:
+def calibration_sentence(calibration: Calibration) -> str:
     """The calibration in words: the temperature applied and why (kept only where it lowered the ECE of
     the validation part that fitted it), then the test part's ECE before and after, better or worse."""
-    before, after = calibration["test_ece_before"], calibration["test_ece_after"]
-    if calibration.get("kept") is False:
+    before, after = calibration.test_ece_before, calibration.test_ece_after
+    if calibration.kept is False:
         applied = (
             f"No temperature applied: the one fitted on the validation part "
-            f"({calibration['fitted_temperature']:.3f}) did not lower its expected calibration error "
-            f"({formatting.score(calibration['fit_ece_before'])} → {formatting.score(calibration['fit_ece_after'])}), "
+            f"({calibration.fitted_temperature:.3f}) did not lower its expected calibration error "
+            f"({formatting.score(calibration.fit_ece_before)} → {formatting.score(calibration.fit_ece_after)}), "
             "so fer predict reports the raw softmax."
         )
     else:
-        applied = f"Temperature {calibration['temperature']:.3f} fitted on the validation part."
-    if calibration.get("kept") is False or math.isclose(before, after):
+        applied = f"Temperature {calibration.temperature:.3f} fitted on the validation part."
+    if calibration.kept is False or math.isclose(before, after):
         change = f"Test part: expected calibration error {formatting.score(before)}, unchanged."
     else:
         verdict = "better" if after < before else "worse"

@@ -360,8 +360,7 @@ class Dashboard:
             self._hide_compare(message_html(html.escape(problem), "warning"))
             return
         note = f"<b>A</b> = {html.escape(a.label)}<br><b>B</b> = {html.escape(b.label)}"
-        test_a = (a.run.config.get("split") or {}).get("test_hash")
-        test_b = (b.run.config.get("split") or {}).get("test_hash")
+        test_a, test_b = a.run.setup.split.test_hash, b.run.setup.split.test_hash
         same_faces = not (test_a and test_b and test_a != test_b)
         level, normalize = self.level, self.normalize
         difference, difference_name = difference_view(normalize, same_faces)
