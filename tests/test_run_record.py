@@ -78,17 +78,14 @@ def test_unknown_keys_are_kept_explicitly_and_written_back():
         RunMetrics.from_json({**metrics, "cost": 5})
 
 
-def test_run_config_and_metrics_are_deprecated_and_read_by_no_other_module(real_run):
-    """Readers take ``run.setup`` / ``run.outcome``; the raw dicts remain only for the three modules being
-    rewritten elsewhere (``rundir.RAW_RECORD_READERS``), with a DeprecationWarning."""
-    with pytest.warns(DeprecationWarning, match="Run.setup"):
-        assert real_run.config == real_run.setup.to_json()
-    with pytest.warns(DeprecationWarning, match="Run.outcome"):
-        assert real_run.metrics == real_run.outcome.to_json()
+def test_no_reader_indexes_the_raw_run_files(real_run):
+    """Readers take ``run.setup`` / ``run.outcome``: ``Run`` has no raw ``config`` / ``metrics`` dicts, and no
+    module or notebook reads them."""
+    assert not hasattr(real_run, "config") and not hasattr(real_run, "metrics")
     raw = re.compile(r"\brun\.(config|metrics)\b")
     readers = sorted(
         str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py") if raw.search(path.read_text())
     )
-    assert set(readers) <= set(rundir.RAW_RECORD_READERS), readers
+    assert readers == []
     notebooks = PACKAGE.parent / "notebooks"
     assert not [path.name for path in notebooks.glob("*.ipynb") if raw.search(path.read_text())]

@@ -151,9 +151,9 @@ def model_card_numbers(summary: dict, run, shipped: dict[str, Path], images: Pat
             "epochs": run.setup.setting("epochs"),
             "image_size": int(run.setup.image_size or IMAGE_SIZE),
             "architecture": run.setup.setting("architecture") or "paper",
-            "cost": run.outcome.cost,
+            "cost": run.outcome.cost and run.outcome.cost.to_json(),
             "calibration": {
-                key: (run.outcome.calibration or {}).get(key)
+                key: getattr(run.outcome.calibration, key, None)
                 for key in ("temperature", "test_ece_before", "test_ece_after")
             },
             "num_params": run.outcome.num_params,

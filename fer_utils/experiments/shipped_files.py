@@ -54,7 +54,7 @@ def _write_shipped_files(keras, run, out_dir: Path) -> dict[str, Path]:
         "seed": run.setup.seed,
         "num_params": run.outcome.num_params,
         "architecture": architecture,
-        "cost": run.outcome.cost,
+        "cost": run.outcome.cost and run.outcome.cost.to_json(),
         "calibration": run_calibration(run.path),
         "preprocessing": {
             "detector": "hog",

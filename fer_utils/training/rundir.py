@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import uuid
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -277,15 +276,6 @@ READ_ERRORS = (
 )
 
 
-#: The only modules that may still read :attr:`Run.config` / :attr:`Run.metrics` (being rewritten elsewhere;
-#: ``tests/test_run_record.py`` enforces it).
-RAW_RECORD_READERS = (
-    "experiments/bundle_model.py",
-    "experiments/model_card.py",
-    "experiments/served_scores.py",
-)
-
-
 @dataclass
 class Run:
     """A finished run: its parameters (``setup``: config.json as a :class:`RunConfig`), per-epoch history,
@@ -304,20 +294,6 @@ class Run:
             self.setup = RunConfig.from_json(self.setup)
         if not isinstance(self.outcome, RunMetrics):
             self.outcome = RunMetrics.from_json(self.outcome, self.history)
-
-    @property
-    def config(self) -> dict:
-        """Deprecated: config.json as a dict (``setup.to_json()``); read :attr:`setup`. Kept only for
-        :data:`RAW_RECORD_READERS`."""
-        warnings.warn("Run.config is deprecated; read Run.setup", DeprecationWarning, stacklevel=2)
-        return self.setup.to_json()
-
-    @property
-    def metrics(self) -> dict:
-        """Deprecated: metrics.json as a dict (``outcome.to_json()``); read :attr:`outcome`. Kept only for
-        :data:`RAW_RECORD_READERS`."""
-        warnings.warn("Run.metrics is deprecated; read Run.outcome", DeprecationWarning, stacklevel=2)
-        return self.outcome.to_json()
 
     @property
     def name(self) -> str:
