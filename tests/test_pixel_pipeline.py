@@ -102,15 +102,19 @@ def test_a_model_whose_spec_lacks_the_pixel_step_is_refused_naming_the_spec(tmp_
 
 
 def test_the_shipped_files_declare_the_equalisation_their_faces_had():
-    """The bundled model learned from FER2013's equalized JPEG copy: every shipped spec says hist."""
+    """FER2013's JPEG export was equalized at source (its candidates say hist); FER+ is FER2013's raw pixels
+    (its candidates say none). Every shipped file of a candidate declares its data's step."""
     from fer_utils.deploy.bundled import BUNDLED_DIR
     from fer_utils.deploy.predictors import model_spec, pixel_step
 
-    files = sorted(BUNDLED_DIR.glob("fer2013_robust_48*.keras")) + sorted(BUNDLED_DIR.glob("*.tflite"))
-    files += sorted(BUNDLED_DIR.glob("*.onnx"))
-    assert len(files) == 4
+    expected = {"fer2013_": "hist", "ferplus_": "none"}
+    files = [path for path in sorted(BUNDLED_DIR.iterdir()) if path.suffix in (".keras", ".tflite", ".onnx")]
+    assert {prefix for prefix in expected if any(path.name.startswith(prefix) for path in files)} == set(
+        expected
+    )
     for path in files:
-        assert pixel_step(model_spec(path), path) == "hist", path.name
+        step = next(step for prefix, step in expected.items() if path.name.startswith(prefix))
+        assert pixel_step(model_spec(path), path) == step, path.name
 
 
 def test_cache_faces_get_the_models_step_unless_they_already_carry_another():

@@ -27,16 +27,22 @@ def dlib_faces(path, spec_width=bundled.DETECT_WIDTH) -> int:
     return len(detect_faces(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), "hog", 0, spec_width))
 
 
-def test_the_bundled_model_ships_with_its_spec_and_card():
-    for fmt in bundled.BUNDLED_FILES:
-        path = bundled.bundled_model_path(fmt)
-        spec = json.loads(path.with_name(path.name + ".json").read_text())
-        assert spec["labels"] == ["neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
-        assert spec["image_size"] == 48 and spec["preprocessing"]["detector"] == "hog"
-        assert path.stat().st_size < 2_000_000
-    card = bundled.read_model_card()
-    assert card["seeds"]["runs"] >= 3 and card["training"]["recipe"] == "robust"
-    assert set(card["test"]) == set(bundled.BUNDLED_FILES)
+def test_every_bundled_candidate_ships_with_its_spec_and_card():
+    """The paper CNN's FER2013 model (7 classes) and every other candidate, e.g. FER+ (8, with contempt)."""
+    from fer_utils.experiments.bundle_data import bundle_dataset
+
+    candidates = bundled.shipped_candidates()
+    assert bundled.BUNDLED_NAME in candidates and bundled.default_model() in candidates
+    for stem in candidates:
+        card = bundled.read_model_card(model=stem)
+        classes = list(bundle_dataset(card.get("dataset", "fer2013")).classes)
+        for name in bundled.bundled_files(stem).values():
+            path = bundled.BUNDLED_DIR / name
+            spec = json.loads(path.with_name(path.name + ".json").read_text())
+            assert sorted(spec["labels"]) == sorted(classes), path.name
+            assert spec["image_size"] == 48 and path.stat().st_size < 2_000_000
+        assert card["seeds"]["runs"] >= 2 and card["training"]["recipe"] == "robust"
+        assert set(card["test"]) == set(bundled.BUNDLED_FILES)
 
 
 def test_a_missing_bundled_model_names_the_command_that_builds_it(tmp_path):
@@ -241,7 +247,17 @@ def test_evaluate_scores_the_bundled_model_and_reports_the_unmappable_class(
     out = tmp_path / "runs" / "bundled-on-ravdess"
     assert (
         main(
-            ["evaluate", "--cache", str(ravdess_like_cache), "--label-map", str(label_map), "--out", str(out)]
+            [
+                "evaluate",
+                "--model",
+                "paper",  # the FER2013 candidate: its 7 classes are what this mapping is about
+                "--cache",
+                str(ravdess_like_cache),
+                "--label-map",
+                str(label_map),
+                "--out",
+                str(out),
+            ]
         )
         == 0
     )
@@ -278,12 +294,8 @@ def test_evaluate_scores_the_scored_classes_and_reports_restricted_scores_and_un
     label_map = tmp_path / "map.json"
     label_map.write_text(json.dumps({"neutral": None}))  # a target set without neutral
     out = tmp_path / "runs" / "no-neutral"
-    assert (
-        main(
-            ["evaluate", "--cache", str(ravdess_like_cache), "--label-map", str(label_map), "--out", str(out)]
-        )
-        == 0
-    )
+    args = ["evaluate", "--model", "paper", "--cache", str(ravdess_like_cache), "--label-map", str(label_map)]
+    assert main([*args, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     run = run_choices(tmp_path / "runs")[0][0].run
     metrics, predictions = run.outcome, run.predictions
@@ -357,14 +369,15 @@ def test_evaluate_refuses_a_bad_label_map_in_one_line(ravdess_like_cache, tmp_pa
 
 @pytest.mark.slow
 def test_evaluate_on_the_fer2013_test_split_matches_the_model_card(fer2013_root, tmp_path):
-    """The bundled model on a FER2013 folder cache's test split scores what the model card says."""
+    """The paper CNN's FER2013 model on a FER2013 folder cache's test split scores what its card says."""
     from fer_utils.faces.preprocess import image_folder_cache
 
     cache = image_folder_cache(
         fer2013_root, tmp_path / "cache", face_size=48, split_dirs=True, progress=False
     )
-    run = evaluate_on_cache(bundled.bundled_model_path(), cache.cache_dir, tmp_path / "eval", split="test")
-    card = bundled.read_model_card()
+    model = bundled.bundled_model_path(model="paper")
+    run = evaluate_on_cache(model, cache.cache_dir, tmp_path / "eval", split="test")
+    card = bundled.read_model_card(model="paper")
     assert run.outcome.frame.support == 3589
     assert run.outcome.frame.accuracy == pytest.approx(
         card["test"][bundled.DEFAULT_FORMAT]["accuracy"], abs=1e-9
@@ -373,24 +386,28 @@ def test_evaluate_on_the_fer2013_test_split_matches_the_model_card(fer2013_root,
 
 @pytest.mark.slow
 def test_model_card_numbers_are_reproduced_from_the_shipped_files(fer2013_root):
-    card = bundled.read_model_card()
+    """Every candidate's card: its own test set per shipped file, and the served raw-face scores."""
+    from fer_utils.experiments.bundle_data import default_root
+
     markdown = bundled.CARD_MARKDOWN.read_text()
-    for fmt in bundled.BUNDLED_FILES:
-        scores = bundle_model.score_fer2013_test(bundled.bundled_model_path(fmt), fer2013_root)
-        recorded = card["test"][fmt]
-        assert scores["accuracy"] == pytest.approx(recorded["accuracy"], abs=1e-9)
-        assert scores["confusion_matrix"] == recorded["confusion_matrix"]
-        assert f"{100 * scores['accuracy']:.1f} %" in markdown
-    assert model_card.card_tables(card) in markdown
-    served = served_scores(bundled.bundled_model_path())  # raw faces through the model's pixel step
-    for name in ("fer2013_privatetest", "ferplus_test"):
-        for tta in ("none", "flip"):
-            assert served[name][tta]["accuracy"] == pytest.approx(
-                card["served"][name][tta]["accuracy"], abs=1e-9
-            )
-            assert served[name][tta]["balanced_accuracy"] == pytest.approx(
-                card["served"][name][tta]["balanced_accuracy"], abs=1e-9
-            )
+    for stem in bundled.shipped_candidates():
+        card = bundled.read_model_card(model=stem)
+        dataset = card.get("dataset", "fer2013")
+        root = fer2013_root if dataset == "fer2013" else default_root(dataset)
+        for fmt, name in bundled.bundled_files(stem).items():
+            scores = model_card.score_test(bundled.BUNDLED_DIR / name, root, dataset)
+            recorded = card["test"][fmt]
+            assert scores["accuracy"] == pytest.approx(recorded["accuracy"], abs=1e-9), (stem, fmt)
+            assert scores["confusion_matrix"] == recorded["confusion_matrix"]
+            assert f"{100 * scores['accuracy']:.1f} %" in markdown
+        assert model_card.card_tables(card) in markdown
+        served = served_scores(bundled.bundled_model_path(model=stem))  # raw faces, the model's pixel step
+        for name in ("fer2013_privatetest", "ferplus_test"):
+            for tta in ("none", "flip"):
+                for key in ("accuracy", "balanced_accuracy"):
+                    assert served[name][tta][key] == pytest.approx(
+                        card["served"][name][tta][key], abs=1e-9
+                    ), (stem, name, tta, key)
 
 
 @pytest.mark.slow  # real data (../shared/data): the slow tier's
@@ -409,7 +426,9 @@ def test_a_model_whose_spec_disagrees_with_its_outputs_is_refused_before_any_wor
         == 2
     )
     error = capsys.readouterr().err.strip()
-    assert error.count("\n") == 0 and "has 7 outputs but its spec names 3 labels" in error
+    outputs = len(spec_labels := bundled.read_model_card()["test"][bundled.DEFAULT_FORMAT]["labels"])
+    assert spec_labels and error.count("\n") == 0
+    assert f"has {outputs} outputs but its spec names 3 labels" in error
     assert not out.exists()
 
 

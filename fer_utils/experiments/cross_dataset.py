@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_utils.data.class_folders import FOLDER_LABELS
-from fer_utils.deploy.bundled import bundled_model_path
+from fer_utils.deploy.bundled import bundled_model_path, is_bundled_name
 from fer_utils.deploy.predictors import TTA_MODES, load_predictor, predict_with_tta, tta_views
 from fer_utils.faces.cache import FaceCache, announce_resize
 from fer_utils.faces.detection import faces_for_model
@@ -275,7 +275,9 @@ def write_evaluation(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", help="run folder, .keras, .tflite or .onnx (default: the bundled FER2013 model)"
+        "--model",
+        help="run folder, .keras, .tflite or .onnx, or a bundled candidate's name (paper, "
+        "ferplus_vgg_bn_48, …; default: the bundled default model)",
     )
     parser.add_argument("--cache", required=True, help="face cache folder (`fer preprocess`)")
     parser.add_argument("--label-map", help='JSON object {"model class": "cache label" or null}')
@@ -296,8 +298,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _evaluate_cli(args) -> int:
     overrides = read_label_map(args.label_map)
+    named = args.model is None or is_bundled_name(args.model)
     run = evaluate_on_cache(
-        args.model or bundled_model_path(),
+        bundled_model_path(model=args.model) if named else args.model,
         args.cache,
         args.out,
         overrides,
