@@ -41,7 +41,8 @@ def predict(
         source: a video or image path, a folder of them, or a NumPy image (gray, BGR or BGRA uint8).
         model: a model path (run folder, ``.keras``, ``.tflite``, ``.onnx``) or a loaded
             :class:`~fer_utils.deploy.predictors.Predictor`, or a bundled model by architecture name
-            (``"paper"``: the paper CNN); None = the bundled FER2013 default.
+            (``"paper"``: the paper CNN on FER2013) or candidate stem (``"ferplus_vgg_bn_48"``); None = the
+            default candidate (``fer_utils/models/default_model.json``).
         frames, fps, detector, max_faces, min_face_size: as for ``fer predict``.
         threads: CPU threads of TFLite / ONNX Runtime.
         detect_every: as ``fer predict --detect-every`` (default the same: keyframes on dense video only).

@@ -63,7 +63,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "bundle-model": (
         "fer_utils.experiments.bundle_model",
-        "train (FER2013, robust recipe, seeds) and ship the bundled model and its model card numbers",
+        "train (FER2013 or FER+, robust recipe, seeds) and ship a bundled candidate and its model card numbers",
     ),
 }
 
