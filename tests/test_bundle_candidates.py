@@ -90,7 +90,8 @@ def test_a_ferplus_study_ships_an_8_class_candidate_with_raw_pixels(ferplus_stud
 
     root, study = ferplus_study
     models = tmp_path / "models"
-    shutil.copytree(bundled.BUNDLED_DIR, models)  # the shipped FER2013 default is a candidate too
+    shutil.copytree(bundled.BUNDLED_DIR, models)  # the shipped candidates compete too
+    shipped, previous = bundled.shipped_candidates(models), bundled.default_model(models)
     markdown = _card_markdown(tmp_path / "model_card.md")
     card = bundle_model.build_bundled_model(
         root, tmp_path / "work", [0], out_dir=models, card_markdown=markdown, from_study=study
@@ -103,7 +104,7 @@ def test_a_ferplus_study_ships_an_8_class_candidate_with_raw_pixels(ferplus_stud
         assert sorted(spec["labels"]) == sorted(FERPLUS_CLASSES) and len(spec["labels"]) == 8
         assert spec["preprocessing"]["equalize"] == "none"
         assert spec["dataset"] == "ferplus" and spec["targets"] == "distribution"
-    assert bundled.shipped_candidates(models) == ["fer2013_robust_48", "ferplus_paper_48"]
+    assert bundled.shipped_candidates(models) == sorted([*shipped, "ferplus_paper_48"])
 
     # the card: FER+ test per file, served raw faces (both sets, one crop and flip), int8 ms, parameters
     assert card["test_set"] == "FER+ test" and set(card["test"]) == set(files)
@@ -116,8 +117,8 @@ def test_a_ferplus_study_ships_an_8_class_candidate_with_raw_pixels(ferplus_stud
 
     # the default: chosen by the rule from the public figures, written once, printed verbatim
     choice = json.loads((models / bundled.DEFAULT_CHOICE_FILE).read_text())
-    assert set(choice["figures"]) == {"fer2013_robust_48", "ferplus_paper_48"}
-    assert choice["model"] == default_rule.choose_default(choice["figures"], "fer2013_robust_48")
+    assert set(choice["figures"]) == {*shipped, "ferplus_paper_48"}
+    assert choice["model"] == default_rule.choose_default(choice["figures"], previous)
     assert card["default"] == choice["model"] == bundled.default_model(models)
     text = markdown.read_text()
     assert "\n".join(f"> {line}" if line else ">" for line in default_rule.rule_text().splitlines()) in text
@@ -157,14 +158,17 @@ def test_the_fer2013_default_stays_until_a_candidate_beats_it_by_the_rule():
     assert choose_default({}, "fer2013_robust_48") == "fer2013_robust_48"
 
 
-def test_the_paper_cnn_stays_the_default_until_a_candidate_beats_it(tmp_path):
+def test_the_package_default_is_the_rules_recorded_choice_and_the_paper_cnn_without_one(tmp_path):
     from fer_utils.deploy import bundled
+    from fer_utils.experiments.default_rule import choose_default
 
-    # the package's one candidate is the paper CNN on FER2013, chosen by the rule; without a choice file
-    # the default is the paper CNN as well
-    assert bundled.shipped_candidates() == ["fer2013_robust_48"]
-    assert bundled.model_stem(bundled.default_model()) == "fer2013_robust_48"
-    assert bundled.bundled_model_path().name == "fer2013_robust_48_int8.tflite"
+    # the package ships the paper CNN on FER2013 and the FER+ candidate; the recorded choice is the rule's
+    choice = json.loads((bundled.BUNDLED_DIR / bundled.DEFAULT_CHOICE_FILE).read_text())
+    candidates = bundled.shipped_candidates()
+    assert {"fer2013_robust_48", "ferplus_vgg_bn_48"} <= set(candidates) == set(choice["figures"])
+    assert bundled.default_model() == choice["model"] == choose_default(choice["figures"], choice["previous"])
+    assert bundled.bundled_model_path().name == f"{choice['model']}_int8.tflite"
+    # without a choice file the default is the paper CNN
     assert bundled.default_model(tmp_path) == bundled.DEFAULT_MODEL == "paper"
     assert bundled.bundled_name("vgg_bn", "ferplus", 48) == "ferplus_vgg_bn_48"
     assert bundled.bundled_name("paper") == "fer2013_robust_48"
