@@ -196,10 +196,10 @@ def test_predictors_report_calibrated_probabilities_from_the_run_and_its_exports
 
 
 def test_the_paper_cnn_stays_selectable_by_name():
-    from fer_utils.deploy.bundled import DEFAULT_MODEL, bundled_model_path
+    from fer_utils.deploy.bundled import bundled_model_path, default_model
 
     assert bundled_model_path(model="paper").name == "fer2013_robust_48_int8.tflite"
-    assert bundled_model_path() == bundled_model_path(model=DEFAULT_MODEL)
+    assert bundled_model_path() == bundled_model_path(model=default_model())
     with pytest.raises(ValueError, match="fer bundle-model --architecture mini_xception"):
         bundled_model_path(model="mini_xception")
 

@@ -172,14 +172,14 @@ def test_transfer_copies_shared_layers_and_head_rows():
 
 
 def test_init_from_the_bundled_keras_model_finds_its_spec_and_keeps_the_head_rows(tmp_path, capsys):
-    """The bundled model's spec is ``fer2013_robust_48.keras.json``: transfer reads it by the rule
+    """The paper CNN's bundled spec is ``fer2013_robust_48.keras.json``: transfer reads it by the rule
     ``fer predict`` uses, so the head rows of shared classes are carried over (not silently fresh)."""
     from fer_utils.deploy.bundled import bundled_model_path
     from fer_utils.deploy.predictors import model_spec
     from fer_utils.training.model import load_keras_model
     from fer_utils.training.transfer import initialise_from, resolve_source
 
-    bundled = bundled_model_path("keras")
+    bundled = bundled_model_path("keras", model="paper")
     path, labels = resolve_source(bundled)
     assert labels == model_spec(bundled)["labels"] and len(labels) == 7
     target_labels = ["neutral", "calm", "happy", "sad"]
