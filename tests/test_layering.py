@@ -222,15 +222,16 @@ def module_graph() -> dict[str, set[str]]:
     """Module → package modules it imports, in-function imports included. The package's own
     ``__init__`` (a facade re-exporting the public API) is left out: importing ``__version__`` from it is
     not a dependency on what it re-exports."""
-    modules = {
-        ".".join(("fer_utils", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
-        for path, _ in parsed_modules()
-    }
-    graph: dict[str, set[str]] = {}
-    for path, tree in parsed_modules():
-        module = ".".join(("fer_utils", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(
+
+    def module_name(path: Path) -> str:
+        return ".".join(("fer_utils", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(
             ".__init__"
         )
+
+    modules = {module_name(path) for path, _ in parsed_modules()}
+    graph: dict[str, set[str]] = {}
+    for path, tree in parsed_modules():
+        module = module_name(path)
         for node in ast.walk(tree):
             names = []
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fer_utils."):

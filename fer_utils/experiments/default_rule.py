@@ -20,9 +20,8 @@ from fer_utils.deploy.bundled import (
     model_stem,
     shipped_candidates,
 )
-from fer_utils.experiments.served_scores import PUBLIC_SET, public_scores
+from fer_utils.experiments.served_scores import PUBLIC_SET, ferplus_copy, public_scores
 from fer_utils.files import atomic_write_json
-from fer_utils.paths import shared_data_root
 
 #: Candidates whose balanced accuracies differ by less than this are ranked by their lowest class recall.
 TIE_MARGIN = 0.01
@@ -58,7 +57,7 @@ def apply_default_rule(
     copy (``ferplus_root``, default ``../shared/data/fer2013plus``) nothing is measured and the current
     default stays (said in the record's ``note``)."""
     models_dir = Path(models_dir or BUNDLED_DIR)
-    root = Path(ferplus_root) if ferplus_root else shared_data_root() / "fer2013plus"
+    root = ferplus_copy(ferplus_root)
     current = model_stem(default_model(models_dir))
     candidates = shipped_candidates(models_dir)
     record = {"created": datetime.now(UTC).isoformat(timespec="seconds"), "rule": rule_text()}

@@ -31,10 +31,9 @@ from fer_utils.deploy.bundled import (
 from fer_utils.deploy.predictors import as_batch, load_predictor
 from fer_utils.experiments.bundle_data import bundle_dataset, run_dataset
 from fer_utils.experiments.default_rule import default_lines
-from fer_utils.experiments.served_scores import raw_test_faces, served_lines, served_scores
+from fer_utils.experiments.served_scores import ferplus_copy, raw_test_faces, served_lines, served_scores
 from fer_utils.faces.detection import faces_for_model
 from fer_utils.files import atomic_write_text
-from fer_utils.paths import shared_data_root
 from fer_utils.training.calibration import apply_temperature, expected_calibration_error, reliability_bins
 from fer_utils.training.evaluate import classification_metrics
 
@@ -175,7 +174,7 @@ def model_card_numbers(summary: dict, run, shipped: dict[str, Path], images: Pat
 def served_or_none(model_path: Path, root: str | os.PathLike | None = None) -> dict | None:
     """:func:`served_scores` of the default file on the FER+ copy at ``root`` (default the shared one), or
     None (said in one line) without it."""
-    root = Path(root) if root else shared_data_root() / "fer2013plus"
+    root = ferplus_copy(root)
     if not root.is_dir():
         print(f"served scores skipped: no FER+ copy (FER2013's raw pixels) at {root}")
         return None

@@ -37,6 +37,12 @@ SERVED_TESTS = {
 SERVED_TTA = ("none", "flip")
 
 
+def ferplus_copy(root: str | os.PathLike | None = None) -> Path:
+    """The FER+ copy (FER2013's raw pixels with the crowd's votes) the served scores read: ``root``, or
+    ``../shared/data/fer2013plus``."""
+    return Path(root) if root else shared_data_root() / "fer2013plus"
+
+
 def raw_test_faces(
     ferplus_root: str | os.PathLike, label_source: str, split: str = "test"
 ) -> tuple[np.ndarray, list[str]]:
@@ -80,7 +86,7 @@ def scores_of(truth: list[str], probabilities: np.ndarray, labels: list[str]) ->
 def served_scores(model_path: str | os.PathLike, ferplus_root: str | os.PathLike | None = None) -> dict:
     """A model's scores on the :data:`SERVED_TESTS` (raw faces through its pixel step), per
     :data:`SERVED_TTA`; faces of classes the model lacks are counted in ``unscored``."""
-    root = Path(ferplus_root) if ferplus_root else shared_data_root() / "fer2013plus"
+    root = ferplus_copy(ferplus_root)
     predictor = load_predictor(model_path, num_threads=1)
     results = {"pixel_step": predictor.pixel_step, "data": str(root)}
     for name, (label_source, description) in SERVED_TESTS.items():
@@ -118,7 +124,7 @@ def public_scores(model_path: str | os.PathLike, ferplus_root: str | os.PathLike
     recall over the classes the faces have), ``recall`` per class, ``lowest_recall`` (the worst class),
     ``accuracy``, ``neutral_rate``."""
     name, label_source, split, description = PUBLIC_SET
-    root = Path(ferplus_root) if ferplus_root else shared_data_root() / "fer2013plus"
+    root = ferplus_copy(ferplus_root)
     predictor = load_predictor(model_path, num_threads=1)
     faces, truth = raw_test_faces(root, label_source, split)
     faces = faces_for_model(faces, predictor.pixel_step, "none")

@@ -20,6 +20,11 @@ class RecordProblem(ValueError):
 class Part:
     """Base of the nested records: ``from_json`` / ``to_json`` with unknown keys kept in ``extra``."""
 
+    #: Keys the part does not declare, written back unchanged.
+    extra: dict = field(default_factory=dict, kw_only=True)
+    #: Declared keys the source file lacked (left out of ``to_json`` while unset).
+    absent: frozenset = field(default=frozenset(), repr=False, compare=False, kw_only=True)
+
     @classmethod
     def from_json(cls, data: Any, name: str | None = None):
         """The part of a parsed JSON object (None stays None; a part is returned as it is)."""
@@ -61,8 +66,6 @@ class SplitSizes(Part):
     fold: int | None = None
     n_folds: int | None = None
     test_hash: str | None = None
-    extra: dict = field(default_factory=dict)
-    absent: frozenset = field(default=frozenset(), repr=False, compare=False)
 
 
 @dataclass
@@ -71,8 +74,6 @@ class Cost(Part):
 
     parameters: int | None = None
     multiply_adds: int | None = None
-    extra: dict = field(default_factory=dict)
-    absent: frozenset = field(default=frozenset(), repr=False, compare=False)
 
 
 @dataclass
@@ -82,8 +83,6 @@ class Baselines(Part):
     majority_label: str | None = None
     majority_rate: float | None = None
     majority_macro_f1: float | None = None
-    extra: dict = field(default_factory=dict)
-    absent: frozenset = field(default=frozenset(), repr=False, compare=False)
 
 
 @dataclass
@@ -106,8 +105,6 @@ class Calibration(Part):
     test_nll_after: float | None = None
     reliability_before: list | dict | None = None
     reliability_after: list | dict | None = None
-    extra: dict = field(default_factory=dict)
-    absent: frozenset = field(default=frozenset(), repr=False, compare=False)
 
 
 @dataclass
@@ -121,8 +118,6 @@ class Transfer(Part):
     head_classes_new: list | None = None
     #: ``{source, run}`` pixel ranges when the source scaled pixels otherwise.
     input_range_differs: dict | None = None
-    extra: dict = field(default_factory=dict)
-    absent: frozenset = field(default=frozenset(), repr=False, compare=False)
 
 
 @dataclass
@@ -130,8 +125,6 @@ class Teacher(Part):
     """``teacher`` (``--teacher``): the distillation teacher's model file."""
 
     model: str | None = None
-    extra: dict = field(default_factory=dict)
-    absent: frozenset = field(default=frozenset(), repr=False, compare=False)
 
 
 @dataclass
@@ -145,8 +138,6 @@ class Numerics(Part):
     onednn: bool | None = None
     tf_data_deterministic: bool | None = None
     tensorflow: str | None = None
-    extra: dict = field(default_factory=dict)
-    absent: frozenset = field(default=frozenset(), repr=False, compare=False)
 
 
 #: Field name → part type, for the records' fields that hold a part.
