@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,7 @@ from fer_utils.faces.detection import (
     PAPER_FACE_SIZE,
     to_gray_face,  # noqa: F401  (to_gray_face: re-exported)
 )
+from fer_utils.faces.origin import CacheOrigin, absolute, reconcile_origin, recorded_ingestion
 from fer_utils.faces.pixel_table import pixel_table_cache
 from fer_utils.faces.preprocess_config import PreprocessConfig, cache_config
 from fer_utils.faces.sample_faces import ProcessedItem, process_sample
@@ -128,15 +129,16 @@ def preprocess(
     renamed = label_renaming(samples)
     if renamed:
         print(describe_renaming(renamed))
-    writer = FaceCacheWriter(
-        cache_dir_for(cache_root, dataset, stored),
-        stored,
-        shard_size=shard_size,
-        ingestion={"label_renaming": renamed} if renamed else None,
-    )
+    cache_dir = cache_dir_for(cache_root, dataset, stored)
+    origin = reconcile_origin(cache_dir, [s.media_path for s in samples] + [i.media_path for i in skipped])
+    samples, skipped = _spelled_for(origin, samples, skipped)
+    ingestion = {**recorded_ingestion(cache_dir), **origin.ingestion()}
+    if renamed:
+        ingestion["label_renaming"] = renamed
+    writer = FaceCacheWriter(cache_dir, stored, shard_size=shard_size, ingestion=ingestion)
     for problem in writer.repaired:
         print(f"removed a broken shard, its items are preprocessed again: {problem}")
-    todo = _record_skipped_and_list_todo(writer, samples, skipped)
+    todo = _record_skipped_and_list_todo(writer, origin, samples, skipped)
     report = PreprocessReport(resumed=len(samples) - len(todo))
     report.found = len({s.media_path for s in samples} | {item.media_path for item in skipped})
     report.workers = min(workers or default_workers(), max(1, len(todo)))
@@ -163,19 +165,35 @@ def source_pixel_step(config: PreprocessConfig, dataset: str) -> str:
     return step
 
 
+def _spelled_for(
+    origin: CacheOrigin, samples: Sequence[Sample], skipped: Sequence[SkippedItem]
+) -> tuple[list[Sample], list[SkippedItem]]:
+    """The inputs as the cache will record them: relative paths stay relative when spelled from the cache's
+    working directory and become absolute otherwise, so every relative path a cache holds reads from one
+    directory."""
+    here = os.getcwd()
+    if os.path.normpath(origin.working_directory) == os.path.normpath(here):
+        return list(samples), list(skipped)
+    return (
+        [replace(sample, media_path=absolute(sample.media_path, here)) for sample in samples],
+        [replace(item, media_path=absolute(item.media_path, here)) for item in skipped],
+    )
+
+
 def _record_skipped_and_list_todo(
-    writer: FaceCacheWriter, samples: Sequence[Sample], skipped: Sequence[SkippedItem]
+    writer: FaceCacheWriter, origin: CacheOrigin, samples: Sequence[Sample], skipped: Sequence[SkippedItem]
 ) -> list[Sample]:
-    """Record the layout's rejects the cache lacks; return the samples not done yet (each path once)."""
-    done = writer.done_items()
+    """Record the layout's rejects the cache lacks; return the samples not done yet (each file once, however
+    its path is spelled)."""
+    done = {origin.key_of(item) for item in writer.done_items()}
     for item in skipped:
-        if item.media_path not in done:
+        if origin.key_of(item.media_path) not in done:
             writer.add(item.media_path, None, [], item.reason)
-            done.add(item.media_path)
+            done.add(origin.key_of(item.media_path))
     todo = []
     for sample in samples:
-        if sample.media_path not in done:
-            done.add(sample.media_path)
+        if origin.key_of(sample.media_path) not in done:
+            done.add(origin.key_of(sample.media_path))
             todo.append(sample)
     return todo
 
