@@ -120,8 +120,11 @@ def _sleep_item(seconds):
 def test_pool_workers_end_with_their_parent_even_mid_item(tmp_path, signal_number):
     """parallel_map's workers die with a kill -9'd parent; Ctrl-C ends parent and workers at once
     (no waiting for the items they run)."""
+    # A shell starts background jobs with SIGINT ignored and Python keeps that; a terminal's Ctrl-C reaches a
+    # foreground process, whose Python turns it into KeyboardInterrupt: the script starts as that one would.
     script = (
-        "import time\n"
+        "import signal, time\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from fer_utils.parallel import parallel_map\n"
         "from test_integrity_faults import _sleep_item\n"
         "for method in ('fork', 'spawn'):\n"
