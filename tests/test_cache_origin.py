@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fer_utils.faces.cache import FaceCache
-from fer_utils.faces.origin import INPUTS_FOLDER, WORKING_DIRECTORY, reconcile_origin
+from fer_utils.faces.origin import INPUTS_FOLDER, WORKING_DIRECTORY, inputs_folder, reconcile_origin
 from fer_utils.faces.preprocess import image_folder_cache
 
 
@@ -68,11 +68,10 @@ def test_inputs_below_or_above_the_recorded_folder_extend_the_cache(tmp_path):
     recorded = {INPUTS_FOLDER: str(tmp_path / "data" / "actor_01"), WORKING_DIRECTORY: str(tmp_path)}
     (cache_dir / "config.json").write_text(json.dumps({"key": "k", "config": {}, "ingestion": recorded}))
 
-    inside = reconcile_origin(cache_dir, [str(tmp_path / "data" / "actor_01" / "clips" / "a.mp4")])
-    assert inside.folder == recorded[INPUTS_FOLDER]
-    above = reconcile_origin(
-        cache_dir, [str(tmp_path / "data" / name / "a.mp4") for name in ("actor_01", "actor_02")]
-    )
+    inside = [str(tmp_path / "data" / "actor_01" / "clips" / "a.mp4")]
+    assert reconcile_origin(cache_dir, inputs_folder(inside, "/")).folder == recorded[INPUTS_FOLDER]
+    both = [str(tmp_path / "data" / name / "a.mp4") for name in ("actor_01", "actor_02")]
+    above = reconcile_origin(cache_dir, inputs_folder(both, "/"))
     assert above.folder == str(tmp_path / "data") and above.working_directory == str(tmp_path)
     with pytest.raises(ValueError, match="would mix"):
-        reconcile_origin(cache_dir, [str(tmp_path / "data" / "actor_02" / "b.mp4")])
+        reconcile_origin(cache_dir, str(tmp_path / "data" / "actor_02"))

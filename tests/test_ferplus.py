@@ -179,6 +179,21 @@ def test_kaggles_csv_and_the_votes_join_by_row_position_never_by_image_name(tmp_
     assert (index["split"] == "test").sum() == 2
 
 
+def test_a_second_copy_of_the_csv_files_is_refused_not_taken_as_done(tmp_path):
+    """The cache's items are row blocks, the same names in every copy: the recorded folder tells them apart."""
+    from fer_utils.faces.cache import FaceCache
+    from fer_utils.faces.pixel_table import pixel_table_cache
+    from fer_utils.faces.preprocess_config import PreprocessConfig
+
+    config = PreprocessConfig(face_size=48, detector="none")
+    first, second = _kaggle_tree(tmp_path / "kaggle"), _kaggle_tree(tmp_path / "kaggle_copy", rows=14)
+    cache = pixel_table_cache("fer2013csv", first, tmp_path / "cache", config, progress=False)
+    with pytest.raises(ValueError, match="would mix two copies") as refused:
+        pixel_table_cache("fer2013csv", second, tmp_path / "cache", config, progress=False)
+    assert str(second) in str(refused.value)
+    assert len(FaceCache(cache.cache_dir)) == len(cache) == 11
+
+
 def test_a_damaged_pixel_row_and_rows_without_a_label_are_skipped_with_their_reason(tmp_path):
     from fer_utils.faces.pixel_table import pixel_table_cache
     from fer_utils.faces.preprocess_config import PreprocessConfig

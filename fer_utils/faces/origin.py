@@ -61,21 +61,19 @@ def recorded_ingestion(cache_dir: str | os.PathLike) -> dict:
     return json.loads(config_path.read_text()).get("ingestion") or {}
 
 
-def reconcile_origin(cache_dir: str | os.PathLike, media_paths: Iterable[str]) -> CacheOrigin:
-    """The origin to record for a cache that is about to receive ``media_paths`` (spelled from the current
-    working directory). ValueError in one line when they lie in a folder unrelated to the cache's inputs (a
-    second copy of the dataset, or the same data moved): the two would be mixed in one cache."""
-    here = os.getcwd()
-    new_folder = inputs_folder(media_paths, here)
+def reconcile_origin(cache_dir: str | os.PathLike, folder: str) -> CacheOrigin:
+    """The origin to record for a cache about to receive inputs from ``folder`` (absolute; for media files
+    :func:`inputs_folder` of their paths). ValueError in one line when that folder is unrelated to the cache's
+    inputs (a second copy of the dataset, or the same data moved): the two would be mixed in one cache."""
     recorded = recorded_ingestion(cache_dir)
+    here = recorded.get(WORKING_DIRECTORY, os.getcwd())
     old_folder = recorded.get(INPUTS_FOLDER)
     if old_folder is None:
-        return CacheOrigin(new_folder, recorded.get(WORKING_DIRECTORY, here))
-    if not (_contains(old_folder, new_folder) or _contains(new_folder, old_folder)):
+        return CacheOrigin(folder, here)
+    if not (_contains(old_folder, folder) or _contains(folder, old_folder)):
         raise ValueError(
-            f"{cache_dir} holds faces of inputs under {old_folder}, and these lie under {new_folder}: one cache "
+            f"{cache_dir} holds faces of inputs under {old_folder}, and these lie under {folder}: one cache "
             f"would mix two copies of the data; give another --cache-root, or delete {cache_dir} if the data "
             "was moved"
         )
-    wider = old_folder if _contains(old_folder, new_folder) else new_folder
-    return CacheOrigin(wider, recorded.get(WORKING_DIRECTORY, here))
+    return CacheOrigin(old_folder if _contains(old_folder, folder) else folder, here)

@@ -43,7 +43,13 @@ from fer_utils.faces.detection import (
     PAPER_FACE_SIZE,
     to_gray_face,  # noqa: F401  (to_gray_face: re-exported)
 )
-from fer_utils.faces.origin import CacheOrigin, absolute, reconcile_origin, recorded_ingestion
+from fer_utils.faces.origin import (
+    CacheOrigin,
+    absolute,
+    inputs_folder,
+    reconcile_origin,
+    recorded_ingestion,
+)
 from fer_utils.faces.pixel_table import pixel_table_cache
 from fer_utils.faces.preprocess_config import PreprocessConfig, cache_config
 from fer_utils.faces.sample_faces import ProcessedItem, process_sample
@@ -130,7 +136,8 @@ def preprocess(
     if renamed:
         print(describe_renaming(renamed))
     cache_dir = cache_dir_for(cache_root, dataset, stored)
-    origin = reconcile_origin(cache_dir, [s.media_path for s in samples] + [i.media_path for i in skipped])
+    paths = [sample.media_path for sample in samples] + [item.media_path for item in skipped]
+    origin = reconcile_origin(cache_dir, inputs_folder(paths, os.getcwd()))
     samples, skipped = _spelled_for(origin, samples, skipped)
     ingestion = {**recorded_ingestion(cache_dir), **origin.ingestion()}
     if renamed:
