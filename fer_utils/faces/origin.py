@@ -3,8 +3,8 @@ location, so without this a second copy of a dataset (another ``--root``) would 
 one's cache, and the same files spelled from another working directory would be preprocessed twice.
 
 The cache records (in its ``config.json``'s ``ingestion``) the folder holding its inputs and the working
-directory its relative paths are spelled from; :func:`reconcile_origin` refuses inputs from an unrelated
-folder and says which inputs are already in the cache, whatever their spelling.
+directory its relative paths are spelled from: :func:`reconcile_origin` refuses inputs from an unrelated
+folder, and :meth:`CacheOrigin.key_of` names an input by its absolute path, whatever its spelling.
 """
 
 from __future__ import annotations

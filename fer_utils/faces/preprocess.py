@@ -194,13 +194,15 @@ def _record_skipped_and_list_todo(
     its path is spelled)."""
     done = {origin.key_of(item) for item in writer.done_items()}
     for item in skipped:
-        if origin.key_of(item.media_path) not in done:
+        key = origin.key_of(item.media_path)
+        if key not in done:
             writer.add(item.media_path, None, [], item.reason)
-            done.add(origin.key_of(item.media_path))
+            done.add(key)
     todo = []
     for sample in samples:
-        if origin.key_of(sample.media_path) not in done:
-            done.add(origin.key_of(sample.media_path))
+        key = origin.key_of(sample.media_path)
+        if key not in done:
+            done.add(key)
             todo.append(sample)
     return todo
 
