@@ -209,3 +209,14 @@ def test_fer_run_ends_with_each_protocols_headline_result(tmp_path):
     finished_protocol_run(out, "paper", config)
     lines = notebook_pipeline.headline_lines(out / "runs", ("paper", "subject"))
     assert lines == ["  paper    test accuracy 50.0%, macro F1 0.400", "  subject  no finished run"]
+
+
+def test_a_pixel_table_dataset_is_refused_by_fer_run_in_one_line_before_any_step(tmp_path, capsys):
+    """fer2013csv has no media files for notebook 01: `fer run` says which commands build and train on it."""
+    out = tmp_path / "csv"
+    with pytest.raises(ValueError, match=r"fer2013csv holds pixel rows.*fer preprocess --dataset fer2013csv"):
+        run_pipeline(PipelineConfig(dataset="fer2013csv", root=str(tmp_path), out_dir=str(out)))
+    assert not out.exists()
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--dataset", "fer2013csv", "--root", str(tmp_path), "--out", str(out)])
+    assert "invalid choice: 'fer2013csv'" in capsys.readouterr().err

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from fer_utils.data.datasets import (
     add_layout_arguments,
+    dataset_layout,
     dataset_samples,
     layout_options_from_args,
     pyfeat_ravdess_tree,
@@ -64,6 +65,11 @@ PROTOCOLS_REPORTED = ("paper", "video", "subject")
 PIPELINE_SETS = ("protocol", "seed", "input_size")
 
 
+#: The layouts ``fer run`` reads: media files, which notebook 01 preprocesses (a pixel table such as
+#: ``fer2013csv`` has its cache built by ``fer preprocess`` and is trained on with ``fer train``).
+RUN_DATASETS = tuple(name for name in DATASETS if dataset_layout(name).pixel_rows is None)
+
+
 @dataclass
 class PipelineConfig:
     """Parameters of the main job (see ``fer run --help``).
@@ -74,7 +80,7 @@ class PipelineConfig:
 
     out_dir: str | None = setting(None, help="output folder (default: reports/<dataset>)", flag="--out")
     dataset: str = setting(
-        "demo", help="demo (offline, synthetic) or a real dataset", choices=("demo", *DATASETS)
+        "demo", help="demo (offline, synthetic) or a real dataset", choices=("demo", *RUN_DATASETS)
     )
     root: str | None = setting(None, help="dataset root (demo: <out>/data, generated when absent)")
     protocols: tuple[str, ...] = setting(
@@ -265,8 +271,15 @@ def run_pipeline(config: PipelineConfig) -> dict:
         Paths of what was made and the seconds each step took.
     """
     out = config.output_folder()
-    if not config.is_demo and config.dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {config.dataset!r}; choose demo or one of {', '.join(DATASETS)}")
+    if not config.is_demo and config.dataset not in RUN_DATASETS:
+        if config.dataset in DATASETS:
+            raise ValueError(
+                f"fer run preprocesses media files in notebook 01, and {config.dataset} holds pixel rows: build its "
+                f"cache with `fer preprocess --dataset {config.dataset} --root …`, then `fer train --cache …`"
+            )
+        raise ValueError(
+            f"unknown dataset {config.dataset!r}; choose demo or one of {', '.join(RUN_DATASETS)}"
+        )
     stale = stale_runs(config, out)
     if stale and not config.rerun:
         raise ValueError(stale_runs_message(stale, out))
