@@ -17,7 +17,7 @@ from fer_utils.data.samples import REASON_NOT_SELECTED, REASON_UNREADABLE
 from fer_utils.faces.cache import TIME_COLUMN, FaceCache, cache_dir_for
 from fer_utils.faces.cache_writer import FaceCacheWriter
 from fer_utils.faces.detection import equalize_face, to_gray_face
-from fer_utils.faces.origin import absolute, reconcile_origin, recorded_ingestion
+from fer_utils.faces.origin import absolute, reconcile_origin
 from fer_utils.faces.preprocess_config import PreprocessConfig, cache_config
 from fer_utils.progress import progress_bar
 
@@ -59,8 +59,7 @@ def pixel_table_cache(
     cache_dir = cache_dir_for(cache_root, layout.name, stored)
     # Items are row blocks: only the recorded folder tells one table's blocks from another copy's.
     origin = reconcile_origin(cache_dir, absolute(os.fspath(root), os.getcwd()))
-    ingestion = {**recorded_ingestion(cache_dir), **origin.ingestion()}
-    writer = FaceCacheWriter(cache_dir, stored, shard_size=BLOCK_ROWS, ingestion=ingestion)
+    writer = FaceCacheWriter(cache_dir, stored, shard_size=BLOCK_ROWS, ingestion=origin.ingestion())
     done = writer.done_items()
     label_column = "majority" if label_source == "majority" else ORIGINAL_LABEL_COLUMN
     vote_names = [column for column in table.columns if column.startswith("votes_")]

@@ -43,13 +43,7 @@ from fer_utils.faces.detection import (
     PAPER_FACE_SIZE,
     to_gray_face,  # noqa: F401  (to_gray_face: re-exported)
 )
-from fer_utils.faces.origin import (
-    CacheOrigin,
-    absolute,
-    inputs_folder,
-    reconcile_origin,
-    recorded_ingestion,
-)
+from fer_utils.faces.origin import CacheOrigin, absolute, inputs_folder, reconcile_origin
 from fer_utils.faces.pixel_table import pixel_table_cache
 from fer_utils.faces.preprocess_config import PreprocessConfig, cache_config
 from fer_utils.faces.sample_faces import ProcessedItem, process_sample
@@ -139,7 +133,7 @@ def preprocess(
     paths = [sample.media_path for sample in samples] + [item.media_path for item in skipped]
     origin = reconcile_origin(cache_dir, inputs_folder(paths, os.getcwd()))
     samples, skipped = _spelled_for(origin, samples, skipped)
-    ingestion = {**recorded_ingestion(cache_dir), **origin.ingestion()}
+    ingestion = origin.ingestion()
     if renamed:
         ingestion["label_renaming"] = renamed
     writer = FaceCacheWriter(cache_dir, stored, shard_size=shard_size, ingestion=ingestion)
