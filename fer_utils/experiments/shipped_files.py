@@ -17,6 +17,7 @@ from fer_utils.deploy.bundled import (
     bundled_name,
 )
 from fer_utils.deploy.export import export_model, run_calibration_faces, write_model_spec
+from fer_utils.deploy.media_prediction import PREDICT_DETECTOR
 from fer_utils.experiments.bundle_data import bundle_dataset, run_dataset
 from fer_utils.training.model import load_keras_model
 from fer_utils.training.model_files import run_calibration
@@ -57,7 +58,9 @@ def _write_shipped_files(keras, run, out_dir: Path) -> dict[str, Path]:
         "cost": run.outcome.cost and run.outcome.cost.to_json(),
         "calibration": run_calibration(run.path),
         "preprocessing": {
-            "detector": "hog",
+            # the detector predict uses on whole frames (its boxes framed as HOG's by the margin below);
+            # the training faces came from the dataset's own crops
+            "detector": PREDICT_DETECTOR,
             "margin": PREDICT_MARGIN,
             "detect_width": DETECT_WIDTH,
             "frames_per_video": 6,
