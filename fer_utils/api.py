@@ -10,7 +10,7 @@ import pandas as pd
 
 from fer_utils.deploy.bundled import is_bundled_name
 from fer_utils.deploy.engines import bundled_predictor
-from fer_utils.deploy.media_prediction import predict_image_array, predict_media
+from fer_utils.deploy.media_prediction import check_tta, predict_image_array, predict_media
 from fer_utils.deploy.predict import media_in
 from fer_utils.deploy.predictors import Predictor, load_predictor
 from fer_utils.faces.keyframes import DEFAULT_DETECT_EVERY
@@ -34,6 +34,7 @@ def predict(
     threads: int | None = None,
     detect_every: int | None = None,
     engine: str = "auto",
+    tta: str = "none",
 ) -> pd.DataFrame:
     """Every face's emotion in ``source``: one row per face per sampled frame.
 
@@ -47,6 +48,8 @@ def predict(
         threads: CPU threads of TFLite / ONNX Runtime.
         detect_every: as ``fer predict --detect-every`` (default the same: keyframes on dense video only).
         engine: the bundled model's engine, as ``fer predict --engine`` (``auto``: fastest on this CPU).
+        tta: test-time augmentation of each face, as ``fer predict --tta``: ``none`` (one crop), ``flip``
+            or ``tencrop`` (:data:`~fer_utils.deploy.predictors.TTA_MODES`).
 
     Returns:
         A DataFrame with ``media_path`` (``"<array>"`` for an array), ``frame_index``, ``timestamp_s``,
@@ -59,7 +62,8 @@ def predict(
     else:
         predictor = _cached_predictor(None if model is None else str(model), threads, engine)
     every = DEFAULT_DETECT_EVERY if detect_every is None else detect_every
-    options = {"detector": detector, "max_faces": max_faces, "min_face_size": min_face_size}
+    check_tta(tta)
+    options = {"detector": detector, "max_faces": max_faces, "min_face_size": min_face_size, "tta": tta}
     if isinstance(source, np.ndarray):
         return predict_image_array(source, predictor, **options).faces
     if not isinstance(source, str | os.PathLike):

@@ -45,6 +45,27 @@ def test_every_bundled_candidate_ships_with_its_spec_and_card():
         assert set(card["test"]) == set(bundled.BUNDLED_FILES)
 
 
+def test_flip_test_time_augmentation_averages_the_face_and_its_mirror(tmp_path):
+    """``tta="flip"`` feeds the model each face and its mirror and reports the mean of the two."""
+    from fixture_media import face_frame
+
+    face = face_frame(size=(96, 96))  # a real face filling the image: 96 → 48 px is an exact 2× shrink
+    predictor = load_predictor(bundled.bundled_model_path(model=bundled.default_model(), fmt="keras"))
+    fed = []
+    run = predictor._run
+    predictor._run = lambda batch: (fed.append(np.array(batch)), run(batch))[1]
+    one_crop = fer_utils.predict(face, predictor, detector="none").filter(like="prob_").to_numpy()
+    mirrored = fer_utils.predict(face[:, ::-1].copy(), predictor, detector="none").filter(like="prob_")
+    fed.clear()
+    flipped = fer_utils.predict(face, predictor, detector="none", tta="flip")
+    assert len(fed) == 2 and np.array_equal(fed[1], fed[0][:, :, ::-1])
+    expected = (one_crop + mirrored.to_numpy()) / 2
+    np.testing.assert_allclose(flipped.filter(like="prob_").to_numpy(), expected, atol=1e-5)
+    assert not np.allclose(one_crop, mirrored.to_numpy(), atol=1e-3)  # the mirror is another view
+    with pytest.raises(ValueError, match="unknown test-time augmentation 'mirror'; choose one of none, flip"):
+        fer_utils.predict(face, predictor, detector="none", tta="mirror")
+
+
 def test_a_missing_bundled_model_names_the_command_that_builds_it(tmp_path):
     with pytest.raises(ValueError, match="fer bundle-model"):
         bundled.bundled_model_path(models_dir=tmp_path)

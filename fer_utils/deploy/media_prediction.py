@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_utils.deploy.predictors import Predictor
+from fer_utils.deploy.predictors import TTA_MODES, Predictor, predict_with_tta
 from fer_utils.deploy.tracking import FaceTracker
 from fer_utils.faces.detection import crops_of_boxes, detect_width_for, extract_face, extract_faces
 from fer_utils.faces.frames import Frame, UnreadableMedia, is_image, open_video, stream_frames
@@ -213,15 +213,18 @@ def predict_frames(
     min_face_size: int = 0,
     detect_every: int = 1,
     tracker: str = DEFAULT_TRACKER,
+    tta: str = "none",
 ):
     """Detect, track and classify every face of an iterable of frames (one frame in memory at a time).
 
     ``detect_every`` > 1 detects fully on every k-th frame only and follows the faces between
-    (:class:`fer_utils.faces.keyframes.KeyframeDetector` with ``tracker``).
+    (:class:`fer_utils.faces.keyframes.KeyframeDetector` with ``tracker``). ``tta`` averages each face's
+    probabilities over its test-time views (:func:`~fer_utils.deploy.predictors.tta_views`).
 
     Returns:
         ``(faces table, frames seen, frames without a face)``; the table as :class:`MediaPrediction`'s.
     """
+    check_tta(tta)
     media_path = options.pop("media_path", "")
     table, tracker_ids = _FaceTable(media_path, predictor.labels), FaceTracker()
     find_faces = _face_finder(predictor.image_size, options, max_faces, min_face_size, detect_every, tracker)
@@ -235,7 +238,7 @@ def predict_frames(
             tracker_ids.assign([])
             continue
         track_ids = tracker_ids.assign([(c.box.x, c.box.y, c.box.w, c.box.h) for c in crops])
-        table.add_frame(frame, crops, track_ids, predictor.predict_proba(np.stack([c.face for c in crops])))
+        table.add_frame(frame, crops, track_ids, predict_with_tta(predictor, np.stack([c.face for c in crops]), tta))
     return table.frame(), seen, empty
 
 
@@ -280,6 +283,7 @@ def predict_media(
     min_face_size: int = 0,
     detect_every: int = 1,
     tracker: str = DEFAULT_TRACKER,
+    tta: str = "none",
 ) -> MediaPrediction:
     """Every face's class probabilities in a video or image, through the training face pipeline.
 
@@ -296,10 +300,14 @@ def predict_media(
         detect_every: full face detection on every k-th sampled frame, faces followed between
             (:mod:`fer_utils.faces.keyframes`); 1 = detect on every frame.
         tracker: how faces are followed between keyframes (:data:`fer_utils.faces.keyframes.TRACKERS`).
+        tta: test-time augmentation of each face (:data:`~fer_utils.deploy.predictors.TTA_MODES`):
+            ``none`` (one crop), ``flip`` (the mean with the mirrored face: twice the classifier's cost)
+            or ``tencrop``; the model card reports each.
 
     Returns:
         A :class:`MediaPrediction`; an unreadable file gives one with ``error`` set, not an exception.
     """
+    check_tta(tta)
     media_path = str(media_path)
     preprocessing = dict(predictor.spec.get("preprocessing") or {})
     options = {**model_face_options(predictor, detector), "media_path": media_path}
@@ -313,6 +321,7 @@ def predict_media(
         "tracker": tracker if detect_every > 1 else None,
         "engine": getattr(predictor, "engine", None) or predictor.format,
         "engine_choice": getattr(predictor, "engine_choice", None),
+        "tta": tta,
     }
     try:
         faces, seen, empty = predict_frames(
@@ -323,6 +332,7 @@ def predict_media(
             min_face_size,
             detect_every,
             tracker,
+            tta,
         )
     except UnreadableMedia as error:
         result.error = str(error)
@@ -330,6 +340,12 @@ def predict_media(
     result.faces, result.frames_sampled, result.frames_without_face = faces, seen, empty
     result.tracks = track_table(faces, predictor.labels)
     return result
+
+
+def check_tta(tta: str) -> None:
+    """ValueError (one line) for a test-time augmentation :data:`TTA_MODES` does not hold."""
+    if tta not in TTA_MODES:
+        raise ValueError(f"unknown test-time augmentation {tta!r}; choose one of {', '.join(TTA_MODES)}")
 
 
 #: Faces are followed between keyframes only across sampled frames at most this far apart (seconds).

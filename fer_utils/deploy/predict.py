@@ -24,7 +24,7 @@ from fer_utils.deploy.media_prediction import (
     predict_media,
 )
 from fer_utils.deploy.prediction_outputs import output_names, summary_row, summary_table, write_prediction
-from fer_utils.deploy.predictors import load_predictor
+from fer_utils.deploy.predictors import TTA_MODES, load_predictor
 from fer_utils.faces.detection import DETECTORS
 from fer_utils.files import atomic_write_csv
 from fer_utils.locks import output_lock
@@ -95,6 +95,13 @@ def add_arguments(predict: argparse.ArgumentParser) -> None:
         help="also write <video>_annotated.mp4: every frame with the faces' boxes, track ids and labels",
     )
     predict.add_argument("--threads", type=int, help="CPU threads of TFLite / ONNX Runtime (default: all)")
+    predict.add_argument(
+        "--tta",
+        choices=TTA_MODES,
+        default="none",
+        help="test-time augmentation of each face: none (one crop, default), flip (the mean with the "
+        "mirrored face, twice the classifier's cost) or tencrop; the model card scores each",
+    )
     add_speed_arguments(predict)
     predict.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
     predict.add_argument(
@@ -220,6 +227,7 @@ def _predict_into(args, media: list[Path], skipped: list[tuple[str, str]]) -> in
             args.min_face_size,
             args.detect_every,
             args.tracker,
+            args.tta,
         )
         outputs = write_prediction(prediction, args.out, str(model), name, args.annotate)
         print(prediction.message())
