@@ -150,12 +150,16 @@ def test_max_faces_and_min_face_size_limit_what_is_reported(pyfeat_media, tmp_pa
 def test_the_python_api_reads_paths_and_numpy_images_alike(pyfeat_media):
     photo = pyfeat_media / "multi_face.jpg"
     from_path = fer_utils.predict(photo)
-    from_array = fer_utils.predict(cv2.imread(str(photo)))
-    assert from_array["media_path"].eq("<array>").all()
-    columns = ["face_index", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "predicted_label"]
-    pd.testing.assert_frame_equal(from_path[columns], from_array[columns])
-    # A file is decoded straight to gray by libjpeg, an array converted from BGR: pixels differ by ±1.
-    np.testing.assert_allclose(from_path.filter(like="prob_"), from_array.filter(like="prob_"), atol=0.01)
+    from_gray = fer_utils.predict(cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE))  # the file's own pixels
+    from_bgr = fer_utils.predict(cv2.imread(str(photo)))
+    assert from_gray["media_path"].eq("<array>").all() and from_bgr["media_path"].eq("<array>").all()
+    boxes = ["face_index", "bbox_x", "bbox_y", "bbox_w", "bbox_h"]
+    pd.testing.assert_frame_equal(from_path[[*boxes, "predicted_label"]], from_gray[[*boxes, "predicted_label"]])
+    np.testing.assert_allclose(from_path.filter(like="prob_"), from_gray.filter(like="prob_"), atol=1e-6)
+    # A file is decoded straight to gray by libjpeg, a BGR array converted by OpenCV: pixels differ by ±1,
+    # which moves an uncertain face's probabilities by a few points, never its box.
+    pd.testing.assert_frame_equal(from_path[boxes], from_bgr[boxes])
+    np.testing.assert_allclose(from_path.filter(like="prob_"), from_bgr.filter(like="prob_"), atol=0.05)
     with pytest.raises(ValueError, match="uint8"):
         fer_utils.predict(np.zeros((10, 10), np.float32))
 
