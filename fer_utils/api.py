@@ -10,7 +10,7 @@ import pandas as pd
 
 from fer_utils.deploy.bundled import is_bundled_name
 from fer_utils.deploy.engines import bundled_predictor
-from fer_utils.deploy.media_prediction import check_tta, predict_image_array, predict_media
+from fer_utils.deploy.media_prediction import predict_image_array, predict_media
 from fer_utils.deploy.predict import media_in
 from fer_utils.deploy.predictors import Predictor, load_predictor
 from fer_utils.faces.keyframes import DEFAULT_DETECT_EVERY
@@ -62,7 +62,6 @@ def predict(
     else:
         predictor = _cached_predictor(None if model is None else str(model), threads, engine)
     every = DEFAULT_DETECT_EVERY if detect_every is None else detect_every
-    check_tta(tta)
     options = {"detector": detector, "max_faces": max_faces, "min_face_size": min_face_size, "tta": tta}
     if isinstance(source, np.ndarray):
         return predict_image_array(source, predictor, **options).faces

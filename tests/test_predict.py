@@ -64,6 +64,15 @@ def test_flip_test_time_augmentation_averages_the_face_and_its_mirror(tmp_path):
     assert not np.allclose(one_crop, mirrored.to_numpy(), atol=1e-3)  # the mirror is another view
     with pytest.raises(ValueError, match="unknown test-time augmentation 'mirror'; choose one of none, flip"):
         fer_utils.predict(face, predictor, detector="none", tta="mirror")
+    cv2.imwrite(str(tmp_path / "face.png"), face)
+    out = tmp_path / "out"
+    assert (
+        main(
+            ["predict", str(tmp_path / "face.png"), "--detector", "none", "--tta", "flip", "--out", str(out)]
+        )
+        == 0
+    )
+    assert json.loads((out / "face.png_summary.json").read_text())["tta"] == "flip"
 
 
 def test_a_missing_bundled_model_names_the_command_that_builds_it(tmp_path):
@@ -154,7 +163,9 @@ def test_the_python_api_reads_paths_and_numpy_images_alike(pyfeat_media):
     from_bgr = fer_utils.predict(cv2.imread(str(photo)))
     assert from_gray["media_path"].eq("<array>").all() and from_bgr["media_path"].eq("<array>").all()
     boxes = ["face_index", "bbox_x", "bbox_y", "bbox_w", "bbox_h"]
-    pd.testing.assert_frame_equal(from_path[[*boxes, "predicted_label"]], from_gray[[*boxes, "predicted_label"]])
+    pd.testing.assert_frame_equal(
+        from_path[[*boxes, "predicted_label"]], from_gray[[*boxes, "predicted_label"]]
+    )
     np.testing.assert_allclose(from_path.filter(like="prob_"), from_gray.filter(like="prob_"), atol=1e-6)
     # A file is decoded straight to gray by libjpeg, a BGR array converted by OpenCV: pixels differ by ±1,
     # which moves an uncertain face's probabilities by a few points, never its box.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_utils.deploy.predictors import TTA_MODES, Predictor, predict_with_tta
+from fer_utils.deploy.predictors import Predictor, check_tta, predict_with_tta
 from fer_utils.deploy.tracking import FaceTracker
 from fer_utils.faces.detection import crops_of_boxes, detect_width_for, extract_face, extract_faces
 from fer_utils.faces.frames import Frame, UnreadableMedia, is_image, open_video, stream_frames
@@ -238,7 +238,8 @@ def predict_frames(
             tracker_ids.assign([])
             continue
         track_ids = tracker_ids.assign([(c.box.x, c.box.y, c.box.w, c.box.h) for c in crops])
-        table.add_frame(frame, crops, track_ids, predict_with_tta(predictor, np.stack([c.face for c in crops]), tta))
+        probabilities = predict_with_tta(predictor, np.stack([c.face for c in crops]), tta)
+        table.add_frame(frame, crops, track_ids, probabilities)
     return table.frame(), seen, empty
 
 
@@ -307,7 +308,6 @@ def predict_media(
     Returns:
         A :class:`MediaPrediction`; an unreadable file gives one with ``error`` set, not an exception.
     """
-    check_tta(tta)
     media_path = str(media_path)
     preprocessing = dict(predictor.spec.get("preprocessing") or {})
     options = {**model_face_options(predictor, detector), "media_path": media_path}
@@ -340,12 +340,6 @@ def predict_media(
     result.faces, result.frames_sampled, result.frames_without_face = faces, seen, empty
     result.tracks = track_table(faces, predictor.labels)
     return result
-
-
-def check_tta(tta: str) -> None:
-    """ValueError (one line) for a test-time augmentation :data:`TTA_MODES` does not hold."""
-    if tta not in TTA_MODES:
-        raise ValueError(f"unknown test-time augmentation {tta!r}; choose one of {', '.join(TTA_MODES)}")
 
 
 #: Faces are followed between keyframes only across sampled frames at most this far apart (seconds).

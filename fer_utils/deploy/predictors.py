@@ -101,11 +101,16 @@ class Predictor:
 TTA_MODES = ("none", "flip", "tencrop")
 
 
+def check_tta(mode: str) -> None:
+    """ValueError (one line) for a test-time augmentation :data:`TTA_MODES` does not hold."""
+    if mode not in TTA_MODES:
+        raise ValueError(f"unknown test-time augmentation {mode!r}; choose one of {', '.join(TTA_MODES)}")
+
+
 def tta_views(faces: np.ndarray, mode: str) -> list[np.ndarray]:
     """The views of uint8 faces ``(n, s, s)`` that ``mode`` averages (each ``(n, ·, ·)``; a predictor
     resizes them to its input)."""
-    if mode not in TTA_MODES:
-        raise ValueError(f"unknown test-time augmentation {mode!r}; choose one of {TTA_MODES}")
+    check_tta(mode)
     if mode == "none":
         return [faces]
     if mode == "flip":
