@@ -102,12 +102,13 @@ def test_a_model_whose_spec_lacks_the_pixel_step_is_refused_naming_the_spec(tmp_
 
 
 def test_the_shipped_files_declare_the_equalisation_their_faces_had():
-    """FER2013's JPEG export was equalized at source (its candidates say hist); FER+ is FER2013's raw pixels
-    (its candidates say none). Every shipped file of a candidate declares its data's step."""
+    """FER2013's JPEG export was equalized at source (its candidates say hist); FER+ and raw FER2013 are
+    FER2013's raw pixels (their candidates say none). Every shipped file of a candidate declares its data's
+    step."""
     from fer_utils.deploy.bundled import BUNDLED_DIR
     from fer_utils.deploy.predictors import model_spec, pixel_step
 
-    expected = {"fer2013_": "hist", "ferplus_": "none"}
+    expected = {"fer2013_": "hist", "fer2013raw_": "none", "ferplus_": "none"}
     files = [path for path in sorted(BUNDLED_DIR.iterdir()) if path.suffix in (".keras", ".tflite", ".onnx")]
     assert {prefix for prefix in expected if any(path.name.startswith(prefix) for path in files)} == set(
         expected
