@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from fer_utils.data.ferplus import FERPLUS_LABELS, VOTE_COLUMNS
+from fer_utils.deploy.media_prediction import PREDICT_DETECTOR
 
 FERPLUS_CLASSES = list(FERPLUS_LABELS.values())
 #: The original FER2013 label of each FER+ class's faces in the generated layout (contempt: neutral).
@@ -103,6 +104,7 @@ def test_a_ferplus_study_ships_an_8_class_candidate_with_raw_pixels(ferplus_stud
         spec = json.loads((models / f"{name}.json").read_text())
         assert sorted(spec["labels"]) == sorted(FERPLUS_CLASSES) and len(spec["labels"]) == 8
         assert spec["preprocessing"]["equalize"] == "none"
+        assert spec["preprocessing"]["detector"] == PREDICT_DETECTOR
         assert spec["dataset"] == "ferplus" and spec["targets"] == "distribution"
     assert bundled.shipped_candidates(models) == sorted([*shipped, "ferplus_paper_48"])
 
@@ -137,6 +139,16 @@ def test_a_ferplus_study_ships_an_8_class_candidate_with_raw_pixels(ferplus_stud
     face = np.full((48, 48, 3), 120, np.uint8)
     rows = predict(face, model="ferplus_paper_48", detector="none", engine="tflite-int8")
     assert rows.loc[0, "predicted_label"] in FERPLUS_CLASSES and "prob_contempt" in rows
+
+
+def test_every_shipped_spec_names_the_detector_predict_uses_on_whole_frames():
+    from fer_utils.deploy.bundled import BUNDLED_DIR
+
+    specs = sorted(BUNDLED_DIR.glob("*.keras.json")) + sorted(BUNDLED_DIR.glob("*.tflite.json"))
+    specs += sorted(BUNDLED_DIR.glob("*.onnx.json"))
+    assert len(specs) >= 8
+    for path in specs:
+        assert json.loads(path.read_text())["preprocessing"]["detector"] == PREDICT_DETECTOR, path.name
 
 
 def test_the_fer2013_default_stays_until_a_candidate_beats_it_by_the_rule():
