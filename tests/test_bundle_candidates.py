@@ -142,13 +142,14 @@ def test_a_ferplus_study_ships_an_8_class_candidate_with_raw_pixels(ferplus_stud
 
 
 def test_every_shipped_spec_names_the_detector_predict_uses_on_whole_frames():
-    from fer_utils.deploy.bundled import BUNDLED_DIR
+    from fer_utils.deploy.bundled import BUNDLED_DIR, bundled_files, shipped_candidates
 
-    specs = sorted(BUNDLED_DIR.glob("*.keras.json")) + sorted(BUNDLED_DIR.glob("*.tflite.json"))
-    specs += sorted(BUNDLED_DIR.glob("*.onnx.json"))
-    assert len(specs) >= 8
-    for path in specs:
-        assert json.loads(path.read_text())["preprocessing"]["detector"] == PREDICT_DETECTOR, path.name
+    candidates = shipped_candidates()
+    assert len(candidates) >= 2
+    for candidate in candidates:
+        for name in bundled_files(candidate).values():
+            spec = json.loads((BUNDLED_DIR / f"{name}.json").read_text())
+            assert spec["preprocessing"]["detector"] == PREDICT_DETECTOR, name
 
 
 def test_the_fer2013_default_stays_until_a_candidate_beats_it_by_the_rule():
