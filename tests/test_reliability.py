@@ -249,3 +249,56 @@ def test_a_saturated_run_says_so_in_metrics_and_summary(tmp_path):
     run = Run(tmp_path, RunConfig(), history, metrics, predictions)
     assert any(warning.startswith("selection_saturated: ") for warning in run.health_warnings)
     assert "WARNING: selection_saturated" in run.summary()
+
+
+def test_the_weights_average_is_evaluated_and_kept_while_training_goes_on_from_its_own(faces, tmp_path):
+    """With ``ema_momentum`` the epoch's evaluation and the best-epoch file get the moving average of the
+    weights; the callbacks after them (recycling, the resume checkpoint) and the next step get the
+    training weights back."""
+    import keras
+
+    from fer_utils.training.architectures import architecture
+    from fer_utils.training.config import TrainConfig
+    from fer_utils.training.fit import compile_model, training_callbacks
+    from fer_utils.training.plan import RunPlan
+
+    config = TrainConfig(recipe="robust", ema_momentum=0.5, learning_rate=0.01)
+    plan = RunPlan(
+        config, config.applied_recipe(), architecture("paper"), 48, 48, ("a", "b"), "none", "k", tmp_path, 1
+    )
+    model = build_paper_cnn(2, image_size=48)
+    compile_model(model, plan, steps_per_epoch=4, epochs=1)
+    assert model.optimizer.use_ema and model.optimizer.ema_momentum == 0.5
+    targets = np.arange(32) % 2
+    health = ProbeHealth(faces.astype("float32"), targets)
+    parts = {"validation": faces.astype("float32"), "test": faces.astype("float32")}
+    callbacks = training_callbacks(
+        parts, {"validation": targets, "test": targets}, health, plan, tmp_path / "m.keras", 0, []
+    )
+    seen = {}
+
+    class Weights(keras.callbacks.Callback):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        def on_epoch_end(self, epoch, logs=None):
+            seen[self.name] = [np.array(w) for w in self.model.get_weights()]
+
+    evaluated_at = next(i for i, c in enumerate(callbacks) if type(c).__name__ == "EpochEvaluation")
+    callbacks.insert(evaluated_at, Weights("evaluated"))
+    callbacks.append(Weights("after"))
+    model.fit(faces.astype("float32"), targets, batch_size=8, epochs=1, callbacks=callbacks, verbose=0)
+
+    kept = keras.models.load_model(tmp_path / "m.keras").get_weights()
+    averaged = [np.array(a) for a in model.optimizer._model_variables_moving_average]
+    for evaluated, stored in zip(seen["evaluated"], kept, strict=True):
+        np.testing.assert_array_equal(evaluated, stored)  # the file holds what was evaluated
+    assert len(averaged) == len(seen["evaluated"])  # the paper CNN's weights are all trainable
+    for average, evaluated in zip(averaged, seen["evaluated"], strict=True):
+        np.testing.assert_array_equal(evaluated, average)  # the average, as Keras keeps it
+    changed = [
+        not np.allclose(evaluated, after)
+        for evaluated, after in zip(seen["evaluated"], seen["after"], strict=True)
+    ]
+    assert sum(changed) >= 6  # the training weights came back, not the average (kernels and biases)

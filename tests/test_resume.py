@@ -95,6 +95,26 @@ def _interrupt_after(monkeypatch, epochs: int):
 
 
 @pytest.mark.slow
+def test_a_run_keeping_the_weights_average_resumes_to_the_uninterrupted_result(
+    fer2013_small_cache, tmp_path, monkeypatch
+):
+    """The per-epoch checkpoint holds the training weights and their average apart, so a resumed run
+    goes on from the same two."""
+    from fer_utils.training.train import train_run
+
+    options = {"epochs": 3, "seed": 1, "input_size": 24, "recipe": "robust", "ema_momentum": 0.9}
+    _interrupt_after(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(fer2013_small_cache.cache_dir, tmp_path / "run", **options)
+    monkeypatch.undo()
+    resumed = train_run(fer2013_small_cache.cache_dir, tmp_path / "run", **options)
+    reference = train_run(fer2013_small_cache.cache_dir, tmp_path / "reference", **options)
+    assert resumed.setup.recipe_settings["ema_momentum"] == 0.9
+    pd.testing.assert_frame_equal(resumed.history, reference.history)
+    assert resumed.outcome.frame == reference.outcome.frame
+
+
+@pytest.mark.slow
 def test_changed_settings_are_refused_and_a_damaged_checkpoint_falls_back(
     fer2013_small_cache, tmp_path, monkeypatch, capsys
 ):

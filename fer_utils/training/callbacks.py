@@ -118,6 +118,31 @@ def evaluation_callback(datasets: dict, targets: dict, health: ProbeHealth):
     return EpochEvaluation()
 
 
+def exchange_averaged_weights(model) -> None:
+    """Swap ``model``'s trainable weights with its optimizer's moving average of them (Adam's
+    ``use_ema``): after one call the model holds the average, after a second its training weights again."""
+    averages = model.optimizer._model_variables_moving_average  # Keras keeps them under this name only
+    for variable, average in zip(model.trainable_variables, averages, strict=True):
+        current = np.array(variable.numpy())
+        variable.assign(average.numpy())
+        average.assign(current)
+
+
+def averaged_weights_callback(health: ProbeHealth):
+    """Callback that exchanges the model's weights with their moving average after each epoch
+    (:func:`exchange_averaged_weights`). Two bracket the callbacks that judge and keep a model (evaluation,
+    best-epoch checkpoint): the first puts the average in, the second the training weights back, before
+    dead-unit recycling and the resume checkpoint, so training goes on from its own weights."""
+    import keras
+
+    class ExchangeAveragedWeights(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            exchange_averaged_weights(self.model)
+            health.forget()
+
+    return ExchangeAveragedWeights()
+
+
 #: Logged scores the progress display shows, under short names.
 PROGRESS_SCORES = {"loss": "loss", "accuracy": "acc", "val_accuracy": "val_acc", "val_macro_f1": "val_f1"}
 

@@ -92,6 +92,11 @@ class TrainConfig:
         help="which validation score picks the kept epoch (default: the recipe's; paper val_accuracy)",
         choices=SELECTION_METRICS,
     )
+    ema_momentum: float | None = setting(
+        None,
+        help="keep an exponential moving average of the weights with this momentum (e.g. 0.999) and "
+        "evaluate, select and save it instead of the last step's weights (default: the recipe's; paper 0, off)",
+    )
     targets: str = setting(
         "label",
         help="what the run learns to answer: label (the cache's), majority (the FER+ crowd's majority) or "

@@ -14,6 +14,7 @@ from fer_utils.files import format_literal
 from fer_utils.progress import steps_watched
 from fer_utils.training.callbacks import (
     ProbeHealth,
+    averaged_weights_callback,
     evaluation_callback,
     progress_callback,
     recycle_callback,
@@ -26,8 +27,8 @@ from fer_utils.training.resume import TrainingState, checkpoint_callback, restor
 
 
 def compile_model(model, plan: RunPlan, steps_per_epoch: int, epochs: int) -> None:
-    """Adam with the recipe's learning rate, warm-up and schedule over ``epochs``; cross-entropy with
-    the recipe's label smoothing."""
+    """Adam with the recipe's learning rate, warm-up and schedule over ``epochs`` (and its moving average
+    of the weights with ``ema_momentum``); cross-entropy with the recipe's label smoothing."""
     import keras
 
     config, settings = plan.config, plan.recipe
@@ -41,6 +42,9 @@ def compile_model(model, plan: RunPlan, steps_per_epoch: int, epochs: int) -> No
             warmup_target=settings.learning_rate if warmup else None,
             warmup_steps=warmup,
         )
+    optimizer = keras.optimizers.Adam(
+        rate, use_ema=bool(settings.ema_momentum), ema_momentum=settings.ema_momentum or 0.99
+    )
     if config.teacher:
         loss = distillation_loss(
             model.output_shape[-1],
@@ -48,11 +52,11 @@ def compile_model(model, plan: RunPlan, steps_per_epoch: int, epochs: int) -> No
             config.distill_weight,
             settings.label_smoothing,
         )
-        model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=[accuracy_metric()])
+        model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy_metric()])
         return
     soft = config.targets == "distribution"
     model.compile(
-        optimizer=keras.optimizers.Adam(rate),
+        optimizer=optimizer,
         loss=_loss(settings.label_smoothing, soft),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy") if soft else "accuracy"],
     )
@@ -265,7 +269,8 @@ def training_callbacks(
     recycled: list,
 ) -> list:
     """Evaluation and diagnostics first (the others read its keys), then the best-epoch checkpoint,
-    dead-unit recycling, early stopping and the progress bar, as the config asks."""
+    dead-unit recycling, early stopping and the progress bar, as the config asks. With ``ema_momentum``
+    the evaluation and the checkpoint see the weights' moving average (swapped in before, out after)."""
     import keras
 
     config, settings = plan.config, plan.recipe
@@ -280,6 +285,8 @@ def training_callbacks(
             format_literal(model_path), monitor=monitor, mode="max", save_best_only=True
         ),
     ]
+    if settings.ema_momentum:  # the average is evaluated and kept; training goes on from its own weights
+        callbacks = [averaged_weights_callback(health), *callbacks, averaged_weights_callback(health)]
     if settings.recycle_dead_units:
         callbacks.append(recycle_callback(health, config.seed, recycled))
     if config.early_stopping_patience:

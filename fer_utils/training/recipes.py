@@ -27,6 +27,7 @@ class Recipe:
     label_smoothing: float = 0.0
     class_weighting: str = "none"
     selection_metric: str = "val_accuracy"
+    ema_momentum: float = 0.0
 
     def __post_init__(self):
         for name, value, allowed in (
@@ -44,6 +45,8 @@ class Recipe:
                 f"warmup_epochs must be ≥ 0 and label_smoothing in [0, 1), got "
                 f"{self.warmup_epochs}, {self.label_smoothing}"
             )
+        if not 0 <= self.ema_momentum < 1:
+            raise ValueError(f"ema_momentum must be in [0, 1) (0: off), got {self.ema_momentum}")
 
 
 RECIPES: dict[str, Recipe] = {
