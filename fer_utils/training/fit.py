@@ -42,9 +42,8 @@ def compile_model(model, plan: RunPlan, steps_per_epoch: int, epochs: int) -> No
             warmup_target=settings.learning_rate if warmup else None,
             warmup_steps=warmup,
         )
-    optimizer = keras.optimizers.Adam(
-        rate, use_ema=bool(settings.ema_momentum), ema_momentum=settings.ema_momentum or 0.99
-    )
+    averaging = {"use_ema": True, "ema_momentum": settings.ema_momentum} if settings.ema_momentum else {}
+    optimizer = keras.optimizers.Adam(rate, **averaging)
     if config.teacher:
         loss = distillation_loss(
             model.output_shape[-1],
