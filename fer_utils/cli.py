@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "fer_utils.training.cli",
         "train and evaluate a network (the paper CNN by default), writing a run directory; resumable",
     ),
+    "ensemble-model": (
+        "fer_utils.training.ensemble",
+        "several trained models (runs or .keras files) as one model file: the softmax of their mean logits",
+    ),
     "ablate": (
         "fer_utils.experiments.ablation",
         "the paper's dropout / L1 study: a grid of papermill-executed training runs, with table and figures",

@@ -23,9 +23,9 @@ import numpy as np
 from fer_utils.deploy.predictors import as_batch, quiet_tensorflow
 from fer_utils.faces.cache import FaceCache
 from fer_utils.files import atomic_write_json
-from fer_utils.training import rundir
-from fer_utils.training.model import load_keras_model
-from fer_utils.training.model_files import run_calibration, spec_path
+from fer_utils.training import model_files, rundir
+from fer_utils.training.model import load_keras_model, logits_model
+from fer_utils.training.model_files import model_spec, run_calibration, spec_path
 from fer_utils.training.runtime import stderr_silenced
 
 EXPORT_FORMATS = ("tflite", "tflite-int8", "onnx")
@@ -90,29 +90,6 @@ def fold_rescaling(model):
             weights[0] = (weights[0] * float(scale)).astype(weights[0].dtype)
         clone.set_weights(weights)
     return folded
-
-
-def logits_model(model):
-    """The same network with its final softmax removed (outputs logits).
-
-    int8 exports end at the logits: a quantized softmax outputs multiples of 1/256, which ties the
-    classes of a low-confidence face; the predictor applies the softmax in float instead.
-    """
-    import keras
-
-    last = model.layers[-1]
-    if not isinstance(last, keras.layers.Dense) or keras.activations.serialize(last.activation) != "softmax":
-        return model
-
-    def clone(layer):
-        config = layer.get_config()
-        if layer is last:
-            config["activation"] = "linear"
-        return layer.__class__.from_config(config)
-
-    logits = keras.models.clone_model(model, clone_function=clone)
-    logits.set_weights(model.get_weights())
-    return logits
 
 
 def _tflite_converter(model):
@@ -331,6 +308,8 @@ def export_run(
     run_dir = Path(run_dir)
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    if run_dir.suffix.lower() == ".keras" and run_dir.is_file():
+        return export_model_file(run_dir, fmt, out, calibration_cache)
     for name in (rundir.MODEL_FILE, rundir.CONFIG_FILE):
         if not (run_dir / name).exists():
             raise ValueError(f"{run_dir} is not a run folder: {name} is missing")
@@ -361,8 +340,62 @@ def export_run(
     )
 
 
+#: Spec keys an exported model file (an ensemble's, :mod:`fer_utils.training.ensemble`) keeps.
+CARRIED_SPEC_KEYS = (
+    "preprocessing",
+    "architecture",
+    "members",
+    "cost",
+    "calibration",
+    "trained_on",
+    "dataset",
+)
+
+
+def export_model_file(
+    model_path: Path,
+    fmt: str,
+    out: str | os.PathLike | None = None,
+    calibration_cache: str | os.PathLike | None = None,
+) -> Path:
+    """Export a ``.keras`` file that has a spec of its own (``<file>.json``: an ensemble) beside it; int8
+    calibrates on ``calibration_cache`` or on the training faces of the first member's run.
+
+    Raises:
+        ValueError: no spec naming its labels, or int8 without calibration faces to draw from.
+    """
+    spec = model_spec(model_path)
+    if not spec_path(model_path).exists() or not spec.get("labels"):
+        raise ValueError(
+            f"{model_path}: a model file is exported with its spec ({spec_path(model_path).name}, naming its "
+            "labels); export a run folder instead"
+        )
+    calibration = None
+    if fmt == "tflite-int8":
+        members = [Path(member["model"]).parent for member in spec.get("members", [])]
+        if calibration_cache:
+            calibration = cache_calibration_faces(calibration_cache)
+        elif members and (members[0] / rundir.CONFIG_FILE).exists():
+            calibration = run_calibration_faces(members[0])
+        else:
+            raise ValueError(f"{model_path}: int8 needs calibration faces; give --calibration-cache CACHE")
+    extra = {key: spec[key] for key in CARRIED_SPEC_KEYS if key in spec}
+    return export_model(
+        model_path,
+        fmt,
+        Path(out) if out else model_path.parent / EXPORT_FILE_NAMES[fmt],
+        list(spec["labels"]),
+        calibration,
+        {"source_model": str(model_path.resolve()), **extra},
+        model_files.pixel_step(spec, model_path),
+    )
+
+
 def add_arguments(export: argparse.ArgumentParser) -> None:
-    export.add_argument("run", help="run folder (with model.keras and config.json)")
+    export.add_argument(
+        "run",
+        help="run folder (with model.keras and config.json), or a .keras file with its spec (an ensemble)",
+    )
     export.add_argument("--format", required=True, choices=EXPORT_FORMATS, dest="fmt", help="model format")
     export.add_argument(
         "--out",

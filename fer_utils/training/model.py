@@ -117,6 +117,33 @@ def load_keras_model(path, compile: bool = False):
         ) from None
 
 
+def logits_model(model):
+    """The same network with its final softmax removed (outputs logits): a last ``Dense`` layer's softmax
+    activation becomes linear, a last ``Softmax`` layer (an ensemble's, :mod:`fer_utils.training.ensemble`)
+    is dropped; any other model is returned unchanged.
+
+    int8 exports end at the logits: a quantized softmax outputs multiples of 1/256, which ties the
+    classes of a low-confidence face; the predictor applies the softmax in float instead.
+    """
+    import keras
+
+    last = model.layers[-1]
+    if isinstance(last, keras.layers.Softmax):
+        return keras.Model(model.input, last.input, name=f"{model.name}_logits")
+    if not isinstance(last, keras.layers.Dense) or keras.activations.serialize(last.activation) != "softmax":
+        return model
+
+    def clone(layer):
+        config = layer.get_config()
+        if layer is last:
+            config["activation"] = "linear"
+        return layer.__class__.from_config(config)
+
+    logits = keras.models.clone_model(model, clone_function=clone)
+    logits.set_weights(model.get_weights())
+    return logits
+
+
 def _layer_classes(path) -> set[str]:
     """Class names of the layers listed in a ``.keras`` file's config (empty when unreadable)."""
     import json
