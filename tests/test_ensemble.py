@@ -31,16 +31,22 @@ def members(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def ensemble_path(members, tmp_path_factory):
+    from fer_utils.training.ensemble import write_ensemble
+
+    return write_ensemble(members, tmp_path_factory.mktemp("ensemble") / "ensemble.keras")
+
+
+@pytest.fixture(scope="module")
 def faces():
     return np.random.default_rng(0).integers(0, 256, (12, 24, 24), dtype=np.uint8)
 
 
-def test_the_ensemble_file_answers_the_softmax_of_its_members_mean_logits(members, faces, tmp_path):
+def test_the_ensemble_file_answers_the_softmax_of_its_members_mean_logits(members, ensemble_path, faces):
     from fer_utils import deploy
-    from fer_utils.training.ensemble import write_ensemble
     from fer_utils.training.model import load_keras_model
 
-    path = write_ensemble(members, tmp_path / "ensemble.keras")
+    path = ensemble_path
     member_probabilities = [
         deploy.load_predictor(run).predict_proba(faces, calibrated=False) for run in members
     ]
@@ -50,7 +56,7 @@ def test_the_ensemble_file_answers_the_softmax_of_its_members_mean_logits(member
     np.testing.assert_allclose(served, expected, atol=1e-5)
     assert not np.allclose(served, member_probabilities[0], atol=1e-3)  # the members really differ
 
-    spec = json.loads((tmp_path / "ensemble.keras.json").read_text())
+    spec = json.loads((path.parent / "ensemble.keras.json").read_text())
     member_parameters = load_keras_model(members[0] / "model.keras").count_params()
     assert spec["architecture"] == "ensemble" and spec["labels"] == LABELS and spec["image_size"] == 24
     assert spec["preprocessing"]["equalize"] == "none"
@@ -58,12 +64,11 @@ def test_the_ensemble_file_answers_the_softmax_of_its_members_mean_logits(member
     assert spec["cost"]["parameters"] == spec["num_params"] == 3 * member_parameters
 
 
-def test_the_ensemble_exports_and_its_int8_file_ends_at_the_mean_logits(members, faces, tmp_path):
+def test_the_ensemble_exports_and_its_int8_file_ends_at_the_mean_logits(ensemble_path, faces, tmp_path):
     from fer_utils import deploy
-    from fer_utils.training.ensemble import write_ensemble
     from fer_utils.training.model import load_keras_model, logits_model
 
-    path = write_ensemble(members, tmp_path / "ensemble.keras")
+    path = ensemble_path
     ensemble = load_keras_model(path)
     pixels = faces[..., None].astype(np.float32)
     logits = np.asarray(logits_model(ensemble)(pixels))
@@ -113,12 +118,10 @@ def test_members_that_disagree_are_refused_in_one_line(members, tmp_path):
     assert not (tmp_path / "e.keras").exists()
 
 
-def test_an_ensemble_is_a_teacher(members, faces, tmp_path):
+def test_an_ensemble_is_a_teacher(ensemble_path, faces):
     from fer_utils.training.distill import load_teacher
-    from fer_utils.training.ensemble import write_ensemble
 
-    path = write_ensemble(members, tmp_path / "ensemble.keras")
-    teacher, order, _ = load_teacher(path, ["angry", "happy", "sad"], 24)
+    teacher, order, _ = load_teacher(ensemble_path, ["angry", "happy", "sad"], 24)
     assert order.tolist() == [2, 0, 1]
     probabilities = np.asarray(teacher(faces[..., None].astype(np.float32), training=False))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)

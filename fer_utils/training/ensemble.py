@@ -13,7 +13,7 @@ import argparse
 import os
 from pathlib import Path
 
-from fer_utils.files import atomic_write_json
+from fer_utils.files import atomic_write_json, atomic_write_with
 from fer_utils.training.architectures import model_cost
 from fer_utils.training.model import load_keras_model, logits_model
 from fer_utils.training.model_files import model_spec, pixel_step, spec_path
@@ -85,9 +85,7 @@ def write_ensemble(sources: list[str | os.PathLike], out: str | os.PathLike) -> 
         raise ValueError(f"{out}: an ensemble is written as a .keras file")
     ensemble, spec = ensemble_model(sources)
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial.keras")
-    ensemble.save(partial)
-    os.replace(partial, out)
+    atomic_write_with(out, ensemble.save, "the ensemble model", suffix=".tmp.keras")  # Keras wants .keras
     atomic_write_json(spec_path(out), {**spec, "model_file": out.name})
     return out
 
