@@ -66,7 +66,7 @@ def make_ferplus_layout(root, per_split=(("FER2013Train", 10), ("FER2013Valid", 
 
 @pytest.fixture(scope="module")
 def ferplus_study(tmp_path_factory):
-    """A generated FER+ layout and a one-seed, one-epoch ``fer study-models`` folder of the paper CNN on
+    """A generated FER+ layout and a two-seed, one-epoch ``fer study-models`` folder of the paper CNN on
     its vote distribution (protocol fixed)."""
     from fer_utils.experiments.bundle_data import bundle_cache
     from fer_utils.experiments.model_study import run_model_study
@@ -76,7 +76,7 @@ def ferplus_study(tmp_path_factory):
     root = make_ferplus_layout(tmp / "fer2013plus")
     cache = bundle_cache("ferplus", root, tmp / "cache", workers=1)
     config = TrainConfig(protocol="fixed", epochs=1, targets="distribution", batch_size=16, threads=1)
-    run_model_study(cache.cache_dir, tmp / "study", config, ["paper"], [0], workers=1, progress=False)
+    run_model_study(cache.cache_dir, tmp / "study", config, ["paper"], [0, 1], workers=1, progress=False)
     return root, tmp / "study"
 
 
@@ -139,6 +139,74 @@ def test_a_ferplus_study_ships_an_8_class_candidate_with_raw_pixels(ferplus_stud
     face = np.full((48, 48, 3), 120, np.uint8)
     rows = predict(face, model="ferplus_paper_48", detector="none", engine="tflite-int8")
     assert rows.loc[0, "predicted_label"] in FERPLUS_CLASSES and "prob_contempt" in rows
+
+
+def test_seeds_ship_as_one_ensemble_file_with_the_ensembles_distribution_on_the_card(ferplus_study, tmp_path):
+    import keras
+
+    from fer_utils.deploy import bundled
+    from fer_utils.deploy.predictors import load_predictor
+    from fer_utils.experiments import bundle_model
+    from fer_utils.experiments.served_scores import raw_test_faces
+    from fer_utils.training.model import load_keras_model, logits_model
+    from fer_utils.training.seeds import finished_seed_runs
+
+    root, study = ferplus_study
+    models, work = tmp_path / "models", tmp_path / "work"
+    markdown = _card_markdown(tmp_path / "model_card.md")
+    card = bundle_model.build_bundled_model(
+        root, work, [0], out_dir=models, card_markdown=markdown, from_study=study, ensemble=2
+    )
+    name = "ferplus_paper_x2_48"
+    assert card["name"] == name and bundled.shipped_candidates(models) == [name]
+    runs = sorted(finished_seed_runs(study / "paper"), key=lambda run: run.setup.seed)
+    single = runs[0].outcome.num_params
+    for path in (models / file for file in bundled.bundled_files(name).values()):
+        spec = json.loads((models / f"{path.name}.json").read_text())
+        assert spec["architecture"] == "ensemble" and spec["seeds"] == [0, 1] and spec["seed"] is None
+        assert [member["seed"] for member in spec["members"]] == [0, 1]
+        assert spec["num_params"] == 2 * single and spec["preprocessing"]["equalize"] == "none"
+        assert spec["calibration"]["fitted_on"].startswith("FER+ validation")
+
+    # the shipped Keras file answers the softmax of the two runs' mean logits
+    faces, _ = raw_test_faces(root, "majority")
+    batch = faces[:, :, :, None].astype("float32")
+    logits = [logits_model(load_keras_model(run.model_path)).predict(batch, verbose=0) for run in runs]
+    expected = keras.ops.convert_to_numpy(keras.ops.softmax((logits[0] + logits[1]) / 2))
+    shipped = load_predictor(models / f"{name}.keras", num_threads=1).predict_proba(faces, calibrated=False)
+    np.testing.assert_allclose(shipped, expected, atol=1e-5)
+
+    # the card: the ensembles' distribution (one ensemble of seeds 0–1 here), what shipped, the sum cost
+    ensemble = card["ensemble"]
+    assert ensemble["size"] == 2 and [row["seeds"] for row in ensemble["ensembles"]] == [[0, 1]]
+    assert ensemble["shipped_seeds"] == card["shipped_seeds"] == [0, 1]
+    assert ensemble["ensembles"][0]["accuracy"] == pytest.approx(card["test"]["keras"]["accuracy"])
+    assert card["training"]["members"] == 2 and card["training"]["num_params"] == 2 * single
+    text = markdown.read_text()
+    assert "`paper` × 2 seeds" in text and "Ensembles of 2 (seeds in order, disjoint groups)" in text
+    assert "Shipped: the ensemble of seeds 0, 1, the median." in text
+
+    # shipping again reuses the ensemble file its spec says is made of these runs
+    written = next((work / "ensembles").glob("*.keras"))
+    stamp = written.stat().st_mtime_ns
+    bundle_model.build_bundled_model(
+        root, work, [0], out_dir=models, card_markdown=None, from_study=study, ensemble=2
+    )
+    assert written.stat().st_mtime_ns == stamp
+
+
+def test_seeds_are_grouped_in_order_into_disjoint_ensembles():
+    from types import SimpleNamespace
+
+    from fer_utils.experiments.bundle_ensemble import seed_groups
+
+    runs = [SimpleNamespace(setup=SimpleNamespace(seed=seed)) for seed in (5, 0, 3, 1, 2, 4, 6)]
+    groups = seed_groups(runs, 3)
+    assert [[run.setup.seed for run in group] for group in groups] == [[0, 1, 2], [3, 4, 5]]
+    with pytest.raises(ValueError, match="needs at least 3 finished seeds, found 2"):
+        seed_groups(runs[:2], 3)
+    with pytest.raises(ValueError, match="at least two seeds, got --ensemble 1"):
+        seed_groups(runs, 1)
 
 
 def test_every_shipped_spec_names_the_detector_predict_uses_on_whole_frames():

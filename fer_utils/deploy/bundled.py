@@ -50,10 +50,15 @@ DEFAULT_MODEL = "paper"
 DEFAULT_CHOICE_FILE = "default_model.json"
 
 
-def bundled_name(architecture: str = "paper", dataset: str = "fer2013", image_size: int | None = None) -> str:
+def bundled_name(
+    architecture: str = "paper", dataset: str = "fer2013", image_size: int | None = None, members: int = 1
+) -> str:
     """The file stem of a bundled model, saying its dataset and family: ``fer2013_robust_48`` for the paper
     CNN on FER2013 (as always shipped), ``fer2013_<architecture>`` for another family on FER2013, and
-    ``<dataset>_<architecture>_<input size>`` on any other dataset (``ferplus_vgg_bn_48``)."""
+    ``<dataset>_<architecture>_<input size>`` on any other dataset (``ferplus_vgg_bn_48``); an ensemble of
+    ``members`` seeds is ``<dataset>_<architecture>_x<members>_<input size>`` (``ferplus_vgg_bn_x3_48``)."""
+    if members > 1:
+        return f"{dataset}_{architecture}_x{members}_{image_size or IMAGE_SIZE}"
     if dataset == "fer2013":
         return BUNDLED_NAME if architecture == "paper" else f"fer2013_{architecture}"
     return f"{dataset}_{architecture}_{image_size or IMAGE_SIZE}"

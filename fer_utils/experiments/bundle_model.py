@@ -23,11 +23,11 @@ from fer_utils.deploy.bundled import (
     DEFAULT_FORMAT,
     IMAGE_SIZE,
     bundled_files,
+    bundled_name,
     card_file_name,
     model_stem,
 )
 from fer_utils.deploy.export import write_model_spec
-from fer_utils.deploy.predictors import load_predictor
 from fer_utils.experiments.bundle_data import (
     BUNDLE_DATASETS,
     bundle_cache,
@@ -36,11 +36,11 @@ from fer_utils.experiments.bundle_data import (
     require_classes,
     run_dataset,
 )
+from fer_utils.experiments.bundle_ensemble import choose_ensemble
 from fer_utils.experiments.bundle_study import study_config, study_seeds_folder  # noqa: F401 (re-exported)
 from fer_utils.experiments.default_rule import apply_default_rule
 from fer_utils.experiments.model_card import (
     FER2013_JPEG_STEP,  # noqa: F401 (re-exported)
-    class_indices,
     dataset_faces,
     fer2013_test_faces,  # noqa: F401 (re-exported)
     fill_card,
@@ -50,20 +50,18 @@ from fer_utils.experiments.model_card import (
     score_test,
     served_or_none,
     served_root,
+    validation_temperature,
 )
 from fer_utils.experiments.served_scores import served_lines
 from fer_utils.experiments.shipped_files import (  # noqa: F401 (re-exported)
     run_bundle_name,
+    ship_ensemble,
     ship_run,
     write_fp32_exports,
 )
-from fer_utils.faces.detection import faces_for_model
 from fer_utils.files import atomic_write_json, replace_directory
 from fer_utils.locks import output_lock
 from fer_utils.training.architectures import architecture as family
-from fer_utils.training.calibration import (
-    temperature_decision,
-)
 from fer_utils.training.config import TrainConfig
 from fer_utils.training.model_files import spec_path
 from fer_utils.training.seeds import (
@@ -132,6 +130,7 @@ def build_bundled_model(
     dataset: str | None = None,
     targets: str = "label",
     train_faces_per_class: int | None = None,
+    ensemble: int = 1,
 ) -> dict:
     """Train (resumable: finished seeds are kept, an interrupted seed resumes after its last finished
     epoch) on the bundle ``dataset`` read at ``images`` (default ``fer2013``), or take the seeds of
@@ -139,7 +138,9 @@ def build_bundled_model(
     dataset is the runs' own), pick the median seed, ship its files, choose the default among the
     candidates shipped in ``out_dir`` (:func:`~fer_utils.experiments.default_rule.apply_default_rule`) and
     write the model card's numbers. ``images`` is where the data and the test faces are read: the JPEG
-    folders for ``fer2013``, the FER+ layout otherwise (None: ``../shared/data``'s copy of the dataset)."""
+    folders for ``fer2013``, the FER+ layout otherwise (None: ``../shared/data``'s copy of the dataset).
+    ``ensemble`` above 1 ships the median of the seeds' disjoint ensembles of that size instead
+    (:mod:`fer_utils.experiments.bundle_ensemble`)."""
 
     work = Path(work)
     out_dir = Path(out_dir or BUNDLED_DIR)
@@ -171,17 +172,32 @@ def build_bundled_model(
     run = median_run(seeds_dir)
     dataset = run_dataset(run) or "fer2013"
     require_classes(run, dataset)
-    name = run_bundle_name(run)
-    print(f"shipping {run.path} (seed {run.setup.seed}, the median) as {name}")
     with staged_folder(out_dir) as staging:
-        shipped = ship_run(run, staging)
-        card = model_card_numbers(summary, run, shipped, images)
+        if ensemble > 1:
+            name = bundled_name(architecture_of(run), dataset, run.setup.image_size, ensemble)
+            chosen = choose_ensemble(seeds_dir, ensemble, work / "ensembles", name, images, dataset)
+            seeds = ", ".join(map(str, chosen.card()["shipped_seeds"]))
+            print(f"shipping the ensemble of seeds {seeds} (the median of {len(chosen.rows)}) as {name}")
+            shipped = ship_ensemble(
+                chosen.shipped_path, chosen.shipped_runs, staging, name, chosen.calibration
+            )
+            card = model_card_numbers(summary, chosen.shipped_runs[0], shipped, images, chosen.card())
+        else:
+            name = run_bundle_name(run)
+            print(f"shipping {run.path} (seed {run.setup.seed}, the median) as {name}")
+            shipped = ship_run(run, staging)
+            card = model_card_numbers(summary, run, shipped, images)
         atomic_write_json(staging / card_file_name(name), card, default=str)
         choice = apply_default_rule(staging, served_root(dataset, images))
     card["default"] = choice.get("model")
     if card_markdown:
         fill_card(Path(card_markdown), out_dir)
     return card
+
+
+def architecture_of(run) -> str:
+    """The family a run trained (``paper`` for runs from before families)."""
+    return run.setup.setting("architecture") or "paper"
 
 
 def require_fer2013_classes(run) -> None:
@@ -242,18 +258,7 @@ def recalibrate_shipped(
     if "keras" not in paths:
         keras_name = bundled_files(architecture)["keras"]
         raise ValueError(f"{Path(models_dir or BUNDLED_DIR) / keras_name} is missing; nothing to calibrate")
-    dataset = shipped_dataset(architecture, models_dir)
-    faces, truth, carried = dataset_faces(dataset, images, "validation")
-    predictor = load_predictor(paths["keras"], num_threads=1)
-    faces = faces_for_model(faces, predictor.pixel_step, carried)
-    targets = class_indices(truth, predictor.labels)
-    fitted_on = (
-        "FER2013 PublicTest (the epoch-selection faces)"
-        if dataset == "fer2013"
-        else f"{bundle_dataset(dataset).title} validation, raw pixels (the epoch-selection faces)"
-    )
-    decision = temperature_decision(predictor.predict_proba(faces, calibrated=False), targets, fitted_on)
-    calibration = {**decision, "fitted_on": fitted_on}  # temperature 1 where fitting one did not help
+    calibration = validation_temperature(paths["keras"], shipped_dataset(architecture, models_dir), images)
     return rescore_shipped(images, architecture, models_dir, card_markdown, calibration)
 
 
@@ -369,6 +374,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ship the median seed of --architecture from this `fer study-models` folder (FER2013 or FER+, "
         "--protocol fixed) instead of training",
     )
+    parser.add_argument(
+        "--ensemble",
+        type=int,
+        default=1,
+        metavar="K",
+        help="ship an ensemble of K seeds (one file: the softmax of their mean logits) instead of one run: "
+        "the seeds, in order, make disjoint groups of K (0–2, 3–5, …), each group's ensemble is scored on "
+        "the test split for the card's distribution and the median one ships (default: 1, the median seed)",
+    )
     parser.add_argument("--out", help=f"folder the shipped files go into (default: {BUNDLED_DIR})")
     parser.add_argument(
         "--card",
@@ -416,10 +430,16 @@ def _bundle_cli(args) -> int:
         dataset,
         args.targets,
         args.train_faces_per_class,
+        args.ensemble,
     )
     scores = card["test"][DEFAULT_FORMAT]
+    shipped = (
+        f"seeds {', '.join(map(str, card['shipped_seeds']))}"
+        if card.get("shipped_seeds")
+        else f"seed {card['shipped_seed']}"
+    )
     print(
-        f"shipped {card['shipped_run']} (seed {card['shipped_seed']}) as {card.get('name')}: "
+        f"shipped {card['shipped_run']} ({shipped}) as {card.get('name')}: "
         f"{card.get('test_set', 'PrivateTest')} accuracy {100 * scores['accuracy']:.1f} %, "
         f"macro F1 {scores['macro_f1']:.3f}; default model: {card.get('default')}"
     )

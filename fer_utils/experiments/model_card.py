@@ -34,8 +34,14 @@ from fer_utils.experiments.default_rule import default_lines
 from fer_utils.experiments.served_scores import ferplus_copy, raw_test_faces, served_lines, served_scores
 from fer_utils.faces.detection import faces_for_model
 from fer_utils.files import atomic_write_text
-from fer_utils.training.calibration import apply_temperature, expected_calibration_error, reliability_bins
+from fer_utils.training.calibration import (
+    apply_temperature,
+    expected_calibration_error,
+    reliability_bins,
+    temperature_decision,
+)
 from fer_utils.training.evaluate import classification_metrics
+from fer_utils.training.model_files import spec_path
 
 #: The pixel step FER2013's JPEG export already carries (see the ``fer2013`` layout).
 FER2013_JPEG_STEP = LAYOUTS["fer2013"].source_pixel_step
@@ -109,6 +115,23 @@ def score_test(model_path: str | os.PathLike, root: str | os.PathLike, dataset: 
     }
 
 
+def validation_temperature(model_path: str | os.PathLike, dataset: str, root: str | os.PathLike) -> dict:
+    """The temperature of a model's Keras file fitted on the validation faces of the bundle ``dataset``
+    (PublicTest / FER+ valid read at ``root``: the faces that chose its epoch; the test faces stay unseen),
+    kept only where it lowers their calibration error (:func:`temperature_decision`); 1 otherwise."""
+    faces, truth, carried = dataset_faces(dataset, root, "validation")
+    predictor = load_predictor(model_path, num_threads=1)
+    faces = faces_for_model(faces, predictor.pixel_step, carried)
+    targets = class_indices(truth, predictor.labels)
+    fitted_on = (
+        "FER2013 PublicTest (the epoch-selection faces)"
+        if dataset == "fer2013"
+        else f"{bundle_dataset(dataset).title} validation, raw pixels (the epoch-selection faces)"
+    )
+    decision = temperature_decision(predictor.predict_proba(faces, calibrated=False), targets, fitted_on)
+    return {**decision, "fitted_on": fitted_on}
+
+
 # ------------------------------------------------------------------------------------------------ build
 
 
@@ -126,10 +149,30 @@ def int8_ms_per_face(model_path: str | os.PathLike, faces: np.ndarray, repeats: 
     )
 
 
-def model_card_numbers(summary: dict, run, shipped: dict[str, Path], images: Path) -> dict:
+def model_card_numbers(
+    summary: dict, run, shipped: dict[str, Path], images: Path, ensemble: dict | None = None
+) -> dict:
     """``model_card*.json``: the seed distribution, the shipped run, each shipped file's test scores (the
     test split of the data ``run`` learned from, read at ``images``), the served raw-face scores and int8
-    ms/face of the default file."""
+    ms/face of the default file. With ``ensemble`` (the ensembles' record, ``fer bundle-model
+    --ensemble``; ``run`` is then its first member) the card says the ensembles' distribution, the
+    shipped ensemble's seeds, and its own parameters, cost and calibration."""
+    card = _run_card_numbers(summary, run, shipped, images)
+    if ensemble:
+        spec = json.loads(spec_path(shipped["keras"]).read_text())
+        card["training"] |= {
+            "members": ensemble["size"],
+            "num_params": spec["num_params"],
+            "cost": spec["cost"],
+            "calibration": {"temperature": spec["calibration"]["temperature"]},
+        }
+        shipped_row = next(row for row in ensemble["ensembles"] if row["seeds"] == ensemble["shipped_seeds"])
+        card |= {"ensemble": ensemble, "shipped_seed": None, "shipped_seeds": ensemble["shipped_seeds"]}
+        card |= {"shipped_run": shipped_row["file"], "shipped_run_test_accuracy": shipped_row["accuracy"]}
+    return card
+
+
+def _run_card_numbers(summary: dict, run, shipped: dict[str, Path], images: Path) -> dict:
     dataset = run_dataset(run) or "fer2013"
     spec = bundle_dataset(dataset)
     root = served_root(dataset, images)
@@ -190,8 +233,11 @@ def card_tables(card: dict) -> str:
     training = card.get("training", {})
     labels = card.get("labels") or card["test"][DEFAULT_FORMAT]["labels"]
     ms = card.get("int8_ms_per_face")
+    members = training.get("members")
     lines = [
-        f"`{training.get('architecture', 'paper')}` trained on {card.get('dataset_title', 'FER2013')} "
+        f"`{training.get('architecture', 'paper')}`"
+        + (f" × {members} seeds (one file: the softmax of their mean logits)" if members else "")
+        + f" trained on {card.get('dataset_title', 'FER2013')} "
         f"(`{card.get('dataset', 'fer2013')}`, targets `{card.get('targets') or 'label'}`), {len(labels)} "
         f"classes ({', '.join(labels)}); {training.get('num_params') or 0:,} parameters; int8 "
         + (f"{ms:.3f} ms per face (one thread, batch 1)." if ms is not None else "ms per face not measured."),
@@ -199,7 +245,11 @@ def card_tables(card: dict) -> str:
         f"Seeds trained: {seeds['runs']} ({seeds['converged']} converged); test accuracy "
         f"{100 * accuracy['mean']:.1f} ± {100 * accuracy['sd']:.1f} % "
         f"(min {100 * accuracy['min']:.1f} %, max {100 * accuracy['max']:.1f} %). "
-        f"Shipped: seed {card['shipped_seed']}, the median.",
+        + (
+            ensemble_text(card["ensemble"])
+            if card.get("ensemble")
+            else f"Shipped: seed {card['shipped_seed']}, the median."
+        ),
         "",
         f"| shipped file | size | {test_set} accuracy | macro F1 |",
         "|---|---|---|---|",
@@ -220,6 +270,27 @@ def card_tables(card: dict) -> str:
         )
     calibration = calibration_lines(scores.get("calibration"), test_set, card.get("dataset", "fer2013"))
     return "\n".join(lines + calibration + served_lines(card.get("served")))
+
+
+def ensemble_text(ensemble: dict) -> str:
+    """The card's sentence on the ensembles: each one's test accuracy, their distribution, which ships."""
+    rows = ", ".join(
+        f"seeds {'–'.join(map(str, row['seeds'][:: len(row['seeds']) - 1]))} {100 * row['accuracy']:.1f} %"
+        for row in ensemble["ensembles"]
+    )
+    accuracy = ensemble["scores"]["accuracy"]
+    balanced = ensemble["scores"].get("balanced_accuracy")
+    return (
+        f"Ensembles of {ensemble['size']} ({ensemble['grouping']}), test accuracy: {rows}; "
+        f"{100 * accuracy['mean']:.1f} ± {100 * accuracy['sd']:.1f} % (min {100 * accuracy['min']:.1f} %)"
+        + (
+            f", balanced accuracy {100 * balanced['mean']:.1f} ± {100 * balanced['sd']:.1f} % "
+            f"(min {100 * balanced['min']:.1f} %)"
+            if balanced
+            else ""
+        )
+        + f". Shipped: the ensemble of seeds {', '.join(map(str, ensemble['shipped_seeds']))}, the median."
+    )
 
 
 def calibration_lines(

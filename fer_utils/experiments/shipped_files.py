@@ -11,7 +11,6 @@ from pathlib import Path
 from fer_utils.deploy.bundled import (
     BUNDLED_FILES,
     DETECT_WIDTH,
-    IMAGE_SIZE,
     PREDICT_MARGIN,
     bundled_files,
     bundled_name,
@@ -20,7 +19,7 @@ from fer_utils.deploy.export import export_model, run_calibration_faces, write_m
 from fer_utils.deploy.media_prediction import PREDICT_DETECTOR
 from fer_utils.experiments.bundle_data import bundle_dataset, run_dataset
 from fer_utils.training.model import load_keras_model
-from fer_utils.training.model_files import run_calibration
+from fer_utils.training.model_files import model_spec, run_calibration
 from fer_utils.training.runtime import import_tensorflow, stderr_silenced
 
 
@@ -33,20 +32,55 @@ def run_bundle_name(run) -> str:
 def ship_run(run, out_dir: Path) -> dict[str, Path]:
     """Write a run's model into ``out_dir`` as the bundled files (Keras without optimizer state, int8
     TFLite calibrated on the run's training faces), each with its JSON spec."""
+    extra = run_spec(run)
+    return write_shipped_files(
+        load_keras_model(run.model_path),
+        list(run.setup.labels),
+        extra,
+        run_calibration_faces(run.path),
+        out_dir,
+        bundled_files(run_bundle_name(run)),
+    )
 
-    _, keras = import_tensorflow()
-    with stderr_silenced():  # TensorFlow's first op repeats its oneDNN note past absl logging
-        return _write_shipped_files(keras, run, out_dir)
+
+def ship_ensemble(
+    ensemble_path: Path, runs: list, out_dir: Path, name: str, calibration: dict
+) -> dict[str, Path]:
+    """Write an ensemble of seed ``runs`` (its ``.keras`` file, :mod:`fer_utils.training.ensemble`) into
+    ``out_dir`` as the bundled files named ``name``: the spec says the seeds, the summed cost and
+    ``calibration`` (fitted on the ensemble itself); int8 calibrates on the first run's training faces."""
+    ensemble_spec = model_spec(ensemble_path)
+    extra = run_spec(runs[0]) | {
+        "seed": None,
+        "seeds": [run.setup.seed for run in runs],
+        "architecture": "ensemble",
+        "members": [
+            {
+                "architecture": run.setup.setting("architecture") or "paper",
+                "seed": run.setup.seed,
+                "run": str(run.path),
+            }
+            for run in runs
+        ],
+        "num_params": ensemble_spec["num_params"],
+        "cost": ensemble_spec["cost"],
+        "calibration": calibration,
+    }
+    return write_shipped_files(
+        load_keras_model(ensemble_path),
+        list(ensemble_spec["labels"]),
+        extra,
+        run_calibration_faces(runs[0].path),
+        out_dir,
+        bundled_files(name),
+    )
 
 
-def _write_shipped_files(keras, run, out_dir: Path) -> dict[str, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    labels = list(run.setup.labels)
-    model = load_keras_model(run.model_path)
-    architecture = run.setup.setting("architecture") or "paper"
+def run_spec(run) -> dict:
+    """What every shipped file of ``run`` says of it beyond labels and size: its data, targets, recipe,
+    seed, family, cost, calibration and the face pipeline for whole frames with its pixel step."""
     spec = bundle_dataset(run_dataset(run) or "fer2013")
-    files = bundled_files(run_bundle_name(run))
-    extra = {
+    return {
         "trained_on": spec.title,
         "dataset": spec.name,
         "targets": run.setup.setting("targets", "label"),
@@ -54,7 +88,7 @@ def _write_shipped_files(keras, run, out_dir: Path) -> dict[str, Path]:
         "recipe": run.setup.setting("recipe"),
         "seed": run.setup.seed,
         "num_params": run.outcome.num_params,
-        "architecture": architecture,
+        "architecture": run.setup.setting("architecture") or "paper",
         "cost": run.outcome.cost and run.outcome.cost.to_json(),
         "calibration": run_calibration(run.path),
         "preprocessing": {
@@ -68,31 +102,28 @@ def _write_shipped_files(keras, run, out_dir: Path) -> dict[str, Path]:
             "equalize": (run.setup.preprocessing or {}).get("equalize", "none"),
         },
     }
-    keras_path = out_dir / files["keras"]
-    model.save(keras_path)
-    write_model_spec(
-        keras_path,
-        {
-            "format": "keras",
-            "model_file": keras_path.name,
-            "labels": labels,
-            "image_size": int(run.setup.image_size or IMAGE_SIZE),
-            **extra,
-        },
-    )
-    int8_path = export_model(
-        model,
-        "tflite-int8",
-        out_dir / files["tflite-int8"],
-        labels,
-        run_calibration_faces(run.path),
-        extra,
-    )
-    return {
-        "keras": keras_path,
-        "tflite-int8": int8_path,
-        **write_fp32_exports(model, labels, out_dir, extra, files),
-    }
+
+
+def write_shipped_files(
+    model, labels: list[str], extra: dict, calibration_faces, out_dir: Path, files: dict[str, str]
+) -> dict[str, Path]:
+    """``model`` as the bundled files named ``files`` in ``out_dir`` (Keras without optimizer state, int8
+    TFLite calibrated on ``calibration_faces``, float32 TFLite and ONNX), each with its spec (``extra``)."""
+    import_tensorflow()
+    with stderr_silenced():  # TensorFlow's first op repeats its oneDNN note past absl logging
+        out_dir.mkdir(parents=True, exist_ok=True)
+        keras_path = out_dir / files["keras"]
+        model.save(keras_path)
+        spec = {"format": "keras", "model_file": keras_path.name, "labels": labels}
+        write_model_spec(keras_path, spec | {"image_size": int(model.input_shape[1]), **extra})
+        int8_path = export_model(
+            model, "tflite-int8", out_dir / files["tflite-int8"], labels, calibration_faces, extra
+        )
+        return {
+            "keras": keras_path,
+            "tflite-int8": int8_path,
+            **write_fp32_exports(model, labels, out_dir, extra, files),
+        }
 
 
 def write_fp32_exports(
