@@ -184,7 +184,18 @@ def test_seeds_ship_as_one_ensemble_file_with_the_ensembles_distribution_on_the_
     assert card["training"]["members"] == 2 and card["training"]["num_params"] == 2 * single
     text = markdown.read_text()
     assert "`paper` × 2 seeds" in text and "Ensembles of 2 (seeds in order, disjoint groups)" in text
-    assert "Shipped: the ensemble of seeds 0, 1, the median." in text
+    assert "seeds 0–1 " in text and "(one ensemble: no distribution over ensembles yet)" in text
+
+    # with several ensembles the card gives their distribution and names the median that shipped
+    from fer_utils.experiments.model_card import ensemble_text
+
+    rows = [{"seeds": [0, 1, 2], "accuracy": 0.85}, {"seeds": [3, 4, 5], "accuracy": 0.86}]
+    scores = {"accuracy": {"mean": 0.855, "sd": 0.00707, "min": 0.85}}
+    text = ensemble_text(
+        {"size": 3, "grouping": "g", "ensembles": rows, "scores": scores, "shipped_seeds": [0, 1, 2]}
+    )
+    assert "seeds 0–2 85.0 %, seeds 3–5 86.0 %; 85.5 ± 0.7 % (min 85.0 %)" in text
+    assert text.endswith("Shipped: the ensemble of seeds 0, 1, 2, the median.")
 
     # shipping again reuses the ensemble file its spec says is made of these runs
     written = next((work / "ensembles").glob("*.keras"))

@@ -280,6 +280,12 @@ def ensemble_text(ensemble: dict) -> str:
     )
     accuracy = ensemble["scores"]["accuracy"]
     balanced = ensemble["scores"].get("balanced_accuracy")
+    if len(ensemble["ensembles"]) == 1:
+        return (
+            f"Ensembles of {ensemble['size']} ({ensemble['grouping']}), test accuracy: {rows} (one ensemble: "
+            f"no distribution over ensembles yet). Shipped: the ensemble of seeds "
+            f"{', '.join(map(str, ensemble['shipped_seeds']))}."
+        )
     return (
         f"Ensembles of {ensemble['size']} ({ensemble['grouping']}), test accuracy: {rows}; "
         f"{100 * accuracy['mean']:.1f} ± {100 * accuracy['sd']:.1f} % (min {100 * accuracy['min']:.1f} %)"
