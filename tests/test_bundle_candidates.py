@@ -220,6 +220,20 @@ def test_seeds_are_grouped_in_order_into_disjoint_ensembles():
         seed_groups(runs, 1)
 
 
+def test_an_ensemble_larger_than_the_seeds_to_train_is_refused_before_any_work(tmp_path):
+    from fer_utils.experiments.bundle_model import build_bundled_model
+
+    for ensemble, message in (
+        (3, "--ensemble 3 needs at least 3 seeds; --seeds gives 2"),
+        (0, "--ensemble 0: give 1"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            build_bundled_model(
+                tmp_path / "none", tmp_path / "work", [0, 1], ensemble=ensemble, card_markdown=None
+            )
+    assert not (tmp_path / "work").exists()
+
+
 def test_every_shipped_spec_names_the_detector_predict_uses_on_whole_frames():
     from fer_utils.deploy.bundled import BUNDLED_DIR, bundled_files, shipped_candidates
 

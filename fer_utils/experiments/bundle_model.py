@@ -54,6 +54,7 @@ from fer_utils.experiments.model_card import (
 )
 from fer_utils.experiments.served_scores import served_lines
 from fer_utils.experiments.shipped_files import (  # noqa: F401 (re-exported)
+    run_architecture,
     run_bundle_name,
     ship_ensemble,
     ship_run,
@@ -144,6 +145,10 @@ def build_bundled_model(
 
     work = Path(work)
     out_dir = Path(out_dir or BUNDLED_DIR)
+    if ensemble < 1:
+        raise ValueError(f"--ensemble {ensemble}: give 1 (the median seed) or a group of 2 or more seeds")
+    if ensemble > 1 and not from_study and len(seeds) < ensemble:
+        raise ValueError(f"--ensemble {ensemble} needs at least {ensemble} seeds; --seeds gives {len(seeds)}")
     if from_study:
         seeds_dir = study_seeds_folder(from_study, architecture, dataset)
         summary = read_seed_summary(seeds_dir)
@@ -174,7 +179,7 @@ def build_bundled_model(
     require_classes(run, dataset)
     with staged_folder(out_dir) as staging:
         if ensemble > 1:
-            name = bundled_name(architecture_of(run), dataset, run.setup.image_size, ensemble)
+            name = bundled_name(run_architecture(run), dataset, run.setup.image_size, ensemble)
             chosen = choose_ensemble(seeds_dir, ensemble, work / "ensembles", name, images, dataset)
             seeds = ", ".join(map(str, chosen.card()["shipped_seeds"]))
             print(f"shipping the ensemble of seeds {seeds} (the median of {len(chosen.rows)}) as {name}")
@@ -193,11 +198,6 @@ def build_bundled_model(
     if card_markdown:
         fill_card(Path(card_markdown), out_dir)
     return card
-
-
-def architecture_of(run) -> str:
-    """The family a run trained (``paper`` for runs from before families)."""
-    return run.setup.setting("architecture") or "paper"
 
 
 def require_fer2013_classes(run) -> None:

@@ -32,6 +32,7 @@ from fer_utils.deploy.predictors import as_batch, load_predictor
 from fer_utils.experiments.bundle_data import bundle_dataset, run_dataset
 from fer_utils.experiments.default_rule import default_lines
 from fer_utils.experiments.served_scores import ferplus_copy, raw_test_faces, served_lines, served_scores
+from fer_utils.experiments.shipped_files import run_architecture
 from fer_utils.faces.detection import faces_for_model
 from fer_utils.files import atomic_write_text
 from fer_utils.training.calibration import (
@@ -192,7 +193,7 @@ def _run_card_numbers(summary: dict, run, shipped: dict[str, Path], images: Path
             "recipe_settings": run.setup.recipe_settings,
             "epochs": run.setup.setting("epochs"),
             "image_size": int(run.setup.image_size or IMAGE_SIZE),
-            "architecture": run.setup.setting("architecture") or "paper",
+            "architecture": run_architecture(run),
             "cost": run.outcome.cost and run.outcome.cost.to_json(),
             "calibration": {
                 key: getattr(run.outcome.calibration, key, None)

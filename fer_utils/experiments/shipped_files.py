@@ -23,10 +23,14 @@ from fer_utils.training.model_files import model_spec, run_calibration
 from fer_utils.training.runtime import import_tensorflow, stderr_silenced
 
 
+def run_architecture(run) -> str:
+    """The family a run trained (``paper`` for runs from before families)."""
+    return run.setup.setting("architecture") or "paper"
+
+
 def run_bundle_name(run) -> str:
     """The stem a run ships as: its dataset, family and input size (:func:`~fer_utils.deploy.bundled.bundled_name`)."""
-    architecture = run.setup.setting("architecture") or "paper"
-    return bundled_name(architecture, run_dataset(run) or "fer2013", run.setup.image_size)
+    return bundled_name(run_architecture(run), run_dataset(run) or "fer2013", run.setup.image_size)
 
 
 def ship_run(run, out_dir: Path) -> dict[str, Path]:
@@ -56,7 +60,7 @@ def ship_ensemble(
         "architecture": "ensemble",
         "members": [
             {
-                "architecture": run.setup.setting("architecture") or "paper",
+                "architecture": run_architecture(run),
                 "seed": run.setup.seed,
                 "run": str(run.path),
             }
@@ -88,7 +92,7 @@ def run_spec(run) -> dict:
         "recipe": run.setup.setting("recipe"),
         "seed": run.setup.seed,
         "num_params": run.outcome.num_params,
-        "architecture": run.setup.setting("architecture") or "paper",
+        "architecture": run_architecture(run),
         "cost": run.outcome.cost and run.outcome.cost.to_json(),
         "calibration": run_calibration(run.path),
         "preprocessing": {
