@@ -178,26 +178,31 @@ def build_bundled_model(
     dataset = run_dataset(run) or "fer2013"
     require_classes(run, dataset)
     with staged_folder(out_dir) as staging:
-        if ensemble > 1:
-            name = bundled_name(run_architecture(run), dataset, run.setup.image_size, ensemble)
-            chosen = choose_ensemble(seeds_dir, ensemble, work / "ensembles", name, images, dataset)
-            seeds = ", ".join(map(str, chosen.card()["shipped_seeds"]))
-            print(f"shipping the ensemble of seeds {seeds} (the median of {len(chosen.rows)}) as {name}")
-            shipped = ship_ensemble(
-                chosen.shipped_path, chosen.shipped_runs, staging, name, chosen.calibration
-            )
-            card = model_card_numbers(summary, chosen.shipped_runs[0], shipped, images, chosen.card())
-        else:
-            name = run_bundle_name(run)
-            print(f"shipping {run.path} (seed {run.setup.seed}, the median) as {name}")
-            shipped = ship_run(run, staging)
-            card = model_card_numbers(summary, run, shipped, images)
+        name, card = write_candidate(staging, seeds_dir, summary, run, ensemble, work / "ensembles", images)
         atomic_write_json(staging / card_file_name(name), card, default=str)
         choice = apply_default_rule(staging, served_root(dataset, images))
     card["default"] = choice.get("model")
     if card_markdown:
         fill_card(Path(card_markdown), out_dir)
     return card
+
+
+def write_candidate(
+    staging: Path, seeds_dir: Path, summary: dict, run, ensemble: int, ensembles_dir: Path, images: Path
+) -> tuple[str, dict]:
+    """Write the candidate's files into ``staging``: the median seed ``run`` or, with ``ensemble`` above 1,
+    the median of the seeds' ensembles (written into ``ensembles_dir``). Returns its stem and card."""
+    dataset = run_dataset(run) or "fer2013"
+    if ensemble == 1:
+        name = run_bundle_name(run)
+        print(f"shipping {run.path} (seed {run.setup.seed}, the median) as {name}")
+        return name, model_card_numbers(summary, run, ship_run(run, staging), images)
+    name = bundled_name(run_architecture(run), dataset, run.setup.image_size, ensemble)
+    chosen = choose_ensemble(seeds_dir, ensemble, ensembles_dir, name, images, dataset)
+    seeds = ", ".join(map(str, chosen.card()["shipped_seeds"]))
+    print(f"shipping the ensemble of seeds {seeds} (the median of {len(chosen.rows)}) as {name}")
+    shipped = ship_ensemble(chosen.shipped_path, chosen.shipped_runs, staging, name, chosen.calibration)
+    return name, model_card_numbers(summary, chosen.shipped_runs[0], shipped, images, chosen.card())
 
 
 def require_fer2013_classes(run) -> None:
@@ -356,6 +361,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--image-size", type=int, help="face size (default: 48 for paper, else the family's input size)"
     )
     parser.add_argument("--workers", type=int, help="runs at once (default: one per core)")
+    add_shipping_arguments(parser)
+
+
+def add_shipping_arguments(parser: argparse.ArgumentParser) -> None:
+    """``fer bundle-model``'s options on what ships and where: re-scoring, recalibrating, a study's seeds,
+    an ensemble, the output folder and card."""
     parser.add_argument(
         "--recalibrate",
         action="store_true",
