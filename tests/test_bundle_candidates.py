@@ -197,13 +197,90 @@ def test_seeds_ship_as_one_ensemble_file_with_the_ensembles_distribution_on_the_
     assert "seeds 0–2 85.0 %, seeds 3–5 86.0 %; 85.5 ± 0.7 % (min 85.0 %)" in text
     assert text.endswith("Shipped: the ensemble of seeds 0, 1, 2, the median.")
 
-    # shipping again reuses the ensemble file its spec says is made of these runs
+    # shipping again reuses the ensemble file its spec says is made of these runs; with --extend-card the
+    # ensembles an earlier bundle recorded (here: the card rewritten as if seeds 2–3 had been scored in
+    # another session) stay in the distribution, and the group trained here ships
     written = next((work / "ensembles").glob("*.keras"))
     stamp = written.stat().st_mtime_ns
-    bundle_model.build_bundled_model(
-        root, work, [0], out_dir=models, card_markdown=None, from_study=study, ensemble=2
+    card_path = models / bundled.card_file_name(name)
+    earlier = json.loads(card_path.read_text())
+    assert earlier["study_settings"]["epochs"] == 1 and "seed" not in earlier["study_settings"]
+    earlier["ensemble"]["ensembles"][0] |= {"seeds": [2, 3], "accuracy": 0.25}
+    card_path.write_text(json.dumps(earlier))
+    card = bundle_model.build_bundled_model(
+        root,
+        work,
+        [0],
+        out_dir=models,
+        card_markdown=markdown,
+        from_study=study,
+        ensemble=2,
+        extend_card=True,
     )
     assert written.stat().st_mtime_ns == stamp
+    ensemble = card["ensemble"]
+    assert [row["seeds"] for row in ensemble["ensembles"]] == [[2, 3], [0, 1]]
+    assert ensemble["trained_here"] == [[0, 1]] and card["shipped_seeds"] == [0, 1]
+    accuracy = card["test"]["keras"]["accuracy"]
+    assert ensemble["scores"]["accuracy"]["mean"] == pytest.approx((0.25 + accuracy) / 2)
+    assert (
+        ensemble["scores"]["accuracy"]["min"] == min(0.25, accuracy) and ensemble["unverified_settings"] == []
+    )
+    assert "seeds 2–3 25.0 % (scored " in markdown.read_text()
+    assert "the median of the 1 trained for this bundle" in markdown.read_text()
+
+
+def test_an_earlier_card_joins_only_with_the_same_training_settings(ferplus_study, tmp_path):
+    from fer_utils.experiments.bundle_ensemble import earlier_ensembles
+    from fer_utils.experiments.bundle_model import build_bundled_model
+    from fer_utils.experiments.model_card import study_settings
+    from fer_utils.training.seeds import finished_seed_runs
+
+    root, study = ferplus_study
+    run = finished_seed_runs(study / "paper")[0]
+    settings = study_settings(run)
+    row = {"seeds": [4, 5], "accuracy": 0.8, "file": "/gone/x.keras"}
+    card = {"created": "2026-12-01T10:00:00+00:00", "dataset": "ferplus", "study_settings": settings}
+    card["ensemble"] = {"size": 2, "ensembles": [row]}
+    path = tmp_path / "card.json"
+    path.write_text(json.dumps(card))
+    rows, unverified = earlier_ensembles(path, run, 2)
+    assert rows == [{"scored": "2026-12-01T10:00:00+00:00", **row}] and unverified == []
+
+    # every differing setting is named, in one line
+    path.write_text(json.dumps(card | {"study_settings": settings | {"epochs": 5, "batch_size": 64}}))
+    with pytest.raises(ValueError, match=r"trained otherwise: epochs 5 ≠ 1, batch_size 64 ≠ 16$"):
+        earlier_ensembles(path, run, 2)
+    for other, message in (
+        ({"dataset": "fer2013raw"}, "dataset 'fer2013raw' ≠ 'ferplus'"),
+        ({"ensemble": {"size": 3, "ensembles": [row]}}, "records no ensembles of 2 \\(found: 3\\)"),
+    ):
+        path.write_text(json.dumps(card | other))
+        with pytest.raises(ValueError, match=message):
+            earlier_ensembles(path, run, 2)
+    with pytest.raises(ValueError, match="no earlier card at"):
+        earlier_ensembles(tmp_path / "none.json", run, 2)
+
+    # a card from before study_settings is compared on what it records; the rest is said
+    training = {"architecture": "paper", "epochs": 1, "image_size": 48, "recipe": settings["recipe"]}
+    training["recipe_settings"] = {
+        key: settings[key] for key in ("learning_rate", "augment", "label_smoothing")
+    }
+    older = {key: value for key, value in card.items() if key != "study_settings"}
+    path.write_text(json.dumps(older | {"training": training, "targets": "distribution"}))
+    rows, unverified = earlier_ensembles(path, run, 2)
+    assert [row["seeds"] for row in rows] == [[4, 5]] and {"batch_size", "dropout", "cache_key"} <= set(
+        unverified
+    )
+    path.write_text(json.dumps(older | {"training": training | {"epochs": 30}, "targets": "distribution"}))
+    with pytest.raises(ValueError, match="epochs 30 ≠ 1"):
+        earlier_ensembles(path, run, 2)
+
+    with pytest.raises(ValueError, match="--extend-card adds earlier ensembles"):
+        build_bundled_model(
+            root, tmp_path / "work", [0], from_study=study, extend_card=True, card_markdown=None
+        )
+    assert not (tmp_path / "work").exists()
 
 
 def test_seeds_are_grouped_in_order_into_disjoint_ensembles():

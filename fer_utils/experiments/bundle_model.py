@@ -36,7 +36,7 @@ from fer_utils.experiments.bundle_data import (
     require_classes,
     run_dataset,
 )
-from fer_utils.experiments.bundle_ensemble import choose_ensemble
+from fer_utils.experiments.bundle_ensemble import choose_ensemble, earlier_ensembles
 from fer_utils.experiments.bundle_study import study_config, study_seeds_folder  # noqa: F401 (re-exported)
 from fer_utils.experiments.default_rule import apply_default_rule
 from fer_utils.experiments.model_card import (
@@ -132,6 +132,7 @@ def build_bundled_model(
     targets: str = "label",
     train_faces_per_class: int | None = None,
     ensemble: int = 1,
+    extend_card: bool = False,
 ) -> dict:
     """Train (resumable: finished seeds are kept, an interrupted seed resumes after its last finished
     epoch) on the bundle ``dataset`` read at ``images`` (default ``fer2013``), or take the seeds of
@@ -141,7 +142,8 @@ def build_bundled_model(
     write the model card's numbers. ``images`` is where the data and the test faces are read: the JPEG
     folders for ``fer2013``, the FER+ layout otherwise (None: ``../shared/data``'s copy of the dataset).
     ``ensemble`` above 1 ships the median of the seeds' disjoint ensembles of that size instead
-    (:mod:`fer_utils.experiments.bundle_ensemble`)."""
+    (:mod:`fer_utils.experiments.bundle_ensemble`); ``extend_card`` keeps the ensembles the candidate's
+    shipped card records from an earlier bundle of the same settings in its distribution."""
 
     work = Path(work)
     out_dir = Path(out_dir or BUNDLED_DIR)
@@ -149,6 +151,8 @@ def build_bundled_model(
         raise ValueError(f"--ensemble {ensemble}: give 1 (the median seed) or a group of 2 or more seeds")
     if ensemble > 1 and not from_study and len(seeds) < ensemble:
         raise ValueError(f"--ensemble {ensemble} needs at least {ensemble} seeds; --seeds gives {len(seeds)}")
+    if extend_card and ensemble == 1:
+        raise ValueError("--extend-card adds earlier ensembles to the card: give --ensemble K (K ≥ 2)")
     if from_study:
         seeds_dir = study_seeds_folder(from_study, architecture, dataset)
         summary = read_seed_summary(seeds_dir)
@@ -178,7 +182,9 @@ def build_bundled_model(
     dataset = run_dataset(run) or "fer2013"
     require_classes(run, dataset)
     with staged_folder(out_dir) as staging:
-        name, card = write_candidate(staging, seeds_dir, summary, run, ensemble, work / "ensembles", images)
+        name, card = write_candidate(
+            staging, seeds_dir, summary, run, ensemble, work / "ensembles", images, extend_card
+        )
         atomic_write_json(staging / card_file_name(name), card, default=str)
         choice = apply_default_rule(staging, served_root(dataset, images))
     card["default"] = choice.get("model")
@@ -188,17 +194,26 @@ def build_bundled_model(
 
 
 def write_candidate(
-    staging: Path, seeds_dir: Path, summary: dict, run, ensemble: int, ensembles_dir: Path, images: Path
+    staging: Path,
+    seeds_dir: Path,
+    summary: dict,
+    run,
+    ensemble: int,
+    ensembles_dir: Path,
+    images: Path,
+    extend_card: bool = False,
 ) -> tuple[str, dict]:
     """Write the candidate's files into ``staging``: the median seed ``run`` or, with ``ensemble`` above 1,
-    the median of the seeds' ensembles (written into ``ensembles_dir``). Returns its stem and card."""
+    the median of the seeds' ensembles (written into ``ensembles_dir``; ``extend_card``: the ensembles on
+    the card already in ``staging`` stay in the distribution). Returns its stem and card."""
     dataset = run_dataset(run) or "fer2013"
     if ensemble == 1:
         name = run_bundle_name(run)
         print(f"shipping {run.path} (seed {run.setup.seed}, the median) as {name}")
         return name, model_card_numbers(summary, run, ship_run(run, staging), images)
     name = bundled_name(run_architecture(run), dataset, run.setup.image_size, ensemble)
-    chosen = choose_ensemble(seeds_dir, ensemble, ensembles_dir, name, images, dataset)
+    earlier = earlier_ensembles(staging / card_file_name(name), run, ensemble) if extend_card else None
+    chosen = choose_ensemble(seeds_dir, ensemble, ensembles_dir, name, images, dataset, earlier)
     seeds = ", ".join(map(str, chosen.card()["shipped_seeds"]))
     print(f"shipping the ensemble of seeds {seeds} (the median of {len(chosen.rows)}) as {name}")
     shipped = ship_ensemble(chosen.shipped_path, chosen.shipped_runs, staging, name, chosen.calibration)
@@ -394,6 +409,13 @@ def add_shipping_arguments(parser: argparse.ArgumentParser) -> None:
         "the seeds, in order, make disjoint groups of K (0–2, 3–5, …), each group's ensemble is scored on "
         "the test split for the card's distribution and the median one ships (default: 1, the median seed)",
     )
+    parser.add_argument(
+        "--extend-card",
+        action="store_true",
+        help="with --ensemble: keep the ensembles the candidate's shipped card records (an earlier bundle of "
+        "other seeds with the same training settings, e.g. trained in another session) in its "
+        "distribution; refused when the settings differ; the median of the groups trained here ships",
+    )
     parser.add_argument("--out", help=f"folder the shipped files go into (default: {BUNDLED_DIR})")
     parser.add_argument(
         "--card",
@@ -442,6 +464,7 @@ def _bundle_cli(args) -> int:
         args.targets,
         args.train_faces_per_class,
         args.ensemble,
+        args.extend_card,
     )
     scores = card["test"][DEFAULT_FORMAT]
     shipped = (

@@ -43,6 +43,7 @@ from fer_utils.training.calibration import (
 )
 from fer_utils.training.evaluate import classification_metrics
 from fer_utils.training.model_files import spec_path
+from fer_utils.training.plan import recorded_settings
 
 #: The pixel step FER2013's JPEG export already carries (see the ``fer2013`` layout).
 FER2013_JPEG_STEP = LAYOUTS["fer2013"].source_pixel_step
@@ -173,6 +174,15 @@ def model_card_numbers(
     return card
 
 
+def study_settings(run) -> dict:
+    """What a seed run's outcome depends on besides its seed, as the card records it: every checked
+    training setting as applied, the face cache's key and the input size. Training is deterministic, so
+    two seeds with these settings equal are draws from one recipe, whenever and wherever they ran."""
+    settings = recorded_settings(run.setup)
+    settings.pop("seed", None)
+    return json.loads(json.dumps(settings, default=str))
+
+
 def _run_card_numbers(summary: dict, run, shipped: dict[str, Path], images: Path) -> dict:
     dataset = run_dataset(run) or "fer2013"
     spec = bundle_dataset(dataset)
@@ -203,6 +213,7 @@ def _run_card_numbers(summary: dict, run, shipped: dict[str, Path], images: Path
             "threads": run.setup.threads_used,
         },
         "seeds": summary,
+        "study_settings": study_settings(run),
         "shipped_seed": run.setup.seed,
         "shipped_run": str(run.path),
         "shipped_run_test_accuracy": run.outcome.frame.accuracy,
@@ -274,20 +285,27 @@ def card_tables(card: dict) -> str:
 
 
 def ensemble_text(ensemble: dict) -> str:
-    """The card's sentence on the ensembles: each one's test accuracy, their distribution, which ships."""
-    rows = ", ".join(
-        f"seeds {'–'.join(map(str, row['seeds'][:: len(row['seeds']) - 1]))} {100 * row['accuracy']:.1f} %"
-        for row in ensemble["ensembles"]
-    )
+    """The card's sentence on the ensembles: each one's test accuracy (those an earlier bundle scored
+    marked with its date), their distribution, which ships."""
+    here = ensemble.get("trained_here")
+
+    def described(row: dict) -> str:
+        seeds = "–".join(map(str, row["seeds"][:: len(row["seeds"]) - 1]))
+        earlier = here is not None and row["seeds"] not in here
+        return f"seeds {seeds} {100 * row['accuracy']:.1f} %" + (
+            f" (scored {str(row.get('scored'))[:10]}, an earlier bundle)" if earlier else ""
+        )
+
+    rows = ", ".join(described(row) for row in ensemble["ensembles"])
+    shipped = ", ".join(map(str, ensemble["shipped_seeds"]))
     accuracy = ensemble["scores"]["accuracy"]
     balanced = ensemble["scores"].get("balanced_accuracy")
     if len(ensemble["ensembles"]) == 1:
         return (
             f"Ensembles of {ensemble['size']} ({ensemble['grouping']}), test accuracy: {rows} (one ensemble: "
-            f"no distribution over ensembles yet). Shipped: the ensemble of seeds "
-            f"{', '.join(map(str, ensemble['shipped_seeds']))}."
+            f"no distribution over ensembles yet). Shipped: the ensemble of seeds {shipped}."
         )
-    return (
+    text = (
         f"Ensembles of {ensemble['size']} ({ensemble['grouping']}), test accuracy: {rows}; "
         f"{100 * accuracy['mean']:.1f} ± {100 * accuracy['sd']:.1f} % (min {100 * accuracy['min']:.1f} %)"
         + (
@@ -296,7 +314,17 @@ def ensemble_text(ensemble: dict) -> str:
             if balanced
             else ""
         )
-        + f". Shipped: the ensemble of seeds {', '.join(map(str, ensemble['shipped_seeds']))}, the median."
+    )
+    if here is None:
+        return text + f". Shipped: the ensemble of seeds {shipped}, the median."
+    unverified = ensemble.get("unverified_settings") or []
+    return (
+        text
+        + f". Shipped: the ensemble of seeds {shipped}, the median of the {len(here)} trained for this bundle "
+        "(the earlier ones' files are not at hand); the earlier card's training settings were checked "
+        "against this study's"
+        + (f", except those it did not record ({', '.join(unverified)})" if unverified else "")
+        + "."
     )
 
 
