@@ -272,6 +272,10 @@ def test_an_earlier_card_joins_only_with_the_same_training_settings(ferplus_stud
     assert [row["seeds"] for row in rows] == [[4, 5]] and {"batch_size", "dropout", "cache_key"} <= set(
         unverified
     )
+    # a card that took rows from such a card passes their unchecked settings on
+    chained = card | {"ensemble": {"size": 2, "ensembles": [row], "unverified_settings": ["dropout"]}}
+    path.write_text(json.dumps(chained))
+    assert earlier_ensembles(path, run, 2)[1] == ["dropout"]
     path.write_text(json.dumps(older | {"training": training | {"epochs": 30}, "targets": "distribution"}))
     with pytest.raises(ValueError, match="epochs 30 ≠ 1"):
         earlier_ensembles(path, run, 2)

@@ -123,8 +123,9 @@ def _older_card_settings(card: dict) -> dict:
 
 def earlier_ensembles(card_path: str | os.PathLike, run, size: int) -> tuple[list[dict], list[str]]:
     """The ensemble rows recorded on the card at ``card_path`` (an earlier ``--ensemble`` bundle of this
-    candidate), each marked with the card's date, and the settings that card does not record (a card from
-    before :func:`~fer_utils.experiments.model_card.study_settings`: compared on what it has).
+    candidate), each marked with the card's date, and the settings not checked for them: those that card
+    does not record (a card from before :func:`~fer_utils.experiments.model_card.study_settings` is
+    compared on what it has) and those it could not check for the rows it took from an older card.
 
     Raises:
         ValueError: no such card, no ensembles of ``size`` on it, another dataset, or one line listing
@@ -148,7 +149,8 @@ def earlier_ensembles(card_path: str | os.PathLike, run, size: int) -> tuple[lis
     if problems:
         raise ValueError(f"--extend-card: {card_path} was trained otherwise: {', '.join(problems)}")
     rows = [{"scored": card.get("created"), **row} for row in ensemble.get("ensembles", [])]
-    return rows, sorted(set(wanted) - set(recorded))
+    # rows that card itself took from an older one carry that one's gaps
+    return rows, sorted((set(wanted) - set(recorded)) | set(ensemble.get("unverified_settings") or []))
 
 
 def choose_ensemble(
