@@ -227,7 +227,7 @@ def test_seeds_ship_as_one_ensemble_file_with_the_ensembles_distribution_on_the_
         ensemble["scores"]["accuracy"]["min"] == min(0.25, accuracy) and ensemble["unverified_settings"] == []
     )
     assert "seeds 2–3 25.0 % (scored " in markdown.read_text()
-    assert "the median of the 1 trained for this bundle" in markdown.read_text()
+    assert "Shipped: the ensemble of seeds 0, 1, the one trained for this bundle" in markdown.read_text()
 
 
 def test_an_earlier_card_joins_only_with_the_same_training_settings(ferplus_study, tmp_path):

@@ -320,8 +320,10 @@ def ensemble_text(ensemble: dict) -> str:
     unverified = ensemble.get("unverified_settings") or []
     return (
         text
-        + f". Shipped: the ensemble of seeds {shipped}, the median of the {len(here)} trained for this bundle "
-        "(the earlier ones' files are not at hand); the earlier card's training settings were checked "
+        + f". Shipped: the ensemble of seeds {shipped}, "
+        + ("the one" if len(here) == 1 else f"the median of the {len(here)}")
+        + " trained for this bundle (the earlier ones' files are not at hand); the earlier card's training "
+        "settings were checked "
         "against this study's"
         + (f", except those it did not record ({', '.join(unverified)})" if unverified else "")
         + "."
