@@ -148,6 +148,24 @@ def atomic_write_with(path: str | os.PathLike, write, what: str = "", suffix: st
         write(tmp)
 
 
+def deflate_zip(path: str | os.PathLike) -> Path:
+    """Rewrite the zip archive at ``path`` with every entry deflated, atomically (a ``.keras`` model file:
+    Keras stores its weights uncompressed, and the shipped files must stay small); returns ``path``."""
+    import zipfile
+
+    path = Path(path)
+    with zipfile.ZipFile(path) as source:
+        entries = [(info, source.read(info)) for info in source.infolist()]
+
+    def write(target):
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+            for info, data in entries:
+                archive.writestr(info.filename, data)
+
+    atomic_write_with(path, write, "the deflated archive", suffix=".tmp.zip")
+    return path
+
+
 def atomic_write_json(path: str | os.PathLike, data, **dumps_options) -> None:
     """``json.dumps(data, indent=2, **dumps_options)`` written atomically."""
     atomic_write_text(path, json.dumps(data, indent=2, **dumps_options))

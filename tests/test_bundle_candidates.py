@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import zipfile
 
 import numpy as np
 import pytest
@@ -168,7 +169,10 @@ def test_seeds_ship_as_one_ensemble_file_with_the_ensembles_distribution_on_the_
         assert spec["num_params"] == 2 * single and spec["preprocessing"]["equalize"] == "none"
         assert spec["calibration"]["fitted_on"].startswith("FER+ validation")
 
-    # the shipped Keras file answers the softmax of the two runs' mean logits
+    # the shipped Keras file is deflated (Keras stores it uncompressed) and answers the softmax of the two
+    # runs' mean logits
+    with zipfile.ZipFile(models / f"{name}.keras") as archive:
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_DEFLATED}
     faces, _ = raw_test_faces(root, "majority")
     batch = faces[:, :, :, None].astype("float32")
     logits = [logits_model(load_keras_model(run.model_path)).predict(batch, verbose=0) for run in runs]

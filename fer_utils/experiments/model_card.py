@@ -323,8 +323,7 @@ def ensemble_text(ensemble: dict) -> str:
         + f". Shipped: the ensemble of seeds {shipped}, "
         + ("the one" if len(here) == 1 else f"the median of the {len(here)}")
         + " trained for this bundle (the earlier ones' files are not at hand); the earlier card's training "
-        "settings were checked "
-        "against this study's"
+        "settings were checked against this study's"
         + (f", except those it did not record ({', '.join(unverified)})" if unverified else "")
         + "."
     )

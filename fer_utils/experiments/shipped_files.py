@@ -18,6 +18,7 @@ from fer_utils.deploy.bundled import (
 from fer_utils.deploy.export import export_model, run_calibration_faces, write_model_spec
 from fer_utils.deploy.media_prediction import PREDICT_DETECTOR
 from fer_utils.experiments.bundle_data import bundle_dataset, run_dataset
+from fer_utils.files import deflate_zip
 from fer_utils.training.model import load_keras_model
 from fer_utils.training.model_files import model_spec, run_calibration
 from fer_utils.training.runtime import import_tensorflow, stderr_silenced
@@ -111,13 +112,14 @@ def run_spec(run) -> dict:
 def write_shipped_files(
     model, labels: list[str], extra: dict, calibration_faces, out_dir: Path, files: dict[str, str]
 ) -> dict[str, Path]:
-    """``model`` as the bundled files named ``files`` in ``out_dir`` (Keras without optimizer state, int8
+    """``model`` as the bundled files named ``files`` in ``out_dir`` (Keras without optimizer state, deflated, int8
     TFLite calibrated on ``calibration_faces``, float32 TFLite and ONNX), each with its spec (``extra``)."""
     import_tensorflow()
     with stderr_silenced():  # TensorFlow's first op repeats its oneDNN note past absl logging
         out_dir.mkdir(parents=True, exist_ok=True)
         keras_path = out_dir / files["keras"]
         model.save(keras_path)
+        deflate_zip(keras_path)
         spec = {"format": "keras", "model_file": keras_path.name, "labels": labels}
         write_model_spec(keras_path, spec | {"image_size": int(model.input_shape[1]), **extra})
         int8_path = export_model(
