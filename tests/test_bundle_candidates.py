@@ -248,22 +248,22 @@ def test_an_earlier_card_joins_only_with_the_same_training_settings(ferplus_stud
     card["ensemble"] = {"size": 2, "ensembles": [row]}
     path = tmp_path / "card.json"
     path.write_text(json.dumps(card))
-    rows, unverified = earlier_ensembles(path, run, 2)
+    rows, unverified = earlier_ensembles(path, settings, "ferplus", 2)
     assert rows == [{"scored": "2026-12-01T10:00:00+00:00", **row}] and unverified == []
 
     # every differing setting is named, in one line
     path.write_text(json.dumps(card | {"study_settings": settings | {"epochs": 5, "batch_size": 64}}))
     with pytest.raises(ValueError, match=r"trained otherwise: epochs 5 ≠ 1, batch_size 64 ≠ 16$"):
-        earlier_ensembles(path, run, 2)
+        earlier_ensembles(path, settings, "ferplus", 2)
     for other, message in (
         ({"dataset": "fer2013raw"}, "dataset 'fer2013raw' ≠ 'ferplus'"),
         ({"ensemble": {"size": 3, "ensembles": [row]}}, "records no ensembles of 2 \\(found: 3\\)"),
     ):
         path.write_text(json.dumps(card | other))
         with pytest.raises(ValueError, match=message):
-            earlier_ensembles(path, run, 2)
+            earlier_ensembles(path, settings, "ferplus", 2)
     with pytest.raises(ValueError, match="no earlier card at"):
-        earlier_ensembles(tmp_path / "none.json", run, 2)
+        earlier_ensembles(tmp_path / "none.json", settings, "ferplus", 2)
 
     # a card from before study_settings is compared on what it records; the rest is said
     training = {"architecture": "paper", "epochs": 1, "image_size": 48, "recipe": settings["recipe"]}
@@ -272,23 +272,68 @@ def test_an_earlier_card_joins_only_with_the_same_training_settings(ferplus_stud
     }
     older = {key: value for key, value in card.items() if key != "study_settings"}
     path.write_text(json.dumps(older | {"training": training, "targets": "distribution"}))
-    rows, unverified = earlier_ensembles(path, run, 2)
+    rows, unverified = earlier_ensembles(path, settings, "ferplus", 2)
     assert [row["seeds"] for row in rows] == [[4, 5]] and {"batch_size", "dropout", "cache_key"} <= set(
         unverified
     )
     # a card that took rows from such a card passes their unchecked settings on
     chained = card | {"ensemble": {"size": 2, "ensembles": [row], "unverified_settings": ["dropout"]}}
     path.write_text(json.dumps(chained))
-    assert earlier_ensembles(path, run, 2)[1] == ["dropout"]
+    assert earlier_ensembles(path, settings, "ferplus", 2)[1] == ["dropout"]
     path.write_text(json.dumps(older | {"training": training | {"epochs": 30}, "targets": "distribution"}))
     with pytest.raises(ValueError, match="epochs 30 ≠ 1"):
-        earlier_ensembles(path, run, 2)
+        earlier_ensembles(path, settings, "ferplus", 2)
 
     with pytest.raises(ValueError, match="--extend-card adds earlier ensembles"):
         build_bundled_model(
             root, tmp_path / "work", [0], from_study=study, extend_card=True, card_markdown=None
         )
     assert not (tmp_path / "work").exists()
+
+
+def test_a_card_trained_otherwise_is_refused_before_the_seeds_train(ferplus_study, tmp_path, monkeypatch):
+    """Without ``--from-study`` the seeds would train for hours before the card is read: the settings they
+    will record are known from their plan, equal to what a run of that plan records, and checked first."""
+    import dataclasses
+
+    from fer_utils.deploy.bundled import card_file_name
+    from fer_utils.experiments.bundle_data import bundle_cache
+    from fer_utils.experiments.bundle_model import build_bundled_model, bundled_train_config
+    from fer_utils.experiments.model_card import planned_study_settings, study_settings
+    from fer_utils.training.config import TrainConfig
+    from fer_utils.training.plan import RunPlan
+    from fer_utils.training.seeds import finished_seed_runs
+
+    root, study = ferplus_study
+    run = finished_seed_runs(study / "paper")[0]
+    cache = bundle_cache("ferplus", root, root.parent / "cache")
+    studied = TrainConfig(protocol="fixed", epochs=1, targets="distribution", batch_size=16, threads=1)
+    studied = dataclasses.replace(studied, architecture="paper", input_size=48)
+    assert planned_study_settings(RunPlan.resolve(studied, cache)) == study_settings(run)
+
+    monkeypatch.setenv("FER_CACHE_ROOT", str(root.parent / "cache"))
+    planned = planned_study_settings(RunPlan.resolve(bundled_train_config(1, targets="distribution"), cache))
+    shipped = tmp_path / "models"
+    shipped.mkdir()
+    card = {"dataset": "ferplus", "study_settings": planned | {"epochs": 80}}
+    card["ensemble"] = {"size": 2, "ensembles": [{"seeds": [4, 5], "accuracy": 0.8}]}
+    (shipped / card_file_name("ferplus_paper_x2_48")).write_text(json.dumps(card))
+    with pytest.raises(
+        ValueError, match=r"model_card_ferplus_paper_x2_48.json was trained otherwise: epochs 80 ≠ 1$"
+    ):
+        build_bundled_model(
+            root,
+            tmp_path / "work",
+            [0, 1],
+            epochs=1,
+            out_dir=shipped,
+            card_markdown=None,
+            dataset="ferplus",
+            targets="distribution",
+            ensemble=2,
+            extend_card=True,
+        )
+    assert not (tmp_path / "work" / "seeds").exists()
 
 
 def test_seeds_are_grouped_in_order_into_disjoint_ensembles():

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer_utils.experiments.bundle_data import run_dataset
-from fer_utils.experiments.model_card import score_test, study_settings, validation_temperature
+from fer_utils.experiments.model_card import score_test, validation_temperature
 from fer_utils.training.config import setting_mismatches
 from fer_utils.training.ensemble import write_ensemble
 from fer_utils.training.model_files import model_spec
@@ -121,15 +120,20 @@ def _older_card_settings(card: dict) -> dict:
     return {key: value for key, value in recorded.items() if value is not None}
 
 
-def earlier_ensembles(card_path: str | os.PathLike, run, size: int) -> tuple[list[dict], list[str]]:
+def earlier_ensembles(
+    card_path: str | os.PathLike, settings: dict, dataset: str, size: int
+) -> tuple[list[dict], list[str]]:
     """The ensemble rows recorded on the card at ``card_path`` (an earlier ``--ensemble`` bundle of this
-    candidate), each marked with the card's date, and the settings not checked for them: those that card
+    candidate), each marked with the card's date, when that bundle was trained on ``dataset`` with the
+    ``settings`` of the runs to add (:func:`~fer_utils.experiments.model_card.study_settings`, or
+    :func:`~fer_utils.experiments.model_card.planned_study_settings` before training); and the settings
+    not checked for them: those that card
     does not record (a card from before :func:`~fer_utils.experiments.model_card.study_settings` is
     compared on what it has) and those it could not check for the rows it took from an older card.
 
     Raises:
         ValueError: no such card, no ensembles of ``size`` on it, another dataset, or one line listing
-            every setting that differs from ``run``'s.
+            every setting that differs from ``settings``.
     """
     card_path = Path(card_path)
     if not card_path.is_file():
@@ -140,17 +144,15 @@ def earlier_ensembles(card_path: str | os.PathLike, run, size: int) -> tuple[lis
         raise ValueError(
             f"--extend-card: {card_path} records no ensembles of {size} (found: {ensemble.get('size')})"
         )
-    wanted = study_settings(run)
     recorded = card.get("study_settings") or _older_card_settings(card)
-    problems = setting_mismatches(recorded, {key: wanted[key] for key in recorded if key in wanted})
-    dataset = run_dataset(run) or "fer2013"
+    problems = setting_mismatches(recorded, {key: settings[key] for key in recorded if key in settings})
     if card.get("dataset") != dataset:
         problems.insert(0, f"dataset {card.get('dataset')!r} ≠ {dataset!r}")
     if problems:
         raise ValueError(f"--extend-card: {card_path} was trained otherwise: {', '.join(problems)}")
     rows = [{"scored": card.get("created"), **row} for row in ensemble.get("ensembles", [])]
     # rows that card itself took from an older one carry that one's gaps
-    return rows, sorted((set(wanted) - set(recorded)) | set(ensemble.get("unverified_settings") or []))
+    return rows, sorted((set(settings) - set(recorded)) | set(ensemble.get("unverified_settings") or []))
 
 
 def choose_ensemble(

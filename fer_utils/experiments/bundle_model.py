@@ -46,10 +46,12 @@ from fer_utils.experiments.model_card import (
     fill_card,
     int8_ms_per_face,
     model_card_numbers,
+    planned_study_settings,
     score_fer2013_test,  # noqa: F401 (re-exported)
     score_test,
     served_or_none,
     served_root,
+    study_settings,
     validation_temperature,
 )
 from fer_utils.experiments.served_scores import served_lines
@@ -65,6 +67,7 @@ from fer_utils.locks import output_lock
 from fer_utils.training.architectures import architecture as family
 from fer_utils.training.config import TrainConfig
 from fer_utils.training.model_files import spec_path
+from fer_utils.training.plan import RunPlan
 from fer_utils.training.seeds import (
     describe_seeds,
     median_run,
@@ -96,25 +99,30 @@ def bundled_train_config(
     )
 
 
-def train_bundle_seeds(
+def bundle_training_plan(
     images: Path,
-    work: Path,
-    seeds: list[int],
-    epochs: int,
-    workers: int | None,
+    dataset: str = "fer2013",
+    epochs: int = 30,
     architecture: str = "paper",
     image_size: int | None = None,
-    dataset: str = "fer2013",
     targets: str = "label",
     train_faces_per_class: int | None = None,
-) -> dict:
-    """The bundle ``dataset`` at ``images`` → face cache → one robust run per seed in ``work/seeds``
-    (finished seeds are kept)."""
+) -> RunPlan:
+    """The plan of the bundle's seed runs: the bundle ``dataset`` at ``images`` → its face cache (built or
+    resumed) and :func:`bundled_train_config`."""
 
     cache = bundle_cache(dataset, images)
     print(f"face cache: {cache.cache_dir} ({len(cache)} faces)")
     config = bundled_train_config(epochs, architecture, image_size, targets, train_faces_per_class)
-    return train_seeds(cache.cache_dir, work / "seeds", config, seeds, workers)
+    return RunPlan.resolve(config, cache)
+
+
+def require_extendable_card(out_dir: Path, plan: RunPlan, dataset: str, ensemble: int) -> None:
+    """ValueError (one line, :func:`~fer_utils.experiments.bundle_ensemble.earlier_ensembles`) unless the
+    card shipped in ``out_dir`` for this plan's ensemble candidate was trained with the plan's settings:
+    checked before the seeds train, not after."""
+    name = bundled_name(plan.architecture.name, dataset, plan.input_size, ensemble)
+    earlier_ensembles(out_dir / card_file_name(name), planned_study_settings(plan), dataset, ensemble)
 
 
 def build_bundled_model(
@@ -162,19 +170,13 @@ def build_bundled_model(
         images = Path(images or default_root(dataset))
         if targets not in bundle_dataset(dataset).targets:
             raise ValueError(f"--targets {targets} needs vote counts: use --dataset ferplus or fer2013raw")
-        seeds_dir = work / "seeds"
-        summary = train_bundle_seeds(
-            images,
-            work,
-            seeds,
-            epochs,
-            workers,
-            architecture,
-            image_size,
-            dataset,
-            targets,
-            train_faces_per_class,
+        plan = bundle_training_plan(
+            images, dataset, epochs, architecture, image_size, targets, train_faces_per_class
         )
+        if extend_card:
+            require_extendable_card(out_dir, plan, dataset, ensemble)
+        seeds_dir = work / "seeds"
+        summary = train_seeds(plan.cache_dir, seeds_dir, plan.config, seeds, workers)
     print(describe_seeds(summary))
     if summary["failed"]:
         raise ValueError(f"{summary['failed']} seed run(s) failed; see {seeds_dir / 'seeds.json'}")
@@ -212,7 +214,8 @@ def write_candidate(
         print(f"shipping {run.path} (seed {run.setup.seed}, the median) as {name}")
         return name, model_card_numbers(summary, run, ship_run(run, staging), images)
     name = bundled_name(run_architecture(run), dataset, run.setup.image_size, ensemble)
-    earlier = earlier_ensembles(staging / card_file_name(name), run, ensemble) if extend_card else None
+    card_path = staging / card_file_name(name)
+    earlier = earlier_ensembles(card_path, study_settings(run), dataset, ensemble) if extend_card else None
     chosen = choose_ensemble(seeds_dir, ensemble, ensembles_dir, name, images, dataset, earlier)
     seeds = ", ".join(map(str, chosen.card()["shipped_seeds"]))
     print(f"shipping the ensemble of seeds {seeds} (the median of {len(chosen.rows)}) as {name}")

@@ -178,8 +178,17 @@ def study_settings(run) -> dict:
     """What a seed run's outcome depends on besides its seed, as the card records it: every checked
     training setting as applied, the face cache's key and the input size. Training is deterministic, so
     two seeds with these settings equal are draws from one recipe, whenever and wherever they ran."""
-    settings = recorded_settings(run.setup)
-    settings.pop("seed", None)
+    return _without_seed(recorded_settings(run.setup))
+
+
+def planned_study_settings(plan) -> dict:
+    """:func:`study_settings` of the runs a :class:`~fer_utils.training.plan.RunPlan` will train, known
+    before they train (a finished run records its plan's checked settings)."""
+    return _without_seed(plan.checked_settings())
+
+
+def _without_seed(settings: dict) -> dict:
+    settings = {key: value for key, value in settings.items() if key != "seed"}
     return json.loads(json.dumps(settings, default=str))
 
 
