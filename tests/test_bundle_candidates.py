@@ -166,6 +166,7 @@ def test_seeds_ship_as_one_ensemble_file_with_the_ensembles_distribution_on_the_
         spec = json.loads((models / f"{path.name}.json").read_text())
         assert spec["architecture"] == "ensemble" and spec["seeds"] == [0, 1] and spec["seed"] is None
         assert [member["seed"] for member in spec["members"]] == [0, 1]
+        assert [member["run"] for member in spec["members"]] == ["paper/seed-0", "paper/seed-1"]
         assert spec["num_params"] == 2 * single and spec["preprocessing"]["equalize"] == "none"
         assert spec["calibration"]["fitted_on"].startswith("FER+ validation")
 

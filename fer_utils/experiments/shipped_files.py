@@ -52,8 +52,9 @@ def ship_ensemble(
     ensemble_path: Path, runs: list, out_dir: Path, name: str, calibration: dict
 ) -> dict[str, Path]:
     """Write an ensemble of seed ``runs`` (its ``.keras`` file, :mod:`fer_utils.training.ensemble`) into
-    ``out_dir`` as the bundled files named ``name``: the spec says the seeds, the summed cost and
-    ``calibration`` (fitted on the ensemble itself); int8 calibrates on the first run's training faces."""
+    ``out_dir`` as the bundled files named ``name``: the spec says the seeds, each member's family, seed and
+    run folder (``vgg_bn/seed-3``), the summed cost and ``calibration`` (fitted on the ensemble itself);
+    int8 calibrates on the first run's training faces."""
     ensemble_spec = model_spec(ensemble_path)
     extra = run_spec(runs[0]) | {
         "seed": None,
@@ -63,7 +64,7 @@ def ship_ensemble(
             {
                 "architecture": run_architecture(run),
                 "seed": run.setup.seed,
-                "run": str(run.path),
+                "run": "/".join(Path(run.path).parts[-2:]),  # not the training machine's absolute path
             }
             for run in runs
         ],
