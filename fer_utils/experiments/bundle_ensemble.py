@@ -127,9 +127,9 @@ def earlier_ensembles(
     candidate), each marked with the card's date, when that bundle was trained on ``dataset`` with the
     ``settings`` of the runs to add (:func:`~fer_utils.experiments.model_card.study_settings`, or
     :func:`~fer_utils.experiments.model_card.planned_study_settings` before training); and the settings
-    not checked for them: those that card
-    does not record (a card from before :func:`~fer_utils.experiments.model_card.study_settings` is
-    compared on what it has) and those it could not check for the rows it took from an older card.
+    not checked for them: those that card does not record (a card from before
+    :func:`~fer_utils.experiments.model_card.study_settings` is compared on what it has) and those it
+    could not check for the rows it took from an older card.
 
     Raises:
         ValueError: no such card, no ensembles of ``size`` on it, another dataset, or one line listing
