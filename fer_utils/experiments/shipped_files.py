@@ -113,8 +113,9 @@ def run_spec(run) -> dict:
 def write_shipped_files(
     model, labels: list[str], extra: dict, calibration_faces, out_dir: Path, files: dict[str, str]
 ) -> dict[str, Path]:
-    """``model`` as the bundled files named ``files`` in ``out_dir`` (Keras without optimizer state, deflated, int8
-    TFLite calibrated on ``calibration_faces``, float32 TFLite and ONNX), each with its spec (``extra``)."""
+    """``model`` as the bundled files named ``files`` in ``out_dir`` (Keras without optimizer state,
+    deflated; int8 TFLite calibrated on ``calibration_faces``; float32 TFLite and ONNX), each with its spec
+    (``extra``)."""
     import_tensorflow()
     with stderr_silenced():  # TensorFlow's first op repeats its oneDNN note past absl logging
         out_dir.mkdir(parents=True, exist_ok=True)
