@@ -99,6 +99,7 @@ def test_a_ferplus_study_ships_an_8_class_candidate_with_raw_pixels(ferplus_stud
         root, tmp_path / "work", [0], out_dir=models, card_markdown=markdown, from_study=study
     )
     assert card["name"] == "ferplus_paper_48" and card["dataset"] == "ferplus"
+    assert card["shipped_run"] == f"paper/seed-{card['shipped_seed']}"  # no machine path on the card
     files = bundled.bundled_files("ferplus_paper_48")
     assert files["tflite-int8"] == "ferplus_paper_48_int8.tflite"
     for name in files.values():
@@ -185,6 +186,7 @@ def test_seeds_ship_as_one_ensemble_file_with_the_ensembles_distribution_on_the_
     ensemble = card["ensemble"]
     assert ensemble["size"] == 2 and [row["seeds"] for row in ensemble["ensembles"]] == [[0, 1]]
     assert ensemble["shipped_seeds"] == card["shipped_seeds"] == [0, 1]
+    assert card["shipped_run"] == ensemble["ensembles"][0]["file"] == "ferplus_paper_x2_48-seeds-0-1.keras"
     assert ensemble["ensembles"][0]["accuracy"] == pytest.approx(card["test"]["keras"]["accuracy"])
     assert card["training"]["members"] == 2 and card["training"]["num_params"] == 2 * single
     text = markdown.read_text()

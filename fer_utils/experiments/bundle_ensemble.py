@@ -180,7 +180,7 @@ def choose_ensemble(
     for group in groups:
         path = group_ensemble(group, folder, stem)
         scores = score_test(path, images, dataset)
-        row = {"seeds": [run.setup.seed for run in group], "file": str(path), "scored": scored}
+        row = {"seeds": [run.setup.seed for run in group], "file": path.name, "scored": scored}
         row |= {key: scores[key] for key in ENSEMBLE_SCORES if key in scores}
         rows.append(row)
         paths.append(path)

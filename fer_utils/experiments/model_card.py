@@ -32,7 +32,7 @@ from fer_utils.deploy.predictors import as_batch, load_predictor
 from fer_utils.experiments.bundle_data import bundle_dataset, run_dataset
 from fer_utils.experiments.default_rule import default_lines
 from fer_utils.experiments.served_scores import ferplus_copy, raw_test_faces, served_lines, served_scores
-from fer_utils.experiments.shipped_files import run_architecture
+from fer_utils.experiments.shipped_files import run_architecture, run_folder_name
 from fer_utils.faces.detection import faces_for_model
 from fer_utils.files import atomic_write_text
 from fer_utils.training.calibration import (
@@ -224,7 +224,7 @@ def _run_card_numbers(summary: dict, run, shipped: dict[str, Path], images: Path
         "seeds": summary,
         "study_settings": study_settings(run),
         "shipped_seed": run.setup.seed,
-        "shipped_run": str(run.path),
+        "shipped_run": run_folder_name(run),
         "shipped_run_test_accuracy": run.outcome.frame.accuracy,
         "test": {fmt: score_test(path, images, dataset) for fmt, path in shipped.items()},
         "served": served_or_none(shipped[DEFAULT_FORMAT])

@@ -29,6 +29,12 @@ def run_architecture(run) -> str:
     return run.setup.setting("architecture") or "paper"
 
 
+def run_folder_name(run) -> str:
+    """A run's folder as a study names it (``vgg_bn/seed-3``): provenance that holds on any machine, unlike
+    the training machine's absolute path."""
+    return "/".join(Path(run.path).parts[-2:])
+
+
 def run_bundle_name(run) -> str:
     """The stem a run ships as: its dataset, family and input size (:func:`~fer_utils.deploy.bundled.bundled_name`)."""
     return bundled_name(run_architecture(run), run_dataset(run) or "fer2013", run.setup.image_size)
@@ -64,7 +70,7 @@ def ship_ensemble(
             {
                 "architecture": run_architecture(run),
                 "seed": run.setup.seed,
-                "run": "/".join(Path(run.path).parts[-2:]),  # not the training machine's absolute path
+                "run": run_folder_name(run),
             }
             for run in runs
         ],
