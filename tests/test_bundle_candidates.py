@@ -378,22 +378,34 @@ def test_every_shipped_spec_names_the_detector_predict_uses_on_whole_frames():
             assert spec["preprocessing"]["detector"] == PREDICT_DETECTOR, name
 
 
-def test_the_fer2013_default_stays_until_a_candidate_beats_it_by_the_rule():
+def test_the_default_is_the_most_accurate_candidate_that_clears_both_per_class_floors():
     from fer_utils.experiments.default_rule import choose_default
 
+    def figure(accuracy, balanced, neutral_rate):
+        return {"accuracy": accuracy, "balanced_accuracy": balanced, "neutral_rate": neutral_rate}
+
+    # the FER+ valid figures the package's candidates had when the rule changed (rounded)
     figures = {
-        "fer2013_robust_48": {"balanced_accuracy": 0.52, "lowest_recall": 0.0},
-        "ferplus_vgg_bn_48": {"balanced_accuracy": 0.57, "lowest_recall": 0.05},
+        "fer2013_robust_48": figure(0.662, 0.541, 0.081),
+        "fer2013raw_vgg_bn_48": figure(0.709, 0.627, 0.040),
+        "ferplus_vgg_bn_48": figure(0.857, 0.750, 0.077),
+        "ferplus_vgg_bn_x3_48": figure(0.866, 0.727, 0.084),
     }
-    assert choose_default({"fer2013_robust_48": figures["fer2013_robust_48"]}, "fer2013_robust_48") == (
-        "fer2013_robust_48"
-    )
+    # the higher balanced accuracy does not decide once both clear the floors: accuracy does
+    assert choose_default(figures, "ferplus_vgg_bn_48") == "ferplus_vgg_bn_x3_48"
+    # a more accurate candidate under either floor is passed over
+    figures["ferplus_vgg_bn_x3_48"]["neutral_rate"] = 0.101  # answers "neutral" too often
     assert choose_default(figures, "fer2013_robust_48") == "ferplus_vgg_bn_48"
-    # within one point: the lowest class recall decides; a full tie keeps the current default
-    figures["ferplus_vgg_bn_48"] = {"balanced_accuracy": 0.525, "lowest_recall": 0.0}
-    assert choose_default(figures, "fer2013_robust_48") == "fer2013_robust_48"
-    figures["fer2013_robust_48"]["lowest_recall"] = -1  # (a worse worst class)
+    figures["ferplus_vgg_bn_x3_48"] = figure(0.866, 0.649, 0.084)  # balanced accuracy under 65 %
     assert choose_default(figures, "fer2013_robust_48") == "ferplus_vgg_bn_48"
+    # equal accuracy keeps the current default
+    figures["ferplus_vgg_bn_x3_48"] = figure(0.857, 0.70, 0.05)
+    assert choose_default(figures, "ferplus_vgg_bn_x3_48") == "ferplus_vgg_bn_x3_48"
+    assert choose_default(figures, "ferplus_vgg_bn_48") == "ferplus_vgg_bn_48"
+    # none clears the floors: the highest balanced accuracy, even at lower accuracy
+    fer2013_only = {name: figures[name] for name in ("fer2013_robust_48", "fer2013raw_vgg_bn_48")}
+    fer2013_only["fer2013_robust_48"]["accuracy"] = 0.72
+    assert choose_default(fer2013_only, "fer2013_robust_48") == "fer2013raw_vgg_bn_48"
     assert choose_default({}, "fer2013_robust_48") == "fer2013_robust_48"
 
 
