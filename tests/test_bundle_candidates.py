@@ -409,6 +409,16 @@ def test_the_default_is_the_most_accurate_candidate_that_clears_both_per_class_f
     assert choose_default({}, "fer2013_robust_48") == "fer2013_robust_48"
 
 
+def test_the_printed_rule_states_the_floors_the_code_applies():
+    """The card prints ``choose_default``'s docstring; its two numbers are the constants the code compares."""
+    from fer_utils.experiments import default_rule
+
+    stated = " ".join(default_rule.rule_text().split())
+    balanced = round(100 * default_rule.BALANCED_ACCURACY_FLOOR)
+    neutral = round(100 * default_rule.NEUTRAL_RATE_CEILING)
+    assert f"of at least {balanced} %, and at most {neutral} % of the non-neutral faces" in stated
+
+
 def test_the_package_default_is_the_rules_recorded_choice_and_the_paper_cnn_without_one(tmp_path):
     from fer_utils.deploy import bundled
     from fer_utils.experiments.default_rule import choose_default
