@@ -339,6 +339,20 @@ def test_a_card_trained_otherwise_is_refused_before_the_seeds_train(ferplus_stud
     assert not (tmp_path / "work" / "seeds").exists()
 
 
+def test_a_distilled_candidates_card_names_its_teacher_by_file_not_by_path():
+    from fer_utils.deploy import bundled
+    from fer_utils.experiments.model_card import card_tables, distillation_text
+
+    card = bundled.read_model_card(model="ferplus_vgg_bn_x3_48")  # a real shipped card, trained without one
+    assert card["study_settings"]["teacher"] is None and "Distilled" not in card_tables(card)
+    teacher = {"distill_temperature": 4.0, "distill_weight": 0.5}
+    card["study_settings"] |= teacher | {"teacher": "/home/me/fer/models/ferplus_vgg_bn_x3_48.keras"}
+    clause = "Distilled from `ferplus_vgg_bn_x3_48.keras` (temperature 4, teacher term weight 0.5)."
+    assert clause in card_tables(card) and "/home/me" not in card_tables(card)
+    run_teacher = distillation_text(teacher | {"teacher": "/home/me/runs/study-ferplus/vgg_bn/seed-1"})
+    assert run_teacher.startswith(" Distilled from `vgg_bn/seed-1` (temperature 4")
+
+
 def test_seeds_are_grouped_in_order_into_disjoint_ensembles():
     from types import SimpleNamespace
 

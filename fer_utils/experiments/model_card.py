@@ -261,7 +261,8 @@ def card_tables(card: dict) -> str:
         + f" trained on {card.get('dataset_title', 'FER2013')} "
         f"(`{card.get('dataset', 'fer2013')}`, targets `{card.get('targets') or 'label'}`), {len(labels)} "
         f"classes ({', '.join(labels)}); {training.get('num_params') or 0:,} parameters; int8 "
-        + (f"{ms:.3f} ms per face (one thread, batch 1)." if ms is not None else "ms per face not measured."),
+        + (f"{ms:.3f} ms per face (one thread, batch 1)." if ms is not None else "ms per face not measured.")
+        + distillation_text(card.get("study_settings") or {}),
         "",
         f"Seeds trained: {seeds['runs']} ({seeds['converged']} converged); test accuracy "
         f"{100 * accuracy['mean']:.1f} ± {100 * accuracy['sd']:.1f} % "
@@ -291,6 +292,20 @@ def card_tables(card: dict) -> str:
         )
     calibration = calibration_lines(scores.get("calibration"), test_set, card.get("dataset", "fer2013"))
     return "\n".join(lines + calibration + served_lines(card.get("served")))
+
+
+def distillation_text(settings: dict) -> str:
+    """The card's clause on the teacher a candidate was distilled from (empty without one): the teacher's
+    file or run folder by name, not by this machine's path, and the distillation's temperature and weight."""
+    teacher = settings.get("teacher")
+    if not teacher:
+        return ""
+    path = Path(teacher)
+    name = path.name if path.suffix == ".keras" else "/".join(path.parts[-2:])
+    return (
+        f" Distilled from `{name}` (temperature {settings.get('distill_temperature'):g}, teacher term "
+        f"weight {settings.get('distill_weight'):g})."
+    )
 
 
 def ensemble_text(ensemble: dict) -> str:
