@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -45,6 +46,24 @@ def test_every_bundled_candidate_ships_with_its_spec_and_card():
         assert card["seeds"]["runs"] >= 2 and card["training"]["recipe"] == "robust"
         assert 0 < card["training"]["num_params"] <= 1_000_000
         assert set(card["test"]) == set(bundled.BUNDLED_FILES)
+        assert not [text for text in _strings(card) if Path(text).is_absolute()], stem  # no machine's path
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_a_card_names_the_shared_data_copy_it_was_scored_on_without_this_machines_path(tmp_path, monkeypatch):
+    from fer_utils.experiments.served_scores import data_label
+
+    monkeypatch.setenv("FER_DATA_ROOT", str(tmp_path / "shared" / "data"))
+    (tmp_path / "shared" / "data" / "fer2013plus").mkdir(parents=True)
+    assert data_label(tmp_path / "shared" / "data" / "fer2013plus") == "shared/data/fer2013plus"
+    assert data_label(tmp_path / "elsewhere" / "fer2013plus") == str(tmp_path / "elsewhere" / "fer2013plus")
 
 
 def test_flip_test_time_augmentation_averages_the_face_and_its_mirror(tmp_path):

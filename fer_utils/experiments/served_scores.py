@@ -43,6 +43,16 @@ def ferplus_copy(root: str | os.PathLike | None = None) -> Path:
     return Path(root) if root else shared_data_root() / "fer2013plus"
 
 
+def data_label(root: str | os.PathLike) -> str:
+    """How a card names the data folder it was scored on: ``shared/data/<folder>`` for the shared data
+    folder's copy (no machine's path on a shipped card), else the path as given."""
+    root = Path(root)
+    try:
+        return f"shared/data/{root.resolve().relative_to(shared_data_root().resolve()).as_posix()}"
+    except ValueError:
+        return str(root)
+
+
 def raw_test_faces(
     ferplus_root: str | os.PathLike, label_source: str, split: str = "test"
 ) -> tuple[np.ndarray, list[str]]:
@@ -88,7 +98,7 @@ def served_scores(model_path: str | os.PathLike, ferplus_root: str | os.PathLike
     :data:`SERVED_TTA`; faces of classes the model lacks are counted in ``unscored``."""
     root = ferplus_copy(ferplus_root)
     predictor = load_predictor(model_path, num_threads=1)
-    results = {"pixel_step": predictor.pixel_step, "data": str(root)}
+    results = {"pixel_step": predictor.pixel_step, "data": data_label(root)}
     for name, (label_source, description) in SERVED_TESTS.items():
         faces, truth = raw_test_faces(root, label_source)
         scored = np.array([label in predictor.labels for label in truth])
