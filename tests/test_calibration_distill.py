@@ -220,3 +220,17 @@ def test_shipping_from_a_study_refuses_what_would_not_be_an_honest_bundled_model
     (tmp_path / "paper").mkdir()
     with pytest.raises(ValueError, match="seed\\(s\\) 0, 1 not finished"):
         study_seeds_folder(tmp_path, "paper")
+
+
+def test_a_finished_distilled_run_counts_as_made_with_the_teacher_a_rerun_names():
+    """config.json records the teacher as ``{"model": path}``; extending its study with a seed (same flag) or
+    shipping it from the study compares that record with the flag's path and finds them equal."""
+    from fer_utils.training.config import effective_settings, setting_mismatches
+
+    requested = {"teacher": "fer_utils/models/ferplus_vgg_bn_x3_48.keras", "targets": "distribution"}
+    recorded = requested | {"teacher": {"model": requested["teacher"]}, "image_size": 48}
+    assert setting_mismatches(effective_settings(recorded), effective_settings(requested, 48)) == []
+    other = requested | {"teacher": "runs/study/vgg_bn/seed-1"}
+    assert setting_mismatches(effective_settings(recorded), effective_settings(other, 48)) == [
+        "teacher 'fer_utils/models/ferplus_vgg_bn_x3_48.keras' ≠ 'runs/study/vgg_bn/seed-1'"
+    ]

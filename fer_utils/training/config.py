@@ -218,6 +218,9 @@ def effective_settings(config: dict, face_size: int | None = None) -> dict:
     and runs recorded before recipes existed count as ``paper``. ``input_size`` is the size trained at:
     as requested, else the face cache's (``face_size``, or a config.json's resolved ``image_size``)."""
     known = {field.name for field in fields(TrainConfig)}
+    config = dict(config)
+    if isinstance(config.get("teacher"), dict):  # a finished run's config.json records {"model": path}
+        config["teacher"] = config["teacher"].get("model")
     applied = TrainConfig(**{key: value for key, value in config.items() if key in known})
     values = asdict(applied) | asdict(applied.applied_recipe())
     values["input_size"] = input_size_for(values["input_size"], face_size or config.get("image_size"))
